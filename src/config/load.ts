@@ -1,0 +1,81 @@
+import { readFileSync } from 'node:fs';
+import { OPTIONS, type Config, type OptionSpec } from './options.ts';
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Herald cannot start: invalid configuration\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type ReadFile = (path: string) => string;
+
+/** Raw string value of one option: the variable, else its `_FILE` twin for secrets, else the default. */
+function rawValue(
+  spec: OptionSpec,
+  env: Readonly<Record<string, string | undefined>>,
+  readFile: ReadFile,
+): { value?: string; problem?: string } {
+  const direct = env[spec.env];
+  const filePath = spec.secret ? env[`${spec.env}_FILE`] : undefined;
+  if (direct !== undefined && direct !== '' && filePath) {
+    return { problem: `${spec.env} and ${spec.env}_FILE are both set: keep one of them` };
+  }
+  if (filePath) {
+    try {
+      // Secret files usually end with a newline written by the editor or `echo`.
+      return { value: readFile(filePath).trim() };
+    } catch (err) {
+      return { problem: `${spec.env}_FILE=${filePath} cannot be read (${(err as Error).message}): fix the path or its permissions` };
+    }
+  }
+  if (direct !== undefined && direct !== '') return { value: direct };
+  return spec.default === undefined ? {} : { value: spec.default };
+}
+
+/**
+ * Reads every declared option from `env`, validates it and returns a frozen Config.
+ * All problems are collected so the operator fixes them in one go.
+ */
+export function loadConfig(
+  env: Readonly<Record<string, string | undefined>> = process.env,
+  readFile: ReadFile = (p) => readFileSync(p, 'utf8'),
+): Config {
+  const out: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const spec of OPTIONS as readonly OptionSpec[]) {
+    const { value, problem } = rawValue(spec, env, readFile);
+    if (problem) {
+      problems.push(problem);
+      continue;
+    }
+    const parsed = spec.schema.safeParse(value);
+    if (parsed.success) {
+      out[spec.key] = parsed.data;
+    } else {
+      const shown = spec.secret ? '(secret value hidden)' : JSON.stringify(value);
+      const why = parsed.error.issues.map((i) => i.message).join('; ');
+      problems.push(`${spec.env}=${shown} is invalid: ${why}. Fix: ${spec.fix}`);
+    }
+  }
+  const vapidPair = [out.vapidPublicKey, out.vapidPrivateKey].filter((v) => v !== undefined).length;
+  if (vapidPair === 1) {
+    problems.push('VAPID_PUBLIC_KEY and VAPID_PRIVATE_KEY must be set together. Fix: set both, or unset both to generate a pair');
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze(out) as Config;
+}
+
+/** Markdown table of every option, for README (kept in step by a test). */
+export function renderConfigTable(): string {
+  const rows = (OPTIONS as readonly OptionSpec[]).map((o) => {
+    const def = o.default === undefined ? '' : `\`${o.default}\``;
+    const name = o.secret ? `\`${o.env}\` (or \`${o.env}_FILE\`)` : `\`${o.env}\``;
+    return `| ${name} | ${def} | ${o.secret ? 'yes' : 'no'} | ${o.description.replace(/\|/g, '\\|')} |`;
+  });
+  return ['| Variable | Default | Secret | What it does |', '| --- | --- | --- | --- |', ...rows].join('\n');
+}
+
+export function publicBaseUrl(config: Config): string {
+  return (config.publicUrl ?? `http://localhost:${config.port}`).replace(/\/+$/, '');
+}

@@ -1,0 +1,234 @@
+import { z } from 'zod';
+
+/**
+ * The one declaration of every setting Herald reads from the environment.
+ * README's configuration table is generated from this list (`herald config table`).
+ */
+export interface OptionSpec {
+  /** Environment variable name. */
+  env: string;
+  /** Key in the parsed Config object. */
+  key: string;
+  schema: z.ZodType;
+  /** Default as the operator would write it in the environment; undefined = no default. */
+  default?: string;
+  /** Secrets may also come from `<ENV>_FILE` and are never logged. */
+  secret?: boolean;
+  description: string;
+  /** What to do when the value is wrong: shown with the validation error. */
+  fix: string;
+}
+
+const port = z.coerce.number().int().min(0).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'])
+  .transform((v) => ['true', '1', 'yes', 'on'].includes(v));
+const url = (protocols: string[]) =>
+  z.string().refine(
+    (v) => {
+      try {
+        return protocols.includes(new URL(v).protocol);
+      } catch {
+        return false;
+      }
+    },
+    { message: `must be a URL starting with ${protocols.join(' or ')}//` },
+  );
+
+export const OPTIONS = [
+  {
+    env: 'REDIS_URL',
+    key: 'redisUrl',
+    schema: url(['redis:', 'rediss:']).optional(),
+    description:
+      'Redis to use. Unset: use 127.0.0.1:6379 if it answers, else start `redis-server` from PATH with its data in HERALD_DATA_DIR.',
+    fix: 'set it to a URL such as redis://127.0.0.1:6379/0, or unset it',
+  },
+  {
+    env: 'HERALD_REDIS_PREFIX',
+    key: 'redisPrefix',
+    schema: z.string().regex(/^[A-Za-z0-9_.-]{1,40}$/, 'letters, digits, _ . - only (1-40 chars)'),
+    default: 'herald',
+    description: 'Prefix of every Redis key and BullMQ queue Herald owns, so several instances can share one Redis.',
+    fix: 'use letters, digits, "_", "." or "-", for example herald or herald-staging',
+  },
+  {
+    env: 'HERALD_HOST',
+    key: 'host',
+    schema: z.string().min(1),
+    default: '127.0.0.1',
+    description: 'Address the web server listens on (0.0.0.0 in containers).',
+    fix: 'set an IP address or host name such as 127.0.0.1 or 0.0.0.0',
+  },
+  {
+    env: 'HERALD_PORT',
+    key: 'port',
+    schema: port,
+    default: '8080',
+    description: 'Port of the web server (settings page, API, health).',
+    fix: 'set a port number between 0 and 65535',
+  },
+  {
+    env: 'HERALD_PUBLIC_URL',
+    key: 'publicUrl',
+    schema: url(['http:', 'https:']).optional(),
+    description: 'Base URL readers reach Herald at; used in email links. Default: http://localhost:<HERALD_PORT>.',
+    fix: 'set the externally visible URL, for example https://alerts.example.org',
+  },
+  {
+    env: 'HERALD_DATA_DIR',
+    key: 'dataDir',
+    schema: z.string().min(1),
+    default: '.herald',
+    description: 'Directory for generated keys and the self-started Redis (git-ignored).',
+    fix: 'set a writable directory path',
+  },
+  {
+    env: 'HERALD_FEEDS_FILE',
+    key: 'feedsFile',
+    schema: z.string().min(1),
+    default: 'config/feeds.json',
+    description: 'JSON list of feeds to poll.',
+    fix: 'point it at a JSON file like config/feeds.json',
+  },
+  {
+    env: 'HERALD_TOPICS_FILE',
+    key: 'topicsFile',
+    schema: z.string().min(1),
+    default: 'config/topics.json',
+    description: 'JSON topic catalog readers pick from.',
+    fix: 'point it at a JSON file like config/topics.json',
+  },
+  {
+    env: 'HERALD_POLL_INTERVAL_SECONDS',
+    key: 'pollIntervalSeconds',
+    schema: positiveInt.min(10),
+    default: '300',
+    description: 'How often the poll tick checks feeds.',
+    fix: 'set a whole number of seconds, at least 10',
+  },
+  {
+    env: 'HERALD_FETCH_TIMEOUT_MS',
+    key: 'fetchTimeoutMs',
+    schema: positiveInt,
+    default: '15000',
+    description: 'Time limit for fetching one feed, headers and body.',
+    fix: 'set a whole number of milliseconds',
+  },
+  {
+    env: 'HERALD_FETCH_MAX_BYTES',
+    key: 'fetchMaxBytes',
+    schema: positiveInt,
+    default: String(5 * 1024 * 1024),
+    description: 'Largest feed body accepted; the download is aborted past it.',
+    fix: 'set a whole number of bytes',
+  },
+  {
+    env: 'VAPID_PUBLIC_KEY',
+    key: 'vapidPublicKey',
+    schema: z.string().regex(/^[A-Za-z0-9_-]{80,100}$/, 'must be a URL-safe base64 P-256 public key').optional(),
+    description: 'VAPID public key for web push. Unset: generated on first start into HERALD_DATA_DIR.',
+    fix: 'run `npx web-push generate-vapid-keys` and set both VAPID keys, or unset both',
+  },
+  {
+    env: 'VAPID_PRIVATE_KEY',
+    key: 'vapidPrivateKey',
+    schema: z.string().regex(/^[A-Za-z0-9_-]{40,50}$/, 'must be a URL-safe base64 P-256 private key').optional(),
+    secret: true,
+    description: 'VAPID private key (secret). Unset: generated on first start into HERALD_DATA_DIR.',
+    fix: 'run `npx web-push generate-vapid-keys` and set both VAPID keys, or unset both',
+  },
+  {
+    env: 'VAPID_SUBJECT',
+    key: 'vapidSubject',
+    schema: url(['mailto:', 'https:']),
+    default: 'mailto:herald@localhost',
+    description: 'Contact push services can reach the operator at (mailto: or https: URL).',
+    fix: 'set a mailto: address or an https: URL of the operator',
+  },
+  {
+    env: 'SMTP_URL',
+    key: 'smtpUrl',
+    schema: url(['smtp:', 'smtps:']),
+    default: 'smtp://127.0.0.1:1025',
+    description: 'SMTP server for alert and digest emails (smtps: for implicit TLS).',
+    fix: 'set a URL such as smtp://mail.example.org:587',
+  },
+  {
+    env: 'SMTP_USER',
+    key: 'smtpUser',
+    schema: z.string().min(1).optional(),
+    description: 'SMTP user name, when the server needs authentication.',
+    fix: 'set the SMTP user name or unset it',
+  },
+  {
+    env: 'SMTP_PASSWORD',
+    key: 'smtpPassword',
+    schema: z.string().min(1).optional(),
+    secret: true,
+    description: 'SMTP password (secret).',
+    fix: 'set the password, or SMTP_PASSWORD_FILE to a file holding it',
+  },
+  {
+    env: 'MAIL_FROM',
+    key: 'mailFrom',
+    schema: z.string().min(3),
+    default: 'Herald <herald@localhost>',
+    description: 'From address of every email.',
+    fix: 'set an address such as "Herald <alerts@example.org>"',
+  },
+  {
+    env: 'HERALD_SIGNING_KEY',
+    key: 'signingKey',
+    schema: z.string().min(32, 'must be at least 32 characters').optional(),
+    secret: true,
+    description: 'Key that signs unsubscribe links (secret). Unset: generated on first start into HERALD_DATA_DIR.',
+    fix: 'set at least 32 random characters, for example from `openssl rand -hex 32`',
+  },
+  {
+    env: 'HERALD_PUSH_CONCURRENCY',
+    key: 'pushConcurrency',
+    schema: positiveInt.max(1000),
+    default: '20',
+    description: 'Push sends in flight per dispatcher process.',
+    fix: 'set a whole number between 1 and 1000',
+  },
+  {
+    env: 'HERALD_EMAIL_CONCURRENCY',
+    key: 'emailConcurrency',
+    schema: positiveInt.max(100),
+    default: '5',
+    description: 'Emails in flight per dispatcher process (also the SMTP pool size).',
+    fix: 'set a whole number between 1 and 100',
+  },
+  {
+    env: 'HERALD_SHUTDOWN_TIMEOUT_SECONDS',
+    key: 'shutdownTimeoutSeconds',
+    schema: positiveInt,
+    default: '20',
+    description: 'On SIGTERM/SIGINT, how long in-flight jobs may take before the process exits anyway.',
+    fix: 'set a whole number of seconds',
+  },
+  {
+    env: 'HERALD_SCHEDULERS',
+    key: 'schedulers',
+    schema: bool,
+    default: 'true',
+    description: 'Register the poll and digest ticks (BullMQ job schedulers, one per Redis whatever the process count).',
+    fix: 'set true or false',
+  },
+  {
+    env: 'LOG_LEVEL',
+    key: 'logLevel',
+    schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+    default: 'info',
+    description: 'pino log level.',
+    fix: 'use one of fatal, error, warn, info, debug, trace, silent',
+  },
+] as const satisfies readonly OptionSpec[];
+
+type Options = (typeof OPTIONS)[number];
+export type Config = Readonly<{
+  [O in Options as O['key']]: z.output<O['schema']>;
+}>;

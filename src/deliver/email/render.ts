@@ -1,0 +1,108 @@
+import type { Story } from '../../model.ts';
+
+/** Pure email rendering: every value from a feed or a reader is escaped; tested byte for byte. */
+
+export interface RenderedEmail {
+  subject: string;
+  text: string;
+  html: string;
+  headers: Record<string, string>;
+}
+
+export function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+/** Subject lines are single-line; feeds sometimes carry newlines that would break headers. */
+const oneLine = (s: string, max = 180) => {
+  const flat = s.replace(/[\r\n\t]+/g, ' ').replace(/\s+/g, ' ').trim();
+  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
+};
+
+export interface UnsubscribeLinks {
+  topic: string;
+  all: string;
+  manage: string;
+}
+
+/** RFC 8058 one-click unsubscribe: mail clients POST to the https/http URL without showing a page. */
+function listUnsubscribeHeaders(links: UnsubscribeLinks): Record<string, string> {
+  return {
+    'List-Unsubscribe': `<${links.all}>`,
+    'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
+  };
+}
+
+const htmlShell = (title: string, body: string) =>
+  `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>${escapeHtml(title)}</title></head>` +
+  `<body style="font-family:system-ui,sans-serif;max-width:640px;margin:auto;padding:16px;color:#1a1a1a">${body}</body></html>`;
+
+export function renderAlertEmail(input: {
+  story: Pick<Story, 'title' | 'summary' | 'url'>;
+  topicName: string;
+  why: string;
+  links: UnsubscribeLinks;
+}): RenderedEmail {
+  const { story, topicName, why, links } = input;
+  const text = [
+    story.title,
+    '',
+    story.summary,
+    '',
+    `Read: ${story.url}`,
+    '',
+    `${why} (topic: ${topicName})`,
+    '',
+    '--',
+    `Stop ${topicName} alerts: ${links.topic}`,
+    `Stop all Herald emails: ${links.all}`,
+    `Manage your alerts: ${links.manage}`,
+    '',
+  ].join('\n');
+  const html = htmlShell(
+    story.title,
+    `<p style="color:#666;font-size:13px;margin:0">${escapeHtml(topicName)} alert</p>` +
+      `<h1 style="font-size:20px"><a href="${escapeHtml(story.url)}">${escapeHtml(story.title)}</a></h1>` +
+      (story.summary ? `<p>${escapeHtml(story.summary)}</p>` : '') +
+      `<p style="color:#666;font-size:13px">${escapeHtml(why)}</p>` +
+      `<hr><p style="color:#666;font-size:12px"><a href="${escapeHtml(links.topic)}">Stop ${escapeHtml(topicName)} alerts</a> · ` +
+      `<a href="${escapeHtml(links.all)}">Unsubscribe from all</a> · <a href="${escapeHtml(links.manage)}">Manage your alerts</a></p>`,
+  );
+  return { subject: oneLine(`${topicName}: ${story.title}`), text, html, headers: listUnsubscribeHeaders(links) };
+}
+
+export interface DigestGroup {
+  topicName: string;
+  stories: Pick<Story, 'title' | 'summary' | 'url'>[];
+}
+
+export function renderDigestEmail(input: { localDate: string; groups: DigestGroup[]; links: Omit<UnsubscribeLinks, 'topic'> & { topic?: string } }): RenderedEmail {
+  const { localDate, groups, links } = input;
+  const count = groups.reduce((n, g) => n + g.stories.length, 0);
+  const subject = oneLine(`Your Herald digest for ${localDate}: ${count} ${count === 1 ? 'story' : 'stories'} in ${groups.map((g) => g.topicName).join(', ')}`);
+  const text = [
+    `Your Herald digest for ${localDate}`,
+    '',
+    ...groups.flatMap((g) => [`== ${g.topicName} ==`, ...g.stories.flatMap((s) => [`* ${s.title}`, `  ${s.url}`]), '']),
+    '--',
+    `Stop all Herald emails: ${links.all}`,
+    `Manage your alerts: ${links.manage}`,
+    '',
+  ].join('\n');
+  const html = htmlShell(
+    subject,
+    `<h1 style="font-size:20px">Your Herald digest for ${escapeHtml(localDate)}</h1>` +
+      groups
+        .map(
+          (g) =>
+            `<h2 style="font-size:16px;border-bottom:1px solid #ddd">${escapeHtml(g.topicName)}</h2><ul>` +
+            g.stories
+              .map((s) => `<li><a href="${escapeHtml(s.url)}">${escapeHtml(s.title)}</a>${s.summary ? `<br><span style="color:#444">${escapeHtml(s.summary.slice(0, 240))}</span>` : ''}</li>`)
+              .join('') +
+            '</ul>',
+        )
+        .join('') +
+      `<hr><p style="color:#666;font-size:12px"><a href="${escapeHtml(links.all)}">Unsubscribe from all</a> · <a href="${escapeHtml(links.manage)}">Manage your alerts</a></p>`,
+  );
+  return { subject, text, html, headers: listUnsubscribeHeaders({ topic: links.all, ...links }) };
+}

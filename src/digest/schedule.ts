@@ -1,0 +1,59 @@
+import { DateTime } from 'luxon';
+
+/** Pure digest timing. All instants are epoch milliseconds; zones are IANA names. */
+
+export function isValidTimeZone(zone: string): boolean {
+  return DateTime.now().setZone(zone).isValid;
+}
+
+export function parseLocalTime(hhmm: string): { hour: number; minute: number } | null {
+  const m = /^([01]\d|2[0-3]):([0-5]\d)$/.exec(hhmm);
+  return m ? { hour: Number(m[1]), minute: Number(m[2]) } : null;
+}
+
+/**
+ * The first instant strictly after `after` at which the local clock in `zone` shows `hhmm`.
+ * A time skipped by a spring-forward change resolves to the first valid minute after the gap; a time that
+ * occurs twice on a fall-back day resolves to its first occurrence, so the digest goes out once.
+ */
+export function nextDigestAt(after: number, zone: string, hhmm: string): number {
+  const t = parseLocalTime(hhmm);
+  if (!t) throw new Error(`invalid digest time "${hhmm}"`);
+  const local = DateTime.fromMillis(after, { zone });
+  if (!local.isValid) throw new Error(`unknown time zone "${zone}"`);
+  for (let dayOffset = 0; dayOffset <= 2; dayOffset++) {
+    const day = local.startOf('day').plus({ days: dayOffset });
+    const candidate = atLocalTime(day, t.hour, t.minute);
+    if (candidate > after) return candidate;
+  }
+  throw new Error('unreachable: a local time occurs at least once within three days');
+}
+
+function atLocalTime(day: DateTime, hour: number, minute: number): number {
+  const zone = day.zone;
+  const target = hour * 60 + minute;
+  const wall = (ms: number) => {
+    const d = DateTime.fromMillis(ms, { zone });
+    return { date: d.toISODate(), minutes: d.hour * 60 + d.minute };
+  };
+  const date = day.toISODate();
+  let at = DateTime.fromObject({ year: day.year, month: day.month, day: day.day, hour, minute }, { zone }).toMillis();
+  if (wall(at).minutes !== target) {
+    // In a spring-forward gap Luxon jumps past it by the gap's size; walk back to the gap's end,
+    // the first minute of that day whose wall clock is at or after the wanted time.
+    while (wall(at - 60_000).date === date && wall(at - 60_000).minutes >= target) at -= 60_000;
+    return at;
+  }
+  // On a fall-back day the wall time may occur twice (30- or 60-minute shifts): take the first.
+  for (const shift of [60, 30]) {
+    const earlier = at - shift * 60_000;
+    const w = wall(earlier);
+    if (w.date === date && w.minutes === target) return earlier;
+  }
+  return at;
+}
+
+/** Local calendar date (YYYY-MM-DD) of an instant in a zone: names the digest, one per date. */
+export function localDate(at: number, zone: string): string {
+  return DateTime.fromMillis(at, { zone }).toISODate() ?? new Date(at).toISOString().slice(0, 10);
+}

@@ -1,0 +1,52 @@
+/** Shapes shared by every pipeline stage. Stores persist them; pure functions take them as input. */
+
+export interface Clock {
+  now(): number;
+}
+export const systemClock: Clock = { now: () => Date.now() };
+
+export interface Story {
+  id: string;
+  feedId: string;
+  guid: string | null;
+  url: string;
+  title: string;
+  summary: string;
+  categories: string[];
+  publishedAt: number;
+  firstSeenAt: number;
+}
+
+export type Cadence = 'instant' | 'daily' | 'off';
+export type Channel = 'push' | 'email';
+export const CHANNELS: readonly Channel[] = ['push', 'email'];
+
+export interface Follow {
+  cadence: Cadence;
+  /** Channels used for instant alerts; a daily digest always goes by email. */
+  channels: Channel[];
+}
+
+export interface Subscriber {
+  id: string;
+  email: string | null;
+  timeZone: string;
+  /** Local "HH:MM". */
+  digestTime: string;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface PushSubscriptionRecord {
+  id: string;
+  endpoint: string;
+  keys: { p256dh: string; auth: string };
+  createdAt: number;
+}
+
+export interface TopicMatch {
+  topicId: string;
+  score: number;
+  /** Human-readable reason, e.g. "Matched: Japan in title, Quad in summary". */
+  why: string;
+}

@@ -1,0 +1,61 @@
+import type { Job, JobsOptions } from 'bullmq';
+
+/**
+ * The one job catalog. Every job Herald runs is named here with its payload; payloads carry ids,
+ * never copies of records, so a retried job reads the current state.
+ */
+export interface JobCatalog {
+  /** Scheduler tick: enqueue a FeedFetch for every feed whose next check is due. */
+  FeedPollTick: Record<string, never>;
+  FeedFetch: { feedId: string };
+  StoryClassify: { storyId: string };
+  AlertSendPush: { subscriberId: string; storyId: string; topicId: string; why: string };
+  AlertSendEmail: { subscriberId: string; storyId: string; topicId: string; why: string };
+  /** Scheduler tick: enqueue a DigestSend for every subscriber whose local digest time has passed. */
+  DigestTick: Record<string, never>;
+  DigestSend: { subscriberId: string; localDate: string; dueAt: number };
+}
+export type JobName = keyof JobCatalog;
+
+export const QUEUE_NAMES = ['feeds', 'classify', 'push', 'email', 'digest'] as const;
+export type QueueName = (typeof QUEUE_NAMES)[number];
+
+export const QUEUE_OF: { readonly [N in JobName]: QueueName } = {
+  FeedPollTick: 'feeds',
+  FeedFetch: 'feeds',
+  StoryClassify: 'classify',
+  AlertSendPush: 'push',
+  AlertSendEmail: 'email',
+  DigestTick: 'digest',
+  DigestSend: 'digest',
+};
+
+export type HeraldJob<N extends JobName> = Job<JobCatalog[N], unknown, N>;
+export type Handler<N extends JobName> = (data: JobCatalog[N], job: HeraldJob<N>) => Promise<unknown>;
+/** A missing handler is a compile error. */
+export type HandlerMap = { [N in JobName]: Handler<N> };
+
+/** BullMQ forbids ':' in custom ids; '-' is safe because every part is base64url or hex without '-'. */
+const safe = (part: string) => part.replace(/[^A-Za-z0-9_]/g, '_');
+
+/** Deterministic job ids: adding the same logical job twice is a no-op while the first one is kept. */
+export const jobIds = {
+  feedFetch: (feedId: string) => `fetch-${safe(feedId)}`,
+  storyClassify: (storyId: string) => `classify-${safe(storyId)}`,
+  alert: (subscriberId: string, storyId: string, channel: 'push' | 'email') =>
+    `alert-${safe(subscriberId)}-${safe(storyId)}-${channel}`,
+  digest: (subscriberId: string, localDate: string) => `digest-${safe(subscriberId)}-${localDate}`,
+};
+
+const DAY = 24 * 60 * 60;
+/** Retries with exponential backoff for transient failures; kept jobs let deterministic ids dedupe re-adds. */
+export const DEFAULT_JOB_OPTIONS: { readonly [N in JobName]: JobsOptions } = {
+  FeedPollTick: { removeOnComplete: true, removeOnFail: 100 },
+  // Removed on completion so the next poll can fetch the same feed again under the same id.
+  FeedFetch: { attempts: 1, removeOnComplete: true, removeOnFail: { age: DAY } },
+  StoryClassify: { attempts: 5, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: { age: DAY }, removeOnFail: { age: 7 * DAY } },
+  AlertSendPush: { attempts: 8, backoff: { type: 'exponential', delay: 5000 }, removeOnComplete: { age: 3 * DAY }, removeOnFail: { age: 14 * DAY } },
+  AlertSendEmail: { attempts: 8, backoff: { type: 'exponential', delay: 5000 }, removeOnComplete: { age: 3 * DAY }, removeOnFail: { age: 14 * DAY } },
+  DigestTick: { removeOnComplete: true, removeOnFail: 100 },
+  DigestSend: { attempts: 10, backoff: { type: 'exponential', delay: 10000 }, removeOnComplete: { age: 3 * DAY }, removeOnFail: { age: 14 * DAY } },
+};

@@ -1,0 +1,64 @@
+import { Queue, Worker, type ConnectionOptions, type JobsOptions } from 'bullmq';
+import type { Logger } from 'pino';
+import { DEFAULT_JOB_OPTIONS, QUEUE_NAMES, QUEUE_OF, type HandlerMap, type HeraldJob, type JobCatalog, type JobName, type QueueName } from './jobs.ts';
+
+/**
+ * Each queue's name carries its own hash tag ({push}, {email}, ...): all of one queue's keys share a
+ * Cluster slot, as BullMQ requires, while different queues can live on different nodes.
+ */
+export const bullQueueName = (name: QueueName) => `{${name}}`;
+
+export type Queues = Readonly<Record<QueueName, Queue>>;
+
+export function createQueues(connection: ConnectionOptions, prefix: string): Queues {
+  return Object.freeze(
+    Object.fromEntries(QUEUE_NAMES.map((n) => [n, new Queue(bullQueueName(n), { connection, prefix })])) as Record<QueueName, Queue>,
+  );
+}
+
+export async function closeQueues(queues: Queues) {
+  await Promise.all(Object.values(queues).map((q) => q.close()));
+}
+
+export interface Enqueue {
+  <N extends JobName>(name: N, data: JobCatalog[N], opts?: JobsOptions): Promise<void>;
+  bulk<N extends JobName>(name: N, items: { data: JobCatalog[N]; opts?: JobsOptions }[]): Promise<void>;
+}
+
+/** Typed enqueue: the job name picks the queue and the default retry policy. */
+export function createEnqueue(queues: Queues): Enqueue {
+  const fn = (async (name, data, opts) => {
+    await queues[QUEUE_OF[name]].add(name, data, { ...DEFAULT_JOB_OPTIONS[name], ...opts });
+  }) as Enqueue;
+  fn.bulk = async (name, items) => {
+    if (items.length === 0) return;
+    await queues[QUEUE_OF[name]].addBulk(items.map((i) => ({ name, data: i.data, opts: { ...DEFAULT_JOB_OPTIONS[name], ...i.opts } })));
+  };
+  return fn;
+}
+
+/**
+ * One BullMQ worker for one queue, dispatching each job to its handler by name. Handlers throw to
+ * retry (transient) or throw UnrecoverableError to stop (permanent); nothing is swallowed here.
+ */
+export function startQueueWorker(
+  queue: QueueName,
+  handlers: HandlerMap,
+  opts: { connection: ConnectionOptions; prefix: string; concurrency: number; log: Logger },
+): Worker {
+  const worker = new Worker(
+    bullQueueName(queue),
+    async (job) => {
+      const name = job.name as JobName;
+      const handler = handlers[name] as (data: unknown, job: HeraldJob<JobName>) => Promise<unknown>;
+      if (!handler || QUEUE_OF[name] !== queue) throw new Error(`No handler for job "${job.name}" on queue ${queue}`);
+      return handler(job.data, job as HeraldJob<JobName>);
+    },
+    { connection: opts.connection, prefix: opts.prefix, concurrency: opts.concurrency },
+  );
+  worker.on('failed', (job, err) => {
+    opts.log.warn({ queue, job_id: job?.id, job_name: job?.name, attempts: job?.attemptsMade, err: err.message }, 'job failed');
+  });
+  worker.on('error', (err) => opts.log.error({ queue, err: err.message }, 'worker error'));
+  return worker;
+}

@@ -1,0 +1,144 @@
+import type { Agent } from 'node:https';
+import type { Worker } from 'bullmq';
+import type { Logger } from 'pino';
+import { loadFeeds, loadTopics, type FeedConfig, type Topic } from '../config/catalog.ts';
+import { publicBaseUrl } from '../config/load.ts';
+import type { Config } from '../config/options.ts';
+import { classifyStory } from '../classify/classify-story.ts';
+import { compileTopics } from '../classify/match.ts';
+import { createMailer } from '../deliver/email/mailer.ts';
+import { sendEmailAlert } from '../deliver/email/send-alert.ts';
+import { unsubscribeUrl } from '../deliver/email/unsubscribe-link.ts';
+import { sendPushAlert } from '../deliver/push/send-alert.ts';
+import { createWebPushSender } from '../deliver/push/web-push-sender.ts';
+import { runDigestTick, sendDigest } from '../digest/send-digest.ts';
+import { ingestFeed, runPollTick } from '../ingest/poll.ts';
+import { systemClock, type Clock } from '../model.ts';
+import type { HandlerMap, QueueName } from '../queue/jobs.ts';
+import { closeQueues, createEnqueue, createQueues, startQueueWorker } from '../queue/queues.ts';
+import { createDigestStore } from '../store/digests.ts';
+import { createFeedStore } from '../store/feeds.ts';
+import { createLedger } from '../store/ledger.ts';
+import { createRedis } from '../store/redis.ts';
+import { createStoryStore } from '../store/stories.ts';
+import { createSubscriberStore } from '../store/subscribers.ts';
+import { buildWebApp } from '../web/server.ts';
+import type { Secrets } from './secrets.ts';
+
+export const ROLES = ['web', 'poller', 'classifier', 'push', 'email', 'digest'] as const;
+export type Role = (typeof ROLES)[number];
+type WorkerRole = Exclude<Role, 'web'>;
+
+const QUEUE_OF_ROLE: Record<WorkerRole, QueueName> = { poller: 'feeds', classifier: 'classify', push: 'push', email: 'email', digest: 'digest' };
+export const USER_AGENT = 'Herald/0.1 (+https://github.com/herald-alerts/herald; news alert feed poller)';
+const DIGEST_TICK_MS = 60_000;
+
+export interface HeraldOptions {
+  config: Config;
+  redisUrl: string;
+  secrets: Secrets;
+  log: Logger;
+  clock?: Clock;
+  /** Defaults to the files named by the config. */
+  topics?: readonly Topic[];
+  feeds?: readonly FeedConfig[];
+  /** HTTPS agent for push services (tests pass one trusting their local CA). */
+  pushAgent?: Agent;
+}
+
+/** Builds every dependency once and binds the job handlers; roles decide which workers run here. */
+export function createHerald(opts: HeraldOptions) {
+  const { config, log } = opts;
+  const clock = opts.clock ?? systemClock;
+  const prefix = config.redisPrefix;
+  const topics = opts.topics ?? loadTopics(config.topicsFile);
+  const feeds = opts.feeds ?? loadFeeds(config.feedsFile);
+  const compiled = compileTopics(topics);
+  const topicNames = new Map(topics.map((t) => [t.id, t.name]));
+  const topicName = (id: string) => topicNames.get(id) ?? id;
+  const base = publicBaseUrl(config);
+  const messageIdDomain = new URL(base).hostname;
+  const links = (subscriberId: string, topicId: string) => ({
+    topic: unsubscribeUrl(base, opts.secrets.signingKey, subscriberId, topicId),
+    all: unsubscribeUrl(base, opts.secrets.signingKey, subscriberId, 'all'),
+    manage: `${base}/`,
+  });
+
+  const redis = createRedis(opts.redisUrl, { name: `${prefix}-state` });
+  const queueConnection = createRedis(opts.redisUrl, { forQueue: true, name: `${prefix}-queue` });
+  const queues = createQueues(queueConnection, prefix);
+  const enqueue = createEnqueue(queues);
+
+  const subscribers = createSubscriberStore(redis, prefix);
+  const stories = createStoryStore(redis, prefix);
+  const ledger = createLedger(redis, prefix);
+  const digests = createDigestStore(redis, prefix);
+  const feedStore = createFeedStore(redis, prefix);
+  const mailer = createMailer({ url: config.smtpUrl, user: config.smtpUser, password: config.smtpPassword, from: config.mailFrom, poolSize: config.emailConcurrency });
+  const sender = createWebPushSender(opts.secrets.vapid, { agent: opts.pushAgent });
+
+  const pollDeps = {
+    feeds: feedStore, stories, enqueue, clock, log: log.child({ role: 'poller' }),
+    settings: { pollIntervalSeconds: config.pollIntervalSeconds, fetchTimeoutMs: config.fetchTimeoutMs, fetchMaxBytes: config.fetchMaxBytes, userAgent: USER_AGENT },
+  };
+  const classifyDeps = { stories, subscribers, enqueue, topics: () => compiled, clock, log: log.child({ role: 'classifier' }) };
+  const pushDeps = { subscribers, stories, ledger, sender, topicName, clock, log: log.child({ role: 'push' }) };
+  const emailDeps = { subscribers, stories, ledger, mailer, topicName, links, messageIdDomain, clock, log: log.child({ role: 'email' }) };
+  const digestDeps = { subscribers, stories, digests, mailer, enqueue, topicName, links, messageIdDomain, clock, log: log.child({ role: 'digest' }) };
+
+  const handlers: HandlerMap = {
+    FeedPollTick: () => runPollTick(pollDeps),
+    FeedFetch: (d) => ingestFeed(pollDeps, d.feedId),
+    StoryClassify: (d) => classifyStory(classifyDeps, d.storyId),
+    AlertSendPush: (d, job) => sendPushAlert(pushDeps, d, job.id ?? ''),
+    AlertSendEmail: (d, job) => sendEmailAlert(emailDeps, d, job.id ?? ''),
+    DigestTick: () => runDigestTick(digestDeps),
+    DigestSend: (d, job) => sendDigest(digestDeps, d, job.id ?? ''),
+  };
+
+  const web = buildWebApp({
+    redis, subscribers, digests, ledger, topics, clock, log,
+    vapidPublicKey: opts.secrets.vapid.publicKey,
+    signingKey: opts.secrets.signingKey,
+    secureCookies: base.startsWith('https:'),
+  });
+
+  const workers: Worker[] = [];
+  const concurrency: Record<WorkerRole, number> = {
+    poller: 4, classifier: 4, push: config.pushConcurrency, email: config.emailConcurrency, digest: config.emailConcurrency,
+  };
+
+  return {
+    config, clock, redis, queues, enqueue, handlers, web,
+    stores: { subscribers, stories, ledger, digests, feeds: feedStore },
+
+    /** Starts the workers of the given roles (web is served by the caller, which owns the port). */
+    async start(roles: readonly Role[]) {
+      for (const role of roles) {
+        if (role === 'web') continue;
+        const queue = QUEUE_OF_ROLE[role];
+        workers.push(startQueueWorker(queue, handlers, { connection: queueConnection, prefix, concurrency: concurrency[role], log: log.child({ role }) }));
+      }
+      if (roles.includes('poller')) await feedStore.sync(feeds, clock.now());
+      if (config.schedulers) {
+        // Job schedulers live in Redis: however many processes run these roles, each tick fires once.
+        if (roles.includes('poller')) {
+          await queues.feeds.upsertJobScheduler('feed-poll-tick', { every: Math.min(config.pollIntervalSeconds * 1000, 60_000) }, { name: 'FeedPollTick', data: {} });
+        }
+        if (roles.includes('digest')) {
+          await queues.digest.upsertJobScheduler('digest-tick', { every: DIGEST_TICK_MS }, { name: 'DigestTick', data: {} });
+        }
+      }
+    },
+
+    /** Finishes in-flight jobs (or hands them back), then closes every connection. */
+    async close() {
+      await Promise.all(workers.map((w) => w.close()));
+      await web.close();
+      await closeQueues(queues);
+      mailer.close();
+      await Promise.allSettled([redis.quit(), queueConnection.quit()]);
+    },
+  };
+}
+export type Herald = ReturnType<typeof createHerald>;

@@ -1,0 +1,66 @@
+import type { Redis } from 'ioredis';
+
+/**
+ * Owns digest scheduling: one sorted set of subscribers by their next digest time (so the minute sweep
+ * costs O(due), not O(subscribers)), and per subscriber the digest window and one record per local date.
+ */
+const dueKey = (prefix: string) => `${prefix}:digest:due`;
+const stateKey = (prefix: string, subscriberId: string) => `${prefix}:{s:${subscriberId}}:digest`;
+const sentKey = (prefix: string, subscriberId: string, localDate: string) => `${prefix}:{s:${subscriberId}}:digest:${localDate}`;
+
+const SENT_RECORD_TTL_SECONDS = 60 * 60 * 24 * 40;
+const CLAIM_DATE = `
+local s = redis.call('HGET', KEYS[1], 'status')
+if s == 'sent' or s == 'skipped' then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'sending', 'jobId', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1`;
+
+export function createDigestStore(redis: Redis, prefix: string) {
+  return {
+    async schedule(subscriberId: string, dueAt: number) {
+      await redis.zadd(dueKey(prefix), dueAt, subscriberId);
+    },
+    async unschedule(subscriberId: string) {
+      await redis.zrem(dueKey(prefix), subscriberId);
+    },
+    async due(now: number, limit: number): Promise<{ subscriberId: string; dueAt: number }[]> {
+      const flat = await redis.zrangebyscore(dueKey(prefix), '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit);
+      const out: { subscriberId: string; dueAt: number }[] = [];
+      for (let i = 0; i < flat.length; i += 2) out.push({ subscriberId: flat[i]!, dueAt: Number(flat[i + 1]) });
+      return out;
+    },
+    async dueAt(subscriberId: string): Promise<number | null> {
+      const s = await redis.zscore(dueKey(prefix), subscriberId);
+      return s === null ? null : Number(s);
+    },
+    /** Start of the window the next digest covers (end of the last confirmed one). */
+    async windowStart(subscriberId: string): Promise<number | null> {
+      const v = await redis.hget(stateKey(prefix, subscriberId), 'windowStart');
+      return v === null ? null : Number(v);
+    },
+    async initWindow(subscriberId: string, start: number) {
+      await redis.hsetnx(stateKey(prefix, subscriberId), 'windowStart', String(start));
+    },
+    /** Claims the digest of one local date; false when it was already sent or skipped. */
+    async claimDate(subscriberId: string, localDate: string, jobId: string): Promise<boolean> {
+      const res = await redis.eval(CLAIM_DATE, 1, sentKey(prefix, subscriberId, localDate), jobId, SENT_RECORD_TTL_SECONDS);
+      return res === 1;
+    },
+    /**
+     * Records the outcome and moves the window: only after the send is confirmed, so a failed send
+     * leaves the stories for the retry. One MULTI over the subscriber's own keys (one slot).
+     */
+    async complete(subscriberId: string, localDate: string, status: 'sent' | 'skipped', windowEnd: number, now: number) {
+      await redis
+        .multi()
+        .hset(sentKey(prefix, subscriberId, localDate), { status, at: String(now) })
+        .hset(stateKey(prefix, subscriberId), 'windowStart', String(windowEnd))
+        .exec();
+    },
+    async record(subscriberId: string, localDate: string): Promise<Record<string, string>> {
+      return redis.hgetall(sentKey(prefix, subscriberId, localDate));
+    },
+  };
+}
+export type DigestStore = ReturnType<typeof createDigestStore>;

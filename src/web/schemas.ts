@@ -1,0 +1,42 @@
+import { z } from 'zod';
+import { isValidTimeZone, parseLocalTime } from '../digest/schedule.ts';
+
+/** Request bodies of the JSON API. Every 400 names the failing field. */
+
+const topicId = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'a topic id');
+export const FollowBody = z.object({
+  cadence: z.enum(['instant', 'daily', 'off']),
+  channels: z.array(z.enum(['push', 'email'])).max(2).default(['push']),
+});
+export const TimeZone = z.string().max(64).refine(isValidTimeZone, 'must be an IANA time zone such as Asia/Kolkata');
+export const DigestTime = z.string().refine((v) => parseLocalTime(v) !== null, 'must be a 24-hour local time HH:MM, 00:00 to 23:59');
+export const Email = z.email().max(254);
+
+export const SettingsBody = z
+  .object({
+    email: Email.nullable().optional(),
+    timeZone: TimeZone.optional(),
+    digestTime: DigestTime.optional(),
+    topics: z.record(topicId, FollowBody).optional(),
+  })
+  .strict();
+
+export const CreateSubscriberBody = SettingsBody.extend({
+  timeZone: TimeZone.default('UTC'),
+  digestTime: DigestTime.default('08:00'),
+}).strict();
+
+export const PushSubscriptionBody = z.object({
+  endpoint: z.url({ protocol: /^https$/ }).max(2048),
+  expirationTime: z.number().nullable().optional(),
+  keys: z.object({
+    // P-256 uncompressed point (65 bytes) and a 16-byte auth secret, base64url.
+    p256dh: z.string().regex(/^[A-Za-z0-9_-]{86,88}={0,2}$/, 'must be the base64url P-256 public key of the subscription'),
+    auth: z.string().regex(/^[A-Za-z0-9_-]{21,24}={0,2}$/, 'must be the base64url 16-byte auth secret'),
+  }),
+});
+
+export function describeZodError(error: z.ZodError): { error: string; fields: { field: string; message: string }[] } {
+  const fields = error.issues.map((i) => ({ field: i.path.join('.') || '(body)', message: i.message }));
+  return { error: `invalid request: ${fields.map((f) => `${f.field}: ${f.message}`).join('; ')}`, fields };
+}

@@ -1,0 +1,4 @@
+// The push role alone, for running Herald as one process per role (see docker-compose.yml).
+import { runRoles } from '../src/runtime/process.ts';
+
+await runRoles(['push']);
