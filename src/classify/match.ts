@@ -16,7 +16,12 @@ export interface CompiledTopic {
 }
 
 export function tokenize(text: string): string[] {
-  return text.toLowerCase().normalize('NFKC').match(/[\p{L}\p{N}]+/gu) ?? [];
+  return words(text).map((w) => w.toLowerCase());
+}
+
+/** Words as written, so an explanation can quote the story ("Tokyo", not "tokyo"). */
+function words(text: string): string[] {
+  return text.normalize('NFKC').match(/[\p{L}\p{N}]+/gu) ?? [];
 }
 
 /** Splits `a OR "b c" OR d` into its alternatives. */
@@ -36,35 +41,54 @@ export function compileTopics(topics: readonly Topic[]): CompiledTopic[] {
   return topics.map((topic) => ({ topic, alternatives: parseOrQuery(topic.query) }));
 }
 
-function containsSequence(haystack: string[], needle: string[]): boolean {
+/** Position of the first occurrence of `needle` in `haystack`, or -1. */
+function findSequence(haystack: string[], needle: string[]): number {
   outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
     for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
-    return true;
+    return i;
   }
-  return false;
+  return -1;
+}
+
+interface FieldText {
+  field: Field;
+  folded: string[];
+  original: string[];
+}
+
+/** Segments (one per category) are separated by a token no word can equal, so a phrase never spans two. */
+function fieldText(field: Field, segments: string[]): FieldText {
+  const original = segments.flatMap((seg, i) => (i === 0 ? words(seg) : ['\u0000', ...words(seg)]));
+  return { field, original, folded: original.map((w) => w.toLowerCase()) };
 }
 
 /** Matches one story against compiled topics; parents of matched topics match too. */
 export function matchStory(story: Pick<Story, 'title' | 'summary' | 'categories'>, compiled: readonly CompiledTopic[]): TopicMatch[] {
-  const fields: [Field, string[]][] = [
-    ['title', tokenize(story.title)],
-    ['summary', tokenize(story.summary)],
-    ['category', story.categories.flatMap((c) => [...tokenize(c), '\u0000'])],
+  const fields: FieldText[] = [
+    fieldText('title', [story.title]),
+    fieldText('summary', [story.summary]),
+    fieldText('category', story.categories),
   ];
   const direct = new Map<string, TopicMatch>();
   for (const { topic, alternatives } of compiled) {
     let score = 0;
-    const hits: string[] = [];
+    const hits: { text: string; field: Field }[] = [];
     for (const alt of alternatives) {
-      for (const [field, tokens] of fields) {
-        if (containsSequence(tokens, alt.tokens)) {
-          score += FIELD_WEIGHT[field];
-          hits.push(`${alt.label} in ${field}`);
+      for (const f of fields) {
+        const at = findSequence(f.folded, alt.tokens);
+        if (at >= 0) {
+          score += FIELD_WEIGHT[f.field];
+          hits.push({ text: f.original.slice(at, at + alt.tokens.length).join(' '), field: f.field });
           break;
         }
       }
     }
-    if (score > 0) direct.set(topic.id, { topicId: topic.id, score, why: `Matched: ${hits.slice(0, 3).join(', ')}` });
+    if (score > 0) {
+      // Strongest evidence first: title hits, then categories, then summary.
+      hits.sort((a, b) => FIELD_WEIGHT[b.field] - FIELD_WEIGHT[a.field]);
+      const why = `Matched: ${hits.slice(0, 3).map((h) => `${h.text} in ${h.field}`).join(', ')}`;
+      direct.set(topic.id, { topicId: topic.id, score, why });
+    }
   }
   const byId = new Map(compiled.map((c) => [c.topic.id, c.topic]));
   const all = new Map(direct);

@@ -25,10 +25,10 @@ export interface UnsubscribeLinks {
   manage: string;
 }
 
-/** RFC 8058 one-click unsubscribe: mail clients POST to the https/http URL without showing a page. */
-function listUnsubscribeHeaders(links: UnsubscribeLinks): Record<string, string> {
+/** RFC 8058 one-click unsubscribe: mail clients POST to the URL without showing a page. */
+function listUnsubscribeHeaders(url: string): Record<string, string> {
   return {
-    'List-Unsubscribe': `<${links.all}>`,
+    'List-Unsubscribe': `<${url}>`,
     'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
   };
 }
@@ -68,7 +68,8 @@ export function renderAlertEmail(input: {
       `<hr><p style="color:#666;font-size:12px"><a href="${escapeHtml(links.topic)}">Stop ${escapeHtml(topicName)} alerts</a> · ` +
       `<a href="${escapeHtml(links.all)}">Unsubscribe from all</a> · <a href="${escapeHtml(links.manage)}">Manage your alerts</a></p>`,
   );
-  return { subject: oneLine(`${topicName}: ${story.title}`), text, html, headers: listUnsubscribeHeaders(links) };
+    // The header stops this topic's emails only: the least surprising result of a mail client's "Unsubscribe".
+  return { subject: oneLine(`${topicName}: ${story.title}`), text, html, headers: listUnsubscribeHeaders(links.topic) };
 }
 
 export interface DigestGroup {
@@ -76,7 +77,7 @@ export interface DigestGroup {
   stories: Pick<Story, 'title' | 'summary' | 'url'>[];
 }
 
-export function renderDigestEmail(input: { localDate: string; groups: DigestGroup[]; links: Omit<UnsubscribeLinks, 'topic'> & { topic?: string } }): RenderedEmail {
+export function renderDigestEmail(input: { localDate: string; groups: DigestGroup[]; links: Omit<UnsubscribeLinks, 'topic'> }): RenderedEmail {
   const { localDate, groups, links } = input;
   const count = groups.reduce((n, g) => n + g.stories.length, 0);
   const subject = oneLine(`Your Herald digest for ${localDate}: ${count} ${count === 1 ? 'story' : 'stories'} in ${groups.map((g) => g.topicName).join(', ')}`);
@@ -104,5 +105,5 @@ export function renderDigestEmail(input: { localDate: string; groups: DigestGrou
         .join('') +
       `<hr><p style="color:#666;font-size:12px"><a href="${escapeHtml(links.all)}">Unsubscribe from all</a> · <a href="${escapeHtml(links.manage)}">Manage your alerts</a></p>`,
   );
-  return { subject, text, html, headers: listUnsubscribeHeaders({ topic: links.all, ...links }) };
+  return { subject, text, html, headers: listUnsubscribeHeaders(links.all) };
 }

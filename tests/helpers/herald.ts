@@ -1,0 +1,100 @@
+import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:net';
+import type { Agent } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import webpush from 'web-push';
+import type { FeedConfig, Topic } from '../../src/config/catalog.ts';
+import { loadConfig } from '../../src/config/load.ts';
+import type { Clock } from '../../src/model.ts';
+import { QUEUE_NAMES } from '../../src/queue/jobs.ts';
+import { createHerald, ROLES, type Herald } from '../../src/runtime/herald.ts';
+import { deletePrefix, TEST_REDIS_URL, testRedis, uniquePrefix } from './redis.ts';
+
+export async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.once('error', rej);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => res(port));
+    });
+  });
+}
+
+export interface TestHerald {
+  herald: Herald;
+  baseUrl: string;
+  prefix: string;
+  /** Resolves when every queue has nothing waiting, delayed or active. */
+  waitIdle(timeoutMs?: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A whole Herald in this process (every worker role plus the web server on a real port), under its own key prefix. */
+export async function startTestHerald(opts: {
+  name: string;
+  clock: Clock;
+  smtpUrl: string;
+  feeds?: FeedConfig[];
+  topics?: Topic[];
+  pushAgent?: Agent;
+  env?: Record<string, string>;
+}): Promise<TestHerald> {
+  const prefix = uniquePrefix(opts.name);
+  const port = await freePort();
+  const vapid = webpush.generateVAPIDKeys();
+  const config = loadConfig({
+    REDIS_URL: TEST_REDIS_URL,
+    HERALD_REDIS_PREFIX: prefix,
+    HERALD_PORT: String(port),
+    HERALD_PUBLIC_URL: `http://127.0.0.1:${port}`,
+    HERALD_DATA_DIR: mkdtempSync(join(tmpdir(), 'herald-test-')),
+    HERALD_SCHEDULERS: 'false',
+    SMTP_URL: opts.smtpUrl,
+    VAPID_PUBLIC_KEY: vapid.publicKey,
+    VAPID_PRIVATE_KEY: vapid.privateKey,
+    HERALD_SIGNING_KEY: 'test-signing-key-0123456789abcdef0123456789',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    ...opts.env,
+  });
+  const herald = createHerald({
+    config,
+    redisUrl: TEST_REDIS_URL,
+    secrets: { vapid: { publicKey: vapid.publicKey, privateKey: vapid.privateKey, subject: config.vapidSubject }, signingKey: config.signingKey! },
+    log: pino({ level: config.logLevel }),
+    clock: opts.clock,
+    feeds: opts.feeds ?? [],
+    ...(opts.topics ? { topics: opts.topics } : {}),
+    pushAgent: opts.pushAgent,
+  });
+  await herald.start(ROLES);
+  await herald.web.listen({ host: '127.0.0.1', port });
+
+  const waitIdle = async (timeoutMs = 15_000) => {
+    const deadline = Date.now() + timeoutMs;
+    let quietRounds = 0;
+    // Two quiet looks in a row: a job finishing can enqueue the next stage's job just after a look.
+    while (quietRounds < 2) {
+      const counts = await Promise.all(QUEUE_NAMES.map((q) => herald.queues[q].getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children')));
+      const busy = counts.reduce((n, c) => n + Object.values(c).reduce((a, b) => a + b, 0), 0);
+      quietRounds = busy === 0 ? quietRounds + 1 : 0;
+      if (Date.now() > deadline) throw new Error(`queues still busy after ${timeoutMs} ms: ${JSON.stringify(counts)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+
+  return {
+    herald,
+    baseUrl: `http://127.0.0.1:${port}`,
+    prefix,
+    waitIdle,
+    async close() {
+      await herald.close();
+      const redis = testRedis();
+      await deletePrefix(redis, prefix);
+      await redis.quit();
+    },
+  };
+}

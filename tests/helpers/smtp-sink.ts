@@ -1,0 +1,41 @@
+import type { AddressInfo } from 'node:net';
+import { simpleParser, type ParsedMail } from 'mailparser';
+import { SMTPServer } from 'smtp-server';
+
+export interface SmtpSink {
+  url: string;
+  mails: ParsedMail[];
+  /** Mails to one recipient. */
+  to(address: string): ParsedMail[];
+  close(): Promise<void>;
+}
+
+/** A real SMTP server in this process; every accepted message is parsed with mailparser. */
+export async function startSmtpSink(): Promise<SmtpSink> {
+  const mails: ParsedMail[] = [];
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS'],
+    logger: false,
+    onData(stream, _session, callback) {
+      simpleParser(stream)
+        .then((mail) => {
+          mails.push(mail);
+          callback();
+        })
+        .catch(callback);
+    },
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.server.address() as AddressInfo).port;
+  const recipients = (m: ParsedMail) => {
+    const to = Array.isArray(m.to) ? m.to : m.to ? [m.to] : [];
+    return to.flatMap((a) => a.value.map((v) => v.address?.toLowerCase()));
+  };
+  return {
+    url: `smtp://127.0.0.1:${port}`,
+    mails,
+    to: (address) => mails.filter((m) => recipients(m).includes(address.toLowerCase())),
+    close: () => new Promise((r) => server.close(() => r())),
+  };
+}
