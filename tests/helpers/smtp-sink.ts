@@ -11,7 +11,7 @@ export interface SmtpSink {
 }
 
 /** A real SMTP server in this process; every accepted message is parsed with mailparser. */
-export async function startSmtpSink(): Promise<SmtpSink> {
+export async function startSmtpSink(opts: { delayMs?: number } = {}): Promise<SmtpSink> {
   const mails: ParsedMail[] = [];
   const server = new SMTPServer({
     authOptional: true,
@@ -19,7 +19,9 @@ export async function startSmtpSink(): Promise<SmtpSink> {
     logger: false,
     onData(stream, _session, callback) {
       simpleParser(stream)
-        .then((mail) => {
+        .then(async (mail) => {
+          // A slow server keeps sends in flight, as a real one under load does.
+          if (opts.delayMs) await new Promise((r) => setTimeout(r, opts.delayMs));
           mails.push(mail);
           callback();
         })
