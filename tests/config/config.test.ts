@@ -93,3 +93,13 @@ describe('catalog files', () => {
     expect(() => parseFeeds({ feeds: [{ id: 'a', url: 'https://x.test/a' }, { id: 'a', url: 'https://x.test/b' }] })).toThrow(/appears twice/);
   });
 });
+
+describe('README', () => {
+  it('carries the configuration table generated from the option declarations', async () => {
+    const { readFileSync } = await import('node:fs');
+    const readme = readFileSync('README.md', 'utf8');
+    const section = /<!-- config-table:start -->\n([\s\S]*?)\n<!-- config-table:end -->/.exec(readme)?.[1];
+    expect(section, 'README.md lacks the config-table markers').toBeDefined();
+    expect(section, 'README.md config table is stale: paste the output of `herald config table`').toBe(renderConfigTable());
+  });
+});
