@@ -1,4 +1,5 @@
-import { renderConfigTable } from '../config/load.ts';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { renderConfigTable, withConfigTable } from '../config/load.ts';
 import { ROLES } from '../runtime/herald.ts';
 import { parseRole, runRoles } from '../runtime/process.ts';
 
@@ -7,6 +8,7 @@ const USAGE = `Usage: herald <command>
   start                 run the web server and every worker in this process
   worker <role>         run one role: ${ROLES.join(', ')}
   config table          print the configuration table (Markdown)
+  config readme         rewrite README.md's configuration table from the declarations
 `;
 
 export async function main(argv: string[]): Promise<number> {
@@ -27,6 +29,10 @@ export async function main(argv: string[]): Promise<number> {
     case 'config':
       if (rest[0] === 'table') {
         process.stdout.write(`${renderConfigTable()}\n`);
+        return 0;
+      }
+      if (rest[0] === 'readme') {
+        writeFileSync('README.md', withConfigTable(readFileSync('README.md', 'utf8')));
         return 0;
       }
       process.stderr.write(USAGE);

@@ -79,3 +79,14 @@ export function renderConfigTable(): string {
 export function publicBaseUrl(config: Config): string {
   return (config.publicUrl ?? `http://localhost:${config.port}`).replace(/\/+$/, '');
 }
+
+const TABLE_START = '<!-- config-table:start -->';
+const TABLE_END = '<!-- config-table:end -->';
+
+/** README text with its configuration table replaced by the current one. */
+export function withConfigTable(readme: string): string {
+  const start = readme.indexOf(TABLE_START);
+  const end = readme.indexOf(TABLE_END);
+  if (start < 0 || end < start) throw new Error(`README lacks the ${TABLE_START} ... ${TABLE_END} markers`);
+  return `${readme.slice(0, start + TABLE_START.length)}\n${renderConfigTable()}\n${readme.slice(end)}`;
+}

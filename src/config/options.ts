@@ -187,6 +187,14 @@ export const OPTIONS = [
     fix: 'set at least 32 random characters, for example from `openssl rand -hex 32`',
   },
   {
+    env: 'HERALD_ADMIN_TOKEN',
+    key: 'adminToken',
+    schema: z.string().min(24, 'must be at least 24 characters').optional(),
+    secret: true,
+    description: 'Token for the operator routes (/admin/queues). Unset: generated on first start into HERALD_DATA_DIR/admin-token.',
+    fix: 'set at least 24 random characters, for example from `openssl rand -hex 24`',
+  },
+  {
     env: 'HERALD_PUSH_CONCURRENCY',
     key: 'pushConcurrency',
     schema: positiveInt.max(1000),

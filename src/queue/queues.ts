@@ -1,5 +1,6 @@
 import { Queue, Worker, type ConnectionOptions, type JobsOptions } from 'bullmq';
 import type { Logger } from 'pino';
+import type { Stats } from '../store/stats.ts';
 import { DEFAULT_JOB_OPTIONS, QUEUE_NAMES, QUEUE_OF, type HandlerMap, type HeraldJob, type JobCatalog, type JobName, type QueueName } from './jobs.ts';
 
 /**
@@ -44,7 +45,7 @@ export function createEnqueue(queues: Queues): Enqueue {
 export function startQueueWorker(
   queue: QueueName,
   handlers: HandlerMap,
-  opts: { connection: ConnectionOptions; prefix: string; concurrency: number; log: Logger },
+  opts: { connection: ConnectionOptions; prefix: string; concurrency: number; log: Logger; stats?: Stats; now?: () => number },
 ): Worker {
   const worker = new Worker(
     bullQueueName(queue),
@@ -56,8 +57,15 @@ export function startQueueWorker(
     },
     { connection: opts.connection, prefix: opts.prefix, concurrency: opts.concurrency },
   );
+  const now = opts.now ?? Date.now;
+  const count = (name: string, outcome: 'completed' | 'retried' | 'failed') =>
+    opts.stats?.incr('herald_jobs_total', { queue, name, outcome }, now()).catch((err: Error) => opts.log.warn({ err: err.message }, 'stats write failed'));
+  worker.on('completed', (job) => void count(job.name, 'completed'));
   worker.on('failed', (job, err) => {
-    opts.log.warn({ queue, job_id: job?.id, job_name: job?.name, attempts: job?.attemptsMade, err: err.message }, 'job failed');
+    // A job with attempts left goes back to the queue (delayed): that is a retry, not a failure.
+    const final = !job || err.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
+    void count(job?.name ?? 'unknown', final ? 'failed' : 'retried');
+    opts.log.warn({ queue, job_id: job?.id, job_name: job?.name, attempts: job?.attemptsMade, final, err: err.message }, final ? 'job failed' : 'job will be retried');
   });
   worker.on('error', (err) => opts.log.error({ queue, err: err.message }, 'worker error'));
   return worker;

@@ -22,7 +22,10 @@ import { createLedger } from '../store/ledger.ts';
 import { createRedis } from '../store/redis.ts';
 import { createStoryStore } from '../store/stories.ts';
 import { createSubscriberStore } from '../store/subscribers.ts';
+import { createStats } from '../store/stats.ts';
+import { createMetrics } from '../ops/metrics.ts';
 import { buildWebApp } from '../web/server.ts';
+import { opsRoutes } from '../web/routes/ops.ts';
 import type { Secrets } from './secrets.ts';
 
 export const ROLES = ['web', 'poller', 'classifier', 'push', 'email', 'digest'] as const;
@@ -32,6 +35,8 @@ type WorkerRole = Exclude<Role, 'web'>;
 const QUEUE_OF_ROLE: Record<WorkerRole, QueueName> = { poller: 'feeds', classifier: 'classify', push: 'push', email: 'email', digest: 'digest' };
 export const USER_AGENT = 'Herald/0.1 (+https://github.com/herald-alerts/herald; news alert feed poller)';
 const DIGEST_TICK_MS = 60_000;
+const POLL_SCHEDULER = 'feed-poll-tick';
+const DIGEST_SCHEDULER = 'digest-tick';
 
 export interface HeraldOptions {
   config: Config;
@@ -74,6 +79,7 @@ export function createHerald(opts: HeraldOptions) {
   const ledger = createLedger(redis, prefix);
   const digests = createDigestStore(redis, prefix);
   const feedStore = createFeedStore(redis, prefix);
+  const stats = createStats(redis, prefix);
   const mailer = createMailer({ url: config.smtpUrl, user: config.smtpUser, password: config.smtpPassword, from: config.mailFrom, poolSize: config.emailConcurrency });
   const sender = createWebPushSender(opts.secrets.vapid, { agent: opts.pushAgent });
 
@@ -102,6 +108,13 @@ export function createHerald(opts: HeraldOptions) {
     signingKey: opts.secrets.signingKey,
     secureCookies: base.startsWith('https:'),
   });
+  const metrics = createMetrics({ queues, stats, now: () => clock.now() });
+  web.register(
+    opsRoutes({
+      redis, queues, metrics, adminToken: opts.secrets.adminToken,
+      schedulers: config.schedulers ? [{ queue: 'feeds', id: POLL_SCHEDULER }, { queue: 'digest', id: DIGEST_SCHEDULER }] : [],
+    }),
+  );
 
   const workers: Worker[] = [];
   const concurrency: Record<WorkerRole, number> = {
@@ -110,23 +123,26 @@ export function createHerald(opts: HeraldOptions) {
 
   return {
     config, clock, redis, queues, enqueue, handlers, web,
-    stores: { subscribers, stories, ledger, digests, feeds: feedStore },
+    stores: { subscribers, stories, ledger, digests, feeds: feedStore, stats },
+    metrics,
 
     /** Starts the workers of the given roles (web is served by the caller, which owns the port). */
     async start(roles: readonly Role[]) {
       for (const role of roles) {
         if (role === 'web') continue;
         const queue = QUEUE_OF_ROLE[role];
-        workers.push(startQueueWorker(queue, handlers, { connection: queueConnection, prefix, concurrency: concurrency[role], log: log.child({ role }) }));
+        workers.push(
+          startQueueWorker(queue, handlers, { connection: queueConnection, prefix, concurrency: concurrency[role], log: log.child({ role }), stats, now: () => clock.now() }),
+        );
       }
       if (roles.includes('poller')) await feedStore.sync(feeds, clock.now());
       if (config.schedulers) {
         // Job schedulers live in Redis: however many processes run these roles, each tick fires once.
         if (roles.includes('poller')) {
-          await queues.feeds.upsertJobScheduler('feed-poll-tick', { every: Math.min(config.pollIntervalSeconds * 1000, 60_000) }, { name: 'FeedPollTick', data: {} });
+          await queues.feeds.upsertJobScheduler(POLL_SCHEDULER, { every: Math.min(config.pollIntervalSeconds * 1000, 60_000) }, { name: 'FeedPollTick', data: {} });
         }
         if (roles.includes('digest')) {
-          await queues.digest.upsertJobScheduler('digest-tick', { every: DIGEST_TICK_MS }, { name: 'DigestTick', data: {} });
+          await queues.digest.upsertJobScheduler(DIGEST_SCHEDULER, { every: DIGEST_TICK_MS }, { name: 'DigestTick', data: {} });
         }
       }
     },

@@ -7,6 +7,7 @@ import type { Config } from '../config/options.ts';
 export interface Secrets {
   vapid: { publicKey: string; privateKey: string; subject: string };
   signingKey: string;
+  adminToken: string;
 }
 
 function readOrCreate(path: string, create: () => string): string {
@@ -31,7 +32,7 @@ function readOrCreate(path: string, create: () => string): string {
  * data directory and reused, so push subscriptions and emailed links keep working across restarts.
  */
 export function resolveSecrets(config: Config): Secrets {
-  const needsFiles = !config.vapidPrivateKey || !config.signingKey;
+  const needsFiles = !config.vapidPrivateKey || !config.signingKey || !config.adminToken;
   if (needsFiles) mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   let vapid = { publicKey: config.vapidPublicKey ?? '', privateKey: config.vapidPrivateKey ?? '' };
   if (!config.vapidPrivateKey) {
@@ -39,5 +40,6 @@ export function resolveSecrets(config: Config): Secrets {
     vapid = JSON.parse(stored) as typeof vapid;
   }
   const signingKey = config.signingKey ?? readOrCreate(join(config.dataDir, 'signing-key'), () => randomBytes(32).toString('hex'));
-  return { vapid: { ...vapid, subject: config.vapidSubject }, signingKey };
+  const adminToken = config.adminToken ?? readOrCreate(join(config.dataDir, 'admin-token'), () => randomBytes(24).toString('hex'));
+  return { vapid: { ...vapid, subject: config.vapidSubject }, signingKey, adminToken };
 }

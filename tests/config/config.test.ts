@@ -100,6 +100,6 @@ describe('README', () => {
     const readme = readFileSync('README.md', 'utf8');
     const section = /<!-- config-table:start -->\n([\s\S]*?)\n<!-- config-table:end -->/.exec(readme)?.[1];
     expect(section, 'README.md lacks the config-table markers').toBeDefined();
-    expect(section, 'README.md config table is stale: paste the output of `herald config table`').toBe(renderConfigTable());
+    expect(section, 'README.md config table is stale: run `node src/cli/herald.mjs config readme`').toBe(renderConfigTable());
   });
 });

@@ -62,7 +62,7 @@ export async function startTestHerald(opts: {
   const herald = createHerald({
     config,
     redisUrl: TEST_REDIS_URL,
-    secrets: { vapid: { publicKey: vapid.publicKey, privateKey: vapid.privateKey, subject: config.vapidSubject }, signingKey: config.signingKey! },
+    secrets: { vapid: { publicKey: vapid.publicKey, privateKey: vapid.privateKey, subject: config.vapidSubject }, signingKey: config.signingKey!, adminToken: 'test-admin-token-0123456789abcdef' },
     log: pino({ level: config.logLevel }),
     clock: opts.clock,
     feeds: opts.feeds ?? [],
@@ -77,8 +77,12 @@ export async function startTestHerald(opts: {
     let quietRounds = 0;
     // Two quiet looks in a row: a job finishing can enqueue the next stage's job just after a look.
     while (quietRounds < 2) {
-      const counts = await Promise.all(QUEUE_NAMES.map((q) => herald.queues[q].getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children')));
-      const busy = counts.reduce((n, c) => n + Object.values(c).reduce((a, b) => a + b, 0), 0);
+      const counts = await Promise.all(QUEUE_NAMES.map((q) => herald.queues[q].getJobCounts('waiting', 'active', 'prioritized', 'waiting-children')));
+      // Delayed jobs count as work, except the next tick a job scheduler always keeps waiting.
+      const delayed = await Promise.all(QUEUE_NAMES.map((q) => herald.queues[q].getDelayed()));
+      const busy =
+        counts.reduce((n, c) => n + Object.values(c).reduce((a, b) => a + b, 0), 0) +
+        delayed.flat().filter((j) => !j.id?.startsWith('repeat:')).length;
       quietRounds = busy === 0 ? quietRounds + 1 : 0;
       if (Date.now() > deadline) throw new Error(`queues still busy after ${timeoutMs} ms: ${JSON.stringify(counts)}`);
       await new Promise((r) => setTimeout(r, 50));

@@ -1,0 +1,82 @@
+import { timingSafeEqual } from 'node:crypto';
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { FastifyAdapter } from '@bull-board/fastify';
+import type { Queue } from 'bullmq';
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { Redis } from 'ioredis';
+import type { Metrics } from '../../ops/metrics.ts';
+
+export interface OpsDeps {
+  redis: Redis;
+  queues: Readonly<Record<string, Queue>>;
+  metrics: Metrics;
+  adminToken: string;
+  /** Job scheduler ids that must exist in Redis for the deployment to be ready ([] when schedulers are off). */
+  schedulers: readonly { queue: string; id: string }[];
+}
+
+/** Constant-time comparison, so response timing tells nothing about the token. */
+export function tokenMatches(given: string | undefined, expected: string): boolean {
+  if (!given) return false;
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** The admin token as a Bearer token, or as the password of HTTP Basic auth (what a browser can send). */
+export function adminTokenFrom(req: FastifyRequest): string | undefined {
+  const header = req.headers.authorization ?? '';
+  if (header.startsWith('Bearer ')) return header.slice(7);
+  if (header.startsWith('Basic ')) {
+    const decoded = Buffer.from(header.slice(6), 'base64').toString('utf8');
+    return decoded.slice(decoded.indexOf(':') + 1);
+  }
+  return undefined;
+}
+
+async function check(name: string, fn: () => Promise<unknown>): Promise<[string, string]> {
+  try {
+    await fn();
+    return [name, 'ok'];
+  } catch (err) {
+    return [name, (err as Error).message];
+  }
+}
+
+/** /readyz, /metrics and Bull Board at /admin/queues (behind the admin token). */
+export function opsRoutes(deps: OpsDeps): FastifyPluginAsync {
+  return async (app: FastifyInstance) => {
+    app.get('/readyz', async (_req, reply) => {
+      const results = await Promise.all([
+        check('redis', () => deps.redis.ping()),
+        check('queues', () => Promise.all(Object.values(deps.queues).map((q) => q.getJobCounts('waiting')))),
+        check('schedulers', async () => {
+          for (const s of deps.schedulers) {
+            const found = await deps.queues[s.queue]?.getJobScheduler(s.id);
+            if (!found) throw new Error(`job scheduler "${s.id}" is not registered: is a ${s.queue === 'feeds' ? 'poller' : 'digest'} process running?`);
+          }
+        }),
+      ]);
+      const checks = Object.fromEntries(results);
+      const ready = results.every(([, v]) => v === 'ok');
+      return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks });
+    });
+
+    app.get('/metrics', async (_req, reply) => reply.type(deps.metrics.contentType).send(await deps.metrics.render()));
+
+    await app.register(async (admin) => {
+      const guard = async (req: FastifyRequest, reply: FastifyReply) => {
+        if (!tokenMatches(adminTokenFrom(req), deps.adminToken)) {
+          // Basic challenge so a browser asks for it; the password is the admin token.
+          return reply.code(401).header('www-authenticate', 'Basic realm="Herald admin", charset="UTF-8"').send({ error: 'admin token required' });
+        }
+      };
+      admin.addHook('onRequest', guard);
+      const serverAdapter = new FastifyAdapter();
+      serverAdapter.setBasePath('/admin/queues');
+      createBullBoard({ queues: Object.values(deps.queues).map((q) => new BullMQAdapter(q)), serverAdapter });
+      await admin.register(serverAdapter.registerPlugin(), { prefix: '/admin/queues' });
+    });
+  };
+}
