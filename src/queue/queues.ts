@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { Queue, Worker, type ConnectionOptions, type JobsOptions } from 'bullmq';
 import type { Logger } from 'pino';
 import type { Stats } from '../store/stats.ts';
@@ -55,7 +56,8 @@ export function startQueueWorker(
       if (!handler || QUEUE_OF[name] !== queue) throw new Error(`No handler for job "${job.name}" on queue ${queue}`);
       return handler(job.data, job as HeraldJob<JobName>);
     },
-    { connection: opts.connection, prefix: opts.prefix, concurrency: opts.concurrency },
+    // The name is stored on every job this worker processes: which process handled a job is traceable.
+    { connection: opts.connection, prefix: opts.prefix, concurrency: opts.concurrency, name: `${hostname()}:${process.pid}:${queue}` },
   );
   const now = opts.now ?? Date.now;
   const count = (name: string, outcome: 'completed' | 'retried' | 'failed') =>

@@ -1,32 +1,13 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/herald.ts';
+import { spawnHerald, waitFor } from '../helpers/processes.ts';
 import { deletePrefix, TEST_REDIS_URL, testRedis, uniquePrefix } from '../helpers/redis.ts';
 
-const herald = (args: string[], env: Record<string, string>) =>
-  spawn(process.execPath, ['src/cli/herald.mjs', ...args], {
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-
-function collect(child: ChildProcess) {
-  const out = { stdout: '', stderr: '' };
-  child.stdout?.on('data', (d: Buffer) => (out.stdout += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (out.stderr += d.toString()));
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  return { out, exited };
-}
-
-async function waitFor(check: () => boolean, timeoutMs: number, what: string) {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const herald = spawnHerald;
 
 describe('herald start, as a new user runs it', () => {
   const prefix = uniquePrefix('start');
@@ -46,9 +27,10 @@ describe('herald start, as a new user runs it', () => {
     // REDIS_URL unset on purpose: Herald finds the Redis answering on 127.0.0.1:6379 (the test Redis).
     const env: Record<string, string> = { HERALD_PORT: String(port), HERALD_REDIS_PREFIX: prefix, HERALD_DATA_DIR: dataDir, HERALD_FEEDS_FILE: feedsFile, LOG_LEVEL: 'warn' };
     if (TEST_REDIS_URL !== 'redis://127.0.0.1:6379') env.REDIS_URL = TEST_REDIS_URL;
-    const child = herald(['start'], env);
+    const proc = herald(['start'], env);
+    const child = proc.child;
     children.push(child);
-    const { out, exited } = collect(child);
+    const { out, exited } = proc;
     await waitFor(() => out.stdout.includes('Settings page:'), 20_000, 'the settings page URL');
     expect(out.stdout).toContain(`Settings page: http://localhost:${port}/`);
 
@@ -72,8 +54,7 @@ describe('herald start, as a new user runs it', () => {
   }, 40_000);
 
   it('stops with a message naming the variable and the fix when the config is invalid', async () => {
-    const child = herald(['start'], { HERALD_PORT: 'eighty', REDIS_URL: 'http://wrong' });
-    const { out, exited } = collect(child);
+    const { out, exited } = herald(['start'], { HERALD_PORT: 'eighty', REDIS_URL: 'http://wrong' });
     expect(await exited).toBe(1);
     expect(out.stderr).toContain('HERALD_PORT="eighty" is invalid');
     expect(out.stderr).toContain('REDIS_URL="http://wrong" is invalid');
@@ -82,8 +63,7 @@ describe('herald start, as a new user runs it', () => {
   });
 
   it('answers a usage error with exit status 2', async () => {
-    const child = herald(['worker', 'juggler'], {});
-    const { out, exited } = collect(child);
+    const { out, exited } = herald(['worker', 'juggler'], {});
     expect(await exited).toBe(2);
     expect(out.stderr).toContain('unknown role "juggler"');
   });
