@@ -1,5 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
-import { renderConfigTable, withConfigTable } from '../config/load.ts';
+import { loadConfig, renderConfigTable, withConfigTable } from '../config/load.ts';
+import { createRedis } from '../store/redis.ts';
 import { ROLES } from '../runtime/herald.ts';
 import { parseRole, runRoles } from '../runtime/process.ts';
 
@@ -7,6 +8,7 @@ const USAGE = `Usage: herald <command>
 
   start                 run the web server and every worker in this process
   worker <role>         run one role: ${ROLES.join(', ')}
+  health                exit 0 when Redis (REDIS_URL) answers: a container health check
   config table          print the configuration table (Markdown)
   config readme         rewrite README.md's configuration table from the declarations
 `;
@@ -25,6 +27,26 @@ export async function main(argv: string[]): Promise<number> {
       }
       await runRoles([role]);
       return -1;
+    }
+    case 'health': {
+      // For container health checks of worker roles: is this process's Redis reachable with this config?
+      const config = loadConfig();
+      if (!config.redisUrl) {
+        process.stderr.write('herald health: REDIS_URL is not set\n');
+        return 1;
+      }
+      const redis = createRedis(config.redisUrl, { name: 'herald-health' });
+      redis.on('error', () => undefined);
+      try {
+        await Promise.race([redis.ping(), new Promise((_, rej) => setTimeout(() => rej(new Error('no answer within 3 s')), 3000))]);
+        process.stdout.write('ok\n');
+        return 0;
+      } catch (err) {
+        process.stderr.write(`herald health: Redis at ${config.redisUrl} does not answer: ${(err as Error).message}\n`);
+        return 1;
+      } finally {
+        redis.disconnect();
+      }
     }
     case 'config':
       if (rest[0] === 'table') {

@@ -62,6 +62,14 @@ describe('herald start, as a new user runs it', () => {
     expect(out.stderr).not.toMatch(/at .*\.ts:\d+/);
   });
 
+  it('herald health exits 0 when Redis answers and 1 with the reason when it does not', async () => {
+    const ok = herald(['health'], { REDIS_URL: TEST_REDIS_URL });
+    expect(await ok.exited).toBe(0);
+    const down = herald(['health'], { REDIS_URL: `redis://127.0.0.1:${await freePort()}` });
+    expect(await down.exited).toBe(1);
+    expect(down.out.stderr).toContain('does not answer');
+  }, 20_000);
+
   it('answers a usage error with exit status 2', async () => {
     const { out, exited } = herald(['worker', 'juggler'], {});
     expect(await exited).toBe(2);
