@@ -26,6 +26,7 @@ import { createStats } from '../store/stats.ts';
 import { createMetrics } from '../ops/metrics.ts';
 import { buildWebApp } from '../web/server.ts';
 import { opsRoutes } from '../web/routes/ops.ts';
+import { adminRoutes } from '../web/admin/routes.ts';
 import type { Secrets } from './secrets.ts';
 
 export const ROLES = ['web', 'poller', 'classifier', 'push', 'email', 'digest'] as const;
@@ -111,10 +112,11 @@ export function createHerald(opts: HeraldOptions) {
   const metrics = createMetrics({ queues, stats, now: () => clock.now() });
   web.register(
     opsRoutes({
-      redis, queues, metrics, adminToken: opts.secrets.adminToken,
+      redis, queues, metrics,
       schedulers: config.schedulers ? [{ queue: 'feeds', id: POLL_SCHEDULER }, { queue: 'digest', id: DIGEST_SCHEDULER }] : [],
     }),
   );
+  web.register(adminRoutes({ redis, prefix, queues, stats, adminToken: opts.secrets.adminToken, clock }));
 
   const workers: Worker[] = [];
   const concurrency: Record<WorkerRole, number> = {

@@ -1,9 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
-import { createBullBoard } from '@bull-board/api';
-import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
-import { FastifyAdapter } from '@bull-board/fastify';
 import type { Queue } from 'bullmq';
-import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Metrics } from '../../ops/metrics.ts';
 
@@ -11,7 +8,6 @@ export interface OpsDeps {
   redis: Redis;
   queues: Readonly<Record<string, Queue>>;
   metrics: Metrics;
-  adminToken: string;
   /** Job scheduler ids that must exist in Redis for the deployment to be ready ([] when schedulers are off). */
   schedulers: readonly { queue: string; id: string }[];
 }
@@ -44,7 +40,7 @@ async function check(name: string, fn: () => Promise<unknown>): Promise<[string,
   }
 }
 
-/** /readyz, /metrics and Bull Board at /admin/queues (behind the admin token). */
+/** /readyz and /metrics (the console and Bull Board are in src/web/admin, behind the admin token). */
 export function opsRoutes(deps: OpsDeps): FastifyPluginAsync {
   return async (app: FastifyInstance) => {
     app.get('/readyz', async (_req, reply) => {
@@ -65,18 +61,5 @@ export function opsRoutes(deps: OpsDeps): FastifyPluginAsync {
 
     app.get('/metrics', async (_req, reply) => reply.type(deps.metrics.contentType).send(await deps.metrics.render()));
 
-    await app.register(async (admin) => {
-      const guard = async (req: FastifyRequest, reply: FastifyReply) => {
-        if (!tokenMatches(adminTokenFrom(req), deps.adminToken)) {
-          // Basic challenge so a browser asks for it; the password is the admin token.
-          return reply.code(401).header('www-authenticate', 'Basic realm="Herald admin", charset="UTF-8"').send({ error: 'admin token required' });
-        }
-      };
-      admin.addHook('onRequest', guard);
-      const serverAdapter = new FastifyAdapter();
-      serverAdapter.setBasePath('/admin/queues');
-      createBullBoard({ queues: Object.values(deps.queues).map((q) => new BullMQAdapter(q)), serverAdapter });
-      await admin.register(serverAdapter.registerPlugin(), { prefix: '/admin/queues' });
-    });
   };
 }
