@@ -25,6 +25,18 @@ export interface Follow {
   cadence: Cadence;
   /** Channels used for instant alerts; a daily digest always goes by email. */
   channels: Channel[];
+  /** "Less like this": matches scoring below this are not sent (absent: every match). */
+  minScore?: number;
+  /** "Mute for 7 days": epoch ms until which this topic sends nothing. */
+  mutedUntil?: number;
+}
+
+/** Local "HH:MM" window in the subscriber's zone; `from` after `to` wraps midnight (22:00 to 07:00). */
+export interface QuietHours {
+  from: string;
+  to: string;
+  /** Let breaking news through during quiet hours. */
+  breaking: boolean;
 }
 
 export interface Subscriber {
@@ -33,6 +45,11 @@ export interface Subscriber {
   timeZone: string;
   /** Local "HH:MM". */
   digestTime: string;
+  /** An address waiting for its confirmation link to be opened; nothing but that link is sent to it. */
+  pendingEmail: string | null;
+  quietHours: QuietHours | null;
+  /** Most pushes per local day; null: no cap. */
+  dailyPushCap: number | null;
   createdAt: number;
   updatedAt: number;
 }

@@ -3,7 +3,12 @@ import { describeZodError } from './schemas.ts';
 
 /** An error the client caused or may act on: its status and message go back as they are. */
 export class HttpError extends Error {
-  constructor(readonly statusCode: number, message: string, readonly extra: Record<string, unknown> = {}) {
+  constructor(
+    readonly statusCode: number,
+    message: string,
+    readonly extra: Record<string, unknown> = {},
+    readonly headers: Record<string, string> = {},
+  ) {
     super(message);
   }
 }

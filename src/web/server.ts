@@ -5,6 +5,8 @@ import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { createWebContext, type WebDeps } from './context.ts';
 import { HttpError } from './http-error.ts';
+import { registerSecurity } from './security.ts';
+import { identityRoutes } from './routes/identity.ts';
 import { catalogRoutes } from './routes/catalog.ts';
 import { healthRoutes } from './routes/health.ts';
 import { inboxRoutes } from './routes/inbox.ts';
@@ -14,19 +16,22 @@ import { unsubscribeRoutes } from './routes/unsubscribe.ts';
 
 export { TOKEN_COOKIE, type WebDeps } from './context.ts';
 
+export const BODY_LIMIT_BYTES = 16 * 1024;
 const publicDir = fileURLToPath(new URL('./public/', import.meta.url));
 
 /** The web app: plugins first, then one route plugin per concern (each in src/web/routes/). */
 export function buildWebApp(deps: WebDeps): FastifyInstance {
-  const app = Fastify({ loggerInstance: deps.log.child({ role: 'web' }) as FastifyBaseLogger, bodyLimit: 64 * 1024 });
-  const ctx = createWebContext(deps);
+  // Settings bodies are a few KB; 16 KB leaves room for a full topic list and refuses anything abusive with 413.
+  const app = Fastify({ loggerInstance: deps.log.child({ role: 'web' }) as FastifyBaseLogger, bodyLimit: BODY_LIMIT_BYTES, trustProxy: deps.trustProxy });
 
   app.register(fastifyCookie);
   app.register(fastifyFormbody);
+  const limiters = registerSecurity(app, deps, deps.limits);
+  const ctx = createWebContext(deps, limiters);
   app.register(fastifyStatic, { root: publicDir, index: ['index.html'] });
 
   app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown }, req, reply) => {
-    if (err instanceof HttpError) return reply.code(err.statusCode).send({ error: err.message, ...err.extra });
+    if (err instanceof HttpError) return reply.code(err.statusCode).headers(err.headers).send({ error: err.message, ...err.extra });
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     if (status === 500) req.log.error({ err }, 'request failed');
     return reply.code(status).send({ error: status === 500 ? 'internal error' : err.message });
@@ -34,6 +39,7 @@ export function buildWebApp(deps: WebDeps): FastifyInstance {
 
   app.register(healthRoutes(ctx));
   app.register(catalogRoutes(ctx));
+  app.register(identityRoutes(ctx));
   app.register(settingsRoutes(ctx));
   app.register(pushSubscriptionRoutes(ctx));
   app.register(inboxRoutes(ctx));

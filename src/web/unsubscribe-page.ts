@@ -1,11 +1,18 @@
 import { escapeHtml } from '../deliver/email/render.ts';
 
-/** Server-rendered so it works from any mail client, with no script. */
+/** Server-rendered pages reached from email links: they work from any mail client, with no script. */
+const page = (title: string, body: string) =>
+  `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${escapeHtml(title)} · Herald</title><link rel="stylesheet" href="/style.css"></head><body><main class="narrow">${body}</main></body></html>`;
+
 export function renderUnsubscribePage(input: { state: 'confirm' | 'done'; what: string; action: string }): string {
   const body =
     input.state === 'confirm'
       ? `<h1>Unsubscribe from ${escapeHtml(input.what)}?</h1>
 <form method="post" action="${escapeHtml(input.action)}"><input type="hidden" name="List-Unsubscribe" value="One-Click"><button type="submit">Unsubscribe</button></form>`
       : `<h1>You are unsubscribed from ${escapeHtml(input.what)}.</h1><p><a href="/">Change your alert settings</a></p>`;
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Unsubscribe · Herald</title><link rel="stylesheet" href="/style.css"></head><body><main class="narrow">${body}</main></body></html>`;
+  return page('Unsubscribe', body);
+}
+
+export function renderMessagePage(input: { title: string; message: string }): string {
+  return page(input.title, `<h1>${escapeHtml(input.title)}</h1><p>${escapeHtml(input.message)}</p><p><a href="/">Open your alert settings</a></p>`);
 }
