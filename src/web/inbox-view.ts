@@ -24,5 +24,6 @@ export function mergeInbox(items: readonly InboxItem[]): InboxEntry[] {
     entry.at = Math.max(entry.at, item.at);
     entry.read = entry.read && item.read;
   }
+  for (const entry of byStory.values()) entry.channels.sort((x, y) => (x === y ? 0 : x === 'push' ? -1 : 1));
   return [...byStory.values()].sort((a, b) => b.at - a.at || a.storyId.localeCompare(b.storyId));
 }
