@@ -26,6 +26,7 @@ async function api(path, options = {}, retried = false) {
     const err = new Error(body.error || `request failed (${res.status})`);
     err.status = res.status;
     err.fields = body.fields || [];
+    err.body = body;
     throw err;
   }
   return body;
@@ -332,6 +333,132 @@ async function renderInbox() {
   }));
 }
 
+// ---------- Own alerts (the alerts API of the classification stage) ----------
+
+const alerts = { list: [], editing: null, timer: null, seq: 0 };
+
+async function loadAlerts() {
+  const section = $('#alerts-section');
+  if (!state.me) {
+    section.hidden = true;
+    return;
+  }
+  try {
+    alerts.list = (await api('/api/me/alerts')).alerts;
+  } catch (err) {
+    // A server without the own-alerts API (404) simply has no such section.
+    section.hidden = true;
+    if (err.status !== 404) say('#save-status', `Your own alerts could not load: ${err.message}`);
+    return;
+  }
+  section.hidden = false;
+  renderAlerts();
+}
+
+function renderAlerts() {
+  const list = $('#alerts');
+  if (alerts.list.length === 0) {
+    list.replaceChildren(el('li', { class: 'empty', text: 'No alerts of your own yet.' }));
+    return;
+  }
+  list.replaceChildren(...alerts.list.map((a) => {
+    const del = el('button', { type: 'button', class: 'secondary small', 'aria-label': `Delete alert ${a.name}`, text: 'Delete' });
+    del.addEventListener('click', async () => {
+      // Two presses: the first asks, the second deletes.
+      if (del.getAttribute('data-armed') !== 'true') {
+        del.setAttribute('data-armed', 'true');
+        del.textContent = 'Really delete?';
+        del.setAttribute('aria-label', `Really delete alert ${a.name}?`);
+        return;
+      }
+      await api(`/api/me/alerts/${encodeURIComponent(a.id)}`, { method: 'DELETE' });
+      await loadAlerts();
+    });
+    return el('li', { 'data-alert': a.id },
+      el('strong', { text: a.name }), ` · ${a.cadence === 'daily' ? 'Daily' : `Instant (${a.channels.join(', ') || 'no channel'})`}`,
+      el('code', { text: a.query }),
+      el('div', { class: 'buttons' },
+        el('button', { type: 'button', class: 'secondary small', 'aria-label': `Edit or rename alert ${a.name}`, text: 'Edit or rename', onclick: () => openEditor(a) }),
+        del));
+  }));
+}
+
+function openEditor(alert) {
+  alerts.editing = alert || null;
+  say('#alert-editor-h', alert ? `Edit “${alert.name}”` : 'New alert');
+  $('#alert-name').value = alert ? alert.name : '';
+  $('#alert-query').value = alert ? alert.query : '';
+  $('#alert-cadence').value = alert && alert.cadence === 'daily' ? 'daily' : 'instant';
+  $('#alert-push').checked = alert ? alert.channels.includes('push') : true;
+  $('#alert-email').checked = alert ? alert.channels.includes('email') : false;
+  $('#alert-channels').hidden = $('#alert-cadence').value !== 'instant';
+  say('#alert-status', '');
+  $('#alert-preview').replaceChildren();
+  $('#alert-editor').hidden = false;
+  $('#alert-name').focus();
+  if (alert) schedulePreview();
+}
+
+function schedulePreview() {
+  clearTimeout(alerts.timer);
+  alerts.timer = setTimeout(runPreview, 350);
+}
+
+async function runPreview() {
+  const query = $('#alert-query').value;
+  const status = $('#alert-query-status');
+  const box = $('#alert-query');
+  if (!query.trim()) {
+    status.textContent = '';
+    box.removeAttribute('aria-invalid');
+    $('#alert-preview').replaceChildren();
+    return;
+  }
+  const seq = ++alerts.seq;
+  let result;
+  try {
+    result = await api('/api/me/alerts/preview', { method: 'POST', body: { query } });
+  } catch (err) {
+    if (seq !== alerts.seq) return;
+    box.setAttribute('aria-invalid', 'true');
+    status.textContent = err.body && typeof err.body.position === 'number'
+      ? `${err.message} (at character ${err.body.position + 1}${err.body.expected ? `; expected ${err.body.expected}` : ''})`
+      : err.message;
+    $('#alert-preview').replaceChildren();
+    return;
+  }
+  if (seq !== alerts.seq) return;
+  box.removeAttribute('aria-invalid');
+  const perDay = typeof result.alertsPerDay === 'number' ? result.alertsPerDay : result.alerts / result.days;
+  const rounded = perDay < 1 && perDay > 0 ? 'less than one' : String(Math.round(perDay));
+  status.textContent = `Looks good: about ${rounded} alert${rounded === '1' ? '' : 's'} a day (${result.matched} of ${result.scanned} stories of the last ${result.days} days matched).`;
+  $('#alert-preview').replaceChildren(...(result.stories.length === 0
+    ? [el('li', { class: 'empty', text: 'No recent story matches yet.' })]
+    : result.stories.slice(0, 5).map((st) => el('li', {},
+      el('a', { href: st.url, text: st.title, rel: 'noopener noreferrer', target: '_blank' }),
+      el('div', { class: 'meta', text: `${st.why} · ${fmtTime(st.publishedAt)}` })))));
+}
+
+async function saveAlert() {
+  const cadence = $('#alert-cadence').value;
+  const body = {
+    name: $('#alert-name').value.trim(),
+    query: $('#alert-query').value,
+    cadence,
+    channels: cadence === 'instant' ? ['push', 'email'].filter((c) => $(`#alert-${c}`).checked) : [],
+  };
+  try {
+    if (alerts.editing) await api(`/api/me/alerts/${encodeURIComponent(alerts.editing.id)}`, { method: 'PATCH', body });
+    else await api('/api/me/alerts', { method: 'POST', body });
+  } catch (err) {
+    say('#alert-status', `Not saved: ${err.message}`);
+    return;
+  }
+  $('#alert-editor').hidden = true;
+  await loadAlerts();
+  $('#alert-new').focus();
+}
+
 // ---------- Wiring ----------
 
 function bind(sel, event, fn) {
@@ -353,17 +480,28 @@ async function init() {
   showPushState();
   $('#delete-section').hidden = !state.me;
   await renderInbox();
+  await loadAlerts();
 
   bind('#topic-search', 'input', filterTopics);
+  bind('#alert-new', 'click', () => openEditor(null));
+  bind('#alert-cancel', 'click', () => {
+    $('#alert-editor').hidden = true;
+    $('#alert-new').focus();
+  });
+  bind('#alert-query', 'input', schedulePreview);
+  bind('#alert-cadence', 'change', () => { $('#alert-channels').hidden = $('#alert-cadence').value !== 'instant'; });
+  bind('#alert-save', 'click', saveAlert);
   bind('#quiet-on', 'change', showQuietFields);
   bind('#settings', 'submit', async (e) => {
     e.preventDefault();
     say('#save-status', 'Saving…');
     try {
+      const first = !state.me;
       await save();
       say('#save-status', 'Saved.');
       showPushState();
       await renderInbox();
+      if (first) await loadAlerts();
     } catch (err) {
       say('#save-status', `Not saved: ${err.message}`);
     }
