@@ -124,6 +124,11 @@ export function createSubscriberStore(redis: Redis, prefix: string) {
       return token;
     },
 
+    /** Whether a confirmation link is still unused and unexpired (the page shows its button only then). */
+    async confirmationPending(token: string): Promise<boolean> {
+      return (await redis.exists(confirmKey(prefix, hashToken(token)))) === 1;
+    },
+
     /** Step two: GETDEL makes the link single-use, so a replayed link finds nothing. */
     async confirmEmail(token: string, now: number): Promise<ConfirmResult> {
       const raw = await redis.getdel(confirmKey(prefix, hashToken(token)));

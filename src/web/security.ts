@@ -21,12 +21,15 @@ const HOUR_MS = 60 * 60 * 1000;
  *  - requests with `Authorization: Bearer`: browsers never attach that header on their own, so a forged
  *    cross-site request cannot carry it;
  *  - POST /unsubscribe: RFC 8058 mail clients post there without any page or cookie; the signed link is the
- *    credential and the only effect is to stop email.
+ *    credential and the only effect is to stop email;
+ *  - POST /confirm-email: the button of the page an emailed link opens, in whatever browser the mail app
+ *    picks; the single-use token in the URL is the credential, and no other site can know it.
  */
+const LINK_CREDENTIAL_ROUTES = new Set(['/unsubscribe', '/confirm-email']);
 function needsCsrf(req: FastifyRequest): boolean {
   if (!STATE_CHANGING.has(req.method)) return false;
   if (req.headers.authorization?.startsWith('Bearer ')) return false;
-  return req.routeOptions.url !== '/unsubscribe';
+  return !LINK_CREDENTIAL_ROUTES.has(req.routeOptions.url ?? '');
 }
 
 export interface Limiters {

@@ -16,3 +16,12 @@ export function renderUnsubscribePage(input: { state: 'confirm' | 'done'; what: 
 export function renderMessagePage(input: { title: string; message: string }): string {
   return page(input.title, `<h1>${escapeHtml(input.title)}</h1><p>${escapeHtml(input.message)}</p><p><a href="/">Open your alert settings</a></p>`);
 }
+
+/** The page an emailed confirmation link opens: one button, so a mail scanner's prefetch confirms nothing. */
+export function renderConfirmPage(input: { action: string }): string {
+  return page(
+    'Confirm your address',
+    `<h1>Confirm your address for Herald alerts</h1><p>Press the button to start receiving the email alerts and digests you chose.</p>
+<form method="post" action="${escapeHtml(input.action)}"><button type="submit">Confirm my address</button></form>`,
+  );
+}

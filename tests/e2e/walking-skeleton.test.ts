@@ -4,7 +4,7 @@ import { startFixtureServer, type FixtureServer } from '../helpers/http-fixtures
 import { startTestHerald, type TestHerald } from '../helpers/herald.ts';
 import { startPushService, type LocalPushService, type PushDevice } from '../helpers/push-server.ts';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.ts';
-import { confirmationLink, isAccountMail, webClient } from '../helpers/web-client.ts';
+import { confirmationLink, followConfirmation, isAccountMail, webClient } from '../helpers/web-client.ts';
 
 /**
  * One real story from a real feed (served over HTTP) to a real push (decrypted by a local push service),
@@ -25,8 +25,8 @@ describe('walking skeleton: feed to push, email and digest', () => {
   /** Alerts and digests only: the confirmation and manage-link emails are not what this test counts. */
   const alertMails = (address: string) => smtp.to(address).filter((m) => !isAccountMail(m));
   const confirm = async (address: string) => {
-    const page = await fetch(confirmationLink(smtp.to(address)));
-    expect(page.status).toBe(200);
+    const done = await followConfirmation(confirmationLink(smtp.to(address)));
+    expect(done.status).toBe(200);
   };
   const storyTitle = 'India and Japan foreign ministers hold talks in Tokyo on Quad and UN reform';
   const storyUrl = 'https://wire.example.test/world/india-japan-foreign-ministers-tokyo?utm_source=rss';

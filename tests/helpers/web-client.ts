@@ -75,3 +75,12 @@ export function manageLink(mails: ParsedMail[]): string {
   if (!link) throw new Error('no manage-link email found');
   return link;
 }
+
+/** What a reader does with a confirmation email: open the link (a page with one button), then press it. */
+export async function followConfirmation(link: string): Promise<Response> {
+  const page = await fetch(link);
+  if (page.status !== 200) return page;
+  const html = await page.text();
+  if (!html.includes('<button type="submit">Confirm my address</button>')) throw new Error('the confirmation page has no confirm button');
+  return fetch(link, { method: 'POST' });
+}

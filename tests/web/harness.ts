@@ -3,7 +3,7 @@ import { startTestHerald, type TestHerald } from '../helpers/herald.ts';
 import { startPushService, type LocalPushService } from '../helpers/push-server.ts';
 import { testRedis } from '../helpers/redis.ts';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.ts';
-import { confirmationLink, webClient } from '../helpers/web-client.ts';
+import { confirmationLink, followConfirmation, webClient } from '../helpers/web-client.ts';
 
 /** One Herald with a local SMTP sink and push service, for the API tests of one file. */
 export async function startWebHarness(name: string, env: Record<string, string> = {}) {
@@ -27,7 +27,7 @@ export async function startWebHarness(name: string, env: Record<string, string> 
       return { c, id: res.body.id as string, token: res.body.token as string, created: res.body };
     },
     async confirm(address: string) {
-      return fetch(confirmationLink(smtp.to(address)));
+      return followConfirmation(confirmationLink(smtp.to(address)));
     },
     /** Every key under this Herald's prefix, sorted: "nothing changed" compares two of these with their values. */
     async snapshot(): Promise<Record<string, unknown>> {

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isAccountMail, manageLink, webClient } from '../helpers/web-client.ts';
+import { confirmationLink, isAccountMail, manageLink, webClient } from '../helpers/web-client.ts';
+import { manualClock } from '../helpers/clock.ts';
+import { startTestHerald, type TestHerald } from '../helpers/herald.ts';
 import { startFixtureServer, type FixtureServer } from '../helpers/http-fixtures.ts';
 import { startWebHarness, type WebHarness } from './harness.ts';
 
@@ -142,8 +144,42 @@ describe('email double opt-in', () => {
     expect(h.smtp.to('fresh@example.test').filter(isAccountMail).map((m) => m.subject)).toEqual(['Confirm your email address for Herald alerts', 'Your link to manage Herald alerts']);
   });
 
+  it('opening the link (as mail scanners do) confirms nothing; only its button does', async () => {
+    const { token } = await h.newSubscriber({ email: 'scanned@example.test' });
+    const link = confirmationLink(h.smtp.to('scanned@example.test'));
+    for (let i = 0; i < 2; i++) expect((await fetch(link)).status).toBe(200);
+    const c = webClient(h.t.baseUrl);
+    expect((await c.api('/api/me', { token })).body.email).toBeNull();
+    expect((await fetch(link, { method: 'POST' })).status).toBe(200);
+    expect((await c.api('/api/me', { token })).body.email).toBe('scanned@example.test');
+    expect((await fetch(link)).status).toBe(410);
+    expect((await fetch(link, { method: 'POST' })).status).toBe(410);
+  });
+
   it('a confirmation link with a malformed token answers 400', async () => {
     expect((await fetch(`${h.t.baseUrl}/confirm-email?t=nope`)).status).toBe(400);
     expect((await fetch(`${h.t.baseUrl}/confirm-email`)).status).toBe(400);
+    expect((await fetch(`${h.t.baseUrl}/confirm-email?t=nope`, { method: 'POST' })).status).toBe(400);
+  });
+});
+
+describe('when the confirmation email cannot be sent', () => {
+  let t: TestHerald;
+  beforeAll(async () => {
+    // Port 1 on loopback: nothing listens, so every send fails at once.
+    t = await startTestHerald({ name: 'web-nosmtp', clock: manualClock('2027-01-15T00:00:00Z'), smtpUrl: 'smtp://127.0.0.1:1' });
+  });
+  afterAll(async () => t?.close());
+
+  it('saves the settings, says the email failed, and "resend" answers 502 with the reason', async () => {
+    const c = webClient(t.baseUrl);
+    const res = await c.api('/api/subscribers', { method: 'POST', body: { email: 'later@example.test', topics: { cricket: { cadence: 'daily', channels: [] } } } });
+    expect(res.status).toBe(201);
+    expect(res.body.notice).toMatch(/^the confirmation email to later@example.test could not be sent/);
+    expect(res.body.pendingEmail).toBe('later@example.test');
+    expect(res.body.topics.cricket.cadence).toBe('daily');
+    const resend = await c.api('/api/me/email/resend', { method: 'POST' });
+    expect(resend.status).toBe(502);
+    expect(resend.body.error).toMatch(/could not be sent/);
   });
 });

@@ -498,7 +498,7 @@ async function init() {
     try {
       const first = !state.me;
       await save();
-      say('#save-status', 'Saved.');
+      say('#save-status', state.me.notice ? `Saved, but ${state.me.notice}.` : 'Saved.');
       showPushState();
       await renderInbox();
       if (first) await loadAlerts();

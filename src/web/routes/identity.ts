@@ -1,11 +1,11 @@
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { rescheduleDigest } from '../../digest/send-digest.ts';
 import { CONFIRM_TTL_SECONDS, LINK_TTL_SECONDS } from '../../store/subscribers.ts';
 import type { WebContext } from '../context.ts';
 import { renderConfirmEmail, renderManageLinkEmail } from '../emails.ts';
-import { HttpError, parseBody } from '../http-error.ts';
+import { parseBody } from '../http-error.ts';
 import { ManageLinkBody, TokenQuery } from '../schemas.ts';
-import { renderMessagePage } from '../unsubscribe-page.ts';
+import { renderConfirmPage, renderMessagePage } from '../unsubscribe-page.ts';
 
 /** Counts one email against the limits of the client, the subscriber (when known) and the address; 429 past them. */
 export async function checkEmailLimit(ctx: WebContext, req: FastifyRequest, subscriberId: string | null, address: string) {
@@ -16,15 +16,18 @@ export async function checkEmailLimit(ctx: WebContext, req: FastifyRequest, subs
  * Double opt-in, step one: the address waits as pending and gets the only email it can get before it is
  * confirmed. The caller has counted it with checkEmailLimit before changing anything.
  */
-export async function sendConfirmation(ctx: WebContext, req: FastifyRequest, subscriberId: string, address: string) {
+export async function sendConfirmation(ctx: WebContext, req: FastifyRequest, subscriberId: string, address: string): Promise<string | null> {
   const { deps } = ctx;
   const token = await deps.subscribers.requestEmail(subscriberId, address, deps.clock.now());
   const mail = renderConfirmEmail({ address, confirmUrl: `${deps.baseUrl}/confirm-email?t=${token}`, validHours: CONFIRM_TTL_SECONDS / 3600 });
   const outcome = await deps.mailer.send({ ...mail, to: address, messageId: `<confirm.${subscriberId}.${token.slice(0, 12)}@${new URL(deps.baseUrl).hostname}>` });
   if (outcome.kind !== 'sent') {
-    throw new HttpError(502, `settings saved, but the confirmation email to ${address} could not be sent (${outcome.reason}): use "Resend confirmation" later`);
+    req.log.warn({ subscriber_id: subscriberId, reason: outcome.reason }, 'confirmation email not sent');
+    // The settings are saved either way; the reader learns the email failed and can resend.
+    return `the confirmation email to ${address} could not be sent (${outcome.reason}): use "Resend confirmation" later`;
   }
   req.log.info({ subscriber_id: subscriberId }, 'confirmation email sent');
+  return null;
 }
 
 async function sendManageLink(ctx: WebContext, subscriberId: string, address: string) {
@@ -80,24 +83,30 @@ export const identityRoutes = (ctx: WebContext): FastifyPluginAsync => async (ap
     return reply.code(202).send({ message: 'If this address has confirmed Herald alerts, a link to manage them is on its way. It works for 14 days.' });
   });
 
-  /** Double opt-in, step two. The token is single-use: a replayed link gets a 410 page and changes nothing. */
+  const linkProblem = (reply: FastifyReply, status: number, title: string, message: string) => reply.code(status).type(html).send(renderMessagePage({ title, message }));
+  const incomplete = (reply: FastifyReply) => linkProblem(reply, 400, 'This confirmation link is incomplete', 'Copy the whole link from the email, or ask for a new one on the settings page.');
+  const used = (reply: FastifyReply, superseded = false) =>
+    linkProblem(
+      reply,
+      410,
+      'This confirmation link was already used or has expired',
+      superseded ? 'The address was changed since this link was sent.' : 'Each link works once. If your address is not confirmed yet, ask for a new link on the settings page.',
+    );
+
+  /** Double opt-in, step two, as a page: GET changes nothing, so link scanners that open every URL confirm nothing. */
   app.get('/confirm-email', async (req, reply) => {
     const q = TokenQuery.safeParse(req.query);
-    if (!q.success) {
-      return reply.code(400).type(html).send(renderMessagePage({ title: 'This confirmation link is incomplete', message: 'Copy the whole link from the email, or ask for a new one on the settings page.' }));
-    }
+    if (!q.success) return incomplete(reply);
+    if (!(await deps.subscribers.confirmationPending(q.data.t))) return used(reply);
+    return reply.type(html).send(renderConfirmPage({ action: req.url }));
+  });
+
+  /** The page's button. The token is single-use: a replayed POST gets a 410 page and changes nothing. */
+  app.post('/confirm-email', async (req, reply) => {
+    const q = TokenQuery.safeParse(req.query);
+    if (!q.success) return incomplete(reply);
     const result = await deps.subscribers.confirmEmail(q.data.t, deps.clock.now());
-    if (!result.ok) {
-      return reply
-        .code(410)
-        .type(html)
-        .send(
-          renderMessagePage({
-            title: 'This confirmation link was already used or has expired',
-            message: result.reason === 'superseded' ? 'The address was changed since this link was sent.' : 'Each link works once. If your address is not confirmed yet, ask for a new link on the settings page.',
-          }),
-        );
-    }
+    if (!result.ok) return used(reply, result.reason === 'superseded');
     await rescheduleDigest(deps, result.subscriberId);
     const sent = await sendManageLink(ctx, result.subscriberId, result.email);
     req.log.info({ subscriber_id: result.subscriberId, manage_link: sent.kind }, 'email confirmed');

@@ -56,12 +56,15 @@ export const settingsRoutes = (ctx: WebContext): FastifyPluginAsync => async (ap
     await checkEmailLimit(ctx, req, id, email);
     return { kind: 'confirm', address: email };
   };
-  const applyEmail = async (req: FastifyRequest, id: string, plan: EmailPlan) => {
+  /** Returns a notice for the reader when the confirmation email could not be sent (the settings are saved). */
+  const applyEmail = async (req: FastifyRequest, id: string, plan: EmailPlan): Promise<string | null> => {
     const now = deps.clock.now();
     if (plan.kind === 'remove') await deps.subscribers.removeEmail(id, now);
     else if (plan.kind === 'cancel-pending') await deps.subscribers.cancelPendingEmail(id, now);
-    else if (plan.kind === 'confirm') await sendConfirmation(ctx, req, id, plan.address);
+    else if (plan.kind === 'confirm') return sendConfirmation(ctx, req, id, plan.address);
+    return null;
   };
+  const withNotice = (view: object, notice: string | null) => (notice ? { ...view, notice } : view);
 
   app.post('/api/subscribers', async (req, reply) => {
     const body = parseBody(CreateSubscriberBody, req.body);
@@ -72,9 +75,9 @@ export const settingsRoutes = (ctx: WebContext): FastifyPluginAsync => async (ap
     ctx.setTokenCookie(reply, token);
     await deps.subscribers.update(id, { quietHours: body.quietHours, dailyPushCap: body.dailyPushCap }, now);
     if (body.topics) await deps.subscribers.setFollows(id, mergeFollows({}, body.topics));
-    await applyEmail(req, id, emailPlan);
+    const notice = await applyEmail(req, id, emailPlan);
     await rescheduleDigest(deps, id);
-    return reply.code(201).send({ ...(await settingsView(ctx, id)), token });
+    return reply.code(201).send(withNotice({ ...(await settingsView(ctx, id)), token }, notice));
   });
 
   app.get('/api/me', async (req) => settingsView(ctx, await ctx.authenticate(req)));
@@ -86,9 +89,9 @@ export const settingsRoutes = (ctx: WebContext): FastifyPluginAsync => async (ap
     const emailPlan = await planEmail(req, id, body.email);
     await deps.subscribers.update(id, { timeZone: body.timeZone, digestTime: body.digestTime, quietHours: body.quietHours, dailyPushCap: body.dailyPushCap }, deps.clock.now());
     if (body.topics) await deps.subscribers.setFollows(id, mergeFollows(await deps.subscribers.follows(id), body.topics));
-    await applyEmail(req, id, emailPlan);
+    const notice = await applyEmail(req, id, emailPlan);
     await rescheduleDigest(deps, id);
-    return settingsView(ctx, id);
+    return withNotice(await settingsView(ctx, id), notice);
   });
 
   app.post('/api/me/email/resend', async (req, reply) => {
@@ -96,7 +99,8 @@ export const settingsRoutes = (ctx: WebContext): FastifyPluginAsync => async (ap
     const sub = await deps.subscribers.get(id);
     if (!sub?.pendingEmail) throw new HttpError(409, 'no address is waiting for confirmation');
     await checkEmailLimit(ctx, req, id, sub.pendingEmail);
-    await sendConfirmation(ctx, req, id, sub.pendingEmail);
+    const notice = await sendConfirmation(ctx, req, id, sub.pendingEmail);
+    if (notice) throw new HttpError(502, notice);
     return reply.code(202).send({ message: `a new confirmation link is on its way to ${sub.pendingEmail}` });
   });
 
