@@ -162,6 +162,13 @@ describe.skipIf(!hasChromium)('settings page in a real browser', () => {
     );
   });
 
+  it('sends a test notification to this device from the button', async () => {
+    const before = push.received.length;
+    await page.click('#test-push');
+    await expect.poll(() => page.textContent('#test-push-status'), slow).toBe('Test notification sent to 1 of 1 device.');
+    expect(push.received.slice(before).map((p) => [p.deviceId, p.payload.title])).toEqual([[device.id, 'Herald test notification']]);
+  });
+
   it('lists the alert in the inbox with its topic and why it matched', async () => {
     await page.reload();
     const item = page.locator('#inbox li[data-story]');
@@ -248,6 +255,36 @@ describe.skipIf(!hasChromium)('settings page in a real browser', () => {
     await expect.poll(() => page.textContent('#inbox'), slow).toBe('No alerts yet.');
     await page.reload();
     await expect.poll(() => page.textContent('#inbox'), slow).toBe('No alerts yet.');
+  });
+
+  it('shows a blocked browser how to unblock, and an unsupported one what to do instead', async () => {
+    const blocked = await browser.newContext();
+    const bp = await blocked.newPage();
+    const cdp = await blocked.newCDPSession(bp);
+    const { targetInfo } = await cdp.send('Target.getTargetInfo');
+    await cdp.send('Browser.setPermission', { permission: { name: 'notifications' }, setting: 'denied', origin: t.baseUrl, browserContextId: targetInfo.browserContextId });
+    await bp.goto(t.baseUrl);
+    await expect.poll(() => bp.textContent('#push-state'), slow).toMatch(/^Notifications are blocked for this site\. To unblock:/);
+    expect(await bp.isDisabled('#allow-push')).toBe(true);
+    await blocked.close();
+
+    const old = await browser.newContext();
+    await old.addInitScript(() => {
+      delete (window as unknown as Record<string, unknown>).PushManager;
+    });
+    const op = await old.newPage();
+    await op.goto(t.baseUrl);
+    await expect.poll(() => op.textContent('#push-state'), slow).toBe('This browser cannot receive push notifications. Choose email for your alerts.');
+    expect(await op.isDisabled('#allow-push')).toBe(true);
+    await old.close();
+  });
+
+  it('removes a device from the list', async () => {
+    await page.goto(t.baseUrl);
+    await expect.poll(() => page.locator('#devices li button').count(), slow).toBe(1);
+    await page.click('#devices li button');
+    await expect.poll(() => page.textContent('#devices'), slow).toBe('No device gets notifications yet.');
+    expect((await me()).devices).toEqual([]);
   });
 
   it('unsubscribes from the Japan emails with a one-click POST from the alert email', async () => {
