@@ -50,7 +50,8 @@ export const PushSubscriptionBody = z.object({
 
 export const ManageLinkBody = z.object({ email: Email }).strict();
 export const StoryRefBody = z.object({ storyId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'a story id') }).strict();
-export const TopicParams = z.object({ topicId });
+/** Catalog ids, and readers' own alert ids ("alert.<hex>", from the classification stage), in a URL. */
+export const TopicParams = z.object({ topicId: z.string().regex(/^[a-z0-9][a-z0-9.-]{0,62}$/, 'a topic or alert id') });
 export const DeviceParams = z.object({ deviceId: z.string().regex(/^[0-9a-f]{16}$/, 'a device id') });
 export const TokenQuery = z.object({ t: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'a link token') });
 

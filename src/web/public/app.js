@@ -45,7 +45,8 @@ function el(tag, attrs = {}, ...children) {
 }
 
 const say = (sel, text) => { $(sel).textContent = text; };
-const topicName = (id) => (state.topics.find((t) => t.id === id) || { name: id }).name;
+// Inbox items name a catalog topic or one of the reader's own alerts (declared below; read at call time).
+const topicName = (id) => (state.topics.find((t) => t.id === id) || alerts.list.find((a) => a.id === id) || { name: id }).name;
 const fmtTime = (iso) => new Date(iso).toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' });
 
 // ---------- Topics ----------
@@ -479,8 +480,8 @@ async function init() {
   showEmailState();
   showPushState();
   $('#delete-section').hidden = !state.me;
-  await renderInbox();
   await loadAlerts();
+  await renderInbox();
 
   bind('#topic-search', 'input', filterTopics);
   bind('#alert-new', 'click', () => openEditor(null));
