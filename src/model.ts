@@ -31,13 +31,6 @@ export interface Follow {
   mutedUntil?: number;
 }
 
-/** Local "HH:MM" window in the subscriber's zone; `from` after `to` wraps midnight (22:00 to 07:00). */
-export interface QuietHours {
-  from: string;
-  to: string;
-  /** Let breaking news through during quiet hours. */
-  breaking: boolean;
-}
 
 export interface Subscriber {
   id: string;
@@ -47,9 +40,6 @@ export interface Subscriber {
   digestTime: string;
   /** An address waiting for its confirmation link to be opened; nothing but that link is sent to it. */
   pendingEmail: string | null;
-  quietHours: QuietHours | null;
-  /** Most pushes per local day; null: no cap. */
-  dailyPushCap: number | null;
   createdAt: number;
   updatedAt: number;
 }

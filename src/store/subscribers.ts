@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { Cadence, Follow, PushSubscriptionRecord, QuietHours, Subscriber } from '../model.ts';
+import type { Cadence, Follow, PushSubscriptionRecord, Subscriber } from '../model.ts';
 
 /**
  * Owns every key about subscribers. One subscriber's keys share the hash tag {s:<id>} so a future
@@ -43,14 +43,36 @@ function toSubscriber(h: Record<string, string>): Subscriber | null {
     timeZone: h.timeZone ?? 'UTC',
     digestTime: h.digestTime ?? '08:00',
     pendingEmail: h.pendingEmail || null,
-    quietHours: h.quietHours ? (JSON.parse(h.quietHours) as QuietHours) : null,
-    dailyPushCap: h.dailyPushCap ? Number(h.dailyPushCap) : null,
     createdAt: Number(h.createdAt),
     updatedAt: Number(h.updatedAt),
   };
 }
 
-export type SettingsPatch = Partial<Pick<Subscriber, 'timeZone' | 'digestTime' | 'quietHours' | 'dailyPushCap'>>;
+export type SettingsPatch = Partial<Pick<Subscriber, 'timeZone' | 'digestTime'>>;
+
+/**
+ * Time settings the push dispatcher applies (same record and field names as the delivery stage's
+ * DeliveryPrefs, which adds its own choices to it): kept as one JSON field `prefs` of the profile.
+ */
+export interface DeliveryPrefs {
+  /** Local "HH:MM" window in which non-urgent pushes are held; may wrap midnight (22:00-07:00). */
+  quietHours: { from: string; to: string } | null;
+  /** Breaking news passes through quiet hours. */
+  breakingThroughQuiet: boolean;
+  /** Most individual pushes per local day; null: no cap. */
+  dailyPushCap: number | null;
+}
+export const DEFAULT_DELIVERY_PREFS: DeliveryPrefs = Object.freeze({ quietHours: null, breakingThroughQuiet: true, dailyPushCap: null });
+
+function toPrefs(raw: string | null | undefined): DeliveryPrefs {
+  if (!raw) return { ...DEFAULT_DELIVERY_PREFS };
+  try {
+    return { ...DEFAULT_DELIVERY_PREFS, ...(JSON.parse(raw) as Partial<DeliveryPrefs>) };
+  } catch {
+    // A damaged record must not stop deliveries: the defaults are the safe reading.
+    return { ...DEFAULT_DELIVERY_PREFS };
+  }
+}
 export type ConfirmResult = { ok: true; subscriberId: string; email: string } | { ok: false; reason: 'unknown' | 'superseded' };
 
 export function createSubscriberStore(redis: Redis, prefix: string) {
@@ -108,9 +130,16 @@ export function createSubscriberStore(redis: Redis, prefix: string) {
       const fields: Record<string, string> = { updatedAt: String(now) };
       if (patch.timeZone !== undefined) fields.timeZone = patch.timeZone;
       if (patch.digestTime !== undefined) fields.digestTime = patch.digestTime;
-      if (patch.quietHours !== undefined) fields.quietHours = patch.quietHours ? JSON.stringify(patch.quietHours) : '';
-      if (patch.dailyPushCap !== undefined) fields.dailyPushCap = patch.dailyPushCap === null ? '' : String(patch.dailyPushCap);
       await redis.hset(keys(id).profile, fields);
+    },
+
+    async prefs(id: string): Promise<DeliveryPrefs> {
+      return toPrefs(await redis.hget(keys(id).profile, 'prefs'));
+    },
+
+    async setPrefs(id: string, patch: Partial<DeliveryPrefs>, now: number) {
+      const current = await this.prefs(id);
+      await redis.hset(keys(id).profile, { prefs: JSON.stringify({ ...current, ...patch }), updatedAt: String(now) });
     },
 
     /**

@@ -17,9 +17,19 @@ export const Email = z.email().max(254);
 
 /** A window that wraps midnight (22:00 to 07:00) is the usual case; an empty one (from = to) means nothing. */
 export const QuietHoursBody = z
-  .object({ from: LocalTime, to: LocalTime, breaking: z.boolean().default(true) })
+  .object({ from: LocalTime, to: LocalTime })
   .strict()
-  .refine((q) => q.from !== q.to, { message: 'from and to must differ (turn quiet hours off instead)', path: ['to'] });
+  .refine((q) => q.from !== q.to, { message: 'from and to must differ (turn quiet hours off with null)', path: ['to'] });
+
+/** Time settings the push dispatcher applies (the delivery stage's `delivery` object); each field optional. */
+export const DeliveryBody = z
+  .object({
+    quietHours: QuietHoursBody.nullable(),
+    breakingThroughQuiet: z.boolean(),
+    dailyPushCap: z.number().int().min(1).max(500).nullable(),
+  })
+  .strict()
+  .partial();
 
 export const SettingsBody = z
   .object({
@@ -27,8 +37,7 @@ export const SettingsBody = z
     email: Email.nullable().optional(),
     timeZone: TimeZone.optional(),
     digestTime: DigestTime.optional(),
-    quietHours: QuietHoursBody.nullable().optional(),
-    dailyPushCap: z.number().int().min(1).max(200).nullable().optional(),
+    delivery: DeliveryBody.optional(),
     topics: z.record(topicId, FollowBody).optional(),
   })
   .strict();

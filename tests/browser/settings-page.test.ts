@@ -101,13 +101,14 @@ describe.skipIf(!hasChromium)('settings page in a real browser', () => {
     await page.check('#quiet-on');
     await page.fill('#quiet-from', '23:00');
     await page.fill('#quiet-to', '06:30');
+    await page.fill('#push-cap', '12');
     await page.click('#save');
     await expect.poll(() => page.textContent('#save-status'), slow).toBe('Saved.');
 
     const settings = await me();
     expect(settings.timeZone).toBe('Asia/Tokyo');
     expect(settings.digestTime).toBe('07:30');
-    expect(settings.quietHours).toEqual({ from: '23:00', to: '06:30', breaking: true });
+    expect(settings.delivery).toEqual({ quietHours: { from: '23:00', to: '06:30' }, breakingThroughQuiet: true, dailyPushCap: 12 });
     expect(settings.topics.japan).toMatchObject({ cadence: 'instant', channels: ['push', 'email'] });
     expect(settings.topics.cricket).toMatchObject({ cadence: 'daily' });
     expect(settings.pendingEmail).toBe(address);

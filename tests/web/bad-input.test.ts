@@ -48,12 +48,14 @@ const cases: Case[] = [
   { name: 'settings: digest time 25:00', method: 'PUT', path: '/api/me', body: { digestTime: '25:00' }, status: 400, field: 'digestTime' },
   { name: 'settings: digest time without leading zero', method: 'PUT', path: '/api/me', body: { digestTime: '7:30' }, status: 400, field: 'digestTime' },
   { name: 'settings: digest time as a number', method: 'PUT', path: '/api/me', body: { digestTime: 730 }, status: 400, field: 'digestTime' },
-  { name: 'settings: quiet hours missing "to"', method: 'PUT', path: '/api/me', body: { quietHours: { from: '22:00' } }, status: 400, field: 'quietHours.to' },
-  { name: 'settings: empty quiet hours', method: 'PUT', path: '/api/me', body: { quietHours: { from: '22:00', to: '22:00' } }, status: 400, field: 'quietHours.to' },
-  { name: 'settings: quiet hours at 24:00', method: 'PUT', path: '/api/me', body: { quietHours: { from: '22:00', to: '24:00' } }, status: 400, field: 'quietHours.to' },
-  { name: 'settings: breaking flag as a string', method: 'PUT', path: '/api/me', body: { quietHours: { from: '22:00', to: '07:00', breaking: 'yes' } }, status: 400, field: 'quietHours.breaking' },
-  { name: 'settings: push cap of 0', method: 'PUT', path: '/api/me', body: { dailyPushCap: 0 }, status: 400, field: 'dailyPushCap' },
-  { name: 'settings: push cap as text', method: 'PUT', path: '/api/me', body: { dailyPushCap: 'ten' }, status: 400, field: 'dailyPushCap' },
+  { name: 'settings: quiet hours missing "to"', method: 'PUT', path: '/api/me', body: { delivery: { quietHours: { from: '22:00' } } }, status: 400, field: 'delivery.quietHours.to' },
+  { name: 'settings: empty quiet hours', method: 'PUT', path: '/api/me', body: { delivery: { quietHours: { from: '22:00', to: '22:00' } } }, status: 400, field: 'delivery.quietHours.to' },
+  { name: 'settings: quiet hours at 24:00', method: 'PUT', path: '/api/me', body: { delivery: { quietHours: { from: '22:00', to: '24:00' } } }, status: 400, field: 'delivery.quietHours.to' },
+  { name: 'settings: quiet hours from 25:00', method: 'PUT', path: '/api/me', body: { delivery: { quietHours: { from: '25:00', to: '07:00' } } }, status: 400, field: 'delivery.quietHours.from' },
+  { name: 'settings: breaking flag as a string', method: 'PUT', path: '/api/me', body: { delivery: { breakingThroughQuiet: 'yes' } }, status: 400, field: 'delivery.breakingThroughQuiet' },
+  { name: 'settings: push cap of 0', method: 'PUT', path: '/api/me', body: { delivery: { dailyPushCap: 0 } }, status: 400, field: 'delivery.dailyPushCap' },
+  { name: 'settings: push cap as text', method: 'PUT', path: '/api/me', body: { delivery: { dailyPushCap: 'ten' } }, status: 400, field: 'delivery.dailyPushCap' },
+  { name: 'settings: unknown delivery field', method: 'PUT', path: '/api/me', body: { delivery: { snooze: true } }, status: 400, field: 'delivery' },
   { name: 'settings: email of the wrong type', method: 'PUT', path: '/api/me', body: { email: 42 }, status: 400, field: 'email' },
   { name: 'settings: valid change with an invalid one', method: 'PUT', path: '/api/me', body: { digestTime: '09:00', timeZone: 'Nowhere' }, status: 400, field: 'timeZone' },
   { name: 'settings: oversized body', method: 'PUT', path: '/api/me', rawBody: JSON.stringify({ timeZone: big }), status: 413 },
@@ -143,11 +145,13 @@ describe('bad input on every endpoint: a clear 4xx and nothing changed', () => {
   });
 
   it('accepts quiet hours that wrap midnight and stores them as given', async () => {
-    const res = await webClient(h.t.baseUrl).api('/api/me', { method: 'PUT', token: ctx.b.token, body: { quietHours: { from: '22:30', to: '06:15', breaking: false }, dailyPushCap: 5 } });
+    const res = await webClient(h.t.baseUrl).api('/api/me', { method: 'PUT', token: ctx.b.token, body: { delivery: { quietHours: { from: '22:30', to: '06:15' }, breakingThroughQuiet: false, dailyPushCap: 5 } } });
     expect(res.status).toBe(200);
-    expect(res.body.quietHours).toEqual({ from: '22:30', to: '06:15', breaking: false });
-    expect(res.body.dailyPushCap).toBe(5);
-    const cleared = await webClient(h.t.baseUrl).api('/api/me', { method: 'PUT', token: ctx.b.token, body: { quietHours: null, dailyPushCap: null } });
-    expect([cleared.body.quietHours, cleared.body.dailyPushCap]).toEqual([null, null]);
+    expect(res.body.delivery).toEqual({ quietHours: { from: '22:30', to: '06:15' }, breakingThroughQuiet: false, dailyPushCap: 5 });
+    // A partial change keeps the other choices.
+    const partial = await webClient(h.t.baseUrl).api('/api/me', { method: 'PUT', token: ctx.b.token, body: { delivery: { dailyPushCap: null } } });
+    expect(partial.body.delivery).toEqual({ quietHours: { from: '22:30', to: '06:15' }, breakingThroughQuiet: false, dailyPushCap: null });
+    const cleared = await webClient(h.t.baseUrl).api('/api/me', { method: 'PUT', token: ctx.b.token, body: { delivery: { quietHours: null } } });
+    expect(cleared.body.delivery.quietHours).toBeNull();
   });
 });

@@ -148,13 +148,14 @@ function fillTimeSettings() {
   const me = state.me;
   if (!me) return showQuietFields();
   $('#digest-time').value = me.digestTime;
-  $('#quiet-on').checked = !!me.quietHours;
-  if (me.quietHours) {
-    $('#quiet-from').value = me.quietHours.from;
-    $('#quiet-to').value = me.quietHours.to;
-    $('#quiet-breaking').checked = me.quietHours.breaking;
+  const d = me.delivery;
+  $('#quiet-on').checked = !!d.quietHours;
+  if (d.quietHours) {
+    $('#quiet-from').value = d.quietHours.from;
+    $('#quiet-to').value = d.quietHours.to;
   }
-  $('#push-cap').value = me.dailyPushCap === null ? '' : String(me.dailyPushCap);
+  $('#quiet-breaking').checked = d.breakingThroughQuiet;
+  $('#push-cap').value = d.dailyPushCap === null ? '' : String(d.dailyPushCap);
   showQuietFields();
 }
 
@@ -180,13 +181,16 @@ function collectSettings() {
     email: email || null,
     timeZone: $('#timezone').value,
     digestTime: $('#digest-time').value,
-    quietHours: $('#quiet-on').checked ? { from: $('#quiet-from').value, to: $('#quiet-to').value, breaking: $('#quiet-breaking').checked } : null,
-    dailyPushCap: cap === '' ? null : Number(cap),
+    delivery: {
+      quietHours: $('#quiet-on').checked ? { from: $('#quiet-from').value, to: $('#quiet-to').value } : null,
+      breakingThroughQuiet: $('#quiet-breaking').checked,
+      dailyPushCap: cap === '' ? null : Number(cap),
+    },
     topics: collectTopics(),
   };
 }
 
-const FIELD_INPUTS = { email: '#email', timeZone: '#timezone', digestTime: '#digest-time', 'quietHours.from': '#quiet-from', 'quietHours.to': '#quiet-to', dailyPushCap: '#push-cap' };
+const FIELD_INPUTS = { email: '#email', timeZone: '#timezone', digestTime: '#digest-time', 'delivery.quietHours.from': '#quiet-from', 'delivery.quietHours.to': '#quiet-to', 'delivery.dailyPushCap': '#push-cap' };
 
 function markInvalid(fields) {
   for (const sel of Object.values(FIELD_INPUTS)) $(sel).removeAttribute('aria-invalid');

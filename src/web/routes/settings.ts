@@ -16,8 +16,9 @@ const followView = (f: Follow) => ({
 
 export async function settingsView(ctx: WebContext, id: string) {
   const { deps } = ctx;
-  const [sub, follows, devices, nextDigestAt] = await Promise.all([
+  const [sub, delivery, follows, devices, nextDigestAt] = await Promise.all([
     deps.subscribers.get(id),
+    deps.subscribers.prefs(id),
     deps.subscribers.follows(id),
     deps.subscribers.pushSubscriptions(id),
     deps.digests.dueAt(id),
@@ -29,8 +30,7 @@ export async function settingsView(ctx: WebContext, id: string) {
     pendingEmail: sub.pendingEmail,
     timeZone: sub.timeZone,
     digestTime: sub.digestTime,
-    quietHours: sub.quietHours,
-    dailyPushCap: sub.dailyPushCap,
+    delivery,
     topics: Object.fromEntries(Object.entries(follows).map(([t, f]) => [t, followView(f)])),
     devices: devices.map((d) => ({ id: d.id, service: new URL(d.endpoint).host, createdAt: new Date(d.createdAt).toISOString() })),
     nextDigestAt: nextDigestAt === null ? null : new Date(nextDigestAt).toISOString(),
@@ -73,7 +73,7 @@ export const settingsRoutes = (ctx: WebContext): FastifyPluginAsync => async (ap
     const now = deps.clock.now();
     const { id, token } = await deps.subscribers.create({ timeZone: body.timeZone, digestTime: body.digestTime }, now);
     ctx.setTokenCookie(reply, token);
-    await deps.subscribers.update(id, { quietHours: body.quietHours, dailyPushCap: body.dailyPushCap }, now);
+    if (body.delivery) await deps.subscribers.setPrefs(id, body.delivery, now);
     if (body.topics) await deps.subscribers.setFollows(id, mergeFollows({}, body.topics));
     const notice = await applyEmail(req, id, emailPlan);
     await rescheduleDigest(deps, id);
@@ -87,7 +87,8 @@ export const settingsRoutes = (ctx: WebContext): FastifyPluginAsync => async (ap
     const body = parseBody(SettingsBody, req.body);
     ctx.checkTopics(body.topics);
     const emailPlan = await planEmail(req, id, body.email);
-    await deps.subscribers.update(id, { timeZone: body.timeZone, digestTime: body.digestTime, quietHours: body.quietHours, dailyPushCap: body.dailyPushCap }, deps.clock.now());
+    await deps.subscribers.update(id, { timeZone: body.timeZone, digestTime: body.digestTime }, deps.clock.now());
+    if (body.delivery) await deps.subscribers.setPrefs(id, body.delivery, deps.clock.now());
     if (body.topics) await deps.subscribers.setFollows(id, mergeFollows(await deps.subscribers.follows(id), body.topics));
     const notice = await applyEmail(req, id, emailPlan);
     await rescheduleDigest(deps, id);
