@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { rescheduleDigest } from '../../digest/send-digest.ts';
 import { CONFIRM_TTL_SECONDS, LINK_TTL_SECONDS } from '../../store/subscribers.ts';
@@ -5,7 +6,10 @@ import type { WebContext } from '../context.ts';
 import { renderConfirmEmail, renderManageLinkEmail } from '../emails.ts';
 import { parseBody } from '../http-error.ts';
 import { ManageLinkBody, TokenQuery } from '../schemas.ts';
-import { renderConfirmPage, renderMessagePage } from '../unsubscribe-page.ts';
+import { renderConfirmPage, renderMessagePage } from '../pages.ts';
+
+/** A fresh id per email; never derived from the token, since Message-IDs end up in mail logs. */
+const messageId = (kind: string, subscriberId: string, baseUrl: string) => `<${kind}.${subscriberId}.${randomBytes(8).toString('hex')}@${new URL(baseUrl).hostname}>`;
 
 /** Counts one email against the limits of the client, the subscriber (when known) and the address; 429 past them. */
 export async function checkEmailLimit(ctx: WebContext, req: FastifyRequest, subscriberId: string | null, address: string) {
@@ -20,7 +24,7 @@ export async function sendConfirmation(ctx: WebContext, req: FastifyRequest, sub
   const { deps } = ctx;
   const token = await deps.subscribers.requestEmail(subscriberId, address, deps.clock.now());
   const mail = renderConfirmEmail({ address, confirmUrl: `${deps.baseUrl}/confirm-email?t=${token}`, validHours: CONFIRM_TTL_SECONDS / 3600 });
-  const outcome = await deps.mailer.send({ ...mail, to: address, messageId: `<confirm.${subscriberId}.${token.slice(0, 12)}@${new URL(deps.baseUrl).hostname}>` });
+  const outcome = await deps.mailer.send({ ...mail, to: address, messageId: messageId('confirm', subscriberId, deps.baseUrl) });
   if (outcome.kind !== 'sent') {
     req.log.warn({ subscriber_id: subscriberId, reason: outcome.reason }, 'confirmation email not sent');
     // The settings are saved either way; the reader learns the email failed and can resend.
@@ -34,7 +38,7 @@ async function sendManageLink(ctx: WebContext, subscriberId: string, address: st
   const { deps } = ctx;
   const token = await deps.subscribers.issueLinkToken(subscriberId);
   const mail = renderManageLinkEmail({ manageUrl: `${deps.baseUrl}/manage?t=${token}`, validDays: LINK_TTL_SECONDS / 86400 });
-  return deps.mailer.send({ ...mail, to: address, messageId: `<manage.${subscriberId}.${token.slice(0, 12)}@${new URL(deps.baseUrl).hostname}>` });
+  return deps.mailer.send({ ...mail, to: address, messageId: messageId('manage', subscriberId, deps.baseUrl) });
 }
 
 const html = 'text/html; charset=utf-8';
@@ -80,7 +84,7 @@ export const identityRoutes = (ctx: WebContext): FastifyPluginAsync => async (ap
         });
       }
     }
-    return reply.code(202).send({ message: 'If this address has confirmed Herald alerts, a link to manage them is on its way. It works for 14 days.' });
+    return reply.code(202).send({ message: `If this address has confirmed Herald alerts, a link to manage them is on its way. It works for ${LINK_TTL_SECONDS / 86400} days.` });
   });
 
   const linkProblem = (reply: FastifyReply, status: number, title: string, message: string) => reply.code(status).type(html).send(renderMessagePage({ title, message }));
