@@ -70,6 +70,8 @@ const cases: Case[] = [
   { name: 'push: internal address', method: 'POST', path: '/api/me/push-subscriptions', body: { endpoint: 'https://169.254.169.254/latest', keys: goodKeys }, status: 400, field: 'endpoint' },
   { name: 'push: bad p256dh', method: 'POST', path: '/api/me/push-subscriptions', body: { endpoint: 'https://fcm.googleapis.com/fcm/send/x', keys: { ...goodKeys, p256dh: 'short' } }, status: 400, field: 'keys.p256dh' },
   { name: 'push: forged token', method: 'POST', path: '/api/me/push-subscriptions', body: { endpoint: 'https://fcm.googleapis.com/fcm/send/x', keys: goodKeys }, auth: 'forged', status: 403 },
+  { name: 'push: oversized body', method: 'POST', path: '/api/me/push-subscriptions', body: { endpoint: `https://fcm.googleapis.com/fcm/send/${big}`, keys: goodKeys }, status: 413 },
+  { name: 'push: endpoint too long', method: 'POST', path: '/api/me/push-subscriptions', body: { endpoint: `https://fcm.googleapis.com/fcm/send/${'x'.repeat(3000)}`, keys: goodKeys }, status: 400, field: 'endpoint' },
   { name: 'push: malformed device id', method: 'DELETE', path: '/api/me/push-subscriptions/not-a-device', status: 400, field: 'deviceId' },
   { name: "push: another subscriber's device", method: 'DELETE', path: (c) => `/api/me/push-subscriptions/${c.a.deviceId}`, auth: 'b', status: 404 },
   { name: 'push test: forged token', method: 'POST', path: '/api/me/push-test', auth: 'forged', status: 403 },
@@ -77,6 +79,7 @@ const cases: Case[] = [
   // Inbox
   { name: 'inbox read: missing storyId', method: 'POST', path: '/api/me/inbox/read', body: {}, status: 400, field: 'storyId' },
   { name: 'inbox read: storyId of the wrong type', method: 'POST', path: '/api/me/inbox/read', body: { storyId: 5 }, status: 400, field: 'storyId' },
+  { name: 'inbox read: oversized body', method: 'POST', path: '/api/me/inbox/read', body: { storyId: big }, status: 413 },
   { name: 'inbox read: unknown story', method: 'POST', path: '/api/me/inbox/read', body: { storyId: 'nope' }, status: 404 },
   { name: "inbox read: another subscriber's story", method: 'POST', path: '/api/me/inbox/read', body: { storyId: 'story-a' }, auth: 'b', status: 404 },
   { name: 'inbox clear: forged token', method: 'DELETE', path: '/api/me/inbox', auth: 'forged', status: 403 },
