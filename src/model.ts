@@ -25,7 +25,12 @@ export interface Follow {
   cadence: Cadence;
   /** Channels used for instant alerts; a daily digest always goes by email. */
   channels: Channel[];
+  /** "Less like this": matches scoring below this are not sent (absent: every match). */
+  minScore?: number;
+  /** "Mute for 7 days": epoch ms until which this topic sends nothing. */
+  mutedUntil?: number;
 }
+
 
 export interface Subscriber {
   id: string;
@@ -33,6 +38,8 @@ export interface Subscriber {
   timeZone: string;
   /** Local "HH:MM". */
   digestTime: string;
+  /** An address waiting for its confirmation link to be opened; nothing but that link is sent to it. */
+  pendingEmail: string | null;
   createdAt: number;
   updatedAt: number;
 }

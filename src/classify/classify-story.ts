@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
-import type { Channel, Clock, TopicMatch } from '../model.ts';
+import type { Channel, Clock, Follow, TopicMatch } from '../model.ts';
+import { followAllows } from './follow-allows.ts';
 import { jobIds } from '../queue/jobs.ts';
 import type { Enqueue } from '../queue/queues.ts';
 import type { StoryStore } from '../store/stories.ts';
@@ -29,14 +30,15 @@ export interface AlertPlan {
 export function planInstantAlerts(
   matches: readonly TopicMatch[],
   followersOf: ReadonlyMap<string, readonly string[]>,
-  followsOf: ReadonlyMap<string, Record<string, { cadence: string; channels: Channel[] }>>,
+  followsOf: ReadonlyMap<string, Record<string, Pick<Follow, 'cadence' | 'channels' | 'minScore' | 'mutedUntil'>>>,
+  now: number,
 ): AlertPlan[] {
   const plans = new Map<string, AlertPlan>();
   for (const m of matches) {
     for (const subscriberId of followersOf.get(m.topicId) ?? []) {
       const follow = followsOf.get(subscriberId)?.[m.topicId];
       // The follower set is an index; the subscriber's own record decides.
-      if (!follow || follow.cadence !== 'instant') continue;
+      if (!follow || follow.cadence !== 'instant' || !followAllows(follow, m.score, now)) continue;
       const plan = plans.get(subscriberId);
       if (!plan) plans.set(subscriberId, { subscriberId, topicId: m.topicId, why: m.why, channels: [...follow.channels] });
       else for (const c of follow.channels) if (!plan.channels.includes(c)) plan.channels.push(c);
@@ -59,7 +61,7 @@ export async function classifyStory(deps: ClassifyDeps, storyId: string): Promis
   const followsOf = new Map<string, Awaited<ReturnType<SubscriberStore['follows']>>>();
   for (const id of candidates) followsOf.set(id, await deps.subscribers.follows(id));
 
-  const plans = planInstantAlerts(matches, followersOf, followsOf);
+  const plans = planInstantAlerts(matches, followersOf, followsOf, now);
   const push = plans.filter((p) => p.channels.includes('push'));
   const email = plans.filter((p) => p.channels.includes('email'));
   const data = (p: AlertPlan) => ({ subscriberId: p.subscriberId, storyId, topicId: p.topicId, why: p.why });

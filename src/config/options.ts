@@ -195,6 +195,41 @@ export const OPTIONS = [
     fix: 'set at least 24 random characters, for example from `openssl rand -hex 24`',
   },
   {
+    env: 'HERALD_PUSH_SERVICES',
+    key: 'pushServices',
+    schema: z
+      .string()
+      .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean))
+      .pipe(z.array(z.string().regex(/^https:\/\/(\*\.)?[A-Za-z0-9.-]+(:\d{1,5})?$/, 'each entry must look like https://host, https://*.host or https://host:port')).min(1)),
+    default: 'https://fcm.googleapis.com,https://updates.push.services.mozilla.com,https://*.push.services.mozilla.com,https://*.notify.windows.com,https://web.push.apple.com,https://*.push.apple.com',
+    description: 'Push services whose endpoints the settings page accepts (comma-separated https origins; "*." allows subdomains). Any other endpoint is refused.',
+    fix: 'list https origins separated by commas, for example https://fcm.googleapis.com,https://*.notify.windows.com',
+  },
+  {
+    env: 'HERALD_TRUST_PROXY',
+    key: 'trustProxy',
+    schema: bool,
+    default: 'false',
+    description: 'Behind a reverse proxy: take the client address from X-Forwarded-For (rate limits are per client address).',
+    fix: 'set true when a reverse proxy you run sits in front of Herald, else false',
+  },
+  {
+    env: 'HERALD_RATE_LIMIT_WRITES_PER_MINUTE',
+    key: 'rateLimitWritesPerMinute',
+    schema: positiveInt.max(100000),
+    default: '60',
+    description: 'Changes (POST, PUT, PATCH, DELETE) the API accepts per minute from one IP address, and separately from one subscriber.',
+    fix: 'set a whole number of requests, for example 60',
+  },
+  {
+    env: 'HERALD_RATE_LIMIT_EMAILS_PER_HOUR',
+    key: 'rateLimitEmailsPerHour',
+    schema: positiveInt.max(10000),
+    default: '5',
+    description: 'Emails the web app sends per hour (confirmation and "manage your alerts" links) for one IP, one subscriber and one address.',
+    fix: 'set a whole number of emails, for example 5',
+  },
+  {
     env: 'HERALD_PUSH_CONCURRENCY',
     key: 'pushConcurrency',
     schema: positiveInt.max(1000),

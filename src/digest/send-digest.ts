@@ -99,7 +99,11 @@ export async function sendDigest(deps: DigestDeps, data: JobCatalog['DigestSend'
     return 'already sent';
   }
   const follows = await deps.subscribers.follows(subscriberId);
-  const dailyTopics = Object.entries(follows).filter(([, f]) => f.cadence === 'daily').map(([t]) => t);
+  // A muted topic sits out the digest too; the topic log keeps no scores, so "less like this" is for instant alerts.
+  const mutedNow = deps.clock.now();
+  const dailyTopics = Object.entries(follows)
+    .filter(([, f]) => f.cadence === 'daily' && !(f.mutedUntil !== undefined && f.mutedUntil > mutedNow))
+    .map(([t]) => t);
   const windowStart = (await deps.digests.windowStart(subscriberId)) ?? data.dueAt - FIRST_DIGEST_LOOKBACK_MS;
   const windowEnd = deps.clock.now();
   const topicStories = [];

@@ -108,6 +108,8 @@ export function createHerald(opts: HeraldOptions) {
     vapidPublicKey: opts.secrets.vapid.publicKey,
     signingKey: opts.secrets.signingKey,
     secureCookies: base.startsWith('https:'),
+    mailer, pushSender: sender, baseUrl: base, prefix, pushServices: config.pushServices, trustProxy: config.trustProxy,
+    limits: { writesPerMinute: config.rateLimitWritesPerMinute, emailsPerHour: config.rateLimitEmailsPerHour },
   });
   const metrics = createMetrics({ queues, stats, now: () => clock.now() });
   web.register(

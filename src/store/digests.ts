@@ -58,6 +58,17 @@ export function createDigestStore(redis: Redis, prefix: string) {
         .hset(stateKey(prefix, subscriberId), 'windowStart', String(windowEnd))
         .exec();
     },
+    /** Unschedules and deletes the subscriber's digest window and per-date records. */
+    async forgetSubscriber(subscriberId: string) {
+      await redis.zrem(dueKey(prefix), subscriberId);
+      await redis.del(stateKey(prefix, subscriberId));
+      let cursor = '0';
+      do {
+        const [next, found] = await redis.scan(cursor, 'MATCH', `${prefix}:{s:${subscriberId}}:digest:*`, 'COUNT', 1000);
+        cursor = next;
+        if (found.length > 0) await redis.unlink(...found);
+      } while (cursor !== '0');
+    },
     async record(subscriberId: string, localDate: string): Promise<Record<string, string>> {
       return redis.hgetall(sentKey(prefix, subscriberId, localDate));
     },

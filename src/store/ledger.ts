@@ -107,6 +107,41 @@ export function createLedger(redis: Redis, prefix: string) {
     async clearInbox(subscriberId: string) {
       await redis.del(inboxKey(prefix, subscriberId), inboxItemsKey(prefix, subscriberId));
     },
+
+    /** Marks one story read on every channel it came by; false when the inbox does not hold it. */
+    async markRead(subscriberId: string, storyId: string): Promise<boolean> {
+      const items = inboxItemsKey(prefix, subscriberId);
+      const members = [`${storyId}:push`, `${storyId}:email`];
+      const raw = await redis.hmget(items, ...members);
+      const updates: Record<string, string> = {};
+      raw.forEach((j, i) => {
+        if (j) updates[members[i]!] = JSON.stringify({ ...(JSON.parse(j) as InboxItem), read: true });
+      });
+      if (Object.keys(updates).length === 0) return false;
+      await redis.hset(items, updates);
+      return true;
+    },
+
+    async markAllRead(subscriberId: string) {
+      const items = inboxItemsKey(prefix, subscriberId);
+      const raw = await redis.hgetall(items);
+      const updates = Object.fromEntries(Object.entries(raw).map(([m, j]) => [m, JSON.stringify({ ...(JSON.parse(j) as InboxItem), read: true })]));
+      if (Object.keys(updates).length > 0) await redis.hset(items, updates);
+    },
+
+    /**
+     * Deletes the subscriber's inbox and every delivery record. The records are found by SCAN on the
+     * subscriber's tag: deleting a subscriber is rare, and no other index of them is worth keeping.
+     */
+    async forgetSubscriber(subscriberId: string) {
+      await redis.del(inboxKey(prefix, subscriberId), inboxItemsKey(prefix, subscriberId));
+      let cursor = '0';
+      do {
+        const [next, found] = await redis.scan(cursor, 'MATCH', `${prefix}:{s:${subscriberId}}:alert:*`, 'COUNT', 1000);
+        cursor = next;
+        if (found.length > 0) await redis.unlink(...found);
+      } while (cursor !== '0');
+    },
   };
 }
 export type Ledger = ReturnType<typeof createLedger>;

@@ -5,6 +5,8 @@ import type { Cadence, Follow, PushSubscriptionRecord, Subscriber } from '../mod
 /**
  * Owns every key about subscribers. One subscriber's keys share the hash tag {s:<id>} so a future
  * MULTI or script over them stays in one Redis Cluster slot; topic follower sets are tagged per topic.
+ * Lookups by secret (session token, emailed link, confirmation) and by email address are global index keys
+ * holding only a SHA-256 of the secret or address: a copy of Redis gives nobody a working link.
  */
 export function subscriberKeys(prefix: string, id: string) {
   const base = `${prefix}:{s:${id}}`;
@@ -12,9 +14,14 @@ export function subscriberKeys(prefix: string, id: string) {
     profile: `${base}:profile`,
     follows: `${base}:follows`,
     push: `${base}:push`,
+    /** Hashes of this subscriber's session tokens, link tokens and confirmation tokens, to revoke them all on delete. */
+    secrets: `${base}:secrets`,
   };
 }
 export const tokenKey = (prefix: string, tokenHash: string) => `${prefix}:token:${tokenHash}`;
+export const linkKey = (prefix: string, tokenHash: string) => `${prefix}:link:${tokenHash}`;
+export const confirmKey = (prefix: string, tokenHash: string) => `${prefix}:confirm:${tokenHash}`;
+export const emailKey = (prefix: string, email: string) => `${prefix}:email:${hashToken(email.toLowerCase())}`;
 export const followersKey = (prefix: string, topicId: string, cadence: Exclude<Cadence, 'off'>) =>
   `${prefix}:{t:${topicId}}:followers:${cadence}`;
 
@@ -24,6 +31,10 @@ export const newSubscriberId = () => randomBytes(9).toString('hex');
 export const newToken = () => randomBytes(32).toString('base64url');
 export const pushSubscriptionId = (endpoint: string) => createHash('sha256').update(endpoint).digest('hex').slice(0, 16);
 
+/** An emailed "manage your alerts" link opens the settings on any device for this long. */
+export const LINK_TTL_SECONDS = 14 * 24 * 60 * 60;
+export const CONFIRM_TTL_SECONDS = 2 * 24 * 60 * 60;
+
 function toSubscriber(h: Record<string, string>): Subscriber | null {
   if (!h.id) return null;
   return {
@@ -31,45 +42,155 @@ function toSubscriber(h: Record<string, string>): Subscriber | null {
     email: h.email || null,
     timeZone: h.timeZone ?? 'UTC',
     digestTime: h.digestTime ?? '08:00',
+    pendingEmail: h.pendingEmail || null,
     createdAt: Number(h.createdAt),
     updatedAt: Number(h.updatedAt),
   };
 }
 
+export type SettingsPatch = Partial<Pick<Subscriber, 'timeZone' | 'digestTime'>>;
+
+/**
+ * Time settings the push dispatcher applies (same record and field names as the delivery stage's
+ * DeliveryPrefs, which adds its own choices to it): kept as one JSON field `prefs` of the profile.
+ */
+export interface DeliveryPrefs {
+  /** Local "HH:MM" window in which non-urgent pushes are held; may wrap midnight (22:00-07:00). */
+  quietHours: { from: string; to: string } | null;
+  /** Breaking news passes through quiet hours. */
+  breakingThroughQuiet: boolean;
+  /** Most individual pushes per local day; null: no cap. */
+  dailyPushCap: number | null;
+}
+export const DEFAULT_DELIVERY_PREFS: DeliveryPrefs = Object.freeze({ quietHours: null, breakingThroughQuiet: true, dailyPushCap: null });
+
+function toPrefs(raw: string | null | undefined): DeliveryPrefs {
+  if (!raw) return { ...DEFAULT_DELIVERY_PREFS };
+  try {
+    return { ...DEFAULT_DELIVERY_PREFS, ...(JSON.parse(raw) as Partial<DeliveryPrefs>) };
+  } catch {
+    // A damaged record must not stop deliveries: the defaults are the safe reading.
+    return { ...DEFAULT_DELIVERY_PREFS };
+  }
+}
+export type ConfirmResult = { ok: true; subscriberId: string; email: string } | { ok: false; reason: 'unknown' | 'superseded' };
+
 export function createSubscriberStore(redis: Redis, prefix: string) {
   const keys = (id: string) => subscriberKeys(prefix, id);
 
+  /** Stores a secret's hash under `key` (with a TTL when given) and remembers it for deletion. */
+  const storeSecret = async (id: string, key: string, value: string, ttlSeconds?: number) => {
+    if (ttlSeconds) await redis.set(key, value, 'EX', ttlSeconds);
+    else await redis.set(key, value);
+    await redis.sadd(keys(id).secrets, key);
+  };
+
   return {
-    async create(input: { email: string | null; timeZone: string; digestTime: string }, now: number) {
+    async create(input: { timeZone: string; digestTime: string }, now: number) {
       const id = newSubscriberId();
-      const token = newToken();
-      const k = keys(id);
-      await redis.hset(k.profile, {
+      await redis.hset(keys(id).profile, {
         id,
-        email: input.email ?? '',
+        email: '',
         timeZone: input.timeZone,
         digestTime: input.digestTime,
         createdAt: String(now),
         updatedAt: String(now),
       });
-      await redis.set(tokenKey(prefix, hashToken(token)), id);
+      const token = await this.issueToken(id);
       return { id, token };
+    },
+
+    /** A new session token for one browser or API client; the subscriber may hold several. */
+    async issueToken(id: string): Promise<string> {
+      const token = newToken();
+      await storeSecret(id, tokenKey(prefix, hashToken(token)), id);
+      return token;
     },
 
     async idForToken(token: string): Promise<string | null> {
       return redis.get(tokenKey(prefix, hashToken(token)));
     },
 
+    /** A "manage your alerts" link token: valid for LINK_TTL_SECONDS, exchanged for a session token when opened. */
+    async issueLinkToken(id: string): Promise<string> {
+      const token = newToken();
+      await storeSecret(id, linkKey(prefix, hashToken(token)), id, LINK_TTL_SECONDS);
+      return token;
+    },
+
+    async idForLinkToken(token: string): Promise<string | null> {
+      return redis.get(linkKey(prefix, hashToken(token)));
+    },
+
     async get(id: string): Promise<Subscriber | null> {
       return toSubscriber(await redis.hgetall(keys(id).profile));
     },
 
-    async update(id: string, patch: Partial<Pick<Subscriber, 'email' | 'timeZone' | 'digestTime'>>, now: number) {
+    async update(id: string, patch: SettingsPatch, now: number) {
       const fields: Record<string, string> = { updatedAt: String(now) };
-      if (patch.email !== undefined) fields.email = patch.email ?? '';
       if (patch.timeZone !== undefined) fields.timeZone = patch.timeZone;
       if (patch.digestTime !== undefined) fields.digestTime = patch.digestTime;
       await redis.hset(keys(id).profile, fields);
+    },
+
+    async prefs(id: string): Promise<DeliveryPrefs> {
+      return toPrefs(await redis.hget(keys(id).profile, 'prefs'));
+    },
+
+    async setPrefs(id: string, patch: Partial<DeliveryPrefs>, now: number) {
+      const current = await this.prefs(id);
+      await redis.hset(keys(id).profile, { prefs: JSON.stringify({ ...current, ...patch }), updatedAt: String(now) });
+    },
+
+    /**
+     * Double opt-in, step one: the address waits as `pendingEmail` and a single-use confirmation token is
+     * returned for the email that carries it. The confirmed address (if any) keeps receiving until then.
+     */
+    async requestEmail(id: string, email: string, now: number): Promise<string> {
+      const token = newToken();
+      await redis.hset(keys(id).profile, { pendingEmail: email, updatedAt: String(now) });
+      await storeSecret(id, confirmKey(prefix, hashToken(token)), JSON.stringify({ id, email }), CONFIRM_TTL_SECONDS);
+      return token;
+    },
+
+    /** Whether a confirmation link is still unused and unexpired (the page shows its button only then). */
+    async confirmationPending(token: string): Promise<boolean> {
+      return (await redis.exists(confirmKey(prefix, hashToken(token)))) === 1;
+    },
+
+    /** Step two: GETDEL makes the link single-use, so a replayed link finds nothing. */
+    async confirmEmail(token: string, now: number): Promise<ConfirmResult> {
+      const raw = await redis.getdel(confirmKey(prefix, hashToken(token)));
+      if (!raw) return { ok: false, reason: 'unknown' };
+      const { id, email } = JSON.parse(raw) as { id: string; email: string };
+      const sub = await this.get(id);
+      // A later change (or removal) of the address wins over an older link still in the mailbox.
+      if (!sub || sub.pendingEmail !== email) return { ok: false, reason: 'superseded' };
+      if (sub.email && sub.email.toLowerCase() !== email.toLowerCase()) await this.dropEmailIndex(id, sub.email);
+      await redis.hset(keys(id).profile, { email, pendingEmail: '', updatedAt: String(now) });
+      await redis.set(emailKey(prefix, email), id);
+      return { ok: true, subscriberId: id, email };
+    },
+
+    async cancelPendingEmail(id: string, now: number) {
+      await redis.hset(keys(id).profile, { pendingEmail: '', updatedAt: String(now) });
+    },
+
+    /** Forgets both the confirmed and the pending address: no email of any kind goes out any more. */
+    async removeEmail(id: string, now: number) {
+      const sub = await this.get(id);
+      if (sub?.email) await this.dropEmailIndex(id, sub.email);
+      await redis.hset(keys(id).profile, { email: '', pendingEmail: '', updatedAt: String(now) });
+    },
+
+    async dropEmailIndex(id: string, email: string) {
+      const key = emailKey(prefix, email);
+      if ((await redis.get(key)) === id) await redis.del(key);
+    },
+
+    /** The subscriber whose confirmed address this is (case-insensitive), or null. */
+    async idForEmail(email: string): Promise<string | null> {
+      return redis.get(emailKey(prefix, email));
     },
 
     async follows(id: string): Promise<Record<string, Follow>> {
@@ -106,7 +227,7 @@ export function createSubscriberStore(redis: Redis, prefix: string) {
      */
     async stopEmail(id: string, topicId: string | 'all', now: number) {
       if (topicId === 'all') {
-        await this.update(id, { email: null }, now);
+        await this.removeEmail(id, now);
         return;
       }
       const current = await this.follows(id);
@@ -132,10 +253,28 @@ export function createSubscriberStore(redis: Redis, prefix: string) {
       return Object.values(raw).map((j) => JSON.parse(j) as PushSubscriptionRecord);
     },
 
-    async removePushSubscription(id: string, pushId: string) {
-      await redis.hdel(keys(id).push, pushId);
+    /** True when the device existed (and is now gone). */
+    async removePushSubscription(id: string, pushId: string): Promise<boolean> {
+      return (await redis.hdel(keys(id).push, pushId)) === 1;
     },
 
+    /**
+     * Removes the subscriber and everything that reaches them: follower-set entries, every session, link and
+     * confirmation secret, the email index, push subscriptions and the profile. Other stores forget their own keys.
+     */
+    async delete(id: string) {
+      const [sub, follows, secrets] = await Promise.all([this.get(id), this.follows(id), redis.smembers(keys(id).secrets)]);
+      const pipe = redis.pipeline();
+      for (const topic of Object.keys(follows)) {
+        pipe.srem(followersKey(prefix, topic, 'instant'), id);
+        pipe.srem(followersKey(prefix, topic, 'daily'), id);
+      }
+      for (const key of secrets) pipe.del(key);
+      await pipe.exec();
+      if (sub?.email) await this.dropEmailIndex(id, sub.email);
+      const k = keys(id);
+      await redis.del(k.profile, k.follows, k.push, k.secrets);
+    },
   };
 }
 export type SubscriberStore = ReturnType<typeof createSubscriberStore>;

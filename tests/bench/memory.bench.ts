@@ -2,6 +2,7 @@ import { createECDH, randomBytes } from 'node:crypto';
 import { createRedis } from '../../src/store/redis.ts';
 import { createSubscriberStore } from '../../src/store/subscribers.ts';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
+import { createConfirmedReader } from '../helpers/worker-env.ts';
 import type { Benchmark } from './types.ts';
 
 const TOPICS = ['world', 'india', 'japan', 'politics', 'business', 'technology', 'science', 'health', 'sports', 'cricket', 'football', 'entertainment'];
@@ -23,7 +24,7 @@ const bench: Benchmark = {
         await Promise.all(
           Array.from({ length: Math.min(batch, n - i) }, async (_, j) => {
             const k = i + j;
-            const { id } = await subscribers.create({ email: `reader${k}@example.org`, timeZone: 'Asia/Kolkata', digestTime: '08:00' }, Date.now());
+            const id = await createConfirmedReader(subscribers, `reader${k}@example.org`, { timeZone: 'Asia/Kolkata', digestTime: '08:00' });
             const follows = Object.fromEntries(
               Array.from({ length: 10 }, (_, t) => [TOPICS[(k + t) % TOPICS.length]!, t % 2 === 0 ? { cadence: 'instant' as const, channels: ['push' as const, 'email' as const] } : { cadence: 'daily' as const, channels: [] }]),
             );

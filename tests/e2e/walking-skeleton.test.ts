@@ -4,6 +4,7 @@ import { startFixtureServer, type FixtureServer } from '../helpers/http-fixtures
 import { startTestHerald, type TestHerald } from '../helpers/herald.ts';
 import { startPushService, type LocalPushService, type PushDevice } from '../helpers/push-server.ts';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.ts';
+import { confirmationLink, followConfirmation, isAccountMail, webClient } from '../helpers/web-client.ts';
 
 /**
  * One real story from a real feed (served over HTTP) to a real push (decrypted by a local push service),
@@ -19,13 +20,13 @@ describe('walking skeleton: feed to push, email and digest', () => {
   let deviceA: PushDevice;
   const tokens: Record<string, string> = {};
 
-  const api = async (path: string, init: { method?: string; body?: unknown; token?: string } = {}) => {
-    const res = await fetch(`${t.baseUrl}${path}`, {
-      method: init.method ?? 'GET',
-      headers: { ...(init.body ? { 'content-type': 'application/json' } : {}), ...(init.token ? { authorization: `Bearer ${init.token}` } : {}) },
-      body: init.body ? JSON.stringify(init.body) : undefined,
-    });
-    return { status: res.status, body: res.status === 204 ? null : await res.json() };
+  // Each new subscriber signs up from its own "browser" (cookie jar and CSRF token); later calls use the bearer token.
+  const api = async (path: string, init: { method?: string; body?: unknown; token?: string } = {}) => webClient(t.baseUrl).api(path, init);
+  /** Alerts and digests only: the confirmation and manage-link emails are not what this test counts. */
+  const alertMails = (address: string) => smtp.to(address).filter((m) => !isAccountMail(m));
+  const confirm = async (address: string) => {
+    const done = await followConfirmation(confirmationLink(smtp.to(address)));
+    expect(done.status).toBe(200);
   };
   const storyTitle = 'India and Japan foreign ministers hold talks in Tokyo on Quad and UN reform';
   const storyUrl = 'https://wire.example.test/world/india-japan-foreign-ministers-tokyo?utm_source=rss';
@@ -44,6 +45,7 @@ describe('walking skeleton: feed to push, email and digest', () => {
       clock,
       smtpUrl: smtp.url,
       pushAgent: push.agent,
+      pushOrigin: push.origin,
       feeds: [{ id: 'wire', url: feeds.url('/wire.xml'), title: 'Test wire' }],
     });
 
@@ -63,7 +65,10 @@ describe('walking skeleton: feed to push, email and digest', () => {
       expect(r.status).toBe(201);
       tokens[k] = r.body.token;
     }
-    expect(c.body.nextDigestAt).toBe('2027-01-15T02:30:00.000Z');
+    // Double opt-in: nothing but the confirmation reaches an address until its link is opened.
+    expect(c.body.nextDigestAt).toBeNull();
+    for (const address of ['b@example.test', 'c@example.test', 'd@example.test']) await confirm(address);
+    expect((await api('/api/me', { token: tokens.c })).body.nextDigestAt).toBe('2027-01-15T02:30:00.000Z');
 
     await pollFeed();
   }, 60_000);
@@ -85,7 +90,7 @@ describe('walking skeleton: feed to push, email and digest', () => {
   });
 
   it('B gets exactly one email with the title, the link and a working unsubscribe link', async () => {
-    const mails = smtp.to('b@example.test');
+    const mails = alertMails('b@example.test');
     expect(mails).toHaveLength(1);
     const mail = mails[0]!;
     expect(mail.subject).toContain(storyTitle);
@@ -111,23 +116,23 @@ describe('walking skeleton: feed to push, email and digest', () => {
   });
 
   it('D gets the cricket story and never the Japan one', () => {
-    const mails = smtp.to('d@example.test');
+    const mails = alertMails('d@example.test');
     expect(mails.map((m) => m.subject)).toEqual([`Cricket: ${cricketTitle}`]);
   });
 
   it('C gets nothing before 08:00 in Kolkata, then exactly one digest holding the story', async () => {
-    expect(smtp.to('c@example.test')).toHaveLength(0);
+    expect(alertMails('c@example.test')).toHaveLength(0);
     clock.set('2027-01-15T02:29:00Z'); // 07:59 IST
     await t.herald.enqueue('DigestTick', {});
     await t.waitIdle();
-    expect(smtp.to('c@example.test')).toHaveLength(0);
+    expect(alertMails('c@example.test')).toHaveLength(0);
 
     clock.set('2027-01-15T02:31:00Z'); // 08:01 IST
     await t.herald.enqueue('DigestTick', {});
     await t.waitIdle();
     await t.herald.enqueue('DigestTick', {});
     await t.waitIdle();
-    const digests = smtp.to('c@example.test');
+    const digests = alertMails('c@example.test');
     expect(digests).toHaveLength(1);
     expect(digests[0]!.subject).toContain('2027-01-15');
     expect(digests[0]!.text).toContain(storyTitle);

@@ -40,6 +40,8 @@ export async function startTestHerald(opts: {
   feeds?: FeedConfig[];
   topics?: Topic[];
   pushAgent?: Agent;
+  /** Origin of the local push service (https://127.0.0.1:<port>), added to the accepted push services. */
+  pushOrigin?: string;
   env?: Record<string, string>;
 }): Promise<TestHerald> {
   const prefix = uniquePrefix(opts.name);
@@ -57,6 +59,10 @@ export async function startTestHerald(opts: {
     VAPID_PRIVATE_KEY: vapid.privateKey,
     HERALD_SIGNING_KEY: 'test-signing-key-0123456789abcdef0123456789',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    // Every test client is 127.0.0.1: the rate limits get their own tests with low values.
+    HERALD_RATE_LIMIT_WRITES_PER_MINUTE: '10000',
+    HERALD_RATE_LIMIT_EMAILS_PER_HOUR: '1000',
+    ...(opts.pushOrigin ? { HERALD_PUSH_SERVICES: opts.pushOrigin } : {}),
     ...opts.env,
   });
   const herald = createHerald({

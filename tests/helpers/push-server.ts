@@ -17,6 +17,8 @@ export interface PushDevice {
 }
 
 export interface LocalPushService {
+  /** https://127.0.0.1:<port>: what Herald must accept as a push service (HERALD_PUSH_SERVICES). */
+  origin: string;
   /** An HTTPS agent that trusts this server's self-signed certificate (what Herald gets in tests). */
   agent: Agent;
   /** A new browser-side subscription: its own P-256 key pair and auth secret, like a real PushManager. */
@@ -64,6 +66,7 @@ export async function startPushService(): Promise<LocalPushService> {
   const port = (server.address() as AddressInfo).port;
   const agent = new Agent({ ca: pems.cert, keepAlive: true });
   return {
+    origin: `https://127.0.0.1:${port}`,
     agent,
     received,
     newDevice() {

@@ -35,7 +35,7 @@ export async function queueEmailAlerts(deps: { subscribers: SubscriberStore; sto
     summary: 'Japan and India', categories: [], publishedAt: 0, firstSeenAt: 0,
   });
   const ids: string[] = [];
-  for (let i = 0; i < n; i++) ids.push((await deps.subscribers.create({ email: `reader${i}@example.test`, timeZone: 'UTC', digestTime: '08:00' }, 0)).id);
+  for (let i = 0; i < n; i++) ids.push(await createConfirmedReader(deps.subscribers, `reader${i}@example.test`));
   for (let i = 0; i < ids.length; i += 500) {
     await deps.enqueue.bulk('AlertSendEmail', ids.slice(i, i + 500).map((subscriberId) => ({
       data: { subscriberId, storyId, topicId: 'japan', why: 'Matched: Tokyo in title' },
@@ -43,4 +43,11 @@ export async function queueEmailAlerts(deps: { subscribers: SubscriberStore; sto
     })));
   }
   return ids;
+}
+
+/** A reader whose address went through the double opt-in (the store's own two steps). */
+export async function createConfirmedReader(subscribers: SubscriberStore, email: string, settings = { timeZone: 'UTC', digestTime: '08:00' }): Promise<string> {
+  const { id } = await subscribers.create(settings, 0);
+  await subscribers.confirmEmail(await subscribers.requestEmail(id, email, 0), 0);
+  return id;
 }

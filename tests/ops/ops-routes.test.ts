@@ -3,6 +3,7 @@ import { manualClock } from '../helpers/clock.ts';
 import { startFixtureServer, type FixtureServer } from '../helpers/http-fixtures.ts';
 import { startTestHerald, type TestHerald } from '../helpers/herald.ts';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.ts';
+import { webClient } from '../helpers/web-client.ts';
 
 const ADMIN = 'test-admin-token-0123456789abcdef';
 
@@ -22,11 +23,7 @@ describe('operator routes: /readyz, /metrics, /admin/queues', () => {
       env: { HERALD_SCHEDULERS: 'true', HERALD_POLL_INTERVAL_SECONDS: '3600' },
       feeds: [{ id: 'wire', url: feeds.url('/wire.xml') }, { id: 'broken', url: feeds.url('/broken.xml') }],
     });
-    const res = await fetch(`${t.baseUrl}/api/subscribers`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ email: 'ops@example.test', topics: { japan: { cadence: 'instant', channels: ['email'] } } }),
-    });
+    const res = await webClient(t.baseUrl).api('/api/subscribers', { method: 'POST', body: { email: 'ops@example.test', topics: { japan: { cadence: 'instant', channels: ['email'] } } } });
     expect(res.status).toBe(201);
     await t.herald.enqueue('FeedPollTick', {});
     await t.waitIdle();

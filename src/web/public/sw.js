@@ -1,4 +1,7 @@
-// Herald service worker: shows alerts pushed by the server and opens the story on click.
+// Herald service worker (scope "/"): shows pushed alerts; a click opens the story and marks it read.
+self.addEventListener('install', () => self.skipWaiting());
+self.addEventListener('activate', (event) => event.waitUntil(self.clients.claim()));
+
 self.addEventListener('push', (event) => {
   let alert;
   try {
@@ -6,20 +9,58 @@ self.addEventListener('push', (event) => {
   } catch {
     alert = null;
   }
-  if (!alert) return;
+  if (!alert || !alert.title) return;
   const body = [alert.body, alert.why].filter(Boolean).join('\n');
   event.waitUntil(
-    self.registration.showNotification(alert.title, {
-      body,
-      // Same story, same tag: an update replaces the earlier notification instead of stacking.
-      tag: alert.storyId,
-      data: { url: alert.url, storyId: alert.storyId },
-    }),
+    self.registration
+      .showNotification(alert.title, {
+        body,
+        // Same story, same tag: an update replaces the earlier notification instead of stacking.
+        tag: alert.storyId,
+        data: { url: alert.url, storyId: alert.storyId },
+      })
+      .then(() => tellPages({ type: 'inbox-changed' })),
   );
 });
 
+async function tellPages(message) {
+  const pages = await self.clients.matchAll({ type: 'window' });
+  for (const page of pages) page.postMessage(message);
+}
+
+/** Marks the story read with the reader's cookie; the CSRF token comes from the same origin, like the page's. */
+async function markRead(storyId) {
+  const res = await fetch('/api/csrf', { credentials: 'same-origin' });
+  const { token } = await res.json();
+  await fetch('/api/me/inbox/read', {
+    method: 'POST',
+    credentials: 'same-origin',
+    headers: { 'content-type': 'application/json', 'x-csrf-token': token },
+    body: JSON.stringify({ storyId }),
+  });
+  await tellPages({ type: 'inbox-changed' });
+}
+
+async function openStory(url) {
+  try {
+    const opened = await self.clients.openWindow(url);
+    if (opened !== undefined) return;
+  } catch {
+    // openWindow needs the click's user activation; without it, show the story in an open Herald tab.
+  }
+  const pages = await self.clients.matchAll({ type: 'window' });
+  if (pages[0]) await pages[0].navigate(url);
+}
+
+async function openAlert(data) {
+  if (!data || !data.url) return;
+  await Promise.allSettled([data.storyId ? markRead(data.storyId) : null, openStory(data.url)]);
+}
+
 self.addEventListener('notificationclick', (event) => {
   event.notification.close();
-  const url = event.notification.data && event.notification.data.url;
-  if (url) event.waitUntil(self.clients.openWindow(url));
+  const done = openAlert(event.notification.data);
+  // Browsers offer automation no way to click a notification, so tests dispatch this event from script, and
+  // waitUntil refuses script-made events: the work has started either way.
+  if (event.isTrusted) event.waitUntil(done);
 });

@@ -1,0 +1,34 @@
+import type { FastifyPluginAsync } from 'fastify';
+import { verifyUnsubscribe } from '../../deliver/email/unsubscribe-link.ts';
+import { rescheduleDigest } from '../../digest/send-digest.ts';
+import type { WebContext } from '../context.ts';
+import { HttpError } from '../http-error.ts';
+import { renderUnsubscribePage } from '../unsubscribe-page.ts';
+
+type UnsubQuery = { Querystring: { s?: string; t?: string; sig?: string } };
+
+export const unsubscribeRoutes = (ctx: WebContext): FastifyPluginAsync => async (app) => {
+  const { deps } = ctx;
+  const checkUnsubscribe = (q: UnsubQuery['Querystring']) => {
+    const { s, t, sig } = q;
+    if (!s || !t || !sig || !verifyUnsubscribe(deps.signingKey, s, t, sig)) {
+      throw new HttpError(400, 'this unsubscribe link is incomplete or was altered');
+    }
+    return { subscriberId: s, topic: t };
+  };
+  const topicLabel = (t: string) => (t === 'all' ? 'all Herald emails' : `${deps.topics.find((x) => x.id === t)?.name ?? t} emails`);
+
+  app.get<UnsubQuery>('/unsubscribe', async (req, reply) => {
+    const { topic } = checkUnsubscribe(req.query);
+    return reply.type('text/html; charset=utf-8').send(renderUnsubscribePage({ state: 'confirm', what: topicLabel(topic), action: req.url }));
+  });
+
+  // RFC 8058: mail clients POST "List-Unsubscribe=One-Click" here; the page's button posts the same form.
+  app.post<UnsubQuery>('/unsubscribe', async (req, reply) => {
+    const { subscriberId, topic } = checkUnsubscribe(req.query);
+    await deps.subscribers.stopEmail(subscriberId, topic, deps.clock.now());
+    await rescheduleDigest(deps, subscriberId);
+    req.log.info({ subscriber_id: subscriberId, topic }, 'unsubscribed');
+    return reply.type('text/html; charset=utf-8').send(renderUnsubscribePage({ state: 'done', what: topicLabel(topic), action: req.url }));
+  });
+};

@@ -1,0 +1,105 @@
+import { describe, expect, it } from 'vitest';
+import { followAllows } from '../../src/classify/follow-allows.ts';
+import { planInstantAlerts } from '../../src/classify/classify-story.ts';
+import { renderConfirmEmail, renderManageLinkEmail } from '../../src/web/emails.ts';
+import { mergeFollows, muteFollow, raiseThreshold, resetTuning } from '../../src/web/follows.ts';
+import { mergeInbox } from '../../src/web/inbox-view.ts';
+import type { Follow } from '../../src/model.ts';
+import { isAllowedPushEndpoint } from '../../src/web/push-endpoint.ts';
+
+describe('isAllowedPushEndpoint', () => {
+  const services = ['https://fcm.googleapis.com', 'https://*.notify.windows.com', 'https://127.0.0.1:4433'];
+  it.each([
+    ['https://fcm.googleapis.com/fcm/send/abc', true],
+    ['https://wns2-par02p.notify.windows.com/w/?token=x', true],
+    ['https://127.0.0.1:4433/push/1', true],
+    ['http://fcm.googleapis.com/fcm/send/abc', false],
+    ['https://notify.windows.com/w', false],
+    ['https://evilnotify.windows.com/w', false],
+    ['https://fcm.googleapis.com.evil.test/x', false],
+    ['https://127.0.0.1:4434/push/1', false],
+    ['https://127.0.0.1/push/1', false],
+    ['https://user:pw@fcm.googleapis.com/x', false],
+    ['https://192.168.1.1/internal', false],
+    ['not a url', false],
+  ])('%s -> %s', (endpoint, allowed) => {
+    expect(isAllowedPushEndpoint(endpoint, services)).toBe(allowed);
+  });
+});
+
+describe('follow tuning', () => {
+  const now = Date.parse('2027-01-15T00:00:00Z');
+  it('a save keeps "less like this" and the mute of topics still followed, and drops them when turned off', () => {
+    const prev = { japan: { cadence: 'instant' as const, channels: ['push' as const], minScore: 3, mutedUntil: now + 1000 } };
+    expect(mergeFollows(prev, { japan: { cadence: 'instant', channels: ['email'] } })).toEqual({
+      japan: { cadence: 'instant', channels: ['email'], minScore: 3, mutedUntil: now + 1000 },
+    });
+    expect(mergeFollows(prev, { japan: { cadence: 'off', channels: [] } })).toEqual({ japan: { cadence: 'off', channels: [] } });
+  });
+
+  it('raises the threshold one point per press, up to a ceiling, and resets', () => {
+    const f: Follow = { cadence: 'instant', channels: ['push'] };
+    expect(raiseThreshold(f).minScore).toBe(2);
+    expect(raiseThreshold(raiseThreshold(f)).minScore).toBe(3);
+    let many = f;
+    for (let i = 0; i < 50; i++) many = raiseThreshold(many);
+    expect(many.minScore).toBe(12);
+    expect(resetTuning({ ...muteFollow(f, now), minScore: 5 })).toEqual(f);
+  });
+
+  it.each([
+    [{}, 1, true],
+    [{ minScore: 3 }, 2, false],
+    [{ minScore: 3 }, 3, true],
+    [{ mutedUntil: now + 1 }, 9, false],
+    [{ mutedUntil: now }, 9, true],
+  ])('followAllows(%o, score %d) = %s', (follow, score, allowed) => {
+    expect(followAllows(follow, score, now)).toBe(allowed);
+  });
+
+  it('instant fan-out skips muted topics and matches below the threshold', () => {
+    const matches = [{ topicId: 'japan', score: 2, why: 'Matched: Tokyo in category' }];
+    const followers = new Map([['japan', ['a', 'b', 'c']]]);
+    const follows = new Map<string, Record<string, Follow>>([
+      ['a', { japan: { cadence: 'instant', channels: ['push' as const] } }],
+      ['b', { japan: { cadence: 'instant', channels: ['push' as const], minScore: 3 } }],
+      ['c', { japan: { cadence: 'instant', channels: ['push' as const], mutedUntil: muteFollow({ cadence: 'instant', channels: [] }, now).mutedUntil! } }],
+    ]);
+    expect(planInstantAlerts(matches, followers, follows, now).map((p) => p.subscriberId)).toEqual(['a']);
+  });
+});
+
+describe('mergeInbox', () => {
+  it('shows one entry per story, newest first, read only when every channel is read', () => {
+    const base = { title: 'T', url: 'https://x.test/', topicId: 'japan', why: 'w' };
+    const out = mergeInbox([
+      { ...base, storyId: 's1', channel: 'push', at: 10, read: true },
+      { ...base, storyId: 's1', channel: 'email', at: 12, read: false },
+      { ...base, storyId: 's2', channel: 'push', at: 11, read: true },
+    ]);
+    expect(out.map((i) => [i.storyId, i.channels, i.at, i.read])).toEqual([
+      ['s1', ['push', 'email'], 12, false],
+      ['s2', ['push'], 11, true],
+    ]);
+  });
+});
+
+describe('account emails', () => {
+  it('renders the confirmation email exactly, escaping the address', () => {
+    const mail = renderConfirmEmail({ address: 'a<b>@example.test', confirmUrl: 'https://h.test/confirm-email?t=abc&x=1', validHours: 48 });
+    expect(mail.subject).toBe('Confirm your email address for Herald alerts');
+    expect(mail.text).toBe(
+      'Someone (hopefully you) asked Herald to send news alerts to a<b>@example.test.\n\nConfirm this address: https://h.test/confirm-email?t=abc&x=1\n\nThe link works once, for 48 hours. If you did not ask for this, ignore this email: nothing else will be sent to you.\n',
+    );
+    expect(mail.html).toContain('<strong>a&lt;b&gt;@example.test</strong>');
+    expect(mail.html).toContain('<a href="https://h.test/confirm-email?t=abc&amp;x=1">Confirm this address</a>');
+    expect(mail.headers).toEqual({});
+  });
+
+  it('renders the manage-link email with the link and its lifetime', () => {
+    const mail = renderManageLinkEmail({ manageUrl: 'https://h.test/manage?t=xyz', validDays: 14 });
+    expect(mail.subject).toBe('Your link to manage Herald alerts');
+    expect(mail.text.split('\n')[2]).toBe('https://h.test/manage?t=xyz');
+    expect(mail.text).toContain('It works for 14 days.');
+  });
+});
