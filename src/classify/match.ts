@@ -1,104 +1,418 @@
-import type { Topic } from '../config/catalog.ts';
 import type { Story, TopicMatch } from '../model.ts';
+import { analyzeText, guessLanguage, type Token } from './analyze.ts';
+import { parseQuery, type QueryLimits, type QueryNode, type Scope, type TermNode, type TextField } from './query.ts';
 
 /**
- * Keyword matching for the walking skeleton: a topic query is an OR of terms and "quoted phrases",
- * matched as whole words, case-insensitively, in the title, summary and categories.
+ * Matching: topics compiled from queries, an inverted index from the words a topic needs to the topics
+ * that need them, and an evaluator that explains every match. Pure: no I/O, no clock.
  */
 
-type Field = 'title' | 'summary' | 'category';
-const FIELD_WEIGHT: Record<Field, number> = { title: 3, summary: 1, category: 2 };
+/** Title words are the strongest evidence of what a story is about; categories are the publisher's own label. */
+export const FIELD_WEIGHT: Record<Scope, number> = { title: 3, category: 2, summary: 1, source: 1, lang: 1 };
+const TEXT_FIELDS: readonly TextField[] = ['title', 'summary', 'category'];
+
+export interface TopicDefinition {
+  id: string;
+  name: string;
+  query: string;
+  parent?: string | undefined;
+  /** Matches scoring below this are dropped (default 1: any hit). */
+  minScore?: number | undefined;
+}
 
 export interface CompiledTopic {
-  topic: Topic;
-  /** Each alternative as its token sequence, with the words as the reader wrote them. */
-  alternatives: { tokens: string[]; label: string }[];
+  id: string;
+  name: string;
+  parent: string | null;
+  minScore: number;
+  query: string;
+  ast: QueryNode;
 }
 
-export function tokenize(text: string): string[] {
-  return words(text).map((w) => w.toLowerCase());
+export interface Hit {
+  /** The query term as written. */
+  term: string;
+  field: Scope;
+  /** The story's words as written. */
+  text: string;
+  weight: number;
+  /** Position within the field, to order explanations as the story reads. */
+  at: number;
 }
 
-/** Words as written, so an explanation can quote the story ("Tokyo", not "tokyo"). */
-function words(text: string): string[] {
-  return text.normalize('NFKC').match(/[\p{L}\p{N}]+/gu) ?? [];
+export interface TopicExplanation extends TopicMatch {
+  hits: Hit[];
+  /** Set when the topic matched through a child topic (cricket counts for sports). */
+  via: string | null;
 }
 
-/** Splits `a OR "b c" OR d` into its alternatives. */
-export function parseOrQuery(query: string): { tokens: string[]; label: string }[] {
-  const out: { tokens: string[]; label: string }[] = [];
-  const re = /"([^"]+)"|(\S+)/g;
-  for (const m of query.matchAll(re)) {
-    const label = (m[1] ?? m[2] ?? '').trim();
-    if (!m[1] && label.toUpperCase() === 'OR') continue;
-    const tokens = tokenize(label);
-    if (tokens.length > 0) out.push({ tokens, label });
+export function compileTopic(def: TopicDefinition, limits?: QueryLimits): CompiledTopic {
+  return { id: def.id, name: def.name, parent: def.parent ?? null, minScore: def.minScore ?? 1, query: def.query, ast: parseQuery(def.query, limits) };
+}
+
+export interface StoryLimits {
+  /** Characters of each field analyzed; the rest is ignored, so a huge story costs a bounded time. */
+  maxFieldChars: number;
+}
+export const DEFAULT_STORY_LIMITS: StoryLimits = { maxFieldChars: 4000 };
+
+interface Occurrence {
+  field: TextField;
+  at: number;
+}
+
+export interface AnalyzedStory {
+  fields: Record<TextField, Token[]>;
+  /** Category i's words carry segment i, so a phrase never spans two categories. */
+  segments: number[];
+  byStem: Map<string, Occurrence[]>;
+  byWord: Map<string, Occurrence[]>;
+  /** Feed id, host and parent domains of the link: what source: matches. */
+  sources: Set<string>;
+  lang: string;
+}
+
+export type StoryText = Pick<Story, 'title' | 'summary' | 'categories'> & Partial<Pick<Story, 'feedId' | 'url'>>;
+
+function sourcesOf(story: StoryText): Set<string> {
+  const out = new Set<string>();
+  if (story.feedId) out.add(story.feedId.toLowerCase());
+  if (story.url) {
+    try {
+      const labels = new URL(story.url).hostname.toLowerCase().replace(/^www\./, '').split('.');
+      // "news.example.co.uk" is reachable as itself and as example.co.uk, never as a bare suffix like "uk".
+      for (let i = 0; i < labels.length - 1; i++) out.add(labels.slice(i).join('.'));
+    } catch {
+      // A story without a parseable link simply has no host to match.
+    }
   }
   return out;
 }
 
-export function compileTopics(topics: readonly Topic[]): CompiledTopic[] {
-  return topics.map((topic) => ({ topic, alternatives: parseOrQuery(topic.query) }));
-}
-
-/** Position of the first occurrence of `needle` in `haystack`, or -1. */
-function findSequence(haystack: string[], needle: string[]): number {
-  outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
-    for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
-    return i;
+/** Analyzes a story once; every topic is then evaluated against the result. Markup never gets here: stories are plain text. */
+export function analyzeStory(story: StoryText, limits: StoryLimits = DEFAULT_STORY_LIMITS): AnalyzedStory {
+  const segments: number[] = [];
+  const categoryTokens: Token[] = [];
+  let budget = limits.maxFieldChars;
+  story.categories.forEach((c, i) => {
+    if (budget <= 0) return;
+    for (const t of analyzeText(c, budget)) {
+      categoryTokens.push(t);
+      segments.push(i);
+    }
+    budget -= c.length;
+  });
+  const fields: Record<TextField, Token[]> = {
+    title: analyzeText(story.title, limits.maxFieldChars),
+    summary: analyzeText(story.summary, limits.maxFieldChars),
+    category: categoryTokens,
+  };
+  const byStem = new Map<string, Occurrence[]>();
+  const byWord = new Map<string, Occurrence[]>();
+  const add = (map: Map<string, Occurrence[]>, key: string, occ: Occurrence) => {
+    const list = map.get(key);
+    if (list) list.push(occ);
+    else map.set(key, [occ]);
+  };
+  for (const field of TEXT_FIELDS) {
+    fields[field].forEach((t, at) => {
+      add(byStem, t.stem, { field, at });
+      add(byWord, t.word, { field, at });
+    });
   }
-  return -1;
+  return {
+    fields,
+    segments,
+    byStem,
+    byWord,
+    sources: sourcesOf(story),
+    lang: guessLanguage(`${story.title} ${story.summary}`),
+  };
 }
 
-interface FieldText {
-  field: Field;
-  folded: string[];
-  original: string[];
+const sameSegment = (s: AnalyzedStory, field: TextField, a: number, b: number) => field !== 'category' || s.segments[a] === s.segments[b];
+
+/** Where the term occurs in the story (empty: it does not). */
+function occurrences(term: TermNode, s: AnalyzedStory): Occurrence[] {
+  const first = term.words[0]!;
+  let starts: Occurrence[];
+  if (term.prefix) {
+    starts = [];
+    for (const [word, occ] of s.byWord) if (word.startsWith(first)) starts.push(...occ);
+  } else {
+    starts = (term.match === 'stem' ? s.byStem : s.byWord).get(first) ?? [];
+  }
+  if (term.scope) starts = starts.filter((o) => o.field === term.scope);
+  if (term.words.length === 1) return starts;
+  return starts.filter(({ field, at }) => {
+    const tokens = s.fields[field];
+    for (let i = 1; i < term.words.length; i++) {
+      const t = tokens[at + i];
+      if (!t || !sameSegment(s, field, at, at + i) || (term.match === 'stem' ? t.stem : t.word) !== term.words[i]) return false;
+    }
+    return true;
+  });
 }
 
-/** Segments (one per category) are separated by a token no word can equal, so a phrase never spans two. */
-function fieldText(field: Field, segments: string[]): FieldText {
-  const original = segments.flatMap((seg, i) => (i === 0 ? words(seg) : ['\u0000', ...words(seg)]));
-  return { field, original, folded: original.map((w) => w.toLowerCase()) };
+function bestHit(term: TermNode, occ: Occurrence[], s: AnalyzedStory): Hit {
+  let best = occ[0]!;
+  for (const o of occ) if (FIELD_WEIGHT[o.field] > FIELD_WEIGHT[best.field] || (o.field === best.field && o.at < best.at)) best = o;
+  const text = s.fields[best.field].slice(best.at, best.at + term.words.length).map((t) => t.text).join(' ');
+  return { term: term.label, field: best.field, text, weight: FIELD_WEIGHT[best.field], at: best.at };
 }
 
-/** Matches one story against compiled topics; parents of matched topics match too. */
-export function matchStory(story: Pick<Story, 'title' | 'summary' | 'categories'>, compiled: readonly CompiledTopic[]): TopicMatch[] {
-  const fields: FieldText[] = [
-    fieldText('title', [story.title]),
-    fieldText('summary', [story.summary]),
-    fieldText('category', story.categories),
-  ];
-  const direct = new Map<string, TopicMatch>();
-  for (const { topic, alternatives } of compiled) {
-    let score = 0;
-    const hits: { text: string; field: Field }[] = [];
-    for (const alt of alternatives) {
-      for (const f of fields) {
-        const at = findSequence(f.folded, alt.tokens);
-        if (at >= 0) {
-          score += FIELD_WEIGHT[f.field];
-          hits.push({ text: f.original.slice(at, at + alt.tokens.length).join(' '), field: f.field });
-          break;
+/** Evaluates the query; `hits` receives the evidence of the terms that made it true. */
+function evaluate(node: QueryNode, s: AnalyzedStory, hits: Hit[]): boolean {
+  switch (node.type) {
+    case 'term': {
+      if (node.match === 'value') {
+        const value = node.words[0]!;
+        const ok = node.scope === 'lang' ? s.lang === value : s.sources.has(value.replace(/^www\./, ''));
+        if (ok) hits.push({ term: node.label, field: node.scope ?? 'source', text: value, weight: FIELD_WEIGHT[node.scope ?? 'source'], at: 0 });
+        return ok;
+      }
+      const occ = occurrences(node, s);
+      if (occ.length === 0) return false;
+      hits.push(bestHit(node, occ, s));
+      return true;
+    }
+    case 'not': {
+      const mark = hits.length;
+      const inner = evaluate(node.child, s, hits);
+      hits.length = mark;
+      return !inner;
+    }
+    case 'and': {
+      const mark = hits.length;
+      for (const c of node.children) {
+        if (!evaluate(c, s, hits)) {
+          hits.length = mark;
+          return false;
+        }
+      }
+      return true;
+    }
+    case 'or': {
+      // Every true branch adds evidence: a story naming Tokyo and Osaka is more about Japan than one naming Tokyo.
+      let any = false;
+      for (const c of node.children) any = evaluate(c, s, hits) || any;
+      return any;
+    }
+  }
+}
+
+const FIELD_ORDER: Record<Scope, number> = { title: 0, category: 1, summary: 2, source: 3, lang: 4 };
+
+/** "Matched: Japan in title, Tokyo in title, Japanese in summary": the strongest three pieces of evidence. */
+export function renderWhy(hits: readonly Hit[], via: string | null = null): string {
+  const seen = new Set<string>();
+  const parts: string[] = [];
+  const ordered = [...hits].sort((a, b) => b.weight - a.weight || FIELD_ORDER[a.field] - FIELD_ORDER[b.field] || a.at - b.at);
+  for (const h of ordered) {
+    const key = `${h.field}:${h.text.toLowerCase()}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    parts.push(`${h.text} in ${h.field}`);
+    if (parts.length === 3) break;
+  }
+  return `Matched: ${parts.join(', ')}${via ? ` (via ${via})` : ''}`;
+}
+
+/** One topic against one analyzed story: its score and evidence, or null when it does not match. */
+export function matchTopic(topic: CompiledTopic, s: AnalyzedStory): TopicExplanation | null {
+  const hits: Hit[] = [];
+  if (!evaluate(topic.ast, s, hits)) return null;
+  const score = hits.reduce((n, h) => n + h.weight, 0);
+  if (score < topic.minScore) return null;
+  return { topicId: topic.id, score, why: renderWhy(hits), hits, via: null };
+}
+
+/** The index keys a story offers: its stems, words, sources and language. */
+function storyKeys(s: AnalyzedStory): string[] {
+  const keys: string[] = [];
+  for (const stem of s.byStem.keys()) keys.push(`s:${stem}`);
+  for (const word of s.byWord.keys()) keys.push(`w:${word}`);
+  for (const src of s.sources) keys.push(`src:${src}`);
+  keys.push(`lang:${s.lang}`);
+  return keys;
+}
+
+type Trigger = { key: string; prefix: boolean };
+const termTrigger = (t: TermNode): Trigger =>
+  t.match === 'value'
+    ? { key: `${t.scope === 'lang' ? 'lang' : 'src'}:${t.words[0]!.replace(/^www\./, '')}`, prefix: false }
+    : t.prefix
+      ? { key: t.words[0]!, prefix: true }
+      : { key: `${t.match === 'stem' ? 's' : 'w'}:${t.words[0]!}`, prefix: false };
+
+/** A language or a source is shared by many stories: prefer a word as the key an AND is filed under. */
+const triggerCost = (ts: Trigger[]) => ts.reduce((n, t) => n + (t.key.startsWith('lang:') || t.key.startsWith('src:') ? 1000 : t.prefix ? 10 : 1), 0);
+
+/**
+ * Keys such that a story can match the node only if it offers one of them. Parsing guarantees every
+ * accepted query has some (a query that can match without any of its words is refused).
+ */
+function triggersOf(node: QueryNode): Trigger[] | null {
+  switch (node.type) {
+    case 'term':
+      return [termTrigger(node)];
+    case 'not':
+      return null;
+    case 'or': {
+      const out: Trigger[] = [];
+      for (const c of node.children) {
+        const t = triggersOf(c);
+        if (!t) return null;
+        out.push(...t);
+      }
+      return out;
+    }
+    case 'and': {
+      let best: Trigger[] | null = null;
+      for (const c of node.children) {
+        const t = triggersOf(c);
+        if (t && (!best || triggerCost(t) < triggerCost(best))) best = t;
+      }
+      return best;
+    }
+  }
+}
+
+/**
+ * Inverted index over compiled topics: a story is evaluated only against the topics filed under its own
+ * words, so its cost grows with its words and the topics they touch, not with the number of topics.
+ */
+export class TopicIndex {
+  private readonly topics = new Map<string, CompiledTopic>();
+  private readonly postings = new Map<string, Set<string>>();
+  private readonly prefixes = new Map<string, Set<string>>();
+  /** Prefix lengths in use, so a story word is looked up only at those lengths. */
+  private readonly prefixLengths = new Map<number, number>();
+  private readonly filed = new Map<string, Trigger[]>();
+
+  constructor(topics: Iterable<CompiledTopic> = []) {
+    for (const t of topics) this.add(t);
+  }
+
+  get size() {
+    return this.topics.size;
+  }
+
+  get(id: string): CompiledTopic | undefined {
+    return this.topics.get(id);
+  }
+
+  all(): IterableIterator<CompiledTopic> {
+    return this.topics.values();
+  }
+
+  /** Adds or replaces a topic. */
+  add(topic: CompiledTopic): void {
+    if (this.topics.has(topic.id)) this.remove(topic.id);
+    const triggers = triggersOf(topic.ast);
+    if (!triggers) throw new Error(`topic ${topic.id}: query "${topic.query}" has no word a story must contain`);
+    this.topics.set(topic.id, topic);
+    this.filed.set(topic.id, triggers);
+    for (const t of triggers) {
+      const map = t.prefix ? this.prefixes : this.postings;
+      let set = map.get(t.key);
+      if (!set) map.set(t.key, (set = new Set()));
+      set.add(topic.id);
+      if (t.prefix) this.prefixLengths.set([...t.key].length, (this.prefixLengths.get([...t.key].length) ?? 0) + 1);
+    }
+  }
+
+  remove(id: string): void {
+    const triggers = this.filed.get(id);
+    if (!triggers) return;
+    for (const t of triggers) {
+      const map = t.prefix ? this.prefixes : this.postings;
+      const set = map.get(t.key);
+      set?.delete(id);
+      if (set && set.size === 0) map.delete(t.key);
+      if (t.prefix) {
+        const len = [...t.key].length;
+        const n = (this.prefixLengths.get(len) ?? 1) - 1;
+        if (n === 0) this.prefixLengths.delete(len);
+        else this.prefixLengths.set(len, n);
+      }
+    }
+    this.filed.delete(id);
+    this.topics.delete(id);
+  }
+
+  /** Topics that could match the story: the only ones evaluated. */
+  candidates(s: AnalyzedStory): CompiledTopic[] {
+    const ids = new Set<string>();
+    for (const key of storyKeys(s)) for (const id of this.postings.get(key) ?? []) ids.add(id);
+    if (this.prefixLengths.size > 0) {
+      for (const word of s.byWord.keys()) {
+        const chars = [...word];
+        for (const len of this.prefixLengths.keys()) {
+          if (len > chars.length) continue;
+          for (const id of this.prefixes.get(chars.slice(0, len).join('')) ?? []) ids.add(id);
         }
       }
     }
-    if (score > 0) {
-      // Strongest evidence first: title hits, then categories, then summary.
-      hits.sort((a, b) => FIELD_WEIGHT[b.field] - FIELD_WEIGHT[a.field]);
-      const why = `Matched: ${hits.slice(0, 3).map((h) => `${h.text} in ${h.field}`).join(', ')}`;
-      direct.set(topic.id, { topicId: topic.id, score, why });
-    }
+    return [...ids].map((id) => this.topics.get(id)!);
   }
-  const byId = new Map(compiled.map((c) => [c.topic.id, c.topic]));
-  const all = new Map(direct);
-  for (const m of direct.values()) {
-    for (let parent = byId.get(m.topicId)?.parent; parent; parent = byId.get(parent)?.parent) {
+}
+
+/**
+ * Adds each matched topic's ancestors: a match on cricket also counts for sports, with the child's
+ * evidence, unless the parent matched more strongly on its own.
+ */
+function withParents(direct: TopicExplanation[], lookup: (id: string) => { name: string; parent: string | null } | undefined): TopicExplanation[] {
+  const all = new Map(direct.map((m) => [m.topicId, m]));
+  for (const m of direct) {
+    const childName = lookup(m.topicId)?.name ?? m.topicId;
+    for (let parent = lookup(m.topicId)?.parent ?? null, hops = 0; parent && hops < 8; parent = lookup(parent)?.parent ?? null, hops++) {
       const existing = all.get(parent);
       if (!existing || existing.score < m.score) {
-        all.set(parent, { topicId: parent, score: m.score, why: `${m.why} (via ${byId.get(m.topicId)?.name ?? m.topicId})` });
+        all.set(parent, { topicId: parent, score: m.score, hits: m.hits, via: childName, why: renderWhy(m.hits, childName) });
       }
     }
   }
   return [...all.values()].sort((a, b) => b.score - a.score || a.topicId.localeCompare(b.topicId));
+}
+
+/** Matches one story against the index, with the evidence of each match; parents of matched topics match too. */
+export function explainStory(story: StoryText | AnalyzedStory, index: TopicIndex, limits?: StoryLimits): TopicExplanation[] {
+  const s = 'byStem' in story ? story : analyzeStory(story, limits);
+  const direct: TopicExplanation[] = [];
+  for (const topic of index.candidates(s)) {
+    const m = matchTopic(topic, s);
+    if (m) direct.push(m);
+  }
+  return withParents(direct, (id) => index.get(id));
+}
+
+/** The same result as explainStory, found by evaluating every topic: the baseline the index is measured against. */
+export function explainStoryLinear(story: StoryText | AnalyzedStory, topics: readonly CompiledTopic[], limits?: StoryLimits): TopicExplanation[] {
+  const s = 'byStem' in story ? story : analyzeStory(story, limits);
+  const byId = new Map(topics.map((t) => [t.id, t]));
+  const direct: TopicExplanation[] = [];
+  for (const topic of topics) {
+    const m = matchTopic(topic, s);
+    if (m) direct.push(m);
+  }
+  return withParents(direct, (id) => byId.get(id));
+}
+
+/** The matched topics of one story, as the fan-out and the alert payloads carry them. */
+export function matchStory(story: StoryText | AnalyzedStory, index: TopicIndex, limits?: StoryLimits): TopicMatch[] {
+  return explainStory(story, index, limits).map(({ topicId, score, why }) => ({ topicId, score, why }));
+}
+
+/** Compiles catalog topics into an index; a bad catalog query fails with the topic named. */
+export function compileTopics(defs: readonly TopicDefinition[], limits?: QueryLimits): TopicIndex {
+  const index = new TopicIndex();
+  for (const def of defs) {
+    try {
+      index.add(compileTopic(def, limits));
+    } catch (err) {
+      throw new Error(`topic "${def.id}": ${(err as Error).message}`);
+    }
+  }
+  return index;
 }

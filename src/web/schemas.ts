@@ -17,6 +17,8 @@ export const SettingsBody = z
     email: Email.nullable().optional(),
     timeZone: TimeZone.optional(),
     digestTime: DigestTime.optional(),
+    /** "best": alerts only on strong matches (Google Alerts' "only the best results"); "all": every match. */
+    quality: z.enum(['best', 'all']).optional(),
     topics: z.record(topicId, FollowBody).optional(),
   })
   .strict();

@@ -15,6 +15,7 @@ import type { Ledger } from '../store/ledger.ts';
 import type { SubscriberStore } from '../store/subscribers.ts';
 import { CreateSubscriberBody, describeZodError, PushSubscriptionBody, SettingsBody } from './schemas.ts';
 import { renderUnsubscribePage } from './unsubscribe-page.ts';
+import { alertRoutes, type AlertRoutesOptions } from './routes/alerts.ts';
 
 export interface WebDeps {
   redis: Redis;
@@ -28,6 +29,8 @@ export interface WebDeps {
   secureCookies: boolean;
   clock: Clock;
   log: Logger;
+  /** Readers' own alerts API (src/web/routes/alerts.ts). */
+  alerts: Omit<AlertRoutesOptions, 'authenticate'>;
 }
 
 export const TOKEN_COOKIE = 'herald_token';
@@ -73,6 +76,8 @@ export function buildWebApp(deps: WebDeps): FastifyInstance {
     return id;
   };
 
+  app.register(alertRoutes, { ...deps.alerts, authenticate });
+
   const checkTopics = (topics: Record<string, Follow> | undefined) => {
     for (const id of Object.keys(topics ?? {})) {
       if (!topicIds.has(id)) throw new HttpError(400, `invalid request: topics.${id}: unknown topic`, { fields: [{ field: `topics.${id}`, message: 'unknown topic' }] });
@@ -90,6 +95,7 @@ export function buildWebApp(deps: WebDeps): FastifyInstance {
     return {
       id: sub.id,
       email: sub.email,
+      quality: sub.quality,
       timeZone: sub.timeZone,
       digestTime: sub.digestTime,
       topics: follows,
@@ -121,6 +127,7 @@ export function buildWebApp(deps: WebDeps): FastifyInstance {
     checkTopics(body.topics);
     const now = deps.clock.now();
     const { id, token } = await deps.subscribers.create({ email: body.email ?? null, timeZone: body.timeZone, digestTime: body.digestTime }, now);
+    if (body.quality) await deps.subscribers.update(id, { quality: body.quality }, now);
     if (body.topics) await deps.subscribers.setFollows(id, body.topics);
     await rescheduleDigest(deps, id);
     setTokenCookie(reply, token);
@@ -133,7 +140,7 @@ export function buildWebApp(deps: WebDeps): FastifyInstance {
     const id = await authenticate(req);
     const body = parseBody(SettingsBody, req.body);
     checkTopics(body.topics);
-    await deps.subscribers.update(id, { email: body.email, timeZone: body.timeZone, digestTime: body.digestTime }, deps.clock.now());
+    await deps.subscribers.update(id, { email: body.email, timeZone: body.timeZone, digestTime: body.digestTime, quality: body.quality }, deps.clock.now());
     if (body.topics) await deps.subscribers.setFollows(id, body.topics);
     await rescheduleDigest(deps, id);
     return settingsView(id);
