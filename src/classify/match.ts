@@ -220,8 +220,16 @@ export function renderWhy(hits: readonly Hit[], via: string | null = null): stri
 
 /** One topic against one analyzed story: its score and evidence, or null when it does not match. */
 export function matchTopic(topic: CompiledTopic, s: AnalyzedStory): TopicExplanation | null {
-  const hits: Hit[] = [];
-  if (!evaluate(topic.ast, s, hits)) return null;
+  const found: Hit[] = [];
+  if (!evaluate(topic.ast, s, found)) return null;
+  // One word of the story is one piece of evidence, however many terms ("patient", "patients") point at it.
+  const seen = new Set<string>();
+  const hits = found.filter((h) => {
+    const key = h.field === 'source' || h.field === 'lang' ? `${h.field}:${h.text}` : `${h.field}:${h.at}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
   const score = hits.reduce((n, h) => n + h.weight, 0);
   if (score < topic.minScore) return null;
   return { topicId: topic.id, score, why: renderWhy(hits), hits, via: null };
