@@ -1,3 +1,4 @@
+import { runClassifyCommand } from '../classify/cli.ts';
 import { renderConfigTable } from '../config/load.ts';
 import { ROLES } from '../runtime/herald.ts';
 import { parseRole, runRoles } from '../runtime/process.ts';
@@ -7,6 +8,7 @@ const USAGE = `Usage: herald <command>
   start                 run the web server and every worker in this process
   worker <role>         run one role: ${ROLES.join(', ')}
   config table          print the configuration table (Markdown)
+  classify FILE...      classify the stories of feed files: [--json] [--topics FILE] [--query QUERY]
 `;
 
 export async function main(argv: string[]): Promise<number> {
@@ -24,6 +26,13 @@ export async function main(argv: string[]): Promise<number> {
       await runRoles([role]);
       return -1;
     }
+    case 'classify':
+      return runClassifyCommand(rest, {
+        out: (s) => process.stdout.write(s),
+        err: (s) => process.stderr.write(s),
+        env: process.env,
+        now: () => Date.now(),
+      });
     case 'config':
       if (rest[0] === 'table') {
         process.stdout.write(`${renderConfigTable()}\n`);
