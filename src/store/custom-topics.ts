@@ -59,9 +59,10 @@ export class CustomTopicLimitError extends Error {
 
 const parse = (json: string | null | undefined): CustomTopic | null => (json ? (JSON.parse(json) as CustomTopic) : null);
 
-export function createCustomTopicStore(redis: Redis, prefix: string) {
+export function createCustomTopicStore(redis: Redis, prefix: string, opts: { changeLogLength?: number } = {}) {
   const idx = indexKeys(prefix);
-  const announce = (id: string, ownerId: string) => redis.eval(ANNOUNCE, 4, idx.version, idx.changes, idx.all, idx.floor, id, ownerId, String(CHANGE_LOG_LENGTH)) as Promise<number>;
+  const logLength = opts.changeLogLength ?? CHANGE_LOG_LENGTH;
+  const announce = (id: string, ownerId: string) => redis.eval(ANNOUNCE, 4, idx.version, idx.changes, idx.all, idx.floor, id, ownerId, String(logLength)) as Promise<number>;
 
   return {
     /** Stores a new alert for the owner, unless they already have `maxPerOwner`. */
