@@ -42,15 +42,35 @@ export function stemWord(word: string): string {
   return stem.length < 3 ? word : stem;
 }
 
+/**
+ * Folded word and stem per word as written. News repeats its words, so this spares most folding and
+ * stemming; and one string object per distinct word lets index look-ups compare by identity.
+ */
+const analyzed = new Map<string, { word: string; stem: string }>();
+const ANALYZED_MAX = 200_000;
+
+function analyzeWord(raw: string): { word: string; stem: string } {
+  let a = analyzed.get(raw);
+  if (!a) {
+    // Bounded: a flood of unique words (numbers, names) empties it instead of growing without end.
+    if (analyzed.size >= ANALYZED_MAX) analyzed.clear();
+    const word = foldWord(raw);
+    const stem = stemWord(word);
+    a = { word, stem: stem === word ? word : stem };
+    analyzed.set(raw, a);
+  }
+  return a;
+}
+
 /** Words of `text` (at most `maxChars` of it), folded and stemmed, in order. */
 export function analyzeText(text: string, maxChars = Number.POSITIVE_INFINITY): Token[] {
   const bounded = text.length > maxChars ? text.slice(0, maxChars) : text;
   const out: Token[] = [];
   for (const s of segmenter.segment(bounded)) {
     if (!s.isWordLike) continue;
-    const word = foldWord(s.segment);
+    const { word, stem } = analyzeWord(s.segment);
     if (word === '') continue;
-    out.push({ word, stem: stemWord(word), text: s.segment });
+    out.push({ word, stem, text: s.segment });
   }
   return out;
 }

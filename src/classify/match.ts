@@ -29,21 +29,67 @@ export interface CompiledTopic {
   ast: QueryNode;
 }
 
-export interface Hit {
-  /** The query term as written. */
-  term: string;
-  field: Scope;
-  /** The story's words as written. */
-  text: string;
-  weight: number;
-  /** Position within the field, to order explanations as the story reads. */
-  at: number;
+/** One piece of evidence: a query term found in a field of the story. */
+export class Hit {
+  constructor(
+    /** The query term as written. */
+    readonly term: string,
+    readonly field: Scope,
+    readonly weight: number,
+    /** Position within the field, to order explanations as the story reads. */
+    readonly at: number,
+    /** Words the hit spans, or for source:/lang: the value matched. */
+    private readonly span: readonly Token[] | string,
+  ) {}
+
+  /** The story's words as written; built on demand, since most hits are never shown. */
+  get text(): string {
+    return typeof this.span === 'string' ? this.span : this.span.map((t) => t.text).join(' ');
+  }
+
+  toJSON() {
+    return { term: this.term, field: this.field, text: this.text, weight: this.weight, at: this.at };
+  }
 }
 
-export interface TopicExplanation extends TopicMatch {
-  hits: Hit[];
-  /** Set when the topic matched through a child topic (cricket counts for sports). */
-  via: string | null;
+/**
+ * A matched topic with its evidence. The evidence and the sentence `why` are built on first use: the
+ * fan-out needs them for the few topics someone follows instantly, not for every match.
+ */
+export class TopicExplanation implements TopicMatch {
+  #hits: readonly Hit[] | null = null;
+  #why: string | null = null;
+  readonly #topic: CompiledTopic;
+  readonly #story: AnalyzedStory;
+  constructor(
+    readonly topicId: string,
+    readonly score: number,
+    /** The topic whose query found the evidence (the child's, for a parent matched through it). */
+    topic: CompiledTopic,
+    story: AnalyzedStory,
+    /** Set when the topic matched through a child topic (cricket counts for sports). */
+    readonly via: string | null,
+  ) {
+    this.#topic = topic;
+    this.#story = story;
+  }
+
+  get hits(): readonly Hit[] {
+    return (this.#hits ??= hitsOf(this.#topic, this.#story));
+  }
+
+  get why(): string {
+    return (this.#why ??= renderWhy(this.hits, this.via));
+  }
+
+  /** For parents: the child's evidence, named as coming through the child. */
+  through(parentId: string, childName: string): TopicExplanation {
+    return new TopicExplanation(parentId, this.score, this.#topic, this.#story, childName);
+  }
+
+  toJSON() {
+    return { topicId: this.topicId, score: this.score, why: this.why, hits: this.hits, via: this.via };
+  }
 }
 
 export function compileTopic(def: TopicDefinition, limits?: QueryLimits): CompiledTopic {
@@ -132,6 +178,25 @@ export function analyzeStory(story: StoryText, limits: StoryLimits = DEFAULT_STO
 
 const sameSegment = (s: AnalyzedStory, field: TextField, a: number, b: number) => field !== 'category' || s.segments[a] === s.segments[b];
 
+const NONE: Occurrence[] = [];
+
+/** Whether the term occurs in the story, without building the list of where. */
+function occurs(term: TermNode, s: AnalyzedStory): boolean {
+  if (term.match === 'value') return term.scope === 'lang' ? s.lang === term.words[0] : s.sources.has(term.words[0]!.replace(/^www\./, ''));
+  if (term.prefix) {
+    const first = term.words[0]!;
+    for (const [word, occ] of s.byWord) {
+      if (!word.startsWith(first)) continue;
+      if (!term.scope) return true;
+      for (const o of occ) if (o.field === term.scope) return true;
+    }
+    return false;
+  }
+  if (term.words.length === 1 && !term.scope) return (term.match === 'stem' ? s.byStem : s.byWord).has(term.words[0]!);
+  if (!(term.match === 'stem' ? s.byStem : s.byWord).has(term.words[0]!)) return false;
+  return occurrences(term, s).length > 0;
+}
+
 /** Where the term occurs in the story (empty: it does not). */
 function occurrences(term: TermNode, s: AnalyzedStory): Occurrence[] {
   const first = term.words[0]!;
@@ -140,7 +205,7 @@ function occurrences(term: TermNode, s: AnalyzedStory): Occurrence[] {
     starts = [];
     for (const [word, occ] of s.byWord) if (word.startsWith(first)) starts.push(...occ);
   } else {
-    starts = (term.match === 'stem' ? s.byStem : s.byWord).get(first) ?? [];
+    starts = (term.match === 'stem' ? s.byStem : s.byWord).get(first) ?? NONE;
   }
   if (term.scope) starts = starts.filter((o) => o.field === term.scope);
   if (term.words.length === 1) return starts;
@@ -154,11 +219,77 @@ function occurrences(term: TermNode, s: AnalyzedStory): Occurrence[] {
   });
 }
 
-function bestHit(term: TermNode, occ: Occurrence[], s: AnalyzedStory): Hit {
+/** The occurrence an explanation quotes: in the strongest field, the first one. */
+function bestOccurrence(occ: Occurrence[]): Occurrence {
   let best = occ[0]!;
   for (const o of occ) if (FIELD_WEIGHT[o.field] > FIELD_WEIGHT[best.field] || (o.field === best.field && o.at < best.at)) best = o;
-  const text = s.fields[best.field].slice(best.at, best.at + term.words.length).map((t) => t.text).join(' ');
-  return { term: term.label, field: best.field, text, weight: FIELD_WEIGHT[best.field], at: best.at };
+  return best;
+}
+
+function bestHit(term: TermNode, occ: Occurrence[], s: AnalyzedStory): Hit {
+  const best = bestOccurrence(occ);
+  return new Hit(term.label, best.field, FIELD_WEIGHT[best.field], best.at, s.fields[best.field].slice(best.at, best.at + term.words.length));
+}
+
+const FIELD_CODE: Record<Scope, number> = { title: 0, summary: 1, category: 2, source: 3, lang: 4 };
+const CODE_WEIGHT = [FIELD_WEIGHT.title, FIELD_WEIGHT.summary, FIELD_WEIGHT.category, FIELD_WEIGHT.source, FIELD_WEIGHT.lang];
+const POSITIONS = 1 << 20;
+
+/**
+ * The same walk as evaluate, recording each piece of evidence as one number (field and position) into a
+ * reused array: scoring a match allocates nothing, and the Hit objects are built only if someone asks why.
+ */
+function collectEvidence(node: QueryNode, s: AnalyzedStory, out: number[]): boolean {
+  switch (node.type) {
+    case 'term': {
+      if (node.match === 'value') {
+        if (!occurs(node, s)) return false;
+        out.push(FIELD_CODE[node.scope ?? 'source'] * POSITIONS);
+        return true;
+      }
+      const occ = occurrences(node, s);
+      if (occ.length === 0) return false;
+      const best = bestOccurrence(occ);
+      out.push(FIELD_CODE[best.field] * POSITIONS + best.at);
+      return true;
+    }
+    case 'not': {
+      const mark = out.length;
+      const inner = collectEvidence(node.child, s, out);
+      out.length = mark;
+      return !inner;
+    }
+    case 'and': {
+      const mark = out.length;
+      for (const c of node.children) {
+        if (!collectEvidence(c, s, out)) {
+          out.length = mark;
+          return false;
+        }
+      }
+      return true;
+    }
+    case 'or': {
+      let any = false;
+      for (const c of node.children) any = collectEvidence(c, s, out) || any;
+      return any;
+    }
+  }
+}
+
+const scratch: number[] = [];
+/** Sum of the weights of distinct pieces of evidence, or -1 when the query does not hold. */
+function scoreOf(topic: CompiledTopic, s: AnalyzedStory): number {
+  scratch.length = 0;
+  if (!collectEvidence(topic.ast, s, scratch)) return -1;
+  let score = 0;
+  for (let i = 0; i < scratch.length; i++) {
+    const code = scratch[i]!;
+    let dup = false;
+    for (let j = 0; j < i && !dup; j++) dup = scratch[j] === code;
+    if (!dup) score += CODE_WEIGHT[Math.floor(code / POSITIONS)]!;
+  }
+  return score;
 }
 
 /** Evaluates the query; `hits` receives the evidence of the terms that made it true. */
@@ -168,7 +299,7 @@ function evaluate(node: QueryNode, s: AnalyzedStory, hits: Hit[]): boolean {
       if (node.match === 'value') {
         const value = node.words[0]!;
         const ok = node.scope === 'lang' ? s.lang === value : s.sources.has(value.replace(/^www\./, ''));
-        if (ok) hits.push({ term: node.label, field: node.scope ?? 'source', text: value, weight: FIELD_WEIGHT[node.scope ?? 'source'], at: 0 });
+        if (ok) hits.push(new Hit(node.label, node.scope ?? 'source', FIELD_WEIGHT[node.scope ?? 'source'], 0, value));
         return ok;
       }
       const occ = occurrences(node, s);
@@ -220,41 +351,41 @@ export function renderWhy(hits: readonly Hit[], via: string | null = null): stri
 
 /** One topic against one analyzed story: its score and evidence, or null when it does not match. */
 export function matchTopic(topic: CompiledTopic, s: AnalyzedStory): TopicExplanation | null {
+  const score = scoreOf(topic, s);
+  return score < 0 || score < topic.minScore ? null : new TopicExplanation(topic.id, score, topic, s, null);
+}
+
+/** The evidence of a match, each story word once. */
+function hitsOf(topic: CompiledTopic, s: AnalyzedStory): Hit[] {
   const found: Hit[] = [];
-  if (!evaluate(topic.ast, s, found)) return null;
+  evaluate(topic.ast, s, found);
   // One word of the story is one piece of evidence, however many terms ("patient", "patients") point at it.
   const seen = new Set<string>();
-  const hits = found.filter((h) => {
-    const key = h.field === 'source' || h.field === 'lang' ? `${h.field}:${h.text}` : `${h.field}:${h.at}`;
+  const hits = found.length < 2 ? found : found.filter((h) => {
+    const key = `${h.field}:${h.at}`;
     if (seen.has(key)) return false;
     seen.add(key);
     return true;
   });
-  const score = hits.reduce((n, h) => n + h.weight, 0);
-  if (score < topic.minScore) return null;
-  return { topicId: topic.id, score, why: renderWhy(hits), hits, via: null };
+  return hits;
 }
 
-/** The index keys a story offers: its stems, words, sources and language. */
-function storyKeys(s: AnalyzedStory): string[] {
-  const keys: string[] = [];
-  for (const stem of s.byStem.keys()) keys.push(`s:${stem}`);
-  for (const word of s.byWord.keys()) keys.push(`w:${word}`);
-  for (const src of s.sources) keys.push(`src:${src}`);
-  keys.push(`lang:${s.lang}`);
-  return keys;
+type TriggerKind = 'stem' | 'word' | 'value' | 'prefix';
+type Trigger = { kind: TriggerKind; key: string };
+/**
+ * A phrase needs all its words: file it under its longest word, usually the rarest in news
+ * ("Bank of Japan" under "japan", not "of").
+ */
+function termTrigger(t: TermNode): Trigger {
+  if (t.match === 'value') return { kind: 'value', key: `${t.scope === 'lang' ? 'lang' : 'src'}:${t.words[0]!.replace(/^www\./, '')}` };
+  if (t.prefix) return { kind: 'prefix', key: t.words[0]! };
+  let key = t.words[0]!;
+  for (const w of t.words) if (w.length > key.length) key = w;
+  return { kind: t.match, key };
 }
-
-type Trigger = { key: string; prefix: boolean };
-const termTrigger = (t: TermNode): Trigger =>
-  t.match === 'value'
-    ? { key: `${t.scope === 'lang' ? 'lang' : 'src'}:${t.words[0]!.replace(/^www\./, '')}`, prefix: false }
-    : t.prefix
-      ? { key: t.words[0]!, prefix: true }
-      : { key: `${t.match === 'stem' ? 's' : 'w'}:${t.words[0]!}`, prefix: false };
 
 /** A language or a source is shared by many stories: prefer a word as the key an AND is filed under. */
-const triggerCost = (ts: Trigger[]) => ts.reduce((n, t) => n + (t.key.startsWith('lang:') || t.key.startsWith('src:') ? 1000 : t.prefix ? 10 : 1), 0);
+const triggerCost = (ts: Trigger[]) => ts.reduce((n, t) => n + (t.kind === 'value' ? 1000 : t.kind === 'prefix' ? 10 : 1), 0);
 
 /**
  * Keys such that a story can match the node only if it offers one of them. Parsing guarantees every
@@ -286,15 +417,17 @@ function triggersOf(node: QueryNode): Trigger[] | null {
   }
 }
 
+type Postings = Map<string, Set<CompiledTopic>>;
+
 /**
  * Inverted index over compiled topics: a story is evaluated only against the topics filed under its own
- * words, so its cost grows with its words and the topics they touch, not with the number of topics.
+ * stems, words, source or language, so its cost grows with its words and the topics they touch, not
+ * with the number of topics.
  */
 export class TopicIndex {
   private readonly topics = new Map<string, CompiledTopic>();
-  private readonly postings = new Map<string, Set<string>>();
-  private readonly prefixes = new Map<string, Set<string>>();
-  /** Prefix lengths in use, so a story word is looked up only at those lengths. */
+  private readonly postings: Record<TriggerKind, Postings> = { stem: new Map(), word: new Map(), value: new Map(), prefix: new Map() };
+  /** Prefix lengths in use (with how many topics use each), so a story word is looked up only at those lengths. */
   private readonly prefixLengths = new Map<number, number>();
   private readonly filed = new Map<string, Trigger[]>();
 
@@ -322,27 +455,27 @@ export class TopicIndex {
     this.topics.set(topic.id, topic);
     this.filed.set(topic.id, triggers);
     for (const t of triggers) {
-      const map = t.prefix ? this.prefixes : this.postings;
+      const map = this.postings[t.kind];
       let set = map.get(t.key);
       if (!set) map.set(t.key, (set = new Set()));
-      set.add(topic.id);
-      if (t.prefix) this.prefixLengths.set([...t.key].length, (this.prefixLengths.get([...t.key].length) ?? 0) + 1);
+      set.add(topic);
+      if (t.kind === 'prefix') this.prefixLengths.set(t.key.length, (this.prefixLengths.get(t.key.length) ?? 0) + 1);
     }
   }
 
   remove(id: string): void {
     const triggers = this.filed.get(id);
-    if (!triggers) return;
+    const topic = this.topics.get(id);
+    if (!triggers || !topic) return;
     for (const t of triggers) {
-      const map = t.prefix ? this.prefixes : this.postings;
+      const map = this.postings[t.kind];
       const set = map.get(t.key);
-      set?.delete(id);
+      set?.delete(topic);
       if (set && set.size === 0) map.delete(t.key);
-      if (t.prefix) {
-        const len = [...t.key].length;
-        const n = (this.prefixLengths.get(len) ?? 1) - 1;
-        if (n === 0) this.prefixLengths.delete(len);
-        else this.prefixLengths.set(len, n);
+      if (t.kind === 'prefix') {
+        const n = (this.prefixLengths.get(t.key.length) ?? 1) - 1;
+        if (n === 0) this.prefixLengths.delete(t.key.length);
+        else this.prefixLengths.set(t.key.length, n);
       }
     }
     this.filed.delete(id);
@@ -351,18 +484,21 @@ export class TopicIndex {
 
   /** Topics that could match the story: the only ones evaluated. */
   candidates(s: AnalyzedStory): CompiledTopic[] {
-    const ids = new Set<string>();
-    for (const key of storyKeys(s)) for (const id of this.postings.get(key) ?? []) ids.add(id);
-    if (this.prefixLengths.size > 0) {
-      for (const word of s.byWord.keys()) {
-        const chars = [...word];
-        for (const len of this.prefixLengths.keys()) {
-          if (len > chars.length) continue;
-          for (const id of this.prefixes.get(chars.slice(0, len).join('')) ?? []) ids.add(id);
-        }
-      }
+    const out = new Set<CompiledTopic>();
+    const collect = (set: Set<CompiledTopic> | undefined) => {
+      if (set) for (const t of set) out.add(t);
+    };
+    const { stem, word, value, prefix } = this.postings;
+    if (stem.size > 0) for (const k of s.byStem.keys()) collect(stem.get(k));
+    if (word.size > 0) for (const k of s.byWord.keys()) collect(word.get(k));
+    if (value.size > 0) {
+      for (const src of s.sources) collect(value.get(`src:${src}`));
+      collect(value.get(`lang:${s.lang}`));
     }
-    return [...ids].map((id) => this.topics.get(id)!);
+    if (prefix.size > 0) {
+      for (const w of s.byWord.keys()) for (const len of this.prefixLengths.keys()) if (len <= w.length) collect(prefix.get(w.slice(0, len)));
+    }
+    return [...out];
   }
 }
 
@@ -371,17 +507,21 @@ export class TopicIndex {
  * evidence, unless the parent matched more strongly on its own.
  */
 function withParents(direct: TopicExplanation[], lookup: (id: string) => { name: string; parent: string | null } | undefined): TopicExplanation[] {
+  const byScore = (a: TopicExplanation, b: TopicExplanation) => b.score - a.score || (a.topicId < b.topicId ? -1 : a.topicId > b.topicId ? 1 : 0);
+  // Readers' own alerts have no parent: most stories need no second pass.
+  if (!direct.some((m) => lookup(m.topicId)?.parent)) return direct.sort(byScore);
   const all = new Map(direct.map((m) => [m.topicId, m]));
   for (const m of direct) {
     const childName = lookup(m.topicId)?.name ?? m.topicId;
     for (let parent = lookup(m.topicId)?.parent ?? null, hops = 0; parent && hops < 8; parent = lookup(parent)?.parent ?? null, hops++) {
       const existing = all.get(parent);
       if (!existing || existing.score < m.score) {
-        all.set(parent, { topicId: parent, score: m.score, hits: m.hits, via: childName, why: renderWhy(m.hits, childName) });
+        all.set(parent, m.through(parent, childName));
       }
     }
   }
-  return [...all.values()].sort((a, b) => b.score - a.score || a.topicId.localeCompare(b.topicId));
+  // Plain code-unit order for ties: localeCompare (ICU collation) costs more than the matching.
+  return [...all.values()].sort(byScore);
 }
 
 /** Matches one story against the index, with the evidence of each match; parents of matched topics match too. */

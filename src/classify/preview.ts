@@ -8,7 +8,7 @@ export interface PreviewMatch {
   publishedAt: string;
   score: number;
   why: string;
-  hits: Hit[];
+  hits: readonly Hit[];
   /** Whether the reader's quality choice would have let this match through as an alert. */
   alert: boolean;
 }
