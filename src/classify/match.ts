@@ -278,18 +278,23 @@ function collectEvidence(node: QueryNode, s: AnalyzedStory, out: number[]): bool
 }
 
 const scratch: number[] = [];
-/** Sum of the weights of distinct pieces of evidence, or -1 when the query does not hold. */
-function scoreOf(topic: CompiledTopic, s: AnalyzedStory): number {
-  scratch.length = 0;
-  if (!collectEvidence(topic.ast, s, scratch)) return -1;
+
+/** Sum of the weights of distinct pieces of evidence (one story word counts once). */
+function sumEvidence(codes: readonly number[]): number {
   let score = 0;
-  for (let i = 0; i < scratch.length; i++) {
-    const code = scratch[i]!;
+  for (let i = 0; i < codes.length; i++) {
+    const code = codes[i]!;
     let dup = false;
-    for (let j = 0; j < i && !dup; j++) dup = scratch[j] === code;
+    for (let j = 0; j < i && !dup; j++) dup = codes[j] === code;
     if (!dup) score += CODE_WEIGHT[Math.floor(code / POSITIONS)]!;
   }
   return score;
+}
+
+/** Score of the topic on the story, or -1 when its query does not hold. */
+function scoreOf(topic: CompiledTopic, s: AnalyzedStory): number {
+  scratch.length = 0;
+  return collectEvidence(topic.ast, s, scratch) ? sumEvidence(scratch) : -1;
 }
 
 /** Evaluates the query; `hits` receives the evidence of the terms that made it true. */
@@ -417,7 +422,41 @@ function triggersOf(node: QueryNode): Trigger[] | null {
   }
 }
 
-type Postings = Map<string, Set<CompiledTopic>>;
+/**
+ * A topic's query compiled for the index: one flat Int32Array per topic, words replaced by ids of the
+ * index's dictionary. With 100,000 topics a story's candidates are scattered over a large heap, and
+ * walking each query's object tree cost a cache miss per node; a flat program costs one or two.
+ *
+ * Node layout (every node starts with its op and its total length, so a node can be skipped):
+ *   STEM [op, len, scope, id]            one word, any form (scope: -1 any field, else a FIELD_CODE)
+ *   SEQ  [op, len, scope, id1 … idN]     consecutive words (a phrase)
+ *   TERM [op, len, n]                    any other term (prefix, source:, lang:): the n-th of the topic's terms
+ *   AND / OR [op, len, children…]        NOT [op, len, child]
+ */
+const OP_STEM = 0;
+const OP_SEQ = 1;
+const OP_TERM = 2;
+const OP_AND = 3;
+const OP_OR = 4;
+const OP_NOT = 5;
+
+interface Slot {
+  topic: CompiledTopic;
+  /** The program's place in the arena. */
+  start: number;
+  length: number;
+  /** Terms the program evaluates as objects (prefixes, values). */
+  terms: TermNode[];
+  triggers: Trigger[];
+}
+
+/** The story as the programs read it: its dictionary words and where they are. */
+interface StoryIds {
+  /** Evidence codes (field × POSITIONS + position) of each dictionary word present. */
+  occ: Map<number, number[]>;
+  /** Dictionary id of the word at each position of each field (-1: no topic uses it). */
+  idAt: Int32Array[];
+}
 
 /**
  * Inverted index over compiled topics: a story is evaluated only against the topics filed under its own
@@ -426,10 +465,35 @@ type Postings = Map<string, Set<CompiledTopic>>;
  */
 export class TopicIndex {
   private readonly topics = new Map<string, CompiledTopic>();
-  private readonly postings: Record<TriggerKind, Postings> = { stem: new Map(), word: new Map(), value: new Map(), prefix: new Map() };
+  private readonly slotOf = new Map<string, number>();
+  private readonly slots: (Slot | null)[] = [];
+  private readonly freeSlots: number[] = [];
+  /** Stem -> id; only grows (a removed topic's words keep their ids, which costs a few bytes each). */
+  private readonly dict = new Map<string, number>();
+  /** Topics (slots) filed under a dictionary id, and under other keys (prefixes, sources, languages). */
+  private readonly byId = new Map<number, number[]>();
+  private readonly postings: Record<Exclude<TriggerKind, 'stem'>, Map<string, number[]>> = { word: new Map(), value: new Map(), prefix: new Map() };
   /** Prefix lengths in use (with how many topics use each), so a story word is looked up only at those lengths. */
   private readonly prefixLengths = new Map<number, number>();
-  private readonly filed = new Map<string, Trigger[]>();
+  /** Which slots were already taken as candidates of the current story, without a Set per story. */
+  private seen = new Int32Array(0);
+  private generation = 0;
+  /**
+   * Every program back to back in one array, found by slot through `starts`: evaluating a candidate reads
+   * one place in memory, however many topics there are. Removed programs leave holes until compaction.
+   */
+  private arena = new Int32Array(1024);
+  private arenaUsed = 0;
+  private arenaWasted = 0;
+  private starts = new Int32Array(64);
+  /** Copied from the topics, so rejecting a candidate never touches a topic object. */
+  private minScores = new Float64Array(64);
+  /** How many topics have a parent: with none (readers' alerts only), matches need no parent pass. */
+  private withParent = 0;
+
+  get hasParents(): boolean {
+    return this.withParent > 0;
+  }
 
   constructor(topics: Iterable<CompiledTopic> = []) {
     for (const t of topics) this.add(t);
@@ -447,49 +511,129 @@ export class TopicIndex {
     return this.topics.values();
   }
 
+  private idOf(stem: string): number {
+    let id = this.dict.get(stem);
+    if (id === undefined) this.dict.set(stem, (id = this.dict.size));
+    return id;
+  }
+
+  private compile(node: QueryNode, out: number[], terms: TermNode[]): void {
+    const start = out.length;
+    switch (node.type) {
+      case 'term':
+        if (node.match === 'stem' && node.words.length === 1) {
+          out.push(OP_STEM, 4, node.scope ? FIELD_CODE[node.scope] : -1, this.idOf(node.words[0]!));
+        } else if (node.match === 'stem') {
+          out.push(OP_SEQ, 3 + node.words.length, node.scope ? FIELD_CODE[node.scope] : -1, ...node.words.map((w) => this.idOf(w)));
+        } else {
+          out.push(OP_TERM, 3, terms.length);
+          terms.push(node);
+        }
+        return;
+      case 'not':
+        out.push(OP_NOT, 0);
+        this.compile(node.child, out, terms);
+        break;
+      default:
+        out.push(node.type === 'and' ? OP_AND : OP_OR, 0);
+        for (const c of node.children) this.compile(c, out, terms);
+    }
+    out[start + 1] = out.length - start;
+  }
+
+  private file(t: Trigger, slot: number, add: boolean): void {
+    const map: Map<string | number, number[]> = t.kind === 'stem' ? this.byId : this.postings[t.kind];
+    const key = t.kind === 'stem' ? this.idOf(t.key) : t.key;
+    let list = map.get(key);
+    if (add) {
+      if (!list) map.set(key, (list = []));
+      list.push(slot);
+    } else if (list) {
+      const i = list.indexOf(slot);
+      if (i >= 0) list.splice(i, 1);
+      if (list.length === 0) map.delete(key);
+    }
+    if (t.kind === 'prefix') {
+      const n = (this.prefixLengths.get(t.key.length) ?? 0) + (add ? 1 : -1);
+      if (n <= 0) this.prefixLengths.delete(t.key.length);
+      else this.prefixLengths.set(t.key.length, n);
+    }
+  }
+
   /** Adds or replaces a topic. */
   add(topic: CompiledTopic): void {
     if (this.topics.has(topic.id)) this.remove(topic.id);
     const triggers = triggersOf(topic.ast);
     if (!triggers) throw new Error(`topic ${topic.id}: query "${topic.query}" has no word a story must contain`);
-    this.topics.set(topic.id, topic);
-    this.filed.set(topic.id, triggers);
-    for (const t of triggers) {
-      const map = this.postings[t.kind];
-      let set = map.get(t.key);
-      if (!set) map.set(t.key, (set = new Set()));
-      set.add(topic);
-      if (t.kind === 'prefix') this.prefixLengths.set(t.key.length, (this.prefixLengths.get(t.key.length) ?? 0) + 1);
+    const code: number[] = [];
+    const terms: TermNode[] = [];
+    this.compile(topic.ast, code, terms);
+    const slot = this.freeSlots.pop() ?? this.slots.length;
+    if (this.seen.length <= slot) {
+      const size = Math.max(64, this.seen.length * 2, slot + 1);
+      this.seen = grow(this.seen, size);
+      this.starts = grow(this.starts, size);
+      this.minScores = grow(this.minScores, size);
     }
+    if (this.arenaUsed + code.length > this.arena.length) this.arena = grow(this.arena, Math.max(this.arena.length * 2, this.arenaUsed + code.length));
+    this.arena.set(code, this.arenaUsed);
+    this.slots[slot] = { topic, start: this.arenaUsed, length: code.length, terms, triggers };
+    this.starts[slot] = this.arenaUsed;
+    this.minScores[slot] = topic.minScore;
+    this.arenaUsed += code.length;
+    if (topic.parent) this.withParent++;
+    this.topics.set(topic.id, topic);
+    this.slotOf.set(topic.id, slot);
+    for (const t of triggers) this.file(t, slot, true);
   }
 
   remove(id: string): void {
-    const triggers = this.filed.get(id);
-    const topic = this.topics.get(id);
-    if (!triggers || !topic) return;
-    for (const t of triggers) {
-      const map = this.postings[t.kind];
-      const set = map.get(t.key);
-      set?.delete(topic);
-      if (set && set.size === 0) map.delete(t.key);
-      if (t.kind === 'prefix') {
-        const n = (this.prefixLengths.get(t.key.length) ?? 1) - 1;
-        if (n === 0) this.prefixLengths.delete(t.key.length);
-        else this.prefixLengths.set(t.key.length, n);
-      }
-    }
-    this.filed.delete(id);
+    const slot = this.slotOf.get(id);
+    if (slot === undefined) return;
+    for (const t of this.slots[slot]!.triggers) this.file(t, slot, false);
+    if (this.slots[slot]!.topic.parent) this.withParent--;
+    this.arenaWasted += this.slots[slot]!.length;
+    this.slots[slot] = null;
+    this.freeSlots.push(slot);
+    this.slotOf.delete(id);
     this.topics.delete(id);
+    if (this.arenaWasted > 4096 && this.arenaWasted * 2 > this.arenaUsed) this.compact();
   }
 
-  /** Topics that could match the story: the only ones evaluated. */
-  candidates(s: AnalyzedStory): CompiledTopic[] {
-    const out = new Set<CompiledTopic>();
-    const collect = (set: Set<CompiledTopic> | undefined) => {
-      if (set) for (const t of set) out.add(t);
+  /** Rewrites the arena without the holes removed programs left. */
+  private compact(): void {
+    const arena = new Int32Array(Math.max(1024, (this.arenaUsed - this.arenaWasted) * 2));
+    let used = 0;
+    this.slots.forEach((slot, i) => {
+      if (!slot) return;
+      arena.set(this.arena.subarray(slot.start, slot.start + slot.length), used);
+      slot.start = used;
+      this.starts[i] = used;
+      used += slot.length;
+    });
+    this.arena = arena;
+    this.arenaUsed = used;
+    this.arenaWasted = 0;
+  }
+
+  /** Slots of the topics that could match the story: the only ones evaluated. */
+  private candidateSlots(s: AnalyzedStory): number[] {
+    const gen = ++this.generation;
+    const seen = this.seen;
+    const out: number[] = [];
+    const collect = (list: number[] | undefined) => {
+      if (!list) return;
+      for (const slot of list) {
+        if (seen[slot] === gen) continue;
+        seen[slot] = gen;
+        out.push(slot);
+      }
     };
-    const { stem, word, value, prefix } = this.postings;
-    if (stem.size > 0) for (const k of s.byStem.keys()) collect(stem.get(k));
+    for (const stem of s.byStem.keys()) {
+      const id = this.dict.get(stem);
+      if (id !== undefined) collect(this.byId.get(id));
+    }
+    const { word, value, prefix } = this.postings;
     if (word.size > 0) for (const k of s.byWord.keys()) collect(word.get(k));
     if (value.size > 0) {
       for (const src of s.sources) collect(value.get(`src:${src}`));
@@ -498,7 +642,140 @@ export class TopicIndex {
     if (prefix.size > 0) {
       for (const w of s.byWord.keys()) for (const len of this.prefixLengths.keys()) if (len <= w.length) collect(prefix.get(w.slice(0, len)));
     }
-    return [...out];
+    return out;
+  }
+
+  /** Topics that could match the story. */
+  candidates(s: AnalyzedStory): CompiledTopic[] {
+    return this.candidateSlots(s).map((slot) => this.slots[slot]!.topic);
+  }
+
+  private storyIds(s: AnalyzedStory): StoryIds {
+    const occ = new Map<number, number[]>();
+    for (const [stem, list] of s.byStem) {
+      const id = this.dict.get(stem);
+      if (id !== undefined) occ.set(id, list.map((o) => FIELD_CODE[o.field] * POSITIONS + o.at));
+    }
+    const idAt = TEXT_FIELDS.map(() => new Int32Array(0));
+    for (const field of TEXT_FIELDS) {
+      const tokens = s.fields[field];
+      const ids = new Int32Array(tokens.length);
+      for (let i = 0; i < tokens.length; i++) ids[i] = this.dict.get(tokens[i]!.stem) ?? -1;
+      idAt[FIELD_CODE[field]] = ids;
+    }
+    return { occ, idAt };
+  }
+
+  /** Direct matches of the story (no parents), each scored; evidence and why are built on demand. */
+  match(s: AnalyzedStory): TopicExplanation[] {
+    const slots = this.candidateSlots(s);
+    if (slots.length === 0) return [];
+    const ids = this.storyIds(s);
+    const out: TopicExplanation[] = [];
+    for (const slot of slots) {
+      scratch.length = 0;
+      if (!run(this.arena, this.starts[slot]!, ids, s, this.slots, slot, scratch)) continue;
+      const score = sumEvidence(scratch);
+      if (score >= this.minScores[slot]!) {
+        const topic = this.slots[slot]!.topic;
+        out.push(new TopicExplanation(topic.id, score, topic, s, null));
+      }
+    }
+    return out;
+  }
+}
+
+function grow<T extends Int32Array | Float64Array>(a: T, size: number): T {
+  const bigger = new (a.constructor as new (n: number) => T)(size);
+  bigger.set(a);
+  return bigger;
+}
+
+/** The best evidence among codes: the strongest field, then the earliest position. */
+function bestCode(codes: readonly number[], scope: number): number {
+  let best = -1;
+  for (const c of codes) {
+    const field = Math.floor(c / POSITIONS);
+    if (scope >= 0 && field !== scope) continue;
+    if (best < 0) {
+      best = c;
+      continue;
+    }
+    const bf = Math.floor(best / POSITIONS);
+    if (CODE_WEIGHT[field]! > CODE_WEIGHT[bf]! || (field === bf && c < best)) best = c;
+  }
+  return best;
+}
+
+/** Evaluates the program node at `at`, pushing evidence codes as collectEvidence does for the query tree. */
+function run(p: Int32Array, at: number, ids: StoryIds, s: AnalyzedStory, slots: readonly (Slot | null)[], slot: number, out: number[]): boolean {
+  switch (p[at]) {
+    case OP_STEM: {
+      const codes = ids.occ.get(p[at + 3]!);
+      if (!codes) return false;
+      const best = bestCode(codes, p[at + 2]!);
+      if (best < 0) return false;
+      out.push(best);
+      return true;
+    }
+    case OP_SEQ: {
+      const codes = ids.occ.get(p[at + 3]!);
+      if (!codes) return false;
+      const n = p[at + 1]! - 3;
+      const scope = p[at + 2]!;
+      let best = -1;
+      for (const c of codes) {
+        const field = Math.floor(c / POSITIONS);
+        if (scope >= 0 && field !== scope) continue;
+        const pos = c - field * POSITIONS;
+        const row = ids.idAt[field]!;
+        let ok = true;
+        for (let k = 1; k < n && ok; k++) {
+          ok = row[pos + k] === p[at + 3 + k] && (field !== FIELD_CODE.category || s.segments[pos] === s.segments[pos + k]);
+        }
+        if (ok && (best < 0 || bestCode([best, c], -1) === c)) best = c;
+      }
+      if (best < 0) return false;
+      out.push(best);
+      return true;
+    }
+    case OP_TERM: {
+      // Only here is the slot's object read: most programs never need it.
+      const term = slots[slot]!.terms[p[at + 2]!]!;
+      if (term.match === 'value') {
+        if (!occurs(term, s)) return false;
+        out.push(FIELD_CODE[term.scope ?? 'source'] * POSITIONS);
+        return true;
+      }
+      const occ = occurrences(term, s);
+      if (occ.length === 0) return false;
+      const best = bestOccurrence(occ);
+      out.push(FIELD_CODE[best.field] * POSITIONS + best.at);
+      return true;
+    }
+    case OP_NOT: {
+      const mark = out.length;
+      const inner = run(p, at + 2, ids, s, slots, slot, out);
+      out.length = mark;
+      return !inner;
+    }
+    case OP_AND: {
+      const mark = out.length;
+      const end = at + p[at + 1]!;
+      for (let c = at + 2; c < end; c += p[c + 1]!) {
+        if (!run(p, c, ids, s, slots, slot, out)) {
+          out.length = mark;
+          return false;
+        }
+      }
+      return true;
+    }
+    default: {
+      let any = false;
+      const end = at + p[at + 1]!;
+      for (let c = at + 2; c < end; c += p[c + 1]!) any = run(p, c, ids, s, slots, slot, out) || any;
+      return any;
+    }
   }
 }
 
@@ -506,8 +783,10 @@ export class TopicIndex {
  * Adds each matched topic's ancestors: a match on cricket also counts for sports, with the child's
  * evidence, unless the parent matched more strongly on its own.
  */
+/** Best first; plain code-unit order for ties, since localeCompare (ICU collation) costs more than the matching. */
+const byScore = (a: TopicExplanation, b: TopicExplanation) => b.score - a.score || (a.topicId < b.topicId ? -1 : a.topicId > b.topicId ? 1 : 0);
+
 function withParents(direct: TopicExplanation[], lookup: (id: string) => { name: string; parent: string | null } | undefined): TopicExplanation[] {
-  const byScore = (a: TopicExplanation, b: TopicExplanation) => b.score - a.score || (a.topicId < b.topicId ? -1 : a.topicId > b.topicId ? 1 : 0);
   // Readers' own alerts have no parent: most stories need no second pass.
   if (!direct.some((m) => lookup(m.topicId)?.parent)) return direct.sort(byScore);
   const all = new Map(direct.map((m) => [m.topicId, m]));
@@ -520,19 +799,14 @@ function withParents(direct: TopicExplanation[], lookup: (id: string) => { name:
       }
     }
   }
-  // Plain code-unit order for ties: localeCompare (ICU collation) costs more than the matching.
   return [...all.values()].sort(byScore);
 }
 
 /** Matches one story against the index, with the evidence of each match; parents of matched topics match too. */
 export function explainStory(story: StoryText | AnalyzedStory, index: TopicIndex, limits?: StoryLimits): TopicExplanation[] {
   const s = 'byStem' in story ? story : analyzeStory(story, limits);
-  const direct: TopicExplanation[] = [];
-  for (const topic of index.candidates(s)) {
-    const m = matchTopic(topic, s);
-    if (m) direct.push(m);
-  }
-  return withParents(direct, (id) => index.get(id));
+  const direct = index.match(s);
+  return index.hasParents ? withParents(direct, (id) => index.get(id)) : direct.sort(byScore);
 }
 
 /** The same result as explainStory, found by evaluating every topic: the baseline the index is measured against. */

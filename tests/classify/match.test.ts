@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { analyzeStory, compileTopic, compileTopics, explainStory, matchStory, TopicIndex, type StoryText } from '../../src/classify/match.ts';
+import { analyzeStory, compileTopic, compileTopics, explainStory, explainStoryLinear, matchStory, TopicIndex, type StoryText } from '../../src/classify/match.ts';
 import { compileCatalog } from '../../src/classify/registry.ts';
 import { loadTopics } from '../../src/config/catalog.ts';
 
@@ -111,5 +111,36 @@ describe('TopicIndex', () => {
     const idx = new TopicIndex([compileTopic({ id: 'a', name: 'A', query: 'lang:en AND jaishankar' })]);
     expect(idx.candidates(analyzeStory(story('English words only')))).toEqual([]);
     expect(matchStory(seed, idx).map((m) => m.topicId)).toEqual(['a']);
+  });
+});
+
+describe('TopicIndex under churn', () => {
+  it('finds what a linear scan finds after thousands of topics were added, replaced and removed', () => {
+    const words = ['tokyo', 'osaka', 'quad', 'jaishankar', 'kerala', 'wickets', 'japanese', 'ministers', 'summit', 'reform'];
+    const queryOf = (i: number) =>
+      [`${words[i % 10]}`, `"${words[i % 10]} ${words[(i + 3) % 10]}"`, `${words[i % 10]} AND (${words[(i + 1) % 10]} OR ${words[(i + 2) % 10]})`, `${words[i % 10]}* -${words[(i + 5) % 10]}`, `title:${words[i % 10]}`][i % 5]!;
+    const idx = new TopicIndex();
+    const live = new Map<string, ReturnType<typeof compileTopic>>();
+    for (let i = 0; i < 3000; i++) {
+      const t = compileTopic({ id: `t${i}`, name: `T${i}`, query: queryOf(i) });
+      idx.add(t);
+      live.set(t.id, t);
+    }
+    // Two removals in three leave the program arena mostly holes: it is compacted on the way.
+    for (let i = 0; i < 3000; i++) {
+      if (i % 3 === 0) continue;
+      idx.remove(`t${i}`);
+      live.delete(`t${i}`);
+    }
+    for (let i = 0; i < 3000; i += 6) {
+      const t = compileTopic({ id: `t${i}`, name: `T${i}`, query: queryOf(i + 1) });
+      idx.add(t);
+      live.set(t.id, t);
+    }
+    expect(idx.size).toBe(1000);
+    const view = (ms: readonly { topicId: string; score: number; why: string }[]) => ms.map((m) => `${m.topicId}:${m.score}:${m.why}`);
+    const found = view(matchStory(seed, idx));
+    expect(found.length).toBeGreaterThan(100);
+    expect(found).toEqual(view(explainStoryLinear(seed, [...live.values()])));
   });
 });
