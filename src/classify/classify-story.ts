@@ -5,7 +5,7 @@ import type { Enqueue } from '../queue/queues.ts';
 import type { RecentStories } from '../store/recent-stories.ts';
 import type { StoryStore } from '../store/stories.ts';
 import type { SubscriberStore } from '../store/subscribers.ts';
-import { matchStory, type StoryLimits, type TopicIndex } from './match.ts';
+import { explainStory, type StoryLimits, type TopicIndex } from './match.ts';
 
 export interface ClassifyDeps {
   stories: StoryStore;
@@ -55,10 +55,12 @@ export function planInstantAlerts(
   return [...plans.values()];
 }
 
-export async function classifyStory(deps: ClassifyDeps, storyId: string): Promise<{ matches: TopicMatch[]; alerts: number }> {
+/** Returns what BullMQ keeps as the job's result: the matched topic ids (not their evidence) and the alerts sent. */
+export async function classifyStory(deps: ClassifyDeps, storyId: string): Promise<{ topics: string[]; alerts: number }> {
   const story = await deps.stories.get(storyId);
   if (!story) throw new Error(`story ${storyId} not found`);
-  const matches = matchStory(story, await deps.index(), deps.storyLimits);
+  // Explanations render their "why" on first use: only the matches that become alerts pay for it.
+  const matches: TopicMatch[] = explainStory(story, await deps.index(), deps.storyLimits);
   const now = deps.clock.now();
   // Fan-out on read for digests: one write per matched topic, whatever the number of daily followers.
   await deps.stories.logForTopics(storyId, matches.map((m) => m.topicId), now);
@@ -86,5 +88,5 @@ export async function classifyStory(deps: ClassifyDeps, storyId: string): Promis
   await deps.recent.add(storyId, now);
   await deps.stories.markClassified(storyId, now);
   deps.log.info({ story_id: storyId, topics: matches.map((m) => m.topicId), alerts: push.length + email.length }, 'story classified');
-  return { matches, alerts: push.length + email.length };
+  return { topics: matches.map((m) => m.topicId), alerts: push.length + email.length };
 }
