@@ -6,7 +6,7 @@ import { loadLabelledStories, renderQualityTable, scoreClassifier } from './qual
 
 /**
  * The catalog against a labelled set of the project's own making (tests/fixtures/classify/labelled-stories.jsonl):
- * 250+ short headlines with summaries, each with the topics a careful reader would file it under.
+ * 280+ short headlines with summaries, each with the topics a careful reader would file it under.
  */
 describe('catalog quality on the labelled set', () => {
   const topics = loadTopics('config/topics.json');
