@@ -53,6 +53,12 @@ local out = {v, floor}
 for i = 1, #ids do out[#out + 1] = ids[i] end
 return out`;
 
+/** KEYS: the owner's hash. ARGV: id, record, most allowed. Checks and writes in one step, so two tabs cannot both pass the check. */
+const CREATE = `
+if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1`;
+
 export class CustomTopicLimitError extends Error {
   override name = 'CustomTopicLimitError';
 }
@@ -67,12 +73,9 @@ export function createCustomTopicStore(redis: Redis, prefix: string, opts: { cha
   return {
     /** Stores a new alert for the owner, unless they already have `maxPerOwner`. */
     async create(ownerId: string, input: { name: string; query: string }, now: number, maxPerOwner: number): Promise<CustomTopic> {
-      const key = customTopicsKey(prefix, ownerId);
-      if ((await redis.hlen(key)) >= maxPerOwner) {
-        throw new CustomTopicLimitError(`you already have ${maxPerOwner} alerts, the most allowed: delete one first`);
-      }
       const topic: CustomTopic = { id: newCustomTopicId(), ownerId, name: input.name, query: input.query, createdAt: now, updatedAt: now };
-      await redis.hset(key, topic.id, JSON.stringify(topic));
+      const created = (await redis.eval(CREATE, 1, customTopicsKey(prefix, ownerId), topic.id, JSON.stringify(topic), String(maxPerOwner))) as number;
+      if (created === 0) throw new CustomTopicLimitError(`you already have ${maxPerOwner} alerts, the most allowed: delete one first`);
       await announce(topic.id, ownerId);
       return topic;
     },
