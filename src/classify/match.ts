@@ -488,6 +488,9 @@ export class TopicIndex {
   private starts = new Int32Array(64);
   /** Copied from the topics, so rejecting a candidate never touches a topic object. */
   private minScores = new Float64Array(64);
+  /** By slot, so reporting a match reads two arrays rather than the slot's and the topic's objects. */
+  private readonly topicOf: (CompiledTopic | undefined)[] = [];
+  private readonly idOfSlot: (string | undefined)[] = [];
   /** How many topics have a parent: with none (readers' alerts only), matches need no parent pass. */
   private withParent = 0;
 
@@ -580,6 +583,8 @@ export class TopicIndex {
     this.slots[slot] = { topic, start: this.arenaUsed, length: code.length, terms, triggers };
     this.starts[slot] = this.arenaUsed;
     this.minScores[slot] = topic.minScore;
+    this.topicOf[slot] = topic;
+    this.idOfSlot[slot] = topic.id;
     this.arenaUsed += code.length;
     if (topic.parent) this.withParent++;
     this.topics.set(topic.id, topic);
@@ -594,6 +599,8 @@ export class TopicIndex {
     if (this.slots[slot]!.topic.parent) this.withParent--;
     this.arenaWasted += this.slots[slot]!.length;
     this.slots[slot] = null;
+    this.topicOf[slot] = undefined;
+    this.idOfSlot[slot] = undefined;
     this.freeSlots.push(slot);
     this.slotOf.delete(id);
     this.topics.delete(id);
@@ -617,7 +624,7 @@ export class TopicIndex {
   }
 
   /** Slots of the topics that could match the story: the only ones evaluated. */
-  private candidateSlots(s: AnalyzedStory): number[] {
+  private candidateSlots(s: AnalyzedStory, ids: StoryIds): number[] {
     const gen = ++this.generation;
     const seen = this.seen;
     const out: number[] = [];
@@ -629,10 +636,7 @@ export class TopicIndex {
         out.push(slot);
       }
     };
-    for (const stem of s.byStem.keys()) {
-      const id = this.dict.get(stem);
-      if (id !== undefined) collect(this.byId.get(id));
-    }
+    for (const id of ids.occ.keys()) collect(this.byId.get(id));
     const { word, value, prefix } = this.postings;
     if (word.size > 0) for (const k of s.byWord.keys()) collect(word.get(k));
     if (value.size > 0) {
@@ -647,20 +651,24 @@ export class TopicIndex {
 
   /** Topics that could match the story. */
   candidates(s: AnalyzedStory): CompiledTopic[] {
-    return this.candidateSlots(s).map((slot) => this.slots[slot]!.topic);
+    return this.candidateSlots(s, this.storyIds(s)).map((slot) => this.topicOf[slot]!);
   }
 
   private storyIds(s: AnalyzedStory): StoryIds {
     const occ = new Map<number, number[]>();
+    // The big dictionary is consulted once per distinct stem; positions then use this small map.
+    const local = new Map<string, number>();
     for (const [stem, list] of s.byStem) {
       const id = this.dict.get(stem);
-      if (id !== undefined) occ.set(id, list.map((o) => FIELD_CODE[o.field] * POSITIONS + o.at));
+      if (id === undefined) continue;
+      local.set(stem, id);
+      occ.set(id, list.map((o) => FIELD_CODE[o.field] * POSITIONS + o.at));
     }
     const idAt = TEXT_FIELDS.map(() => new Int32Array(0));
     for (const field of TEXT_FIELDS) {
       const tokens = s.fields[field];
       const ids = new Int32Array(tokens.length);
-      for (let i = 0; i < tokens.length; i++) ids[i] = this.dict.get(tokens[i]!.stem) ?? -1;
+      for (let i = 0; i < tokens.length; i++) ids[i] = local.get(tokens[i]!.stem) ?? -1;
       idAt[FIELD_CODE[field]] = ids;
     }
     return { occ, idAt };
@@ -668,18 +676,14 @@ export class TopicIndex {
 
   /** Direct matches of the story (no parents), each scored; evidence and why are built on demand. */
   match(s: AnalyzedStory): TopicExplanation[] {
-    const slots = this.candidateSlots(s);
-    if (slots.length === 0) return [];
     const ids = this.storyIds(s);
+    const slots = this.candidateSlots(s, ids);
     const out: TopicExplanation[] = [];
     for (const slot of slots) {
       scratch.length = 0;
       if (!run(this.arena, this.starts[slot]!, ids, s, this.slots, slot, scratch)) continue;
       const score = sumEvidence(scratch);
-      if (score >= this.minScores[slot]!) {
-        const topic = this.slots[slot]!.topic;
-        out.push(new TopicExplanation(topic.id, score, topic, s, null));
-      }
+      if (score >= this.minScores[slot]!) out.push(new TopicExplanation(this.idOfSlot[slot]!, score, this.topicOf[slot]!, s, null));
     }
     return out;
   }
