@@ -74,8 +74,14 @@ export function createCustomTopicStore(redis: Redis, prefix: string, opts: { cha
     /** Stores a new alert for the owner, unless they already have `maxPerOwner`. */
     async create(ownerId: string, input: { name: string; query: string }, now: number, maxPerOwner: number): Promise<CustomTopic> {
       const topic: CustomTopic = { id: newCustomTopicId(), ownerId, name: input.name, query: input.query, createdAt: now, updatedAt: now };
+      // Filed in the index before the record exists (processes skip an id without a record), announced again
+      // after: a crash in between leaves at worst an index entry without a record, never an alert no index knows.
+      await announce(topic.id, ownerId);
       const created = (await redis.eval(CREATE, 1, customTopicsKey(prefix, ownerId), topic.id, JSON.stringify(topic), String(maxPerOwner))) as number;
-      if (created === 0) throw new CustomTopicLimitError(`you already have ${maxPerOwner} alerts, the most allowed: delete one first`);
+      if (created === 0) {
+        await announce(topic.id, '');
+        throw new CustomTopicLimitError(`you already have ${maxPerOwner} alerts, the most allowed: delete one first`);
+      }
       await announce(topic.id, ownerId);
       return topic;
     },
