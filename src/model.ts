@@ -31,10 +31,13 @@ export interface Follow {
   mutedUntil?: number;
 }
 
+/** Google Alerts' quality setting: "best" alerts only on strong matches, "all" on every match. */
+export type AlertQuality = 'best' | 'all';
 
 export interface Subscriber {
   id: string;
   email: string | null;
+  quality: AlertQuality;
   timeZone: string;
   /** Local "HH:MM". */
   digestTime: string;

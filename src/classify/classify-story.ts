@@ -1,17 +1,23 @@
 import type { Logger } from 'pino';
-import type { Channel, Clock, Follow, TopicMatch } from '../model.ts';
+import type { AlertQuality, Channel, Clock, Follow, TopicMatch } from '../model.ts';
 import { followAllows } from './follow-allows.ts';
 import { jobIds } from '../queue/jobs.ts';
 import type { Enqueue } from '../queue/queues.ts';
+import type { RecentStories } from '../store/recent-stories.ts';
 import type { StoryStore } from '../store/stories.ts';
 import type { SubscriberStore } from '../store/subscribers.ts';
-import { matchStory, type CompiledTopic } from './match.ts';
+import { explainStory, type StoryLimits, type TopicIndex } from './match.ts';
 
 export interface ClassifyDeps {
   stories: StoryStore;
   subscribers: SubscriberStore;
+  recent: RecentStories;
   enqueue: Enqueue;
-  topics: () => readonly CompiledTopic[];
+  /** The compiled index of catalog topics and readers' own alerts, current with Redis. */
+  index: () => Promise<TopicIndex>;
+  /** Score a match needs for readers who chose "only the best". */
+  bestMinScore: number;
+  storyLimits: StoryLimits;
   clock: Clock;
   log: Logger;
 }
@@ -25,20 +31,24 @@ export interface AlertPlan {
 
 /**
  * Picks, for each instant follower of any matched topic, one alert per channel: the best-scoring topic
- * they follow names the alert, so a reader following both "Japan" and "India" gets the story once.
+ * they follow names the alert, so a reader following both "Japan" and "India" (or an own alert) gets the
+ * story once. Readers who chose "only the best" are left out of matches scoring below `bestMinScore`.
  */
 export function planInstantAlerts(
   matches: readonly TopicMatch[],
   followersOf: ReadonlyMap<string, readonly string[]>,
   followsOf: ReadonlyMap<string, Record<string, Pick<Follow, 'cadence' | 'channels' | 'minScore' | 'mutedUntil'>>>,
   now: number,
+  quality: { of: ReadonlyMap<string, AlertQuality>; bestMinScore: number } = { of: new Map(), bestMinScore: 0 },
 ): AlertPlan[] {
   const plans = new Map<string, AlertPlan>();
-  for (const m of matches) {
+  const ordered = [...matches].sort((a, b) => b.score - a.score);
+  for (const m of ordered) {
     for (const subscriberId of followersOf.get(m.topicId) ?? []) {
       const follow = followsOf.get(subscriberId)?.[m.topicId];
       // The follower set is an index; the subscriber's own record decides.
       if (!follow || follow.cadence !== 'instant' || !followAllows(follow, m.score, now)) continue;
+      if (quality.of.get(subscriberId) === 'best' && m.score < quality.bestMinScore) continue;
       const plan = plans.get(subscriberId);
       if (!plan) plans.set(subscriberId, { subscriberId, topicId: m.topicId, why: m.why, channels: [...follow.channels] });
       else for (const c of follow.channels) if (!plan.channels.includes(c)) plan.channels.push(c);
@@ -47,27 +57,38 @@ export function planInstantAlerts(
   return [...plans.values()];
 }
 
-export async function classifyStory(deps: ClassifyDeps, storyId: string): Promise<{ matches: TopicMatch[]; alerts: number }> {
+/** Returns what BullMQ keeps as the job's result: the matched topic ids (not their evidence) and the alerts sent. */
+export async function classifyStory(deps: ClassifyDeps, storyId: string): Promise<{ topics: string[]; alerts: number }> {
   const story = await deps.stories.get(storyId);
   if (!story) throw new Error(`story ${storyId} not found`);
-  const matches = matchStory(story, deps.topics());
+  // Explanations render their "why" on first use: only the matches that become alerts pay for it.
+  const matches: TopicMatch[] = explainStory(story, await deps.index(), deps.storyLimits);
   const now = deps.clock.now();
   // Fan-out on read for digests: one write per matched topic, whatever the number of daily followers.
   await deps.stories.logForTopics(storyId, matches.map((m) => m.topicId), now);
 
   const followersOf = new Map<string, string[]>();
   for (const m of matches) followersOf.set(m.topicId, await deps.subscribers.followers(m.topicId, 'instant'));
-  const candidates = new Set([...followersOf.values()].flat());
+  const candidates = [...new Set([...followersOf.values()].flat())];
   const followsOf = new Map<string, Awaited<ReturnType<SubscriberStore['follows']>>>();
-  for (const id of candidates) followsOf.set(id, await deps.subscribers.follows(id));
+  const qualityOf = new Map<string, AlertQuality>();
+  await Promise.all(
+    candidates.map(async (id) => {
+      const [follows, sub] = await Promise.all([deps.subscribers.follows(id), deps.subscribers.get(id)]);
+      followsOf.set(id, follows);
+      if (sub) qualityOf.set(id, sub.quality);
+    }),
+  );
 
-  const plans = planInstantAlerts(matches, followersOf, followsOf, now);
+  const plans = planInstantAlerts(matches, followersOf, followsOf, now, { of: qualityOf, bestMinScore: deps.bestMinScore });
   const push = plans.filter((p) => p.channels.includes('push'));
   const email = plans.filter((p) => p.channels.includes('email'));
   const data = (p: AlertPlan) => ({ subscriberId: p.subscriberId, storyId, topicId: p.topicId, why: p.why });
   await deps.enqueue.bulk('AlertSendPush', push.map((p) => ({ data: data(p), opts: { jobId: jobIds.alert(p.subscriberId, storyId, 'push') } })));
   await deps.enqueue.bulk('AlertSendEmail', email.map((p) => ({ data: data(p), opts: { jobId: jobIds.alert(p.subscriberId, storyId, 'email') } })));
+  // The preview of readers' own alerts replays these.
+  await deps.recent.add(storyId, now);
   await deps.stories.markClassified(storyId, now);
   deps.log.info({ story_id: storyId, topics: matches.map((m) => m.topicId), alerts: push.length + email.length }, 'story classified');
-  return { matches, alerts: push.length + email.length };
+  return { topics: matches.map((m) => m.topicId), alerts: push.length + email.length };
 }

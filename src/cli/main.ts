@@ -1,4 +1,5 @@
 import { readFileSync, writeFileSync } from 'node:fs';
+import { runClassifyCommand } from '../classify/cli.ts';
 import { loadConfig, renderConfigTable, withConfigTable } from '../config/load.ts';
 import { createRedis } from '../store/redis.ts';
 import { ROLES } from '../runtime/herald.ts';
@@ -11,6 +12,7 @@ const USAGE = `Usage: herald <command>
   health                exit 0 when Redis (REDIS_URL) answers: a container health check
   config table          print the configuration table (Markdown)
   config readme         rewrite README.md's configuration table from the declarations
+  classify FILE...      classify the stories of feed files: [--json] [--topics FILE] [--query QUERY]
 `;
 
 export async function main(argv: string[]): Promise<number> {
@@ -48,6 +50,13 @@ export async function main(argv: string[]): Promise<number> {
         redis.disconnect();
       }
     }
+    case 'classify':
+      return runClassifyCommand(rest, {
+        out: (s) => process.stdout.write(s),
+        err: (s) => process.stderr.write(s),
+        env: process.env,
+        now: () => Date.now(),
+      });
     case 'config':
       if (rest[0] === 'table') {
         process.stdout.write(`${renderConfigTable()}\n`);

@@ -9,7 +9,10 @@ export const TopicSchema = z.object({
   group: z.string().min(1).max(40),
   description: z.string().max(300).default(''),
   parent: z.string().regex(idPattern).optional(),
-  query: z.string().min(1).max(2000),
+  // Catalog queries list many aliases (places, people, organisations): longer than a reader's own alert.
+  query: z.string().min(1).max(6000),
+  /** Matches scoring below this are dropped: broad topics ask for more than one passing mention. */
+  minScore: z.number().positive().max(100).optional(),
 });
 export type Topic = z.infer<typeof TopicSchema>;
 

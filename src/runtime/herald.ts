@@ -5,7 +5,7 @@ import { loadFeeds, loadTopics, type FeedConfig, type Topic } from '../config/ca
 import { publicBaseUrl } from '../config/load.ts';
 import type { Config } from '../config/options.ts';
 import { classifyStory } from '../classify/classify-story.ts';
-import { compileTopics } from '../classify/match.ts';
+import { createTopicRegistry } from '../classify/registry.ts';
 import { createMailer } from '../deliver/email/mailer.ts';
 import { sendEmailAlert } from '../deliver/email/send-alert.ts';
 import { unsubscribeUrl } from '../deliver/email/unsubscribe-link.ts';
@@ -16,9 +16,11 @@ import { ingestFeed, runPollTick } from '../ingest/poll.ts';
 import { systemClock, type Clock } from '../model.ts';
 import type { HandlerMap, QueueName } from '../queue/jobs.ts';
 import { closeQueues, createEnqueue, createQueues, startQueueWorker } from '../queue/queues.ts';
+import { createCustomTopicStore, isCustomTopicId } from '../store/custom-topics.ts';
 import { createDigestStore } from '../store/digests.ts';
 import { createFeedStore } from '../store/feeds.ts';
 import { createLedger } from '../store/ledger.ts';
+import { createRecentStories } from '../store/recent-stories.ts';
 import { createRedis } from '../store/redis.ts';
 import { createStoryStore } from '../store/stories.ts';
 import { createSubscriberStore } from '../store/subscribers.ts';
@@ -59,9 +61,6 @@ export function createHerald(opts: HeraldOptions) {
   const prefix = config.redisPrefix;
   const topics = opts.topics ?? loadTopics(config.topicsFile);
   const feeds = opts.feeds ?? loadFeeds(config.feedsFile);
-  const compiled = compileTopics(topics);
-  const topicNames = new Map(topics.map((t) => [t.id, t.name]));
-  const topicName = (id: string) => topicNames.get(id) ?? id;
   const base = publicBaseUrl(config);
   const messageIdDomain = new URL(base).hostname;
   const links = (subscriberId: string, topicId: string) => ({
@@ -81,6 +80,18 @@ export function createHerald(opts: HeraldOptions) {
   const digests = createDigestStore(redis, prefix);
   const feedStore = createFeedStore(redis, prefix);
   const stats = createStats(redis, prefix);
+  const customs = createCustomTopicStore(redis, prefix);
+  const recent = createRecentStories(redis, prefix);
+  const queryLimits = { maxChars: config.queryMaxChars, maxTerms: config.queryMaxTerms };
+  const storyLimits = { maxFieldChars: config.storyMaxChars };
+  // Compiles the catalog now, so a bad catalog query stops the process at start with the topic named.
+  const registry = createTopicRegistry({ catalog: topics, customs, limits: queryLimits, log: log.child({ role: 'classifier' }) });
+  const topicName = (id: string) => registry.topicName(id) ?? (isCustomTopicId(id) ? 'Your alert' : id);
+  /** Own alerts are named by readers in any process: refresh the names before a send that shows one. */
+  const withTopicNames = async <T>(topicIds: string[], send: () => Promise<T>) => {
+    if (topicIds.some(isCustomTopicId)) await registry.current();
+    return send();
+  };
   const mailer = createMailer({ url: config.smtpUrl, user: config.smtpUser, password: config.smtpPassword, from: config.mailFrom, poolSize: config.emailConcurrency });
   const sender = createWebPushSender(opts.secrets.vapid, { agent: opts.pushAgent });
 
@@ -88,7 +99,10 @@ export function createHerald(opts: HeraldOptions) {
     feeds: feedStore, stories, enqueue, clock, log: log.child({ role: 'poller' }),
     settings: { pollIntervalSeconds: config.pollIntervalSeconds, fetchTimeoutMs: config.fetchTimeoutMs, fetchMaxBytes: config.fetchMaxBytes, userAgent: USER_AGENT },
   };
-  const classifyDeps = { stories, subscribers, enqueue, topics: () => compiled, clock, log: log.child({ role: 'classifier' }) };
+  const classifyDeps = {
+    stories, subscribers, recent, enqueue, clock, log: log.child({ role: 'classifier' }),
+    index: () => registry.current(), bestMinScore: config.bestMinScore, storyLimits,
+  };
   const pushDeps = { subscribers, stories, ledger, sender, topicName, clock, log: log.child({ role: 'push' }) };
   const emailDeps = { subscribers, stories, ledger, mailer, topicName, links, messageIdDomain, clock, log: log.child({ role: 'email' }) };
   const digestDeps = { subscribers, stories, digests, mailer, enqueue, topicName, links, messageIdDomain, clock, log: log.child({ role: 'digest' }) };
@@ -97,10 +111,14 @@ export function createHerald(opts: HeraldOptions) {
     FeedPollTick: () => runPollTick(pollDeps),
     FeedFetch: (d) => ingestFeed(pollDeps, d.feedId),
     StoryClassify: (d) => classifyStory(classifyDeps, d.storyId),
-    AlertSendPush: (d, job) => sendPushAlert(pushDeps, d, job.id ?? ''),
-    AlertSendEmail: (d, job) => sendEmailAlert(emailDeps, d, job.id ?? ''),
+    AlertSendPush: (d, job) => withTopicNames([d.topicId], () => sendPushAlert(pushDeps, d, job.id ?? '')),
+    AlertSendEmail: (d, job) => withTopicNames([d.topicId], () => sendEmailAlert(emailDeps, d, job.id ?? '')),
     DigestTick: () => runDigestTick(digestDeps),
-    DigestSend: (d, job) => sendDigest(digestDeps, d, job.id ?? ''),
+    // A digest may list own alerts: names must be current (one GET when nothing changed).
+    DigestSend: async (d, job) => {
+      await registry.current();
+      return sendDigest(digestDeps, d, job.id ?? '');
+    },
   };
 
   const web = buildWebApp({
@@ -110,6 +128,14 @@ export function createHerald(opts: HeraldOptions) {
     secureCookies: base.startsWith('https:'),
     mailer, pushSender: sender, baseUrl: base, prefix, pushServices: config.pushServices, trustProxy: config.trustProxy,
     limits: { writesPerMinute: config.rateLimitWritesPerMinute, emailsPerHour: config.rateLimitEmailsPerHour },
+    alerts: {
+      customs, subscribers, stories, recent, clock, queryLimits, storyLimits,
+      bestMinScore: config.bestMinScore,
+      maxAlertsPerSubscriber: config.maxAlertsPerSubscriber,
+      previewMaxDays: config.previewMaxDays,
+      previewMaxStories: config.previewMaxStories,
+      queryMaxMatchRatio: config.queryMaxMatchRatio,
+    },
   });
   const metrics = createMetrics({ queues, stats, now: () => clock.now() });
   web.register(
@@ -127,8 +153,9 @@ export function createHerald(opts: HeraldOptions) {
 
   return {
     config, clock, redis, queues, enqueue, handlers, web,
-    stores: { subscribers, stories, ledger, digests, feeds: feedStore, stats },
+    stores: { subscribers, stories, ledger, digests, feeds: feedStore, stats, customs, recent },
     metrics,
+    registry,
 
     /** Starts the workers of the given roles (web is served by the caller, which owns the port). */
     async start(roles: readonly Role[]) {

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { Cadence, Follow, PushSubscriptionRecord, Subscriber } from '../model.ts';
+import type { AlertQuality, Cadence, Follow, PushSubscriptionRecord, Subscriber } from '../model.ts';
+import { isCustomTopicId } from './custom-topics.ts';
 
 /**
  * Owns every key about subscribers. One subscriber's keys share the hash tag {s:<id>} so a future
@@ -40,6 +41,7 @@ function toSubscriber(h: Record<string, string>): Subscriber | null {
   return {
     id: h.id,
     email: h.email || null,
+    quality: h.quality === 'best' ? 'best' : 'all',
     timeZone: h.timeZone ?? 'UTC',
     digestTime: h.digestTime ?? '08:00',
     pendingEmail: h.pendingEmail || null,
@@ -48,7 +50,7 @@ function toSubscriber(h: Record<string, string>): Subscriber | null {
   };
 }
 
-export type SettingsPatch = Partial<Pick<Subscriber, 'timeZone' | 'digestTime'>>;
+export type SettingsPatch = Partial<Pick<Subscriber, 'timeZone' | 'digestTime' | 'quality'>>;
 
 /**
  * Time settings the push dispatcher applies (same record and field names as the delivery stage's
@@ -128,6 +130,7 @@ export function createSubscriberStore(redis: Redis, prefix: string) {
 
     async update(id: string, patch: SettingsPatch, now: number) {
       const fields: Record<string, string> = { updatedAt: String(now) };
+      if (patch.quality !== undefined) fields.quality = patch.quality satisfies AlertQuality;
       if (patch.timeZone !== undefined) fields.timeZone = patch.timeZone;
       if (patch.digestTime !== undefined) fields.digestTime = patch.digestTime;
       await redis.hset(keys(id).profile, fields);
@@ -202,8 +205,10 @@ export function createSubscriberStore(redis: Redis, prefix: string) {
      * Replaces the subscriber's follows. The subscriber hash is the truth; the per-topic follower sets are
      * an index for fan-out, updated after it, and fan-out re-checks the hash so a stale index never sends.
      */
-    async setFollows(id: string, next: Record<string, Follow>) {
+    async setFollows(id: string, requested: Record<string, Follow>) {
       const prev = await this.follows(id);
+      // The settings form lists catalog topics only: the reader's own alerts keep their follow unless named.
+      const next = { ...Object.fromEntries(Object.entries(prev).filter(([t]) => isCustomTopicId(t))), ...requested };
       const k = keys(id);
       const tx = redis.multi().del(k.follows);
       const active = Object.entries(next).filter(([, f]) => f.cadence !== 'off');

@@ -9,9 +9,12 @@ import type { DigestStore } from '../store/digests.ts';
 import type { Ledger } from '../store/ledger.ts';
 import type { SubscriberStore } from '../store/subscribers.ts';
 import { HttpError } from './http-error.ts';
+import type { AlertRoutesOptions } from './routes/alerts.ts';
 import type { Limiters, SecuritySettings } from './security.ts';
 
 export interface WebDeps {
+  /** Readers' own alerts API (src/web/routes/alerts.ts). */
+  alerts: Omit<AlertRoutesOptions, 'authenticate'>;
   redis: Redis;
   subscribers: SubscriberStore;
   digests: DigestStore;

@@ -38,6 +38,8 @@ export const SettingsBody = z
     timeZone: TimeZone.optional(),
     digestTime: DigestTime.optional(),
     delivery: DeliveryBody.optional(),
+    /** "best": alerts only on strong matches (Google Alerts' "only the best results"); "all": every match. */
+    quality: z.enum(['best', 'all']).optional(),
     topics: z.record(topicId, FollowBody).optional(),
   })
   .strict();

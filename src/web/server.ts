@@ -13,6 +13,7 @@ import { inboxRoutes } from './routes/inbox.ts';
 import { pushSubscriptionRoutes } from './routes/push-subscriptions.ts';
 import { settingsRoutes } from './routes/settings.ts';
 import { unsubscribeRoutes } from './routes/unsubscribe.ts';
+import { alertRoutes } from './routes/alerts.ts';
 
 export { TOKEN_COOKIE, type WebDeps } from './context.ts';
 
@@ -44,6 +45,7 @@ export function buildWebApp(deps: WebDeps): FastifyInstance {
   app.register(pushSubscriptionRoutes(ctx));
   app.register(inboxRoutes(ctx));
   app.register(unsubscribeRoutes(ctx));
+  app.register(alertRoutes, { ...deps.alerts, authenticate: ctx.authenticate });
 
   return app;
 }

@@ -28,6 +28,7 @@ export async function settingsView(ctx: WebContext, id: string) {
     id: sub.id,
     email: sub.email,
     pendingEmail: sub.pendingEmail,
+    quality: sub.quality,
     timeZone: sub.timeZone,
     digestTime: sub.digestTime,
     delivery,
@@ -73,6 +74,7 @@ export const settingsRoutes = (ctx: WebContext): FastifyPluginAsync => async (ap
     const now = deps.clock.now();
     const { id, token } = await deps.subscribers.create({ timeZone: body.timeZone, digestTime: body.digestTime }, now);
     ctx.setTokenCookie(reply, token);
+    if (body.quality) await deps.subscribers.update(id, { quality: body.quality }, now);
     if (body.delivery) await deps.subscribers.setPrefs(id, body.delivery, now);
     if (body.topics) await deps.subscribers.setFollows(id, mergeFollows({}, body.topics));
     const notice = await applyEmail(req, id, emailPlan);
@@ -87,7 +89,7 @@ export const settingsRoutes = (ctx: WebContext): FastifyPluginAsync => async (ap
     const body = parseBody(SettingsBody, req.body);
     ctx.checkTopics(body.topics);
     const emailPlan = await planEmail(req, id, body.email);
-    await deps.subscribers.update(id, { timeZone: body.timeZone, digestTime: body.digestTime }, deps.clock.now());
+    await deps.subscribers.update(id, { timeZone: body.timeZone, digestTime: body.digestTime, quality: body.quality }, deps.clock.now());
     if (body.delivery) await deps.subscribers.setPrefs(id, body.delivery, deps.clock.now());
     if (body.topics) await deps.subscribers.setFollows(id, mergeFollows(await deps.subscribers.follows(id), body.topics));
     const notice = await applyEmail(req, id, emailPlan);

@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest';
+import { planInstantAlerts } from '../../src/classify/classify-story.ts';
+import type { Cadence, Channel } from '../../src/model.ts';
+
+describe('planInstantAlerts', () => {
+  const matches = [
+    { topicId: 'india', score: 4, why: 'Matched: India in title' },
+    { topicId: 'japan', score: 7, why: 'Matched: Japan in title, Tokyo in title' },
+    { topicId: 'alert.abc', score: 1, why: 'Matched: Jaishankar in summary' },
+  ];
+  const followers = new Map([
+    ['japan', ['a', 'b', 'c']],
+    ['india', ['a', 'd']],
+    ['alert.abc', ['e', 'f']],
+  ]);
+  const f = (cadence: Cadence, channels: Channel[]) => ({ cadence, channels });
+  type Follows = Record<string, { cadence: Cadence; channels: Channel[] }>;
+  const now = Date.parse('2027-01-15T00:00:00Z');
+  const follows = new Map<string, Follows>([
+    ['a', { japan: f('instant', ['push']), india: f('instant', ['email']) }],
+    ['b', { japan: f('daily', []) }],
+    ['c', {}],
+    ['d', { india: f('instant', ['push']) }],
+    ['e', { 'alert.abc': f('instant', ['email']) }],
+    ['f', { 'alert.abc': f('instant', ['push']) }],
+  ]);
+
+  it('sends one alert per reader, named by the best-scoring topic they follow, on every channel they chose', () => {
+    const plans = planInstantAlerts(matches, followers, follows, now, { of: new Map([['f', 'best']]), bestMinScore: 3 });
+    expect(plans).toEqual([
+      { subscriberId: 'a', topicId: 'japan', why: 'Matched: Japan in title, Tokyo in title', channels: ['push', 'email'] },
+      { subscriberId: 'd', topicId: 'india', why: 'Matched: India in title', channels: ['push'] },
+      { subscriberId: 'e', topicId: 'alert.abc', why: 'Matched: Jaishankar in summary', channels: ['email'] },
+    ]);
+  });
+
+  it('"only the best" readers get strong matches only', () => {
+    const best = new Map([['a', 'best' as const], ['d', 'best' as const]]);
+    const plans = planInstantAlerts(matches, followers, follows, now, { of: best, bestMinScore: 5 });
+    expect(plans.map((p) => [p.subscriberId, p.topicId, p.channels])).toEqual([
+      ['a', 'japan', ['push']],
+      ['e', 'alert.abc', ['email']],
+      ['f', 'alert.abc', ['push']],
+    ]);
+  });
+});
