@@ -1,49 +1,333 @@
+import { gunzipSync } from 'node:zlib';
+import { Parser as HtmlParser } from 'htmlparser2';
 import Parser from 'rss-parser';
+import { decodeBody } from './decode.ts';
+import { parseJsonFeed } from './json-feed.ts';
+import { repairXml } from './xml-repair.ts';
+
+export type FeedFormat = 'rss0.9x' | 'rss1.0' | 'rss2.0' | 'atom0.3' | 'atom1.0' | 'json1.0' | 'json1.1';
 
 export interface ParsedItem {
   guid: string | null;
   link: string | null;
   title: string;
-  /** Plain-text summary as rss-parser extracted it, or the raw HTML description. */
+  /** Summary as the feed gave it (HTML or text); the normalizer makes it plain text. */
   summaryHtml: string;
   categories: string[];
+  /** Raw date strings as published; the normalizer parses them. */
   published: string | null;
+  updated: string | null;
+  author: string | null;
+  language: string | null;
+  image: string | null;
 }
+
+/** What the feed says about how often to fetch it (RSS <ttl>, RSS 1.0 syndication module, skipHours/skipDays). */
+export interface FeedHints {
+  ttlMinutes: number | null;
+  updatePeriod: string | null;
+  updateFrequency: number | null;
+  skipHours: number[];
+  skipDays: string[];
+}
+
 export interface ParsedFeed {
+  format: FeedFormat;
   title: string;
+  link: string | null;
+  language: string | null;
+  /** WebSub hub and self URL, when the feed advertises them. */
+  hub: string | null;
+  self: string | null;
+  hints: FeedHints;
   items: ParsedItem[];
+  encoding?: string;
 }
+
+export type ParseErrorCode =
+  | 'empty-body'
+  | 'too-large'
+  | 'not-a-feed'
+  | 'html-not-feed'
+  | 'xml-entities'
+  | 'malformed-xml'
+  | 'malformed-json';
 
 export class ParseError extends Error {
   override name = 'ParseError';
-  constructor(readonly code: 'not-a-feed' | 'malformed', message: string) {
+  readonly line: number | null;
+  readonly column: number | null;
+  constructor(
+    readonly code: ParseErrorCode,
+    message: string,
+    at?: { line: number; column: number },
+    /** For an HTML page that advertises a feed: that feed's URL. */
+    readonly feedUrl: string | null = null,
+  ) {
     super(message);
+    this.line = at?.line ?? null;
+    this.column = at?.column ?? null;
   }
 }
 
-const parser = new Parser();
+type Raw = Record<string, unknown>;
 
-/** Decodes the body (UTF-8 or its BOM; the ingestion issue widens this) and parses it with rss-parser. */
-export async function parseFeed(body: Buffer): Promise<ParsedFeed> {
-  const text = new TextDecoder('utf-8').decode(body);
-  if (/^\s*(<!doctype html|<html)/i.test(text)) {
-    throw new ParseError('not-a-feed', 'got an HTML page, not a feed');
-  }
-  let feed: Awaited<ReturnType<typeof parser.parseString>>;
+const parser = new Parser<Raw, Raw>({
+  // Documents without a version attribute are common in the wild and are RSS 2.0 in practice.
+  defaultRSS: 2,
+  customFields: {
+    feed: ['sy:updatePeriod', 'sy:updateFrequency', ['atom:link', 'atomLinks', { keepArray: true }], ['link', 'rawLinks', { keepArray: true }], ['dc:language', 'dcLanguage']] as never,
+    item: [
+      'published', 'updated', 'issued', 'modified', 'created', 'dc:date', 'id',
+      ['media:content', 'mediaContent', { keepArray: true }],
+      ['media:thumbnail', 'mediaThumbnail', { keepArray: true }],
+      ['media:group', 'mediaGroup'],
+      ['category', 'atomCategories', { keepArray: true }],
+    ] as never,
+  },
+});
+// rss-parser converts Atom dates with `new Date(x).toISOString()`, which throws on a bad date and would
+// lose the whole feed for one item; retry such an entry without its dates (the normalizer falls back).
+const proto = parser as unknown as { parseItemAtom(entry: Raw): Raw };
+const parseItemAtom = proto.parseItemAtom.bind(parser);
+proto.parseItemAtom = (entry) => {
   try {
-    feed = await parser.parseString(text);
-  } catch (err) {
-    throw new ParseError('malformed', `not a valid RSS or Atom document: ${(err as Error).message.split('\n')[0]}`);
+    return parseItemAtom(entry);
+  } catch {
+    const { published, updated, ...rest } = entry;
+    return { ...parseItemAtom(rest), published: first(published), updated: first(updated) };
   }
+};
+const first = (v: unknown) => (Array.isArray(v) ? v[0] : v);
+
+/** Text of an xml2js value: a string, `{ _: text }`, or the first of an array of those. */
+function text(v: unknown): string | null {
+  if (Array.isArray(v)) return text(v[0]);
+  if (typeof v === 'string') return v.trim() === '' ? null : v;
+  if (v && typeof v === 'object') {
+    const o = v as Raw;
+    if (typeof o._ === 'string') return o._;
+    const attrs = o.$ as Raw | undefined;
+    if (attrs && typeof attrs.href === 'string') return attrs.href;
+  }
+  return null;
+}
+const attr = (v: unknown, name: string): string | null => {
+  const attrs = v && typeof v === 'object' ? ((v as Raw).$ as Raw | undefined) : undefined;
+  return attrs && typeof attrs[name] === 'string' ? (attrs[name] as string) : null;
+};
+
+/** Position of the root element, skipping the prolog, comments, processing instructions and DOCTYPE. */
+function rootStart(xml: string): number {
+  const m = /<[A-Za-z_]/.exec(xml);
+  return m ? m.index : -1;
+}
+
+/**
+ * Refuses DTD entity declarations before any parser sees the document: this stops billion-laughs and
+ * quadratic-blowup expansion and external entities (XXE) in time linear in the (size-capped) body.
+ */
+function refuseEntityDeclarations(prolog: string) {
+  if (/<!ENTITY/i.test(prolog)) {
+    throw new ParseError('xml-entities', 'the document declares XML entities in its DOCTYPE; Herald refuses DTD entities (expansion and external-entity attacks)');
+  }
+}
+
+/** `<link rel="alternate" type="application/rss+xml" href>` of an HTML page, resolved against the page URL. */
+export function findAdvertisedFeed(html: string, baseUrl?: string): string | null {
+  let found: string | null = null;
+  const p = new HtmlParser({
+    onopentag(name, attrs) {
+      if (found || name !== 'link') return;
+      const rel = (attrs.rel ?? '').toLowerCase().split(/\s+/);
+      const type = (attrs.type ?? '').toLowerCase();
+      if (rel.includes('alternate') && /application\/(rss|atom)\+xml|application\/(feed\+)?json/.test(type) && attrs.href) {
+        try {
+          found = new URL(attrs.href, baseUrl).toString();
+        } catch {
+          found = attrs.href;
+        }
+      }
+    },
+  });
+  p.write(html.slice(0, 256 * 1024));
+  p.end();
+  return found;
+}
+
+function detectFormat(root: string): FeedFormat | 'html' | null {
+  const tag = /^<([A-Za-z_][\w.:-]*)([^>]*)>?/.exec(root);
+  if (!tag) return null;
+  const name = tag[1]!.toLowerCase();
+  const attrs = tag[2] ?? '';
+  if (name === 'rss') {
+    const version = /version\s*=\s*["']([^"']*)["']/.exec(attrs)?.[1] ?? '';
+    return /^0\.9/.test(version) ? 'rss0.9x' : 'rss2.0';
+  }
+  if (name === 'rdf:rdf' || name.endsWith(':rdf') || name === 'rdf') {
+    return /my\.netscape\.com\/rdf\/simple\/0\.9/.test(root.slice(0, 4096)) ? 'rss0.9x' : 'rss1.0';
+  }
+  if (name === 'feed') return /version\s*=\s*["']0\.3["']|purl\.org\/atom\/ns#/.test(attrs) ? 'atom0.3' : 'atom1.0';
+  if (name === 'html' || name === 'head' || name === 'body') return 'html';
+  return null;
+}
+
+function xmlErrorPosition(err: Error): { line: number; column: number } | undefined {
+  const m = /Line:\s*(\d+)\s*Column:\s*(\d+)/.exec(err.message);
+  // sax counts lines from 0.
+  return m ? { line: Number(m[1]) + 1, column: Number(m[2]) } : undefined;
+}
+
+/**
+ * The bytes of a fetched (or pushed, or checked) body to a ParsedFeed, or a ParseError with a specific code.
+ * The same function serves the poller, WebSub deliveries and `herald feeds check`.
+ */
+export async function parseFeedBody(
+  raw: Uint8Array,
+  opts: { contentType?: string | null; baseUrl?: string; maxBytes?: number } = {},
+): Promise<ParsedFeed> {
+  if (raw.byteLength === 0) throw new ParseError('empty-body', 'the body is empty');
+  const body = gunzipIfCompressed(raw, opts.maxBytes ?? DEFAULT_MAX_BYTES);
+  const decoded = decodeBody(body, opts.contentType);
+  // Whitespace (or a stray BOM) before "<?xml" makes a document ill-formed, and is everywhere.
+  const doc = decoded.text.replace(/^[\s\uFEFF]+/, '');
+  if (doc === '') throw new ParseError('empty-body', 'the body holds only whitespace');
+  if (doc[0] === '{' || doc[0] === '[') return { ...parseJsonFeed(doc, opts.baseUrl), encoding: decoded.encoding };
+
+  const start = rootStart(doc);
+  const prolog = start < 0 ? doc : doc.slice(0, start);
+  if (/<!DOCTYPE\s+html/i.test(prolog)) throwHtml(doc, opts.baseUrl);
+  refuseEntityDeclarations(prolog);
+  if (start < 0) throw new ParseError('not-a-feed', 'no XML element found: the body is neither XML nor JSON');
+  const format = detectFormat(doc.slice(start, start + 4096));
+  if (format === 'html') throwHtml(doc, opts.baseUrl);
+  if (format === null) {
+    const name = /^<([^\s>/]+)/.exec(doc.slice(start))?.[1] ?? '?';
+    throw new ParseError('not-a-feed', `root element <${name}> is not RSS, RDF or Atom`);
+  }
+
+  let feed: Raw & { items: Raw[] };
+  try {
+    feed = await parser.parseString(doc);
+  } catch (err) {
+    try {
+      feed = await parser.parseString(repairXml(doc));
+    } catch {
+      // Report the first error, in the document as served.
+      const e = err as Error;
+      const at = xmlErrorPosition(e);
+      const what = e.message.split('\n')[0] ?? 'parse error';
+      throw new ParseError('malformed-xml', `malformed XML${at ? ` at line ${at.line}, column ${at.column}` : ''}: ${what}`, at);
+    }
+  }
+  return { ...toParsedFeed(feed, format), encoding: decoded.encoding };
+}
+
+const DEFAULT_MAX_BYTES = 5 * 1024 * 1024;
+
+/**
+ * Some servers send a .gz file as the body without Content-Encoding; feed readers sniff the gzip magic.
+ * The output is capped like a download so a small gzip bomb cannot grow past the size limit.
+ */
+function gunzipIfCompressed(body: Uint8Array, maxBytes: number): Uint8Array {
+  if (body[0] !== 0x1f || body[1] !== 0x8b) return body;
+  try {
+    return gunzipSync(body, { maxOutputLength: maxBytes });
+  } catch (err) {
+    const tooBig = (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE';
+    throw new ParseError(tooBig ? 'too-large' : 'not-a-feed', tooBig ? `gzip body expands past the ${maxBytes}-byte limit` : `gzip body cannot be decompressed: ${(err as Error).message}`);
+  }
+}
+
+function throwHtml(doc: string, baseUrl?: string): never {
+  const advertised = findAdvertisedFeed(doc, baseUrl);
+  throw new ParseError(
+    'html-not-feed',
+    advertised ? `got an HTML page, not a feed; the page advertises a feed at ${advertised}` : 'got an HTML page, not a feed, and it advertises no feed',
+    undefined,
+    advertised,
+  );
+}
+
+function linksOf(feed: Raw): { rel: string; href: string }[] {
+  const out: { rel: string; href: string }[] = [];
+  for (const list of [feed.atomLinks, feed.rawLinks]) {
+    if (!Array.isArray(list)) continue;
+    for (const l of list) {
+      const href = attr(l, 'href');
+      if (href) out.push({ rel: (attr(l, 'rel') ?? 'alternate').toLowerCase(), href });
+    }
+  }
+  return out;
+}
+
+function numbersOf(v: unknown, key: string): string[] {
+  const o = Array.isArray(v) ? v[0] : v;
+  if (!o || typeof o !== 'object') return [];
+  const list = (o as Raw)[key];
+  return Array.isArray(list) ? list.map((x) => text(x)).filter((x): x is string => x !== null) : [];
+}
+
+function imageOf(i: Raw): string | null {
+  const enclosure = i.enclosure as Raw | undefined;
+  if (enclosure && typeof enclosure.url === 'string' && /^image\//.test(String(enclosure.type ?? ''))) return enclosure.url;
+  const group = i.mediaGroup as Raw | undefined;
+  for (const list of [i.mediaContent, i.mediaThumbnail, group?.['media:content'], group?.['media:thumbnail']]) {
+    if (!Array.isArray(list)) continue;
+    for (const m of list) {
+      const url = attr(m, 'url');
+      const medium = attr(m, 'medium');
+      const type = attr(m, 'type');
+      if (url && (medium === 'image' || (type ?? '').startsWith('image/') || (!medium && !type))) return url;
+    }
+  }
+  const itunes = i.itunes as Raw | undefined;
+  return typeof itunes?.image === 'string' ? itunes.image : null;
+}
+
+function categoriesOf(i: Raw): string[] {
+  const out: string[] = [];
+  const lists = [i.categories, i.atomCategories];
+  for (const list of lists) {
+    if (!Array.isArray(list)) continue;
+    for (const c of list) {
+      const v = typeof c === 'string' ? c : (text(c) ?? attr(c, 'label') ?? attr(c, 'term'));
+      if (v && !out.includes(v)) out.push(v);
+    }
+  }
+  return out;
+}
+
+function toParsedFeed(feed: Raw & { items: Raw[] }, format: FeedFormat): Omit<ParsedFeed, 'encoding'> {
+  const links = linksOf(feed);
+  const language = text(feed.language) ?? text(feed.dcLanguage);
+  const ttl = Number(text(feed.ttl));
+  const frequency = Number(text(feed['sy:updateFrequency']));
   return {
-    title: feed.title ?? '',
+    format,
+    title: text(feed.title) ?? '',
+    link: text(feed.link),
+    language,
+    hub: links.find((l) => l.rel === 'hub')?.href ?? null,
+    self: links.find((l) => l.rel === 'self')?.href ?? (typeof feed.feedUrl === 'string' ? feed.feedUrl : null),
+    hints: {
+      ttlMinutes: Number.isFinite(ttl) && ttl > 0 ? ttl : null,
+      updatePeriod: text(feed['sy:updatePeriod'])?.trim().toLowerCase() ?? null,
+      updateFrequency: Number.isFinite(frequency) && frequency > 0 ? frequency : null,
+      skipHours: numbersOf(feed.skipHours, 'hour').map(Number).filter((h) => Number.isInteger(h) && h >= 0 && h <= 24),
+      skipDays: numbersOf(feed.skipDays, 'day').map((d) => d.trim().toLowerCase()),
+    },
     items: (feed.items ?? []).map((i) => ({
-      guid: typeof i.guid === 'string' && i.guid ? i.guid : (typeof i.id === 'string' && i.id ? i.id : null),
-      link: i.link ?? null,
-      title: i.title ?? '',
-      summaryHtml: i.contentSnippet ?? i.summary ?? i.content ?? '',
-      categories: Array.isArray(i.categories) ? i.categories.filter((c): c is string => typeof c === 'string') : [],
-      published: i.isoDate ?? i.pubDate ?? null,
+      guid: text(i.guid) ?? text(i.id) ?? (typeof i['rdf:about'] === 'string' ? (i['rdf:about'] as string) : null),
+      link: text(i.link),
+      title: text(i.title) ?? '',
+      summaryHtml: text(i.summary) ?? text(i.content) ?? text(i['content:encoded']) ?? '',
+      categories: categoriesOf(i),
+      published: text(i.pubDate) ?? text(i.published) ?? text(i.issued) ?? text(i['dc:date']) ?? text(i.date) ?? text(i.created),
+      updated: text(i.updated) ?? text(i.modified),
+      author: text(i.creator) ?? text(i.author) ?? text(i['dc:creator']),
+      language: text(i.language) ?? language,
+      image: imageOf(i),
     })),
   };
 }
