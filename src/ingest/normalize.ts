@@ -1,59 +1,155 @@
+import { createHash } from 'node:crypto';
+import { Parser as HtmlParser } from 'htmlparser2';
 import type { Story } from '../model.ts';
-import { storyIdFor } from '../store/stories.ts';
 import type { ParsedItem } from './parse-feed.ts';
 
-const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: ' ' };
+/** Elements whose content is never text a reader sees. */
+const SKIP = new Set(['script', 'style', 'noscript', 'template', 'iframe', 'object', 'svg', 'math', 'head']);
+/** Elements that separate words: their boundaries become spaces. */
+const BLOCK = new Set(['p', 'br', 'div', 'li', 'ul', 'ol', 'tr', 'td', 'th', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'blockquote', 'section', 'article', 'figure', 'figcaption', 'hr', 'img', 'table', 'dd', 'dt']);
 
-/** HTML to plain text: tags dropped, common entities decoded, whitespace collapsed. */
-export function toPlainText(html: string): string {
-  return html
-    .replace(/<(script|style)[\s\S]*?<\/\1>/gi, ' ')
-    .replace(/<[^>]*>/g, ' ')
-    .replace(/&(#x[0-9a-f]+|#\d+|[a-z]+);/gi, (m, e: string) => {
-      if (e[0] === '#') {
-        const cp = e[1] === 'x' || e[1] === 'X' ? parseInt(e.slice(2), 16) : parseInt(e.slice(1), 10);
-        return Number.isFinite(cp) && cp > 0 && cp <= 0x10ffff ? String.fromCodePoint(cp) : m;
-      }
-      return ENTITIES[e.toLowerCase()] ?? m;
-    })
-    .replace(/\s+/g, ' ')
-    .trim();
+/**
+ * HTML (or text that may hold entities) to plain text with htmlparser2, a real HTML tokenizer: markup and
+ * script/style content dropped, every HTML entity decoded, whitespace collapsed. `maxChars` bounds the work.
+ */
+export function toPlainText(html: string, maxChars = Infinity): string {
+  if (!/[<&]/.test(html)) return collapse(html).slice(0, maxChars);
+  let out = '';
+  let skipDepth = 0;
+  const parser = new HtmlParser(
+    {
+      onopentag(name) {
+        if (SKIP.has(name)) skipDepth++;
+        else if (BLOCK.has(name)) out += ' ';
+      },
+      onclosetag(name) {
+        if (SKIP.has(name)) skipDepth = Math.max(0, skipDepth - 1);
+        else if (BLOCK.has(name)) out += ' ';
+      },
+      ontext(t) {
+        if (skipDepth === 0) out += t;
+        if (out.length > maxChars * 2 + 1000) parser.pause();
+      },
+    },
+    { decodeEntities: true },
+  );
+  parser.write(html);
+  parser.end();
+  return collapse(out).slice(0, maxChars);
 }
 
+// Double-escaped entities (&amp;amp; in the XML, so "&amp;" after parsing) are decoded by the HTML pass.
+const collapse = (s: string) => s.replace(/[\s\u00a0\u200b]+/g, ' ').trim();
+
+/** Query parameters that only track the click, never select the content. */
+const TRACKING = /^(utm_[a-z_]+|fbclid|gclid|dclid|gbraid|wbraid|msclkid|yclid|mc_cid|mc_eid|igshid|_ga|_gl|ocid|cmpid|__twitter_impression|ns_mchannel|ns_source|ns_campaign|ns_linkname|ns_fee)$/i;
+
+/**
+ * The URL that identifies an article: http(s) only, scheme and host lower-cased, default port and fragment
+ * dropped, tracking parameters removed (the WHATWG URL parser does the lower-casing and the default port).
+ */
 export function canonicalUrl(raw: string, base?: string): string | null {
+  let u: URL;
+  try {
+    u = new URL(raw.trim(), base);
+  } catch {
+    return null;
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') return null;
+  u.hash = '';
+  if (u.search) {
+    for (const key of [...u.searchParams.keys()]) if (TRACKING.test(key)) u.searchParams.delete(key);
+    if ([...u.searchParams.keys()].length === 0) u.search = '';
+  }
+  return u.toString();
+}
+
+/** The link as published (resolved, fragment kept): what the reader clicks. */
+function absoluteUrl(raw: string, base?: string): string | null {
   try {
     const u = new URL(raw.trim(), base);
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') return null;
-    u.hash = '';
-    return u.toString();
+    return u.protocol === 'http:' || u.protocol === 'https:' ? u.toString() : null;
   } catch {
     return null;
   }
 }
 
+const NAMED_ZONES: Record<string, string> = {
+  CET: '+0100', CEST: '+0200', EET: '+0200', EEST: '+0300', WET: '+0000', WEST: '+0100', BST: '+0100',
+  IST: '+0530', JST: '+0900', KST: '+0900', MSK: '+0300', AEST: '+1000', AEDT: '+1100', HKT: '+0800', SGT: '+0800',
+};
+
+/**
+ * A feed date to epoch ms (UTC), or null. ISO 8601 without a zone and RFC 822 without a zone are read as UTC
+ * (never the server's local zone); a few zone abbreviations Date.parse does not know are mapped.
+ */
+export function parseFeedDate(raw: string | null | undefined): number | null {
+  if (!raw) return null;
+  let s = raw.trim();
+  if (s === '') return null;
+  if (/^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/.test(s)) s = `${s.replace(' ', 'T')}Z`;
+  else if (/^\d{4}-\d{2}-\d{2}$/.test(s)) s = `${s}T00:00:00Z`;
+  else if (/\d{1,2}:\d{2}(:\d{2})?$/.test(s) && /[A-Za-z]{3}/.test(s)) s = `${s} +0000`;
+  else s = s.replace(/\b([A-Z]{3,4})$/, (z) => NAMED_ZONES[z] ?? z);
+  const t = Date.parse(s);
+  // Years before 1990 or absurd ones are parse accidents ("01/02/03"), not news.
+  return Number.isFinite(t) && t > Date.UTC(1990, 0, 1) ? t : null;
+}
+
 const MAX_TITLE = 300;
 const MAX_SUMMARY = 2000;
 
-/** One feed item to a Story, or null (with the reason) when it cannot identify a story. */
-export function normalizeItem(item: ParsedItem, feedId: string, feedUrl: string, now: number): { story: Story } | { skip: string } {
-  const url = item.link ? canonicalUrl(item.link, feedUrl) : null;
-  if (!url) return { skip: `item "${item.title.slice(0, 80)}" has no usable link` };
-  const title = toPlainText(item.title).slice(0, MAX_TITLE);
-  if (!title) return { skip: `item ${url} has no title` };
-  const published = item.published ? Date.parse(item.published) : NaN;
+/** Hash of what a reader sees: a changed title or summary changes it. */
+export const contentHash = (title: string, summary: string) =>
+  createHash('sha256').update(title).update('\u0000').update(summary).digest('hex').slice(0, 24);
+
+export interface NormalizedItem {
+  story: Story;
+  canonicalUrl: string | null;
+  contentHash: string;
+}
+
+/**
+ * One feed item to a Story, or the reason it cannot become one. An item needs a title or a summary and
+ * something to identify it (guid, link or content); a missing or nonsensical date (or one in the future)
+ * falls back to when it was first seen.
+ */
+export function normalizeItem(item: ParsedItem, feedId: string, feedUrl: string, now: number): NormalizedItem | { skip: string } {
+  const link = item.link ? absoluteUrl(item.link, feedUrl) : null;
+  const canonical = item.link ? canonicalUrl(item.link, feedUrl) : null;
   const guid = item.guid?.trim() || null;
+  let title = toPlainText(item.title, MAX_TITLE);
+  const summary = toPlainText(item.summaryHtml, MAX_SUMMARY);
+  // Items without a title (allowed in RSS) get the summary's opening words.
+  if (!title) title = summary.length > 120 ? `${summary.slice(0, 117).replace(/\s+\S*$/, '')}…` : summary;
+  if (!title) return { skip: `item ${guid ?? link ?? '(no guid, no link)'} has neither title nor summary` };
+  const hash = contentHash(title, summary);
+  const guidUrl = guid && /^https?:\/\//i.test(guid) ? absoluteUrl(guid) : null;
+  const url = link ?? guidUrl ?? '';
+  const identity = guid ?? canonical ?? `content:${hash}`;
+  let publishedAt = parseFeedDate(item.published) ?? parseFeedDate(item.updated);
+  if (publishedAt === null || publishedAt > now + 5 * 60_000) publishedAt = now;
   return {
+    canonicalUrl: canonical ?? (guidUrl ? canonicalUrl(guidUrl) : null),
+    contentHash: hash,
     story: {
-      id: storyIdFor(guid ?? url),
+      id: storyIdFor(feedId, identity),
       feedId,
       guid,
       url,
       title,
-      summary: toPlainText(item.summaryHtml).slice(0, MAX_SUMMARY),
-      categories: item.categories.map((c) => toPlainText(c)).filter(Boolean).slice(0, 20),
-      // A missing or nonsensical date (or one in the future) falls back to when we first saw it.
-      publishedAt: Number.isFinite(published) && published <= now + 60_000 ? published : now,
+      summary,
+      categories: [...new Set(item.categories.map((c) => toPlainText(c, 100)).filter(Boolean))].slice(0, 20),
+      publishedAt,
       firstSeenAt: now,
+      language: item.language?.trim().toLowerCase() || null,
+      author: item.author ? toPlainText(item.author, 200) || null : null,
+      image: item.image ? absoluteUrl(item.image, feedUrl) : null,
+      sources: [{ feedId, url }],
     },
   };
 }
+
+/** Story ids are derived from the feed and what identifies the item in it, so two pollers agree on the id. */
+export const storyIdFor = (feedId: string, identity: string) =>
+  createHash('sha256').update(feedId).update('\u0000').update(identity).digest('hex').slice(0, 20);

@@ -12,7 +12,8 @@ import { unsubscribeUrl } from '../deliver/email/unsubscribe-link.ts';
 import { sendPushAlert } from '../deliver/push/send-alert.ts';
 import { createWebPushSender } from '../deliver/push/web-push-sender.ts';
 import { runDigestTick, sendDigest } from '../digest/send-digest.ts';
-import { ingestFeed, runPollTick } from '../ingest/poll.ts';
+import { ingestFeed, ingestPushed, runPollTick } from '../ingest/poll.ts';
+import { ingestRoutes } from '../ingest/routes.ts';
 import { systemClock, type Clock } from '../model.ts';
 import type { HandlerMap, QueueName } from '../queue/jobs.ts';
 import { closeQueues, createEnqueue, createQueues, startQueueWorker } from '../queue/queues.ts';
@@ -44,6 +45,29 @@ export interface HeraldOptions {
   feeds?: readonly FeedConfig[];
   /** HTTPS agent for push services (tests pass one trusting their local CA). */
   pushAgent?: Agent;
+}
+
+export function ingestSettings(config: Config, publicBase: string) {
+  return {
+    minIntervalSeconds: config.feedMinIntervalSeconds,
+    maxIntervalSeconds: config.feedMaxIntervalSeconds,
+    fetchTimeoutMs: config.fetchTimeoutMs,
+    connectTimeoutMs: config.fetchConnectTimeoutMs,
+    fetchMaxBytes: config.fetchMaxBytes,
+    userAgent: USER_AGENT,
+    allowPrivate: config.allowPrivateFeeds,
+    hostConcurrency: config.feedHostConcurrency,
+    disableAfterDays: config.feedDisableAfterDays,
+    websub: {
+      enabled: config.websub,
+      callbackBase: publicBase,
+      leaseSeconds: config.websubLeaseSeconds,
+      fallbackSeconds: config.websubFallbackPollSeconds,
+      allowPrivate: config.allowPrivateFeeds,
+      userAgent: USER_AGENT,
+      timeoutMs: config.fetchTimeoutMs,
+    },
+  };
 }
 
 /** Builds every dependency once and binds the job handlers; roles decide which workers run here. */
@@ -79,7 +103,7 @@ export function createHerald(opts: HeraldOptions) {
 
   const pollDeps = {
     feeds: feedStore, stories, enqueue, clock, log: log.child({ role: 'poller' }),
-    settings: { pollIntervalSeconds: config.pollIntervalSeconds, fetchTimeoutMs: config.fetchTimeoutMs, fetchMaxBytes: config.fetchMaxBytes, userAgent: USER_AGENT },
+    settings: ingestSettings(config, base),
   };
   const classifyDeps = { stories, subscribers, enqueue, topics: () => compiled, clock, log: log.child({ role: 'classifier' }) };
   const pushDeps = { subscribers, stories, ledger, sender, topicName, clock, log: log.child({ role: 'push' }) };
@@ -101,6 +125,11 @@ export function createHerald(opts: HeraldOptions) {
     vapidPublicKey: opts.secrets.vapid.publicKey,
     signingKey: opts.secrets.signingKey,
     secureCookies: base.startsWith('https:'),
+  });
+
+  web.register(ingestRoutes, {
+    feeds: feedStore, clock, maxBytes: config.fetchMaxBytes,
+    ingest: (feedId: string, body: Buffer, contentType: string | null, baseUrl: string) => ingestPushed(pollDeps, feedId, body, contentType, baseUrl),
   });
 
   const workers: Worker[] = [];
