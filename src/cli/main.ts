@@ -1,4 +1,5 @@
 import { renderConfigTable } from '../config/load.ts';
+import { feedsCommand } from '../ingest/cli.ts';
 import { ROLES } from '../runtime/herald.ts';
 import { parseRole, runRoles } from '../runtime/process.ts';
 
@@ -7,6 +8,8 @@ const USAGE = `Usage: herald <command>
   start                 run the web server and every worker in this process
   worker <role>         run one role: ${ROLES.join(', ')}
   config table          print the configuration table (Markdown)
+  feeds check|add|list|remove
+                        check feed files offline; add, list (with health) or remove polled feeds
 `;
 
 export async function main(argv: string[]): Promise<number> {
@@ -24,6 +27,8 @@ export async function main(argv: string[]): Promise<number> {
       await runRoles([role]);
       return -1;
     }
+    case 'feeds':
+      return feedsCommand(rest, { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t), env: process.env });
     case 'config':
       if (rest[0] === 'table') {
         process.stdout.write(`${renderConfigTable()}\n`);

@@ -89,9 +89,10 @@ export function decodeBody(bytes: Uint8Array, contentType?: string | null): Deco
     const guessed = chosen === null ? guessMultiByte(bytes) : null;
     if (guessed) return { text: new TextDecoder(guessed).decode(bytes), encoding: guessed, source: 'fallback' };
     // Declared or assumed UTF-8 that is not: Latin-1 / windows-1252 bytes are by far the usual cause.
-    return { text: new TextDecoder('windows-1252').decode(bytes), encoding: 'windows-1252', source: 'fallback' };
+    return { text: demoronize(new TextDecoder('windows-1252').decode(bytes)), encoding: 'windows-1252', source: 'fallback' };
   }
-  return { text: new TextDecoder(chosen).decode(bytes), encoding: chosen, source };
+  const text = new TextDecoder(chosen).decode(bytes);
+  return { text: chosen === 'windows-1252' ? demoronize(text) : text, encoding: chosen, source };
 }
 
 const MULTI_BYTE = new Set(['Big5', 'GB18030', 'Shift_JIS', 'EUC-JP', 'EUC-KR']);
@@ -111,9 +112,14 @@ function guessMultiByte(bytes: Uint8Array): string | null {
   }
 }
 
-// C1 controls never appear in real text; in "UTF-8" feeds they are windows-1252 punctuation double-encoded.
-const C1_TO_1252 = new TextDecoder('windows-1252');
-function demoronize(text: string): string {
+/**
+ * windows-1252 bytes 0x80-0x9F (WHATWG Encoding). Spelled out because Node 20's TextDecoder decodes
+ * "windows-1252" with its Latin-1 fast path, which turns smart quotes into C1 control characters.
+ */
+const CP1252_C1 = '\u20ac\u0081\u201a\u0192\u201e\u2026\u2020\u2021\u02c6\u2030\u0160\u2039\u0152\u008d\u017d\u008f\u0090\u2018\u2019\u201c\u201d\u2022\u2013\u2014\u02dc\u2122\u0161\u203a\u0153\u009d\u017e\u0178';
+
+/** C1 controls never appear in real text: they are windows-1252 punctuation (mis-decoded or double-encoded). */
+export function demoronize(text: string): string {
   if (!/[\u0080-\u009f]/.test(text)) return text;
-  return text.replace(/[\u0080-\u009f]/g, (c) => C1_TO_1252.decode(Uint8Array.of(c.charCodeAt(0))));
+  return text.replace(/[\u0080-\u009f]/g, (c) => CP1252_C1[c.charCodeAt(0) - 0x80]!);
 }

@@ -74,26 +74,68 @@ function absoluteUrl(raw: string, base?: string): string | null {
   }
 }
 
-const NAMED_ZONES: Record<string, string> = {
-  CET: '+0100', CEST: '+0200', EET: '+0200', EEST: '+0300', WET: '+0000', WEST: '+0100', BST: '+0100',
-  IST: '+0530', JST: '+0900', KST: '+0900', MSK: '+0300', AEST: '+1000', AEDT: '+1100', HKT: '+0800', SGT: '+0800',
+const NAMED_ZONES: Record<string, number> = {
+  GMT: 0, UT: 0, UTC: 0, Z: 0, EST: -300, EDT: -240, CST: -360, CDT: -300, MST: -420, MDT: -360, PST: -480, PDT: -420,
+  CET: 60, CEST: 120, EET: 120, EEST: 180, WET: 0, WEST: 60, BST: 60, IST: 330, JST: 540, KST: 540, MSK: 180,
+  AEST: 600, AEDT: 660, HKT: 480, SGT: 480,
 };
+/** Month names and abbreviations feeds actually use (English, and the Romance and Germanic ones seen in the wild). */
+const MONTHS: Record<string, number> = {};
+[
+  ['jan', 'janv', 'january', 'janeiro', 'enero', 'ene', 'gen', 'gennaio', 'janvier', 'januar', 'jän'],
+  ['feb', 'fev', 'févr', 'fevr', 'february', 'fevereiro', 'febrero', 'febbraio', 'février', 'februar'],
+  ['mar', 'march', 'março', 'marzo', 'mars', 'märz', 'mär', 'mrz'],
+  ['apr', 'abr', 'avr', 'april', 'abril', 'aprile', 'avril'],
+  ['may', 'mai', 'maio', 'mayo', 'mag', 'maggio'],
+  ['jun', 'june', 'junho', 'junio', 'giu', 'giugno', 'juin', 'juni'],
+  ['jul', 'july', 'julho', 'julio', 'lug', 'luglio', 'juil', 'juillet', 'juli'],
+  ['aug', 'ago', 'august', 'agosto', 'août', 'aout'],
+  ['sep', 'sept', 'set', 'september', 'setembro', 'septiembre', 'settembre', 'septembre'],
+  ['oct', 'out', 'okt', 'ott', 'october', 'outubro', 'octubre', 'ottobre', 'octobre', 'oktober'],
+  ['nov', 'november', 'novembro', 'noviembre', 'novembre'],
+  ['dec', 'dez', 'dic', 'déc', 'december', 'dezembro', 'diciembre', 'dicembre', 'décembre', 'dezember'],
+].forEach((names, i) => names.forEach((n) => (MONTHS[n] = i)));
+
+/** RFC 822 style "[Day,] DD Mon YY[YY] HH:MM[:SS] [zone]", with localized names and missing colons forgiven. */
+const RFC822 = /^(?:[\p{L}.]+,?\s+)?(\d{1,2})\s+([\p{L}]+)\.?\s+(\d{2,4})\s+(\d{1,2}):?(\d{2})(?::?(\d{2}))?\s*([+-]\d{2}:?\d{2}|[A-Za-z]{1,5})?$/u;
+
+function parseRfc822(s: string): number | null {
+  const m = RFC822.exec(s);
+  if (!m) return null;
+  const month = MONTHS[m[2]!.toLowerCase()];
+  if (month === undefined) return null;
+  let year = Number(m[3]);
+  if (year < 100) year += year < 70 ? 2000 : 1900;
+  let offset = 0;
+  const zone = m[7];
+  if (zone) {
+    const num = /^([+-])(\d{2}):?(\d{2})$/.exec(zone);
+    if (num) offset = (num[1] === '-' ? -1 : 1) * (Number(num[2]) * 60 + Number(num[3]));
+    else if (NAMED_ZONES[zone.toUpperCase()] !== undefined) offset = NAMED_ZONES[zone.toUpperCase()]!;
+    else return null;
+  }
+  const t = Date.UTC(year, month, Number(m[1]), Number(m[4]), Number(m[5]), Number(m[6] ?? 0)) - offset * 60_000;
+  return Number.isFinite(t) ? t : null;
+}
 
 /**
- * A feed date to epoch ms (UTC), or null. ISO 8601 without a zone and RFC 822 without a zone are read as UTC
- * (never the server's local zone); a few zone abbreviations Date.parse does not know are mapped.
+ * A feed date to epoch ms (UTC), or null. ISO 8601 and RFC 822 dates without a zone are read as UTC (never the
+ * server's local zone); localized month names and common mistakes are forgiven; nonsense gives null.
  */
 export function parseFeedDate(raw: string | null | undefined): number | null {
   if (!raw) return null;
-  let s = raw.trim();
+  const s = raw.trim().replace(/\s+/g, ' ');
   if (s === '') return null;
-  if (/^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/.test(s)) s = `${s.replace(' ', 'T')}Z`;
-  else if (/^\d{4}-\d{2}-\d{2}$/.test(s)) s = `${s}T00:00:00Z`;
-  else if (/\d{1,2}:\d{2}(:\d{2})?$/.test(s) && /[A-Za-z]{3}/.test(s)) s = `${s} +0000`;
-  else s = s.replace(/\b([A-Z]{3,4})$/, (z) => NAMED_ZONES[z] ?? z);
-  const t = Date.parse(s);
-  // Years before 1990 or absurd ones are parse accidents ("01/02/03"), not news.
-  return Number.isFinite(t) && t > Date.UTC(1990, 0, 1) ? t : null;
+  let t: number | null = null;
+  const iso = /^(\d{4}-\d{2}-\d{2})(?:[ T](\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?))?\s*(Z|[+-]\d{2}(?::?\d{2})?)?$/i.exec(s);
+  if (iso) {
+    const zone = iso[3] ? (/^[+-]\d{2}$/.test(iso[3]) ? `${iso[3]}:00` : iso[3].replace(/^([+-]\d{2})(\d{2})$/, '$1:$2')) : 'Z';
+    t = Date.parse(`${iso[1]}T${(iso[2] ?? '00:00:00').replace(',', '.')}${zone}`);
+  } else {
+    t = parseRfc822(s) ?? Date.parse(s);
+  }
+  // Years before 1990 are parse accidents ("01/02/03"), not news.
+  return t !== null && Number.isFinite(t) && t > Date.UTC(1990, 0, 1) ? t : null;
 }
 
 const MAX_TITLE = 300;

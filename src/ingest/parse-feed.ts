@@ -78,7 +78,7 @@ const parser = new Parser<Raw, Raw>({
   customFields: {
     feed: ['sy:updatePeriod', 'sy:updateFrequency', ['atom:link', 'atomLinks', { keepArray: true }], ['link', 'rawLinks', { keepArray: true }], ['dc:language', 'dcLanguage']] as never,
     item: [
-      'published', 'updated', 'issued', 'modified', 'created', 'dc:date', 'id',
+      'published', 'updated', 'issued', 'modified', 'created', 'dc:date', 'id', 'pubdate',
       ['media:content', 'mediaContent', { keepArray: true }],
       ['media:thumbnail', 'mediaThumbnail', { keepArray: true }],
       ['media:group', 'mediaGroup'],
@@ -194,6 +194,7 @@ export async function parseFeedBody(
   if (doc === '') throw new ParseError('empty-body', 'the body holds only whitespace');
   if (doc[0] === '{' || doc[0] === '[') return { ...parseJsonFeed(doc, opts.baseUrl), encoding: decoded.encoding };
 
+  if (doc[0] !== '<') throw new ParseError('not-a-feed', 'the body is neither XML nor JSON (it does not start with "<" or "{")');
   const start = rootStart(doc);
   const prolog = start < 0 ? doc : doc.slice(0, start);
   if (/<!DOCTYPE\s+html/i.test(prolog)) throwHtml(doc, opts.baseUrl);
@@ -323,7 +324,7 @@ function toParsedFeed(feed: Raw & { items: Raw[] }, format: FeedFormat): Omit<Pa
       title: text(i.title) ?? '',
       summaryHtml: text(i.summary) ?? text(i.content) ?? text(i['content:encoded']) ?? '',
       categories: categoriesOf(i),
-      published: text(i.pubDate) ?? text(i.published) ?? text(i.issued) ?? text(i['dc:date']) ?? text(i.date) ?? text(i.created),
+      published: text(i.pubDate) ?? text(i.pubdate) ?? text(i.published) ?? text(i.issued) ?? text(i['dc:date']) ?? text(i.date) ?? text(i.created),
       updated: text(i.updated) ?? text(i.modified),
       author: text(i.creator) ?? text(i.author) ?? text(i['dc:creator']),
       language: text(i.language) ?? language,
