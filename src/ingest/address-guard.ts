@@ -44,13 +44,19 @@ type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | Look
  * A `lookup` for http.request that resolves every address of the host and refuses the connection when any
  * of them is forbidden (a host with one public and one private address could otherwise be steered).
  */
-export function guardedLookup(allowPrivate: boolean) {
+/** Exceptions to the guard for one address (tests that must reach one loopback server but no other). */
+export type AddressException = (address: string) => boolean;
+
+const refused = (address: string, allowPrivate: boolean, except?: AddressException) =>
+  !allowPrivate && isForbiddenAddress(address) && !(except?.(address) ?? false);
+
+export function guardedLookup(allowPrivate: boolean, except?: AddressException) {
   return (hostname: string, options: { all?: boolean; family?: number } | number, callback: LookupCallback) => {
     const wantAll = typeof options === 'object' && options.all === true;
     dnsLookup(hostname, { all: true }, (err, addresses) => {
       if (err) return callback(err, []);
-      if (!allowPrivate) {
-        const bad = addresses.find((a) => isForbiddenAddress(a.address));
+      {
+        const bad = addresses.find((a) => refused(a.address, allowPrivate, except));
         if (bad) {
           return callback(Object.assign(new ForbiddenAddressError(`${hostname} resolves to ${bad.address}, a loopback, private, link-local or metadata address`), {}) as NodeJS.ErrnoException, []);
         }
@@ -64,9 +70,9 @@ export function guardedLookup(allowPrivate: boolean) {
 }
 
 /** The IP-literal check for a URL host, which never goes through lookup. */
-export function checkLiteralHost(hostname: string, allowPrivate: boolean) {
+export function checkLiteralHost(hostname: string, allowPrivate: boolean, except?: AddressException) {
   const host = hostname.replace(/^\[|\]$/g, '');
-  if (!allowPrivate && isIP(host) && isForbiddenAddress(host)) {
+  if (isIP(host) && refused(host, allowPrivate, except)) {
     throw new ForbiddenAddressError(`${host} is a loopback, private, link-local or metadata address`);
   }
 }

@@ -2,7 +2,7 @@ import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Readable } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
-import { checkLiteralHost, ForbiddenAddressError, guardedLookup } from './address-guard.ts';
+import { checkLiteralHost, ForbiddenAddressError, guardedLookup, type AddressException } from './address-guard.ts';
 
 /** HTTP side of polling: one conditional GET with redirects, decompression, time limits and a size cap. */
 
@@ -18,6 +18,8 @@ export interface FetchRequest {
   userAgent: string;
   /** Tests (and operators polling an intranet) allow loopback and private addresses; off by default. */
   allowPrivate: boolean;
+  /** Addresses let through although private (tests); never set from configuration. */
+  allowAddress?: AddressException;
   maxRedirects?: number;
   agents?: { http: HttpAgent; https: HttpsAgent };
 }
@@ -141,7 +143,7 @@ export function parseLinkHeader(value: string | null): { rel: string; href: stri
 
 function requestOnce(u: URL, req: FetchRequest, deadline: number, first: boolean): Promise<IncomingMessage> {
   try {
-    checkLiteralHost(u.hostname, req.allowPrivate);
+    checkLiteralHost(u.hostname, req.allowPrivate, req.allowAddress);
   } catch (err) {
     return Promise.reject(new FetchError('forbidden-address', `refusing ${u}: ${(err as Error).message} (set HERALD_ALLOW_PRIVATE_FEEDS=true to allow)`));
   }
@@ -161,7 +163,7 @@ function requestOnce(u: URL, req: FetchRequest, deadline: number, first: boolean
       method: 'GET',
       headers,
       agent: isHttps ? agents.https : agents.http,
-      lookup: guardedLookup(req.allowPrivate) as never,
+      lookup: guardedLookup(req.allowPrivate, req.allowAddress) as never,
     });
     const remaining = deadline - Date.now();
     const total = setTimeout(() => r.destroy(new FetchError('timeout', `no complete answer from ${u} within ${req.timeoutMs} ms`)), Math.max(0, remaining));

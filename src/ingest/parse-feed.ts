@@ -100,6 +100,16 @@ proto.parseItemAtom = (entry) => {
 };
 const first = (v: unknown) => (Array.isArray(v) ? v[0] : v);
 
+/**
+ * xml2js keeps sax state after an error ("errThrown"), so the next document parsed by the same instance can
+ * come out half-parsed; each parse starts from a fresh sax parser.
+ */
+const xmlParser = (parser as unknown as { xmlParser: { reset(): void } }).xmlParser;
+async function parseXml(doc: string) {
+  xmlParser.reset();
+  return parser.parseString(doc);
+}
+
 /** Text of an xml2js value: a string, `{ _: text }`, or the first of an array of those. */
 function text(v: unknown): string | null {
   if (Array.isArray(v)) return text(v[0]);
@@ -209,10 +219,10 @@ export async function parseFeedBody(
 
   let feed: Raw & { items: Raw[] };
   try {
-    feed = await parser.parseString(doc);
+    feed = await parseXml(doc);
   } catch (err) {
     try {
-      feed = await parser.parseString(repairXml(doc));
+      feed = await parseXml(repairXml(doc));
     } catch {
       // Report the first error, in the document as served.
       const e = err as Error;
