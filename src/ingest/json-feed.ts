@@ -13,6 +13,75 @@ function lineColumn(text: string, position: number): { line: number; column: num
   return { line, column: position - before.lastIndexOf('\n') };
 }
 
+/**
+ * Offset of the first syntax error in a JSON text (Node 20's JSON.parse messages do not always carry one):
+ * a small recursive-descent scan, run only after JSON.parse has failed.
+ */
+export function jsonErrorOffset(text: string): number | null {
+  let i = 0;
+  const ws = () => {
+    while (i < text.length && ' \t\r\n'.includes(text[i]!)) i++;
+  };
+  const fail = (): never => {
+    throw i;
+  };
+  const value = (): void => {
+    ws();
+    const c = text[i];
+    if (c === '{') {
+      i++;
+      ws();
+      if (text[i] === '}') return void i++;
+      for (;;) {
+        ws();
+        if (text[i] !== '"') fail();
+        str();
+        ws();
+        if (text[i] !== ':') fail();
+        i++;
+        value();
+        ws();
+        if (text[i] === ',') i++;
+        else if (text[i] === '}') return void i++;
+        else fail();
+      }
+    }
+    if (c === '[') {
+      i++;
+      ws();
+      if (text[i] === ']') return void i++;
+      for (;;) {
+        value();
+        ws();
+        if (text[i] === ',') i++;
+        else if (text[i] === ']') return void i++;
+        else fail();
+      }
+    }
+    if (c === '"') return str();
+    const lit = /^(?:true|false|null|-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?)/.exec(text.slice(i, i + 400));
+    if (!lit) fail();
+    i += lit![0].length;
+  };
+  const str = () => {
+    i++;
+    while (i < text.length && text[i] !== '"') {
+      if (text[i] === '\\') i++;
+      else if (text.charCodeAt(i) < 0x20) fail();
+      i++;
+    }
+    if (i >= text.length) fail();
+    i++;
+  };
+  try {
+    value();
+    ws();
+    return i < text.length ? i : null;
+  } catch (at) {
+    return typeof at === 'number' ? at : null;
+  }
+}
+
 /** Relative URLs are resolved against feed_url, else home_page_url, as the spec's publishers expect. */
 function resolve(url: string | null, base: string | null): string | null {
   if (!url) return null;
@@ -30,7 +99,8 @@ export function parseJsonFeed(text: string, baseUrl?: string): ParsedFeed {
   } catch (err) {
     const message = (err as Error).message;
     const pos = /position (\d+)/.exec(message);
-    const at = pos ? lineColumn(text, Number(pos[1])) : undefined;
+    const offset = pos ? Number(pos[1]) : jsonErrorOffset(text);
+    const at = offset === null ? undefined : lineColumn(text, offset);
     throw new ParseError('malformed-json', `not valid JSON: ${message}`, at);
   }
   const root = obj(data);

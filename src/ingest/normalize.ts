@@ -131,6 +131,9 @@ export function parseFeedDate(raw: string | null | undefined): number | null {
   if (iso) {
     const zone = iso[3] ? (/^[+-]\d{2}$/.test(iso[3]) ? `${iso[3]}:00` : iso[3].replace(/^([+-]\d{2})(\d{2})$/, '$1:$2')) : 'Z';
     t = Date.parse(`${iso[1]}T${(iso[2] ?? '00:00:00').replace(',', '.')}${zone}`);
+  } else if (/^\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}\b/.test(s)) {
+    // 01/02/03: day-first or month-first depends on the publisher's country; guessing would misdate news.
+    t = null;
   } else {
     t = parseRfc822(s) ?? Date.parse(s);
   }
