@@ -146,6 +146,8 @@ export function createFeedStore(redis: Redis, prefix: string) {
         lastCheckAt: String(now),
         consecutiveFailures: '0',
         failingSince: '',
+        lastError: '',
+        lastErrorCode: '',
       };
       if (r.title !== undefined) fields.title = r.title;
       if (r.format !== undefined) fields.format = r.format;

@@ -108,7 +108,9 @@ export function createStoryStore(redis: Redis, prefix: string) {
 
       // Known to this feed: same guid (else same link) is the same item, perhaps edited; same content is a repeat.
       const identity = owners.map((o, i) => (keysOf[i]!.guid ? o[0] : null) ?? (keysOf[i]!.link ? o[1] : null) ?? null);
-      const hashes = (await batch(identity.map((id) => (id ? ['hget', storyKey(prefix, id), 'contentHash'] : ['echo', ''])))) as string[];
+      // Only the feed that created a story edits it; a feed merged in as a source does not rewrite its text.
+      const owned = (await batch(identity.map((id): Cmd => (id ? ['hmget', storyKey(prefix, id), 'contentHash', 'feedId'] : ['echo', ''])))) as (string | null)[][];
+      const hashes = owned.map((h, i) => (Array.isArray(h) && h[1] === cands[i]!.story.feedId ? h[0] : null));
       const writes: Cmd[] = [];
       const inBatch = new Map<string, string>();
       cands.forEach((c, i) => {
