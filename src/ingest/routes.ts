@@ -9,6 +9,8 @@ export interface IngestRouteDeps {
   feeds: FeedStore;
   clock: Clock;
   maxBytes: number;
+  /** Poll interval of a feed once its subscription is verified (the fallback). */
+  pushFallbackMs: number;
   /** Takes a pushed body into the pipeline exactly as a polled one. */
   ingest(feedId: string, body: Buffer, contentType: string | null, baseUrl: string): Promise<IngestReport>;
 }
@@ -45,6 +47,8 @@ export async function ingestRoutes(app: FastifyInstance, deps: IngestRouteDeps) 
     if (mode === 'subscribe' && feed && ws && ws.topic === q['hub.topic'] && ws.status !== 'denied' && q['hub.challenge']) {
       const lease = Number(q['hub.lease_seconds']);
       await deps.feeds.setWebSub(feedId, { ...ws, status: 'active', leaseUntil: Number.isFinite(lease) && lease > 0 ? now + lease * 1000 : null });
+      // Updates now arrive by push: polling drops to the fallback interval.
+      await deps.feeds.scheduleNext(feedId, now + deps.pushFallbackMs);
       req.log.info({ feed_id: feedId, lease_seconds: lease }, 'websub subscription verified');
       return reply.code(200).type('text/plain').send(q['hub.challenge']);
     }
