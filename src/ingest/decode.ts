@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import chardet from 'chardet';
 
 /**
@@ -48,15 +49,8 @@ export function prologEncoding(bytes: Uint8Array): string | null {
   return m ? m[1]! : null;
 }
 
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
-function validUtf8(bytes: Uint8Array): boolean {
-  try {
-    strictUtf8.decode(bytes);
-    return true;
-  } catch {
-    return false;
-  }
-}
+const validUtf8 = (bytes: Uint8Array) => isUtf8(bytes);
+const utf8 = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
 
 /** UTF-16 declared in a prolog that was readable as ASCII cannot be true: the document is 8-bit. */
 const isUtf16 = (e: string) => e === 'utf-16le' || e === 'utf-16be';
@@ -85,7 +79,7 @@ export function decodeBody(bytes: Uint8Array, contentType?: string | null): Deco
     source = 'prolog';
   }
   if (chosen === null || chosen === 'utf-8') {
-    if (validUtf8(bytes)) return { text: demoronize(new TextDecoder('utf-8').decode(bytes)), encoding: 'utf-8', source: chosen ? source : 'default' };
+    if (validUtf8(bytes)) return { text: demoronize(utf8(bytes)), encoding: 'utf-8', source: chosen ? source : 'default' };
     const guessed = chosen === null ? guessMultiByte(bytes) : null;
     if (guessed) return { text: new TextDecoder(guessed).decode(bytes), encoding: guessed, source: 'fallback' };
     // Declared or assumed UTF-8 that is not: Latin-1 / windows-1252 bytes are by far the usual cause.

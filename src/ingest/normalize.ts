@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { Parser as HtmlParser } from 'htmlparser2';
 import type { Story } from '../model.ts';
 import type { ParsedItem } from './parse-feed.ts';
@@ -14,29 +14,34 @@ const BLOCK = new Set(['p', 'br', 'div', 'li', 'ul', 'ol', 'tr', 'td', 'th', 'h1
  */
 export function toPlainText(html: string, maxChars = Infinity): string {
   if (!/[<&]/.test(html)) return collapse(html).slice(0, maxChars);
-  let out = '';
-  let skipDepth = 0;
-  const parser = new HtmlParser(
-    {
-      onopentag(name) {
-        if (SKIP.has(name)) skipDepth++;
-        else if (BLOCK.has(name)) out += ' ';
-      },
-      onclosetag(name) {
-        if (SKIP.has(name)) skipDepth = Math.max(0, skipDepth - 1);
-        else if (BLOCK.has(name)) out += ' ';
-      },
-      ontext(t) {
-        if (skipDepth === 0) out += t;
-        if (out.length > maxChars * 2 + 1000) parser.pause();
-      },
-    },
-    { decodeEntities: true },
-  );
-  parser.write(html);
-  parser.end();
-  return collapse(out).slice(0, maxChars);
+  text.out = '';
+  text.skipDepth = 0;
+  text.limit = maxChars === Infinity ? Infinity : maxChars * 2 + 1000;
+  // One parser, reset per call: parsing is synchronous, and building a tokenizer per summary costs more than the parse.
+  textParser.reset();
+  textParser.write(html);
+  textParser.end();
+  return collapse(text.out).slice(0, maxChars);
 }
+
+const text = { out: '', skipDepth: 0, limit: Infinity };
+const textParser: HtmlParser = new HtmlParser(
+  {
+    onopentag(name) {
+      if (SKIP.has(name)) text.skipDepth++;
+      else if (BLOCK.has(name)) text.out += ' ';
+    },
+    onclosetag(name) {
+      if (SKIP.has(name)) text.skipDepth = Math.max(0, text.skipDepth - 1);
+      else if (BLOCK.has(name)) text.out += ' ';
+    },
+    ontext(t) {
+      if (text.skipDepth === 0) text.out += t;
+      if (text.out.length > text.limit) textParser.pause();
+    },
+  },
+  { decodeEntities: true },
+);
 
 // Double-escaped entities (&amp;amp; in the XML, so "&amp;" after parsing) are decoded by the HTML pass.
 const collapse = (s: string) => s.replace(/[\s\u00a0\u200b]+/g, ' ').trim();
@@ -44,20 +49,30 @@ const collapse = (s: string) => s.replace(/[\s\u00a0\u200b]+/g, ' ').trim();
 /** Query parameters that only track the click, never select the content. */
 const TRACKING = /^(utm_[a-z_]+|fbclid|gclid|dclid|gbraid|wbraid|msclkid|yclid|mc_cid|mc_eid|igshid|_ga|_gl|ocid|cmpid|__twitter_impression|ns_mchannel|ns_source|ns_campaign|ns_linkname|ns_fee)$/i;
 
+const TRACKING_IN_QUERY = /[?&](utm_|fbclid|gclid|dclid|gbraid|wbraid|msclkid|yclid|mc_|igshid|_ga|_gl|ocid|cmpid|__twitter|ns_)/i;
+
 /**
  * The URL that identifies an article: http(s) only, scheme and host lower-cased, default port and fragment
  * dropped, tracking parameters removed (the WHATWG URL parser does the lower-casing and the default port).
  */
 export function canonicalUrl(raw: string, base?: string): string | null {
-  let u: URL;
+  const u = httpUrl(raw, base);
+  return u ? canonicalOf(u) : null;
+}
+
+function httpUrl(raw: string, base?: string): URL | null {
   try {
-    u = new URL(raw.trim(), base);
+    const u = new URL(raw.trim(), base);
+    return u.protocol === 'http:' || u.protocol === 'https:' ? u : null;
   } catch {
     return null;
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') return null;
+}
+
+/** Canonical form of a parsed URL (changes it). */
+function canonicalOf(u: URL): string {
   u.hash = '';
-  if (u.search) {
+  if (u.search && TRACKING_IN_QUERY.test(u.search)) {
     for (const key of [...u.searchParams.keys()]) if (TRACKING.test(key)) u.searchParams.delete(key);
     if ([...u.searchParams.keys()].length === 0) u.search = '';
   }
@@ -66,12 +81,7 @@ export function canonicalUrl(raw: string, base?: string): string | null {
 
 /** The link as published (resolved, fragment kept): what the reader clicks. */
 function absoluteUrl(raw: string, base?: string): string | null {
-  try {
-    const u = new URL(raw.trim(), base);
-    return u.protocol === 'http:' || u.protocol === 'https:' ? u.toString() : null;
-  } catch {
-    return null;
-  }
+  return httpUrl(raw, base)?.toString() ?? null;
 }
 
 const NAMED_ZONES: Record<string, number> = {
@@ -145,8 +155,7 @@ const MAX_TITLE = 300;
 const MAX_SUMMARY = 2000;
 
 /** Hash of what a reader sees: a changed title or summary changes it. */
-export const contentHash = (title: string, summary: string) =>
-  createHash('sha256').update(title).update('\u0000').update(summary).digest('hex').slice(0, 24);
+export const contentHash = (title: string, summary: string) => hash('sha256', `${title}\u0000${summary}`, 'hex').slice(0, 24);
 
 export interface NormalizedItem {
   story: Story;
@@ -160,8 +169,9 @@ export interface NormalizedItem {
  * falls back to when it was first seen.
  */
 export function normalizeItem(item: ParsedItem, feedId: string, feedUrl: string, now: number): NormalizedItem | { skip: string } {
-  const link = item.link ? absoluteUrl(item.link, feedUrl) : null;
-  const canonical = item.link ? canonicalUrl(item.link, feedUrl) : null;
+  const parsedLink = item.link ? httpUrl(item.link, feedUrl) : null;
+  const link = parsedLink ? parsedLink.toString() : null;
+  const canonical = parsedLink ? canonicalOf(parsedLink) : null;
   const guid = item.guid?.trim() || null;
   let title = toPlainText(item.title, MAX_TITLE);
   const summary = toPlainText(item.summaryHtml, MAX_SUMMARY);
@@ -196,5 +206,4 @@ export function normalizeItem(item: ParsedItem, feedId: string, feedUrl: string,
 }
 
 /** Story ids are derived from the feed and what identifies the item in it, so two pollers agree on the id. */
-export const storyIdFor = (feedId: string, identity: string) =>
-  createHash('sha256').update(feedId).update('\u0000').update(identity).digest('hex').slice(0, 20);
+export const storyIdFor = (feedId: string, identity: string) => hash('sha256', `${feedId}\u0000${identity}`, 'hex').slice(0, 20);

@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import { gunzipSync } from 'node:zlib';
 import { Parser as HtmlParser } from 'htmlparser2';
 import Parser from 'rss-parser';
@@ -86,19 +87,49 @@ const parser = new Parser<Raw, Raw>({
     ] as never,
   },
 });
-// rss-parser converts Atom dates with `new Date(x).toISOString()`, which throws on a bad date and would
-// lose the whole feed for one item; retry such an entry without its dates (the normalizer falls back).
-const proto = parser as unknown as { parseItemAtom(entry: Raw): Raw };
-const parseItemAtom = proto.parseItemAtom.bind(parser);
-proto.parseItemAtom = (entry) => {
-  try {
-    return parseItemAtom(entry);
-  } catch {
-    const { published, updated, ...rest } = entry;
-    return { ...parseItemAtom(rest), published: first(published), updated: first(updated) };
-  }
+type FieldSpec = string | [string, string] | [string, string, { keepArray?: boolean; includeSnippet?: boolean }];
+const rssUtils = createRequire(import.meta.url)('rss-parser/lib/utils.js') as {
+  copyFromXML(xml: Raw, dest: Raw, fields: FieldSpec[]): void;
+  getContent(content: unknown): string;
+  getLink(links: unknown, rel: string, fallbackIdx: number): string | undefined;
 };
-const first = (v: unknown) => (Array.isArray(v) ? v[0] : v);
+const proto = parser as unknown as {
+  options: { customFields: { item: FieldSpec[] } };
+  parseItemRss(xmlItem: Raw, itemFields: FieldSpec[]): Raw;
+  parseItemAtom(entry: Raw): Raw;
+};
+const noSnippet = (fields: FieldSpec[]) => fields.map((f): FieldSpec => (Array.isArray(f) && f[2]?.includeSnippet ? [f[0], f[1]] : f));
+
+/*
+ * rss-parser's item builders, minus two things Herald does itself: the "contentSnippet" plain text (an entity
+ * decode and regex strip of every description and content, which the normalizer does better with a real HTML
+ * parser and only on what it keeps) and date conversion (`new Date(x).toISOString()` throws on a bad Atom date
+ * and loses the whole feed; the normalizer parses dates with fallbacks). The element mapping is rss-parser's.
+ */
+proto.parseItemRss = (xmlItem, itemFields) => {
+  const item: Raw = {};
+  rssUtils.copyFromXML(xmlItem, item, noSnippet(itemFields));
+  const x = xmlItem as Record<string, Raw[] | undefined> & { $?: Raw };
+  if (x.enclosure?.[0]) item.enclosure = x.enclosure[0].$;
+  if (x.description?.[0] !== undefined) item.content = rssUtils.getContent(x.description[0]);
+  if (x.guid?.[0] !== undefined) item.guid = x.guid[0];
+  if (x.$ && x.$['rdf:about']) item['rdf:about'] = x.$['rdf:about'];
+  if (x.category) item.categories = x.category;
+  return item;
+};
+proto.parseItemAtom = (entry) => {
+  const item: Raw = {};
+  rssUtils.copyFromXML(entry, item, noSnippet(proto.options.customFields.item));
+  const e = entry as Record<string, Raw[] | undefined>;
+  if (e.title?.[0] !== undefined) item.title = e.title[0];
+  if (e.link?.length) item.link = rssUtils.getLink(e.link, 'alternate', 0);
+  const author = e.author?.[0] as Record<string, unknown[]> | undefined;
+  if (author?.name?.length) item.author = author.name[0];
+  if (e.content?.[0] !== undefined) item.content = rssUtils.getContent(e.content[0]);
+  if (e.summary?.[0] !== undefined) item.summary = rssUtils.getContent(e.summary[0]);
+  if (e.id?.[0] !== undefined) item.id = e.id[0];
+  return item;
+};
 
 /**
  * xml2js keeps sax state after an error ("errThrown"), so the next document parsed by the same instance can

@@ -1,21 +1,32 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Story, StorySource } from '../model.ts';
 
 /**
  * Owns story records ({st:<id>}) with their sources, each feed's seen-item index ({f:<id>}), the cross-feed
- * link index and near-duplicate buckets, and the per-topic story log used by digests.
+ * link index ({l:<shard>}), the near-duplicate buckets ({b:<band>}), and the per-topic story log used by digests.
+ *
+ * Indexes are hashes in time generations rather than one key per entry: one ingest of a whole feed costs a
+ * few commands per index, not a few per item, and a generation expires as a whole (bounded memory, no sweeps).
  */
 export const storyKey = (prefix: string, id: string) => `${prefix}:{st:${id}}:story`;
 const sourcesKey = (prefix: string, id: string) => `${prefix}:{st:${id}}:sources`;
-const sha = (value: string) => createHash('sha256').update(value).digest('hex').slice(0, 32);
-/** One feed's index of what it already carried: guid, canonical link and content hash, each to a story id. */
-const seenKey = (prefix: string, feedId: string, kind: 'guid' | 'link' | 'content', value: string) =>
-  `${prefix}:{f:${feedId}}:seen:${kind}:${sha(value)}`;
-/** Across feeds: the same canonical article URL is the same story whichever feed carried it. */
-const linkKey = (prefix: string, canonical: string) => `${prefix}:links:${sha(canonical)}`;
-const bucketKey = (prefix: string, band: string) => `${prefix}:neardup:${band}`;
+// Index fields, not secrets: 96 bits of SHA-1 keep collisions out of reach at any feed volume, at a fraction of the cost.
+const sha = (value: string) => hash('sha1', value, 'base64url').slice(0, 16);
 export const topicLogKey = (prefix: string, topicId: string) => `${prefix}:{t:${topicId}}:log`;
+
+const DAY_MS = 86_400_000;
+/** Seen items and links are remembered for one to two 30-day generations. */
+const SEEN_GEN_MS = 30 * DAY_MS;
+const seenKey = (prefix: string, feedId: string, gen: number) => `${prefix}:{f:${feedId}}:seen:${gen}`;
+const LINK_SHARDS = 16;
+const linkKey = (prefix: string, shard: number, gen: number) => `${prefix}:links:{l:${shard}}:${gen}`;
+/** Near-duplicates are looked for among stories of the last three days: the same event, not the same topic. */
+const ND_GEN_MS = DAY_MS;
+const ND_GENS = 3;
+const bandKey = (prefix: string, band: number, gen: number) => `${prefix}:neardup:{b:${band}}:${gen}`;
+/** Stories remembered per near-duplicate bucket: plenty for one event, bounded for a common one. */
+const BUCKET_CAP = 16;
 
 /** Writes the whole record and its first source at once, only when absent: a half-written story cannot exist. */
 const CREATE_STORY = `
@@ -24,9 +35,34 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 return 1`;
 
-const SEEN_TTL_SECONDS = 60 * 60 * 24 * 30;
-/** Near-duplicates are looked for among stories of the last three days: the same event, not the same topic. */
-const NEAR_DUP_TTL_SECONDS = 60 * 60 * 24 * 3;
+/** KEYS[1] current generation, KEYS[2] previous; ARGV[1] TTL (ms), then field/owner pairs: each field keeps its first owner; returns the owners. */
+const CLAIM = `
+local out = {}
+for i = 2, #ARGV, 2 do
+  local owner = redis.call('HGET', KEYS[2], ARGV[i])
+  if not owner then
+    redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1])
+    owner = redis.call('HGET', KEYS[1], ARGV[i])
+  end
+  out[#out + 1] = owner
+end
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]))
+return out`;
+
+/** ARGV[1] cap, ARGV[2] TTL (ms), then bucket/id pairs: appends story ids to buckets (space-separated, newest last, capped). */
+const BUCKET_ADD = `
+local cap = tonumber(ARGV[1])
+for i = 3, #ARGV, 2 do
+  local cur = redis.call('HGET', KEYS[1], ARGV[i]) or ''
+  local ids = {}
+  for id in string.gmatch(cur, '%S+') do ids[#ids + 1] = id end
+  ids[#ids + 1] = ARGV[i + 1]
+  while #ids > cap do table.remove(ids, 1) end
+  redis.call('HSET', KEYS[1], ARGV[i], table.concat(ids, ' '))
+end
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
+return 1`;
+
 /** Digests look back at most this far; older log entries are trimmed. */
 export const TOPIC_LOG_RETENTION_MS = 8 * 24 * 60 * 60 * 1000;
 
@@ -79,6 +115,10 @@ export interface IngestOptions {
 type Cmd = [string, ...(string | number)[]];
 
 export function createStoryStore(redis: Redis, prefix: string) {
+  // EVALSHA: the scripts travel once per connection, not with every story.
+  redis.defineCommand('heraldCreateStory', { numberOfKeys: 2, lua: CREATE_STORY });
+  redis.defineCommand('heraldClaim', { numberOfKeys: 2, lua: CLAIM });
+  redis.defineCommand('heraldBucketAdd', { numberOfKeys: 1, lua: BUCKET_ADD });
   /** Runs commands in one round trip; returns each reply (errors thrown). */
   const batch = async (cmds: Cmd[]): Promise<unknown[]> => {
     if (cmds.length === 0) return [];
@@ -98,27 +138,48 @@ export function createStoryStore(redis: Redis, prefix: string) {
      */
     async ingestBatch(cands: readonly IngestCandidate[], opts: IngestOptions): Promise<IngestOutcome[]> {
       const out: (IngestOutcome | null)[] = cands.map(() => null);
-      const keysOf = cands.map((c) => ({
-        guid: c.story.guid ? seenKey(prefix, c.story.feedId, 'guid', c.story.guid) : null,
-        link: c.canonicalUrl ? seenKey(prefix, c.story.feedId, 'link', c.canonicalUrl) : null,
-        content: seenKey(prefix, c.story.feedId, 'content', c.contentHash),
+      if (cands.length === 0) return [];
+      const feedId = cands[0]!.story.feedId;
+      const seenGen = Math.floor(opts.now / SEEN_GEN_MS);
+      const fields = cands.map((c) => ({
+        guid: c.story.guid ? `g:${sha(c.story.guid)}` : null,
+        link: c.canonicalUrl ? `l:${sha(c.canonicalUrl)}` : null,
+        content: `c:${c.contentHash}`,
       }));
-      const present = keysOf.map((k) => [k.guid, k.link, k.content].filter((x): x is string => x !== null));
-      const owners = (await batch(keysOf.map((k) => ['mget', k.guid ?? k.content, k.link ?? k.content, k.content]))) as (string | null)[][];
+      const present = fields.map((f) => [f.guid, f.link, f.content].filter((x): x is string => x !== null));
 
-      // Known to this feed: same guid (else same link) is the same item, perhaps edited; same content is a repeat.
-      const identity = owners.map((o, i) => (keysOf[i]!.guid ? o[0] : null) ?? (keysOf[i]!.link ? o[1] : null) ?? null);
+      // This feed's own memory: same guid (else same link) is the same item, perhaps edited; same content is a repeat.
+      const all = [...new Set(present.flat())];
+      const [cur, prev] = (await batch([
+        ['hmget', seenKey(prefix, feedId, seenGen), ...all],
+        ['hmget', seenKey(prefix, feedId, seenGen - 1), ...all],
+      ])) as (string | null)[][];
+      const owner = new Map<string, string>();
+      const inCurrent = new Set<string>();
+      all.forEach((f, i) => {
+        const o = cur![i] ?? prev![i];
+        if (o) owner.set(f, o);
+        if (cur![i]) inCurrent.add(f);
+      });
+      const identity = fields.map((f) => (f.guid ? owner.get(f.guid) : undefined) ?? (f.link ? owner.get(f.link) : undefined) ?? null);
+      const withIdentity = identity.map((id, i) => [id, i] as const).filter(([id]) => id !== null);
       // Only the feed that created a story edits it; a feed merged in as a source does not rewrite its text.
-      const owned = (await batch(identity.map((id): Cmd => (id ? ['hmget', storyKey(prefix, id), 'contentHash', 'feedId'] : ['echo', ''])))) as (string | null)[][];
-      const hashes = owned.map((h, i) => (Array.isArray(h) && h[1] === cands[i]!.story.feedId ? h[0] : null));
+      const owned = (await batch(withIdentity.map(([id]): Cmd => ['hmget', storyKey(prefix, id!), 'contentHash', 'feedId']))) as (string | null)[][];
+      const ownHash = new Map(withIdentity.map(([, i], k) => [i, owned[k]![1] === feedId ? owned[k]![0] : null]));
+
       const writes: Cmd[] = [];
-      const inBatch = new Map<string, string>();
+      const seenWrites: string[] = [];
+      // Entries found only in the previous generation are carried into the current one.
+      const remember = (i: number, id: string) => {
+        for (const f of present[i]!) if (!inCurrent.has(f)) seenWrites.push(f, id);
+      };
       cands.forEach((c, i) => {
         const id = identity[i];
-        const known = id ?? owners[i]![2] ?? null;
+        const known = id ?? owner.get(fields[i]!.content) ?? null;
         if (known === null) return;
-        for (const k of present[i]!) writes.push(['set', k, known, 'EX', SEEN_TTL_SECONDS, 'NX']);
-        if (id && hashes[i] && hashes[i] !== c.contentHash) {
+        remember(i, known);
+        const hash = ownHash.get(i);
+        if (id && hash && hash !== c.contentHash) {
           writes.push(['hset', storyKey(prefix, id), 'title', c.story.title, 'summary', c.story.summary, 'categories', JSON.stringify(c.story.categories), 'contentHash', c.contentHash, 'updatedAt', String(opts.now), 'signature', c.signature]);
           out[i] = { outcome: 'updated', id };
         } else {
@@ -126,6 +187,7 @@ export function createStoryStore(redis: Redis, prefix: string) {
         }
       });
       // Duplicates inside this one document: the first occurrence wins.
+      const inBatch = new Map<string, string>();
       const fresh: number[] = [];
       cands.forEach((c, i) => {
         if (out[i]) return;
@@ -139,29 +201,47 @@ export function createStoryStore(redis: Redis, prefix: string) {
       });
 
       // Across feeds, exact: the canonical article URL is claimed by the first story that carries it.
-      const withLink = fresh.filter((i) => cands[i]!.canonicalUrl);
-      const linkReplies = await batch(
-        withLink.flatMap((i): Cmd[] => {
-          const key = linkKey(prefix, cands[i]!.canonicalUrl!);
-          return [['set', key, cands[i]!.story.id, 'EX', SEEN_TTL_SECONDS, 'NX'], ['get', key]];
-        }),
-      );
       const target = new Map<number, { id: string; similarity: number }>();
-      withLink.forEach((i, j) => {
-        const owner = linkReplies[j * 2 + 1] as string | null;
-        if (owner && owner !== cands[i]!.story.id) target.set(i, { id: owner, similarity: 1 });
-      });
+      const byShard = new Map<number, number[]>();
+      for (const i of fresh) {
+        const link = fields[i]!.link;
+        if (!link) continue;
+        const shard = link.charCodeAt(2) % LINK_SHARDS;
+        byShard.set(shard, [...(byShard.get(shard) ?? []), i]);
+      }
+      const shards = [...byShard.entries()];
+      const linkReplies = (await batch(shards.map(([shard, idx]): Cmd => [
+        'heraldClaim', linkKey(prefix, shard, seenGen), linkKey(prefix, shard, seenGen - 1), 2 * SEEN_GEN_MS,
+        ...idx.flatMap((i) => [fields[i]!.link!, cands[i]!.story.id]),
+      ]))) as string[][];
+      shards.forEach(([, idx], k) => idx.forEach((i, j) => {
+        const o = linkReplies[k]![j];
+        if (o && o !== cands[i]!.story.id) target.set(i, { id: o, similarity: 1 });
+      }));
 
-      // Across feeds, near: stories of other feeds sharing a MinHash band, checked against the threshold.
+      // Across feeds, near: stories of the last days sharing a MinHash band, checked against the threshold.
       const near = fresh.filter((i) => !target.has(i));
-      const bandReplies = (await batch(near.flatMap((i) => cands[i]!.bands.map((b): Cmd => ['smembers', bucketKey(prefix, b)])))) as string[][];
+      const ndGen = Math.floor(opts.now / ND_GEN_MS);
+      const bands = cands[0]!.bands.length;
+      const lookups: Cmd[] = [];
+      if (near.length > 0) {
+        for (let b = 0; b < bands; b++) {
+          const buckets = near.map((i) => cands[i]!.bands[b]!);
+          for (let g = 0; g < ND_GENS; g++) lookups.push(['hmget', bandKey(prefix, b, ndGen - g), ...buckets]);
+        }
+      }
+      const bucketReplies = (await batch(lookups)) as (string | null)[][];
       const candidatesOf = new Map<number, string[]>();
       const allIds = new Set<string>();
       near.forEach((i, j) => {
-        const n = cands[i]!.bands.length;
-        const ids = [...new Set(bandReplies.slice(j * n, (j + 1) * n).flat())].filter((id) => id !== cands[i]!.story.id).slice(0, 200);
-        candidatesOf.set(i, ids);
-        for (const id of ids) allIds.add(id);
+        const ids = new Set<string>();
+        for (const reply of bucketReplies) {
+          const v = reply[j];
+          if (v) for (const id of v.split(' ')) if (id && id !== cands[i]!.story.id) ids.add(id);
+        }
+        const list = [...ids].slice(0, 64);
+        candidatesOf.set(i, list);
+        for (const id of list) allIds.add(id);
       });
       const idList = [...allIds];
       const sigReplies = (await batch(idList.map((id): Cmd => ['hmget', storyKey(prefix, id), 'signature', 'feedId']))) as (string | null)[][];
@@ -169,8 +249,8 @@ export function createStoryStore(redis: Redis, prefix: string) {
       for (const i of near) {
         let best: { id: string; similarity: number } | null = null;
         for (const id of candidatesOf.get(i) ?? []) {
-          const [sig, feedId] = sigOf.get(id) ?? [];
-          if (!sig || feedId === cands[i]!.story.feedId) continue;
+          const [sig, fromFeed] = sigOf.get(id) ?? [];
+          if (!sig || fromFeed === feedId) continue;
           const sim = opts.similarity(cands[i]!.signature, sig);
           if (sim >= opts.threshold && (!best || sim > best.similarity)) best = { id, similarity: sim };
         }
@@ -178,19 +258,20 @@ export function createStoryStore(redis: Redis, prefix: string) {
       }
 
       const creates: number[] = [];
+      const bucketAdds: string[][] = Array.from({ length: bands }, () => []);
       for (const i of fresh) {
         const c = cands[i]!;
         const t = target.get(i);
         if (t) {
-          for (const k of present[i]!) writes.push(['set', k, t.id, 'EX', SEEN_TTL_SECONDS, 'NX']);
-          writes.push(['hsetnx', sourcesKey(prefix, t.id), c.story.feedId, JSON.stringify({ url: c.story.url, at: opts.now })]);
+          remember(i, t.id);
+          writes.push(['hsetnx', sourcesKey(prefix, t.id), feedId, JSON.stringify({ url: c.story.url, at: opts.now })]);
           out[i] = { outcome: 'merged', id: t.id, similarity: t.similarity };
           continue;
         }
         const s = c.story;
-        for (const k of present[i]!) writes.push(['set', k, s.id, 'EX', SEEN_TTL_SECONDS, 'NX']);
+        remember(i, s.id);
         writes.push([
-          'eval', CREATE_STORY, 2, storyKey(prefix, s.id), sourcesKey(prefix, s.id),
+          'heraldCreateStory', storyKey(prefix, s.id), sourcesKey(prefix, s.id),
           s.feedId, JSON.stringify({ url: s.url, at: opts.now }),
           'id', s.id, 'feedId', s.feedId, 'guid', s.guid ?? '', 'url', s.url, 'title', s.title, 'summary', s.summary,
           'categories', JSON.stringify(s.categories), 'publishedAt', String(s.publishedAt), 'firstSeenAt', String(s.firstSeenAt),
@@ -198,11 +279,15 @@ export function createStoryStore(redis: Redis, prefix: string) {
           'canonicalUrl', c.canonicalUrl ?? '', 'contentHash', c.contentHash, 'signature', c.signature,
         ]);
         creates.push(writes.length - 1);
-        for (const b of c.bands) {
-          writes.push(['sadd', bucketKey(prefix, b), s.id]);
-          writes.push(['expire', bucketKey(prefix, b), NEAR_DUP_TTL_SECONDS]);
-        }
+        c.bands.forEach((bucket, b) => bucketAdds[b]!.push(bucket, s.id));
         out[i] = { outcome: 'created', id: s.id };
+      }
+      bucketAdds.forEach((args, b) => {
+        if (args.length) writes.push(['heraldBucketAdd', bandKey(prefix, b, ndGen), BUCKET_CAP, ND_GENS * ND_GEN_MS, ...args]);
+      });
+      if (seenWrites.length) {
+        writes.push(['hset', seenKey(prefix, feedId, seenGen), ...seenWrites]);
+        writes.push(['pexpire', seenKey(prefix, feedId, seenGen), 2 * SEEN_GEN_MS]);
       }
       const replies = await batch(writes);
       // A story that already existed (a poller that crashed after creating it) is not new.
