@@ -21,9 +21,9 @@ const SEEN_GEN_MS = 30 * DAY_MS;
 const seenKey = (prefix: string, feedId: string, gen: number) => `${prefix}:{f:${feedId}}:seen:${gen}`;
 const LINK_SHARDS = 16;
 const linkKey = (prefix: string, shard: number, gen: number) => `${prefix}:links:{l:${shard}}:${gen}`;
-/** Near-duplicates are looked for among stories of the last three days: the same event, not the same topic. */
+/** Near-duplicates are looked for among stories of today and yesterday (UTC): the same event, not the same topic. */
 const ND_GEN_MS = DAY_MS;
-const ND_GENS = 3;
+const ND_GENS = 2;
 const bandKey = (prefix: string, band: number, gen: number) => `${prefix}:neardup:{b:${band}}:${gen}`;
 /** Stories remembered per near-duplicate bucket: plenty for one event, bounded for a common one. */
 const BUCKET_CAP = 16;
@@ -66,26 +66,36 @@ return 1`;
 /** Digests look back at most this far; older log entries are trimmed. */
 export const TOPIC_LOG_RETENTION_MS = 8 * 24 * 60 * 60 * 1000;
 
+/** The story's own fields, stored as one JSON value: one argument to write instead of two per field. */
+type StoredStory = Omit<Story, 'sources' | 'id' | 'feedId'>;
+
 function toStory(h: Record<string, string>, sources?: Record<string, string>): Story | null {
   if (!h.id) return null;
   const srcs: StorySource[] = Object.entries(sources ?? {}).map(([feedId, j]) => ({ feedId, url: (JSON.parse(j) as { url: string }).url }));
+  const f = h.json ? (JSON.parse(h.json) as StoredStory) : null;
+  const url = f?.url ?? h.url ?? '';
   return {
     id: h.id,
     feedId: h.feedId ?? '',
-    guid: h.guid || null,
-    url: h.url ?? '',
-    title: h.title ?? '',
-    summary: h.summary ?? '',
-    categories: h.categories ? (JSON.parse(h.categories) as string[]) : [],
-    publishedAt: Number(h.publishedAt),
-    firstSeenAt: Number(h.firstSeenAt),
-    language: h.language || null,
-    author: h.author || null,
-    image: h.image || null,
-    sources: srcs.length > 0 ? srcs : [{ feedId: h.feedId ?? '', url: h.url ?? '' }],
-    updatedAt: h.updatedAt ? Number(h.updatedAt) : null,
+    guid: f ? f.guid : h.guid || null,
+    url,
+    title: f?.title ?? h.title ?? '',
+    summary: f?.summary ?? h.summary ?? '',
+    categories: f?.categories ?? (h.categories ? (JSON.parse(h.categories) as string[]) : []),
+    publishedAt: f?.publishedAt ?? Number(h.publishedAt),
+    firstSeenAt: f?.firstSeenAt ?? Number(h.firstSeenAt),
+    language: f?.language ?? null,
+    author: f?.author ?? null,
+    image: f?.image ?? null,
+    sources: srcs.length > 0 ? srcs : [{ feedId: h.feedId ?? '', url }],
+    updatedAt: f?.updatedAt ?? null,
   };
 }
+
+const storedOf = (s: Story): StoredStory => ({
+  guid: s.guid, url: s.url, title: s.title, summary: s.summary, categories: s.categories, publishedAt: s.publishedAt,
+  firstSeenAt: s.firstSeenAt, language: s.language ?? null, author: s.author ?? null, image: s.image ?? null, updatedAt: null,
+});
 
 export interface IngestCandidate {
   story: Story;
@@ -164,8 +174,9 @@ export function createStoryStore(redis: Redis, prefix: string) {
       const identity = fields.map((f) => (f.guid ? owner.get(f.guid) : undefined) ?? (f.link ? owner.get(f.link) : undefined) ?? null);
       const withIdentity = identity.map((id, i) => [id, i] as const).filter(([id]) => id !== null);
       // Only the feed that created a story edits it; a feed merged in as a source does not rewrite its text.
-      const owned = (await batch(withIdentity.map(([id]): Cmd => ['hmget', storyKey(prefix, id!), 'contentHash', 'feedId']))) as (string | null)[][];
+      const owned = (await batch(withIdentity.map(([id]): Cmd => ['hmget', storyKey(prefix, id!), 'contentHash', 'feedId', 'json']))) as (string | null)[][];
       const ownHash = new Map(withIdentity.map(([, i], k) => [i, owned[k]![1] === feedId ? owned[k]![0] : null]));
+      const ownJson = new Map(withIdentity.map(([, i], k) => [i, owned[k]![2] ?? null]));
 
       const writes: Cmd[] = [];
       const seenWrites: string[] = [];
@@ -180,7 +191,9 @@ export function createStoryStore(redis: Redis, prefix: string) {
         remember(i, known);
         const hash = ownHash.get(i);
         if (id && hash && hash !== c.contentHash) {
-          writes.push(['hset', storyKey(prefix, id), 'title', c.story.title, 'summary', c.story.summary, 'categories', JSON.stringify(c.story.categories), 'contentHash', c.contentHash, 'updatedAt', String(opts.now), 'signature', c.signature]);
+          const prevStory = ownJson.get(i) ? (JSON.parse(ownJson.get(i)!) as StoredStory) : storedOf(c.story);
+          const next: StoredStory = { ...prevStory, title: c.story.title, summary: c.story.summary, categories: c.story.categories, updatedAt: opts.now };
+          writes.push(['hset', storyKey(prefix, id), 'json', JSON.stringify(next), 'contentHash', c.contentHash, 'signature', c.signature]);
           out[i] = { outcome: 'updated', id };
         } else {
           out[i] = { outcome: 'duplicate', id: known };
@@ -273,10 +286,7 @@ export function createStoryStore(redis: Redis, prefix: string) {
         writes.push([
           'heraldCreateStory', storyKey(prefix, s.id), sourcesKey(prefix, s.id),
           s.feedId, JSON.stringify({ url: s.url, at: opts.now }),
-          'id', s.id, 'feedId', s.feedId, 'guid', s.guid ?? '', 'url', s.url, 'title', s.title, 'summary', s.summary,
-          'categories', JSON.stringify(s.categories), 'publishedAt', String(s.publishedAt), 'firstSeenAt', String(s.firstSeenAt),
-          'language', s.language ?? '', 'author', s.author ?? '', 'image', s.image ?? '',
-          'canonicalUrl', c.canonicalUrl ?? '', 'contentHash', c.contentHash, 'signature', c.signature,
+          'id', s.id, 'feedId', s.feedId, 'contentHash', c.contentHash, 'signature', c.signature, 'json', JSON.stringify(storedOf(s)),
         ]);
         creates.push(writes.length - 1);
         c.bands.forEach((bucket, b) => bucketAdds[b]!.push(bucket, s.id));
