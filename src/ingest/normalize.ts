@@ -1,5 +1,5 @@
 import { hash } from 'node:crypto';
-import { Parser as HtmlParser } from 'htmlparser2';
+import { Tokenizer } from 'htmlparser2';
 import type { Story } from '../model.ts';
 import type { ParsedItem } from './parse-feed.ts';
 
@@ -9,39 +9,50 @@ const SKIP = new Set(['script', 'style', 'noscript', 'template', 'iframe', 'obje
 const BLOCK = new Set(['p', 'br', 'div', 'li', 'ul', 'ol', 'tr', 'td', 'th', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'blockquote', 'section', 'article', 'figure', 'figcaption', 'hr', 'img', 'table', 'dd', 'dt']);
 
 /**
- * HTML (or text that may hold entities) to plain text with htmlparser2, a real HTML tokenizer: markup and
- * script/style content dropped, every HTML entity decoded, whitespace collapsed. `maxChars` bounds the work.
+ * HTML (or text that may hold entities) to plain text with htmlparser2's tokenizer, a real HTML tokenizer
+ * (the one its Parser uses, without building element objects): markup dropped, script/style and other
+ * non-text content skipped, every HTML entity decoded, whitespace collapsed. `maxChars` bounds the work.
  */
 export function toPlainText(html: string, maxChars = Infinity): string {
   if (!/[<&]/.test(html)) return collapse(html).slice(0, maxChars);
-  text.out = '';
-  text.skipDepth = 0;
-  text.limit = maxChars === Infinity ? Infinity : maxChars * 2 + 1000;
-  // One parser, reset per call: parsing is synchronous, and building a tokenizer per summary costs more than the parse.
-  textParser.reset();
-  textParser.write(html);
-  textParser.end();
-  return collapse(text.out).slice(0, maxChars);
+  const input = maxChars === Infinity ? html : html.slice(0, maxChars * 8 + 4096);
+  tk.src = input;
+  tk.out = '';
+  tk.skipDepth = 0;
+  tk.open = '';
+  // One tokenizer, reset per call: tokenizing is synchronous, and building one per summary costs more than the work.
+  tokenizer.reset();
+  tokenizer.write(input);
+  tokenizer.end();
+  return collapse(tk.out).slice(0, maxChars);
 }
 
-const text = { out: '', skipDepth: 0, limit: Infinity };
-const textParser: HtmlParser = new HtmlParser(
-  {
-    onopentag(name) {
-      if (SKIP.has(name)) text.skipDepth++;
-      else if (BLOCK.has(name)) text.out += ' ';
-    },
-    onclosetag(name) {
-      if (SKIP.has(name)) text.skipDepth = Math.max(0, text.skipDepth - 1);
-      else if (BLOCK.has(name)) text.out += ' ';
-    },
-    ontext(t) {
-      if (text.skipDepth === 0) text.out += t;
-      if (text.out.length > text.limit) textParser.pause();
-    },
+const tk = { src: '', out: '', skipDepth: 0, open: '' };
+const tagName = (start: number, end: number) => tk.src.slice(start, end).toLowerCase();
+const ignore = () => undefined;
+const tokenizer = new Tokenizer({ xmlMode: false, decodeEntities: true }, {
+  onopentagname(start, end) {
+    tk.open = tagName(start, end);
+    if (SKIP.has(tk.open)) tk.skipDepth++;
+    else if (BLOCK.has(tk.open)) tk.out += ' ';
   },
-  { decodeEntities: true },
-);
+  onselfclosingtag() {
+    if (SKIP.has(tk.open)) tk.skipDepth = Math.max(0, tk.skipDepth - 1);
+  },
+  onclosetag(start, end) {
+    const name = tagName(start, end);
+    if (SKIP.has(name)) tk.skipDepth = Math.max(0, tk.skipDepth - 1);
+    else if (BLOCK.has(name)) tk.out += ' ';
+  },
+  ontext(start, end) {
+    if (tk.skipDepth === 0) tk.out += tk.src.slice(start, end);
+  },
+  ontextentity(codepoint) {
+    if (tk.skipDepth === 0) tk.out += String.fromCodePoint(codepoint);
+  },
+  onattribdata: ignore, onattribentity: ignore, onattribend: ignore, onattribname: ignore, oncdata: ignore, oncomment: ignore,
+  ondeclaration: ignore, onend: ignore, onopentagend: ignore, onprocessinginstruction: ignore,
+});
 
 // Double-escaped entities (&amp;amp; in the XML, so "&amp;" after parsing) are decoded by the HTML pass.
 const collapse = (s: string) => s.replace(/[\s\u00a0\u200b]+/g, ' ').trim();

@@ -58,14 +58,20 @@ return 1`;
 
 export function createFeedStore(redis: Redis, prefix: string) {
   return {
-    /** Adds feeds from config; a feed already known keeps its schedule and any URL a permanent redirect taught it. */
+    /**
+     * Adds feeds from config. A known feed keeps its schedule and the URL a permanent redirect taught it,
+     * unless the operator changed its URL in the file since (the configured URL is remembered to tell).
+     */
     async sync(feeds: readonly FeedConfig[], now: number) {
       if (feeds.length === 0) return;
+      const existing = await redis.hmget(registryKey(prefix), ...feeds.map((f) => f.id));
       const pipe = redis.pipeline();
-      for (const f of feeds) {
-        pipe.hsetnx(registryKey(prefix), f.id, JSON.stringify(f));
+      feeds.forEach((f, i) => {
+        const known = existing[i] ? (JSON.parse(existing[i]!) as FeedConfig & { configuredUrl?: string }) : null;
+        const fromFile = known && known.configuredUrl === f.url ? { ...f, url: known.url } : f;
+        pipe.hset(registryKey(prefix), f.id, JSON.stringify({ ...fromFile, configuredUrl: f.url }));
         pipe.zadd(dueKey(prefix), 'NX', now, f.id);
-      }
+      });
       await pipe.exec();
     },
     /** Adds one feed (CLI); false when the id is taken. */

@@ -105,3 +105,16 @@ describe('herald feeds add | list | remove', () => {
     expect(feedIdFor('https://a.test/', new Set(['a-test']))).toBe('a-test-2');
   });
 });
+
+describe('the herald command', () => {
+  it('exits 0 after checking files, 2 on a usage error', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const bin = fileURLToPath(new URL('../../src/cli/herald.mjs', import.meta.url));
+    const ok = spawnSync(process.execPath, [bin, 'feeds', 'check', '--json', `${fixtures}hostile/truncated.xml`], { encoding: 'utf8' });
+    expect(ok.status).toBe(0);
+    expect(JSON.parse(ok.stdout)).toMatchObject({ ok: false, error: { code: 'malformed-xml' } });
+    const usage = spawnSync(process.execPath, [bin, 'feeds', 'check'], { encoding: 'utf8' });
+    expect(usage.status).toBe(2);
+    expect(usage.stderr).toContain('Usage: herald feeds');
+  }, 30_000);
+});

@@ -275,3 +275,14 @@ describe('feed health', () => {
     }
   });
 });
+
+describe('feed registry', () => {
+  it('config sync keeps a URL learned from a 301, but an operator edit of the file wins', async () => {
+    await deps.feeds.sync([{ id: 'cfg', url: 'https://cfg.example.test/old.xml' }], clock.now());
+    await deps.feeds.updateUrl('cfg', 'https://cfg.example.test/moved.xml');
+    await deps.feeds.sync([{ id: 'cfg', url: 'https://cfg.example.test/old.xml' }], clock.now());
+    expect((await deps.feeds.get('cfg'))!.url).toBe('https://cfg.example.test/moved.xml');
+    await deps.feeds.sync([{ id: 'cfg', url: 'https://cfg.example.test/edited.xml', title: 'Edited' }], clock.now());
+    expect(await deps.feeds.get('cfg')).toMatchObject({ url: 'https://cfg.example.test/edited.xml', title: 'Edited' });
+  });
+});
