@@ -1,5 +1,5 @@
+import { ParseError } from './parse-error.ts';
 import type { ParsedFeed, ParsedItem } from './parse-feed.ts';
-import { ParseError } from './parse-feed.ts';
 
 /** JSON Feed 1.0 and 1.1 (https://jsonfeed.org/version/1.1), to the same shape the XML formats produce. */
 

@@ -4,6 +4,7 @@ import { Parser as HtmlParser } from 'htmlparser2';
 import Parser from 'rss-parser';
 import { decodeBody } from './decode.ts';
 import { parseJsonFeed } from './json-feed.ts';
+import { ParseError } from './parse-error.ts';
 import { repairXml } from './xml-repair.ts';
 
 export type FeedFormat = 'rss0.9x' | 'rss1.0' | 'rss2.0' | 'atom0.3' | 'atom1.0' | 'json1.0' | 'json1.1';
@@ -45,31 +46,7 @@ export interface ParsedFeed {
   encoding?: string;
 }
 
-export type ParseErrorCode =
-  | 'empty-body'
-  | 'too-large'
-  | 'not-a-feed'
-  | 'html-not-feed'
-  | 'xml-entities'
-  | 'malformed-xml'
-  | 'malformed-json';
-
-export class ParseError extends Error {
-  override name = 'ParseError';
-  readonly line: number | null;
-  readonly column: number | null;
-  constructor(
-    readonly code: ParseErrorCode,
-    message: string,
-    at?: { line: number; column: number },
-    /** For an HTML page that advertises a feed: that feed's URL. */
-    readonly feedUrl: string | null = null,
-  ) {
-    super(message);
-    this.line = at?.line ?? null;
-    this.column = at?.column ?? null;
-  }
-}
+export { ParseError, type ParseErrorCode } from './parse-error.ts';
 
 type Raw = Record<string, unknown>;
 
