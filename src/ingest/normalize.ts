@@ -165,13 +165,39 @@ export function parseFeedDate(raw: string | null | undefined): number | null {
 const MAX_TITLE = 300;
 const MAX_SUMMARY = 2000;
 
-/** Hash of what a reader sees: a changed title or summary changes it. */
-export const contentHash = (title: string, summary: string) => hash('sha256', `${title}\u0000${summary}`, 'hex').slice(0, 24);
+/**
+ * Hash of the item's text as published (title and summary before normalization): a publisher's edit changes
+ * it, and a poller can recognise an unchanged item without normalizing it again.
+ */
+export const contentHash = (title: string, summaryHtml: string) => hash('sha256', `${title}\u0000${summaryHtml}`, 'hex').slice(0, 24);
 
-export interface NormalizedItem {
-  story: Story;
+/** What identifies an item inside its feed, computed without normalizing its text. */
+export interface ItemIdentity {
+  id: string;
+  feedId: string;
+  guid: string | null;
+  /** The link as published (what the reader clicks), or the guid when it is a URL. */
+  url: string;
   canonicalUrl: string | null;
   contentHash: string;
+}
+
+export interface NormalizedItem extends ItemIdentity {
+  story: Story;
+}
+
+const hasText = (s: string) => s.trim() !== '' && s.replace(/<[^>]*>/g, '').trim() !== '';
+
+export function identifyItem(item: ParsedItem, feedId: string, feedUrl: string): ItemIdentity | { skip: string } {
+  const parsedLink = item.link ? httpUrl(item.link, feedUrl) : null;
+  const link = parsedLink ? parsedLink.toString() : null;
+  const guid = item.guid?.trim() || null;
+  const guidUrl = guid && /^https?:\/\//i.test(guid) ? httpUrl(guid) : null;
+  const url = link ?? guidUrl?.toString() ?? '';
+  if (!hasText(item.title) && !hasText(item.summaryHtml)) return { skip: `item ${guid ?? link ?? '(no guid, no link)'} has neither title nor summary` };
+  const canonical = parsedLink ? canonicalOf(parsedLink) : guidUrl ? canonicalOf(guidUrl) : null;
+  const hashed = contentHash(item.title, item.summaryHtml);
+  return { id: storyIdFor(feedId, guid ?? canonical ?? `content:${hashed}`), feedId, guid, url, canonicalUrl: canonical, contentHash: hashed };
 }
 
 /**
@@ -179,30 +205,23 @@ export interface NormalizedItem {
  * something to identify it (guid, link or content); a missing or nonsensical date (or one in the future)
  * falls back to when it was first seen.
  */
-export function normalizeItem(item: ParsedItem, feedId: string, feedUrl: string, now: number): NormalizedItem | { skip: string } {
-  const parsedLink = item.link ? httpUrl(item.link, feedUrl) : null;
-  const link = parsedLink ? parsedLink.toString() : null;
-  const canonical = parsedLink ? canonicalOf(parsedLink) : null;
-  const guid = item.guid?.trim() || null;
+export function normalizeItem(item: ParsedItem, feedId: string, feedUrl: string, now: number, known?: ItemIdentity): NormalizedItem | { skip: string } {
+  const ident = known ?? identifyItem(item, feedId, feedUrl);
+  if ('skip' in ident) return ident;
   let title = toPlainText(item.title, MAX_TITLE);
   const summary = toPlainText(item.summaryHtml, MAX_SUMMARY);
   // Items without a title (allowed in RSS) get the summary's opening words.
   if (!title) title = summary.length > 120 ? `${summary.slice(0, 117).replace(/\s+\S*$/, '')}…` : summary;
-  if (!title) return { skip: `item ${guid ?? link ?? '(no guid, no link)'} has neither title nor summary` };
-  const hash = contentHash(title, summary);
-  const guidUrl = guid && /^https?:\/\//i.test(guid) ? absoluteUrl(guid) : null;
-  const url = link ?? guidUrl ?? '';
-  const identity = guid ?? canonical ?? `content:${hash}`;
+  if (!title) return { skip: `item ${ident.guid ?? (ident.url || '(no guid, no link)')} has neither title nor summary` };
   let publishedAt = parseFeedDate(item.published) ?? parseFeedDate(item.updated);
   if (publishedAt === null || publishedAt > now + 5 * 60_000) publishedAt = now;
   return {
-    canonicalUrl: canonical ?? (guidUrl ? canonicalUrl(guidUrl) : null),
-    contentHash: hash,
+    ...ident,
     story: {
-      id: storyIdFor(feedId, identity),
+      id: ident.id,
       feedId,
-      guid,
-      url,
+      guid: ident.guid,
+      url: ident.url,
       title,
       summary,
       categories: [...new Set(item.categories.map((c) => toPlainText(c, 100)).filter(Boolean))].slice(0, 20),
@@ -211,7 +230,7 @@ export function normalizeItem(item: ParsedItem, feedId: string, feedUrl: string,
       language: item.language?.trim().toLowerCase() || null,
       author: item.author ? toPlainText(item.author, 200) || null : null,
       image: item.image ? absoluteUrl(item.image, feedUrl) : null,
-      sources: [{ feedId, url }],
+      sources: [{ feedId, url: ident.url }],
     },
   };
 }

@@ -8,7 +8,7 @@ import type { FeedState, FeedStore } from '../store/feeds.ts';
 import type { IngestCandidate, StoryStore } from '../store/stories.ts';
 import { fetchFeed, FetchError, type CacheHeaders } from './fetch-feed.ts';
 import { bandKeys, decodeSignature, encodeSignature, estimateSimilarity, minhashSignature, NEAR_DUPLICATE_THRESHOLD } from './near-duplicate.ts';
-import { normalizeItem } from './normalize.ts';
+import { identifyItem, normalizeItem } from './normalize.ts';
 import { parseFeedBody, ParseError, type ParsedFeed } from './parse-feed.ts';
 import { medianGapMs, nextCheckAt } from './schedule.ts';
 import { maybeSubscribe, type WebSubSettings } from './websub.ts';
@@ -195,13 +195,24 @@ export async function ingestBody(
   const report: IngestReport = { ...emptyReport(feedId, 'ok'), items: parsed.items.length };
   const cands: IngestCandidate[] = [];
   for (const item of parsed.items) {
-    const n = normalizeItem(item, feedId, opts.baseUrl, now);
-    if ('skip' in n) {
-      report.skipped.push(n.skip);
+    const ident = identifyItem(item, feedId, opts.baseUrl);
+    if ('skip' in ident) {
+      report.skipped.push(ident.skip);
       continue;
     }
-    const sig = minhashSignature(n.story.title, n.story.summary);
-    cands.push({ ...n, signature: encodeSignature(sig), bands: bandKeys(sig) });
+    // Normalizing and fingerprinting wait until the store says the item is new or changed: most items of a
+    // re-polled feed are neither.
+    let story: ReturnType<IngestCandidate['story']> | null = null;
+    const storyOf = () => (story ??= ((n) => ('skip' in n ? n : n.story))(normalizeItem(item, feedId, opts.baseUrl, now, ident)));
+    cands.push({
+      ...ident,
+      story: storyOf,
+      fingerprint: () => {
+        const s = storyOf();
+        const sig = 'skip' in s ? minhashSignature('', '') : minhashSignature(s.title, s.summary);
+        return { signature: encodeSignature(sig), bands: bandKeys(sig) };
+      },
+    });
   }
   const outcomes = await deps.stories.ingestBatch(cands, { threshold: NEAR_DUPLICATE_THRESHOLD, similarity: similarityOfEncoded, now });
   const toClassify: string[] = [];
@@ -211,6 +222,7 @@ export async function ingestBody(
       toClassify.push(o.id);
     } else if (o.outcome === 'updated') report.updated++;
     else if (o.outcome === 'merged') report.merged++;
+    else if (o.outcome === 'skipped') report.skipped.push(o.reason);
     else report.duplicates++;
   }
   await deps.enqueue.bulk('StoryClassify', toClassify.map((storyId) => ({ data: { storyId }, opts: { jobId: jobIds.storyClassify(storyId) } })));

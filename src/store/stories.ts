@@ -98,12 +98,19 @@ const storedOf = (s: Story): StoredStory => ({
 });
 
 export interface IngestCandidate {
-  story: Story;
+  /** What identifies the item in its feed (known without normalizing its text). */
+  id: string;
+  feedId: string;
+  guid: string | null;
+  /** The link as published, recorded as this feed's source when the item merges into another story. */
+  url: string;
   canonicalUrl: string | null;
+  /** Hash of the item's text as published: a change means the publisher edited it. */
   contentHash: string;
-  /** MinHash signature (encoded) and its LSH band buckets. */
-  signature: string;
-  bands: string[];
+  /** The normalized story, built only for items that are new or changed, or why there is none. */
+  story(): Story | { skip: string };
+  /** MinHash signature (encoded) and its LSH band buckets, computed only for new items. */
+  fingerprint(): { signature: string; bands: string[] };
 }
 
 export type IngestOutcome =
@@ -113,7 +120,9 @@ export type IngestOutcome =
   /** Same guid or link, new title or summary: the story was updated in place. */
   | { outcome: 'updated'; id: string }
   /** Another feed's story of the same event: this feed was added to its sources. */
-  | { outcome: 'merged'; id: string; similarity: number };
+  | { outcome: 'merged'; id: string; similarity: number }
+  /** The item has no text once normalized. */
+  | { outcome: 'skipped'; reason: string };
 
 export interface IngestOptions {
   threshold: number;
@@ -149,10 +158,10 @@ export function createStoryStore(redis: Redis, prefix: string) {
     async ingestBatch(cands: readonly IngestCandidate[], opts: IngestOptions): Promise<IngestOutcome[]> {
       const out: (IngestOutcome | null)[] = cands.map(() => null);
       if (cands.length === 0) return [];
-      const feedId = cands[0]!.story.feedId;
+      const feedId = cands[0]!.feedId;
       const seenGen = Math.floor(opts.now / SEEN_GEN_MS);
       const fields = cands.map((c) => ({
-        guid: c.story.guid ? `g:${sha(c.story.guid)}` : null,
+        guid: c.guid ? `g:${sha(c.guid)}` : null,
         link: c.canonicalUrl ? `l:${sha(c.canonicalUrl)}` : null,
         content: `c:${c.contentHash}`,
       }));
@@ -190,10 +199,11 @@ export function createStoryStore(redis: Redis, prefix: string) {
         if (known === null) return;
         remember(i, known);
         const hash = ownHash.get(i);
-        if (id && hash && hash !== c.contentHash) {
-          const prevStory = ownJson.get(i) ? (JSON.parse(ownJson.get(i)!) as StoredStory) : storedOf(c.story);
-          const next: StoredStory = { ...prevStory, title: c.story.title, summary: c.story.summary, categories: c.story.categories, updatedAt: opts.now };
-          writes.push(['hset', storyKey(prefix, id), 'json', JSON.stringify(next), 'contentHash', c.contentHash, 'signature', c.signature]);
+        const edited = id && hash && hash !== c.contentHash ? c.story() : null;
+        if (id && edited && !('skip' in edited)) {
+          const prevStory = ownJson.get(i) ? (JSON.parse(ownJson.get(i)!) as StoredStory) : storedOf(edited);
+          const next: StoredStory = { ...prevStory, title: edited.title, summary: edited.summary, categories: edited.categories, updatedAt: opts.now };
+          writes.push(['hset', storyKey(prefix, id), 'json', JSON.stringify(next), 'contentHash', c.contentHash, 'signature', c.fingerprint().signature]);
           out[i] = { outcome: 'updated', id };
         } else {
           out[i] = { outcome: 'duplicate', id: known };
@@ -202,6 +212,7 @@ export function createStoryStore(redis: Redis, prefix: string) {
       // Duplicates inside this one document: the first occurrence wins.
       const inBatch = new Map<string, string>();
       const fresh: number[] = [];
+      const built = new Map<number, Story>();
       cands.forEach((c, i) => {
         if (out[i]) return;
         const prior = present[i]!.map((k) => inBatch.get(k)).find((x) => x !== undefined);
@@ -209,7 +220,13 @@ export function createStoryStore(redis: Redis, prefix: string) {
           out[i] = { outcome: 'duplicate', id: prior };
           return;
         }
-        for (const k of present[i]!) inBatch.set(k, c.story.id);
+        const story = c.story();
+        if ('skip' in story) {
+          out[i] = { outcome: 'skipped', reason: story.skip };
+          return;
+        }
+        for (const k of present[i]!) inBatch.set(k, c.id);
+        built.set(i, story);
         fresh.push(i);
       });
 
@@ -225,21 +242,22 @@ export function createStoryStore(redis: Redis, prefix: string) {
       const shards = [...byShard.entries()];
       const linkReplies = (await batch(shards.map(([shard, idx]): Cmd => [
         'heraldClaim', linkKey(prefix, shard, seenGen), linkKey(prefix, shard, seenGen - 1), 2 * SEEN_GEN_MS,
-        ...idx.flatMap((i) => [fields[i]!.link!, cands[i]!.story.id]),
+        ...idx.flatMap((i) => [fields[i]!.link!, cands[i]!.id]),
       ]))) as string[][];
       shards.forEach(([, idx], k) => idx.forEach((i, j) => {
         const o = linkReplies[k]![j];
-        if (o && o !== cands[i]!.story.id) target.set(i, { id: o, similarity: 1 });
+        if (o && o !== cands[i]!.id) target.set(i, { id: o, similarity: 1 });
       }));
 
       // Across feeds, near: stories of the last days sharing a MinHash band, checked against the threshold.
       const near = fresh.filter((i) => !target.has(i));
       const ndGen = Math.floor(opts.now / ND_GEN_MS);
-      const bands = cands[0]!.bands.length;
+      const prints = new Map(fresh.map((i) => [i, cands[i]!.fingerprint()]));
+      const bands = prints.values().next().value?.bands.length ?? 0;
       const lookups: Cmd[] = [];
       if (near.length > 0) {
         for (let b = 0; b < bands; b++) {
-          const buckets = near.map((i) => cands[i]!.bands[b]!);
+          const buckets = near.map((i) => prints.get(i)!.bands[b]!);
           for (let g = 0; g < ND_GENS; g++) lookups.push(['hmget', bandKey(prefix, b, ndGen - g), ...buckets]);
         }
       }
@@ -250,7 +268,7 @@ export function createStoryStore(redis: Redis, prefix: string) {
         const ids = new Set<string>();
         for (const reply of bucketReplies) {
           const v = reply[j];
-          if (v) for (const id of v.split(' ')) if (id && id !== cands[i]!.story.id) ids.add(id);
+          if (v) for (const id of v.split(' ')) if (id && id !== cands[i]!.id) ids.add(id);
         }
         const list = [...ids].slice(0, 64);
         candidatesOf.set(i, list);
@@ -264,7 +282,7 @@ export function createStoryStore(redis: Redis, prefix: string) {
         for (const id of candidatesOf.get(i) ?? []) {
           const [sig, fromFeed] = sigOf.get(id) ?? [];
           if (!sig || fromFeed === feedId) continue;
-          const sim = opts.similarity(cands[i]!.signature, sig);
+          const sim = opts.similarity(prints.get(i)!.signature, sig);
           if (sim >= opts.threshold && (!best || sim > best.similarity)) best = { id, similarity: sim };
         }
         if (best) target.set(i, best);
@@ -277,19 +295,19 @@ export function createStoryStore(redis: Redis, prefix: string) {
         const t = target.get(i);
         if (t) {
           remember(i, t.id);
-          writes.push(['hsetnx', sourcesKey(prefix, t.id), feedId, JSON.stringify({ url: c.story.url, at: opts.now })]);
+          writes.push(['hsetnx', sourcesKey(prefix, t.id), feedId, JSON.stringify({ url: c.url, at: opts.now })]);
           out[i] = { outcome: 'merged', id: t.id, similarity: t.similarity };
           continue;
         }
-        const s = c.story;
+        const s = built.get(i)!;
         remember(i, s.id);
         writes.push([
           'heraldCreateStory', storyKey(prefix, s.id), sourcesKey(prefix, s.id),
           s.feedId, JSON.stringify({ url: s.url, at: opts.now }),
-          'id', s.id, 'feedId', s.feedId, 'contentHash', c.contentHash, 'signature', c.signature, 'json', JSON.stringify(storedOf(s)),
+          'id', s.id, 'feedId', s.feedId, 'contentHash', c.contentHash, 'signature', prints.get(i)!.signature, 'json', JSON.stringify(storedOf(s)),
         ]);
         creates.push(writes.length - 1);
-        c.bands.forEach((bucket, b) => bucketAdds[b]!.push(bucket, s.id));
+        prints.get(i)!.bands.forEach((bucket, b) => bucketAdds[b]!.push(bucket, s.id));
         out[i] = { outcome: 'created', id: s.id };
       }
       bucketAdds.forEach((args, b) => {
