@@ -181,7 +181,9 @@ export function createStoryStore(redis: Redis, prefix: string) {
         if (cur![i]) inCurrent.add(f);
       });
       const identity = fields.map((f) => (f.guid ? owner.get(f.guid) : undefined) ?? (f.link ? owner.get(f.link) : undefined) ?? null);
-      const withIdentity = identity.map((id, i) => [id, i] as const).filter(([id]) => id !== null);
+      // This exact text already seen for the item: unchanged, nothing to read. (A publisher reverting an edit
+      // is taken as unchanged; the story keeps the edit.)
+      const withIdentity = identity.map((id, i) => [id, i] as const).filter(([id, i]) => id !== null && owner.get(fields[i]!.content) !== id);
       // Only the feed that created a story edits it; a feed merged in as a source does not rewrite its text.
       const owned = (await batch(withIdentity.map(([id]): Cmd => ['hmget', storyKey(prefix, id!), 'contentHash', 'feedId', 'json']))) as (string | null)[][];
       const ownHash = new Map(withIdentity.map(([, i], k) => [i, owned[k]![1] === feedId ? owned[k]![0] : null]));
