@@ -14,6 +14,7 @@ import { createWebPushSender } from '../deliver/push/web-push-sender.ts';
 import { runDigestTick, sendDigest } from '../digest/send-digest.ts';
 import { ingestFeed, ingestPushed, runPollTick } from '../ingest/poll.ts';
 import { ingestRoutes } from '../ingest/routes.ts';
+import { ingestSettingsFrom } from '../ingest/settings.ts';
 import { systemClock, type Clock } from '../model.ts';
 import type { HandlerMap, QueueName } from '../queue/jobs.ts';
 import { closeQueues, createEnqueue, createQueues, startQueueWorker } from '../queue/queues.ts';
@@ -45,29 +46,6 @@ export interface HeraldOptions {
   feeds?: readonly FeedConfig[];
   /** HTTPS agent for push services (tests pass one trusting their local CA). */
   pushAgent?: Agent;
-}
-
-export function ingestSettings(config: Config, publicBase: string) {
-  return {
-    minIntervalSeconds: config.feedMinIntervalSeconds,
-    maxIntervalSeconds: config.feedMaxIntervalSeconds,
-    fetchTimeoutMs: config.fetchTimeoutMs,
-    connectTimeoutMs: config.fetchConnectTimeoutMs,
-    fetchMaxBytes: config.fetchMaxBytes,
-    userAgent: USER_AGENT,
-    allowPrivate: config.allowPrivateFeeds,
-    hostConcurrency: config.feedHostConcurrency,
-    disableAfterDays: config.feedDisableAfterDays,
-    websub: {
-      enabled: config.websub,
-      callbackBase: publicBase,
-      leaseSeconds: config.websubLeaseSeconds,
-      fallbackSeconds: config.websubFallbackPollSeconds,
-      allowPrivate: config.allowPrivateFeeds,
-      userAgent: USER_AGENT,
-      timeoutMs: config.fetchTimeoutMs,
-    },
-  };
 }
 
 /** Builds every dependency once and binds the job handlers; roles decide which workers run here. */
@@ -103,7 +81,7 @@ export function createHerald(opts: HeraldOptions) {
 
   const pollDeps = {
     feeds: feedStore, stories, enqueue, clock, log: log.child({ role: 'poller' }),
-    settings: ingestSettings(config, base),
+    settings: ingestSettingsFrom(config, base, USER_AGENT),
   };
   const classifyDeps = { stories, subscribers, enqueue, topics: () => compiled, clock, log: log.child({ role: 'classifier' }) };
   const pushDeps = { subscribers, stories, ledger, sender, topicName, clock, log: log.child({ role: 'push' }) };

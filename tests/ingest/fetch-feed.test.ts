@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fetchFeed, FetchError, type FetchRequest } from '../../src/ingest/fetch-feed.ts';
@@ -149,6 +149,20 @@ describe('fetchFeed', () => {
 
   it('a gzip bomb is stopped at the cap on the decompressed size', async () => {
     expect((await failure(req('/gzip-bomb.xml', { maxBytes: 1024 * 1024 }))).code).toBe('too-large');
+  });
+
+  it('a server that accepts the connection but never completes the TLS handshake hits the connect timeout', async () => {
+    const sockets: import('node:net').Socket[] = [];
+    const silent = createNetServer((sock) => void sockets.push(sock));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    try {
+      const port = (silent.address() as AddressInfo).port;
+      const e = await failure(req('/', { url: `https://127.0.0.1:${port}/feed.xml`, connectTimeoutMs: 300, timeoutMs: 10_000 }));
+      expect(e.code).toBe('connect-timeout');
+    } finally {
+      for (const sock of sockets) sock.destroy();
+      await new Promise((r) => silent.close(r));
+    }
   });
 
   it('a slow-loris server is cut off by the whole-exchange timeout', async () => {
