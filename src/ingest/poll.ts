@@ -95,8 +95,12 @@ export async function ingestFeed(deps: PollDeps, feedId: string): Promise<Ingest
   const feed = await deps.feeds.get(feedId);
   if (!feed) return emptyReport(feedId, 'skipped', [`feed ${feedId} is no longer configured`]);
   const state = await deps.feeds.state(feedId);
-  if (state.disabledAt) return emptyReport(feedId, 'skipped', [`feed ${feedId} is disabled: ${state.disabledReason ?? ''}`]);
   const host = hostOf(feed.url);
+  if (state.disabledAt) {
+    await deps.feeds.unschedule(feedId);
+    await deps.feeds.releaseHost(host, feedId);
+    return emptyReport(feedId, 'skipped', [`feed ${feedId} is disabled: ${state.disabledReason ?? ''}`]);
+  }
   try {
     return await fetchAndIngest(deps, feed, state);
   } finally {

@@ -106,6 +106,10 @@ export function createFeedStore(redis: Redis, prefix: string) {
       await redis.zadd(dueKey(prefix), 'XX', at, feedId);
       await redis.hset(stateKey(prefix, feedId), 'nextCheckAt', String(at));
     },
+    /** Takes the feed off the schedule (a disabled feed re-added by a config sync). */
+    async unschedule(feedId: string) {
+      await redis.zrem(dueKey(prefix), feedId);
+    },
     async acquireHost(host: string, feedId: string, now: number, leaseMs: number, limit: number): Promise<boolean> {
       const ok = await redis.eval(ACQUIRE_HOST, 1, hostKey(prefix, host), String(now), String(now + leaseMs), feedId, String(limit), String(leaseMs * 2));
       return ok === 1;

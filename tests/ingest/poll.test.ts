@@ -223,7 +223,12 @@ describe('feed health', () => {
     expect(s.disabledAt).toBe(clock.now());
     expect(s.disabledReason).toContain('failing for 7 days');
     expect(await deps.feeds.due(clock.now() + 365 * 86_400_000, 1000)).not.toContain('down');
+    // A config sync on restart puts it back on the schedule; the next fetch takes it off again without fetching.
+    await deps.feeds.sync([{ id: 'down', url: site.url('/down.xml') }], clock.now());
+    const hits = site.hits('/down.xml').length;
     expect(await ingestFeed(deps, 'down')).toMatchObject({ status: 'skipped' });
+    expect(site.hits('/down.xml').length).toBe(hits);
+    expect(await deps.feeds.due(clock.now() + 365 * 86_400_000, 1000)).not.toContain('down');
   });
 
   it('410 Gone disables the feed at once and tells the operator why', async () => {
