@@ -3,6 +3,7 @@ import { gunzipSync } from 'node:zlib';
 import { Parser as HtmlParser } from 'htmlparser2';
 import Parser from 'rss-parser';
 import { decodeBody } from './decode.ts';
+import { parseFastXml } from './fast-xml.ts';
 import { parseJsonFeed } from './json-feed.ts';
 import { ParseError } from './parse-error.ts';
 import { repairXml } from './xml-repair.ts';
@@ -202,7 +203,7 @@ function xmlErrorPosition(err: Error): { line: number; column: number } | undefi
  */
 export async function parseFeedBody(
   raw: Uint8Array,
-  opts: { contentType?: string | null; baseUrl?: string; maxBytes?: number } = {},
+  opts: { contentType?: string | null; baseUrl?: string; maxBytes?: number; /** Tests: skip the fast path. */ rssParserOnly?: boolean } = {},
 ): Promise<ParsedFeed> {
   if (raw.byteLength === 0) throw new ParseError('empty-body', 'the body is empty');
   const body = gunzipIfCompressed(raw, opts.maxBytes ?? DEFAULT_MAX_BYTES);
@@ -225,6 +226,8 @@ export async function parseFeedBody(
     throw new ParseError('not-a-feed', `root element <${name}> is not RSS, RDF or Atom`);
   }
 
+  const fast = opts.rssParserOnly ? null : parseFastXml(doc, format);
+  if (fast) return { ...fast, encoding: decoded.encoding };
   let feed: Raw & { items: Raw[] };
   try {
     feed = await parseXml(doc);

@@ -242,28 +242,33 @@ export function createStoryStore(redis: Redis, prefix: string) {
         byShard.set(shard, [...(byShard.get(shard) ?? []), i]);
       }
       const shards = [...byShard.entries()];
-      const linkReplies = (await batch(shards.map(([shard, idx]): Cmd => [
+      const claims: Cmd[] = shards.map(([shard, idx]): Cmd => [
         'heraldClaim', linkKey(prefix, shard, seenGen), linkKey(prefix, shard, seenGen - 1), 2 * SEEN_GEN_MS,
         ...idx.flatMap((i) => [fields[i]!.link!, cands[i]!.id]),
-      ]))) as string[][];
-      shards.forEach(([, idx], k) => idx.forEach((i, j) => {
-        const o = linkReplies[k]![j];
-        if (o && o !== cands[i]!.id) target.set(i, { id: o, similarity: 1 });
-      }));
+      ]);
 
       // Across feeds, near: stories of the last days sharing a MinHash band, checked against the threshold.
-      const near = fresh.filter((i) => !target.has(i));
+      // The band lookups go in the same round trip as the link claims (an item merged by link ignores them).
       const ndGen = Math.floor(opts.now / ND_GEN_MS);
       const prints = new Map(fresh.map((i) => [i, cands[i]!.fingerprint()]));
       const bands = prints.values().next().value?.bands.length ?? 0;
       const lookups: Cmd[] = [];
-      if (near.length > 0) {
+      if (fresh.length > 0) {
         for (let b = 0; b < bands; b++) {
-          const buckets = near.map((i) => prints.get(i)!.bands[b]!);
+          const buckets = fresh.map((i) => prints.get(i)!.bands[b]!);
           for (let g = 0; g < ND_GENS; g++) lookups.push(['hmget', bandKey(prefix, b, ndGen - g), ...buckets]);
         }
       }
-      const bucketReplies = (await batch(lookups)) as (string | null)[][];
+      const replies1 = await batch([...claims, ...lookups]);
+      const linkReplies = replies1.slice(0, claims.length) as string[][];
+      const lookupReplies = replies1.slice(claims.length) as (string | null)[][];
+      shards.forEach(([, idx], k) => idx.forEach((i, j) => {
+        const o = linkReplies[k]![j];
+        if (o && o !== cands[i]!.id) target.set(i, { id: o, similarity: 1 });
+      }));
+      const near = fresh.filter((i) => !target.has(i));
+      const column = new Map(fresh.map((i, j) => [i, j]));
+      const bucketReplies = lookupReplies.map((reply) => near.map((i) => reply[column.get(i)!] ?? null));
       const candidatesOf = new Map<number, string[]>();
       const allIds = new Set<string>();
       near.forEach((i, j) => {
