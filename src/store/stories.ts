@@ -49,6 +49,15 @@ end
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]))
 return out`;
 
+/** KEYS[1] current generation, KEYS[2] previous: each field's owner, from the previous generation marked with '~'. */
+const SEEN = `
+local cur = redis.call('HMGET', KEYS[1], unpack(ARGV))
+local prev = redis.call('HMGET', KEYS[2], unpack(ARGV))
+for i = 1, #ARGV do
+  if not cur[i] and prev[i] then cur[i] = '~' .. prev[i] end
+end
+return cur`;
+
 /** ARGV[1] cap, ARGV[2] TTL (ms), then bucket/id pairs: appends story ids to buckets (space-separated, newest last, capped). */
 const BUCKET_ADD = `
 local cap = tonumber(ARGV[1])
@@ -137,6 +146,7 @@ export function createStoryStore(redis: Redis, prefix: string) {
   // EVALSHA: the scripts travel once per connection, not with every story.
   redis.defineCommand('heraldCreateStory', { numberOfKeys: 2, lua: CREATE_STORY });
   redis.defineCommand('heraldClaim', { numberOfKeys: 2, lua: CLAIM });
+  redis.defineCommand('heraldSeen', { numberOfKeys: 2, lua: SEEN });
   redis.defineCommand('heraldBucketAdd', { numberOfKeys: 1, lua: BUCKET_ADD });
   /** Runs commands in one round trip; returns each reply (errors thrown). */
   const batch = async (cmds: Cmd[]): Promise<unknown[]> => {
@@ -169,16 +179,18 @@ export function createStoryStore(redis: Redis, prefix: string) {
 
       // This feed's own memory: same guid (else same link) is the same item, perhaps edited; same content is a repeat.
       const all = [...new Set(present.flat())];
-      const [cur, prev] = (await batch([
-        ['hmget', seenKey(prefix, feedId, seenGen), ...all],
-        ['hmget', seenKey(prefix, feedId, seenGen - 1), ...all],
-      ])) as (string | null)[][];
+      // One command for both generations: the fields travel once.
+      const [seen] = (await batch([['heraldSeen', seenKey(prefix, feedId, seenGen), seenKey(prefix, feedId, seenGen - 1), ...all]])) as (string | null)[][];
       const owner = new Map<string, string>();
       const inCurrent = new Set<string>();
       all.forEach((f, i) => {
-        const o = cur![i] ?? prev![i];
-        if (o) owner.set(f, o);
-        if (cur![i]) inCurrent.add(f);
+        const o = seen![i];
+        if (!o) return;
+        if (o.startsWith('~')) owner.set(f, o.slice(1));
+        else {
+          owner.set(f, o);
+          inCurrent.add(f);
+        }
       });
       const identity = fields.map((f) => (f.guid ? owner.get(f.guid) : undefined) ?? (f.link ? owner.get(f.link) : undefined) ?? null);
       // This exact text already seen for the item: unchanged, nothing to read. (A publisher reverting an edit
