@@ -105,7 +105,7 @@ export const OPTIONS = [
     key: 'pollIntervalSeconds',
     schema: positiveInt.min(10),
     default: '300',
-    description: 'How often the poll tick checks feeds.',
+    description: 'Longest time between two poll ticks, which enqueue the feeds that are due (ticks run every 10 s at most); how often one feed is fetched is set by HERALD_FEED_MIN_INTERVAL_SECONDS, HERALD_FEED_MAX_INTERVAL_SECONDS and the feed itself.',
     fix: 'set a whole number of seconds, at least 10',
   },
   {

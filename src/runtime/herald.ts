@@ -131,7 +131,8 @@ export function createHerald(opts: HeraldOptions) {
       if (config.schedulers) {
         // Job schedulers live in Redis: however many processes run these roles, each tick fires once.
         if (roles.includes('poller')) {
-          await queues.feeds.upsertJobScheduler('feed-poll-tick', { every: Math.min(config.pollIntervalSeconds * 1000, 60_000) }, { name: 'FeedPollTick', data: {} });
+          // Frequent ticks are cheap (only due feeds are touched) and let a host's next feed start soon after a slot frees.
+          await queues.feeds.upsertJobScheduler('feed-poll-tick', { every: Math.min(config.pollIntervalSeconds * 1000, 10_000) }, { name: 'FeedPollTick', data: {} });
         }
         if (roles.includes('digest')) {
           await queues.digest.upsertJobScheduler('digest-tick', { every: DIGEST_TICK_MS }, { name: 'DigestTick', data: {} });
