@@ -157,6 +157,14 @@ export const OPTIONS = [
     fix: 'set a whole number of seconds, at least 60',
   },
   {
+    env: 'HERALD_POLL_CONCURRENCY',
+    key: 'pollConcurrency',
+    schema: positiveInt.max(256),
+    default: '16',
+    description: 'Feeds fetched and ingested at once per poller process (fetches mostly wait on publishers; HERALD_FEED_HOST_CONCURRENCY still limits each host).',
+    fix: 'set a whole number between 1 and 256',
+  },
+  {
     env: 'HERALD_FEED_HOST_CONCURRENCY',
     key: 'feedHostConcurrency',
     schema: positiveInt.max(100),

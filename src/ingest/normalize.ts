@@ -188,16 +188,39 @@ export interface NormalizedItem extends ItemIdentity {
 
 const hasText = (s: string) => s.trim() !== '' && s.replace(/<[^>]*>/g, '').trim() !== '';
 
+/**
+ * Identity from the raw item. The link is parsed and canonicalized, and the story id hashed, only when
+ * asked: an unchanged item of a re-polled feed is recognised by its guid and text alone.
+ */
 export function identifyItem(item: ParsedItem, feedId: string, feedUrl: string): ItemIdentity | { skip: string } {
-  const parsedLink = item.link ? httpUrl(item.link, feedUrl) : null;
-  const link = parsedLink ? parsedLink.toString() : null;
   const guid = item.guid?.trim() || null;
-  const guidUrl = guid && /^https?:\/\//i.test(guid) ? httpUrl(guid) : null;
-  const url = link ?? guidUrl?.toString() ?? '';
-  if (!hasText(item.title) && !hasText(item.summaryHtml)) return { skip: `item ${guid ?? link ?? '(no guid, no link)'} has neither title nor summary` };
-  const canonical = parsedLink ? canonicalOf(parsedLink) : guidUrl ? canonicalOf(guidUrl) : null;
+  if (!hasText(item.title) && !hasText(item.summaryHtml)) return { skip: `item ${guid ?? item.link ?? '(no guid, no link)'} has neither title nor summary` };
   const hashed = contentHash(item.title, item.summaryHtml);
-  return { id: storyIdFor(feedId, guid ?? canonical ?? `content:${hashed}`), feedId, guid, url, canonicalUrl: canonical, contentHash: hashed };
+  let links: { url: string; canonical: string | null } | null = null;
+  const linksOf = () => {
+    if (links) return links;
+    const parsedLink = item.link ? httpUrl(item.link, feedUrl) : null;
+    const guidUrl = !parsedLink && guid && /^https?:\/\//i.test(guid) ? httpUrl(guid) : null;
+    const chosen = parsedLink ?? guidUrl;
+    const url = chosen ? chosen.toString() : '';
+    links = { url, canonical: chosen ? canonicalOf(chosen) : null };
+    return links;
+  };
+  let id: string | null = null;
+  return {
+    feedId,
+    guid,
+    contentHash: hashed,
+    get url() {
+      return linksOf().url;
+    },
+    get canonicalUrl() {
+      return linksOf().canonical;
+    },
+    get id() {
+      return (id ??= storyIdFor(feedId, guid ?? linksOf().canonical ?? `content:${hashed}`));
+    },
+  };
 }
 
 /**
@@ -216,7 +239,12 @@ export function normalizeItem(item: ParsedItem, feedId: string, feedUrl: string,
   let publishedAt = parseFeedDate(item.published) ?? parseFeedDate(item.updated);
   if (publishedAt === null || publishedAt > now + 5 * 60_000) publishedAt = now;
   return {
-    ...ident,
+    id: ident.id,
+    feedId,
+    guid: ident.guid,
+    url: ident.url,
+    canonicalUrl: ident.canonicalUrl,
+    contentHash: ident.contentHash,
     story: {
       id: ident.id,
       feedId,

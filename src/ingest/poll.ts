@@ -209,7 +209,18 @@ export async function ingestBody(
     let story: ReturnType<IngestCandidate['story']> | null = null;
     const storyOf = () => (story ??= ((n) => ('skip' in n ? n : n.story))(normalizeItem(item, feedId, opts.baseUrl, now, ident)));
     cands.push({
-      ...ident,
+      feedId,
+      guid: ident.guid,
+      contentHash: ident.contentHash,
+      get id() {
+        return ident.id;
+      },
+      get url() {
+        return ident.url;
+      },
+      get canonicalUrl() {
+        return ident.canonicalUrl;
+      },
       story: storyOf,
       fingerprint: () => {
         const s = storyOf();

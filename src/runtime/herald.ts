@@ -113,7 +113,7 @@ export function createHerald(opts: HeraldOptions) {
 
   const workers: Worker[] = [];
   const concurrency: Record<WorkerRole, number> = {
-    poller: 4, classifier: 4, push: config.pushConcurrency, email: config.emailConcurrency, digest: config.emailConcurrency,
+    poller: config.pollConcurrency, classifier: 4, push: config.pushConcurrency, email: config.emailConcurrency, digest: config.emailConcurrency,
   };
 
   return {

@@ -170,28 +170,41 @@ export function createStoryStore(redis: Redis, prefix: string) {
       if (cands.length === 0) return [];
       const feedId = cands[0]!.feedId;
       const seenGen = Math.floor(opts.now / SEEN_GEN_MS);
+      // Items with a guid are looked up by guid and text first; their link is parsed only if that finds nothing.
       const fields = cands.map((c) => ({
         guid: c.guid ? `g:${sha(c.guid)}` : null,
-        link: c.canonicalUrl ? `l:${sha(c.canonicalUrl)}` : null,
+        link: !c.guid && c.canonicalUrl ? `l:${sha(c.canonicalUrl)}` : null,
         content: `c:${c.contentHash}`,
       }));
-      const present = fields.map((f) => [f.guid, f.link, f.content].filter((x): x is string => x !== null));
-
-      // This feed's own memory: same guid (else same link) is the same item, perhaps edited; same content is a repeat.
-      const all = [...new Set(present.flat())];
-      // One command for both generations: the fields travel once.
-      const [seen] = (await batch([['heraldSeen', seenKey(prefix, feedId, seenGen), seenKey(prefix, feedId, seenGen - 1), ...all]])) as (string | null)[][];
       const owner = new Map<string, string>();
       const inCurrent = new Set<string>();
-      all.forEach((f, i) => {
-        const o = seen![i];
-        if (!o) return;
-        if (o.startsWith('~')) owner.set(f, o.slice(1));
-        else {
-          owner.set(f, o);
-          inCurrent.add(f);
+      // One command for both generations: the fields travel once.
+      const lookUp = async (list: string[]) => {
+        if (list.length === 0) return;
+        const [seen] = (await batch([['heraldSeen', seenKey(prefix, feedId, seenGen), seenKey(prefix, feedId, seenGen - 1), ...list]])) as (string | null)[][];
+        list.forEach((f, i) => {
+          const o = seen![i];
+          if (!o) return;
+          if (o.startsWith('~')) owner.set(f, o.slice(1));
+          else {
+            owner.set(f, o);
+            inCurrent.add(f);
+          }
+        });
+      };
+      await lookUp([...new Set(fields.flatMap((f) => [f.guid, f.link, f.content].filter((x): x is string => x !== null)))]);
+      // A new guid on a known link is the same item (publishers do change guid schemes).
+      const unresolved: string[] = [];
+      cands.forEach((c, i) => {
+        const f = fields[i]!;
+        if (f.guid && !owner.has(f.guid) && !owner.has(f.content) && c.canonicalUrl) {
+          f.link = `l:${sha(c.canonicalUrl)}`;
+          unresolved.push(f.link);
         }
       });
+      await lookUp([...new Set(unresolved)]);
+      const present = fields.map((f) => [f.guid, f.link, f.content].filter((x): x is string => x !== null));
+
       const identity = fields.map((f) => (f.guid ? owner.get(f.guid) : undefined) ?? (f.link ? owner.get(f.link) : undefined) ?? null);
       // This exact text already seen for the item: unchanged, nothing to read. (A publisher reverting an edit
       // is taken as unchanged; the story keeps the edit.)

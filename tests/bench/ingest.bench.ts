@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import Parser from 'rss-parser';
+import { OPTIONS } from '../../src/config/options.ts';
 import { fetchFeed } from '../../src/ingest/fetch-feed.ts';
 import { ingestBody, ingestFeed, type PollDeps } from '../../src/ingest/poll.ts';
 import type { Enqueue } from '../../src/queue/queues.ts';
@@ -83,8 +84,8 @@ async function pool<T>(items: T[], concurrency: number, fn: (t: T) => Promise<un
   }));
 }
 
-/** The poller role's worker concurrency (src/runtime/herald.ts). */
-const POLLER_CONCURRENCY = 4;
+/** The poller's default concurrency (HERALD_POLL_CONCURRENCY). */
+const POLLER_CONCURRENCY = Number(OPTIONS.find((o) => o.env === 'HERALD_POLL_CONCURRENCY')?.default ?? 16);
 
 const bench: Benchmark = {
   name: 'ingest',

@@ -153,6 +153,16 @@ describe('ingestFeed', () => {
     await queues.classify.drain();
   });
 
+  it('a publisher changing its guid scheme does not make known items new: the link still identifies them', async () => {
+    site.set('/guids.xml', { body: rss(item({ guid: 'old-scheme-1', link: 'https://guids.example.test/a?utm_source=x', title: 'Same article' })) });
+    await deps.feeds.add({ id: 'guids', url: site.url('/guids.xml') }, clock.now());
+    expect((await ingestFeed(deps, 'guids')).created).toBe(1);
+    site.set('/guids.xml', { body: rss(item({ guid: 'https://guids.example.test/a', link: 'https://guids.example.test/a', title: 'Same article, new headline' })) });
+    clock.advance(600_000);
+    expect(await ingestFeed(deps, 'guids')).toMatchObject({ created: 0, updated: 1 });
+    await queues.classify.drain();
+  });
+
   it('the same event carried by several feeds becomes one story with every source recorded', async () => {
     const summary = 'A magnitude 6.1 earthquake struck off the coast of Hokkaido in northern Japan on Tuesday, the Japan Meteorological Agency said. No tsunami warning was issued.';
     site.set('/wire.xml', { body: rss(item({ guid: 'w1', link: 'https://wire.example.test/quake', title: 'Earthquake of magnitude 6.1 strikes off Hokkaido, no tsunami warning', summary })) });
