@@ -20,16 +20,22 @@ interface Node {
   mixed: boolean;
 }
 
-/** An ampersand XML does not define: only rss-parser's repair pass may deal with it. */
-const BAD_AMP = /&(?!(?:amp|lt|gt|quot|apos|#\d+|#x[0-9a-fA-F]+);)|<!\[CDATA\[|\]\]>/g;
+/** An ampersand XML does not define (outside CDATA): only rss-parser's repair pass may deal with it. */
+const XML_REF = /^(?:amp|lt|gt|quot|apos|#\d+|#x[0-9a-fA-F]+);/;
 function hasUndefinedEntity(doc: string): boolean {
-  if (doc.indexOf('&') < 0) return false;
-  BAD_AMP.lastIndex = 0;
-  let inCdata = false;
-  for (let m = BAD_AMP.exec(doc); m; m = BAD_AMP.exec(doc)) {
-    if (m[0] === '<![CDATA[') inCdata = true;
-    else if (m[0] === ']]>') inCdata = false;
-    else if (!inCdata) return true;
+  let at = doc.indexOf('&');
+  if (at < 0) return false;
+  let cdataEnd = -1;
+  let nextCdata = doc.indexOf('<![CDATA[');
+  while (at >= 0) {
+    // Skip CDATA sections that start before this ampersand.
+    while (nextCdata >= 0 && nextCdata < at) {
+      cdataEnd = doc.indexOf(']]>', nextCdata);
+      if (cdataEnd < 0) return true;
+      nextCdata = doc.indexOf('<![CDATA[', cdataEnd);
+    }
+    if (at > cdataEnd && !XML_REF.test(doc.slice(at + 1, at + 12))) return true;
+    at = doc.indexOf('&', at + 1);
   }
   return false;
 }
