@@ -24,7 +24,9 @@ const linkKey = (prefix: string, shard: number, gen: number) => `${prefix}:links
 /** Near-duplicates are looked for among stories of today and yesterday (UTC): the same event, not the same topic. */
 const ND_GEN_MS = DAY_MS;
 const ND_GENS = 2;
-const bandKey = (prefix: string, band: number, gen: number) => `${prefix}:neardup:{b:${band}}:${gen}`;
+/** Bands are kept in a few hashes (field `<band>:<bucket>`): a handful of commands per feed, spread over slots. */
+const BAND_GROUPS = 4;
+const bandKey = (prefix: string, group: number, gen: number) => `${prefix}:neardup:{b:${group}}:${gen}`;
 /** Stories remembered per near-duplicate bucket: plenty for one event, bounded for a common one. */
 const BUCKET_CAP = 16;
 
@@ -56,6 +58,13 @@ local prev = redis.call('HMGET', KEYS[2], unpack(ARGV))
 for i = 1, #ARGV do
   if not cur[i] and prev[i] then cur[i] = '~' .. prev[i] end
 end
+return cur`;
+
+/** KEYS[1] current generation, KEYS[2] previous: the story ids in each bucket, both generations, space-separated. */
+const BUCKETS = `
+local cur = redis.call('HMGET', KEYS[1], unpack(ARGV))
+local prev = redis.call('HMGET', KEYS[2], unpack(ARGV))
+for i = 1, #ARGV do cur[i] = (cur[i] or '') .. ' ' .. (prev[i] or '') end
 return cur`;
 
 /** ARGV[1] cap, ARGV[2] TTL (ms), then bucket/id pairs: appends story ids to buckets (space-separated, newest last, capped). */
@@ -148,6 +157,7 @@ export function createStoryStore(redis: Redis, prefix: string) {
   redis.defineCommand('heraldClaim', { numberOfKeys: 2, lua: CLAIM });
   redis.defineCommand('heraldSeen', { numberOfKeys: 2, lua: SEEN });
   redis.defineCommand('heraldBucketAdd', { numberOfKeys: 1, lua: BUCKET_ADD });
+  redis.defineCommand('heraldBuckets', { numberOfKeys: 2, lua: BUCKETS });
   /** Runs commands in one round trip; returns each reply (errors thrown). */
   const batch = async (cmds: Cmd[]): Promise<unknown[]> => {
     if (cmds.length === 0) return [];
@@ -277,23 +287,25 @@ export function createStoryStore(redis: Redis, prefix: string) {
       const ndGen = Math.floor(opts.now / ND_GEN_MS);
       const prints = new Map(fresh.map((i) => [i, cands[i]!.fingerprint()]));
       const bands = prints.values().next().value?.bands.length ?? 0;
+      const groupBands = Array.from({ length: BAND_GROUPS }, (_, g) => Array.from({ length: bands }, (_, b) => b).filter((b) => b % BAND_GROUPS === g));
       const lookups: Cmd[] = [];
       if (fresh.length > 0) {
-        for (let b = 0; b < bands; b++) {
-          const buckets = fresh.map((i) => prints.get(i)!.bands[b]!);
-          for (let g = 0; g < ND_GENS; g++) lookups.push(['hmget', bandKey(prefix, b, ndGen - g), ...buckets]);
-        }
+        groupBands.forEach((inGroup, g) => {
+          const bucketFields = inGroup.flatMap((b) => fresh.map((i) => `${b}:${prints.get(i)!.bands[b]!}`));
+          lookups.push(['heraldBuckets', bandKey(prefix, g, ndGen), bandKey(prefix, g, ndGen - 1), ...bucketFields]);
+        });
       }
       const replies1 = await batch([...claims, ...lookups]);
       const linkReplies = replies1.slice(0, claims.length) as string[][];
-      const lookupReplies = replies1.slice(claims.length) as (string | null)[][];
+      const lookupReplies = replies1.slice(claims.length) as string[][];
       shards.forEach(([, idx], k) => idx.forEach((i, j) => {
         const o = linkReplies[k]![j];
         if (o && o !== cands[i]!.id) target.set(i, { id: o, similarity: 1 });
       }));
       const near = fresh.filter((i) => !target.has(i));
       const column = new Map(fresh.map((i, j) => [i, j]));
-      const bucketReplies = lookupReplies.map((reply) => near.map((i) => reply[column.get(i)!] ?? null));
+      // Per item, the bucket contents of every band: reply g holds its bands' fields, band-major.
+      const bucketReplies = lookupReplies.flatMap((reply, g) => groupBands[g]!.map((_, k) => near.map((i) => reply[k * fresh.length + column.get(i)!] ?? null)));
       const candidatesOf = new Map<number, string[]>();
       const allIds = new Set<string>();
       near.forEach((i, j) => {
@@ -321,7 +333,7 @@ export function createStoryStore(redis: Redis, prefix: string) {
       }
 
       const creates: number[] = [];
-      const bucketAdds: string[][] = Array.from({ length: bands }, () => []);
+      const bucketAdds: string[][] = Array.from({ length: BAND_GROUPS }, () => []);
       for (const i of fresh) {
         const c = cands[i]!;
         const t = target.get(i);
@@ -339,11 +351,11 @@ export function createStoryStore(redis: Redis, prefix: string) {
           'id', s.id, 'feedId', s.feedId, 'contentHash', c.contentHash, 'signature', prints.get(i)!.signature, 'json', JSON.stringify(storedOf(s)),
         ]);
         creates.push(writes.length - 1);
-        prints.get(i)!.bands.forEach((bucket, b) => bucketAdds[b]!.push(bucket, s.id));
+        prints.get(i)!.bands.forEach((bucket, b) => bucketAdds[b % BAND_GROUPS]!.push(`${b}:${bucket}`, s.id));
         out[i] = { outcome: 'created', id: s.id };
       }
-      bucketAdds.forEach((args, b) => {
-        if (args.length) writes.push(['heraldBucketAdd', bandKey(prefix, b, ndGen), BUCKET_CAP, ND_GENS * ND_GEN_MS, ...args]);
+      bucketAdds.forEach((args, g) => {
+        if (args.length) writes.push(['heraldBucketAdd', bandKey(prefix, g, ndGen), BUCKET_CAP, ND_GENS * ND_GEN_MS, ...args]);
       });
       if (seenWrites.length) {
         writes.push(['hset', seenKey(prefix, feedId, seenGen), ...seenWrites]);
