@@ -2,9 +2,6 @@
 // near-duplicate dedup in Redis) in items per second, beside bare rss-parser parseString on the same bytes;
 // (2) conditional-GET polling through the poller's own path (Redis state, 304, reschedule) of many feeds.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import Parser from 'rss-parser';
@@ -18,40 +15,9 @@ import { createStoryStore } from '../../src/store/stories.ts';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
 import { ratio, type Benchmark, type BenchResult } from './types.ts';
 
-const WORDS = 'minister council budget election storm harbour rail strike court ruling market shares energy prices water supply school hospital bridge festival museum river coast police report talks summit trade vaccine satellite launch drought harvest'.split(' ');
-
-/** Deterministic pseudo-random text, so every run measures the same documents. */
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
-}
-/** Items `first`..`first + items - 1` of feed `doc`; an item's text depends only on (doc, index). */
-export function makeFeed(doc: number, items: number, first = 0): Buffer {
-  const body = Array.from({ length: items }, (_, k) => {
-    const i = first + k;
-    const r = rng(doc * 100_003 + i + 1);
-    const words = (n: number) => Array.from({ length: n }, () => WORDS[Math.floor(r() * WORDS.length)]).join(' ');
-    const title = `${words(9)} ${doc}-${i}`;
-    // About 2 KB per item, the median of the real feeds in the shared corpus (news feeds with a teaser and full text).
-    const desc = `<p>${words(40)}</p><p><a href="https://news.example.test/${doc}/${i}">${words(6)}</a> &amp; ${words(20)}</p>`;
-    const full = `<p>${words(60)}</p><figure><img src="https://news.example.test/${doc}/${i}.jpg" alt="${words(5)}"/><figcaption>${words(8)}</figcaption></figure><p>${words(70)}</p><p>${words(50)}</p>`;
-    return `<item><title>${title}</title><link>https://news.example.test/${doc}/${i}?utm_source=rss</link><guid isPermaLink="false">g-${doc}-${i}</guid>
-<description><![CDATA[${desc}]]></description><content:encoded><![CDATA[${full}]]></content:encoded><pubDate>${new Date(Date.UTC(2027, 0, 1) + (doc * items + i) * 60_000).toUTCString()}</pubDate>
-<category>${WORDS[i % WORDS.length]}</category><dc:creator>Reporter ${i % 7}</dc:creator></item>`;
-  }).join('\n');
-  return Buffer.from(`<?xml version="1.0" encoding="UTF-8"?>
-<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel><title>Bench feed ${doc}</title><link>https://news.example.test/</link>
-<description>Benchmark feed</description><language>en</language><ttl>30</ttl>
-${body}
-</channel></rss>`);
-}
-
-/** Starts tests/bench/feed-server.mjs in a child process serving the documents; resolves with its base URL. */
-async function servePublisher(docs: Buffer[]): Promise<{ base: string; close(): Promise<void> }> {
-  const dir = mkdtempSync(join(tmpdir(), 'herald-bench-'));
-  const file = join(dir, 'feeds.json');
-  writeFileSync(file, JSON.stringify(docs.map((d) => d.toString('base64'))));
-  const child = spawn(process.execPath, [fileURLToPath(new URL('./feed-server.mjs', import.meta.url)), file], { stdio: ['pipe', 'pipe', 'inherit'] });
+/** Starts tests/bench/feed-server.mjs in a child process; resolves with its base URL. */
+async function servePublisher(): Promise<{ base: string; close(): Promise<void> }> {
+  const child = spawn(process.execPath, [fileURLToPath(new URL('./feed-server.mjs', import.meta.url))], { stdio: ['pipe', 'pipe', 'inherit'] });
   const port = await new Promise<number>((resolve, reject) => {
     child.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
     child.once('error', reject);
@@ -64,7 +30,6 @@ async function servePublisher(docs: Buffer[]): Promise<{ base: string; close(): 
       child.stdin.end();
       child.kill();
       await exited;
-      rmSync(dir, { recursive: true, force: true });
     },
   };
 }
@@ -103,13 +68,16 @@ const bench: Benchmark = {
       const DOCS = ctx.quick ? 12 : 60;
       const ITEMS = 50;
       const NEW_PER_POLL = 2;
-      const first = Array.from({ length: DOCS }, (_, d) => makeFeed(d, ITEMS, NEW_PER_POLL));
-      const later = Array.from({ length: DOCS }, (_, d) => makeFeed(d, ITEMS, 0));
-      ctx.log(`documents: ${DOCS} × ${ITEMS} items, ${Math.round(first.reduce((n, d) => n + d.length, 0) / DOCS / ITEMS)} bytes per item`);
-      // The publisher runs in its own process: serving bytes is the publisher's cost, not Herald's.
-      const site = await servePublisher([...first, ...later]);
-      const parser = new Parser();
       const rounds = ctx.quick ? 3 : 8;
+      // The publisher runs in its own process: generating and serving bytes is the publisher's cost, not Herald's.
+      const site = await servePublisher();
+      // Every round reads different feeds (different stories), so a first-time ingest really creates stories.
+      const url = (round: number, d: number, first: number) => `${site.base}/doc/${round * DOCS + d}/${first}.xml`;
+      const bytes = async (round: number, first: number) =>
+        Promise.all(Array.from({ length: DOCS }, async (_, d) => Buffer.from(await (await fetch(url(round, d, first))).arrayBuffer())));
+      const sample = await bytes(0, NEW_PER_POLL);
+      ctx.log(`documents: ${DOCS} × ${ITEMS} items per round, ${rounds} rounds, ${Math.round(sample.reduce((n, d) => n + d.length, 0) / DOCS / ITEMS)} bytes per item`);
+      const parser = new Parser();
       const ms = { newBare: 0, newPipe: 0, steadyBare: 0, steadyPipe: 0 };
       let feedSeq = 0;
       const bare = async (docs: Buffer[]) => {
@@ -117,12 +85,12 @@ const bench: Benchmark = {
         for (const doc of docs) await parser.parseString(doc.toString('utf8'));
         return performance.now() - t0;
       };
-      const ingestAll = async (feedIds: string[], offset: number, expect: (r: { created: number; merged: number; duplicates: number }) => boolean) => {
+      const ingestAll = async (feedIds: string[], round: number, first: number, expect: (r: { created: number; merged: number; duplicates: number }) => boolean) => {
         const t0 = performance.now();
-        // As the poller runs it: a worker ingests POLLER_CONCURRENCY feeds at once, so Redis round trips overlap
-        // with parsing the next feed.
+        // As the poller runs it: POLLER_CONCURRENCY feeds at once, so Redis and HTTP round trips overlap with
+        // parsing the next feed.
         await pool(feedIds.map((id, d) => [id, d] as const), POLLER_CONCURRENCY, async ([feedId, d]) => {
-          const res = await fetchFeed({ url: `${site.base}/${offset + d}.xml`, etag: null, lastModified: null, connectTimeoutMs: 5000, timeoutMs: 15000, maxBytes: settings.fetchMaxBytes, userAgent: 'Herald-bench', allowPrivate: true });
+          const res = await fetchFeed({ url: url(round, d, first), etag: null, lastModified: null, connectTimeoutMs: 5000, timeoutMs: 15000, maxBytes: settings.fetchMaxBytes, userAgent: 'Herald-bench', allowPrivate: true });
           if (res.kind !== 'ok') throw new Error('expected a body');
           const { report } = await ingestBody(deps, feedId, res.body, { contentType: res.contentType, baseUrl: res.finalUrl });
           if (!expect(report)) throw new Error(`unexpected ingest outcome ${JSON.stringify(report)}`);
@@ -130,16 +98,16 @@ const bench: Benchmark = {
         return performance.now() - t0;
       };
       // Warm-up: JIT and connections.
-      for (let d = 0; d < 3; d++) await parser.parseString(first[d]!.toString('utf8'));
+      for (const doc of sample.slice(0, 3)) await parser.parseString(doc.toString('utf8'));
       // The two cases run as separate phases, so one case's garbage is not collected on the other's time.
       const roundIds = Array.from({ length: rounds }, () => Array.from({ length: DOCS }, () => `bench-${feedSeq++}`));
-      for (const ids of roundIds) {
-        ms.newBare += await bare(first);
-        ms.newPipe += await ingestAll(ids, 0, (r) => r.created + r.merged === ITEMS);
+      for (let round = 0; round < rounds; round++) {
+        ms.newBare += await bare(await bytes(round, NEW_PER_POLL));
+        ms.newPipe += await ingestAll(roundIds[round]!, round, NEW_PER_POLL, (r) => r.created === ITEMS);
       }
-      for (const ids of roundIds) {
-        ms.steadyBare += await bare(later);
-        ms.steadyPipe += await ingestAll(ids, DOCS, (r) => r.created + r.merged === NEW_PER_POLL && r.duplicates === ITEMS - NEW_PER_POLL);
+      for (let round = 0; round < rounds; round++) {
+        ms.steadyBare += await bare(await bytes(round, 0));
+        ms.steadyPipe += await ingestAll(roundIds[round]!, round, 0, (r) => r.created === NEW_PER_POLL && r.duplicates === ITEMS - NEW_PER_POLL);
       }
       await site.close();
       const items = rounds * DOCS * ITEMS;
@@ -151,7 +119,7 @@ const bench: Benchmark = {
       // (2) Conditional-GET polling: every feed answers 304 to its ETag.
       const FEEDS = ctx.quick ? 1000 : 10_000;
       const CONC = 64;
-      const notModified = await servePublisher(first.slice(0, 1));
+      const notModified = await servePublisher();
       const ids = Array.from({ length: FEEDS }, (_, i) => `poll-${i}`);
       const now = clock.now();
       for (let i = 0; i < FEEDS; i += 1000) {
