@@ -105,13 +105,13 @@ export function jaccard(a: { title: string; summary: string }, b: { title: strin
   return union === 0 ? 0 : inter / union;
 }
 
-/** One bucket name per band (the band is the index): stories sharing any band's bucket are candidates. */
+/** One bucket name per band, `<band>:<hash>`: stories sharing any band's bucket are candidates. */
 export function bandKeys(sig: Signature): string[] {
   const out = new Array<string>(BANDS);
   for (let b = 0; b < BANDS; b++) {
     let h = 0x811c9dc5;
     for (let r = 0; r < ROWS; r++) h = Math.imul(h ^ sig[b * ROWS + r]!, 0x01000193);
-    out[b] = String(h >>> 0);
+    out[b] = `${b}:${(h >>> 0).toString(36)}`;
   }
   return out;
 }

@@ -24,7 +24,7 @@ const linkKey = (prefix: string, shard: number, gen: number) => `${prefix}:links
 /** Near-duplicates are looked for among stories of today and yesterday (UTC): the same event, not the same topic. */
 const ND_GEN_MS = DAY_MS;
 const ND_GENS = 2;
-/** Bands are kept in a few hashes (field `<band>:<bucket>`): a handful of commands per feed, spread over slots. */
+/** Bands are kept in a few hashes (fields `<band>:<bucket>` from bandKeys): a handful of commands per feed, spread over slots. */
 const BAND_GROUPS = 4;
 const bandKey = (prefix: string, group: number, gen: number) => `${prefix}:neardup:{b:${group}}:${gen}`;
 /** Stories remembered per near-duplicate bucket: plenty for one event, bounded for a common one. */
@@ -291,7 +291,7 @@ export function createStoryStore(redis: Redis, prefix: string) {
       const lookups: Cmd[] = [];
       if (fresh.length > 0) {
         groupBands.forEach((inGroup, g) => {
-          const bucketFields = inGroup.flatMap((b) => fresh.map((i) => `${b}:${prints.get(i)!.bands[b]!}`));
+          const bucketFields = inGroup.flatMap((b) => fresh.map((i) => prints.get(i)!.bands[b]!));
           lookups.push(['heraldBuckets', bandKey(prefix, g, ndGen), bandKey(prefix, g, ndGen - 1), ...bucketFields]);
         });
       }
@@ -351,7 +351,7 @@ export function createStoryStore(redis: Redis, prefix: string) {
           'id', s.id, 'feedId', s.feedId, 'contentHash', c.contentHash, 'signature', prints.get(i)!.signature, 'json', JSON.stringify(storedOf(s)),
         ]);
         creates.push(writes.length - 1);
-        prints.get(i)!.bands.forEach((bucket, b) => bucketAdds[b % BAND_GROUPS]!.push(`${b}:${bucket}`, s.id));
+        prints.get(i)!.bands.forEach((bucket, b) => bucketAdds[b % BAND_GROUPS]!.push(bucket, s.id));
         out[i] = { outcome: 'created', id: s.id };
       }
       bucketAdds.forEach((args, g) => {
