@@ -15,6 +15,19 @@ export interface Story {
   categories: string[];
   publishedAt: number;
   firstSeenAt: number;
+  /** BCP 47-ish language tag as the feed declared it, lower-cased. */
+  language?: string | null;
+  author?: string | null;
+  image?: string | null;
+  /** Every feed that carried this story (the first one included), with the link it gave. */
+  sources?: StorySource[];
+  /** Set when the publisher changed the item's title or summary after we first saw it. */
+  updatedAt?: number | null;
+}
+
+export interface StorySource {
+  feedId: string;
+  url: string;
 }
 
 export type Cadence = 'instant' | 'daily' | 'off';

@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { CatalogError, loadTopics } from '../config/catalog.ts';
 import { ConfigError, loadConfig } from '../config/load.ts';
 import { normalizeItem } from '../ingest/normalize.ts';
-import { parseFeed } from '../ingest/parse-feed.ts';
+import { parseFeedBody } from '../ingest/parse-feed.ts';
 import { compileTopic, explainStory, TopicIndex } from './match.ts';
 import { QueryError } from './query.ts';
 import { compileCatalog } from './registry.ts';
@@ -81,7 +81,7 @@ export async function runClassifyCommand(argv: string[], io: CliIo): Promise<num
     let feed;
     try {
       body = await readFile(file);
-      feed = await parseFeed(body);
+      feed = await parseFeedBody(body);
     } catch (err) {
       io.err(`herald classify: ${file}: ${(err as Error).message}\n`);
       status = 1;

@@ -2,6 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { runClassifyCommand } from '../classify/cli.ts';
 import { loadConfig, renderConfigTable, withConfigTable } from '../config/load.ts';
 import { createRedis } from '../store/redis.ts';
+import { feedsCommand } from '../ingest/cli.ts';
 import { ROLES } from '../runtime/herald.ts';
 import { parseRole, runRoles } from '../runtime/process.ts';
 
@@ -13,6 +14,8 @@ const USAGE = `Usage: herald <command>
   config table          print the configuration table (Markdown)
   config readme         rewrite README.md's configuration table from the declarations
   classify FILE...      classify the stories of feed files: [--json] [--topics FILE] [--query QUERY]
+  feeds check|add|list|remove
+                        check feed files offline; add, list (with health) or remove polled feeds
 `;
 
 export async function main(argv: string[]): Promise<number> {
@@ -57,6 +60,8 @@ export async function main(argv: string[]): Promise<number> {
         env: process.env,
         now: () => Date.now(),
       });
+    case 'feeds':
+      return feedsCommand(rest, { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t), env: process.env });
     case 'config':
       if (rest[0] === 'table') {
         process.stdout.write(`${renderConfigTable()}\n`);

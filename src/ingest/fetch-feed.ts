@@ -1,85 +1,241 @@
-/** HTTP side of polling: one conditional GET with a time limit and a size cap. */
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { Readable } from 'node:stream';
+import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
+import { checkLiteralHost, ForbiddenAddressError, guardedLookup, type AddressException } from './address-guard.ts';
+
+/** HTTP side of polling: one conditional GET with redirects, decompression, time limits and a size cap. */
 
 export interface FetchRequest {
   url: string;
   etag: string | null;
   lastModified: string | null;
+  /** Limit for the TCP (and TLS) connection of each hop. */
+  connectTimeoutMs: number;
+  /** Limit for the whole exchange, redirects and body included: a slow-loris server cannot hold a worker. */
   timeoutMs: number;
   maxBytes: number;
   userAgent: string;
+  /** Tests (and operators polling an intranet) allow loopback and private addresses; off by default. */
+  allowPrivate: boolean;
+  /** Addresses let through although private (tests); never set from configuration. */
+  allowAddress?: AddressException;
+  maxRedirects?: number;
+  agents?: { http: HttpAgent; https: HttpsAgent };
 }
 
+/** Caching and rate-limit headers the scheduler reads. */
+export interface CacheHeaders {
+  cacheControl: string | null;
+  expires: string | null;
+  retryAfter: string | null;
+}
+
+interface Common {
+  status: number;
+  finalUrl: string;
+  /** Set when every redirect hop was permanent (301/308): the feed's stored URL should become this. */
+  permanentUrl: string | null;
+  cache: CacheHeaders;
+}
 export type FetchResult =
-  | { kind: 'not-modified'; status: 304 }
-  | { kind: 'ok'; status: number; body: Buffer; contentType: string | null; etag: string | null; lastModified: string | null; finalUrl: string };
+  | (Common & { kind: 'not-modified' })
+  | (Common & { kind: 'ok'; body: Buffer; contentType: string | null; etag: string | null; lastModified: string | null; hubLinks: { rel: string; href: string }[] });
+
+export type FetchErrorCode =
+  | 'bad-url' | 'forbidden-address' | 'connect-timeout' | 'timeout' | 'too-large' | 'network'
+  | 'too-many-redirects' | 'redirect-loop' | 'gone' | 'http-status' | 'decompress';
 
 export class FetchError extends Error {
   override name = 'FetchError';
   constructor(
-    readonly code: 'http-status' | 'timeout' | 'too-large' | 'network',
+    readonly code: FetchErrorCode,
     message: string,
     readonly status: number | null = null,
+    readonly cache: CacheHeaders | null = null,
   ) {
     super(message);
   }
 }
 
+const defaultAgents = {
+  http: new HttpAgent({ keepAlive: true, maxSockets: 64 }),
+  https: new HttpsAgent({ keepAlive: true, maxSockets: 64 }),
+};
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+
 export async function fetchFeed(req: FetchRequest): Promise<FetchResult> {
-  const headers: Record<string, string> = {
-    'user-agent': req.userAgent,
-    accept: 'application/rss+xml, application/atom+xml, application/feed+json, application/xml;q=0.9, text/xml;q=0.8, */*;q=0.5',
-  };
-  if (req.etag) headers['if-none-match'] = req.etag;
-  if (req.lastModified) headers['if-modified-since'] = req.lastModified;
-  const signal = AbortSignal.timeout(req.timeoutMs);
-  let res: Response;
-  try {
-    res = await fetch(req.url, { headers, signal, redirect: 'follow' });
-  } catch (err) {
-    throw toFetchError(err, req);
-  }
-  if (res.status === 304) return { kind: 'not-modified', status: 304 };
-  if (res.status < 200 || res.status >= 300) {
-    await res.body?.cancel();
-    throw new FetchError('http-status', `HTTP ${res.status} ${res.statusText} from ${req.url}`, res.status);
-  }
-  const declared = Number(res.headers.get('content-length') ?? NaN);
-  if (declared > req.maxBytes) {
-    await res.body?.cancel();
-    throw new FetchError('too-large', `body of ${declared} bytes exceeds the ${req.maxBytes}-byte limit`, res.status);
-  }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  try {
-    // Stream and count: Content-Length may be absent or lie.
-    for await (const chunk of res.body ?? []) {
-      size += chunk.byteLength;
-      if (size > req.maxBytes) {
-        await res.body?.cancel().catch(() => undefined);
-        throw new FetchError('too-large', `body exceeds the ${req.maxBytes}-byte limit`, res.status);
-      }
-      chunks.push(Buffer.from(chunk));
+  const deadline = Date.now() + req.timeoutMs;
+  const maxRedirects = req.maxRedirects ?? 5;
+  const seen = new Set<string>();
+  let url = req.url;
+  let permanent = true;
+  for (let hop = 0; ; hop++) {
+    let u: URL;
+    try {
+      u = new URL(url);
+    } catch {
+      throw new FetchError('bad-url', `not a valid URL: ${url}`);
     }
-  } catch (err) {
-    throw toFetchError(err, req);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new FetchError('bad-url', `only http and https URLs can be polled, not ${u.protocol} (${url})`);
+    seen.add(u.toString());
+    const res = await requestOnce(u, req, deadline, hop === 0);
+    const status = res.statusCode ?? 0;
+    const cache = cacheHeaders(res);
+    if (REDIRECTS.has(status)) {
+      res.resume();
+      const location = res.headers.location;
+      if (!location) throw new FetchError('http-status', `HTTP ${status} redirect without a Location from ${u}`, status, cache);
+      if (hop >= maxRedirects) throw new FetchError('too-many-redirects', `more than ${maxRedirects} redirects starting at ${req.url}`, status, cache);
+      const next = new URL(location, u).toString();
+      if (seen.has(next)) throw new FetchError('redirect-loop', `redirect loop: ${u} leads back to ${next}`, status, cache);
+      if (status !== 301 && status !== 308) permanent = false;
+      url = next;
+      continue;
+    }
+    const finalUrl = u.toString();
+    const common: Common = { status, finalUrl, permanentUrl: hop > 0 && permanent ? finalUrl : null, cache };
+    if (status === 304) {
+      res.resume();
+      return { ...common, kind: 'not-modified' };
+    }
+    if (status === 410) {
+      res.resume();
+      throw new FetchError('gone', `HTTP 410 Gone from ${finalUrl}: the publisher removed this feed`, status, cache);
+    }
+    if (status < 200 || status >= 300) {
+      res.resume();
+      throw new FetchError('http-status', `HTTP ${status} ${res.statusMessage ?? ''} from ${finalUrl}`.trim(), status, cache);
+    }
+    const body = await readBody(res, u, req, deadline);
+    return {
+      ...common,
+      kind: 'ok',
+      body,
+      contentType: header(res, 'content-type'),
+      etag: header(res, 'etag'),
+      lastModified: header(res, 'last-modified'),
+      hubLinks: parseLinkHeader(header(res, 'link')),
+    };
   }
-  return {
-    kind: 'ok',
-    status: res.status,
-    body: Buffer.concat(chunks),
-    contentType: res.headers.get('content-type'),
-    etag: res.headers.get('etag'),
-    lastModified: res.headers.get('last-modified'),
-    finalUrl: res.url || req.url,
-  };
 }
 
-function toFetchError(err: unknown, req: FetchRequest): FetchError {
-  if (err instanceof FetchError) return err;
-  const e = err as Error & { cause?: { code?: string; message?: string } };
-  if (e.name === 'TimeoutError' || e.name === 'AbortError') {
-    return new FetchError('timeout', `no complete answer from ${req.url} within ${req.timeoutMs} ms`);
+const header = (res: IncomingMessage, name: string) => {
+  const v = res.headers[name];
+  return Array.isArray(v) ? v.join(', ') : (v ?? null);
+};
+const cacheHeaders = (res: IncomingMessage): CacheHeaders => ({
+  cacheControl: header(res, 'cache-control'),
+  expires: header(res, 'expires'),
+  retryAfter: header(res, 'retry-after'),
+});
+
+/** RFC 8288 Link header entries (WebSub hubs may be advertised there instead of in the feed). */
+export function parseLinkHeader(value: string | null): { rel: string; href: string }[] {
+  if (!value) return [];
+  const out: { rel: string; href: string }[] = [];
+  for (const m of value.matchAll(/<([^>]*)>\s*((?:;\s*[^;,]+)*)/g)) {
+    const rel = /;\s*rel\s*=\s*"?([^";]+)"?/i.exec(m[2] ?? '')?.[1];
+    if (rel) for (const r of rel.toLowerCase().split(/\s+/)) out.push({ rel: r, href: m[1]! });
   }
-  const detail = e.cause?.code ?? e.cause?.message ?? e.message;
-  return new FetchError('network', `cannot reach ${req.url}: ${detail}`);
+  return out;
+}
+
+function requestOnce(u: URL, req: FetchRequest, deadline: number, first: boolean): Promise<IncomingMessage> {
+  try {
+    checkLiteralHost(u.hostname, req.allowPrivate, req.allowAddress);
+  } catch (err) {
+    return Promise.reject(new FetchError('forbidden-address', `refusing ${u}: ${(err as Error).message} (set HERALD_ALLOW_PRIVATE_FEEDS=true to allow)`));
+  }
+  const headers: Record<string, string> = {
+    'user-agent': req.userAgent,
+    accept: 'application/rss+xml, application/atom+xml, application/feed+json, application/json;q=0.9, application/xml;q=0.9, text/xml;q=0.8, */*;q=0.5',
+    'accept-encoding': 'gzip, deflate, br',
+  };
+  // RFC 9110 §13.2.2: a server evaluates If-None-Match first and ignores If-Modified-Since when it is present;
+  // sending both lets servers that only know one of them answer 304. Validators belong to the stored URL only.
+  if (first && req.etag) headers['if-none-match'] = req.etag;
+  if (first && req.lastModified) headers['if-modified-since'] = req.lastModified;
+  const agents = req.agents ?? defaultAgents;
+  const isHttps = u.protocol === 'https:';
+  return new Promise((resolve, reject) => {
+    const r = (isHttps ? httpsRequest : httpRequest)(u, {
+      method: 'GET',
+      headers,
+      agent: isHttps ? agents.https : agents.http,
+      lookup: guardedLookup(req.allowPrivate, req.allowAddress) as never,
+    });
+    const remaining = deadline - Date.now();
+    const total = setTimeout(() => r.destroy(new FetchError('timeout', `no complete answer from ${u} within ${req.timeoutMs} ms`)), Math.max(0, remaining));
+    let connectTimer: NodeJS.Timeout | null = null;
+    r.on('socket', (socket) => {
+      if (!socket.connecting) return;
+      connectTimer = setTimeout(() => r.destroy(new FetchError('connect-timeout', `cannot connect to ${u.host} within ${req.connectTimeoutMs} ms`)), req.connectTimeoutMs);
+      socket.once(isHttps ? 'secureConnect' : 'connect', () => connectTimer && clearTimeout(connectTimer));
+    });
+    r.on('response', (res) => {
+      if (connectTimer) clearTimeout(connectTimer);
+      // The whole-exchange timer keeps running while the body streams in.
+      res.once('close', () => clearTimeout(total));
+      res.once('end', () => clearTimeout(total));
+      resolve(res);
+    });
+    r.on('error', (err) => {
+      clearTimeout(total);
+      if (connectTimer) clearTimeout(connectTimer);
+      reject(toFetchError(err, u));
+    });
+    r.end();
+  });
+}
+
+async function readBody(res: IncomingMessage, u: URL, req: FetchRequest, deadline: number): Promise<Buffer> {
+  const declared = Number(res.headers['content-length'] ?? NaN);
+  const encoding = (header(res, 'content-encoding') ?? '').trim().toLowerCase();
+  if (declared > req.maxBytes && !encoding) {
+    res.destroy();
+    throw new FetchError('too-large', `body of ${declared} bytes exceeds the ${req.maxBytes}-byte limit`, res.statusCode ?? null);
+  }
+  let stream: Readable = res;
+  if (encoding === 'gzip' || encoding === 'x-gzip') stream = res.pipe(createGunzip());
+  else if (encoding === 'deflate') stream = res.pipe(createInflate());
+  else if (encoding === 'br') stream = res.pipe(createBrotliDecompress());
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const timer = setTimeout(() => {
+    const err = new FetchError('timeout', `body of ${u} not complete within ${req.timeoutMs} ms`);
+    res.destroy(err);
+    stream.destroy(err);
+  }, Math.max(0, deadline - Date.now()));
+  try {
+    // Count decoded bytes: Content-Length may be absent or lie, and a small gzip body can expand enormously.
+    for await (const chunk of stream) {
+      size += (chunk as Buffer).byteLength;
+      if (size > req.maxBytes) {
+        res.destroy();
+        stream.destroy();
+        throw new FetchError('too-large', `body exceeds the ${req.maxBytes}-byte limit`, res.statusCode ?? null);
+      }
+      chunks.push(chunk as Buffer);
+    }
+  } catch (err) {
+    if (err instanceof FetchError) throw err;
+    const e = err as NodeJS.ErrnoException;
+    if (e.code?.startsWith('Z_') || e.code === 'ERR_BROTLI_DECOMPRESSION_FAILED' || /incorrect header|invalid|unexpected end/i.test(e.message)) {
+      throw new FetchError('decompress', `body declared "${encoding}" cannot be decompressed: ${e.message}`, res.statusCode ?? null);
+    }
+    throw toFetchError(err, u);
+  } finally {
+    clearTimeout(timer);
+  }
+  return Buffer.concat(chunks);
+}
+
+function toFetchError(err: unknown, u: URL): FetchError {
+  if (err instanceof FetchError) return err;
+  if (err instanceof ForbiddenAddressError) {
+    return new FetchError('forbidden-address', `refusing ${u}: ${err.message} (set HERALD_ALLOW_PRIVATE_FEEDS=true to allow)`);
+  }
+  const e = err as NodeJS.ErrnoException;
+  return new FetchError('network', `cannot reach ${u.host}: ${e.code ?? e.message}`);
 }

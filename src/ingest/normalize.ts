@@ -1,59 +1,267 @@
+import { hash } from 'node:crypto';
+import { Tokenizer } from 'htmlparser2';
 import type { Story } from '../model.ts';
-import { storyIdFor } from '../store/stories.ts';
 import type { ParsedItem } from './parse-feed.ts';
 
-const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: ' ' };
+/** Elements whose content is never text a reader sees. */
+const SKIP = new Set(['script', 'style', 'noscript', 'template', 'iframe', 'object', 'svg', 'math', 'head']);
+/** Elements that separate words: their boundaries become spaces. */
+const BLOCK = new Set(['p', 'br', 'div', 'li', 'ul', 'ol', 'tr', 'td', 'th', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'blockquote', 'section', 'article', 'figure', 'figcaption', 'hr', 'img', 'table', 'dd', 'dt']);
 
-/** HTML to plain text: tags dropped, common entities decoded, whitespace collapsed. */
-export function toPlainText(html: string): string {
-  return html
-    .replace(/<(script|style)[\s\S]*?<\/\1>/gi, ' ')
-    .replace(/<[^>]*>/g, ' ')
-    .replace(/&(#x[0-9a-f]+|#\d+|[a-z]+);/gi, (m, e: string) => {
-      if (e[0] === '#') {
-        const cp = e[1] === 'x' || e[1] === 'X' ? parseInt(e.slice(2), 16) : parseInt(e.slice(1), 10);
-        return Number.isFinite(cp) && cp > 0 && cp <= 0x10ffff ? String.fromCodePoint(cp) : m;
-      }
-      return ENTITIES[e.toLowerCase()] ?? m;
-    })
-    .replace(/\s+/g, ' ')
-    .trim();
+/**
+ * HTML (or text that may hold entities) to plain text with htmlparser2's tokenizer, a real HTML tokenizer
+ * (the one its Parser uses, without building element objects): markup dropped, script/style and other
+ * non-text content skipped, every HTML entity decoded, whitespace collapsed. `maxChars` bounds the work.
+ */
+export function toPlainText(html: string, maxChars = Infinity): string {
+  if (!/[<&]/.test(html)) return collapse(html).slice(0, maxChars);
+  const input = maxChars === Infinity ? html : html.slice(0, maxChars * 8 + 4096);
+  tk.src = input;
+  tk.out = '';
+  tk.skipDepth = 0;
+  tk.open = '';
+  // One tokenizer, reset per call: tokenizing is synchronous, and building one per summary costs more than the work.
+  tokenizer.reset();
+  tokenizer.write(input);
+  tokenizer.end();
+  return collapse(tk.out).slice(0, maxChars);
 }
 
+const tk = { src: '', out: '', skipDepth: 0, open: '' };
+const tagName = (start: number, end: number) => tk.src.slice(start, end).toLowerCase();
+const ignore = () => undefined;
+const tokenizer = new Tokenizer({ xmlMode: false, decodeEntities: true }, {
+  onopentagname(start, end) {
+    tk.open = tagName(start, end);
+    if (SKIP.has(tk.open)) tk.skipDepth++;
+    else if (BLOCK.has(tk.open)) tk.out += ' ';
+  },
+  onselfclosingtag() {
+    if (SKIP.has(tk.open)) tk.skipDepth = Math.max(0, tk.skipDepth - 1);
+  },
+  onclosetag(start, end) {
+    const name = tagName(start, end);
+    if (SKIP.has(name)) tk.skipDepth = Math.max(0, tk.skipDepth - 1);
+    else if (BLOCK.has(name)) tk.out += ' ';
+  },
+  ontext(start, end) {
+    if (tk.skipDepth === 0) tk.out += tk.src.slice(start, end);
+  },
+  ontextentity(codepoint) {
+    if (tk.skipDepth === 0) tk.out += String.fromCodePoint(codepoint);
+  },
+  onattribdata: ignore, onattribentity: ignore, onattribend: ignore, onattribname: ignore, oncdata: ignore, oncomment: ignore,
+  ondeclaration: ignore, onend: ignore, onopentagend: ignore, onprocessinginstruction: ignore,
+});
+
+// Double-escaped entities (&amp;amp; in the XML, so "&amp;" after parsing) are decoded by the HTML pass.
+const collapse = (s: string) => s.replace(/[\s\u00a0\u200b]+/g, ' ').trim();
+
+/** Query parameters that only track the click, never select the content. */
+const TRACKING = /^(utm_[a-z_]+|fbclid|gclid|dclid|gbraid|wbraid|msclkid|yclid|mc_cid|mc_eid|igshid|_ga|_gl|ocid|cmpid|__twitter_impression|ns_mchannel|ns_source|ns_campaign|ns_linkname|ns_fee)$/i;
+
+const TRACKING_IN_QUERY = /[?&](utm_|fbclid|gclid|dclid|gbraid|wbraid|msclkid|yclid|mc_|igshid|_ga|_gl|ocid|cmpid|__twitter|ns_)/i;
+
+/**
+ * The URL that identifies an article: http(s) only, scheme and host lower-cased, default port and fragment
+ * dropped, tracking parameters removed (the WHATWG URL parser does the lower-casing and the default port).
+ */
 export function canonicalUrl(raw: string, base?: string): string | null {
+  const u = httpUrl(raw, base);
+  return u ? canonicalOf(u) : null;
+}
+
+function httpUrl(raw: string, base?: string): URL | null {
   try {
     const u = new URL(raw.trim(), base);
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') return null;
-    u.hash = '';
-    return u.toString();
+    return u.protocol === 'http:' || u.protocol === 'https:' ? u : null;
   } catch {
     return null;
   }
 }
 
+/** Canonical form of a parsed URL (changes it). */
+function canonicalOf(u: URL): string {
+  u.hash = '';
+  if (u.search && TRACKING_IN_QUERY.test(u.search)) {
+    for (const key of [...u.searchParams.keys()]) if (TRACKING.test(key)) u.searchParams.delete(key);
+    if ([...u.searchParams.keys()].length === 0) u.search = '';
+  }
+  return u.toString();
+}
+
+/** The link as published (resolved, fragment kept): what the reader clicks. */
+function absoluteUrl(raw: string, base?: string): string | null {
+  return httpUrl(raw, base)?.toString() ?? null;
+}
+
+const NAMED_ZONES: Record<string, number> = {
+  GMT: 0, UT: 0, UTC: 0, Z: 0, EST: -300, EDT: -240, CST: -360, CDT: -300, MST: -420, MDT: -360, PST: -480, PDT: -420,
+  CET: 60, CEST: 120, EET: 120, EEST: 180, WET: 0, WEST: 60, BST: 60, IST: 330, JST: 540, KST: 540, MSK: 180,
+  AEST: 600, AEDT: 660, HKT: 480, SGT: 480,
+};
+/** Month names and abbreviations feeds actually use (English, and the Romance and Germanic ones seen in the wild). */
+const MONTHS: Record<string, number> = {};
+[
+  ['jan', 'janv', 'january', 'janeiro', 'enero', 'ene', 'gen', 'gennaio', 'janvier', 'januar', 'jän'],
+  ['feb', 'fev', 'févr', 'fevr', 'february', 'fevereiro', 'febrero', 'febbraio', 'février', 'februar'],
+  ['mar', 'march', 'março', 'marzo', 'mars', 'märz', 'mär', 'mrz'],
+  ['apr', 'abr', 'avr', 'april', 'abril', 'aprile', 'avril'],
+  ['may', 'mai', 'maio', 'mayo', 'mag', 'maggio'],
+  ['jun', 'june', 'junho', 'junio', 'giu', 'giugno', 'juin', 'juni'],
+  ['jul', 'july', 'julho', 'julio', 'lug', 'luglio', 'juil', 'juillet', 'juli'],
+  ['aug', 'ago', 'august', 'agosto', 'août', 'aout'],
+  ['sep', 'sept', 'set', 'september', 'setembro', 'septiembre', 'settembre', 'septembre'],
+  ['oct', 'out', 'okt', 'ott', 'october', 'outubro', 'octubre', 'ottobre', 'octobre', 'oktober'],
+  ['nov', 'november', 'novembro', 'noviembre', 'novembre'],
+  ['dec', 'dez', 'dic', 'déc', 'december', 'dezembro', 'diciembre', 'dicembre', 'décembre', 'dezember'],
+].forEach((names, i) => names.forEach((n) => (MONTHS[n] = i)));
+
+/** RFC 822 style "[Day,] DD Mon YY[YY] HH:MM[:SS] [zone]", with localized names and missing colons forgiven. */
+const RFC822 = /^(?:[\p{L}.]+,?\s+)?(\d{1,2})\s+([\p{L}]+)\.?\s+(\d{2,4})\s+(\d{1,2}):?(\d{2})(?::?(\d{2}))?\s*([+-]\d{2}:?\d{2}|[A-Za-z]{1,5})?$/u;
+
+function parseRfc822(s: string): number | null {
+  const m = RFC822.exec(s);
+  if (!m) return null;
+  const month = MONTHS[m[2]!.toLowerCase()];
+  if (month === undefined) return null;
+  let year = Number(m[3]);
+  if (year < 100) year += year < 70 ? 2000 : 1900;
+  let offset = 0;
+  const zone = m[7];
+  if (zone) {
+    const num = /^([+-])(\d{2}):?(\d{2})$/.exec(zone);
+    if (num) offset = (num[1] === '-' ? -1 : 1) * (Number(num[2]) * 60 + Number(num[3]));
+    else if (NAMED_ZONES[zone.toUpperCase()] !== undefined) offset = NAMED_ZONES[zone.toUpperCase()]!;
+    else return null;
+  }
+  const t = Date.UTC(year, month, Number(m[1]), Number(m[4]), Number(m[5]), Number(m[6] ?? 0)) - offset * 60_000;
+  return Number.isFinite(t) ? t : null;
+}
+
+/**
+ * A feed date to epoch ms (UTC), or null. ISO 8601 and RFC 822 dates without a zone are read as UTC (never the
+ * server's local zone); localized month names and common mistakes are forgiven; nonsense gives null.
+ */
+export function parseFeedDate(raw: string | null | undefined): number | null {
+  if (!raw) return null;
+  const s = raw.trim().replace(/\s+/g, ' ');
+  if (s === '') return null;
+  let t: number | null = null;
+  const iso = /^(\d{4}-\d{2}-\d{2})(?:[ T](\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?))?\s*(Z|[+-]\d{2}(?::?\d{2})?)?$/i.exec(s);
+  if (iso) {
+    const zone = iso[3] ? (/^[+-]\d{2}$/.test(iso[3]) ? `${iso[3]}:00` : iso[3].replace(/^([+-]\d{2})(\d{2})$/, '$1:$2')) : 'Z';
+    t = Date.parse(`${iso[1]}T${(iso[2] ?? '00:00:00').replace(',', '.')}${zone}`);
+  } else if (/^\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}\b/.test(s)) {
+    // 01/02/03: day-first or month-first depends on the publisher's country; guessing would misdate news.
+    t = null;
+  } else {
+    t = parseRfc822(s) ?? Date.parse(s);
+  }
+  // Years before 1990 are parse accidents ("01/02/03"), not news.
+  return t !== null && Number.isFinite(t) && t > Date.UTC(1990, 0, 1) ? t : null;
+}
+
 const MAX_TITLE = 300;
 const MAX_SUMMARY = 2000;
 
-/** One feed item to a Story, or null (with the reason) when it cannot identify a story. */
-export function normalizeItem(item: ParsedItem, feedId: string, feedUrl: string, now: number): { story: Story } | { skip: string } {
-  const url = item.link ? canonicalUrl(item.link, feedUrl) : null;
-  if (!url) return { skip: `item "${item.title.slice(0, 80)}" has no usable link` };
-  const title = toPlainText(item.title).slice(0, MAX_TITLE);
-  if (!title) return { skip: `item ${url} has no title` };
-  const published = item.published ? Date.parse(item.published) : NaN;
+/**
+ * Hash of the item's text as published (title and summary before normalization): a publisher's edit changes
+ * it, and a poller can recognise an unchanged item without normalizing it again.
+ */
+export const contentHash = (title: string, summaryHtml: string) => hash('sha256', `${title}\u0000${summaryHtml}`, 'hex').slice(0, 24);
+
+/** What identifies an item inside its feed, computed without normalizing its text. */
+export interface ItemIdentity {
+  id: string;
+  feedId: string;
+  guid: string | null;
+  /** The link as published (what the reader clicks), or the guid when it is a URL. */
+  url: string;
+  canonicalUrl: string | null;
+  contentHash: string;
+}
+
+export interface NormalizedItem extends ItemIdentity {
+  story: Story;
+}
+
+const hasText = (s: string) => s.trim() !== '' && s.replace(/<[^>]*>/g, '').trim() !== '';
+
+/**
+ * Identity from the raw item. The link is parsed and canonicalized, and the story id hashed, only when
+ * asked: an unchanged item of a re-polled feed is recognised by its guid and text alone.
+ */
+export function identifyItem(item: ParsedItem, feedId: string, feedUrl: string): ItemIdentity | { skip: string } {
   const guid = item.guid?.trim() || null;
+  if (!hasText(item.title) && !hasText(item.summaryHtml)) return { skip: `item ${guid ?? item.link ?? '(no guid, no link)'} has neither title nor summary` };
+  const hashed = contentHash(item.title, item.summaryHtml);
+  let links: { url: string; canonical: string | null } | null = null;
+  const linksOf = () => {
+    if (links) return links;
+    const parsedLink = item.link ? httpUrl(item.link, feedUrl) : null;
+    const guidUrl = !parsedLink && guid && /^https?:\/\//i.test(guid) ? httpUrl(guid) : null;
+    const chosen = parsedLink ?? guidUrl;
+    const url = chosen ? chosen.toString() : '';
+    links = { url, canonical: chosen ? canonicalOf(chosen) : null };
+    return links;
+  };
+  let id: string | null = null;
   return {
-    story: {
-      id: storyIdFor(guid ?? url),
-      feedId,
-      guid,
-      url,
-      title,
-      summary: toPlainText(item.summaryHtml).slice(0, MAX_SUMMARY),
-      categories: item.categories.map((c) => toPlainText(c)).filter(Boolean).slice(0, 20),
-      // A missing or nonsensical date (or one in the future) falls back to when we first saw it.
-      publishedAt: Number.isFinite(published) && published <= now + 60_000 ? published : now,
-      firstSeenAt: now,
+    feedId,
+    guid,
+    contentHash: hashed,
+    get url() {
+      return linksOf().url;
+    },
+    get canonicalUrl() {
+      return linksOf().canonical;
+    },
+    get id() {
+      return (id ??= storyIdFor(feedId, guid ?? linksOf().canonical ?? `content:${hashed}`));
     },
   };
 }
+
+/**
+ * One feed item to a Story, or the reason it cannot become one. An item needs a title or a summary and
+ * something to identify it (guid, link or content); a missing or nonsensical date (or one in the future)
+ * falls back to when it was first seen.
+ */
+export function normalizeItem(item: ParsedItem, feedId: string, feedUrl: string, now: number, known?: ItemIdentity): NormalizedItem | { skip: string } {
+  const ident = known ?? identifyItem(item, feedId, feedUrl);
+  if ('skip' in ident) return ident;
+  let title = toPlainText(item.title, MAX_TITLE);
+  const summary = toPlainText(item.summaryHtml, MAX_SUMMARY);
+  // Items without a title (allowed in RSS) get the summary's opening words.
+  if (!title) title = summary.length > 120 ? `${summary.slice(0, 117).replace(/\s+\S*$/, '')}…` : summary;
+  if (!title) return { skip: `item ${ident.guid ?? (ident.url || '(no guid, no link)')} has neither title nor summary` };
+  let publishedAt = parseFeedDate(item.published) ?? parseFeedDate(item.updated);
+  if (publishedAt === null || publishedAt > now + 5 * 60_000) publishedAt = now;
+  return {
+    id: ident.id,
+    feedId,
+    guid: ident.guid,
+    url: ident.url,
+    canonicalUrl: ident.canonicalUrl,
+    contentHash: ident.contentHash,
+    story: {
+      id: ident.id,
+      feedId,
+      guid: ident.guid,
+      url: ident.url,
+      title,
+      summary,
+      categories: [...new Set(item.categories.map((c) => toPlainText(c, 100)).filter(Boolean))].slice(0, 20),
+      publishedAt,
+      firstSeenAt: now,
+      language: item.language?.trim().toLowerCase() || null,
+      author: item.author ? toPlainText(item.author, 200) || null : null,
+      image: item.image ? absoluteUrl(item.image, feedUrl) : null,
+      sources: [{ feedId, url: ident.url }],
+    },
+  };
+}
+
+/** Story ids are derived from the feed and what identifies the item in it, so two pollers agree on the id. */
+export const storyIdFor = (feedId: string, identity: string) => hash('sha256', `${feedId}\u0000${identity}`, 'hex').slice(0, 20);

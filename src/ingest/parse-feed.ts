@@ -1,49 +1,355 @@
+import { createRequire } from 'node:module';
+import { gunzipSync } from 'node:zlib';
+import { Parser as HtmlParser } from 'htmlparser2';
 import Parser from 'rss-parser';
+import { decodeBody } from './decode.ts';
+import { parseFastXml } from './fast-xml.ts';
+import { parseJsonFeed } from './json-feed.ts';
+import { ParseError } from './parse-error.ts';
+import { repairXml } from './xml-repair.ts';
+
+export type FeedFormat = 'rss0.9x' | 'rss1.0' | 'rss2.0' | 'atom0.3' | 'atom1.0' | 'json1.0' | 'json1.1';
 
 export interface ParsedItem {
   guid: string | null;
   link: string | null;
   title: string;
-  /** Plain-text summary as rss-parser extracted it, or the raw HTML description. */
+  /** Summary as the feed gave it (HTML or text); the normalizer makes it plain text. */
   summaryHtml: string;
   categories: string[];
+  /** Raw date strings as published; the normalizer parses them. */
   published: string | null;
+  updated: string | null;
+  author: string | null;
+  language: string | null;
+  image: string | null;
 }
+
+/** What the feed says about how often to fetch it (RSS <ttl>, RSS 1.0 syndication module, skipHours/skipDays). */
+export interface FeedHints {
+  ttlMinutes: number | null;
+  updatePeriod: string | null;
+  updateFrequency: number | null;
+  skipHours: number[];
+  skipDays: string[];
+}
+
 export interface ParsedFeed {
+  format: FeedFormat;
   title: string;
+  link: string | null;
+  language: string | null;
+  /** WebSub hub and self URL, when the feed advertises them. */
+  hub: string | null;
+  self: string | null;
+  hints: FeedHints;
   items: ParsedItem[];
+  encoding?: string;
 }
 
-export class ParseError extends Error {
-  override name = 'ParseError';
-  constructor(readonly code: 'not-a-feed' | 'malformed', message: string) {
-    super(message);
+export { ParseError, type ParseErrorCode } from './parse-error.ts';
+
+type Raw = Record<string, unknown>;
+
+const parser = new Parser<Raw, Raw>({
+  // Documents without a version attribute are common in the wild and are RSS 2.0 in practice.
+  defaultRSS: 2,
+  customFields: {
+    feed: ['sy:updatePeriod', 'sy:updateFrequency', ['atom:link', 'atomLinks', { keepArray: true }], ['link', 'rawLinks', { keepArray: true }], ['dc:language', 'dcLanguage']] as never,
+    item: [
+      'published', 'updated', 'issued', 'modified', 'created', 'dc:date', 'id', 'pubdate',
+      ['media:content', 'mediaContent', { keepArray: true }],
+      ['media:thumbnail', 'mediaThumbnail', { keepArray: true }],
+      ['media:group', 'mediaGroup'],
+      ['category', 'atomCategories', { keepArray: true }],
+    ] as never,
+  },
+});
+type FieldSpec = string | [string, string] | [string, string, { keepArray?: boolean; includeSnippet?: boolean }];
+const rssUtils = createRequire(import.meta.url)('rss-parser/lib/utils.js') as {
+  copyFromXML(xml: Raw, dest: Raw, fields: FieldSpec[]): void;
+  getContent(content: unknown): string;
+  getLink(links: unknown, rel: string, fallbackIdx: number): string | undefined;
+};
+const proto = parser as unknown as {
+  options: { customFields: { item: FieldSpec[] } };
+  parseItemRss(xmlItem: Raw, itemFields: FieldSpec[]): Raw;
+  parseItemAtom(entry: Raw): Raw;
+};
+const noSnippet = (fields: FieldSpec[]) => fields.map((f): FieldSpec => (Array.isArray(f) && f[2]?.includeSnippet ? [f[0], f[1]] : f));
+
+/*
+ * rss-parser's item builders, minus two things Herald does itself: the "contentSnippet" plain text (an entity
+ * decode and regex strip of every description and content, which the normalizer does better with a real HTML
+ * parser and only on what it keeps) and date conversion (`new Date(x).toISOString()` throws on a bad Atom date
+ * and loses the whole feed; the normalizer parses dates with fallbacks). The element mapping is rss-parser's.
+ */
+proto.parseItemRss = (xmlItem, itemFields) => {
+  const item: Raw = {};
+  rssUtils.copyFromXML(xmlItem, item, noSnippet(itemFields));
+  const x = xmlItem as Record<string, Raw[] | undefined> & { $?: Raw };
+  if (x.enclosure?.[0]) item.enclosure = x.enclosure[0].$;
+  if (x.description?.[0] !== undefined) item.content = rssUtils.getContent(x.description[0]);
+  if (x.guid?.[0] !== undefined) item.guid = x.guid[0];
+  if (x.$ && x.$['rdf:about']) item['rdf:about'] = x.$['rdf:about'];
+  if (x.category) item.categories = x.category;
+  return item;
+};
+proto.parseItemAtom = (entry) => {
+  const item: Raw = {};
+  rssUtils.copyFromXML(entry, item, noSnippet(proto.options.customFields.item));
+  const e = entry as Record<string, Raw[] | undefined>;
+  if (e.title?.[0] !== undefined) item.title = e.title[0];
+  if (e.link?.length) item.link = rssUtils.getLink(e.link, 'alternate', 0);
+  const author = e.author?.[0] as Record<string, unknown[]> | undefined;
+  if (author?.name?.length) item.author = author.name[0];
+  if (e.content?.[0] !== undefined) item.content = rssUtils.getContent(e.content[0]);
+  if (e.summary?.[0] !== undefined) item.summary = rssUtils.getContent(e.summary[0]);
+  if (e.id?.[0] !== undefined) item.id = e.id[0];
+  return item;
+};
+
+/**
+ * xml2js keeps sax state after an error ("errThrown"), so the next document parsed by the same instance can
+ * come out half-parsed; each parse starts from a fresh sax parser.
+ */
+const xmlParser = (parser as unknown as { xmlParser: { reset(): void } }).xmlParser;
+async function parseXml(doc: string) {
+  xmlParser.reset();
+  return parser.parseString(doc);
+}
+
+/** Text of an xml2js value: a string, `{ _: text }`, or the first of an array of those. */
+function text(v: unknown): string | null {
+  if (Array.isArray(v)) return text(v[0]);
+  if (typeof v === 'string') return v.trim() === '' ? null : v;
+  if (v && typeof v === 'object') {
+    const o = v as Raw;
+    if (typeof o._ === 'string') return o._;
+    const attrs = o.$ as Raw | undefined;
+    if (attrs && typeof attrs.href === 'string') return attrs.href;
+  }
+  return null;
+}
+const attr = (v: unknown, name: string): string | null => {
+  const attrs = v && typeof v === 'object' ? ((v as Raw).$ as Raw | undefined) : undefined;
+  return attrs && typeof attrs[name] === 'string' ? (attrs[name] as string) : null;
+};
+
+/** Position of the root element, skipping the prolog, comments, processing instructions and DOCTYPE. */
+function rootStart(xml: string): number {
+  const m = /<[A-Za-z_]/.exec(xml);
+  return m ? m.index : -1;
+}
+
+/**
+ * Refuses DTD entity declarations before any parser sees the document: this stops billion-laughs and
+ * quadratic-blowup expansion and external entities (XXE) in time linear in the (size-capped) body.
+ */
+function refuseEntityDeclarations(prolog: string) {
+  if (/<!ENTITY/i.test(prolog)) {
+    throw new ParseError('xml-entities', 'the document declares XML entities in its DOCTYPE; Herald refuses DTD entities (expansion and external-entity attacks)');
   }
 }
 
-const parser = new Parser();
+/** `<link rel="alternate" type="application/rss+xml" href>` of an HTML page, resolved against the page URL. */
+export function findAdvertisedFeed(html: string, baseUrl?: string): string | null {
+  let found: string | null = null;
+  const p = new HtmlParser({
+    onopentag(name, attrs) {
+      if (found || name !== 'link') return;
+      const rel = (attrs.rel ?? '').toLowerCase().split(/\s+/);
+      const type = (attrs.type ?? '').toLowerCase();
+      if (rel.includes('alternate') && /application\/(rss|atom)\+xml|application\/(feed\+)?json/.test(type) && attrs.href) {
+        try {
+          found = new URL(attrs.href, baseUrl).toString();
+        } catch {
+          found = attrs.href;
+        }
+      }
+    },
+  });
+  p.write(html.slice(0, 256 * 1024));
+  p.end();
+  return found;
+}
 
-/** Decodes the body (UTF-8 or its BOM; the ingestion issue widens this) and parses it with rss-parser. */
-export async function parseFeed(body: Buffer): Promise<ParsedFeed> {
-  const text = new TextDecoder('utf-8').decode(body);
-  if (/^\s*(<!doctype html|<html)/i.test(text)) {
-    throw new ParseError('not-a-feed', 'got an HTML page, not a feed');
+function detectFormat(root: string): FeedFormat | 'html' | null {
+  const tag = /^<([A-Za-z_][\w.:-]*)([^>]*)>?/.exec(root);
+  if (!tag) return null;
+  const name = tag[1]!.toLowerCase();
+  const attrs = tag[2] ?? '';
+  if (name === 'rss') {
+    const version = /version\s*=\s*["']([^"']*)["']/.exec(attrs)?.[1] ?? '';
+    return /^0\.9/.test(version) ? 'rss0.9x' : 'rss2.0';
   }
-  let feed: Awaited<ReturnType<typeof parser.parseString>>;
+  if (name === 'rdf:rdf' || name.endsWith(':rdf') || name === 'rdf') {
+    return /my\.netscape\.com\/rdf\/simple\/0\.9/.test(root.slice(0, 4096)) ? 'rss0.9x' : 'rss1.0';
+  }
+  if (name === 'feed') return /version\s*=\s*["']0\.3["']|purl\.org\/atom\/ns#/.test(attrs) ? 'atom0.3' : 'atom1.0';
+  if (name === 'html' || name === 'head' || name === 'body') return 'html';
+  return null;
+}
+
+function xmlErrorPosition(err: Error): { line: number; column: number } | undefined {
+  const m = /Line:\s*(\d+)\s*Column:\s*(\d+)/.exec(err.message);
+  // sax counts lines from 0.
+  return m ? { line: Number(m[1]) + 1, column: Number(m[2]) } : undefined;
+}
+
+/**
+ * The bytes of a fetched (or pushed, or checked) body to a ParsedFeed, or a ParseError with a specific code.
+ * The same function serves the poller, WebSub deliveries and `herald feeds check`.
+ */
+export async function parseFeedBody(
+  raw: Uint8Array,
+  opts: { contentType?: string | null; baseUrl?: string; maxBytes?: number; /** Tests: skip the fast path. */ rssParserOnly?: boolean } = {},
+): Promise<ParsedFeed> {
+  if (raw.byteLength === 0) throw new ParseError('empty-body', 'the body is empty');
+  const body = gunzipIfCompressed(raw, opts.maxBytes ?? DEFAULT_MAX_BYTES);
+  const decoded = decodeBody(body, opts.contentType);
+  // Whitespace (or a stray BOM) before "<?xml" makes a document ill-formed, and is everywhere.
+  const doc = decoded.text.replace(/^[\s\uFEFF]+/, '');
+  if (doc === '') throw new ParseError('empty-body', 'the body holds only whitespace');
+  if (doc[0] === '{' || doc[0] === '[') return { ...parseJsonFeed(doc, opts.baseUrl), encoding: decoded.encoding };
+
+  if (doc[0] !== '<') throw new ParseError('not-a-feed', 'the body is neither XML nor JSON (it does not start with "<" or "{")');
+  const start = rootStart(doc);
+  const prolog = start < 0 ? doc : doc.slice(0, start);
+  if (/<!DOCTYPE\s+html/i.test(prolog)) throwHtml(doc, opts.baseUrl);
+  refuseEntityDeclarations(prolog);
+  if (start < 0) throw new ParseError('not-a-feed', 'no XML element found: the body is neither XML nor JSON');
+  const format = detectFormat(doc.slice(start, start + 4096));
+  if (format === 'html') throwHtml(doc, opts.baseUrl);
+  if (format === null) {
+    const name = /^<([^\s>/]+)/.exec(doc.slice(start))?.[1] ?? '?';
+    throw new ParseError('not-a-feed', `root element <${name}> is not RSS, RDF or Atom`);
+  }
+
+  const fast = opts.rssParserOnly ? null : parseFastXml(doc, format);
+  if (fast) return { ...fast, encoding: decoded.encoding };
+  let feed: Raw & { items: Raw[] };
   try {
-    feed = await parser.parseString(text);
+    feed = await parseXml(doc);
   } catch (err) {
-    throw new ParseError('malformed', `not a valid RSS or Atom document: ${(err as Error).message.split('\n')[0]}`);
+    try {
+      feed = await parseXml(repairXml(doc));
+    } catch {
+      // Report the first error, in the document as served.
+      const e = err as Error;
+      const at = xmlErrorPosition(e);
+      const what = e.message.split('\n')[0] ?? 'parse error';
+      throw new ParseError('malformed-xml', `malformed XML${at ? ` at line ${at.line}, column ${at.column}` : ''}: ${what}`, at);
+    }
   }
+  return { ...toParsedFeed(feed, format), encoding: decoded.encoding };
+}
+
+const DEFAULT_MAX_BYTES = 5 * 1024 * 1024;
+
+/**
+ * Some servers send a .gz file as the body without Content-Encoding; feed readers sniff the gzip magic.
+ * The output is capped like a download so a small gzip bomb cannot grow past the size limit.
+ */
+function gunzipIfCompressed(body: Uint8Array, maxBytes: number): Uint8Array {
+  if (body[0] !== 0x1f || body[1] !== 0x8b) return body;
+  try {
+    return gunzipSync(body, { maxOutputLength: maxBytes });
+  } catch (err) {
+    const tooBig = (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE';
+    throw new ParseError(tooBig ? 'too-large' : 'not-a-feed', tooBig ? `gzip body expands past the ${maxBytes}-byte limit` : `gzip body cannot be decompressed: ${(err as Error).message}`);
+  }
+}
+
+function throwHtml(doc: string, baseUrl?: string): never {
+  const advertised = findAdvertisedFeed(doc, baseUrl);
+  throw new ParseError(
+    'html-not-feed',
+    advertised ? `got an HTML page, not a feed; the page advertises a feed at ${advertised}` : 'got an HTML page, not a feed, and it advertises no feed',
+    undefined,
+    advertised,
+  );
+}
+
+function linksOf(feed: Raw): { rel: string; href: string }[] {
+  const out: { rel: string; href: string }[] = [];
+  for (const list of [feed.atomLinks, feed.rawLinks]) {
+    if (!Array.isArray(list)) continue;
+    for (const l of list) {
+      const href = attr(l, 'href');
+      if (href) out.push({ rel: (attr(l, 'rel') ?? 'alternate').toLowerCase(), href });
+    }
+  }
+  return out;
+}
+
+function numbersOf(v: unknown, key: string): string[] {
+  const o = Array.isArray(v) ? v[0] : v;
+  if (!o || typeof o !== 'object') return [];
+  const list = (o as Raw)[key];
+  return Array.isArray(list) ? list.map((x) => text(x)).filter((x): x is string => x !== null) : [];
+}
+
+function imageOf(i: Raw): string | null {
+  const enclosure = i.enclosure as Raw | undefined;
+  if (enclosure && typeof enclosure.url === 'string' && /^image\//.test(String(enclosure.type ?? ''))) return enclosure.url;
+  const group = i.mediaGroup as Raw | undefined;
+  for (const list of [i.mediaContent, i.mediaThumbnail, group?.['media:content'], group?.['media:thumbnail']]) {
+    if (!Array.isArray(list)) continue;
+    for (const m of list) {
+      const url = attr(m, 'url');
+      const medium = attr(m, 'medium');
+      const type = attr(m, 'type');
+      if (url && (medium === 'image' || (type ?? '').startsWith('image/') || (!medium && !type))) return url;
+    }
+  }
+  const itunes = i.itunes as Raw | undefined;
+  return typeof itunes?.image === 'string' ? itunes.image : null;
+}
+
+function categoriesOf(i: Raw): string[] {
+  const out: string[] = [];
+  const lists = [i.categories, i.atomCategories];
+  for (const list of lists) {
+    if (!Array.isArray(list)) continue;
+    for (const c of list) {
+      const v = typeof c === 'string' ? c : (text(c) ?? attr(c, 'label') ?? attr(c, 'term'));
+      if (v && !out.includes(v)) out.push(v);
+    }
+  }
+  return out;
+}
+
+function toParsedFeed(feed: Raw & { items: Raw[] }, format: FeedFormat): Omit<ParsedFeed, 'encoding'> {
+  const links = linksOf(feed);
+  const language = text(feed.language) ?? text(feed.dcLanguage);
+  const ttl = Number(text(feed.ttl));
+  const frequency = Number(text(feed['sy:updateFrequency']));
   return {
-    title: feed.title ?? '',
+    format,
+    title: text(feed.title) ?? '',
+    link: text(feed.link),
+    language,
+    hub: links.find((l) => l.rel === 'hub')?.href ?? null,
+    self: links.find((l) => l.rel === 'self')?.href ?? (typeof feed.feedUrl === 'string' ? feed.feedUrl : null),
+    hints: {
+      ttlMinutes: Number.isFinite(ttl) && ttl > 0 ? ttl : null,
+      updatePeriod: text(feed['sy:updatePeriod'])?.trim().toLowerCase() ?? null,
+      updateFrequency: Number.isFinite(frequency) && frequency > 0 ? frequency : null,
+      skipHours: numbersOf(feed.skipHours, 'hour').map(Number).filter((h) => Number.isInteger(h) && h >= 0 && h <= 24),
+      skipDays: numbersOf(feed.skipDays, 'day').map((d) => d.trim().toLowerCase()),
+    },
     items: (feed.items ?? []).map((i) => ({
-      guid: typeof i.guid === 'string' && i.guid ? i.guid : (typeof i.id === 'string' && i.id ? i.id : null),
-      link: i.link ?? null,
-      title: i.title ?? '',
-      summaryHtml: i.contentSnippet ?? i.summary ?? i.content ?? '',
-      categories: Array.isArray(i.categories) ? i.categories.filter((c): c is string => typeof c === 'string') : [],
-      published: i.isoDate ?? i.pubDate ?? null,
+      guid: text(i.guid) ?? text(i.id) ?? (typeof i['rdf:about'] === 'string' ? (i['rdf:about'] as string) : null),
+      link: text(i.link),
+      title: text(i.title) ?? '',
+      summaryHtml: text(i.summary) ?? text(i.content) ?? text(i['content:encoded']) ?? '',
+      categories: categoriesOf(i),
+      published: text(i.pubDate) ?? text(i.pubdate) ?? text(i.published) ?? text(i.issued) ?? text(i['dc:date']) ?? text(i.date) ?? text(i.created),
+      updated: text(i.updated) ?? text(i.modified),
+      author: text(i.creator) ?? text(i.author) ?? text(i['dc:creator']),
+      language: text(i.language) ?? language,
+      image: imageOf(i),
     })),
   };
 }

@@ -1,12 +1,30 @@
+import { UnrecoverableError } from 'bullmq';
 import type { Logger } from 'pino';
+import type { FeedConfig } from '../config/catalog.ts';
 import type { Clock } from '../model.ts';
-import type { Enqueue } from '../queue/queues.ts';
 import { jobIds } from '../queue/jobs.ts';
-import type { FeedStore } from '../store/feeds.ts';
-import type { StoryStore } from '../store/stories.ts';
-import { fetchFeed, FetchError } from './fetch-feed.ts';
-import { normalizeItem } from './normalize.ts';
-import { parseFeed, ParseError } from './parse-feed.ts';
+import type { Enqueue } from '../queue/queues.ts';
+import type { FeedState, FeedStore } from '../store/feeds.ts';
+import type { IngestCandidate, StoryStore } from '../store/stories.ts';
+import { fetchFeed, FetchError, type CacheHeaders } from './fetch-feed.ts';
+import { bandKeys, decodeSignature, encodeSignature, estimateSimilarity, minhashSignature, NEAR_DUPLICATE_THRESHOLD } from './near-duplicate.ts';
+import { identifyItem, normalizeItem } from './normalize.ts';
+import { parseFeedBody, ParseError, type ParsedFeed } from './parse-feed.ts';
+import { medianGapMs, nextCheckAt } from './schedule.ts';
+import { maybeSubscribe, type WebSubSettings } from './websub.ts';
+
+export interface IngestSettings {
+  minIntervalSeconds: number;
+  maxIntervalSeconds: number;
+  fetchTimeoutMs: number;
+  connectTimeoutMs: number;
+  fetchMaxBytes: number;
+  userAgent: string;
+  allowPrivate: boolean;
+  hostConcurrency: number;
+  disableAfterDays: number;
+  websub: WebSubSettings;
+}
 
 export interface PollDeps {
   feeds: FeedStore;
@@ -14,92 +32,270 @@ export interface PollDeps {
   enqueue: Enqueue;
   clock: Clock;
   log: Logger;
-  settings: { pollIntervalSeconds: number; fetchTimeoutMs: number; fetchMaxBytes: number; userAgent: string };
+  settings: IngestSettings;
 }
 
 const TICK_BATCH = 1000;
+const hostOf = (url: string) => {
+  try {
+    return new URL(url).host.toLowerCase();
+  } catch {
+    return 'invalid';
+  }
+};
+const leaseMs = (s: IngestSettings) => s.fetchTimeoutMs + 60_000;
 
-/** Enqueues a fetch of every due feed and pushes its next check out by the poll interval. */
-export async function runPollTick(deps: PollDeps): Promise<number> {
+/**
+ * Enqueues a fetch of every due feed whose host has a free slot (at most `hostConcurrency` fetches in flight
+ * per host, so one publisher with many feeds is never hammered). A feed whose host is busy stays due.
+ */
+export async function runPollTick(deps: PollDeps): Promise<{ enqueued: number; deferred: number }> {
   const now = deps.clock.now();
   const due = await deps.feeds.due(now, TICK_BATCH);
-  await deps.enqueue.bulk(
-    'FeedFetch',
-    due.map((feedId) => ({ data: { feedId }, opts: { jobId: jobIds.feedFetch(feedId) } })),
-  );
-  for (const feedId of due) await deps.feeds.scheduleNext(feedId, now + deps.settings.pollIntervalSeconds * 1000);
-  return due.length;
+  const picked: string[] = [];
+  let deferred = 0;
+  for (const feedId of due) {
+    const feed = await deps.feeds.get(feedId);
+    if (!feed) {
+      await deps.feeds.remove(feedId);
+      continue;
+    }
+    if (!(await deps.feeds.acquireHost(hostOf(feed.url), feedId, now, leaseMs(deps.settings), deps.settings.hostConcurrency))) {
+      deferred++;
+      continue;
+    }
+    picked.push(feedId);
+    // Out of the due range while its fetch runs; the fetch sets the real next check.
+    await deps.feeds.scheduleNext(feedId, now + leaseMs(deps.settings));
+  }
+  await deps.enqueue.bulk('FeedFetch', picked.map((feedId) => ({ data: { feedId }, opts: { jobId: jobIds.feedFetch(feedId) } })));
+  return { enqueued: picked.length, deferred };
 }
 
 export interface IngestReport {
   feedId: string;
-  status: 'not-modified' | 'ok';
+  status: 'not-modified' | 'ok' | 'skipped';
   items: number;
   created: number;
+  updated: number;
+  merged: number;
+  duplicates: number;
   skipped: string[];
 }
 
+const emptyReport = (feedId: string, status: IngestReport['status'], skipped: string[] = []): IngestReport =>
+  ({ feedId, status, items: 0, created: 0, updated: 0, merged: 0, duplicates: 0, skipped });
+
 /**
- * Fetches one feed and turns new items into stories, each handed to classification once.
- * A failure is recorded on the feed (shown to the operator) and rethrown so the job shows it too.
+ * Fetches one feed and turns its items into stories, each new one handed to classification once.
+ * A failure is recorded on the feed (shown to the operator), backs the feed off, and is rethrown so the
+ * job shows it too: permanent ones (410, not a feed, malformed) as UnrecoverableError.
  */
 export async function ingestFeed(deps: PollDeps, feedId: string): Promise<IngestReport> {
   const feed = await deps.feeds.get(feedId);
-  if (!feed) return { feedId, status: 'ok', items: 0, created: 0, skipped: [`feed ${feedId} is no longer configured`] };
+  if (!feed) return emptyReport(feedId, 'skipped', [`feed ${feedId} is no longer configured`]);
   const state = await deps.feeds.state(feedId);
-  const log = deps.log.child({ feed_id: feedId });
+  const host = hostOf(feed.url);
+  if (state.disabledAt) {
+    await deps.feeds.unschedule(feedId);
+    await deps.feeds.releaseHost(host, feedId);
+    return emptyReport(feedId, 'skipped', [`feed ${feedId} is disabled: ${state.disabledReason ?? ''}`]);
+  }
+  try {
+    return await fetchAndIngest(deps, feed, state);
+  } finally {
+    await deps.feeds.releaseHost(host, feedId);
+  }
+}
+
+async function fetchAndIngest(deps: PollDeps, feed: FeedConfig, state: FeedState): Promise<IngestReport> {
+  const s = deps.settings;
+  const log = deps.log.child({ feed_id: feed.id });
   let result;
   try {
     result = await fetchFeed({
       url: feed.url,
       etag: state.etag,
       lastModified: state.lastModified,
-      timeoutMs: deps.settings.fetchTimeoutMs,
-      maxBytes: deps.settings.fetchMaxBytes,
-      userAgent: deps.settings.userAgent,
+      timeoutMs: s.fetchTimeoutMs,
+      connectTimeoutMs: s.connectTimeoutMs,
+      maxBytes: s.fetchMaxBytes,
+      userAgent: s.userAgent,
+      allowPrivate: s.allowPrivate,
     });
   } catch (err) {
-    await recordFailure(deps, feedId, feed.url, err, log);
-    throw err;
+    throw await handleFailure(deps, feed, err, log);
   }
   const now = deps.clock.now();
+  if (result.permanentUrl && result.permanentUrl !== feed.url) {
+    // RFC 9110 §15.4.2/§15.4.9: a permanent redirect means the feed moved; poll the new URL from now on.
+    await deps.feeds.updateUrl(feed.id, result.permanentUrl);
+    log.info({ from: feed.url, to: result.permanentUrl }, 'feed moved permanently: URL updated');
+  }
   if (result.kind === 'not-modified') {
-    await deps.feeds.recordSuccess(feedId, { status: 304, etag: state.etag, lastModified: state.lastModified }, now);
-    return { feedId, status: 'not-modified', items: 0, created: 0, skipped: [] };
+    await deps.feeds.recordSuccess(feed.id, { status: 304, etag: state.etag, lastModified: state.lastModified }, now);
+    await scheduleAfterSuccess(deps, feed.id, state, result.cache, null, now);
+    return emptyReport(feed.id, 'not-modified');
   }
-  let parsed;
+  let parsed: ParsedFeed;
+  let report: IngestReport;
   try {
-    parsed = await parseFeed(result.body);
+    ({ parsed, report } = await ingestBody(deps, feed.id, result.body, { contentType: result.contentType, baseUrl: result.finalUrl }));
   } catch (err) {
-    await recordFailure(deps, feedId, feed.url, err, log);
-    throw err;
+    throw await handleFailure(deps, feed, err, log);
   }
-  const report: IngestReport = { feedId, status: 'ok', items: parsed.items.length, created: 0, skipped: [] };
-  const toClassify: string[] = [];
-  for (const item of parsed.items) {
-    const n = normalizeItem(item, feedId, result.finalUrl, now);
-    if ('skip' in n) {
-      report.skipped.push(n.skip);
-      continue;
-    }
-    const { created, id } = await deps.stories.addIfNew(n.story);
-    if (created) report.created++;
-    // Also re-queue a known story never classified (a poller that died between the two steps).
-    if (created || (id === n.story.id && !(await deps.stories.isClassified(id)))) toClassify.push(id);
-  }
-  await deps.enqueue.bulk(
-    'StoryClassify',
-    toClassify.map((storyId) => ({ data: { storyId }, opts: { jobId: jobIds.storyClassify(storyId) } })),
+  const dates = parsed.items.map((i) => i.published).filter((d): d is string => d !== null).map((d) => Date.parse(d)).filter(Number.isFinite);
+  await deps.feeds.recordSuccess(
+    feed.id,
+    {
+      status: result.status,
+      // Validators from this answer replace the old ones; a server that stopped sending them gets none back.
+      etag: result.etag,
+      lastModified: result.lastModified,
+      title: parsed.title,
+      format: parsed.format,
+      lastItemAt: dates.length ? Math.min(Math.max(...dates), now) : null,
+      cadenceMs: medianGapMs(dates),
+    },
+    now,
   );
-  await deps.feeds.recordSuccess(feedId, { status: result.status, etag: result.etag, lastModified: result.lastModified }, now);
-  log.info({ items: report.items, created: report.created, skipped: report.skipped.length }, 'feed fetched');
+  const hub = parsed.hub ?? result.hubLinks.find((l) => l.rel === 'hub')?.href ?? null;
+  const self = parsed.self ?? result.hubLinks.find((l) => l.rel === 'self')?.href ?? result.finalUrl;
+  const websub = hub ? await maybeSubscribe(deps, feed.id, state.websub, { hub, topic: self }, now) : state.websub;
+  await scheduleAfterSuccess(deps, feed.id, { ...state, websub }, result.cache, parsed, now);
+  log.info({ items: report.items, created: report.created, updated: report.updated, merged: report.merged, skipped: report.skipped.length }, 'feed fetched');
   return report;
 }
 
-async function recordFailure(deps: PollDeps, feedId: string, url: string, err: unknown, log: Logger) {
-  const status = err instanceof FetchError ? err.status : null;
+async function scheduleAfterSuccess(deps: PollDeps, feedId: string, state: FeedState, cache: CacheHeaders, parsed: ParsedFeed | null, now: number) {
+  const s = deps.settings;
+  const active = state.websub?.status === 'active' && (state.websub.leaseUntil ?? 0) > now;
+  await deps.feeds.scheduleNext(
+    feedId,
+    nextCheckAt({
+      now,
+      minIntervalMs: s.minIntervalSeconds * 1000,
+      maxIntervalMs: s.maxIntervalSeconds * 1000,
+      hints: parsed?.hints,
+      cacheControl: cache.cacheControl,
+      expires: cache.expires,
+      pushFallbackMs: active ? s.websub.fallbackSeconds * 1000 : null,
+    }),
+  );
+}
+
+/**
+ * The part shared by polling and WebSub deliveries: bytes to parsed feed to stories (exact and near-duplicate
+ * dedup in one batch), new stories queued for classification.
+ */
+export async function ingestBody(
+  deps: Pick<PollDeps, 'stories' | 'enqueue' | 'clock' | 'settings'>,
+  feedId: string,
+  body: Uint8Array,
+  opts: { contentType: string | null; baseUrl: string },
+): Promise<{ parsed: ParsedFeed; report: IngestReport }> {
+  const parsed = await parseFeedBody(body, { contentType: opts.contentType, baseUrl: opts.baseUrl, maxBytes: deps.settings.fetchMaxBytes });
+  const now = deps.clock.now();
+  const report: IngestReport = { ...emptyReport(feedId, 'ok'), items: parsed.items.length };
+  const cands: IngestCandidate[] = [];
+  for (const item of parsed.items) {
+    const ident = identifyItem(item, feedId, opts.baseUrl);
+    if ('skip' in ident) {
+      report.skipped.push(ident.skip);
+      continue;
+    }
+    // Normalizing and fingerprinting wait until the store says the item is new or changed: most items of a
+    // re-polled feed are neither.
+    let story: ReturnType<IngestCandidate['story']> | null = null;
+    const storyOf = () => (story ??= ((n) => ('skip' in n ? n : n.story))(normalizeItem(item, feedId, opts.baseUrl, now, ident)));
+    cands.push({
+      feedId,
+      guid: ident.guid,
+      contentHash: ident.contentHash,
+      get id() {
+        return ident.id;
+      },
+      get url() {
+        return ident.url;
+      },
+      get canonicalUrl() {
+        return ident.canonicalUrl;
+      },
+      story: storyOf,
+      fingerprint: () => {
+        const s = storyOf();
+        const sig = 'skip' in s ? minhashSignature('', '') : minhashSignature(s.title, s.summary);
+        return { signature: encodeSignature(sig), bands: bandKeys(sig) };
+      },
+    });
+  }
+  const outcomes = await deps.stories.ingestBatch(cands, { threshold: NEAR_DUPLICATE_THRESHOLD, similarity: similarityOfEncoded, now });
+  const toClassify: string[] = [];
+  for (const o of outcomes) {
+    if (o.outcome === 'created') {
+      report.created++;
+      toClassify.push(o.id);
+    } else if (o.outcome === 'updated') report.updated++;
+    else if (o.outcome === 'merged') report.merged++;
+    else if (o.outcome === 'skipped') report.skipped.push(o.reason);
+    else report.duplicates++;
+  }
+  await deps.enqueue.bulk('StoryClassify', toClassify.map((storyId) => ({ data: { storyId }, opts: { jobId: jobIds.storyClassify(storyId) } })));
+  return { parsed, report };
+}
+
+/**
+ * A WebSub delivery: the same path as a polled body. A body that is not a usable feed is recorded on the
+ * feed like a failed poll would be (the hub has delivered; nothing to retry), and reported as skipped.
+ */
+export async function ingestPushed(deps: PollDeps, feedId: string, body: Uint8Array, contentType: string | null, baseUrl: string): Promise<IngestReport> {
+  try {
+    return (await ingestBody(deps, feedId, body, { contentType, baseUrl })).report;
+  } catch (err) {
+    if (!(err instanceof ParseError)) throw err;
+    await deps.feeds.recordFailure(feedId, { code: err.code, message: `WebSub delivery: ${err.message}`, status: null }, deps.clock.now());
+    return emptyReport(feedId, 'skipped', [err.message]);
+  }
+}
+
+function similarityOfEncoded(a: string, b: string): number {
+  const x = decodeSignature(a);
+  const y = decodeSignature(b);
+  return x && y ? estimateSimilarity(x, y) : 0;
+}
+
+/**
+ * Records the failure on the feed, backs it off exponentially (or as Retry-After asks), and disables it on
+ * 410 Gone or after failing for `disableAfterDays`. Returns the error for the job to fail with.
+ */
+async function handleFailure(deps: PollDeps, feed: FeedConfig, err: unknown, log: Logger): Promise<Error> {
+  const now = deps.clock.now();
+  const s = deps.settings;
   const code = err instanceof FetchError || err instanceof ParseError ? err.code : 'error';
-  const message = `${code}: ${(err as Error).message}`;
-  await deps.feeds.recordFailure(feedId, message, status, deps.clock.now());
-  log.warn({ url, error_code: code, err: (err as Error).message }, `feed ${feedId} failed: ${(err as Error).message}`);
+  const status = err instanceof FetchError ? err.status : null;
+  const message = (err as Error).message;
+  const { failures, failingSince } = await deps.feeds.recordFailure(feed.id, { code, message, status }, now);
+  const permanent = code === 'gone' || err instanceof ParseError;
+  if (code === 'gone') {
+    await deps.feeds.disable(feed.id, `410 Gone: the publisher removed ${feed.url}; remove the feed or set a new URL`, now);
+    log.error({ url: feed.url, error_code: code }, `feed ${feed.id} disabled: ${message}`);
+  } else if (now - failingSince >= s.disableAfterDays * 86_400_000) {
+    await deps.feeds.disable(feed.id, `failing for ${s.disableAfterDays} days (${failures} attempts); last error: ${message}`, now);
+    log.error({ url: feed.url, error_code: code, failures }, `feed ${feed.id} disabled after ${s.disableAfterDays} days of failures`);
+  } else {
+    const cache = err instanceof FetchError ? err.cache : null;
+    await deps.feeds.scheduleNext(
+      feed.id,
+      nextCheckAt({
+        now,
+        minIntervalMs: s.minIntervalSeconds * 1000,
+        maxIntervalMs: s.maxIntervalSeconds * 1000,
+        failures,
+        retryAfter: status === 429 || status === 503 ? cache?.retryAfter : null,
+        cacheControl: null,
+      }),
+    );
+    log.warn({ url: feed.url, error_code: code, failures }, `feed ${feed.id} failed: ${message}`);
+  }
+  return permanent ? new UnrecoverableError(`${code}: ${message}`) : (err as Error);
 }

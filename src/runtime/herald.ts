@@ -12,7 +12,9 @@ import { unsubscribeUrl } from '../deliver/email/unsubscribe-link.ts';
 import { sendPushAlert } from '../deliver/push/send-alert.ts';
 import { createWebPushSender } from '../deliver/push/web-push-sender.ts';
 import { runDigestTick, sendDigest } from '../digest/send-digest.ts';
-import { ingestFeed, runPollTick } from '../ingest/poll.ts';
+import { ingestFeed, ingestPushed, runPollTick } from '../ingest/poll.ts';
+import { ingestRoutes } from '../ingest/routes.ts';
+import { ingestSettingsFrom } from '../ingest/settings.ts';
 import { systemClock, type Clock } from '../model.ts';
 import type { HandlerMap, QueueName } from '../queue/jobs.ts';
 import { closeQueues, createEnqueue, createQueues, startQueueWorker } from '../queue/queues.ts';
@@ -97,7 +99,7 @@ export function createHerald(opts: HeraldOptions) {
 
   const pollDeps = {
     feeds: feedStore, stories, enqueue, clock, log: log.child({ role: 'poller' }),
-    settings: { pollIntervalSeconds: config.pollIntervalSeconds, fetchTimeoutMs: config.fetchTimeoutMs, fetchMaxBytes: config.fetchMaxBytes, userAgent: USER_AGENT },
+    settings: ingestSettingsFrom(config, base, USER_AGENT),
   };
   const classifyDeps = {
     stories, subscribers, recent, enqueue, clock, log: log.child({ role: 'classifier' }),
@@ -146,9 +148,15 @@ export function createHerald(opts: HeraldOptions) {
   );
   web.register(adminRoutes({ redis, prefix, queues, stats, adminToken: opts.secrets.adminToken, clock }));
 
+  web.register(ingestRoutes, {
+    feeds: feedStore, clock, maxBytes: config.fetchMaxBytes,
+    pushFallbackMs: Math.min(config.websubFallbackPollSeconds, config.feedMaxIntervalSeconds) * 1000,
+    ingest: (feedId: string, body: Buffer, contentType: string | null, baseUrl: string) => ingestPushed(pollDeps, feedId, body, contentType, baseUrl),
+  });
+
   const workers: Worker[] = [];
   const concurrency: Record<WorkerRole, number> = {
-    poller: 4, classifier: 4, push: config.pushConcurrency, email: config.emailConcurrency, digest: config.emailConcurrency,
+    poller: config.pollConcurrency, classifier: 4, push: config.pushConcurrency, email: config.emailConcurrency, digest: config.emailConcurrency,
   };
 
   return {
@@ -170,7 +178,8 @@ export function createHerald(opts: HeraldOptions) {
       if (config.schedulers) {
         // Job schedulers live in Redis: however many processes run these roles, each tick fires once.
         if (roles.includes('poller')) {
-          await queues.feeds.upsertJobScheduler(POLL_SCHEDULER, { every: Math.min(config.pollIntervalSeconds * 1000, 60_000) }, { name: 'FeedPollTick', data: {} });
+          // Frequent ticks are cheap (only due feeds are touched) and let a host's next feed start soon after a slot frees.
+          await queues.feeds.upsertJobScheduler(POLL_SCHEDULER, { every: Math.min(config.pollIntervalSeconds * 1000, 10_000) }, { name: 'FeedPollTick', data: {} });
         }
         if (roles.includes('digest')) {
           await queues.digest.upsertJobScheduler(DIGEST_SCHEDULER, { every: DIGEST_TICK_MS }, { name: 'DigestTick', data: {} });

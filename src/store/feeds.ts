@@ -1,78 +1,194 @@
 import type { Redis } from 'ioredis';
 import type { FeedConfig } from '../config/catalog.ts';
 
-/** Owns the feed registry, the next-check schedule and each feed's fetch state. */
+/** Owns the feed registry, the next-check schedule, each feed's fetch and health state, and per-host fetch slots. */
 const registryKey = (prefix: string) => `${prefix}:feeds`;
 const dueKey = (prefix: string) => `${prefix}:feeds:due`;
 const stateKey = (prefix: string, feedId: string) => `${prefix}:{f:${feedId}}:state`;
+const hostKey = (prefix: string, host: string) => `${prefix}:hosts:{h:${host}}:inflight`;
+
+export interface WebSubState {
+  hub: string;
+  topic: string;
+  secret: string;
+  /** pending: asked the hub, waiting for its verification of intent; active: verified, lease running. */
+  status: 'pending' | 'active' | 'denied';
+  leaseUntil: number | null;
+  requestedAt: number;
+  reason?: string | null;
+}
 
 export interface FeedState {
   etag: string | null;
   lastModified: string | null;
   lastStatus: number | null;
   lastError: string | null;
+  lastErrorCode: string | null;
+  lastErrorAt: number | null;
   lastSuccessAt: number | null;
   lastCheckAt: number | null;
   consecutiveFailures: number;
+  /** When the current run of failures began. */
+  failingSince: number | null;
+  disabledAt: number | null;
+  disabledReason: string | null;
+  nextCheckAt: number | null;
+  /** Publication time of the newest item, and the feed's usual gap between items (median). */
+  lastItemAt: number | null;
+  cadenceMs: number | null;
+  title: string | null;
+  format: string | null;
+  websub: WebSubState | null;
 }
 
 const num = (v: string | undefined) => (v === undefined || v === '' ? null : Number(v));
+const str = (v: string | undefined) => (v === undefined || v === '' ? null : v);
+
+/** Takes a slot for the host unless `limit` unexpired leases are held; expired leases (crashed workers) are dropped. */
+const ACQUIRE_HOST = `
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZSCORE', KEYS[1], ARGV[3]) then
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+  return 1
+end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1`;
 
 export function createFeedStore(redis: Redis, prefix: string) {
   return {
-    /** Adds feeds from config; a feed already known keeps its schedule. */
+    /**
+     * Adds feeds from config. A known feed keeps its schedule and the URL a permanent redirect taught it,
+     * unless the operator changed its URL in the file since (the configured URL is remembered to tell).
+     */
     async sync(feeds: readonly FeedConfig[], now: number) {
       if (feeds.length === 0) return;
+      const existing = await redis.hmget(registryKey(prefix), ...feeds.map((f) => f.id));
       const pipe = redis.pipeline();
-      for (const f of feeds) {
-        pipe.hset(registryKey(prefix), f.id, JSON.stringify(f));
+      feeds.forEach((f, i) => {
+        const known = existing[i] ? (JSON.parse(existing[i]!) as FeedConfig & { configuredUrl?: string }) : null;
+        const fromFile = known && known.configuredUrl === f.url ? { ...f, url: known.url } : f;
+        pipe.hset(registryKey(prefix), f.id, JSON.stringify({ ...fromFile, configuredUrl: f.url }));
         pipe.zadd(dueKey(prefix), 'NX', now, f.id);
-      }
+      });
       await pipe.exec();
+    },
+    /** Adds one feed (CLI); false when the id is taken. */
+    async add(feed: FeedConfig, now: number): Promise<boolean> {
+      const added = await redis.hsetnx(registryKey(prefix), feed.id, JSON.stringify(feed));
+      if (added === 1) await redis.zadd(dueKey(prefix), now, feed.id);
+      return added === 1;
+    },
+    async remove(feedId: string): Promise<boolean> {
+      const removed = await redis.hdel(registryKey(prefix), feedId);
+      await redis.zrem(dueKey(prefix), feedId);
+      await redis.del(stateKey(prefix, feedId));
+      return removed === 1;
     },
     async get(feedId: string): Promise<FeedConfig | null> {
       const j = await redis.hget(registryKey(prefix), feedId);
       return j ? (JSON.parse(j) as FeedConfig) : null;
     },
     async list(): Promise<FeedConfig[]> {
-      return Object.values(await redis.hgetall(registryKey(prefix))).map((j) => JSON.parse(j) as FeedConfig);
+      return Object.values(await redis.hgetall(registryKey(prefix)))
+        .map((j) => JSON.parse(j) as FeedConfig)
+        .sort((a, b) => a.id.localeCompare(b.id));
+    },
+    async updateUrl(feedId: string, url: string) {
+      const feed = await this.get(feedId);
+      if (feed) await redis.hset(registryKey(prefix), feedId, JSON.stringify({ ...feed, url }));
     },
     async due(now: number, limit: number): Promise<string[]> {
       return redis.zrangebyscore(dueKey(prefix), '-inf', now, 'LIMIT', 0, limit);
     },
     async scheduleNext(feedId: string, at: number) {
-      await redis.zadd(dueKey(prefix), at, feedId);
+      await redis.zadd(dueKey(prefix), 'XX', at, feedId);
+      await redis.hset(stateKey(prefix, feedId), 'nextCheckAt', String(at));
+    },
+    /** Takes the feed off the schedule (a disabled feed re-added by a config sync). */
+    async unschedule(feedId: string) {
+      await redis.zrem(dueKey(prefix), feedId);
+    },
+    async acquireHost(host: string, feedId: string, now: number, leaseMs: number, limit: number): Promise<boolean> {
+      const ok = await redis.eval(ACQUIRE_HOST, 1, hostKey(prefix, host), String(now), String(now + leaseMs), feedId, String(limit), String(leaseMs * 2));
+      return ok === 1;
+    },
+    async releaseHost(host: string, feedId: string) {
+      await redis.zrem(hostKey(prefix, host), feedId);
+    },
+    async hostInflight(host: string): Promise<number> {
+      return redis.zcard(hostKey(prefix, host));
     },
     async state(feedId: string): Promise<FeedState> {
       const h = await redis.hgetall(stateKey(prefix, feedId));
       return {
-        etag: h.etag || null,
-        lastModified: h.lastModified || null,
+        etag: str(h.etag),
+        lastModified: str(h.lastModified),
         lastStatus: num(h.lastStatus),
-        lastError: h.lastError || null,
+        lastError: str(h.lastError),
+        lastErrorCode: str(h.lastErrorCode),
+        lastErrorAt: num(h.lastErrorAt),
         lastSuccessAt: num(h.lastSuccessAt),
         lastCheckAt: num(h.lastCheckAt),
         consecutiveFailures: Number(h.consecutiveFailures ?? 0),
+        failingSince: num(h.failingSince),
+        disabledAt: num(h.disabledAt),
+        disabledReason: str(h.disabledReason),
+        nextCheckAt: num(h.nextCheckAt),
+        lastItemAt: num(h.lastItemAt),
+        cadenceMs: num(h.cadenceMs),
+        title: str(h.title),
+        format: str(h.format),
+        websub: h.websub ? (JSON.parse(h.websub) as WebSubState) : null,
       };
     },
-    async recordSuccess(feedId: string, r: { status: number; etag: string | null; lastModified: string | null }, now: number) {
-      await redis.hset(stateKey(prefix, feedId), {
+    async recordSuccess(
+      feedId: string,
+      r: { status: number; etag: string | null; lastModified: string | null; title?: string; format?: string; lastItemAt?: number | null; cadenceMs?: number | null },
+      now: number,
+    ) {
+      const fields: Record<string, string> = {
         etag: r.etag ?? '',
         lastModified: r.lastModified ?? '',
         lastStatus: String(r.status),
-        lastError: '',
         lastSuccessAt: String(now),
         lastCheckAt: String(now),
         consecutiveFailures: '0',
-      });
+        failingSince: '',
+        lastError: '',
+        lastErrorCode: '',
+      };
+      if (r.title !== undefined) fields.title = r.title;
+      if (r.format !== undefined) fields.format = r.format;
+      if (r.lastItemAt) fields.lastItemAt = String(r.lastItemAt);
+      if (r.cadenceMs) fields.cadenceMs = String(r.cadenceMs);
+      await redis.hset(stateKey(prefix, feedId), fields);
     },
-    async recordFailure(feedId: string, error: string, status: number | null, now: number) {
+    /** Counts the failure and returns the feed's failure run (count and start). */
+    async recordFailure(feedId: string, e: { code: string; message: string; status: number | null }, now: number): Promise<{ failures: number; failingSince: number }> {
       const key = stateKey(prefix, feedId);
-      await redis
+      const res = await redis
         .multi()
-        .hset(key, { lastError: error.slice(0, 500), lastStatus: status === null ? '' : String(status), lastCheckAt: String(now) })
+        .hset(key, { lastError: e.message.slice(0, 500), lastErrorCode: e.code, lastErrorAt: String(now), lastStatus: e.status === null ? '' : String(e.status), lastCheckAt: String(now) })
         .hincrby(key, 'consecutiveFailures', 1)
+        .hsetnx(key, 'failingSince', String(now))
+        .hget(key, 'failingSince')
         .exec();
+      const failures = Number(res?.[1]?.[1] ?? 1);
+      const since = Number(res?.[3]?.[1] || now);
+      // hsetnx does not replace the '' a success leaves behind.
+      if (!res?.[3]?.[1]) await redis.hset(key, 'failingSince', String(now));
+      return { failures, failingSince: since };
+    },
+    /** Stops polling the feed; the reason is shown by `herald feeds list` and the API. */
+    async disable(feedId: string, reason: string, now: number) {
+      await redis.hset(stateKey(prefix, feedId), { disabledAt: String(now), disabledReason: reason });
+      await redis.zrem(dueKey(prefix), feedId);
+    },
+    async setWebSub(feedId: string, ws: WebSubState | null) {
+      if (ws) await redis.hset(stateKey(prefix, feedId), 'websub', JSON.stringify(ws));
+      else await redis.hdel(stateKey(prefix, feedId), 'websub');
     },
   };
 }

@@ -1,73 +1,388 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { Story } from '../model.ts';
+import type { Story, StorySource } from '../model.ts';
 
-/** Owns story records ({st:<id>}), the dedup index, and the per-topic story log used by digests. */
+/**
+ * Owns story records ({st:<id>}) with their sources, each feed's seen-item index ({f:<id>}), the cross-feed
+ * link index ({l:<shard>}), the near-duplicate buckets ({b:<band>}), and the per-topic story log used by digests.
+ *
+ * Indexes are hashes in time generations rather than one key per entry: one ingest of a whole feed costs a
+ * few commands per index, not a few per item, and a generation expires as a whole (bounded memory, no sweeps).
+ */
 export const storyKey = (prefix: string, id: string) => `${prefix}:{st:${id}}:story`;
-const dedupKey = (prefix: string, kind: 'guid' | 'link', value: string) =>
-  `${prefix}:dedup:${kind}:${createHash('sha256').update(value).digest('hex').slice(0, 32)}`;
+const sourcesKey = (prefix: string, id: string) => `${prefix}:{st:${id}}:sources`;
+// Index fields, not secrets: 96 bits of SHA-1 keep collisions out of reach at any feed volume, at a fraction of the cost.
+const sha = (value: string) => hash('sha1', value, 'base64url').slice(0, 16);
 export const topicLogKey = (prefix: string, topicId: string) => `${prefix}:{t:${topicId}}:log`;
 
-/** Story ids are derived from what identifies the item, so two pollers seeing it agree on the id. */
-export const storyIdFor = (identity: string) => createHash('sha256').update(identity).digest('hex').slice(0, 20);
+const DAY_MS = 86_400_000;
+/** Seen items and links are remembered for one to two 30-day generations. */
+const SEEN_GEN_MS = 30 * DAY_MS;
+const seenKey = (prefix: string, feedId: string, gen: number) => `${prefix}:{f:${feedId}}:seen:${gen}`;
+const LINK_SHARDS = 16;
+const linkKey = (prefix: string, shard: number, gen: number) => `${prefix}:links:{l:${shard}}:${gen}`;
+/** Near-duplicates are looked for among stories of today and yesterday (UTC): the same event, not the same topic. */
+const ND_GEN_MS = DAY_MS;
+const ND_GENS = 2;
+/** Bands are kept in a few hashes (fields `<band>:<bucket>` from bandKeys): a handful of commands per feed, spread over slots. */
+const BAND_GROUPS = 4;
+const bandKey = (prefix: string, group: number, gen: number) => `${prefix}:neardup:{b:${group}}:${gen}`;
+/** Stories remembered per near-duplicate bucket: plenty for one event, bounded for a common one. */
+const BUCKET_CAP = 16;
 
-/** Writes the whole record at once, only when absent: a half-written story cannot exist. */
+/** Writes the whole record and its first source at once, only when absent: a half-written story cannot exist. */
 const CREATE_STORY = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV))
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 return 1`;
 
-const DEDUP_TTL_SECONDS = 60 * 60 * 24 * 30;
+/** KEYS[1] current generation, KEYS[2] previous; ARGV[1] TTL (ms), then field/owner pairs: each field keeps its first owner; returns the owners. */
+const CLAIM = `
+local out = {}
+for i = 2, #ARGV, 2 do
+  local owner = redis.call('HGET', KEYS[2], ARGV[i])
+  if not owner then
+    redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1])
+    owner = redis.call('HGET', KEYS[1], ARGV[i])
+  end
+  out[#out + 1] = owner
+end
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]))
+return out`;
+
+/** KEYS[1] current generation, KEYS[2] previous: each field's owner, from the previous generation marked with '~'. */
+const SEEN = `
+local cur = redis.call('HMGET', KEYS[1], unpack(ARGV))
+local prev = redis.call('HMGET', KEYS[2], unpack(ARGV))
+for i = 1, #ARGV do
+  if not cur[i] and prev[i] then cur[i] = '~' .. prev[i] end
+end
+return cur`;
+
+/** KEYS[1] current generation, KEYS[2] previous: the story ids in each bucket, both generations, space-separated. */
+const BUCKETS = `
+local cur = redis.call('HMGET', KEYS[1], unpack(ARGV))
+local prev = redis.call('HMGET', KEYS[2], unpack(ARGV))
+for i = 1, #ARGV do cur[i] = (cur[i] or '') .. ' ' .. (prev[i] or '') end
+return cur`;
+
+/** ARGV[1] cap, ARGV[2] TTL (ms), then bucket/id pairs: appends story ids to buckets (space-separated, newest last, capped). */
+const BUCKET_ADD = `
+local cap = tonumber(ARGV[1])
+for i = 3, #ARGV, 2 do
+  local cur = redis.call('HGET', KEYS[1], ARGV[i]) or ''
+  local ids = {}
+  for id in string.gmatch(cur, '%S+') do ids[#ids + 1] = id end
+  ids[#ids + 1] = ARGV[i + 1]
+  while #ids > cap do table.remove(ids, 1) end
+  redis.call('HSET', KEYS[1], ARGV[i], table.concat(ids, ' '))
+end
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
+return 1`;
+
 /** Digests look back at most this far; older log entries are trimmed. */
 export const TOPIC_LOG_RETENTION_MS = 8 * 24 * 60 * 60 * 1000;
 
-function toStory(h: Record<string, string>): Story | null {
+/** The story's own fields, stored as one JSON value: one argument to write instead of two per field. */
+type StoredStory = Omit<Story, 'sources' | 'id' | 'feedId'>;
+
+function toStory(h: Record<string, string>, sources?: Record<string, string>): Story | null {
   if (!h.id) return null;
+  const srcs: StorySource[] = Object.entries(sources ?? {}).map(([feedId, j]) => ({ feedId, url: (JSON.parse(j) as { url: string }).url }));
+  const f = h.json ? (JSON.parse(h.json) as StoredStory) : null;
+  const url = f?.url ?? h.url ?? '';
   return {
     id: h.id,
     feedId: h.feedId ?? '',
-    guid: h.guid || null,
-    url: h.url ?? '',
-    title: h.title ?? '',
-    summary: h.summary ?? '',
-    categories: h.categories ? (JSON.parse(h.categories) as string[]) : [],
-    publishedAt: Number(h.publishedAt),
-    firstSeenAt: Number(h.firstSeenAt),
+    guid: f ? f.guid : h.guid || null,
+    url,
+    title: f?.title ?? h.title ?? '',
+    summary: f?.summary ?? h.summary ?? '',
+    categories: f?.categories ?? (h.categories ? (JSON.parse(h.categories) as string[]) : []),
+    publishedAt: f?.publishedAt ?? Number(h.publishedAt),
+    firstSeenAt: f?.firstSeenAt ?? Number(h.firstSeenAt),
+    language: f?.language ?? null,
+    author: f?.author ?? null,
+    image: f?.image ?? null,
+    sources: srcs.length > 0 ? srcs : [{ feedId: h.feedId ?? '', url }],
+    updatedAt: f?.updatedAt ?? null,
   };
 }
 
+const storedOf = (s: Story): StoredStory => ({
+  guid: s.guid, url: s.url, title: s.title, summary: s.summary, categories: s.categories, publishedAt: s.publishedAt,
+  firstSeenAt: s.firstSeenAt, language: s.language ?? null, author: s.author ?? null, image: s.image ?? null, updatedAt: null,
+});
+
+export interface IngestCandidate {
+  /** What identifies the item in its feed (known without normalizing its text). */
+  id: string;
+  feedId: string;
+  guid: string | null;
+  /** The link as published, recorded as this feed's source when the item merges into another story. */
+  url: string;
+  canonicalUrl: string | null;
+  /** Hash of the item's text as published: a change means the publisher edited it. */
+  contentHash: string;
+  /** The normalized story, built only for items that are new or changed, or why there is none. */
+  story(): Story | { skip: string };
+  /** MinHash signature (encoded) and its LSH band buckets, computed only for new items. */
+  fingerprint(): { signature: string; bands: string[] };
+}
+
+export type IngestOutcome =
+  | { outcome: 'created'; id: string }
+  /** Same item as before (guid, link or content seen in this feed). */
+  | { outcome: 'duplicate'; id: string }
+  /** Same guid or link, new title or summary: the story was updated in place. */
+  | { outcome: 'updated'; id: string }
+  /** Another feed's story of the same event: this feed was added to its sources. */
+  | { outcome: 'merged'; id: string; similarity: number }
+  /** The item has no text once normalized. */
+  | { outcome: 'skipped'; reason: string };
+
+export interface IngestOptions {
+  threshold: number;
+  /** Similarity of two encoded signatures (MinHash estimate). */
+  similarity: (a: string, b: string) => number;
+  now: number;
+}
+
+type Cmd = [string, ...(string | number)[]];
+
 export function createStoryStore(redis: Redis, prefix: string) {
-  return {
+  // EVALSHA: the scripts travel once per connection, not with every story.
+  redis.defineCommand('heraldCreateStory', { numberOfKeys: 2, lua: CREATE_STORY });
+  redis.defineCommand('heraldClaim', { numberOfKeys: 2, lua: CLAIM });
+  redis.defineCommand('heraldSeen', { numberOfKeys: 2, lua: SEEN });
+  redis.defineCommand('heraldBucketAdd', { numberOfKeys: 1, lua: BUCKET_ADD });
+  redis.defineCommand('heraldBuckets', { numberOfKeys: 2, lua: BUCKETS });
+  /** Runs commands in one round trip; returns each reply (errors thrown). */
+  const batch = async (cmds: Cmd[]): Promise<unknown[]> => {
+    if (cmds.length === 0) return [];
+    const res = (await redis.pipeline(cmds).exec()) ?? [];
+    return res.map(([err, v]) => {
+      if (err) throw err;
+      return v;
+    });
+  };
+
+  const store = {
     /**
-     * Records the story unless one with the same guid, or else the same link, is already known.
-     * Each dedup key is claimed with SET NX holding the story id, so two pollers racing on one item agree,
-     * and a poller that crashed half-way finds its own claim again and finishes the job.
+     * Decides, for a whole fetched feed at once (a handful of round trips, not a handful per item), what each
+     * normalized item is: a new story; one this feed already carried (updated in place when the publisher
+     * changed its title or summary); or another feed's story of the same event (same canonical link, else a
+     * near-duplicate of title and summary) to which this feed is added as a source.
      */
-    async addIfNew(story: Story): Promise<{ created: boolean; id: string }> {
-      const claims = [story.guid ? dedupKey(prefix, 'guid', story.guid) : null, dedupKey(prefix, 'link', story.url)];
-      for (const key of claims) {
-        if (!key) continue;
-        const claimed = await redis.set(key, story.id, 'EX', DEDUP_TTL_SECONDS, 'NX');
-        if (claimed === null) {
-          const owner = await redis.get(key);
-          if (owner !== null && owner !== story.id) return { created: false, id: owner };
+    async ingestBatch(cands: readonly IngestCandidate[], opts: IngestOptions): Promise<IngestOutcome[]> {
+      const out: (IngestOutcome | null)[] = cands.map(() => null);
+      if (cands.length === 0) return [];
+      const feedId = cands[0]!.feedId;
+      const seenGen = Math.floor(opts.now / SEEN_GEN_MS);
+      // Items with a guid are looked up by guid and text first; their link is parsed only if that finds nothing.
+      const fields = cands.map((c) => ({
+        guid: c.guid ? `g:${sha(c.guid)}` : null,
+        link: !c.guid && c.canonicalUrl ? `l:${sha(c.canonicalUrl)}` : null,
+        content: `c:${c.contentHash}`,
+      }));
+      const owner = new Map<string, string>();
+      const inCurrent = new Set<string>();
+      // One command for both generations: the fields travel once.
+      const lookUp = async (list: string[]) => {
+        if (list.length === 0) return;
+        const [seen] = (await batch([['heraldSeen', seenKey(prefix, feedId, seenGen), seenKey(prefix, feedId, seenGen - 1), ...list]])) as (string | null)[][];
+        list.forEach((f, i) => {
+          const o = seen![i];
+          if (!o) return;
+          if (o.startsWith('~')) owner.set(f, o.slice(1));
+          else {
+            owner.set(f, o);
+            inCurrent.add(f);
+          }
+        });
+      };
+      await lookUp([...new Set(fields.flatMap((f) => [f.guid, f.link, f.content].filter((x): x is string => x !== null)))]);
+      // A new guid on a known link is the same item (publishers do change guid schemes).
+      const unresolved: string[] = [];
+      cands.forEach((c, i) => {
+        const f = fields[i]!;
+        if (f.guid && !owner.has(f.guid) && !owner.has(f.content) && c.canonicalUrl) {
+          f.link = `l:${sha(c.canonicalUrl)}`;
+          unresolved.push(f.link);
         }
+      });
+      await lookUp([...new Set(unresolved)]);
+      const present = fields.map((f) => [f.guid, f.link, f.content].filter((x): x is string => x !== null));
+
+      const identity = fields.map((f) => (f.guid ? owner.get(f.guid) : undefined) ?? (f.link ? owner.get(f.link) : undefined) ?? null);
+      // This exact text already seen for the item: unchanged, nothing to read. (A publisher reverting an edit
+      // is taken as unchanged; the story keeps the edit.)
+      const withIdentity = identity.map((id, i) => [id, i] as const).filter(([id, i]) => id !== null && owner.get(fields[i]!.content) !== id);
+      // Only the feed that created a story edits it; a feed merged in as a source does not rewrite its text.
+      const owned = (await batch(withIdentity.map(([id]): Cmd => ['hmget', storyKey(prefix, id!), 'contentHash', 'feedId', 'json']))) as (string | null)[][];
+      const ownHash = new Map(withIdentity.map(([, i], k) => [i, owned[k]![1] === feedId ? owned[k]![0] : null]));
+      const ownJson = new Map(withIdentity.map(([, i], k) => [i, owned[k]![2] ?? null]));
+
+      const writes: Cmd[] = [];
+      const seenWrites: string[] = [];
+      // Entries found only in the previous generation are carried into the current one.
+      const remember = (i: number, id: string) => {
+        for (const f of present[i]!) if (!inCurrent.has(f)) seenWrites.push(f, id);
+      };
+      cands.forEach((c, i) => {
+        const id = identity[i];
+        const known = id ?? owner.get(fields[i]!.content) ?? null;
+        if (known === null) return;
+        remember(i, known);
+        const hash = ownHash.get(i);
+        const edited = id && hash && hash !== c.contentHash ? c.story() : null;
+        if (id && edited && !('skip' in edited)) {
+          const prevStory = ownJson.get(i) ? (JSON.parse(ownJson.get(i)!) as StoredStory) : storedOf(edited);
+          const next: StoredStory = { ...prevStory, title: edited.title, summary: edited.summary, categories: edited.categories, updatedAt: opts.now };
+          writes.push(['hset', storyKey(prefix, id), 'json', JSON.stringify(next), 'contentHash', c.contentHash, 'signature', c.fingerprint().signature]);
+          out[i] = { outcome: 'updated', id };
+        } else {
+          out[i] = { outcome: 'duplicate', id: known };
+        }
+      });
+      // Duplicates inside this one document: the first occurrence wins.
+      const inBatch = new Map<string, string>();
+      const fresh: number[] = [];
+      const built = new Map<number, Story>();
+      cands.forEach((c, i) => {
+        if (out[i]) return;
+        const prior = present[i]!.map((k) => inBatch.get(k)).find((x) => x !== undefined);
+        if (prior) {
+          out[i] = { outcome: 'duplicate', id: prior };
+          return;
+        }
+        const story = c.story();
+        if ('skip' in story) {
+          out[i] = { outcome: 'skipped', reason: story.skip };
+          return;
+        }
+        for (const k of present[i]!) inBatch.set(k, c.id);
+        built.set(i, story);
+        fresh.push(i);
+      });
+
+      // Across feeds, exact: the canonical article URL is claimed by the first story that carries it.
+      const target = new Map<number, { id: string; similarity: number }>();
+      const byShard = new Map<number, number[]>();
+      for (const i of fresh) {
+        const link = fields[i]!.link;
+        if (!link) continue;
+        const shard = link.charCodeAt(2) % LINK_SHARDS;
+        byShard.set(shard, [...(byShard.get(shard) ?? []), i]);
       }
-      const created = (await redis.eval(
-        CREATE_STORY,
-        1,
-        storyKey(prefix, story.id),
-        'id', story.id,
-        'feedId', story.feedId,
-        'guid', story.guid ?? '',
-        'url', story.url,
-        'title', story.title,
-        'summary', story.summary,
-        'categories', JSON.stringify(story.categories),
-        'publishedAt', String(story.publishedAt),
-        'firstSeenAt', String(story.firstSeenAt),
-      )) as number;
-      return { created: created === 1, id: story.id };
+      const shards = [...byShard.entries()];
+      const claims: Cmd[] = shards.map(([shard, idx]): Cmd => [
+        'heraldClaim', linkKey(prefix, shard, seenGen), linkKey(prefix, shard, seenGen - 1), 2 * SEEN_GEN_MS,
+        ...idx.flatMap((i) => [fields[i]!.link!, cands[i]!.id]),
+      ]);
+
+      // Across feeds, near: stories of the last days sharing a MinHash band, checked against the threshold.
+      // The band lookups go in the same round trip as the link claims (an item merged by link ignores them).
+      const ndGen = Math.floor(opts.now / ND_GEN_MS);
+      const prints = new Map(fresh.map((i) => [i, cands[i]!.fingerprint()]));
+      const bands = prints.values().next().value?.bands.length ?? 0;
+      const groupBands = Array.from({ length: BAND_GROUPS }, (_, g) => Array.from({ length: bands }, (_, b) => b).filter((b) => b % BAND_GROUPS === g));
+      const lookups: Cmd[] = [];
+      if (fresh.length > 0) {
+        groupBands.forEach((inGroup, g) => {
+          const bucketFields = inGroup.flatMap((b) => fresh.map((i) => prints.get(i)!.bands[b]!));
+          lookups.push(['heraldBuckets', bandKey(prefix, g, ndGen), bandKey(prefix, g, ndGen - 1), ...bucketFields]);
+        });
+      }
+      const replies1 = await batch([...claims, ...lookups]);
+      const linkReplies = replies1.slice(0, claims.length) as string[][];
+      const lookupReplies = replies1.slice(claims.length) as string[][];
+      shards.forEach(([, idx], k) => idx.forEach((i, j) => {
+        const o = linkReplies[k]![j];
+        if (o && o !== cands[i]!.id) target.set(i, { id: o, similarity: 1 });
+      }));
+      const near = fresh.filter((i) => !target.has(i));
+      const column = new Map(fresh.map((i, j) => [i, j]));
+      // Per item, the bucket contents of every band: reply g holds its bands' fields, band-major.
+      const bucketReplies = lookupReplies.flatMap((reply, g) => groupBands[g]!.map((_, k) => near.map((i) => reply[k * fresh.length + column.get(i)!] ?? null)));
+      const candidatesOf = new Map<number, string[]>();
+      const allIds = new Set<string>();
+      near.forEach((i, j) => {
+        const ids = new Set<string>();
+        for (const reply of bucketReplies) {
+          const v = reply[j];
+          if (v) for (const id of v.split(' ')) if (id && id !== cands[i]!.id) ids.add(id);
+        }
+        const list = [...ids].slice(0, 64);
+        candidatesOf.set(i, list);
+        for (const id of list) allIds.add(id);
+      });
+      const idList = [...allIds];
+      const sigReplies = (await batch(idList.map((id): Cmd => ['hmget', storyKey(prefix, id), 'signature', 'feedId']))) as (string | null)[][];
+      const sigOf = new Map(idList.map((id, k) => [id, sigReplies[k]!]));
+      for (const i of near) {
+        let best: { id: string; similarity: number } | null = null;
+        for (const id of candidatesOf.get(i) ?? []) {
+          const [sig, fromFeed] = sigOf.get(id) ?? [];
+          if (!sig || fromFeed === feedId) continue;
+          const sim = opts.similarity(prints.get(i)!.signature, sig);
+          if (sim >= opts.threshold && (!best || sim > best.similarity)) best = { id, similarity: sim };
+        }
+        if (best) target.set(i, best);
+      }
+
+      const creates: number[] = [];
+      const bucketAdds: string[][] = Array.from({ length: BAND_GROUPS }, () => []);
+      for (const i of fresh) {
+        const c = cands[i]!;
+        const t = target.get(i);
+        if (t) {
+          remember(i, t.id);
+          writes.push(['hsetnx', sourcesKey(prefix, t.id), feedId, JSON.stringify({ url: c.url, at: opts.now })]);
+          out[i] = { outcome: 'merged', id: t.id, similarity: t.similarity };
+          continue;
+        }
+        const s = built.get(i)!;
+        remember(i, s.id);
+        writes.push([
+          'heraldCreateStory', storyKey(prefix, s.id), sourcesKey(prefix, s.id),
+          s.feedId, JSON.stringify({ url: s.url, at: opts.now }),
+          'id', s.id, 'feedId', s.feedId, 'contentHash', c.contentHash, 'signature', prints.get(i)!.signature, 'json', JSON.stringify(storedOf(s)),
+        ]);
+        creates.push(writes.length - 1);
+        prints.get(i)!.bands.forEach((bucket, b) => bucketAdds[b % BAND_GROUPS]!.push(bucket, s.id));
+        out[i] = { outcome: 'created', id: s.id };
+      }
+      bucketAdds.forEach((args, g) => {
+        if (args.length) writes.push(['heraldBucketAdd', bandKey(prefix, g, ndGen), BUCKET_CAP, ND_GENS * ND_GEN_MS, ...args]);
+      });
+      if (seenWrites.length) {
+        writes.push(['hset', seenKey(prefix, feedId, seenGen), ...seenWrites]);
+        writes.push(['pexpire', seenKey(prefix, feedId, seenGen), 2 * SEEN_GEN_MS]);
+      }
+      const replies = await batch(writes);
+      // A story that already existed (a poller that crashed after creating it) is not new.
+      for (const i of fresh) {
+        const o = out[i]!;
+        if (o.outcome !== 'created') continue;
+        const at = creates.shift()!;
+        if (replies[at] !== 1) out[i] = { outcome: 'duplicate', id: o.id };
+      }
+      return out as IngestOutcome[];
+    },
+
+    /**
+     * Records a story that did not come through a feed poll (an import, a test's fixture): created only when
+     * absent, with its feed as its one source, and none of the dedup indexes a poll maintains.
+     */
+    async put(story: Story): Promise<boolean> {
+      const created = await redis.eval(
+        CREATE_STORY, 2, storyKey(prefix, story.id), sourcesKey(prefix, story.id),
+        story.feedId, JSON.stringify({ url: story.url, at: story.firstSeenAt }),
+        'id', story.id, 'feedId', story.feedId, 'contentHash', '', 'signature', '', 'json', JSON.stringify(storedOf(story)),
+      );
+      return created === 1;
     },
 
     async markClassified(id: string, at: number) {
@@ -79,15 +394,24 @@ export function createStoryStore(redis: Redis, prefix: string) {
     },
 
     async get(id: string): Promise<Story | null> {
-      return toStory(await redis.hgetall(storyKey(prefix, id)));
+      const [h, sources] = await Promise.all([redis.hgetall(storyKey(prefix, id)), redis.hgetall(sourcesKey(prefix, id))]);
+      return toStory(h, sources);
     },
 
     async getMany(ids: string[]): Promise<Story[]> {
       if (ids.length === 0) return [];
       const pipe = redis.pipeline();
-      for (const id of ids) pipe.hgetall(storyKey(prefix, id));
+      for (const id of ids) {
+        pipe.hgetall(storyKey(prefix, id));
+        pipe.hgetall(sourcesKey(prefix, id));
+      }
       const res = (await pipe.exec()) ?? [];
-      return res.map(([, h]) => toStory(h as Record<string, string>)).filter((s): s is Story => s !== null);
+      const out: Story[] = [];
+      for (let i = 0; i < res.length; i += 2) {
+        const s = toStory(res[i]![1] as Record<string, string>, res[i + 1]![1] as Record<string, string>);
+        if (s) out.push(s);
+      }
+      return out;
     },
 
     /** Logs the story under each topic it matched: digests read these logs (fan-out on read). */
@@ -106,5 +430,6 @@ export function createStoryStore(redis: Redis, prefix: string) {
       return redis.zrangebyscore(topicLogKey(prefix, topicId), `(${from}`, to);
     },
   };
+  return store;
 }
 export type StoryStore = ReturnType<typeof createStoryStore>;

@@ -23,9 +23,10 @@ const HOUR_MS = 60 * 60 * 1000;
  *  - POST /unsubscribe: RFC 8058 mail clients post there without any page or cookie; the signed link is the
  *    credential and the only effect is to stop email;
  *  - POST /confirm-email: the button of the page an emailed link opens, in whatever browser the mail app
- *    picks; the single-use token in the URL is the credential, and no other site can know it.
+ *    picks; the single-use token in the URL is the credential, and no other site can know it;
+ *  - POST /websub/:feedId: a WebSub hub's server-to-server delivery, authenticated by its HMAC signature.
  */
-const LINK_CREDENTIAL_ROUTES = new Set(['/unsubscribe', '/confirm-email']);
+const LINK_CREDENTIAL_ROUTES = new Set(['/unsubscribe', '/confirm-email', '/websub/:feedId']);
 function needsCsrf(req: FastifyRequest): boolean {
   if (!STATE_CHANGING.has(req.method)) return false;
   if (req.headers.authorization?.startsWith('Bearer ')) return false;

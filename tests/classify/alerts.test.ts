@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Story } from '../../src/model.ts';
-import { storyIdFor } from '../../src/store/stories.ts';
+import { storyIdFor } from '../../src/ingest/normalize.ts';
 import { manualClock } from '../helpers/clock.ts';
 import { startFixtureServer, type FixtureServer } from '../helpers/http-fixtures.ts';
 import { startTestHerald, type TestHerald } from '../helpers/herald.ts';
@@ -34,8 +34,8 @@ describe('own alerts: API, preview and delivery', () => {
   /** Stories the classifier saw in the last days, as the preview replays them. */
   const addPastStory = async (n: number, title: string, summary: string, ageHours: number) => {
     const at = clock.now() - ageHours * 3600_000;
-    const story: Story = { id: storyIdFor(`past-${n}`), feedId: 'past', guid: `past-${n}`, url: `https://past.example.test/${n}`, title, summary, categories: [], publishedAt: at, firstSeenAt: at };
-    await t.herald.stores.stories.addIfNew(story);
+    const story: Story = { id: storyIdFor('past', `past-${n}`), feedId: 'past', guid: `past-${n}`, url: `https://past.example.test/${n}`, title, summary, categories: [], publishedAt: at, firstSeenAt: at };
+    await t.herald.stores.stories.put(story);
     await t.herald.stores.recent.add(story.id, at);
   };
 

@@ -70,7 +70,7 @@ describe('herald classify', () => {
     const r = await herald(['classify', 'tests/fixtures/classify/broken.xml', 'tests/fixtures/classify/missing.xml', 'tests/fixtures/feeds/india-japan.xml', '--json']);
     expect(r.code).toBe(1);
     expect(lines(r.stdout)).toHaveLength(2);
-    expect(r.stderr).toContain('broken.xml: not a valid RSS or Atom document');
+    expect(r.stderr).toContain('broken.xml: the body is neither XML nor JSON');
     expect(r.stderr).toContain('missing.xml: ENOENT');
   });
 });

@@ -54,6 +54,8 @@ export async function startTestHerald(opts: {
     HERALD_PUBLIC_URL: `http://127.0.0.1:${port}`,
     HERALD_DATA_DIR: mkdtempSync(join(tmpdir(), 'herald-test-')),
     HERALD_SCHEDULERS: 'false',
+    // Test feeds are served from 127.0.0.1, which the SSRF guard refuses by default.
+    HERALD_ALLOW_PRIVATE_FEEDS: 'true',
     SMTP_URL: opts.smtpUrl,
     VAPID_PUBLIC_KEY: vapid.publicKey,
     VAPID_PRIVATE_KEY: vapid.privateKey,

@@ -30,7 +30,7 @@ export function workerEnv(prefix: string, extra: Record<string, string> = {}): R
 
 /** N readers with an email each and one story, with one queued email alert per reader. */
 export async function queueEmailAlerts(deps: { subscribers: SubscriberStore; stories: StoryStore; enqueue: Enqueue }, n: number, storyId: string) {
-  await deps.stories.addIfNew({
+  await deps.stories.put({
     id: storyId, feedId: 'f', guid: `guid-${storyId}`, url: `https://wire.example.test/${storyId}`, title: 'Tokyo talks',
     summary: 'Japan and India', categories: [], publishedAt: 0, firstSeenAt: 0,
   });

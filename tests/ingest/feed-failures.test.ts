@@ -41,7 +41,10 @@ describe('feeds that fail', () => {
     deps = {
       feeds, stories: createStoryStore(redis, prefix), enqueue: createEnqueue(queues), clock: manualClock('2027-01-15T00:00:00Z'),
       log: pino({ level: 'info' }, sink),
-      settings: { pollIntervalSeconds: 300, fetchTimeoutMs: 3000, fetchMaxBytes: 5_000_000, userAgent: 'Herald-test' },
+      settings: {
+        minIntervalSeconds: 300, maxIntervalSeconds: 3600, fetchTimeoutMs: 3000, connectTimeoutMs: 2000, fetchMaxBytes: 5_000_000, userAgent: 'Herald-test',
+        allowPrivate: true, hostConcurrency: 10, disableAfterDays: 7, websub: { enabled: false, leaseSeconds: 86400, fallbackSeconds: 3600, timeoutMs: 3000, callbackBase: 'http://127.0.0.1', allowPrivate: true, userAgent: 'Herald-test' },
+      },
     };
   });
   afterAll(async () => {
@@ -51,19 +54,20 @@ describe('feeds that fail', () => {
   });
 
   it('a poll tick enqueues every due feed once and pushes their next check out', async () => {
-    expect(await runPollTick(deps)).toBe(5);
-    expect(await runPollTick(deps)).toBe(0);
+    expect(await runPollTick(deps)).toMatchObject({ enqueued: 5 });
+    expect(await runPollTick(deps)).toMatchObject({ enqueued: 0 });
     expect(await queues.feeds.getJobCountByTypes('waiting')).toBe(5);
   });
 
   it.each([
-    ['error', /^http-status: HTTP 500/],
-    ['garbage', /^malformed: not a valid RSS or Atom document/],
-    ['html', /^not-a-feed: got an HTML page/],
-    ['silent', /^network: cannot reach http:\/\/127\.0\.0\.1:\d+\/feed\.xml: ECONNREFUSED/],
-  ])('feed "%s" fails with a clear error, recorded on the feed and logged with its id', async (feedId, error) => {
+    ['error', 'http-status', /^HTTP 500 Internal Server Error from http:\/\/127\.0\.0\.1:\d+\/error\.xml/],
+    ['garbage', 'not-a-feed', /the body is neither XML nor JSON/],
+    ['html', 'html-not-feed', /^got an HTML page, not a feed/],
+    ['silent', 'network', /ECONNREFUSED/],
+  ])('feed "%s" fails with a clear error (%s), recorded on the feed and logged with its id', async (feedId, code, error) => {
     await expect(ingestFeed(deps, feedId)).rejects.toThrow();
     const state = await deps.feeds.state(feedId);
+    expect(state.lastErrorCode).toBe(code);
     expect(state.lastError).toMatch(error);
     expect(state.consecutiveFailures).toBe(1);
     const line = logLines.find((l) => l.feed_id === feedId && l.level === 40);

@@ -1,0 +1,119 @@
+import { isUtf8 } from 'node:buffer';
+import chardet from 'chardet';
+
+/**
+ * Bytes to text the way feed readers do it. Precedence (RFC 7303 §3 and XML 1.0 Appendix F):
+ * a byte-order mark, then the HTTP charset, then the XML prolog's encoding, then UTF-8.
+ * Real feeds lie, so two repairs follow the rules: a label TextDecoder does not know is ignored, and
+ * bytes that are not valid UTF-8 where UTF-8 was assumed or declared are read as windows-1252
+ * (what a browser does with Latin-1 text served without a charset).
+ */
+
+export type CharsetSource = 'bom' | 'http' | 'prolog' | 'default' | 'fallback';
+export interface Decoded {
+  text: string;
+  encoding: string;
+  source: CharsetSource;
+}
+
+/** WHATWG name for a label, or null when TextDecoder does not know it. */
+export function encodingFor(label: string | null | undefined): string | null {
+  if (!label) return null;
+  try {
+    return new TextDecoder(label.trim().replace(/^["']|["']$/g, '')).encoding;
+  } catch {
+    return null;
+  }
+}
+
+export function charsetFromContentType(contentType: string | null | undefined): string | null {
+  if (!contentType) return null;
+  const m = /;\s*charset\s*=\s*("?)([^";\s]+)\1/i.exec(contentType);
+  return m ? m[2]! : null;
+}
+
+function sniffBom(bytes: Uint8Array): { encoding: string; length: number } | null {
+  if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) return { encoding: 'utf-8', length: 3 };
+  if (bytes[0] === 0xff && bytes[1] === 0xfe) return { encoding: 'utf-16le', length: 2 };
+  if (bytes[0] === 0xfe && bytes[1] === 0xff) return { encoding: 'utf-16be', length: 2 };
+  // No BOM, but "<?" in UTF-16 (XML 1.0 Appendix F): the prolog itself shows the byte order.
+  if (bytes[0] === 0x3c && bytes[1] === 0x00 && bytes[2] === 0x3f && bytes[3] === 0x00) return { encoding: 'utf-16le', length: 0 };
+  if (bytes[0] === 0x00 && bytes[1] === 0x3c && bytes[2] === 0x00 && bytes[3] === 0x3f) return { encoding: 'utf-16be', length: 0 };
+  return null;
+}
+
+/** The encoding pseudo-attribute of the XML declaration, read as ASCII (it must be ASCII to be read at all). */
+export function prologEncoding(bytes: Uint8Array): string | null {
+  const head = Buffer.from(bytes.subarray(0, 512)).toString('latin1');
+  const m = /^\s*<\?xml[^>]*?\sencoding\s*=\s*["']([^"']*)["']/.exec(head);
+  return m ? m[1]! : null;
+}
+
+const validUtf8 = (bytes: Uint8Array) => isUtf8(bytes);
+const utf8 = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
+
+/** UTF-16 declared in a prolog that was readable as ASCII cannot be true: the document is 8-bit. */
+const isUtf16 = (e: string) => e === 'utf-16le' || e === 'utf-16be';
+
+export function decodeBody(bytes: Uint8Array, contentType?: string | null): Decoded {
+  const bom = sniffBom(bytes);
+  if (bom) return { text: new TextDecoder(bom.encoding).decode(bytes.subarray(bom.length)), encoding: bom.encoding, source: 'bom' };
+
+  const fromHttp = encodingFor(charsetFromContentType(contentType));
+  let fromProlog = encodingFor(prologEncoding(bytes));
+  if (fromProlog && isUtf16(fromProlog)) fromProlog = null;
+
+  let chosen: string | null = null;
+  let source: CharsetSource = 'default';
+  if (fromHttp && !isUtf16(fromHttp)) {
+    chosen = fromHttp;
+    source = 'http';
+    // A server-wide "charset=ISO-8859-1" over a feed whose prolog says UTF-8 and whose bytes are valid UTF-8
+    // is the common misconfiguration; every feed reader trusts the document then.
+    if (fromHttp !== 'utf-8' && fromProlog === 'utf-8' && validUtf8(bytes)) {
+      chosen = 'utf-8';
+      source = 'prolog';
+    }
+  } else if (fromProlog) {
+    chosen = fromProlog;
+    source = 'prolog';
+  }
+  if (chosen === null || chosen === 'utf-8') {
+    if (validUtf8(bytes)) return { text: demoronize(utf8(bytes)), encoding: 'utf-8', source: chosen ? source : 'default' };
+    const guessed = chosen === null ? guessMultiByte(bytes) : null;
+    if (guessed) return { text: new TextDecoder(guessed).decode(bytes), encoding: guessed, source: 'fallback' };
+    // Declared or assumed UTF-8 that is not: Latin-1 / windows-1252 bytes are by far the usual cause.
+    return { text: demoronize(new TextDecoder('windows-1252').decode(bytes)), encoding: 'windows-1252', source: 'fallback' };
+  }
+  const text = new TextDecoder(chosen).decode(bytes);
+  return { text: chosen === 'windows-1252' ? demoronize(text) : text, encoding: chosen, source };
+}
+
+const MULTI_BYTE = new Set(['Big5', 'GB18030', 'Shift_JIS', 'EUC-JP', 'EUC-KR']);
+
+/**
+ * Undeclared, not UTF-8: a CJK multi-byte encoding is only taken when a statistical detector is confident
+ * and the bytes decode without a single error; everything else is read as windows-1252.
+ */
+function guessMultiByte(bytes: Uint8Array): string | null {
+  const best = chardet.analyse(bytes)[0];
+  if (!best || best.confidence < 50 || !MULTI_BYTE.has(best.name)) return null;
+  try {
+    new TextDecoder(best.name, { fatal: true }).decode(bytes);
+    return encodingFor(best.name);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * windows-1252 bytes 0x80-0x9F (WHATWG Encoding). Spelled out because Node 20's TextDecoder decodes
+ * "windows-1252" with its Latin-1 fast path, which turns smart quotes into C1 control characters.
+ */
+const CP1252_C1 = '\u20ac\u0081\u201a\u0192\u201e\u2026\u2020\u2021\u02c6\u2030\u0160\u2039\u0152\u008d\u017d\u008f\u0090\u2018\u2019\u201c\u201d\u2022\u2013\u2014\u02dc\u2122\u0161\u203a\u0153\u009d\u017e\u0178';
+
+/** C1 controls never appear in real text: they are windows-1252 punctuation (mis-decoded or double-encoded). */
+export function demoronize(text: string): string {
+  if (!/[\u0080-\u009f]/.test(text)) return text;
+  return text.replace(/[\u0080-\u009f]/g, (c) => CP1252_C1[c.charCodeAt(0) - 0x80]!);
+}

@@ -1,0 +1,275 @@
+import { Parser as HtmlParser } from 'htmlparser2';
+import type { FeedFormat, ParsedFeed, ParsedItem } from './parse-feed.ts';
+
+/**
+ * The fast path for well-formed RSS, RDF and Atom: one pass of htmlparser2's XML tokenizer, mapping the same
+ * elements to the same fields as the rss-parser path (parse-feed.ts `toParsedFeed`), without building a
+ * document tree. It gives up (returns null) at the first sign the document is anything but plain and
+ * well-formed: a tag closed implicitly (mis-nested or truncated), an entity XML does not define or a bare
+ * ampersand, markup inside a text field, a second root. The caller then uses rss-parser, which reports the
+ * error with its line and column or repairs what feed readers repair. `tests/ingest/fast-xml.test.ts` checks
+ * that both paths agree on every fixture.
+ */
+
+type Attrs = Record<string, string>;
+interface Node {
+  name: string;
+  attrs: Attrs;
+  text: string;
+  /** Set when an element opened inside it: its text is no longer a plain value. */
+  mixed: boolean;
+}
+
+/** An ampersand XML does not define (outside CDATA): only rss-parser's repair pass may deal with it. */
+const XML_REF = /^(?:amp|lt|gt|quot|apos|#\d+|#x[0-9a-fA-F]+);/;
+function hasUndefinedEntity(doc: string): boolean {
+  let at = doc.indexOf('&');
+  if (at < 0) return false;
+  let cdataEnd = -1;
+  let nextCdata = doc.indexOf('<![CDATA[');
+  while (at >= 0) {
+    // Skip CDATA sections that start before this ampersand.
+    while (nextCdata >= 0 && nextCdata < at) {
+      cdataEnd = doc.indexOf(']]>', nextCdata);
+      if (cdataEnd < 0) return true;
+      nextCdata = doc.indexOf('<![CDATA[', cdataEnd);
+    }
+    if (at > cdataEnd && !XML_REF.test(doc.slice(at + 1, at + 12))) return true;
+    at = doc.indexOf('&', at + 1);
+  }
+  return false;
+}
+
+interface ItemAcc {
+  fields: Map<string, Node>;
+  categories: string[];
+  links: Attrs[];
+  media: Attrs[];
+  enclosure: Attrs | null;
+  itunesImage: string | null;
+  authorName: string | null;
+  about: string | null;
+}
+const newItem = (about: string | null): ItemAcc => ({ fields: new Map(), categories: [], links: [], media: [], enclosure: null, itunesImage: null, authorName: null, about });
+
+class GiveUp extends Error {}
+
+export function parseFastXml(doc: string, format: FeedFormat): ParsedFeed | null {
+  if (format === 'json1.0' || format === 'json1.1') return null;
+  if (hasUndefinedEntity(doc)) return null;
+  const atom = format === 'atom0.3' || format === 'atom1.0';
+  // rss-parser reads RDF documents only under the exact root name rdf:RDF.
+  let rdf = false;
+  let channelDone = false;
+
+  const stack: Node[] = [];
+  let roots = 0;
+  let itunes = false;
+  // Depths (stack length) of the channel (RSS) or the element holding items and feed-level fields.
+  let channelDepth = -1;
+  const channel = new Map<string, Node>();
+  const channelLinks: { name: string; attrs: Attrs }[] = [];
+  const skipHours: string[] = [];
+  const skipDays: string[] = [];
+  const items: ItemAcc[] = [];
+  let item: ItemAcc | null = null;
+  let itemDepth = -1;
+  let inMediaGroup = false;
+  let inAuthor = false;
+  // htmlparser2 reports a self-closing tag as an implied close: only one right after its own open is that.
+  let justOpened = false;
+
+  const parser = new HtmlParser(
+    {
+      onopentag(name, attrs) {
+        const depth = stack.length; // depth of the new element (root = 0)
+        const parent = stack[depth - 1];
+        if (parent) parent.mixed = true;
+        if (depth === 0) {
+          roots++;
+          if (roots > 1) throw new GiveUp();
+          if (attrs['xmlns:itunes'] !== undefined) itunes = true;
+          rdf = name === 'rdf:RDF';
+          if (!atom && !rdf && name !== 'rss') throw new GiveUp();
+          if (atom) channelDepth = 0;
+        }
+        stack.push({ name, attrs, text: '', mixed: false });
+        justOpened = true;
+        if (!atom && !rdf && depth === 1 && name === 'channel' && channelDepth < 0) channelDepth = 1;
+        if (rdf && depth === 1 && name === 'channel' && channelDepth < 0) channelDepth = 1;
+        const itemParent = atom ? 0 : rdf ? 0 : channelDepth === 1 ? 1 : -2;
+        const itemName = atom ? 'entry' : 'item';
+        if (item === null && depth === itemParent + 1 && name === itemName && (atom || rdf || stack[1]?.name === 'channel')) {
+          // Only items of the first channel count, as in rss-parser.
+          if (!atom && !rdf && channelDone) return;
+          item = newItem(attrs['rdf:about'] ?? null);
+          itemDepth = depth;
+          return;
+        }
+        if (item && depth === itemDepth + 1) {
+          if (name === 'link') item.links.push(attrs);
+          else if (name === 'enclosure' && !item.enclosure) item.enclosure = attrs;
+          else if (name === 'media:content' || name === 'media:thumbnail') item.media.push({ ...attrs, __kind: name });
+          else if (name === 'media:group') inMediaGroup = true;
+          else if (name === 'itunes:image' && !item.itunesImage && attrs.href) item.itunesImage = attrs.href;
+          else if (name === 'author' && atom) inAuthor = true;
+          if (name === 'category' && atom) {
+            const v = attrs.label ?? attrs.term;
+            if (v && !item.categories.includes(v)) item.categories.push(`\u0000${v}`);
+          }
+        } else if (item && inMediaGroup && depth === itemDepth + 2 && (name === 'media:content' || name === 'media:thumbnail')) {
+          item.media.push({ ...attrs, __kind: `group:${name}` });
+        }
+        if (!item && channelDepth >= 0 && depth === channelDepth + 1 && (name === 'link' || name === 'atom:link')) channelLinks.push({ name, attrs });
+      },
+      ontext(text) {
+        const top = stack[stack.length - 1];
+        if (top) top.text += text;
+        justOpened = false;
+      },
+      onclosetag(name, isImplied) {
+        if (isImplied && !(justOpened && stack[stack.length - 1]?.name === name)) throw new GiveUp();
+        justOpened = false;
+        const node = stack.pop();
+        if (!node || node.name !== name) throw new GiveUp();
+        const depth = stack.length;
+        if (item) {
+          if (depth === itemDepth) {
+            items.push(item);
+            item = null;
+            return;
+          }
+          if (depth === itemDepth + 1) {
+            if (name === 'media:group') inMediaGroup = false;
+            if (name === 'author') inAuthor = false;
+            if (!item.fields.has(name)) item.fields.set(name, node);
+            if (name === 'category' && !atom) {
+              if (node.mixed) throw new GiveUp();
+              const v = node.text;
+              if (v.trim() && !item.categories.includes(v)) item.categories.push(v);
+            }
+          } else if (atom && inAuthor && depth === itemDepth + 2 && name === 'name' && item.authorName === null) {
+            item.authorName = node.text;
+          }
+          return;
+        }
+        if (channelDepth >= 0 && depth === channelDepth + 1 && !channel.has(name)) channel.set(name, node);
+        if (channelDepth >= 0 && depth === channelDepth + 2) {
+          const parent = stack[stack.length - 1]!;
+          if (parent.name === 'skipHours' && name === 'hour') skipHours.push(node.text);
+          if (parent.name === 'skipDays' && name === 'day') skipDays.push(node.text);
+        }
+        if (!atom && !rdf && depth === channelDepth && name === 'channel') channelDone = true;
+      },
+    },
+    { xmlMode: true, decodeEntities: true },
+  );
+  // htmlparser2 silently drops a closing tag that matches no open element; XML calls that an error.
+  const closeTag = parser.onclosetag.bind(parser);
+  parser.onclosetag = (start, end) => {
+    if (stack[stack.length - 1]?.name !== doc.slice(start, end)) throw new GiveUp();
+    closeTag(start, end);
+  };
+  try {
+    parser.write(doc);
+    parser.end();
+  } catch (err) {
+    if (err instanceof GiveUp) return null;
+    throw err;
+  }
+  if (stack.length > 0 || roots !== 1) return null;
+
+  // A value as xml2js would give it: element text, or for an element with attributes and no text, its href.
+  const value = (n: Node | undefined): string | null => {
+    if (!n) return null;
+    if (n.mixed) throw new GiveUp();
+    if (n.text.trim() !== '') return n.text;
+    const hasAttrs = Object.keys(n.attrs).length > 0;
+    return hasAttrs && n.attrs.href ? n.attrs.href : null;
+  };
+  const raw = (n: Node | undefined): string | null => {
+    if (!n) return null;
+    if (n.mixed) throw new GiveUp();
+    return n.text.trim() === '' ? null : n.text;
+  };
+
+  try {
+    const language = value(channel.get('language')) ?? value(channel.get('dc:language'));
+    const ttl = Number(value(channel.get('ttl')));
+    const frequency = Number(value(channel.get('sy:updateFrequency')));
+    const linkList = channelLinks.filter((l) => l.attrs.href).map((l) => ({ rel: (l.attrs.rel ?? 'alternate').toLowerCase(), href: l.attrs.href! }));
+    // rss-parser's order: atom:link entries first, then link elements.
+    const links = [...linkList.filter((_, i) => channelLinks[i]?.name === 'atom:link'), ...linkList.filter((_, i) => channelLinks[i]?.name !== 'atom:link')];
+    let self: string | null = links.find((l) => l.rel === 'self')?.href ?? null;
+    let feedLink: string | null;
+    if (atom) {
+      const atomLinks = channelLinks.filter((l) => l.name === 'link');
+      feedLink = atomLink(atomLinks.map((l) => l.attrs), 'alternate', 0);
+      self ??= atomLink(atomLinks.map((l) => l.attrs), 'self', 1);
+    } else {
+      feedLink = value(channel.get('link'));
+      self ??= channelLinks.find((l) => l.name === 'atom:link')?.attrs.href ?? null;
+    }
+    const title = atom ? value(channel.get('title')) : (value(channel.get('title')) ?? value(channel.get('dc:title')));
+    return {
+      format,
+      title: title ?? '',
+      link: feedLink,
+      language,
+      hub: links.find((l) => l.rel === 'hub')?.href ?? null,
+      self,
+      hints: {
+        ttlMinutes: Number.isFinite(ttl) && ttl > 0 ? ttl : null,
+        updatePeriod: value(channel.get('sy:updatePeriod'))?.trim().toLowerCase() ?? null,
+        updateFrequency: Number.isFinite(frequency) && frequency > 0 ? frequency : null,
+        skipHours: skipHours.map(Number).filter((h) => Number.isInteger(h) && h >= 0 && h <= 24),
+        skipDays: skipDays.map((d) => d.trim().toLowerCase()),
+      },
+      items: items.map((i): ParsedItem => {
+        const f = (n: string) => i.fields.get(n);
+        const categories: string[] = [];
+        for (const c of i.categories) {
+          const v = c.startsWith('\u0000') ? c.slice(1) : c;
+          if (!categories.includes(v)) categories.push(v);
+        }
+        return {
+          guid: value(f('guid')) ?? value(f('id')) ?? i.about,
+          link: atom ? atomLink(i.links, 'alternate', 0) : value(f('link')),
+          title: (atom ? value(f('title')) : (value(f('title')) ?? value(f('dc:title')))) ?? '',
+          summaryHtml: raw(f('summary')) ?? (atom ? raw(f('content')) : raw(f('description'))) ?? raw(f('content:encoded')) ?? '',
+          categories,
+          published: value(f('pubDate')) ?? value(f('pubdate')) ?? value(f('published')) ?? value(f('issued')) ?? value(f('dc:date')) ?? value(f('created')),
+          updated: value(f('updated')) ?? value(f('modified')),
+          author: atom ? (i.authorName?.trim() ? i.authorName : null) : (value(f('dc:creator')) ?? value(f('author'))),
+          language: (atom ? null : value(f('dc:language'))) ?? language,
+          image: imageOf(i, itunes && !atom && !rdf && format === 'rss2.0'),
+        };
+      }),
+    };
+  } catch (err) {
+    if (err instanceof GiveUp) return null;
+    throw err;
+  }
+}
+
+/** rss-parser's getLink: the first link with that exact rel, else the one at the fallback index. */
+function atomLink(links: Attrs[], rel: string, fallback: number): string | null {
+  for (const l of links) if (l.rel === rel) return l.href ?? null;
+  return links[fallback]?.href ?? null;
+}
+
+function imageOf(i: ItemAcc, itunes: boolean): string | null {
+  const e = i.enclosure;
+  if (e && typeof e.url === 'string' && /^image\//.test(e.type ?? '')) return e.url;
+  const order = ['media:content', 'media:thumbnail', 'group:media:content', 'group:media:thumbnail'];
+  for (const kind of order) {
+    for (const m of i.media) {
+      if (m.__kind !== kind) continue;
+      const url = m.url;
+      const medium = m.medium;
+      const type = m.type;
+      if (url && (medium === 'image' || (type ?? '').startsWith('image/') || (!medium && !type))) return url;
+    }
+  }
+  return itunes ? i.itunesImage : null;
+}

@@ -1,0 +1,74 @@
+import type { FastifyInstance } from 'fastify';
+import type { Clock } from '../model.ts';
+import type { FeedStore } from '../store/feeds.ts';
+import { describeFeedHealth } from './health.ts';
+import type { IngestReport } from './poll.ts';
+import { verifySignature } from './websub.ts';
+
+export interface IngestRouteDeps {
+  feeds: FeedStore;
+  clock: Clock;
+  maxBytes: number;
+  /** Poll interval of a feed once its subscription is verified (the fallback). */
+  pushFallbackMs: number;
+  /** Takes a pushed body into the pipeline exactly as a polled one. */
+  ingest(feedId: string, body: Buffer, contentType: string | null, baseUrl: string): Promise<IngestReport>;
+}
+
+/**
+ * Fastify plugin (encapsulated): the WebSub callback and the feed health API. Registered by the runtime
+ * next to the settings app, so the web server's own module does not need to know about ingestion.
+ */
+export async function ingestRoutes(app: FastifyInstance, deps: IngestRouteDeps) {
+  // Hubs deliver the feed as it is (any XML or JSON type): take the raw bytes, the parser decides.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: deps.maxBytes }, (_req, body, done) => done(null, body));
+
+  app.get('/api/feeds', async () => {
+    const now = deps.clock.now();
+    const feeds = await deps.feeds.list();
+    return { feeds: await Promise.all(feeds.map(async (f) => describeFeedHealth(f, await deps.feeds.state(f.id), now))) };
+  });
+
+  type Verify = { Params: { feedId: string }; Querystring: Record<string, string | undefined> };
+  // Verification of intent (WebSub §5.3): echo the challenge only for a subscription we asked for.
+  app.get<Verify>('/websub/:feedId', async (req, reply) => {
+    const { feedId } = req.params;
+    const q = req.query;
+    const mode = q['hub.mode'];
+    const state = await deps.feeds.state(feedId);
+    const ws = state.websub;
+    const feed = await deps.feeds.get(feedId);
+    const now = deps.clock.now();
+    if (mode === 'denied') {
+      if (ws) await deps.feeds.setWebSub(feedId, { ...ws, status: 'denied', reason: q['hub.reason'] ?? 'denied by the hub' });
+      return reply.code(200).send('');
+    }
+    if (mode === 'subscribe' && feed && ws && ws.topic === q['hub.topic'] && ws.status !== 'denied' && q['hub.challenge']) {
+      const lease = Number(q['hub.lease_seconds']);
+      await deps.feeds.setWebSub(feedId, { ...ws, status: 'active', leaseUntil: Number.isFinite(lease) && lease > 0 ? now + lease * 1000 : null });
+      // Updates now arrive by push: polling drops to the fallback interval.
+      await deps.feeds.scheduleNext(feedId, now + deps.pushFallbackMs);
+      req.log.info({ feed_id: feedId, lease_seconds: lease }, 'websub subscription verified');
+      return reply.code(200).type('text/plain').send(q['hub.challenge']);
+    }
+    // We unsubscribe by forgetting: confirm an unsubscription only for a feed we no longer follow by push.
+    if (mode === 'unsubscribe' && (!feed || !ws) && q['hub.challenge']) return reply.code(200).type('text/plain').send(q['hub.challenge']);
+    return reply.code(404).send({ error: 'no such subscription' });
+  });
+
+  type Deliver = { Params: { feedId: string }; Body: Buffer };
+  app.post<Deliver>('/websub/:feedId', { bodyLimit: deps.maxBytes }, async (req, reply) => {
+    const { feedId } = req.params;
+    const [feed, state] = await Promise.all([deps.feeds.get(feedId), deps.feeds.state(feedId)]);
+    if (!feed || !state.websub) return reply.code(410).send({ error: 'not subscribed' });
+    const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    // WebSub §8: a delivery with a missing or wrong signature is acknowledged but ignored.
+    if (!verifySignature(state.websub.secret, body, req.headers['x-hub-signature'] as string | undefined)) {
+      req.log.warn({ feed_id: feedId }, 'websub delivery ignored: X-Hub-Signature missing or wrong');
+      return reply.code(202).send({ accepted: false });
+    }
+    const report = await deps.ingest(feedId, body, (req.headers['content-type'] as string | undefined) ?? null, feed.url);
+    return reply.code(202).send({ accepted: true, created: report.created, items: report.items });
+  });
+}

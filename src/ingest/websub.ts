@@ -1,0 +1,105 @@
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { Logger } from 'pino';
+import type { FeedStore, WebSubState } from '../store/feeds.ts';
+import { checkLiteralHost, guardedLookup } from './address-guard.ts';
+
+/**
+ * WebSub (W3C Recommendation) subscriber side: subscribe to a feed's hub, answer its verification of intent,
+ * check the HMAC of every delivery. Polling continues as the fallback at a longer interval.
+ */
+export interface WebSubSettings {
+  enabled: boolean;
+  /** Public base URL hubs can reach; the callback is `<base>/websub/<feedId>`. */
+  callbackBase: string;
+  leaseSeconds: number;
+  /** Poll interval of a feed with an active subscription. */
+  fallbackSeconds: number;
+  allowPrivate: boolean;
+  userAgent: string;
+  timeoutMs: number;
+}
+
+export const callbackUrl = (base: string, feedId: string) => `${base.replace(/\/+$/, '')}/websub/${encodeURIComponent(feedId)}`;
+
+/** Renew when less than this share of the lease is left (and at least a day before it ends). */
+const RENEW_SHARE = 0.2;
+/** A hub that never verified is asked again after this long. */
+const PENDING_RETRY_MS = 60 * 60 * 1000;
+
+export function needsSubscription(current: WebSubState | null, want: { hub: string; topic: string }, now: number, leaseSeconds: number): boolean {
+  if (!current || current.hub !== want.hub || current.topic !== want.topic) return true;
+  if (current.status === 'pending') return now - current.requestedAt > PENDING_RETRY_MS;
+  if (current.status === 'denied') return now - current.requestedAt > 24 * PENDING_RETRY_MS;
+  const left = (current.leaseUntil ?? 0) - now;
+  return left < Math.max(leaseSeconds * 1000 * RENEW_SHARE, 0) || left < 86_400_000;
+}
+
+/** Asks the hub for a (new or renewed) subscription when needed; the outcome is kept on the feed's state. */
+export async function maybeSubscribe(
+  deps: { feeds: FeedStore; log: Logger; settings: { websub: WebSubSettings } },
+  feedId: string,
+  current: WebSubState | null,
+  want: { hub: string; topic: string },
+  now: number,
+): Promise<WebSubState | null> {
+  const s = deps.settings.websub;
+  if (!s.enabled || !needsSubscription(current, want, now, s.leaseSeconds)) return current;
+  // A renewal keeps the secret the hub already signs with until it verifies the new request.
+  const secret = current && current.hub === want.hub ? current.secret : randomBytes(24).toString('hex');
+  const form = new URLSearchParams({
+    'hub.mode': 'subscribe',
+    'hub.topic': want.topic,
+    'hub.callback': callbackUrl(s.callbackBase, feedId),
+    'hub.secret': secret,
+    'hub.lease_seconds': String(s.leaseSeconds),
+  });
+  let next: WebSubState;
+  try {
+    const status = await postForm(want.hub, form.toString(), s);
+    next =
+      status >= 200 && status < 300
+        ? { hub: want.hub, topic: want.topic, secret, status: current?.status === 'active' ? 'active' : 'pending', leaseUntil: current?.leaseUntil ?? null, requestedAt: now }
+        : { hub: want.hub, topic: want.topic, secret, status: 'denied', leaseUntil: null, requestedAt: now, reason: `hub answered HTTP ${status}` };
+  } catch (err) {
+    next = { hub: want.hub, topic: want.topic, secret, status: 'denied', leaseUntil: null, requestedAt: now, reason: `hub unreachable: ${(err as Error).message}` };
+  }
+  await deps.feeds.setWebSub(feedId, next);
+  deps.log.info({ feed_id: feedId, hub: want.hub, websub_status: next.status, reason: next.reason }, 'websub subscription requested');
+  return next;
+}
+
+function postForm(url: string, body: string, s: WebSubSettings): Promise<number> {
+  const u = new URL(url);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') return Promise.reject(new Error(`hub URL must be http(s): ${url}`));
+  checkLiteralHost(u.hostname, s.allowPrivate);
+  return new Promise((resolve, reject) => {
+    const req = (u.protocol === 'https:' ? httpsRequest : httpRequest)(u, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body), 'user-agent': s.userAgent },
+      lookup: guardedLookup(s.allowPrivate) as never,
+      timeout: s.timeoutMs,
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${s.timeoutMs} ms`)));
+    req.on('error', reject);
+    req.on('response', (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.end(body);
+  });
+}
+
+/**
+ * Checks `X-Hub-Signature: <algo>=<hex>` (sha1, sha256, sha384 or sha512) over the raw body with the
+ * subscription's secret, in constant time.
+ */
+export function verifySignature(secret: string, body: Uint8Array, header: string | undefined): boolean {
+  if (!header) return false;
+  const m = /^(sha1|sha256|sha384|sha512)=([0-9a-f]+)$/i.exec(header.trim());
+  if (!m) return false;
+  const expected = createHmac(m[1]!.toLowerCase(), secret).update(body).digest();
+  const given = Buffer.from(m[2]!, 'hex');
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}

@@ -1,0 +1,45 @@
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { decodeBody } from '../../src/ingest/decode.ts';
+import { parseFastXml } from '../../src/ingest/fast-xml.ts';
+import { parseFeedBody } from '../../src/ingest/parse-feed.ts';
+import { fixture } from '../helpers/http-fixtures.ts';
+
+const root = fileURLToPath(new URL('../fixtures/feeds/', import.meta.url));
+const files: string[] = [];
+const walk = (dir: string) => {
+  for (const f of readdirSync(dir)) {
+    const p = join(dir, f);
+    if (statSync(p).isDirectory()) walk(p);
+    else files.push(p.slice(root.length));
+  }
+};
+walk(root);
+
+const outcome = (p: Promise<unknown>) => p.then((v) => JSON.stringify(v), (e: { code?: string; message: string }) => `error ${e.code}: ${e.message}`);
+
+describe('the fast XML path gives exactly what the rss-parser path gives', () => {
+  it.each(files)('%s', async (name) => {
+    const bytes = fixture(`feeds/${name}`);
+    expect(await outcome(parseFeedBody(bytes))).toBe(await outcome(parseFeedBody(bytes, { rssParserOnly: true })));
+  });
+
+  it('is taken for plain well-formed feeds', () => {
+    for (const [name, format] of [['formats/rss20-full.xml', 'rss2.0'], ['formats/atom10.xml', 'atom1.0'], ['formats/rss10-rdf.xml', 'rss1.0'], ['formats/atom03.xml', 'atom0.3']] as const) {
+      expect(parseFastXml(decodeBody(fixture(`feeds/${name}`)).text, format), name).not.toBeNull();
+    }
+  });
+
+  it.each([
+    ['a mis-nested tag', '<rss version="2.0"><channel><title>x</link></title></channel></rss>'],
+    ['a truncated document', '<rss version="2.0"><channel><title>x</title><item><title>y'],
+    ['an HTML entity', '<rss version="2.0"><channel><title>caf&eacute;</title></channel></rss>'],
+    ['a bare ampersand', '<rss version="2.0"><channel><title>Q&A</title></channel></rss>'],
+    ['markup inside a text field', '<feed xmlns="http://www.w3.org/2005/Atom"><entry><content type="xhtml"><div>x</div></content></entry></feed>'],
+    ['a second root', '<rss version="2.0"><channel/></rss><rss version="2.0"><channel/></rss>'],
+  ])('gives the document to rss-parser on %s', (_what, doc) => {
+    expect(parseFastXml(doc, doc.startsWith('<feed') ? 'atom1.0' : 'rss2.0')).toBeNull();
+  });
+});

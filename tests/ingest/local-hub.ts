@@ -1,0 +1,66 @@
+import { createHmac, randomBytes } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface HubSubscription {
+  topic: string;
+  callback: string;
+  secret: string;
+  leaseSeconds: number;
+  verified: boolean;
+}
+
+/**
+ * A WebSub hub of our own (W3C WebSub §5-§7): accepts subscription requests with 202, verifies intent with a
+ * GET carrying a random challenge, and publishes content to verified subscribers signed with their secret.
+ */
+export async function startLocalHub() {
+  const subscriptions: HubSubscription[] = [];
+  let requests = 0;
+  const verify = async (sub: HubSubscription) => {
+    const challenge = randomBytes(12).toString('hex');
+    const u = new URL(sub.callback);
+    u.searchParams.set('hub.mode', 'subscribe');
+    u.searchParams.set('hub.topic', sub.topic);
+    u.searchParams.set('hub.challenge', challenge);
+    u.searchParams.set('hub.lease_seconds', String(sub.leaseSeconds));
+    const res = await fetch(u);
+    sub.verified = res.status >= 200 && res.status < 300 && (await res.text()) === challenge;
+  };
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const form = new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+      if (req.method !== 'POST' || form.get('hub.mode') !== 'subscribe') return void res.writeHead(400).end();
+      requests++;
+      const sub: HubSubscription = {
+        topic: form.get('hub.topic') ?? '',
+        callback: form.get('hub.callback') ?? '',
+        secret: form.get('hub.secret') ?? '',
+        leaseSeconds: Number(form.get('hub.lease_seconds') ?? 86400),
+        verified: false,
+      };
+      const i = subscriptions.findIndex((s) => s.callback === sub.callback && s.topic === sub.topic);
+      if (i >= 0) subscriptions.splice(i, 1);
+      subscriptions.push(sub);
+      res.writeHead(202).end();
+      // Verification of intent happens after the 202, as real hubs do it.
+      setTimeout(() => void verify(sub).catch(() => undefined), 10);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}/`,
+    subscriptions,
+    requests: () => requests,
+    async publish(sub: HubSubscription, body: string, opts: { contentType?: string; signWith?: string; algo?: string } = {}) {
+      const algo = opts.algo ?? 'sha256';
+      const sig = createHmac(algo, opts.signWith ?? sub.secret).update(body).digest('hex');
+      const res = await fetch(sub.callback, { method: 'POST', headers: { 'content-type': opts.contentType ?? 'application/atom+xml', 'x-hub-signature': `${algo}=${sig}` }, body });
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    },
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}

@@ -1,0 +1,115 @@
+import { describe, expect, it } from 'vitest';
+import { canonicalUrl, normalizeItem, parseFeedDate, toPlainText } from '../../src/ingest/normalize.ts';
+import type { ParsedItem } from '../../src/ingest/parse-feed.ts';
+
+const NOW = Date.parse('2027-01-15T00:00:00Z');
+const item = (over: Partial<ParsedItem>): ParsedItem => ({
+  guid: null, link: null, title: '', summaryHtml: '', categories: [], published: null, updated: null, author: null, language: null, image: null, ...over,
+});
+
+describe('toPlainText', () => {
+  it.each([
+    ['<p>The council <b>approved</b> the budget.</p><p>Taxes rise.</p>', 'The council approved the budget. Taxes rise.'],
+    ['Caf&eacute; &amp; bar &#8212; &#x2019;ok&#x2019; &nbsp;now', 'Café & bar — ’ok’ now'],
+    ['<script>alert("x")</script><style>p{}</style>Visible<noscript>hidden</noscript>', 'Visible'],
+    ['  lots\n\n of \t whitespace  ', 'lots of whitespace'],
+    ['line<br>break<br/>and<li>list</li>', 'line break and list'],
+    ['a < b and c > d', 'a < b and c > d'],
+    ['<img src=x onerror=alert(1)>caption', 'caption'],
+    ['<!-- comment -->text<![CDATA[x]]>', 'text'],
+  ])('%j → %j', (html, text) => {
+    expect(toPlainText(html)).toBe(text);
+  });
+});
+
+describe('canonicalUrl', () => {
+  it.each([
+    ['HTTPS://Example.TEST:443/Path?b=2&a=1#frag', 'https://example.test/Path?b=2&a=1'],
+    ['http://example.test:80/x', 'http://example.test/x'],
+    ['http://example.test:8080/x', 'http://example.test:8080/x'],
+    ['https://example.test/a?utm_source=rss&utm_medium=feed&id=7&fbclid=1&gclid=2', 'https://example.test/a?id=7'],
+    ['https://example.test/a?utm_campaign=x', 'https://example.test/a'],
+    ['/relative/path', 'https://base.example.test/relative/path'],
+    ['javascript:alert(1)', null],
+    ['mailto:a@example.test', null],
+    ['http://', null],
+  ])('%s → %s', (raw, want) => {
+    expect(canonicalUrl(raw, 'https://base.example.test/feed.xml')).toBe(want);
+  });
+});
+
+describe('parseFeedDate (UTC, with fallbacks)', () => {
+  it.each([
+    ['Thu, 14 Jan 2027 09:15:00 +0100', '2027-01-14T08:15:00.000Z'],
+    ['Thu, 14 Jan 2027 09:15:00 GMT', '2027-01-14T09:15:00.000Z'],
+    ['Thu, 14 Jan 2027 09:15:00 EST', '2027-01-14T14:15:00.000Z'],
+    ['14 Jan 2027 09:15 CET', '2027-01-14T08:15:00.000Z'],
+    ['Thu, 14 Jan 2027 09:15:00', '2027-01-14T09:15:00.000Z'],
+    ['Seg, 24 Set 2018 19:42:40 -0300', '2018-09-24T22:42:40.000Z'],
+    ['Do, 14 Mär 2019 10:00:00 +0100', '2019-03-14T09:00:00.000Z'],
+    ['03 Apr 02 1500 GMT', '2002-04-03T15:00:00.000Z'],
+    ['2027-01-14T09:40:00Z', '2027-01-14T09:40:00.000Z'],
+    ['2027-01-14T09:40:00+05:30', '2027-01-14T04:10:00.000Z'],
+    ['2027-01-14 09:40:00', '2027-01-14T09:40:00.000Z'],
+    ['2022-09-03 09:37:11+03:00', '2022-09-03T06:37:11.000Z'],
+    ['2027-01-14', '2027-01-14T00:00:00.000Z'],
+    ['not a date at all', null],
+    ['2027-02-30T99:99:99Z', null],
+    ['01/02/03', null],
+    ['', null],
+  ])('%j → %s', (raw, iso) => {
+    const t = parseFeedDate(raw);
+    expect(t === null ? null : new Date(t).toISOString()).toBe(iso);
+  });
+});
+
+describe('normalizeItem', () => {
+  it('keeps the published link, canonicalizes for identity, and fills every story field', () => {
+    const n = normalizeItem(
+      item({
+        guid: 'g1',
+        link: 'https://Example.test/a?utm_source=rss&id=1#top',
+        title: '<b>Big</b> news &amp; more',
+        summaryHtml: '<p>Summary</p>',
+        categories: ['World', 'World', '<i>Asia</i>'],
+        published: 'Thu, 14 Jan 2027 09:15:00 +0100',
+        author: 'Jo',
+        language: 'EN-GB',
+        image: '/img.jpg',
+      }),
+      'feed-a', 'https://example.test/feed.xml', NOW,
+    );
+    if ('skip' in n) throw new Error(n.skip);
+    expect(n.canonicalUrl).toBe('https://example.test/a?id=1');
+    expect(n.story).toMatchObject({
+      feedId: 'feed-a', guid: 'g1', url: 'https://example.test/a?utm_source=rss&id=1#top', title: 'Big news & more', summary: 'Summary',
+      categories: ['World', 'Asia'], publishedAt: Date.parse('2027-01-14T08:15:00Z'), firstSeenAt: NOW,
+      language: 'en-gb', author: 'Jo', image: 'https://example.test/img.jpg', sources: [{ feedId: 'feed-a', url: 'https://example.test/a?utm_source=rss&id=1#top' }],
+    });
+  });
+
+  it('an invalid or future date falls back to dc:date/updated, then to first seen', () => {
+    const a = normalizeItem(item({ guid: 'x', title: 't', published: 'garbage', updated: '2027-01-10T00:00:00Z' }), 'f', 'https://e.test/', NOW);
+    const b = normalizeItem(item({ guid: 'x', title: 't', published: 'garbage' }), 'f', 'https://e.test/', NOW);
+    const c = normalizeItem(item({ guid: 'x', title: 't', published: '2030-01-01T00:00:00Z' }), 'f', 'https://e.test/', NOW);
+    expect([a, b, c].map((n) => ('story' in n ? n.story.publishedAt : null))).toEqual([Date.parse('2027-01-10T00:00:00Z'), NOW, NOW]);
+  });
+
+  it('items without guid or link are identified by link, then by content; items with no text are skipped with a reason', () => {
+    const byLink = normalizeItem(item({ link: 'https://e.test/1', title: 'T' }), 'f', 'https://e.test/', NOW);
+    const byContent = normalizeItem(item({ summaryHtml: 'Only a summary, no title, no link, no guid.' }), 'f', 'https://e.test/', NOW);
+    const again = normalizeItem(item({ summaryHtml: 'Only a summary, no title, no link, no guid.' }), 'f', 'https://e.test/', NOW);
+    const empty = normalizeItem(item({ link: 'https://e.test/2' }), 'f', 'https://e.test/', NOW);
+    if ('skip' in byLink || 'skip' in byContent || 'skip' in again) throw new Error('unexpected skip');
+    expect(byContent.story.title).toBe('Only a summary, no title, no link, no guid.');
+    expect(byContent.story.id).toBe(again.story.id);
+    expect(byLink.story.id).not.toBe(byContent.story.id);
+    expect(empty).toEqual({ skip: 'item https://e.test/2 has neither title nor summary' });
+  });
+
+  it('the same guid in two feeds gives two story ids (cross-feed merging is the dedup stage\'s job)', () => {
+    const a = normalizeItem(item({ guid: 'same', title: 'T' }), 'feed-a', 'https://a.test/', NOW);
+    const b = normalizeItem(item({ guid: 'same', title: 'T' }), 'feed-b', 'https://b.test/', NOW);
+    expect('story' in a && 'story' in b && a.story.id !== b.story.id).toBe(true);
+  });
+});

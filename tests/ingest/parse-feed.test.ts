@@ -1,0 +1,209 @@
+import { gzipSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { decodeBody } from '../../src/ingest/decode.ts';
+import { parseFeedBody, ParseError } from '../../src/ingest/parse-feed.ts';
+import { fixture } from '../helpers/http-fixtures.ts';
+
+const parse = (name: string, contentType?: string, baseUrl?: string) => parseFeedBody(fixture(`feeds/${name}`), { contentType, baseUrl });
+async function refusal(body: Uint8Array | string, baseUrl?: string): Promise<ParseError> {
+  try {
+    await parseFeedBody(typeof body === 'string' ? Buffer.from(body) : body, { baseUrl });
+  } catch (err) {
+    if (err instanceof ParseError) return err;
+    throw err;
+  }
+  throw new Error('expected a ParseError');
+}
+
+describe('charset decoding', () => {
+  it.each([
+    ['encodings/koi8-r.xml', 'Новости', 'Привет, мир', 'koi8-r'],
+    ['encodings/windows-1251.xml', 'Новости Оренбурга', 'Главные стройплощадки', 'windows-1251'],
+    ['encodings/iso-8859-7.xml', 'Ελληνικά νέα', 'Καλημέρα κόσμε', 'iso-8859-7'],
+    ['encodings/shift_jis.xml', '日本のニュース', '東京で会談', 'shift_jis'],
+    ['encodings/euc-jp.xml', '日本のニュース', '大阪の天気', 'euc-jp'],
+    ['encodings/gb18030.xml', '中文新闻', '北京天气晴朗', 'gb18030'],
+    ['encodings/big5.xml', '中文新聞', '台北天氣晴朗', 'big5'],
+    ['encodings/windows-1252.xml', 'Café “quotes”', 'Euro € and ‘single’ quotes', 'windows-1252'],
+    ['encodings/utf-16le-bom.xml', 'UTF-16 feed', 'Ünïcödé title', 'utf-16le'],
+    ['encodings/utf-16be-no-bom.xml', 'UTF-16BE feed', 'Ελληνικά without BOM', 'utf-16be'],
+    ['encodings/utf-8-bom.xml', 'UTF-8 with BOM', 'Żółć', 'utf-8'],
+    // No declaration, bytes not UTF-8: read as windows-1252 (Latin-1 is its subset).
+    ['encodings/latin1-undeclared.xml', 'Notícias', 'Eleição e coração', 'windows-1252'],
+    // Declares UTF-8, holds Latin-1 bytes: the declaration is wrong, the fallback reads it right.
+    ['encodings/utf8-declared-but-latin1.xml', 'Señal', 'Año nuevo en España', 'windows-1252'],
+    // encoding="invalid": an unknown label is ignored, the UTF-8 bytes decide.
+    ['encodings/mislabelled-prolog.xml', '테스트 피드', 'Café', 'utf-8'],
+    // No information at all, Big5 bytes: a confident statistical guess that decodes without error.
+    ['encodings/big5-undeclared.xml', '我希望這段文字很容易翻譯成中文，並有助於改善這個軟體。感謝您閱讀本文。', undefined, 'big5'],
+  ])('%s: titles in the right characters', async (name, title, itemTitle, encoding) => {
+    const feed = await parse(name);
+    expect(feed.title).toBe(title);
+    if (itemTitle) expect(feed.items[0]!.title).toBe(itemTitle);
+    expect(feed.encoding).toBe(encoding);
+  });
+
+  it('the HTTP charset wins over the prolog (RFC 7303), and a BOM wins over both', () => {
+    const cp1251 = Buffer.from('<?xml version="1.0" encoding="iso-8859-1"?><a>\xcd\xee\xe2\xee\xf1\xf2\xe8</a>', 'latin1');
+    expect(decodeBody(cp1251, 'application/rss+xml; charset=windows-1251').text).toContain('Новости');
+    expect(decodeBody(cp1251, 'text/xml').text).toContain('Íîâîñòè');
+    const bom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('<a>Żółć</a>')]);
+    expect(decodeBody(bom, 'text/xml; charset=iso-8859-2')).toMatchObject({ text: '<a>Żółć</a>', source: 'bom' });
+  });
+
+  it('a server-wide Latin-1 charset over a valid UTF-8 feed that says UTF-8 is read as UTF-8 (the usual misconfiguration)', async () => {
+    const feed = await parse('encodings/http-latin1-prolog-utf8.xml', 'text/xml; charset=ISO-8859-1');
+    expect(feed.items[0]!.title).toBe('Grüße aus Köln');
+  });
+
+  it('an unknown HTTP charset label is ignored rather than fatal', () => {
+    expect(decodeBody(Buffer.from('<a>é</a>'), 'text/xml; charset=x-made-up').text).toBe('<a>é</a>');
+  });
+
+  it('windows-1252 punctuation hidden as C1 controls in a UTF-8 document is repaired', () => {
+    expect(decodeBody(Buffer.from('<a>don\u0092t</a>')).text).toBe('<a>don’t</a>');
+  });
+});
+
+describe('formats', () => {
+  it.each([
+    ['formats/rss090-rdf.xml', 'rss0.9x', 'Herald test: RSS 0.90', 2],
+    ['formats/rss091.xml', 'rss0.9x', 'Herald test: café society', 1],
+    ['formats/rss092.xml', 'rss0.9x', 'Herald test: RSS 0.92', 1],
+    ['formats/rss10-rdf.xml', 'rss1.0', 'Herald test: RSS 1.0', 1],
+    ['formats/rss20-full.xml', 'rss2.0', 'Herald test: <b>Full</b> RSS 2.0', 4],
+    ['formats/no-version.rss', 'rss2.0', 'Herald test: no version attribute', 1],
+    ['formats/atom03.xml', 'atom0.3', 'Herald test: Atom 0.3', 1],
+    ['formats/atom10.xml', 'atom1.0', 'Herald test: Atom &amp; 1.0', 2],
+    ['formats/feed10.json', 'json1.0', 'Herald test: JSON Feed 1.0', 2],
+    ['formats/feed11.json', 'json1.1', 'Herald test: JSON Feed 1.1', 1],
+  ])('%s is %s', async (name, format, title, items) => {
+    const feed = await parse(name);
+    expect(feed.format).toBe(format);
+    expect(feed.title).toBe(title);
+    expect(feed.items).toHaveLength(items);
+  });
+
+  it('RSS 2.0: hints, hub, and every item field Herald keeps', async () => {
+    const feed = await parse('formats/rss20-full.xml');
+    expect(feed.hints).toEqual({ ttlMinutes: 120, updatePeriod: null, updateFrequency: null, skipHours: [0, 1, 2], skipDays: ['sunday'] });
+    expect(feed.hub).toBe('https://hub.example.test/');
+    expect(feed.self).toBe('https://rss20.example.test/feed.xml');
+    expect(feed.language).toBe('en-GB');
+    expect(feed.items[0]).toMatchObject({
+      guid: 'budget-2027',
+      published: 'Thu, 14 Jan 2027 09:15:00 +0100',
+      categories: ['Politics', 'Budget'],
+      author: 'Jo Reporter',
+      image: 'https://rss20.example.test/budget.jpg',
+    });
+  });
+
+  it('RSS 1.0: syndication hints, dc:date, dc:creator, dc:language', async () => {
+    const feed = await parse('formats/rss10-rdf.xml');
+    expect(feed.hints).toMatchObject({ updatePeriod: 'hourly', updateFrequency: 2 });
+    expect(feed.items[0]).toMatchObject({ published: '2027-01-14T08:30:00+01:00', author: 'Anna Schmidt', language: 'de' });
+  });
+
+  it('Atom 0.3 dates (issued/modified) and Atom 1.0 hub, author, category label, relative link', async () => {
+    const a03 = await parse('formats/atom03.xml');
+    expect(a03.items[0]).toMatchObject({ guid: 'tag:atom03.example.test,2027:comet', published: '2027-01-14T09:00:00Z', updated: '2027-01-14T09:30:00Z' });
+    const a10 = await parse('formats/atom10.xml');
+    expect(a10.hub).toBe('https://hub.example.test/atom');
+    expect(a10.self).toBe('https://atom10.example.test/atom.xml');
+    expect(a10.items[0]).toMatchObject({ link: '/rail/strike-off', author: 'Sam Writer', categories: ['Transport'] });
+  });
+
+  it('an Atom entry with an impossible date does not cost the feed its other entries', async () => {
+    const a10 = await parse('formats/atom10.xml');
+    expect(a10.items.map((i) => i.title)).toEqual(['Rail strike called off <i>after talks</i>', 'Entry with a broken date']);
+    expect(a10.items[1]!.published).toBe('yesterday-ish');
+  });
+
+  it('JSON Feed: relative URLs resolved against feed_url, numeric ids, content_text escaped, hubs, authors', async () => {
+    const j10 = await parse('formats/feed10.json');
+    expect(j10.items[0]).toMatchObject({ guid: '1', link: 'https://json10.example.test/posts/1', image: 'https://json10.example.test/img/port.jpg', categories: ['weather', 'shipping'], author: 'Desk' });
+    expect(j10.items[1]).toMatchObject({ guid: '2', title: '', summaryHtml: 'A post with no title: &lt;not html>' });
+    const j11 = await parse('formats/feed11.json');
+    expect(j11).toMatchObject({ language: 'es', hub: 'https://hub.example.test/json' });
+    expect(j11.items[0]).toMatchObject({ link: 'https://json11.example.test/a', author: 'Redacción', updated: '2027-01-14T09:00:00Z' });
+  });
+
+  it('malformed JSON gets a line and column; JSON that is not a JSON Feed is named as such', async () => {
+    const bad = await refusal('{\n  "version": "https://jsonfeed.org/version/1",\n  "items": [,]\n}');
+    expect(bad.code).toBe('malformed-json');
+    expect(bad.line).toBe(3);
+    expect((await refusal('{"hello": "world"}')).code).toBe('not-a-feed');
+  });
+});
+
+describe('bad input', () => {
+  it('an HTML page that advertises a feed: html-not-feed naming the feed URL, resolved against the page', async () => {
+    const err = await refusal(fixture('feeds/hostile/html-with-alternate.html'), 'https://news.example.test/section/');
+    expect(err.code).toBe('html-not-feed');
+    expect(err.feedUrl).toBe('https://news.example.test/feeds/all.rss');
+    expect(err.message).toContain('https://news.example.test/feeds/all.rss');
+  });
+
+  it('an HTML page without one says so', async () => {
+    const err = await refusal(fixture('feeds/hostile/html-no-alternate.html'));
+    expect(err).toMatchObject({ code: 'html-not-feed', feedUrl: null });
+  });
+
+  it('truncated and mis-nested XML: malformed-xml with the line and column', async () => {
+    const t = await refusal(fixture('feeds/hostile/truncated.xml'));
+    expect(t).toMatchObject({ code: 'malformed-xml', line: 10 });
+    const m = await refusal(fixture('feeds/hostile/mismatched.xml'));
+    expect(m).toMatchObject({ code: 'malformed-xml', line: 6, column: 26 });
+    expect(m.message).toContain('line 6, column 26');
+  });
+
+  it('a failed parse leaves nothing behind: the next document parses cleanly', async () => {
+    await refusal(fixture('feeds/hostile/mismatched.xml'));
+    const ok = await parse('formats/rss092.xml');
+    expect(ok.items[0]!.title).toBe('Harbour bridge reopens after repairs');
+  });
+
+  it.each(['hostile/billion-laughs.xml', 'hostile/xxe.xml'])('%s is refused: no DTD entities, no external entities', async (name) => {
+    const err = await refusal(fixture(`feeds/${name}`));
+    expect(err.code).toBe('xml-entities');
+  });
+
+  it('a quadratic-blowup document (one big entity referenced many times) is refused without growing memory', async () => {
+    const big = 'x'.repeat(100_000);
+    const doc = `<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY a "${big}">]><rss version="2.0"><channel><title>${'&a;'.repeat(40_000)}</title></channel></rss>`;
+    const before = process.memoryUsage().heapUsed;
+    const err = await refusal(doc);
+    const grown = process.memoryUsage().heapUsed - before;
+    expect(err.code).toBe('xml-entities');
+    // Expanded, this would be 4 GB; refused before any parser runs, it costs about a copy of the 200 KB body.
+    expect(grown).toBeLessThan(50 * 1024 * 1024);
+  });
+
+  it('bare ampersands and HTML named entities are repaired the way feed readers do', async () => {
+    const feed = await parse('hostile/bare-ampersand.xml');
+    expect(feed.title).toBe('Herald test: Q&A with bare ampersands');
+    expect(feed.items[0]).toMatchObject({ title: 'Fish & chips shop wins award', link: 'https://amp.example.test/story?id=1&ref=home' });
+    expect(feed.items[0]!.summaryHtml).toBe('Café owners & staff celebrate — again.');
+  });
+
+  it('whitespace before the XML declaration is tolerated', async () => {
+    expect((await parse('hostile/leading-whitespace.xml')).items[0]!.title).toBe('Still a feed');
+  });
+
+  it('a gzip file served without Content-Encoding is decompressed, within the size cap', async () => {
+    expect((await parse('hostile/gzip-body.xml')).format).toBe('rss0.9x');
+    const bomb = gzipSync(Buffer.alloc(20 * 1024 * 1024, 0x20));
+    const err = await parseFeedBody(bomb, { maxBytes: 1024 * 1024 }).catch((e: ParseError) => e);
+    expect(err).toMatchObject({ code: 'too-large' });
+  });
+
+  it.each([
+    ['', 'empty-body'],
+    ['   \n ', 'empty-body'],
+    ['Just text', 'not-a-feed'],
+    ['<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"/>', 'not-a-feed'],
+  ])('%j is refused with %s', async (body, code) => {
+    expect((await refusal(body)).code).toBe(code);
+  });
+});

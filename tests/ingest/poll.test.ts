@@ -1,0 +1,303 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { UnrecoverableError } from 'bullmq';
+import type { Redis } from 'ioredis';
+import pino from 'pino';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { ingestFeed, runPollTick, type PollDeps } from '../../src/ingest/poll.ts';
+import { closeQueues, createEnqueue, createQueues, type Queues } from '../../src/queue/queues.ts';
+import { createFeedStore } from '../../src/store/feeds.ts';
+import { createRedis } from '../../src/store/redis.ts';
+import { createStoryStore } from '../../src/store/stories.ts';
+import { manualClock } from '../helpers/clock.ts';
+import { fixture } from '../helpers/http-fixtures.ts';
+import { deletePrefix, TEST_REDIS_URL, testRedis, uniquePrefix } from '../helpers/redis.ts';
+
+type Answer = { status?: number; headers?: Record<string, string>; body?: string | Buffer };
+interface Site {
+  url(path: string): string;
+  set(path: string, a: Answer | ((req: IncomingMessage) => Answer)): void;
+  hits(path: string): IncomingMessage[];
+  close(): Promise<void>;
+}
+async function startSite(host = '127.0.0.1'): Promise<Site> {
+  const routes = new Map<string, Answer | ((req: IncomingMessage) => Answer)>();
+  const seen = new Map<string, IncomingMessage[]>();
+  const server: Server = createServer((req, res: ServerResponse) => {
+    const path = (req.url ?? '/').split('?')[0]!;
+    seen.set(path, [...(seen.get(path) ?? []), req]);
+    const r = routes.get(path);
+    const a = typeof r === 'function' ? r(req) : r;
+    if (!a) return void res.writeHead(404).end();
+    res.writeHead(a.status ?? 200, { 'content-type': 'application/rss+xml', ...a.headers }).end(a.body ?? '');
+  });
+  await new Promise<void>((r) => server.listen(0, host, r));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: (p) => `http://${host}:${port}${p}`,
+    set: (p, a) => void routes.set(p, a),
+    hits: (p) => seen.get(p) ?? [],
+    close: () => new Promise((r) => {
+      server.closeAllConnections();
+      server.close(() => r());
+    }),
+  };
+}
+
+const rss = (items: string, channelExtra = '') =>
+  `<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>T</title><link>https://t.example.test/</link>${channelExtra}${items}</channel></rss>`;
+const item = (o: { guid?: string; link?: string; title: string; summary?: string; date?: string }) =>
+  `<item>${o.guid ? `<guid>${o.guid}</guid>` : ''}${o.link ? `<link>${o.link}</link>` : ''}<title>${o.title}</title><description>${o.summary ?? ''}</description>${o.date ? `<pubDate>${o.date}</pubDate>` : ''}</item>`;
+
+const clock = manualClock('2027-01-13T10:00:00Z'); // Wednesday
+let redis: Redis;
+let queueConn: Redis;
+let queues: Queues;
+let site: Site;
+let prefix: string;
+let deps: PollDeps;
+
+const settings = {
+  minIntervalSeconds: 300, maxIntervalSeconds: 6 * 3600, fetchTimeoutMs: 3000, connectTimeoutMs: 2000, fetchMaxBytes: 5 * 1024 * 1024,
+  userAgent: 'Herald-test', allowPrivate: true, hostConcurrency: 2, disableAfterDays: 7,
+  websub: { enabled: false, callbackBase: 'http://127.0.0.1:1', leaseSeconds: 86400, fallbackSeconds: 7200, allowPrivate: true, userAgent: 'Herald-test', timeoutMs: 2000 },
+};
+
+beforeAll(async () => {
+  prefix = uniquePrefix('ingest-poll');
+  redis = createRedis(TEST_REDIS_URL);
+  queueConn = createRedis(TEST_REDIS_URL, { forQueue: true });
+  queues = createQueues(queueConn, prefix);
+  site = await startSite();
+  deps = {
+    feeds: createFeedStore(redis, prefix), stories: createStoryStore(redis, prefix), enqueue: createEnqueue(queues), clock,
+    log: pino({ level: 'silent' }), settings,
+  };
+});
+afterAll(async () => {
+  await closeQueues(queues);
+  await site.close();
+  const r = testRedis();
+  await deletePrefix(r, prefix);
+  await r.quit();
+  await Promise.all([redis.quit(), queueConn.quit()]);
+});
+beforeEach(() => clock.set('2027-01-13T10:00:00Z'));
+
+const jobsOf = async (name: string) => (await queues[name === 'FeedFetch' ? 'feeds' : 'classify'].getJobs(['waiting', 'prioritized', 'delayed'])).filter((j) => j.name === name);
+const fetchIds = async () => (await jobsOf('FeedFetch')).map((j) => (j.data as { feedId: string }).feedId).sort();
+
+describe('poll tick', () => {
+  it('enqueues only due feeds, at most hostConcurrency per host; the rest stay due for the next tick', async () => {
+    const other = await startSite('127.0.0.2');
+    try {
+      const now = clock.now();
+      for (const id of ['tick-a', 'tick-b', 'tick-c']) await deps.feeds.add({ id, url: site.url(`/${id}.xml`) }, now);
+      await deps.feeds.add({ id: 'tick-d', url: other.url('/d.xml') }, now);
+      await deps.feeds.add({ id: 'tick-later', url: other.url('/later.xml') }, now + 3_600_000);
+      const r = await runPollTick(deps);
+      expect(r).toEqual({ enqueued: 3, deferred: 1 });
+      expect(await fetchIds()).toEqual(['tick-a', 'tick-b', 'tick-d']);
+      // Nothing in flight finished: the next tick still holds tick-c back, and re-enqueues nothing.
+      expect(await runPollTick(deps)).toEqual({ enqueued: 0, deferred: 1 });
+      await deps.feeds.releaseHost(new URL(site.url('/')).host, 'tick-a');
+      expect((await runPollTick(deps)).enqueued).toBe(1);
+      expect(await fetchIds()).toContain('tick-c');
+    } finally {
+      await queues.feeds.drain();
+      for (const id of ['tick-a', 'tick-b', 'tick-c', 'tick-d', 'tick-later']) await deps.feeds.remove(id);
+      await other.close();
+    }
+  });
+});
+
+describe('ingestFeed', () => {
+  it('turns a feed into stories: exact dedup inside the feed, classification queued once, next check from <ttl>', async () => {
+    site.set('/full.xml', (req) => (req.headers['if-none-match'] === '"full-1"' ? { status: 304 } : { headers: { etag: '"full-1"' }, body: fixture('feeds/formats/rss20-full.xml') }));
+    await deps.feeds.add({ id: 'full', url: site.url('/full.xml') }, clock.now());
+    const report = await ingestFeed(deps, 'full');
+    expect(report).toMatchObject({ status: 'ok', items: 4, created: 3, duplicates: 1, updated: 0, merged: 0 });
+    const classify = (await jobsOf('StoryClassify')).map((j) => (j.data as { storyId: string }).storyId);
+    const stories = await deps.stories.getMany(classify);
+    expect(stories.map((s) => s.title).sort()).toEqual(['An item with neither title nor link nor guid, identified by its content.', 'An item without a guid', 'Council approves new budget & tax plan']);
+    const budget = stories.find((s) => s.guid === 'budget-2027')!;
+    expect(budget).toMatchObject({ summary: 'The council approved the budget. Taxes rise by 2 %.', categories: ['Politics', 'Budget'], author: 'Jo Reporter', language: 'en-gb', image: 'https://rss20.example.test/budget.jpg' });
+    // The invalid pubDate fell back to first seen.
+    expect(stories.find((s) => s.title === 'An item without a guid')!.publishedAt).toBe(clock.now());
+    const state = await deps.feeds.state('full');
+    expect(state).toMatchObject({ etag: '"full-1"', consecutiveFailures: 0, format: 'rss2.0', lastError: null });
+    expect(state.nextCheckAt).toBe(clock.now() + 120 * 60_000);
+
+    clock.advance(3 * 3_600_000);
+    const again = await ingestFeed(deps, 'full');
+    expect(again.status).toBe('not-modified');
+    expect(site.hits('/full.xml').at(-1)!.headers['if-none-match']).toBe('"full-1"');
+    expect((await jobsOf('StoryClassify')).length).toBe(3);
+    await queues.classify.drain();
+  });
+
+  it('an updated item (same guid, new title) updates its story instead of making a new one', async () => {
+    const v = (title: string) => rss(item({ guid: 'upd-1', link: 'https://upd.example.test/1', title, summary: 'Body.' }));
+    site.set('/upd.xml', { body: v('Minister to resign') });
+    await deps.feeds.add({ id: 'upd', url: site.url('/upd.xml') }, clock.now());
+    const first = await ingestFeed(deps, 'upd');
+    expect(first.created).toBe(1);
+    const [job] = await jobsOf('StoryClassify');
+    const id = (job!.data as { storyId: string }).storyId;
+    site.set('/upd.xml', { body: v('Minister resigns after vote') });
+    clock.advance(600_000);
+    const second = await ingestFeed(deps, 'upd');
+    expect(second).toMatchObject({ created: 0, updated: 1 });
+    expect(await deps.stories.get(id)).toMatchObject({ title: 'Minister resigns after vote', updatedAt: clock.now() });
+    expect((await jobsOf('StoryClassify')).length).toBe(1);
+    await queues.classify.drain();
+  });
+
+  it('a publisher changing its guid scheme does not make known items new: the link still identifies them', async () => {
+    site.set('/guids.xml', { body: rss(item({ guid: 'old-scheme-1', link: 'https://guids.example.test/a?utm_source=x', title: 'Same article' })) });
+    await deps.feeds.add({ id: 'guids', url: site.url('/guids.xml') }, clock.now());
+    expect((await ingestFeed(deps, 'guids')).created).toBe(1);
+    site.set('/guids.xml', { body: rss(item({ guid: 'https://guids.example.test/a', link: 'https://guids.example.test/a', title: 'Same article, new headline' })) });
+    clock.advance(600_000);
+    expect(await ingestFeed(deps, 'guids')).toMatchObject({ created: 0, updated: 1 });
+    await queues.classify.drain();
+  });
+
+  it('the same event carried by several feeds becomes one story with every source recorded', async () => {
+    const summary = 'A magnitude 6.1 earthquake struck off the coast of Hokkaido in northern Japan on Tuesday, the Japan Meteorological Agency said. No tsunami warning was issued.';
+    site.set('/wire.xml', { body: rss(item({ guid: 'w1', link: 'https://wire.example.test/quake', title: 'Earthquake of magnitude 6.1 strikes off Hokkaido, no tsunami warning', summary })) });
+    site.set('/paper.xml', { body: rss(item({ guid: 'p1', link: 'https://paper.example.test/world/quake-hokkaido', title: 'Earthquake of magnitude 6.1 strikes off Hokkaido, no tsunami warning - Wire', summary })) });
+    site.set('/aggregator.xml', { body: rss(item({ guid: 'agg-77', link: 'https://WIRE.example.test/quake?utm_source=agg&utm_medium=rss', title: 'Hokkaido quake', summary: 'See the full story.' })) });
+    site.set('/other.xml', { body: rss(item({ guid: 'o1', link: 'https://other.example.test/snow', title: 'Hokkaido snow festival opens with record sculptures', summary: 'The Sapporo Snow Festival opened on Tuesday in northern Japan.' })) });
+    for (const id of ['wire', 'paper', 'aggregator', 'other']) await deps.feeds.add({ id, url: site.url(`/${id}.xml`) }, clock.now());
+    expect((await ingestFeed(deps, 'wire')).created).toBe(1);
+    const merged = await ingestFeed(deps, 'paper');
+    expect(merged).toMatchObject({ created: 0, merged: 1 });
+    expect(await ingestFeed(deps, 'aggregator')).toMatchObject({ created: 0, merged: 1 });
+    expect((await ingestFeed(deps, 'other')).created).toBe(1);
+    const ids = (await jobsOf('StoryClassify')).map((j) => (j.data as { storyId: string }).storyId);
+    expect(ids).toHaveLength(2);
+    const quake = (await deps.stories.getMany(ids)).find((s) => s.feedId === 'wire')!;
+    expect(quake.sources?.map((s) => s.feedId).sort()).toEqual(['aggregator', 'paper', 'wire']);
+    expect(quake.sources?.find((s) => s.feedId === 'paper')?.url).toBe('https://paper.example.test/world/quake-hokkaido');
+    // Polling the merged feed again finds its item already known: no new story, no new source.
+    clock.advance(600_000);
+    expect(await ingestFeed(deps, 'paper')).toMatchObject({ created: 0, merged: 0, duplicates: 1 });
+    await queues.classify.drain();
+  });
+
+  it('a permanent redirect updates the stored URL', async () => {
+    site.set('/old-home.xml', { status: 301, headers: { location: '/new-home.xml' } });
+    site.set('/new-home.xml', { body: rss(item({ guid: 'nh', title: 'Moved feed item' })) });
+    await deps.feeds.add({ id: 'mover', url: site.url('/old-home.xml') }, clock.now());
+    await ingestFeed(deps, 'mover');
+    expect((await deps.feeds.get('mover'))!.url).toBe(site.url('/new-home.xml'));
+    await queues.classify.drain();
+  });
+});
+
+describe('feed health', () => {
+  const failWith = async (feedId: string) => ingestFeed(deps, feedId).then(() => null, (e: Error) => e);
+
+  it('503 with Retry-After: failure counted, last error kept, next check honours Retry-After; success resets', async () => {
+    site.set('/busy.xml', { status: 503, headers: { 'retry-after': '7200' } });
+    await deps.feeds.add({ id: 'busy', url: site.url('/busy.xml') }, clock.now());
+    const err = await failWith('busy');
+    expect(err).not.toBeInstanceOf(UnrecoverableError);
+    const s = await deps.feeds.state('busy');
+    expect(s).toMatchObject({ consecutiveFailures: 1, lastErrorCode: 'http-status', lastStatus: 503, failingSince: clock.now() });
+    expect(s.lastError).toContain('HTTP 503');
+    expect(s.nextCheckAt).toBe(clock.now() + 7_200_000);
+    site.set('/busy.xml', { body: rss(item({ guid: 'b1', title: 'Back' })) });
+    clock.advance(7_200_000);
+    await ingestFeed(deps, 'busy');
+    expect(await deps.feeds.state('busy')).toMatchObject({ consecutiveFailures: 0, lastError: null, failingSince: null });
+    await queues.classify.drain();
+  });
+
+  it('consecutive failures back off exponentially, and a feed failing for 7 days is disabled', async () => {
+    site.set('/down.xml', { status: 500 });
+    await deps.feeds.add({ id: 'down', url: site.url('/down.xml') }, clock.now());
+    const start = clock.now();
+    const gaps: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      await failWith('down');
+      const s = await deps.feeds.state('down');
+      gaps.push((s.nextCheckAt! - clock.now()) / 60_000);
+      clock.set(s.nextCheckAt!);
+    }
+    expect(gaps).toEqual([5, 10, 20, 40]);
+    clock.set(start + 7 * 86_400_000);
+    await failWith('down');
+    const s = await deps.feeds.state('down');
+    expect(s.disabledAt).toBe(clock.now());
+    expect(s.disabledReason).toContain('failing for 7 days');
+    expect(await deps.feeds.due(clock.now() + 365 * 86_400_000, 1000)).not.toContain('down');
+    // A config sync on restart puts it back on the schedule; the next fetch takes it off again without fetching.
+    await deps.feeds.sync([{ id: 'down', url: site.url('/down.xml') }], clock.now());
+    const hits = site.hits('/down.xml').length;
+    expect(await ingestFeed(deps, 'down')).toMatchObject({ status: 'skipped' });
+    expect(site.hits('/down.xml').length).toBe(hits);
+    expect(await deps.feeds.due(clock.now() + 365 * 86_400_000, 1000)).not.toContain('down');
+  });
+
+  it('410 Gone disables the feed at once and tells the operator why', async () => {
+    site.set('/gone.xml', { status: 410 });
+    await deps.feeds.add({ id: 'gone', url: site.url('/gone.xml') }, clock.now());
+    const err = await failWith('gone');
+    expect(err).toBeInstanceOf(UnrecoverableError);
+    const s = await deps.feeds.state('gone');
+    expect(s).toMatchObject({ lastErrorCode: 'gone', lastStatus: 410 });
+    expect(s.disabledReason).toContain('410 Gone');
+  });
+
+  it('bad bodies leave a specific error on their feed and do not stop the other feeds', async () => {
+    site.set('/html.xml', { headers: { 'content-type': 'text/html' }, body: fixture('feeds/hostile/html-with-alternate.html') });
+    site.set('/bomb.xml', { body: fixture('feeds/hostile/billion-laughs.xml') });
+    site.set('/cut.xml', { body: fixture('feeds/hostile/truncated.xml') });
+    site.set('/fine.xml', { body: rss(item({ guid: 'fine-1', title: 'A fine item' })) });
+    for (const id of ['html', 'bomb', 'cut', 'fine']) await deps.feeds.add({ id, url: site.url(`/${id}.xml`) }, clock.now());
+    const results = await Promise.allSettled(['html', 'bomb', 'cut', 'fine'].map((id) => ingestFeed(deps, id)));
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected', 'fulfilled']);
+    expect(await deps.feeds.state('html')).toMatchObject({ lastErrorCode: 'html-not-feed' });
+    expect((await deps.feeds.state('html')).lastError).toContain(site.url('/feeds/all.rss'));
+    expect(await deps.feeds.state('bomb')).toMatchObject({ lastErrorCode: 'xml-entities' });
+    expect((await deps.feeds.state('cut')).lastError).toContain('line 10');
+    expect(await deps.feeds.state('fine')).toMatchObject({ consecutiveFailures: 0 });
+    await queues.classify.drain();
+  });
+
+  it('a slow-loris feed times out and a redirect to a private address is refused when the guard is on', async () => {
+    const slowSite = createServer((_req, res) => {
+      res.writeHead(200);
+      const t = setInterval(() => res.write(' '), 100);
+      res.on('close', () => clearInterval(t));
+    });
+    await new Promise<void>((r) => slowSite.listen(0, '127.0.0.1', r));
+    const port = (slowSite.address() as AddressInfo).port;
+    try {
+      await deps.feeds.add({ id: 'slow', url: `http://127.0.0.1:${port}/slow.xml` }, clock.now());
+      const slowDeps = { ...deps, settings: { ...settings, fetchTimeoutMs: 700 } };
+      await ingestFeed(slowDeps, 'slow').catch(() => undefined);
+      expect(await deps.feeds.state('slow')).toMatchObject({ lastErrorCode: 'timeout', consecutiveFailures: 1 });
+
+      await deps.feeds.add({ id: 'private', url: site.url('/fine.xml') }, clock.now());
+      await ingestFeed({ ...deps, settings: { ...settings, allowPrivate: false } }, 'private').catch(() => undefined);
+      expect(await deps.feeds.state('private')).toMatchObject({ lastErrorCode: 'forbidden-address' });
+    } finally {
+      slowSite.closeAllConnections();
+      await new Promise((r) => slowSite.close(r));
+    }
+  });
+});
+
+describe('feed registry', () => {
+  it('config sync keeps a URL learned from a 301, but an operator edit of the file wins', async () => {
+    await deps.feeds.sync([{ id: 'cfg', url: 'https://cfg.example.test/old.xml' }], clock.now());
+    await deps.feeds.updateUrl('cfg', 'https://cfg.example.test/moved.xml');
+    await deps.feeds.sync([{ id: 'cfg', url: 'https://cfg.example.test/old.xml' }], clock.now());
+    expect((await deps.feeds.get('cfg'))!.url).toBe('https://cfg.example.test/moved.xml');
+    await deps.feeds.sync([{ id: 'cfg', url: 'https://cfg.example.test/edited.xml', title: 'Edited' }], clock.now());
+    expect(await deps.feeds.get('cfg')).toMatchObject({ url: 'https://cfg.example.test/edited.xml', title: 'Edited' });
+  });
+});

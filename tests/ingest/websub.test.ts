@@ -1,0 +1,127 @@
+import { createHmac } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { storyIdFor } from '../../src/ingest/normalize.ts';
+import { needsSubscription, verifySignature } from '../../src/ingest/websub.ts';
+import { manualClock } from '../helpers/clock.ts';
+import { startFixtureServer, type FixtureServer } from '../helpers/http-fixtures.ts';
+import { startTestHerald, type TestHerald } from '../helpers/herald.ts';
+import { startLocalHub } from './local-hub.ts';
+
+const atom = (hub: string, self: string, entries: { id: string; title: string }[]) => `<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom">
+  <title>Pushed feed</title>
+  <link rel="hub" href="${hub}"/>
+  <link rel="self" href="${self}"/>
+  <id>urn:pushed</id>
+  <updated>2027-01-13T10:00:00Z</updated>
+  ${entries.map((e) => `<entry><id>${e.id}</id><title>${e.title}</title><link href="https://pushed.example.test/${e.id}"/><updated>2027-01-13T09:00:00Z</updated></entry>`).join('\n')}
+</feed>`;
+
+describe('WebSub: subscribe, verify intent, take signed pushes, renew the lease', () => {
+  const clock = manualClock('2027-01-13T10:00:00Z');
+  let hub: Awaited<ReturnType<typeof startLocalHub>>;
+  let site: FixtureServer;
+  let t: TestHerald;
+  let feedUrl: string;
+
+  const poll = async () => {
+    await t.herald.enqueue('FeedFetch', { feedId: 'pushed' }, { jobId: `fetch-pushed-${clock.now()}` });
+    await t.waitIdle();
+  };
+  const until = async (cond: () => boolean | Promise<boolean>) => {
+    for (let i = 0; i < 100 && !(await cond()); i++) await new Promise((r) => setTimeout(r, 50));
+  };
+
+  beforeAll(async () => {
+    hub = await startLocalHub();
+    site = await startFixtureServer();
+    feedUrl = site.url('/pushed.xml');
+    site.set('/pushed.xml', { headers: { 'content-type': 'application/atom+xml' }, body: atom(hub.url, feedUrl, [{ id: 'e1', title: 'First entry' }]) });
+    t = await startTestHerald({
+      name: 'websub', clock, smtpUrl: 'smtp://127.0.0.1:1', feeds: [{ id: 'pushed', url: feedUrl }],
+      env: { HERALD_WEBSUB_FALLBACK_POLL_SECONDS: '7200', HERALD_WEBSUB_LEASE_SECONDS: '86400' },
+    });
+    await poll();
+    await until(() => hub.subscriptions[0]?.verified === true);
+  }, 60_000);
+  afterAll(async () => {
+    await t?.close();
+    await Promise.all([hub?.close(), site?.close()]);
+  });
+
+  it('subscribes to the advertised hub, answers the verification of intent, and polls only as a fallback', async () => {
+    expect(hub.subscriptions).toHaveLength(1);
+    const sub = hub.subscriptions[0]!;
+    expect(sub).toMatchObject({ topic: feedUrl, callback: `${t.baseUrl}/websub/pushed`, leaseSeconds: 86400, verified: true });
+    expect(sub.secret).toMatch(/^[0-9a-f]{48}$/);
+    const state = await t.herald.stores.feeds.state('pushed');
+    expect(state.websub).toMatchObject({ status: 'active', hub: hub.url, leaseUntil: clock.now() + 86_400_000 });
+    expect(state.nextCheckAt).toBe(clock.now() + 7_200_000);
+    const api = (await (await fetch(`${t.baseUrl}/api/feeds`)).json()) as { feeds: { id: string; websub: string }[] };
+    expect(api.feeds[0]!.websub).toContain('active via');
+  });
+
+  it('a signed delivery goes straight into the pipeline', async () => {
+    const r = await hub.publish(hub.subscriptions[0]!, atom(hub.url, feedUrl, [{ id: 'e2', title: 'Pushed entry arrives' }]));
+    expect(r).toEqual({ status: 202, body: { accepted: true, created: 1, items: 1 } });
+    await t.waitIdle();
+    const story = await t.herald.stores.stories.get(storyIdFor('pushed', 'e2'));
+    expect(story).toMatchObject({ title: 'Pushed entry arrives', feedId: 'pushed' });
+    expect(await t.herald.stores.stories.isClassified(story!.id)).toBe(true);
+  });
+
+  it('a delivery with a wrong signature is acknowledged and ignored', async () => {
+    const sub = hub.subscriptions[0]!;
+    const r = await hub.publish(sub, atom(hub.url, feedUrl, [{ id: 'forged', title: 'Forged entry' }]), { signWith: 'not-the-secret' });
+    expect(r).toEqual({ status: 202, body: { accepted: false } });
+    expect(await t.herald.stores.stories.get(storyIdFor('pushed', 'forged'))).toBeNull();
+    const unsigned = await fetch(sub.callback, { method: 'POST', headers: { 'content-type': 'application/atom+xml' }, body: 'x' });
+    expect(unsigned.status).toBe(202);
+  });
+
+  it('a pushed body that is not a feed is recorded on the feed, not crashed on', async () => {
+    const r = await hub.publish(hub.subscriptions[0]!, '<html><body>oops</body></html>', { contentType: 'text/html' });
+    expect(r.body).toMatchObject({ accepted: true, created: 0 });
+    expect(await t.herald.stores.feeds.state('pushed')).toMatchObject({ lastErrorCode: 'html-not-feed' });
+  });
+
+  it('verification for a topic never asked for, or an unknown feed, is refused', async () => {
+    const wrong = await fetch(`${t.baseUrl}/websub/pushed?hub.mode=subscribe&hub.topic=${encodeURIComponent('https://evil.example.test/')}&hub.challenge=abc&hub.lease_seconds=10`);
+    expect(wrong.status).toBe(404);
+    const unknown = await fetch(`${t.baseUrl}/websub/nope`, { method: 'POST', headers: { 'content-type': 'application/atom+xml' }, body: 'x' });
+    expect(unknown.status).toBe(410);
+  });
+
+  it('renews the lease before it ends', async () => {
+    expect(hub.requests()).toBe(1);
+    clock.advance(86_400_000 - 6 * 3_600_000);
+    await poll();
+    await until(() => hub.requests() === 2 && hub.subscriptions[0]?.verified === true);
+    expect(hub.requests()).toBe(2);
+    const state = await t.herald.stores.feeds.state('pushed');
+    expect(state.websub?.leaseUntil).toBe(clock.now() + 86_400_000);
+  });
+});
+
+describe('WebSub pure parts', () => {
+  it('X-Hub-Signature: sha1 and sha256 accepted, anything else refused', () => {
+    const body = Buffer.from('<feed/>');
+    const sig = (algo: string) => `${algo}=${createHmac(algo, 's3cret').update(body).digest('hex')}`;
+    expect(verifySignature('s3cret', body, sig('sha1'))).toBe(true);
+    expect(verifySignature('s3cret', body, sig('sha256'))).toBe(true);
+    expect(verifySignature('other', body, sig('sha256'))).toBe(false);
+    expect(verifySignature('s3cret', Buffer.from('<feed>changed</feed>'), sig('sha256'))).toBe(false);
+    expect(verifySignature('s3cret', body, 'md5=abcd')).toBe(false);
+    expect(verifySignature('s3cret', body, undefined)).toBe(false);
+  });
+
+  it('when to (re)subscribe', () => {
+    const now = 1_000_000_000_000;
+    const active = { hub: 'h', topic: 't', secret: 's', status: 'active' as const, leaseUntil: now + 5 * 86_400_000, requestedAt: now };
+    expect(needsSubscription(null, { hub: 'h', topic: 't' }, now, 864000)).toBe(true);
+    expect(needsSubscription(active, { hub: 'h', topic: 't' }, now, 864000)).toBe(false);
+    expect(needsSubscription({ ...active, leaseUntil: now + 3_600_000 }, { hub: 'h', topic: 't' }, now, 864000)).toBe(true);
+    expect(needsSubscription(active, { hub: 'other', topic: 't' }, now, 864000)).toBe(true);
+    expect(needsSubscription({ ...active, status: 'pending' }, { hub: 'h', topic: 't' }, now + 60_000, 864000)).toBe(false);
+  });
+});
