@@ -57,3 +57,11 @@ function atLocalTime(day: DateTime, hour: number, minute: number): number {
 export function localDate(at: number, zone: string): string {
   return DateTime.fromMillis(at, { zone }).toISODate() ?? new Date(at).toISOString().slice(0, 10);
 }
+
+/**
+ * The zone to compute with: the stored one when Luxon knows it, else UTC with the problem named, so a
+ * subscriber whose zone was saved before validation (or dropped from the tz database) still gets mail.
+ */
+export function effectiveZone(zone: string): { zone: string; problem: string | null } {
+  return isValidTimeZone(zone) ? { zone, problem: null } : { zone: 'UTC', problem: `unknown time zone "${zone.slice(0, 64)}": using UTC` };
+}

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { Agent } from 'node:https';
 import type { Worker } from 'bullmq';
 import type { Logger } from 'pino';
@@ -9,7 +10,9 @@ import { compileTopics } from '../classify/match.ts';
 import { createMailer } from '../deliver/email/mailer.ts';
 import { sendEmailAlert } from '../deliver/email/send-alert.ts';
 import { unsubscribeUrl } from '../deliver/email/unsubscribe-link.ts';
+import { startDispatcher } from '../deliver/dispatcher.ts';
 import { sendPushAlert } from '../deliver/push/send-alert.ts';
+import { sendPushBundle } from '../deliver/push/send-bundle.ts';
 import { createWebPushSender } from '../deliver/push/web-push-sender.ts';
 import { runDigestTick, sendDigest } from '../digest/send-digest.ts';
 import { ingestFeed, runPollTick } from '../ingest/poll.ts';
@@ -74,17 +77,30 @@ export function createHerald(opts: HeraldOptions) {
   const ledger = createLedger(redis, prefix);
   const digests = createDigestStore(redis, prefix);
   const feedStore = createFeedStore(redis, prefix);
-  const mailer = createMailer({ url: config.smtpUrl, user: config.smtpUser, password: config.smtpPassword, from: config.mailFrom, poolSize: config.emailConcurrency });
-  const sender = createWebPushSender(opts.secrets.vapid, { agent: opts.pushAgent });
+  const dkim = config.dkimDomain && config.dkimSelector && config.dkimPrivateKey
+    ? { domainName: config.dkimDomain, keySelector: config.dkimSelector, privateKey: config.dkimPrivateKey }
+    : undefined;
+  const mailer = createMailer({
+    url: config.smtpUrl, user: config.smtpUser, password: config.smtpPassword, from: config.mailFrom,
+    poolSize: config.emailConcurrency, ratePerSecond: config.smtpRatePerSecond, dkim,
+  });
+  const sender = createWebPushSender(opts.secrets.vapid, {
+    clock, agent: opts.pushAgent, ratePerSecondPerOrigin: config.pushRatePerSecond,
+    ...(config.pushCaFile ? { ca: readFileSync(config.pushCaFile) } : {}),
+  });
 
   const pollDeps = {
     feeds: feedStore, stories, enqueue, clock, log: log.child({ role: 'poller' }),
     settings: { pollIntervalSeconds: config.pollIntervalSeconds, fetchTimeoutMs: config.fetchTimeoutMs, fetchMaxBytes: config.fetchMaxBytes, userAgent: USER_AGENT },
   };
   const classifyDeps = { stories, subscribers, enqueue, topics: () => compiled, clock, log: log.child({ role: 'classifier' }) };
-  const pushDeps = { subscribers, stories, ledger, sender, topicName, clock, log: log.child({ role: 'push' }) };
-  const emailDeps = { subscribers, stories, ledger, mailer, topicName, links, messageIdDomain, clock, log: log.child({ role: 'email' }) };
-  const digestDeps = { subscribers, stories, digests, mailer, enqueue, topicName, links, messageIdDomain, clock, log: log.child({ role: 'digest' }) };
+  const pushDeps = {
+    subscribers, stories, ledger, sender, enqueue, topicName, clock, log: log.child({ role: 'push' }),
+    burstWindowMs: config.pushBurstWindowSeconds * 1000, inboxUrl: `${base}/`,
+  };
+  const hardBounceLimit = config.emailHardBounceLimit;
+  const emailDeps = { subscribers, stories, ledger, mailer, topicName, links, messageIdDomain, hardBounceLimit, clock, log: log.child({ role: 'email' }) };
+  const digestDeps = { subscribers, stories, digests, ledger, mailer, enqueue, topicName, links, messageIdDomain, hardBounceLimit, clock, log: log.child({ role: 'digest' }) };
 
   const handlers: HandlerMap = {
     FeedPollTick: () => runPollTick(pollDeps),
@@ -92,6 +108,7 @@ export function createHerald(opts: HeraldOptions) {
     StoryClassify: (d) => classifyStory(classifyDeps, d.storyId),
     AlertSendPush: (d, job) => sendPushAlert(pushDeps, d, job.id ?? ''),
     AlertSendEmail: (d, job) => sendEmailAlert(emailDeps, d, job.id ?? ''),
+    PushBundleSend: (d, job) => sendPushBundle(pushDeps, d, job.id ?? ''),
     DigestTick: () => runDigestTick(digestDeps),
     DigestSend: (d, job) => sendDigest(digestDeps, d, job.id ?? ''),
   };
@@ -117,6 +134,10 @@ export function createHerald(opts: HeraldOptions) {
       for (const role of roles) {
         if (role === 'web') continue;
         const queue = QUEUE_OF_ROLE[role];
+        if (queue === 'push' || queue === 'email' || queue === 'digest') {
+          workers.push(startDispatcher(queue, handlers, { connection: queueConnection, prefix, concurrency: concurrency[role], lockSeconds: config.jobLockSeconds, log: log.child({ role }) }));
+          continue;
+        }
         workers.push(startQueueWorker(queue, handlers, { connection: queueConnection, prefix, concurrency: concurrency[role], log: log.child({ role }) }));
       }
       if (roles.includes('poller')) await feedStore.sync(feeds, clock.now());
@@ -137,6 +158,7 @@ export function createHerald(opts: HeraldOptions) {
       await web.close();
       await closeQueues(queues);
       mailer.close();
+      sender.close();
       await Promise.allSettled([redis.quit(), queueConnection.quit()]);
     },
   };

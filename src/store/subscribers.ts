@@ -36,6 +36,62 @@ function toSubscriber(h: Record<string, string>): Subscriber | null {
   };
 }
 
+/** Delivery choices of one subscriber (quiet hours, caps, what happens to held alerts, digest options). */
+export interface DeliveryPrefs {
+  /** Local "HH:MM" window in which non-urgent pushes are held; may wrap midnight (22:00-07:00). */
+  quietHours: { from: string; to: string } | null;
+  /** Breaking news passes through quiet hours. */
+  breakingThroughQuiet: boolean;
+  /** Most individual pushes per local day; what exceeds it goes to the digest. null: no cap. */
+  dailyPushCap: number | null;
+  /** What happens to pushes held by quiet hours: one bundled notification when they end, or the next digest. */
+  heldAlerts: 'bundle' | 'digest';
+  /** Send the digest even when there is nothing new. */
+  digestSendEmpty: boolean;
+  /** Stories already pushed to them: marked in the digest, or left out. */
+  digestPushed: 'mark' | 'omit';
+}
+export const DEFAULT_DELIVERY_PREFS: DeliveryPrefs = Object.freeze({
+  quietHours: null,
+  breakingThroughQuiet: true,
+  dailyPushCap: null,
+  heldAlerts: 'bundle',
+  digestSendEmpty: false,
+  digestPushed: 'mark',
+});
+
+/** Email address health: hard bounces (SMTP 5xx) in a row; past the threshold the address is disabled. */
+export interface EmailHealth {
+  hardBounces: number;
+  disabledAt: number | null;
+  disabledReason: string | null;
+}
+
+function toPrefs(h: Record<string, string>): DeliveryPrefs {
+  if (!h.prefs) return { ...DEFAULT_DELIVERY_PREFS };
+  try {
+    return { ...DEFAULT_DELIVERY_PREFS, ...(JSON.parse(h.prefs) as Partial<DeliveryPrefs>) };
+  } catch {
+    // A damaged record must not stop deliveries: the defaults are the safe reading.
+    return { ...DEFAULT_DELIVERY_PREFS };
+  }
+}
+const toEmailHealth = (h: Record<string, string>): EmailHealth => ({
+  hardBounces: Number(h.emailBounces ?? 0),
+  disabledAt: h.emailDisabledAt ? Number(h.emailDisabledAt) : null,
+  disabledReason: h.emailDisabledReason ?? null,
+});
+
+/** Counts a hard bounce for the current address; disables it at the threshold. Returns [bounces, disabled]. */
+const HARD_BOUNCE = `
+if redis.call('HGET', KEYS[1], 'email') ~= ARGV[1] then return {0, 0} end
+local n = redis.call('HINCRBY', KEYS[1], 'emailBounces', 1)
+if n >= tonumber(ARGV[2]) and not redis.call('HGET', KEYS[1], 'emailDisabledAt') then
+  redis.call('HSET', KEYS[1], 'emailDisabledAt', ARGV[3], 'emailDisabledReason', ARGV[4])
+  return {n, 1}
+end
+return {n, 0}`;
+
 export function createSubscriberStore(redis: Redis, prefix: string) {
   const keys = (id: string) => subscriberKeys(prefix, id);
 
@@ -67,9 +123,35 @@ export function createSubscriberStore(redis: Redis, prefix: string) {
     async update(id: string, patch: Partial<Pick<Subscriber, 'email' | 'timeZone' | 'digestTime'>>, now: number) {
       const fields: Record<string, string> = { updatedAt: String(now) };
       if (patch.email !== undefined) fields.email = patch.email ?? '';
+      const prev = patch.email !== undefined ? await redis.hget(keys(id).profile, 'email') : null;
+      // A new address starts with a clean record: the bounces belonged to the old one.
+      if (patch.email !== undefined && (patch.email ?? '') !== (prev ?? '')) {
+        await redis.hdel(keys(id).profile, 'emailBounces', 'emailDisabledAt', 'emailDisabledReason');
+      }
       if (patch.timeZone !== undefined) fields.timeZone = patch.timeZone;
       if (patch.digestTime !== undefined) fields.digestTime = patch.digestTime;
       await redis.hset(keys(id).profile, fields);
+    },
+
+    /** Profile, delivery choices and email health in one read: what a dispatcher needs per alert. */
+    async forDelivery(id: string): Promise<{ subscriber: Subscriber; prefs: DeliveryPrefs; emailHealth: EmailHealth } | null> {
+      const h = await redis.hgetall(keys(id).profile);
+      const subscriber = toSubscriber(h);
+      return subscriber ? { subscriber, prefs: toPrefs(h), emailHealth: toEmailHealth(h) } : null;
+    },
+
+    async setPrefs(id: string, patch: Partial<DeliveryPrefs>, now: number) {
+      const current = toPrefs(await redis.hgetall(keys(id).profile));
+      await redis.hset(keys(id).profile, { prefs: JSON.stringify({ ...current, ...patch }), updatedAt: String(now) });
+    },
+
+    async recordHardBounce(id: string, address: string, threshold: number, reason: string, now: number): Promise<{ bounces: number; disabled: boolean }> {
+      const [n, disabled] = (await redis.eval(HARD_BOUNCE, 1, keys(id).profile, address, threshold, String(now), reason.slice(0, 300))) as [number, number];
+      return { bounces: n, disabled: disabled === 1 };
+    },
+
+    async recordEmailDelivered(id: string) {
+      await redis.hdel(keys(id).profile, 'emailBounces');
     },
 
     async follows(id: string): Promise<Record<string, Follow>> {

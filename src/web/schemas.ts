@@ -12,12 +12,26 @@ export const TimeZone = z.string().max(64).refine(isValidTimeZone, 'must be an I
 export const DigestTime = z.string().refine((v) => parseLocalTime(v) !== null, 'must be a 24-hour local time HH:MM, 00:00 to 23:59');
 export const Email = z.email().max(254);
 
+/** Delivery choices (see DeliveryPrefs in src/store/subscribers.ts); every field optional in an update. */
+export const DeliveryBody = z
+  .object({
+    quietHours: z.object({ from: DigestTime, to: DigestTime }).strict().nullable(),
+    breakingThroughQuiet: z.boolean(),
+    dailyPushCap: z.number().int().min(1).max(500).nullable(),
+    heldAlerts: z.enum(['bundle', 'digest']),
+    digestSendEmpty: z.boolean(),
+    digestPushed: z.enum(['mark', 'omit']),
+  })
+  .strict()
+  .partial();
+
 export const SettingsBody = z
   .object({
     email: Email.nullable().optional(),
     timeZone: TimeZone.optional(),
     digestTime: DigestTime.optional(),
     topics: z.record(topicId, FollowBody).optional(),
+    delivery: DeliveryBody.optional(),
   })
   .strict();
 

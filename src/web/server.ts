@@ -80,13 +80,15 @@ export function buildWebApp(deps: WebDeps): FastifyInstance {
   };
 
   const settingsView = async (id: string) => {
-    const [sub, follows, devices, nextDigestAt] = await Promise.all([
-      deps.subscribers.get(id),
+    const [who, follows, devices, nextDigestAt, digestState] = await Promise.all([
+      deps.subscribers.forDelivery(id),
       deps.subscribers.follows(id),
       deps.subscribers.pushSubscriptions(id),
       deps.digests.dueAt(id),
+      deps.digests.state(id),
     ]);
-    if (!sub) throw new HttpError(404, 'subscriber not found');
+    if (!who) throw new HttpError(404, 'subscriber not found');
+    const sub = who.subscriber;
     return {
       id: sub.id,
       email: sub.email,
@@ -95,6 +97,15 @@ export function buildWebApp(deps: WebDeps): FastifyInstance {
       topics: follows,
       devices: devices.map((d) => ({ id: d.id, service: new URL(d.endpoint).host, createdAt: new Date(d.createdAt).toISOString() })),
       nextDigestAt: nextDigestAt === null ? null : new Date(nextDigestAt).toISOString(),
+      delivery: who.prefs,
+      // Shown on the page: why emails stopped, so the reader can fix the address.
+      emailStatus: {
+        disabled: who.emailHealth.disabledAt !== null,
+        hardBounces: who.emailHealth.hardBounces,
+        reason: who.emailHealth.disabledReason,
+        disabledAt: who.emailHealth.disabledAt === null ? null : new Date(who.emailHealth.disabledAt).toISOString(),
+      },
+      digestProblem: digestState.problem,
     };
   };
 
@@ -122,6 +133,7 @@ export function buildWebApp(deps: WebDeps): FastifyInstance {
     const now = deps.clock.now();
     const { id, token } = await deps.subscribers.create({ email: body.email ?? null, timeZone: body.timeZone, digestTime: body.digestTime }, now);
     if (body.topics) await deps.subscribers.setFollows(id, body.topics);
+    if (body.delivery) await deps.subscribers.setPrefs(id, body.delivery, now);
     await rescheduleDigest(deps, id);
     setTokenCookie(reply, token);
     return reply.code(201).send({ ...(await settingsView(id)), token });
@@ -135,6 +147,7 @@ export function buildWebApp(deps: WebDeps): FastifyInstance {
     checkTopics(body.topics);
     await deps.subscribers.update(id, { email: body.email, timeZone: body.timeZone, digestTime: body.digestTime }, deps.clock.now());
     if (body.topics) await deps.subscribers.setFollows(id, body.topics);
+    if (body.delivery) await deps.subscribers.setPrefs(id, body.delivery, deps.clock.now());
     await rescheduleDigest(deps, id);
     return settingsView(id);
   });
