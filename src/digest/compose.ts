@@ -11,7 +11,8 @@ function titleTokens(title: string): Set<string> {
       .toLowerCase()
       .replace(/<[^>]*>/g, ' ')
       .split(/[^\p{L}\p{N}]+/u)
-      .filter((w) => w.length >= 3 && !STOP.has(w)),
+      // Numbers stay whatever their length: "magnitude 6" and "magnitude 7" are different stories.
+      .filter((w) => (w.length >= 3 || /\d/.test(w)) && !STOP.has(w)),
   );
 }
 
@@ -31,6 +32,9 @@ export function titleSimilarity(a: string, b: string): number {
   const ta = titleTokens(a);
   const tb = titleTokens(b);
   if (ta.size === 0 || tb.size === 0) return 0;
+  // Different figures (a toll, a magnitude, a score) make different stories however alike the words.
+  const numbers = (t: Set<string>) => [...t].filter((w) => /\d/.test(w)).sort().join(' ');
+  if (numbers(ta) !== numbers(tb)) return 0;
   let common = 0;
   for (const t of ta) if (tb.has(t)) common++;
   return common / (ta.size + tb.size - common);

@@ -85,7 +85,7 @@ export function createHerald(opts: HeraldOptions) {
     poolSize: config.emailConcurrency, ratePerSecond: config.smtpRatePerSecond, dkim,
   });
   const sender = createWebPushSender(opts.secrets.vapid, {
-    clock, agent: opts.pushAgent, ratePerSecondPerOrigin: config.pushRatePerSecond,
+    agent: opts.pushAgent, ratePerSecondPerOrigin: config.pushRatePerSecond,
     ...(config.pushCaFile ? { ca: readFileSync(config.pushCaFile) } : {}),
   });
 

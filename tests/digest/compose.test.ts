@@ -18,6 +18,7 @@ describe('digest composition', () => {
   it('measures title likeness on words, ignoring case, order and filler', () => {
     expect(titleSimilarity(a.title, a2.title)).toBe(1);
     expect(titleSimilarity(a.title, b.title)).toBe(0);
+    expect(titleSimilarity('Magnitude 6 quake hits Tokyo', 'Magnitude 7 quake hits Tokyo')).toBeLessThan(0.6);
   });
 
   it('collapses near-duplicates and copies of one page, keeping the first', () => {

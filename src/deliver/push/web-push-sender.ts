@@ -114,12 +114,14 @@ const MAX_PAUSE_MS = 60_000;
 
 export function createWebPushSender(
   vapid: VapidKeys,
-  opts: { clock: Clock; ca?: string | Buffer; agent?: Agent; timeoutMs?: number; ratePerSecondPerOrigin?: number; wallClock?: Clock },
+  opts: { ca?: string | Buffer; agent?: Agent; timeoutMs?: number; ratePerSecondPerOrigin?: number; wallClock?: Clock } = {},
 ): PushSender {
   // The JWT's expiry is checked by the push service against real time (and by web-push against at most
   // 24 h ahead of it), so signing reads the wall clock even when Herald's clock is injected.
-  const vapidCache = createVapidCache(vapid, opts.wallClock ?? systemClock);
-  const limiter = createOriginLimiter(opts.ratePerSecondPerOrigin ?? 500, opts.clock, (ms) => new Promise((r) => setTimeout(r, ms)));
+  const wall = opts.wallClock ?? systemClock;
+  const vapidCache = createVapidCache(vapid, wall);
+  // Rate limiting waits in real time too: it paces real requests, whatever clock the alerts are stamped with.
+  const limiter = createOriginLimiter(opts.ratePerSecondPerOrigin ?? 500, wall, (ms) => new Promise((r) => setTimeout(r, ms)));
   // One keep-alive agent per origin: TLS handshakes are paid once per connection, not per message.
   const agents = new Map<string, Agent>();
   const agentFor = (origin: string) => {
@@ -177,9 +179,9 @@ export function createWebPushSender(
       requests++;
       try {
         const res = await post(details, agentFor(origin), opts.timeoutMs ?? 15_000);
-        const outcome = classifyPushResponse(res.status, res.body, res.headers, opts.clock.now());
+        const outcome = classifyPushResponse(res.status, res.body, res.headers, wall.now());
         if (outcome.kind === 'retry' && outcome.status === 429) {
-          limiter.pause(origin, opts.clock.now() + Math.min(MAX_PAUSE_MS, outcome.retryAfterMs ?? 1000));
+          limiter.pause(origin, wall.now() + Math.min(MAX_PAUSE_MS, outcome.retryAfterMs ?? 1000));
         }
         return outcome;
       } catch (err) {
