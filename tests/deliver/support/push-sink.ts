@@ -27,7 +27,7 @@ export interface Answer {
  * (RFC 8291 aes128gcm, via http_ece) and answers as each test scripts it: a queue of answers per device,
  * then 201. Its CA certificate is written to a file, as HERALD_PUSH_CA_FILE expects.
  */
-export async function startPushSink(opts: { maxBodyBytes?: number; decrypt?: boolean } = {}) {
+export async function startPushSink(opts: { maxBodyBytes?: number; decrypt?: boolean; delayMs?: number } = {}) {
   const pems = await generate([{ name: 'commonName', value: '127.0.0.1' }], {
     keySize: 2048,
     algorithm: 'sha256',
@@ -43,6 +43,9 @@ export async function startPushSink(opts: { maxBodyBytes?: number; decrypt?: boo
   let connections = 0;
   const server: Server = createServer({ key: pems.private, cert: pems.cert }, (req, res) => {
     const chunks: Buffer[] = [];
+    // A sender killed mid-request resets the connection: that is the scenario, not a failure of the service.
+    req.on('error', () => undefined);
+    res.on('error', () => undefined);
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const deviceId = (req.url ?? '').split('/').pop() ?? '';
@@ -59,10 +62,15 @@ export async function startPushSink(opts: { maxBodyBytes?: number; decrypt?: boo
           : (JSON.parse(ece.decrypt(body, { version: 'aes128gcm', privateKey: device.ecdh, authSecret: device.auth.toString('base64url') }).toString('utf8')) as Record<string, unknown>);
         received.push({ deviceId, headers: req.headers, bodyBytes: body.length, payload });
       }
-      res.writeHead(answer.status, answer.headers).end();
+      // A service that takes a moment to answer keeps sends in flight, as real ones do.
+      if (opts.delayMs) setTimeout(() => res.writeHead(answer.status, answer.headers).end(), opts.delayMs);
+      else res.writeHead(answer.status, answer.headers).end();
     });
   });
-  server.on('secureConnection', () => connections++);
+  server.on('secureConnection', (socket) => {
+    connections++;
+    socket.on('error', () => undefined);
+  });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
   return {

@@ -8,7 +8,7 @@ export type RecipientScript = { tempFail: number; code?: 421 | 451 } | { reject:
  * An SMTP server in this process that each test scripts per recipient: accept, answer 421/451 for the
  * first n tries, or refuse with 550. Accepted mails are parsed with mailparser; `raw` keeps the bytes.
  */
-export async function startScriptedSmtp(opts: { parse?: boolean } = {}) {
+export async function startScriptedSmtp(opts: { parse?: boolean; delayMs?: number } = {}) {
   const mails: ParsedMail[] = [];
   const raw: string[] = [];
   let accepted = 0;
@@ -44,14 +44,18 @@ export async function startScriptedSmtp(opts: { parse?: boolean } = {}) {
         raw.push(buf.toString('utf8'));
         simpleParser(buf)
           .then((mail) => {
+            // Counted as received once the data is in, before the reply: a sender killed now never hears "250".
             mails.push(mail);
             accepted++;
-            callback();
+            if (opts.delayMs) setTimeout(callback, opts.delayMs);
+            else callback();
           })
           .catch(callback);
       });
     },
   });
+  // A client killed mid-session resets its connection; smtp-server reports that here.
+  server.on('error', () => undefined);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.server.address() as AddressInfo).port;
   const recipients = (m: ParsedMail) => {
