@@ -11,6 +11,7 @@ import { createMailer } from '../deliver/email/mailer.ts';
 import { sendEmailAlert } from '../deliver/email/send-alert.ts';
 import { unsubscribeUrl } from '../deliver/email/unsubscribe-link.ts';
 import { startDispatcher } from '../deliver/dispatcher.ts';
+import { cachedStories } from '../deliver/story-cache.ts';
 import { sendPushAlert } from '../deliver/push/send-alert.ts';
 import { sendPushBundle } from '../deliver/push/send-bundle.ts';
 import { createWebPushSender } from '../deliver/push/web-push-sender.ts';
@@ -67,7 +68,7 @@ export function createHerald(opts: HeraldOptions) {
     manage: `${base}/`,
   });
 
-  const redis = createRedis(opts.redisUrl, { name: `${prefix}-state` });
+  const redis = createRedis(opts.redisUrl, { name: `${prefix}-state`, autoPipelining: true });
   const queueConnection = createRedis(opts.redisUrl, { forQueue: true, name: `${prefix}-queue` });
   const queues = createQueues(queueConnection, prefix);
   const enqueue = createEnqueue(queues);
@@ -94,8 +95,10 @@ export function createHerald(opts: HeraldOptions) {
     settings: { pollIntervalSeconds: config.pollIntervalSeconds, fetchTimeoutMs: config.fetchTimeoutMs, fetchMaxBytes: config.fetchMaxBytes, userAgent: USER_AGENT },
   };
   const classifyDeps = { stories, subscribers, enqueue, topics: () => compiled, clock, log: log.child({ role: 'classifier' }) };
+  // Fan-out reads one story once per subscriber: a short per-process cache turns that into once per story.
+  const deliveryStories = cachedStories(stories, clock);
   const pushDeps = {
-    subscribers, stories, ledger, sender, enqueue, topicName, clock, log: log.child({ role: 'push' }),
+    subscribers, stories: deliveryStories, ledger, sender, enqueue, topicName, clock, log: log.child({ role: 'push' }),
     burstWindowMs: config.pushBurstWindowSeconds * 1000, inboxUrl: `${base}/`,
   };
   const hardBounceLimit = config.emailHardBounceLimit;

@@ -113,12 +113,13 @@ export async function sendPushAlert(deps: PushDeliverDeps, data: JobCatalog['Ale
   const claim = await deps.ledger.claim(subscriberId, storyId, 'push', jobId, topicId, deps.clock.now());
   if (!claim.claimed) return `already ${claim.status}`;
 
-  const [story, who, devices, record, follows] = await Promise.all([
+  const [story, who, devices, record, follows, lastPushAt] = await Promise.all([
     deps.stories.get(storyId),
     deps.subscribers.forDelivery(subscriberId),
     deps.subscribers.pushSubscriptions(subscriberId),
     deps.ledger.get(subscriberId, storyId, 'push'),
     deps.subscribers.follows(subscriberId),
+    deps.ledger.lastPushAt(subscriberId),
   ]);
   const fail = async (reason: string): Promise<never> => {
     await deps.ledger.finish(subscriberId, storyId, 'push', 'failed', deps.clock.now(), { error: reason });
@@ -138,7 +139,7 @@ export async function sendPushAlert(deps: PushDeliverDeps, data: JobCatalog['Ale
         following: follow?.cadence === 'instant' && follow.channels.includes('push'),
         devices: devices.length,
         hasDigest: who.subscriber.email !== null && who.emailHealth.disabledAt === null,
-        lastPushAt: await deps.ledger.lastPushAt(subscriberId),
+        lastPushAt,
         burstWindowMs: deps.burstWindowMs,
       })
     : ({ kind: 'send' } as const);
@@ -173,9 +174,11 @@ export async function sendPushAlert(deps: PushDeliverDeps, data: JobCatalog['Ale
     throw new RetryLater(res.problems.join('; '), res.retryAfterMs);
   }
   if (done === 0) return fail(res.problems.length > 0 ? res.problems.join('; ') : 'every push subscription was gone');
-  await deps.ledger.finish(subscriberId, storyId, 'push', 'sent', after, { error: res.problems.join('; ') || undefined });
-  await deps.ledger.notePush(subscriberId, after);
-  await deps.ledger.addToInbox(subscriberId, { storyId, title: story.title, url: story.url, topicId, why: data.why, channel: 'push', at: after, read: false });
+  await Promise.all([
+    deps.ledger.finish(subscriberId, storyId, 'push', 'sent', after, { error: res.problems.join('; ') || undefined, topicId }),
+    deps.ledger.notePush(subscriberId, after),
+    deps.ledger.addToInbox(subscriberId, { storyId, title: story.title, url: story.url, topicId, why: data.why, channel: 'push', at: after, read: false }),
+  ]);
   log.info({ devices: done, breaking }, 'push alert sent');
   return 'sent';
 }
