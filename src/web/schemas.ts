@@ -54,3 +54,6 @@ export function describeZodError(error: z.ZodError): { error: string; fields: { 
   const fields = error.issues.map((i) => ({ field: i.path.join('.') || '(body)', message: i.message }));
   return { error: `invalid request: ${fields.map((f) => `${f.field}: ${f.message}`).join('; ')}`, fields };
 }
+
+/** A reader opened an alert (sent by the service worker on notification click). */
+export const ClickBody = z.object({ storyId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'a story id'), channel: z.enum(['push', 'email']).default('push') }).strict();

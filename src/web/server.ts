@@ -8,12 +8,13 @@ import type { Logger } from 'pino';
 import type { z } from 'zod';
 import type { Topic } from '../config/catalog.ts';
 import { verifyUnsubscribe } from '../deliver/email/unsubscribe-link.ts';
+import { renderDeliveryMetrics } from '../deliver/metrics.ts';
 import { rescheduleDigest } from '../digest/send-digest.ts';
 import type { Clock, Follow } from '../model.ts';
 import type { DigestStore } from '../store/digests.ts';
 import type { Ledger } from '../store/ledger.ts';
 import type { SubscriberStore } from '../store/subscribers.ts';
-import { CreateSubscriberBody, describeZodError, PushSubscriptionBody, SettingsBody } from './schemas.ts';
+import { ClickBody, CreateSubscriberBody, describeZodError, PushSubscriptionBody, SettingsBody } from './schemas.ts';
 import { renderUnsubscribePage } from './unsubscribe-page.ts';
 
 export interface WebDeps {
@@ -166,6 +167,19 @@ export function buildWebApp(deps: WebDeps): FastifyInstance {
   });
 
   app.get('/api/me/inbox', async (req) => ({ items: await deps.ledger.inbox(await authenticate(req)) }));
+
+  // Delivery counters per topic and channel (sent, failed, skipped, clicked): aggregates, no reader data.
+  app.get('/api/delivery/stats', async () => ({ topics: await deps.ledger.topicStats(deps.topics.map((t) => t.id)) }));
+
+  app.get('/metrics/delivery', async (_req, reply) =>
+    reply.type('text/plain; version=0.0.4').send(renderDeliveryMetrics(await deps.ledger.topicStats(deps.topics.map((t) => t.id)))));
+
+  app.post('/api/me/clicks', async (req, reply) => {
+    const id = await authenticate(req);
+    const body = parseBody(ClickBody, req.body);
+    const counted = await deps.ledger.recordClick(id, body.storyId, body.channel, deps.clock.now());
+    return reply.code(200).send({ counted });
+  });
 
   app.delete('/api/me/inbox', async (req, reply) => {
     await deps.ledger.clearInbox(await authenticate(req));

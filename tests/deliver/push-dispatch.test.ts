@@ -61,6 +61,25 @@ describe('push dispatch', () => {
     expect((await record(id, story.id))!.attempts).toBe(1);
   });
 
+  it('counts sent and clicked per topic and channel, a click once per alert, in /api/delivery/stats', async () => {
+    const stats = async () => (await fetch(`${t.baseUrl}/api/delivery/stats`).then((r) => r.json())).topics.india.push;
+    const before = await stats();
+    const { id, token } = await t.herald.stores.subscribers.create({ email: null, timeZone: 'UTC', digestTime: '08:00' }, clock.now());
+    await t.herald.stores.subscribers.setFollows(id, { india: { cadence: 'instant', channels: ['push'] } });
+    await t.herald.stores.subscribers.addPushSubscription(id, sink.newDevice().subscription, clock.now());
+    const story = await newStory({ title: 'Delhi story' });
+    await enqueueAlert(t, 'push', id, story.id, 'india');
+    await settle(t);
+    const click = () => fetch(`${t.baseUrl}/api/me/clicks`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ storyId: story.id }) }).then((r) => r.json());
+    expect(await click()).toEqual({ counted: true });
+    expect(await click()).toEqual({ counted: false });
+    expect(await stats()).toEqual({ ...before, sent: before.sent + 1, clicked: before.clicked + 1 });
+    const metrics = await fetch(`${t.baseUrl}/metrics/delivery`).then((r) => r.text());
+    expect(metrics).toContain(`herald_delivery_total{topic="india",channel="push",outcome="clicked"} ${before.clicked + 1}\n`);
+    const bad = await fetch(`${t.baseUrl}/api/me/clicks`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ storyId: '../x' }) });
+    expect(bad.status).toBe(400);
+  });
+
   it('breaking news goes with Urgency high and a short TTL', async () => {
     const { id, device } = await subscriberWithDevice();
     const story = await newStory({ categories: ['Breaking'] });

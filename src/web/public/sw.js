@@ -20,6 +20,10 @@ self.addEventListener('push', (event) => {
 
 self.addEventListener('notificationclick', (event) => {
   event.notification.close();
-  const url = event.notification.data && event.notification.data.url;
-  if (url) event.waitUntil(self.clients.openWindow(url));
+  const data = event.notification.data || {};
+  // Counted once per alert in the delivery ledger; the cookie identifies the reader, a failure is harmless.
+  const click = data.storyId
+    ? fetch('/api/me/clicks', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ storyId: data.storyId, channel: 'push' }) }).catch(() => undefined)
+    : Promise.resolve();
+  event.waitUntil(Promise.all([click, data.url ? self.clients.openWindow(data.url) : undefined]));
 });
