@@ -152,6 +152,16 @@ async function renderInbox() {
       el('div', { class: 'meta', text: `${topicName(i.topicId)} · ${i.channel} · ${new Date(i.at).toLocaleString()} · ${i.why}` }))));
 }
 
+// Emails stop after repeated hard bounces: say so next to the address, so the reader can correct it.
+function showEmailStatus(status) {
+  const old = $('#email-status');
+  if (old) old.remove();
+  if (!status || !status.disabled) return;
+  const note = el('p', { id: 'email-status', role: 'alert', class: 'warning',
+    text: `Emails to this address stopped after ${status.hardBounces} refused deliveries (${status.reason || 'refused by the mail server'}). Save a corrected address to receive them again.` });
+  $('#email').after(note);
+}
+
 async function init() {
   const [{ topics }, { publicKey }] = await Promise.all([api('/api/topics'), api('/api/push/public-key')]);
   state.topics = topics;
@@ -167,6 +177,7 @@ async function init() {
   if (state.me) {
     $('#email').value = state.me.email || '';
     $('#digest-time').value = state.me.digestTime;
+    showEmailStatus(state.me.emailStatus);
   }
   showPushState();
   await renderInbox();
