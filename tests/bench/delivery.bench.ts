@@ -152,11 +152,11 @@ const bench: Benchmark = {
       })));
       const jobs = ids.flatMap((id) => storyList.map((s) => ({
         data: { subscriberId: id, storyId: s.id, topicId: 'japan', why: 'Matched: Japan in title' },
-        opts: { jobId: jobIds.alert(id, s.id, 'push'), removeOnComplete: true },
+        opts: { jobId: jobIds.alert(id, s.id, 'push') },
       })));
       await inChunks(jobs, 2000, (chunk) => enqueue.bulk('AlertSendPush', chunk));
       ctx.log('queued; starting one push dispatcher process');
-      const pushWorker = await spawnWorker('push', { ...baseEnv, HERALD_PUSH_CONCURRENCY: '100' }, queues.push);
+      const pushWorker = await spawnWorker('push', { ...baseEnv, HERALD_PUSH_CONCURRENCY: process.env.BENCH_PUSH_CONCURRENCY ?? '100' }, queues.push);
       await waitFor('the fan-out', () => sink.count() >= alerts, ctx.quick ? 60_000 : 300_000);
       const { first, last } = sink.window();
       const fanout = alerts / ((last - first) / 1000);
