@@ -74,8 +74,10 @@ export async function runDigestTick(deps: DigestDeps): Promise<number> {
     if (due.length === 0) break;
     const jobs = [];
     const next: { subscriberId: string; at: number }[] = [];
-    for (const { subscriberId, dueAt } of due) {
-      const who = await deps.subscribers.forDelivery(subscriberId);
+    // One batch of reads: at 08:00 in a popular zone thousands are due in the same minute.
+    const profiles = await Promise.all(due.map((d) => deps.subscribers.forDelivery(d.subscriberId)));
+    for (const [i, { subscriberId, dueAt }] of due.entries()) {
+      const who = profiles[i];
       if (!who) {
         await deps.digests.unschedule(subscriberId);
         continue;
@@ -91,7 +93,7 @@ export async function runDigestTick(deps: DigestDeps): Promise<number> {
     }
     // Enqueue first: a crash in between re-adds the same job ids next minute, which is a no-op.
     await deps.enqueue.bulk('DigestSend', jobs);
-    for (const n of next) await deps.digests.schedule(n.subscriberId, n.at);
+    await Promise.all(next.map((n) => deps.digests.schedule(n.subscriberId, n.at)));
     total += jobs.length;
   }
   return total;
@@ -115,21 +117,29 @@ export async function sendDigest(deps: DigestDeps, data: JobCatalog['DigestSend'
     log.info({ reason }, 'digest skipped');
     return `skipped: ${reason}`;
   }
-  const follows = await deps.subscribers.follows(subscriberId);
+  const [follows, storedStart, allHeld] = await Promise.all([
+    deps.subscribers.follows(subscriberId),
+    deps.digests.windowStart(subscriberId),
+    deps.ledger.held(subscriberId, 'digest'),
+  ]);
   const dailyTopics = Object.entries(follows).filter(([, f]) => f.cadence === 'daily').map(([t]) => t);
-  const windowStart = (await deps.digests.windowStart(subscriberId)) ?? data.dueAt - FIRST_DIGEST_LOOKBACK_MS;
-  const topicStories: { topicId: string; storyIds: string[] }[] = [];
-  for (const topicId of dailyTopics) topicStories.push({ topicId, storyIds: await deps.stories.loggedBetween(topicId, windowStart, windowEnd) });
+  const windowStart = storedStart ?? data.dueAt - FIRST_DIGEST_LOOKBACK_MS;
+  const topicStories: { topicId: string; storyIds: string[] }[] = await Promise.all(
+    dailyTopics.map(async (topicId) => ({ topicId, storyIds: await deps.stories.loggedBetween(topicId, windowStart, windowEnd) })),
+  );
   const dailyIds = [...new Set(topicStories.flatMap((t) => t.storyIds))];
   const pushedStatus = await deps.ledger.statuses(subscriberId, dailyIds, 'push');
   const pushed = new Set([...pushedStatus].filter(([, s]) => s === 'sent').map(([id]) => id));
   // Pushes held for the digest (quiet hours in digest mode, or over the daily cap) come after the daily topics.
-  const held = (await deps.ledger.held(subscriberId, 'digest')).filter((h) => h.at <= windowEnd);
+  const held = allHeld.filter((h) => h.at <= windowEnd);
   const heldByTopic = new Map<string, string[]>();
   for (const h of held) heldByTopic.set(h.topicId, [...(heldByTopic.get(h.topicId) ?? []), h.storyId]);
   for (const [topicId, storyIds] of heldByTopic) topicStories.push({ topicId, storyIds });
 
-  const stories = await deps.stories.getMany([...new Set([...dailyIds, ...held.map((h) => h.storyId)])]);
+  // One get per story (not getMany): with the dispatcher's story cache, readers of the same topics share reads.
+  const stories = (await Promise.all([...new Set([...dailyIds, ...held.map((h) => h.storyId)])].map((id) => deps.stories.get(id)))).filter(
+    (s): s is NonNullable<typeof s> => s !== null,
+  );
   const { groups, storyIds } = composeDigest({
     topicStories,
     stories: new Map(stories.map((s) => [s.id, s])),

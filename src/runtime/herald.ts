@@ -103,7 +103,7 @@ export function createHerald(opts: HeraldOptions) {
   };
   const hardBounceLimit = config.emailHardBounceLimit;
   const emailDeps = { subscribers, stories, ledger, mailer, topicName, links, messageIdDomain, hardBounceLimit, clock, log: log.child({ role: 'email' }) };
-  const digestDeps = { subscribers, stories, digests, ledger, mailer, enqueue, topicName, links, messageIdDomain, hardBounceLimit, clock, log: log.child({ role: 'digest' }) };
+  const digestDeps = { subscribers, stories: deliveryStories, digests, ledger, mailer, enqueue, topicName, links, messageIdDomain, hardBounceLimit, clock, log: log.child({ role: 'digest' }) };
 
   const handlers: HandlerMap = {
     FeedPollTick: () => runPollTick(pollDeps),
