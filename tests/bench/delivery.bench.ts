@@ -136,7 +136,7 @@ const bench: Benchmark = {
     try {
       // ---- Push fan-out ----
       const perReader = 5;
-      const alerts = ctx.quick ? 2_000 : Number(process.env.BENCH_ALERTS ?? 100_000);
+      const alerts = ctx.quick ? 1_000 : Number(process.env.BENCH_ALERTS ?? 100_000);
       const readers = alerts / perReader;
       const storyList = Array.from({ length: perReader }, (_, i) => ({
         id: `benchstory${i}`.padEnd(20, '0'), feedId: 'bench', guid: null, url: `https://news.example.test/bench/${i}`,
@@ -167,7 +167,7 @@ const bench: Benchmark = {
 
       // Raw aes128gcm encryption on one core (this process), same payload size.
       const payload = renderPushPayload({ ...storyList[0]!, imageUrl: null }, 'Japan', 'Matched: Japan in title');
-      const encDuration = ctx.quick ? 500 : 3000;
+      const encDuration = ctx.quick ? 300 : 3000;
       let n = 0;
       let t0 = performance.now();
       while (performance.now() - t0 < encDuration) {
@@ -188,7 +188,7 @@ const bench: Benchmark = {
 
       // The naive loop: webpush.sendNotification one after another (keep-alive agent, signing every time).
       const agent = new Agent({ ca: sink.ca, keepAlive: true });
-      const naiveDuration = ctx.quick ? 1000 : 5000;
+      const naiveDuration = ctx.quick ? 500 : 5000;
       n = 0;
       t0 = performance.now();
       while (performance.now() - t0 < naiveDuration) {
@@ -205,7 +205,7 @@ const bench: Benchmark = {
       );
 
       // ---- Digest emails ----
-      const digestCount = ctx.quick ? 1_000 : Number(process.env.BENCH_DIGESTS ?? 20_000);
+      const digestCount = ctx.quick ? 300 : Number(process.env.BENCH_DIGESTS ?? 20_000);
       ctx.log(`seeding ${digestCount} digest readers`);
       for (const s of storyList) await stories.logForTopics(s.id, ['japan'], now - 60_000);
       await inChunks(Array.from({ length: digestCount }, (_, i) => i), 500, (chunk) => Promise.all(chunk.map(async (i) => {
@@ -230,7 +230,7 @@ const bench: Benchmark = {
         groups: [{ topicName: 'Japan', stories: storyList }],
         links: { all: 'https://h.test/u?t=all', manage: 'https://h.test/' },
       });
-      const baselineCount = ctx.quick ? 200 : 3000;
+      const baselineCount = ctx.quick ? 100 : 3000;
       smtp.reset();
       t0 = performance.now();
       let next = 0;

@@ -28,7 +28,8 @@ export async function sendPushBundle(deps: PushDeliverDeps & { inboxUrl: string 
     return 'still quiet: moved to the end of the quiet hours';
   }
   const ledgerId = bundleLedgerId(bundleId);
-  const claim = await deps.ledger.claim(subscriberId, ledgerId, 'push', jobId, held[0]!.topicId, now);
+  // No topic on the bundle's own record: the topic counters count the held alerts it carries, once each.
+  const claim = await deps.ledger.claim(subscriberId, ledgerId, 'push', jobId, '', now);
   if (!claim.claimed) return `already ${claim.status}`;
 
   const [stories, devices, record] = await Promise.all([
