@@ -175,6 +175,7 @@ describe('push dispatch', () => {
   describe('quiet hours, bursts and the daily cap', () => {
     it('holds non-urgent pushes in quiet hours and sends them as one bundle when they end; breaking passes', async () => {
       clock.set('2027-01-15T18:00:00Z'); // 23:30 in Kolkata
+      const sentBefore = (await t.herald.stores.ledger.topicStats(['japan', 'india']));
       const { id, device } = await subscriberWithDevice({
         timeZone: 'Asia/Kolkata',
         topics: { japan: { cadence: 'instant', channels: ['push'] }, india: { cadence: 'instant', channels: ['push'] } },
@@ -201,6 +202,10 @@ describe('push dispatch', () => {
       for (const s of [s1, s2, s3]) expect(await record(id, s.id)).toMatchObject({ status: 'sent', reason: 'quiet-hours', via: `bundle:${Date.parse('2027-01-16T01:30:00Z')}` });
       await releaseDelayed(t);
       expect(sink.forDevice(device.id)).toHaveLength(2);
+      // Each alert counts once (the breaking push and the three bundled ones); the bundle itself does not.
+      const after = await t.herald.stores.ledger.topicStats(['japan', 'india']);
+      expect(after.japan!.push.sent - sentBefore.japan!.push.sent).toBe(3);
+      expect(after.india!.push.sent - sentBefore.india!.push.sent).toBe(1);
     });
 
     it('bundles a burst: the first push goes at once, the next matches within the window go as one', async () => {
