@@ -2,8 +2,16 @@ import { DateTime } from 'luxon';
 
 /** Pure digest timing. All instants are epoch milliseconds; zones are IANA names. */
 
+/** Zone names are few and the tz database does not change while Herald runs: remember each answer. */
+const zoneValidity = new Map<string, boolean>();
 export function isValidTimeZone(zone: string): boolean {
-  return DateTime.now().setZone(zone).isValid;
+  let valid = zoneValidity.get(zone);
+  if (valid === undefined) {
+    valid = DateTime.now().setZone(zone).isValid;
+    // Bounded: arbitrary strings from requests must not grow this without limit.
+    if (zoneValidity.size < 10_000) zoneValidity.set(zone, valid);
+  }
+  return valid;
 }
 
 export function parseLocalTime(hhmm: string): { hour: number; minute: number } | null {
