@@ -62,6 +62,10 @@ export function loadConfig(
   if (vapidPair === 1) {
     problems.push('VAPID_PUBLIC_KEY and VAPID_PRIVATE_KEY must be set together. Fix: set both, or unset both to generate a pair');
   }
+  const dkim = [out.dkimDomain, out.dkimSelector, out.dkimPrivateKey].filter((v) => v !== undefined).length;
+  if (dkim !== 0 && dkim !== 3) {
+    problems.push('HERALD_DKIM_DOMAIN, HERALD_DKIM_SELECTOR and HERALD_DKIM_PRIVATE_KEY go together. Fix: set all three to sign email, or unset all three');
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(out) as Config;
 }

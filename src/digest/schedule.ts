@@ -2,8 +2,16 @@ import { DateTime } from 'luxon';
 
 /** Pure digest timing. All instants are epoch milliseconds; zones are IANA names. */
 
+/** Zone names are few and the tz database does not change while Herald runs: remember each answer. */
+const zoneValidity = new Map<string, boolean>();
 export function isValidTimeZone(zone: string): boolean {
-  return DateTime.now().setZone(zone).isValid;
+  let valid = zoneValidity.get(zone);
+  if (valid === undefined) {
+    valid = DateTime.now().setZone(zone).isValid;
+    // Bounded: arbitrary strings from requests must not grow this without limit.
+    if (zoneValidity.size < 10_000) zoneValidity.set(zone, valid);
+  }
+  return valid;
 }
 
 export function parseLocalTime(hhmm: string): { hour: number; minute: number } | null {
@@ -56,4 +64,12 @@ function atLocalTime(day: DateTime, hour: number, minute: number): number {
 /** Local calendar date (YYYY-MM-DD) of an instant in a zone: names the digest, one per date. */
 export function localDate(at: number, zone: string): string {
   return DateTime.fromMillis(at, { zone }).toISODate() ?? new Date(at).toISOString().slice(0, 10);
+}
+
+/**
+ * The zone to compute with: the stored one when Luxon knows it, else UTC with the problem named, so a
+ * subscriber whose zone was saved before validation (or dropped from the tz database) still gets mail.
+ */
+export function effectiveZone(zone: string): { zone: string; problem: string | null } {
+  return isValidTimeZone(zone) ? { zone, problem: null } : { zone: 'UTC', problem: `unknown time zone "${zone.slice(0, 64)}": using UTC` };
 }

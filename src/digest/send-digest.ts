@@ -1,132 +1,176 @@
 import { UnrecoverableError } from 'bullmq';
 import type { Logger } from 'pino';
-import type { Clock, Story } from '../model.ts';
+import type { Clock } from '../model.ts';
 import type { JobCatalog } from '../queue/jobs.ts';
 import { jobIds } from '../queue/jobs.ts';
 import type { Enqueue } from '../queue/queues.ts';
 import type { DigestStore } from '../store/digests.ts';
+import type { Ledger } from '../store/ledger.ts';
 import type { StoryStore } from '../store/stories.ts';
 import type { SubscriberStore } from '../store/subscribers.ts';
 import type { Mailer } from '../deliver/email/mailer.ts';
-import { renderDigestEmail, type DigestGroup, type UnsubscribeLinks } from '../deliver/email/render.ts';
-import { isValidTimeZone, localDate, nextDigestAt } from './schedule.ts';
+import { renderDigestEmail, type UnsubscribeLinks } from '../deliver/email/render.ts';
+import { noteBounce } from '../deliver/email/send-alert.ts';
+import { RetryLater } from '../deliver/retry.ts';
+import { composeDigest } from './compose.ts';
+import { effectiveZone, localDate, nextDigestAt } from './schedule.ts';
 
 export interface DigestDeps {
   subscribers: SubscriberStore;
   stories: StoryStore;
   digests: DigestStore;
+  ledger: Ledger;
   mailer: Mailer;
   enqueue: Enqueue;
   topicName: (topicId: string) => string;
   links: (subscriberId: string, topicId: string) => UnsubscribeLinks;
   messageIdDomain: string;
+  hardBounceLimit: number;
   clock: Clock;
   log: Logger;
 }
 
 const FIRST_DIGEST_LOOKBACK_MS = 24 * 60 * 60 * 1000;
 const TICK_BATCH = 1000;
+/** A tick hands out at most this many batches; the rest stay due for the next minute. */
+const TICK_MAX_BATCHES = 100;
 
-export class RetryLater extends Error {
-  override name = 'RetryLater';
-}
+export { RetryLater };
+
+/** Same id on every retry of one digest: derived from the subscriber and the local date it is for. */
+export const digestMessageId = (subscriberId: string, date: string, domain: string) => `<digest.${subscriberId}.${date}@${domain}>`;
 
 /**
- * (Re)schedules a subscriber's digest after their settings change: due at the next local digest time
- * when they follow any topic daily and have an email address; otherwise unscheduled.
+ * (Re)schedules a subscriber's digest after their settings change: due at the next local digest time when
+ * they have a working email address and something can go into a digest (a daily topic, or pushes held
+ * for it by their quiet-hours or cap choice); otherwise unscheduled.
  */
 export async function rescheduleDigest(deps: Pick<DigestDeps, 'subscribers' | 'digests' | 'clock'>, subscriberId: string) {
-  const [sub, follows] = await Promise.all([deps.subscribers.get(subscriberId), deps.subscribers.follows(subscriberId)]);
-  const wantsDigest = sub?.email && Object.values(follows).some((f) => f.cadence === 'daily');
-  if (!sub || !wantsDigest || !isValidTimeZone(sub.timeZone)) {
+  const [who, follows] = await Promise.all([deps.subscribers.forDelivery(subscriberId), deps.subscribers.follows(subscriberId)]);
+  const feedsDigest = Object.values(follows).some((f) => f.cadence === 'daily') || (who !== null && (who.prefs.heldAlerts === 'digest' || who.prefs.dailyPushCap !== null));
+  if (!who || !who.subscriber.email || who.emailHealth.disabledAt !== null || !feedsDigest) {
     await deps.digests.unschedule(subscriberId);
     return null;
   }
   const now = deps.clock.now();
-  const dueAt = nextDigestAt(now, sub.timeZone, sub.digestTime);
+  const { zone, problem } = effectiveZone(who.subscriber.timeZone);
+  await deps.digests.noteProblem(subscriberId, problem);
+  const dueAt = nextDigestAt(now, zone, who.subscriber.digestTime);
   await deps.digests.initWindow(subscriberId, now - FIRST_DIGEST_LOOKBACK_MS);
   await deps.digests.schedule(subscriberId, dueAt);
   return dueAt;
 }
 
-/** The minute sweep: one DigestSend per due subscriber, named by subscriber and local date. */
+/**
+ * The minute sweep, O(due): one DigestSend per due subscriber, named by subscriber and local date, and the
+ * subscriber moved to their next digest time. After an outage an overdue subscriber gets one job for the
+ * date they missed first (the catch-up), and is then scheduled from now as usual.
+ */
 export async function runDigestTick(deps: DigestDeps): Promise<number> {
-  const due = await deps.digests.due(deps.clock.now(), TICK_BATCH);
-  const jobs = [];
-  for (const { subscriberId, dueAt } of due) {
-    const sub = await deps.subscribers.get(subscriberId);
-    if (!sub || !isValidTimeZone(sub.timeZone)) {
-      await deps.digests.unschedule(subscriberId);
-      deps.log.warn({ subscriber_id: subscriberId }, 'digest unscheduled: subscriber gone or time zone unknown');
-      continue;
+  const now = deps.clock.now();
+  let total = 0;
+  for (let batch = 0; batch < TICK_MAX_BATCHES; batch++) {
+    const due = await deps.digests.due(now, TICK_BATCH);
+    if (due.length === 0) break;
+    const jobs = [];
+    const next: { subscriberId: string; at: number }[] = [];
+    // One batch of reads: at 08:00 in a popular zone thousands are due in the same minute.
+    const profiles = await Promise.all(due.map((d) => deps.subscribers.forDelivery(d.subscriberId)));
+    for (const [i, { subscriberId, dueAt }] of due.entries()) {
+      const who = profiles[i];
+      if (!who) {
+        await deps.digests.unschedule(subscriberId);
+        continue;
+      }
+      const { zone, problem } = effectiveZone(who.subscriber.timeZone);
+      if (problem) {
+        await deps.digests.noteProblem(subscriberId, problem);
+        deps.log.warn({ subscriber_id: subscriberId }, problem);
+      }
+      const date = localDate(dueAt, zone);
+      jobs.push({ data: { subscriberId, localDate: date, dueAt }, opts: { jobId: jobIds.digest(subscriberId, date) } });
+      next.push({ subscriberId, at: nextDigestAt(Math.max(now, dueAt), zone, who.subscriber.digestTime) });
     }
-    const date = localDate(dueAt, sub.timeZone);
-    jobs.push({ data: { subscriberId, localDate: date, dueAt }, opts: { jobId: jobIds.digest(subscriberId, date) } });
+    // Enqueue first: a crash in between re-adds the same job ids next minute, which is a no-op.
+    await deps.enqueue.bulk('DigestSend', jobs);
+    await Promise.all(next.map((n) => deps.digests.schedule(n.subscriberId, n.at)));
+    total += jobs.length;
   }
-  await deps.enqueue.bulk('DigestSend', jobs);
-  return jobs.length;
-}
-
-/** Groups stories by the reader's daily topics; a story in two topics is listed once, under the first. */
-export function groupDigest(topicStories: { topicId: string; storyIds: string[] }[], stories: ReadonlyMap<string, Story>, topicName: (id: string) => string): DigestGroup[] {
-  const seen = new Set<string>();
-  const groups: DigestGroup[] = [];
-  for (const { topicId, storyIds } of topicStories) {
-    const list = storyIds
-      .filter((id) => !seen.has(id) && stories.has(id))
-      .map((id) => stories.get(id)!)
-      .sort((a, b) => b.publishedAt - a.publishedAt);
-    list.forEach((s) => seen.add(s.id));
-    if (list.length > 0) groups.push({ topicName: topicName(topicId), stories: list });
-  }
-  return groups;
+  return total;
 }
 
 export async function sendDigest(deps: DigestDeps, data: JobCatalog['DigestSend'], jobId: string): Promise<string> {
   const { subscriberId, localDate: date } = data;
   const log = deps.log.child({ subscriber_id: subscriberId, job_id: jobId, local_date: date });
-  const sub = await deps.subscribers.get(subscriberId);
-  if (!sub) {
+  const who = await deps.subscribers.forDelivery(subscriberId);
+  if (!who) {
     await deps.digests.unschedule(subscriberId);
     return 'skipped: subscriber gone';
   }
-  const scheduleNext = async () => {
-    const dueAt = nextDigestAt(Math.max(deps.clock.now(), data.dueAt), sub.timeZone, sub.digestTime);
-    await deps.digests.schedule(subscriberId, dueAt);
-  };
-  if (!(await deps.digests.claimDate(subscriberId, date, jobId))) {
-    await scheduleNext();
-    return 'already sent';
-  }
-  const follows = await deps.subscribers.follows(subscriberId);
-  // A muted topic sits out the digest too; the topic log keeps no scores, so "less like this" is for instant alerts.
-  const mutedNow = deps.clock.now();
-  const dailyTopics = Object.entries(follows)
-    .filter(([, f]) => f.cadence === 'daily' && !(f.mutedUntil !== undefined && f.mutedUntil > mutedNow))
-    .map(([t]) => t);
-  const windowStart = (await deps.digests.windowStart(subscriberId)) ?? data.dueAt - FIRST_DIGEST_LOOKBACK_MS;
-  const windowEnd = deps.clock.now();
-  const topicStories = [];
-  for (const topicId of dailyTopics) topicStories.push({ topicId, storyIds: await deps.stories.loggedBetween(topicId, windowStart, windowEnd) });
-  const stories = await deps.stories.getMany([...new Set(topicStories.flatMap((t) => t.storyIds))]);
-  const groups = groupDigest(topicStories, new Map(stories.map((s) => [s.id, s])), deps.topicName);
+  if (!(await deps.digests.claimDate(subscriberId, date, jobId))) return 'already sent';
 
-  if (groups.length === 0 || !sub.email) {
+  const address = who.subscriber.email;
+  const windowEnd = deps.clock.now();
+  if (!address || who.emailHealth.disabledAt !== null) {
+    const reason = !address ? 'no email address' : 'email address disabled after hard bounces';
     await deps.digests.complete(subscriberId, date, 'skipped', windowEnd, deps.clock.now());
-    await scheduleNext();
-    log.info({ reason: sub.email ? 'no stories' : 'no email' }, 'digest skipped');
+    log.info({ reason }, 'digest skipped');
+    return `skipped: ${reason}`;
+  }
+  const [follows, storedStart, allHeld] = await Promise.all([
+    deps.subscribers.follows(subscriberId),
+    deps.digests.windowStart(subscriberId),
+    deps.ledger.held(subscriberId, 'digest'),
+  ]);
+  // A muted topic sits out the digest too; the topic log keeps no scores, so "less like this" is for instant alerts.
+  const dailyTopics = Object.entries(follows)
+    .filter(([, f]) => f.cadence === 'daily' && !(f.mutedUntil !== undefined && f.mutedUntil > windowEnd))
+    .map(([t]) => t);
+  const windowStart = storedStart ?? data.dueAt - FIRST_DIGEST_LOOKBACK_MS;
+  const topicStories: { topicId: string; storyIds: string[] }[] = await Promise.all(
+    dailyTopics.map(async (topicId) => ({ topicId, storyIds: await deps.stories.loggedBetween(topicId, windowStart, windowEnd) })),
+  );
+  const dailyIds = [...new Set(topicStories.flatMap((t) => t.storyIds))];
+  const pushedStatus = await deps.ledger.statuses(subscriberId, dailyIds, 'push');
+  const pushed = new Set([...pushedStatus].filter(([, s]) => s === 'sent').map(([id]) => id));
+  // Pushes held for the digest (quiet hours in digest mode, or over the daily cap) come after the daily topics.
+  const held = allHeld.filter((h) => h.at <= windowEnd);
+  const heldByTopic = new Map<string, string[]>();
+  for (const h of held) heldByTopic.set(h.topicId, [...(heldByTopic.get(h.topicId) ?? []), h.storyId]);
+  for (const [topicId, storyIds] of heldByTopic) topicStories.push({ topicId, storyIds });
+
+  // One get per story (not getMany): with the dispatcher's story cache, readers of the same topics share reads.
+  const stories = (await Promise.all([...new Set([...dailyIds, ...held.map((h) => h.storyId)])].map((id) => deps.stories.get(id)))).filter(
+    (s): s is NonNullable<typeof s> => s !== null,
+  );
+  const { groups, storyIds } = composeDigest({
+    topicStories,
+    stories: new Map(stories.map((s) => [s.id, s])),
+    topicName: deps.topicName,
+    pushed,
+    pushedMode: who.prefs.digestPushed,
+  });
+
+  if (storyIds.length === 0 && !who.prefs.digestSendEmpty) {
+    await deps.digests.complete(subscriberId, date, 'skipped', windowEnd, deps.clock.now());
+    await deps.ledger.release(subscriberId, 'digest', held, { status: 'skipped', via: `digest:${date}` }, deps.clock.now());
+    log.info({ reason: 'no stories' }, 'digest skipped');
     return 'skipped: empty';
   }
   const email = renderDigestEmail({ localDate: date, groups, links: deps.links(subscriberId, 'all') });
-  const outcome = await deps.mailer.send({ ...email, to: sub.email, messageId: `<digest.${subscriberId}.${date}@${deps.messageIdDomain}>` });
+  const outcome = await deps.mailer.send({ ...email, to: address, messageId: digestMessageId(subscriberId, date, deps.messageIdDomain) });
   if (outcome.kind === 'retry') throw new RetryLater(outcome.reason);
   if (outcome.kind === 'permanent') {
     // The window stays put: the stories go out with the next digest if the address recovers.
-    await scheduleNext();
+    await deps.digests.fail(subscriberId, date, outcome.reason, deps.clock.now());
+    await noteBounce(deps, subscriberId, address, outcome);
     throw new UnrecoverableError(outcome.reason);
   }
-  await deps.digests.complete(subscriberId, date, 'sent', windowEnd, deps.clock.now());
-  await scheduleNext();
-  log.info({ stories: stories.length }, 'digest sent');
+  const now = deps.clock.now();
+  await deps.digests.complete(subscriberId, date, 'sent', windowEnd, now);
+  await deps.subscribers.recordEmailDelivered(subscriberId);
+  // A held push reached the reader inside this digest: its record ends as skipped (its reason kept) via the digest.
+  await deps.ledger.release(subscriberId, 'digest', held, { status: 'skipped', via: `digest:${date}` }, now);
+  log.info({ stories: storyIds.length }, 'digest sent');
   return 'sent';
 }

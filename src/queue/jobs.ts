@@ -11,6 +11,8 @@ export interface JobCatalog {
   StoryClassify: { storyId: string };
   AlertSendPush: { subscriberId: string; storyId: string; topicId: string; why: string };
   AlertSendEmail: { subscriberId: string; storyId: string; topicId: string; why: string };
+  /** One notification for the pushes held by quiet hours or a burst, sent when the window ends. */
+  PushBundleSend: { subscriberId: string; bundleId: string };
   /** Scheduler tick: enqueue a DigestSend for every subscriber whose local digest time has passed. */
   DigestTick: Record<string, never>;
   DigestSend: { subscriberId: string; localDate: string; dueAt: number };
@@ -26,6 +28,7 @@ export const QUEUE_OF: { readonly [N in JobName]: QueueName } = {
   StoryClassify: 'classify',
   AlertSendPush: 'push',
   AlertSendEmail: 'email',
+  PushBundleSend: 'push',
   DigestTick: 'digest',
   DigestSend: 'digest',
 };
@@ -45,6 +48,7 @@ export const jobIds = {
   alert: (subscriberId: string, storyId: string, channel: 'push' | 'email') =>
     `alert-${safe(subscriberId)}-${safe(storyId)}-${channel}`,
   digest: (subscriberId: string, localDate: string) => `digest-${safe(subscriberId)}-${localDate}`,
+  bundle: (subscriberId: string, bundleId: string) => `bundle-${safe(subscriberId)}-${safe(bundleId)}`,
 };
 
 const DAY = 24 * 60 * 60;
@@ -54,8 +58,10 @@ export const DEFAULT_JOB_OPTIONS: { readonly [N in JobName]: JobsOptions } = {
   // Removed on completion so the next poll can fetch the same feed again under the same id.
   FeedFetch: { attempts: 1, removeOnComplete: true, removeOnFail: { age: DAY } },
   StoryClassify: { attempts: 5, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: { age: DAY }, removeOnFail: { age: 7 * DAY } },
-  AlertSendPush: { attempts: 8, backoff: { type: 'exponential', delay: 5000 }, removeOnComplete: { age: 3 * DAY }, removeOnFail: { age: 14 * DAY } },
-  AlertSendEmail: { attempts: 8, backoff: { type: 'exponential', delay: 5000 }, removeOnComplete: { age: 3 * DAY }, removeOnFail: { age: 14 * DAY } },
+  // 'delivery': exponential with jitter that honours Retry-After (src/deliver/retry.ts), registered by the dispatchers.
+  AlertSendPush: { attempts: 8, backoff: { type: 'delivery', delay: 5000 }, removeOnComplete: { age: 3 * DAY }, removeOnFail: { age: 14 * DAY } },
+  AlertSendEmail: { attempts: 8, backoff: { type: 'delivery', delay: 5000 }, removeOnComplete: { age: 3 * DAY }, removeOnFail: { age: 14 * DAY } },
+  PushBundleSend: { attempts: 8, backoff: { type: 'delivery', delay: 5000 }, removeOnComplete: { age: 3 * DAY }, removeOnFail: { age: 14 * DAY } },
   DigestTick: { removeOnComplete: true, removeOnFail: 100 },
-  DigestSend: { attempts: 10, backoff: { type: 'exponential', delay: 10000 }, removeOnComplete: { age: 3 * DAY }, removeOnFail: { age: 14 * DAY } },
+  DigestSend: { attempts: 10, backoff: { type: 'delivery', delay: 10000 }, removeOnComplete: { age: 3 * DAY }, removeOnFail: { age: 14 * DAY } },
 };

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { Queue, Worker, type ConnectionOptions, type JobsOptions } from 'bullmq';
+import { Queue, Worker, type ConnectionOptions, type JobsOptions, type WorkerOptions } from 'bullmq';
 import type { Logger } from 'pino';
 import type { Stats } from '../store/stats.ts';
 import { DEFAULT_JOB_OPTIONS, QUEUE_NAMES, QUEUE_OF, type HandlerMap, type HeraldJob, type JobCatalog, type JobName, type QueueName } from './jobs.ts';
@@ -46,7 +46,16 @@ export function createEnqueue(queues: Queues): Enqueue {
 export function startQueueWorker(
   queue: QueueName,
   handlers: HandlerMap,
-  opts: { connection: ConnectionOptions; prefix: string; concurrency: number; log: Logger; stats?: Stats; now?: () => number },
+  opts: {
+    connection: ConnectionOptions;
+    prefix: string;
+    concurrency: number;
+    log: Logger;
+    stats?: Stats;
+    now?: () => number;
+    /** Queue-specific worker settings (lock duration, backoff strategy...). */
+    workerOptions?: Omit<WorkerOptions, 'connection' | 'prefix' | 'concurrency' | 'name'>;
+  },
 ): Worker {
   const worker = new Worker(
     bullQueueName(queue),
@@ -57,7 +66,7 @@ export function startQueueWorker(
       return handler(job.data, job as HeraldJob<JobName>);
     },
     // The name is stored on every job this worker processes: which process handled a job is traceable.
-    { connection: opts.connection, prefix: opts.prefix, concurrency: opts.concurrency, name: `${hostname()}:${process.pid}:${queue}` },
+    { ...opts.workerOptions, connection: opts.connection, prefix: opts.prefix, concurrency: opts.concurrency, name: `${hostname()}:${process.pid}:${queue}` },
   );
   const now = opts.now ?? Date.now;
   const count = (name: string, outcome: 'completed' | 'retried' | 'failed') =>

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { Agent } from 'node:https';
 import type { Worker } from 'bullmq';
 import type { Logger } from 'pino';
@@ -9,7 +10,10 @@ import { createTopicRegistry } from '../classify/registry.ts';
 import { createMailer } from '../deliver/email/mailer.ts';
 import { sendEmailAlert } from '../deliver/email/send-alert.ts';
 import { unsubscribeUrl } from '../deliver/email/unsubscribe-link.ts';
+import { startDispatcher } from '../deliver/dispatcher.ts';
+import { cachedStories } from '../deliver/story-cache.ts';
 import { sendPushAlert } from '../deliver/push/send-alert.ts';
+import { sendPushBundle } from '../deliver/push/send-bundle.ts';
 import { createWebPushSender } from '../deliver/push/web-push-sender.ts';
 import { runDigestTick, sendDigest } from '../digest/send-digest.ts';
 import { ingestFeed, ingestPushed, runPollTick } from '../ingest/poll.ts';
@@ -71,7 +75,7 @@ export function createHerald(opts: HeraldOptions) {
     manage: `${base}/`,
   });
 
-  const redis = createRedis(opts.redisUrl, { name: `${prefix}-state` });
+  const redis = createRedis(opts.redisUrl, { name: `${prefix}-state`, autoPipelining: true });
   const queueConnection = createRedis(opts.redisUrl, { forQueue: true, name: `${prefix}-queue` });
   const queues = createQueues(queueConnection, prefix);
   const enqueue = createEnqueue(queues);
@@ -94,8 +98,17 @@ export function createHerald(opts: HeraldOptions) {
     if (topicIds.some(isCustomTopicId)) await registry.current();
     return send();
   };
-  const mailer = createMailer({ url: config.smtpUrl, user: config.smtpUser, password: config.smtpPassword, from: config.mailFrom, poolSize: config.emailConcurrency });
-  const sender = createWebPushSender(opts.secrets.vapid, { agent: opts.pushAgent });
+  const dkim = config.dkimDomain && config.dkimSelector && config.dkimPrivateKey
+    ? { domainName: config.dkimDomain, keySelector: config.dkimSelector, privateKey: config.dkimPrivateKey }
+    : undefined;
+  const mailer = createMailer({
+    url: config.smtpUrl, user: config.smtpUser, password: config.smtpPassword, from: config.mailFrom,
+    poolSize: config.emailConcurrency, ratePerSecond: config.smtpRatePerSecond, dkim,
+  });
+  const sender = createWebPushSender(opts.secrets.vapid, {
+    agent: opts.pushAgent, ratePerSecondPerOrigin: config.pushRatePerSecond,
+    ...(config.pushCaFile ? { ca: readFileSync(config.pushCaFile) } : {}),
+  });
 
   const pollDeps = {
     feeds: feedStore, stories, enqueue, clock, log: log.child({ role: 'poller' }),
@@ -105,9 +118,15 @@ export function createHerald(opts: HeraldOptions) {
     stories, subscribers, recent, enqueue, clock, log: log.child({ role: 'classifier' }),
     index: () => registry.current(), bestMinScore: config.bestMinScore, storyLimits,
   };
-  const pushDeps = { subscribers, stories, ledger, sender, topicName, clock, log: log.child({ role: 'push' }) };
-  const emailDeps = { subscribers, stories, ledger, mailer, topicName, links, messageIdDomain, clock, log: log.child({ role: 'email' }) };
-  const digestDeps = { subscribers, stories, digests, mailer, enqueue, topicName, links, messageIdDomain, clock, log: log.child({ role: 'digest' }) };
+  // Fan-out reads one story once per subscriber: a short per-process cache turns that into once per story.
+  const deliveryStories = cachedStories(stories, clock);
+  const pushDeps = {
+    subscribers, stories: deliveryStories, ledger, sender, enqueue, topicName, clock, log: log.child({ role: 'push' }),
+    burstWindowMs: config.pushBurstWindowSeconds * 1000, inboxUrl: `${base}/`,
+  };
+  const hardBounceLimit = config.emailHardBounceLimit;
+  const emailDeps = { subscribers, stories, ledger, mailer, topicName, links, messageIdDomain, hardBounceLimit, clock, log: log.child({ role: 'email' }) };
+  const digestDeps = { subscribers, stories: deliveryStories, digests, ledger, mailer, enqueue, topicName, links, messageIdDomain, hardBounceLimit, clock, log: log.child({ role: 'digest' }) };
 
   const handlers: HandlerMap = {
     FeedPollTick: () => runPollTick(pollDeps),
@@ -115,6 +134,7 @@ export function createHerald(opts: HeraldOptions) {
     StoryClassify: (d) => classifyStory(classifyDeps, d.storyId),
     AlertSendPush: (d, job) => withTopicNames([d.topicId], () => sendPushAlert(pushDeps, d, job.id ?? '')),
     AlertSendEmail: (d, job) => withTopicNames([d.topicId], () => sendEmailAlert(emailDeps, d, job.id ?? '')),
+    PushBundleSend: (d, job) => sendPushBundle(pushDeps, d, job.id ?? ''),
     DigestTick: () => runDigestTick(digestDeps),
     // A digest may list own alerts: names must be current (one GET when nothing changed).
     DigestSend: async (d, job) => {
@@ -170,8 +190,11 @@ export function createHerald(opts: HeraldOptions) {
       for (const role of roles) {
         if (role === 'web') continue;
         const queue = QUEUE_OF_ROLE[role];
+        const common = { connection: queueConnection, prefix, concurrency: concurrency[role], log: log.child({ role }), stats, now: () => clock.now() };
         workers.push(
-          startQueueWorker(queue, handlers, { connection: queueConnection, prefix, concurrency: concurrency[role], log: log.child({ role }), stats, now: () => clock.now() }),
+          queue === 'push' || queue === 'email' || queue === 'digest'
+            ? startDispatcher(queue, handlers, { ...common, lockSeconds: config.jobLockSeconds })
+            : startQueueWorker(queue, handlers, common),
         );
       }
       if (roles.includes('poller')) await feedStore.sync(feeds, clock.now());
@@ -193,6 +216,7 @@ export function createHerald(opts: HeraldOptions) {
       await web.close();
       await closeQueues(queues);
       mailer.close();
+      sender.close();
       await Promise.allSettled([redis.quit(), queueConnection.quit()]);
     },
   };

@@ -69,6 +69,19 @@ export function createDigestStore(redis: Redis, prefix: string) {
         if (found.length > 0) await redis.unlink(...found);
       } while (cursor !== '0');
     },
+    /** A refused send: recorded with its reason; the window stays so the stories wait for the next digest. */
+    async fail(subscriberId: string, localDate: string, reason: string, now: number) {
+      await redis.hset(sentKey(prefix, subscriberId, localDate), { status: 'failed', reason: reason.slice(0, 500), at: String(now) });
+    },
+    /** Something the reader or operator should know about their digest (e.g. an unknown stored time zone). */
+    async noteProblem(subscriberId: string, problem: string | null) {
+      if (problem === null) await redis.hdel(stateKey(prefix, subscriberId), 'problem');
+      else await redis.hset(stateKey(prefix, subscriberId), 'problem', problem.slice(0, 300));
+    },
+    async state(subscriberId: string): Promise<{ windowStart: number | null; problem: string | null }> {
+      const h = await redis.hgetall(stateKey(prefix, subscriberId));
+      return { windowStart: h.windowStart ? Number(h.windowStart) : null, problem: h.problem ?? null };
+    },
     async record(subscriberId: string, localDate: string): Promise<Record<string, string>> {
       return redis.hgetall(sentKey(prefix, subscriberId, localDate));
     },

@@ -2,37 +2,90 @@ import type { Redis } from 'ioredis';
 import type { Channel } from '../model.ts';
 
 /**
- * Owns the delivery ledger: one hash per (subscriber, story, channel), plus each subscriber's inbox.
- * All keys of one subscriber carry the tag {s:<id>}, so the claim script touches one Cluster slot.
+ * Owns the delivery ledger: one hash per (subscriber, story, channel), each subscriber's inbox, held
+ * alerts and daily push count, and the per-topic delivery counters. All keys of one subscriber carry the
+ * tag {s:<id>}, so every script here touches one Cluster slot; the per-topic counters ({t:<id>}) are
+ * written by a separate command after the record's own transition, never inside the same script.
  */
 export const alertKey = (prefix: string, subscriberId: string, storyId: string, channel: Channel) =>
   `${prefix}:{s:${subscriberId}}:alert:${storyId}:${channel}`;
 const inboxKey = (prefix: string, subscriberId: string) => `${prefix}:{s:${subscriberId}}:inbox`;
 const inboxItemsKey = (prefix: string, subscriberId: string) => `${prefix}:{s:${subscriberId}}:inbox:items`;
-
-export type DeliveryStatus = 'sending' | 'sent' | 'failed' | 'skipped';
-export const INBOX_LIMIT = 200;
+const heldKey = (prefix: string, subscriberId: string, bucket: HeldBucket) => `${prefix}:{s:${subscriberId}}:held:${bucket}`;
+const pushCountKey = (prefix: string, subscriberId: string, localDate: string) => `${prefix}:{s:${subscriberId}}:pushcount:${localDate}`;
+const lastPushKey = (prefix: string, subscriberId: string) => `${prefix}:{s:${subscriberId}}:lastpush`;
+export const topicStatsKey = (prefix: string, topicId: string) => `${prefix}:{t:${topicId}}:delivery`;
 
 /**
- * Claims a delivery for one attempt. A record that already ended (sent, failed or skipped) is never
- * claimed again: that is what makes a retried or re-run job unable to send twice.
+ * queued: waiting for its first or next attempt; sending: claimed by a worker; held: kept back by quiet
+ * hours or a burst and waiting for the bundle; sent / failed (permanent) / skipped (with a reason) are final.
+ */
+export type DeliveryStatus = 'queued' | 'sending' | 'held' | 'sent' | 'failed' | 'skipped';
+export type FinalStatus = 'sent' | 'failed' | 'skipped';
+export const FINAL_STATUSES: readonly DeliveryStatus[] = ['sent', 'failed', 'skipped'];
+export type SkipReason = 'quiet-hours' | 'cap' | 'muted' | 'already-pushed' | 'no-device' | 'no-email' | 'email-disabled' | 'rolled-into-digest';
+/** bundle: sent as one notification when quiet hours or a burst window end; digest: goes into the next digest. */
+export type HeldBucket = 'bundle' | 'digest';
+export const INBOX_LIMIT = 200;
+const DAY_SECONDS = 24 * 60 * 60;
+
+/**
+ * Claims a delivery for one attempt. A record that already ended is never claimed again: that is what
+ * makes a retried or re-run job unable to send twice. A record left in "sending" by a worker that died is
+ * claimed again (counted in `reclaims`): whether that earlier attempt reached the service is unknowable,
+ * so the resend carries the same Topic header / Message-ID for the receiver to collapse.
  */
 const CLAIM = `
 local status = redis.call('HGET', KEYS[1], 'status')
-if status == 'sent' or status == 'failed' or status == 'skipped' then return status end
+if status == 'sent' or status == 'failed' or status == 'skipped' or status == 'held' then return status end
+if status == 'sending' then redis.call('HINCRBY', KEYS[1], 'reclaims', 1) end
 redis.call('HSET', KEYS[1], 'status', 'sending', 'jobId', ARGV[1], 'topicId', ARGV[2], 'updatedAt', ARGV[3])
 redis.call('HSETNX', KEYS[1], 'createdAt', ARGV[3])
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 return 'claimed'`;
 
+/** Moves a record to a final status once; returns 1 only for the transition, so counters count it once. */
+const FINISH = `
+local status = redis.call('HGET', KEYS[1], 'status')
+if status == 'sent' or status == 'failed' or status == 'skipped' then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updatedAt', ARGV[2])
+redis.call('HSETNX', KEYS[1], 'createdAt', ARGV[2])
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'reason', ARGV[3]) end
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'lastError', ARGV[4]) end
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'via', ARGV[5]) end
+if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'topicId', ARGV[6]) end
+return 1`;
+
+/** Holds an alert: the record becomes "held" and the story joins the subscriber's held set, atomically. */
+const HOLD = `
+local status = redis.call('HGET', KEYS[1], 'status')
+if status == 'sent' or status == 'failed' or status == 'skipped' then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'held', 'reason', ARGV[1], 'updatedAt', ARGV[2], 'topicId', ARGV[4])
+redis.call('HSETNX', KEYS[1], 'createdAt', ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+return 1`;
+
+/** Reserves one of today's pushes under the cap; the counter expires after two days. */
+const RESERVE_PUSH = `
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n >= tonumber(ARGV[1]) then return 0 end
+redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1`;
+
 export interface DeliveryRecord {
   status: DeliveryStatus;
+  reason: string | null;
   attempts: number;
+  reclaims: number;
   jobId: string;
   topicId: string;
   lastError: string | null;
+  /** For an alert delivered inside a bundle or a digest: which one. */
+  via: string | null;
   createdAt: number;
   updatedAt: number;
+  clickedAt: number | null;
   /** Push: device ids the alert already reached, so a retry skips them. */
   devicesDone: string[];
 }
@@ -48,21 +101,70 @@ export interface InboxItem {
   read: boolean;
 }
 
+export interface HeldAlert {
+  storyId: string;
+  topicId: string;
+  at: number;
+}
+
+export type ChannelStats = { sent: number; failed: number; skipped: number; clicked: number };
+export type TopicStats = Record<Channel, ChannelStats>;
+
+function toRecord(h: Record<string, string>): DeliveryRecord | null {
+  if (!h.status) return null;
+  return {
+    status: h.status as DeliveryStatus,
+    reason: h.reason ?? null,
+    attempts: Number(h.attempts ?? 0),
+    reclaims: Number(h.reclaims ?? 0),
+    jobId: h.jobId ?? '',
+    topicId: h.topicId ?? '',
+    lastError: h.lastError ?? null,
+    via: h.via ?? null,
+    createdAt: Number(h.createdAt),
+    updatedAt: Number(h.updatedAt),
+    clickedAt: h.clickedAt ? Number(h.clickedAt) : null,
+    devicesDone: Object.keys(h).filter((k) => k.startsWith('dev:')).map((k) => k.slice(4)),
+  };
+}
+
 export function createLedger(redis: Redis, prefix: string) {
+  const bump = async (topicId: string, channel: Channel, field: keyof ChannelStats) => {
+    if (topicId) await redis.hincrby(topicStatsKey(prefix, topicId), `${channel}:${field}`, 1);
+  };
+
   return {
     async claim(subscriberId: string, storyId: string, channel: Channel, jobId: string, topicId: string, now: number) {
       const res = (await redis.eval(CLAIM, 1, alertKey(prefix, subscriberId, storyId, channel), jobId, topicId, String(now))) as string;
       return res === 'claimed' ? { claimed: true as const } : { claimed: false as const, status: res as DeliveryStatus };
     },
 
-    async finish(subscriberId: string, storyId: string, channel: Channel, status: Exclude<DeliveryStatus, 'sending'>, now: number, reason?: string) {
-      const fields: Record<string, string> = { status, updatedAt: String(now) };
-      if (reason) fields.lastError = reason.slice(0, 500);
-      await redis.hset(alertKey(prefix, subscriberId, storyId, channel), fields);
+    /**
+     * Ends a record (sent, failed or skipped with a reason). Returns false when it had already ended.
+     * The topic counter moves only with the transition.
+     */
+    async finish(
+      subscriberId: string,
+      storyId: string,
+      channel: Channel,
+      status: FinalStatus,
+      now: number,
+      detail: { reason?: string; error?: string; via?: string; topicId?: string } = {},
+    ): Promise<boolean> {
+      const key = alertKey(prefix, subscriberId, storyId, channel);
+      const moved = (await redis.eval(
+        FINISH, 1, key, status, String(now), detail.reason ?? '', (detail.error ?? '').slice(0, 500), detail.via ?? '', detail.topicId ?? '',
+      )) as number;
+      if (moved === 1) {
+        const topicId = detail.topicId ?? (await redis.hget(key, 'topicId')) ?? '';
+        await bump(topicId, channel, status);
+      }
+      return moved === 1;
     },
 
-    async noteError(subscriberId: string, storyId: string, channel: Channel, reason: string, now: number) {
-      await redis.hset(alertKey(prefix, subscriberId, storyId, channel), { lastError: reason.slice(0, 500), updatedAt: String(now) });
+    /** A transient failure: the record waits for the next attempt with the error kept. */
+    async requeue(subscriberId: string, storyId: string, channel: Channel, error: string, now: number) {
+      await redis.hset(alertKey(prefix, subscriberId, storyId, channel), { status: 'queued', lastError: error.slice(0, 500), updatedAt: String(now) });
     },
 
     async markDeviceDone(subscriberId: string, storyId: string, deviceId: string) {
@@ -70,18 +172,94 @@ export function createLedger(redis: Redis, prefix: string) {
     },
 
     async get(subscriberId: string, storyId: string, channel: Channel): Promise<DeliveryRecord | null> {
-      const h = await redis.hgetall(alertKey(prefix, subscriberId, storyId, channel));
-      if (!h.status) return null;
-      return {
-        status: h.status as DeliveryStatus,
-        attempts: Number(h.attempts ?? 0),
-        jobId: h.jobId ?? '',
-        topicId: h.topicId ?? '',
-        lastError: h.lastError ?? null,
-        createdAt: Number(h.createdAt),
-        updatedAt: Number(h.updatedAt),
-        devicesDone: Object.keys(h).filter((k) => k.startsWith('dev:')).map((k) => k.slice(4)),
-      };
+      return toRecord(await redis.hgetall(alertKey(prefix, subscriberId, storyId, channel)));
+    },
+
+    /** Status of many stories' records for one subscriber and channel (one slot, one pipeline). */
+    async statuses(subscriberId: string, storyIds: string[], channel: Channel): Promise<Map<string, DeliveryStatus>> {
+      const out = new Map<string, DeliveryStatus>();
+      if (storyIds.length === 0) return out;
+      const pipe = redis.pipeline();
+      for (const id of storyIds) pipe.hget(alertKey(prefix, subscriberId, id, channel), 'status');
+      const res = (await pipe.exec()) ?? [];
+      res.forEach(([, v], i) => {
+        if (typeof v === 'string') out.set(storyIds[i]!, v as DeliveryStatus);
+      });
+      return out;
+    },
+
+    /** Holds an alert for a bundle or the next digest; false when the record had already ended. */
+    async hold(subscriberId: string, storyId: string, topicId: string, bucket: HeldBucket, reason: string, now: number): Promise<boolean> {
+      const res = (await redis.eval(
+        HOLD, 2, alertKey(prefix, subscriberId, storyId, 'push'), heldKey(prefix, subscriberId, bucket), reason, String(now), storyId, topicId,
+      )) as number;
+      return res === 1;
+    },
+
+    /** Held alerts, oldest first; they stay held until `release` after the bundle or digest is confirmed. */
+    async held(subscriberId: string, bucket: HeldBucket): Promise<HeldAlert[]> {
+      const flat = await redis.zrange(heldKey(prefix, subscriberId, bucket), 0, -1, 'WITHSCORES');
+      const ids: { storyId: string; at: number }[] = [];
+      for (let i = 0; i < flat.length; i += 2) ids.push({ storyId: flat[i]!, at: Number(flat[i + 1]) });
+      if (ids.length === 0) return [];
+      const pipe = redis.pipeline();
+      for (const { storyId } of ids) pipe.hget(alertKey(prefix, subscriberId, storyId, 'push'), 'topicId');
+      const topics = (await pipe.exec()) ?? [];
+      return ids.map((x, i) => ({ ...x, topicId: (topics[i]?.[1] as string | null) ?? '' }));
+    },
+
+    /** After the bundle or digest carrying them was confirmed: each record ends, the held set forgets them. */
+    async release(subscriberId: string, bucket: HeldBucket, items: HeldAlert[], outcome: { status: FinalStatus; via: string; reason?: string }, now: number) {
+      for (const item of items) {
+        await this.finish(subscriberId, item.storyId, 'push', outcome.status, now, { via: outcome.via, reason: outcome.reason, topicId: item.topicId });
+      }
+      if (items.length > 0) await redis.zrem(heldKey(prefix, subscriberId, bucket), ...items.map((i) => i.storyId));
+    },
+
+    /** Takes one of the subscriber's daily pushes; false once `cap` were sent on that local date. */
+    async reservePush(subscriberId: string, localDate: string, cap: number): Promise<boolean> {
+      return ((await redis.eval(RESERVE_PUSH, 1, pushCountKey(prefix, subscriberId, localDate), cap, 2 * DAY_SECONDS)) as number) === 1;
+    },
+
+    async pushesOn(subscriberId: string, localDate: string): Promise<number> {
+      return Number((await redis.get(pushCountKey(prefix, subscriberId, localDate))) ?? 0);
+    },
+
+    /** Time of the subscriber's last individual push, for burst bundling. */
+    async lastPushAt(subscriberId: string): Promise<number | null> {
+      const v = await redis.get(lastPushKey(prefix, subscriberId));
+      return v === null ? null : Number(v);
+    },
+
+    async notePush(subscriberId: string, at: number) {
+      await redis.set(lastPushKey(prefix, subscriberId), String(at), 'EX', DAY_SECONDS);
+    },
+
+    /** A reader opened the alert: counted once per record. */
+    async recordClick(subscriberId: string, storyId: string, channel: Channel, now: number): Promise<boolean> {
+      const key = alertKey(prefix, subscriberId, storyId, channel);
+      if ((await redis.hget(key, 'status')) !== 'sent') return false;
+      const first = (await redis.hsetnx(key, 'clickedAt', String(now))) === 1;
+      if (first) await bump((await redis.hget(key, 'topicId')) ?? '', channel, 'clicked');
+      return first;
+    },
+
+    async topicStats(topicIds: readonly string[]): Promise<Record<string, TopicStats>> {
+      const out: Record<string, TopicStats> = {};
+      const pipe = redis.pipeline();
+      for (const t of topicIds) pipe.hgetall(topicStatsKey(prefix, t));
+      const res = (await pipe.exec()) ?? [];
+      topicIds.forEach((t, i) => {
+        const h = (res[i]?.[1] as Record<string, string> | undefined) ?? {};
+        const ch = (c: Channel): ChannelStats => ({
+          sent: Number(h[`${c}:sent`] ?? 0),
+          failed: Number(h[`${c}:failed`] ?? 0),
+          skipped: Number(h[`${c}:skipped`] ?? 0),
+          clicked: Number(h[`${c}:clicked`] ?? 0),
+        });
+        out[t] = { push: ch('push'), email: ch('email') };
+      });
+      return out;
     },
 
     async addToInbox(subscriberId: string, item: InboxItem) {

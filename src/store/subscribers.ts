@@ -52,30 +52,62 @@ function toSubscriber(h: Record<string, string>): Subscriber | null {
 
 export type SettingsPatch = Partial<Pick<Subscriber, 'timeZone' | 'digestTime' | 'quality'>>;
 
-/**
- * Time settings the push dispatcher applies (same record and field names as the delivery stage's
- * DeliveryPrefs, which adds its own choices to it): kept as one JSON field `prefs` of the profile.
- */
+/** Delivery choices of one subscriber (quiet hours, caps, what happens to held alerts, digest options), kept as one JSON field `prefs` of the profile. */
 export interface DeliveryPrefs {
   /** Local "HH:MM" window in which non-urgent pushes are held; may wrap midnight (22:00-07:00). */
   quietHours: { from: string; to: string } | null;
   /** Breaking news passes through quiet hours. */
   breakingThroughQuiet: boolean;
-  /** Most individual pushes per local day; null: no cap. */
+  /** Most individual pushes per local day; what exceeds it goes to the digest. null: no cap. */
   dailyPushCap: number | null;
+  /** What happens to pushes held by quiet hours: one bundled notification when they end, or the next digest. */
+  heldAlerts: 'bundle' | 'digest';
+  /** Send the digest even when there is nothing new. */
+  digestSendEmpty: boolean;
+  /** Stories already pushed to them: marked in the digest, or left out. */
+  digestPushed: 'mark' | 'omit';
 }
-export const DEFAULT_DELIVERY_PREFS: DeliveryPrefs = Object.freeze({ quietHours: null, breakingThroughQuiet: true, dailyPushCap: null });
+export const DEFAULT_DELIVERY_PREFS: DeliveryPrefs = Object.freeze({
+  quietHours: null,
+  breakingThroughQuiet: true,
+  dailyPushCap: null,
+  heldAlerts: 'bundle',
+  digestSendEmpty: false,
+  digestPushed: 'mark',
+});
 
-function toPrefs(raw: string | null | undefined): DeliveryPrefs {
-  if (!raw) return { ...DEFAULT_DELIVERY_PREFS };
+/** Email address health: hard bounces (SMTP 5xx) in a row; past the threshold the address is disabled. */
+export interface EmailHealth {
+  hardBounces: number;
+  disabledAt: number | null;
+  disabledReason: string | null;
+}
+
+function toPrefs(h: Record<string, string>): DeliveryPrefs {
+  if (!h.prefs) return { ...DEFAULT_DELIVERY_PREFS };
   try {
-    return { ...DEFAULT_DELIVERY_PREFS, ...(JSON.parse(raw) as Partial<DeliveryPrefs>) };
+    return { ...DEFAULT_DELIVERY_PREFS, ...(JSON.parse(h.prefs) as Partial<DeliveryPrefs>) };
   } catch {
     // A damaged record must not stop deliveries: the defaults are the safe reading.
     return { ...DEFAULT_DELIVERY_PREFS };
   }
 }
 export type ConfirmResult = { ok: true; subscriberId: string; email: string } | { ok: false; reason: 'unknown' | 'superseded' };
+const toEmailHealth = (h: Record<string, string>): EmailHealth => ({
+  hardBounces: Number(h.emailBounces ?? 0),
+  disabledAt: h.emailDisabledAt ? Number(h.emailDisabledAt) : null,
+  disabledReason: h.emailDisabledReason ?? null,
+});
+
+/** Counts a hard bounce for the current address; disables it at the threshold. Returns [bounces, disabled]. */
+const HARD_BOUNCE = `
+if redis.call('HGET', KEYS[1], 'email') ~= ARGV[1] then return {0, 0} end
+local n = redis.call('HINCRBY', KEYS[1], 'emailBounces', 1)
+if n >= tonumber(ARGV[2]) and not redis.call('HGET', KEYS[1], 'emailDisabledAt') then
+  redis.call('HSET', KEYS[1], 'emailDisabledAt', ARGV[3], 'emailDisabledReason', ARGV[4])
+  return {n, 1}
+end
+return {n, 0}`;
 
 export function createSubscriberStore(redis: Redis, prefix: string) {
   const keys = (id: string) => subscriberKeys(prefix, id);
@@ -137,7 +169,7 @@ export function createSubscriberStore(redis: Redis, prefix: string) {
     },
 
     async prefs(id: string): Promise<DeliveryPrefs> {
-      return toPrefs(await redis.hget(keys(id).profile, 'prefs'));
+      return toPrefs({ prefs: (await redis.hget(keys(id).profile, 'prefs')) ?? '' });
     },
 
     async setPrefs(id: string, patch: Partial<DeliveryPrefs>, now: number) {
@@ -171,6 +203,8 @@ export function createSubscriberStore(redis: Redis, prefix: string) {
       if (!sub || sub.pendingEmail !== email) return { ok: false, reason: 'superseded' };
       if (sub.email && sub.email.toLowerCase() !== email.toLowerCase()) await this.dropEmailIndex(id, sub.email);
       await redis.hset(keys(id).profile, { email, pendingEmail: '', updatedAt: String(now) });
+      // A new address starts with a clean record: the hard bounces belonged to the old one.
+      if (sub.email?.toLowerCase() !== email.toLowerCase()) await redis.hdel(keys(id).profile, 'emailBounces', 'emailDisabledAt', 'emailDisabledReason');
       await redis.set(emailKey(prefix, email), id);
       return { ok: true, subscriberId: id, email };
     },
@@ -184,6 +218,7 @@ export function createSubscriberStore(redis: Redis, prefix: string) {
       const sub = await this.get(id);
       if (sub?.email) await this.dropEmailIndex(id, sub.email);
       await redis.hset(keys(id).profile, { email: '', pendingEmail: '', updatedAt: String(now) });
+      await redis.hdel(keys(id).profile, 'emailBounces', 'emailDisabledAt', 'emailDisabledReason');
     },
 
     async dropEmailIndex(id: string, email: string) {
@@ -194,6 +229,22 @@ export function createSubscriberStore(redis: Redis, prefix: string) {
     /** The subscriber whose confirmed address this is (case-insensitive), or null. */
     async idForEmail(email: string): Promise<string | null> {
       return redis.get(emailKey(prefix, email));
+    },
+
+    /** Profile, delivery choices and email health in one read: what a dispatcher needs per alert. */
+    async forDelivery(id: string): Promise<{ subscriber: Subscriber; prefs: DeliveryPrefs; emailHealth: EmailHealth } | null> {
+      const h = await redis.hgetall(keys(id).profile);
+      const subscriber = toSubscriber(h);
+      return subscriber ? { subscriber, prefs: toPrefs(h), emailHealth: toEmailHealth(h) } : null;
+    },
+
+    async recordHardBounce(id: string, address: string, threshold: number, reason: string, now: number): Promise<{ bounces: number; disabled: boolean }> {
+      const [n, disabled] = (await redis.eval(HARD_BOUNCE, 1, keys(id).profile, address, threshold, String(now), reason.slice(0, 300))) as [number, number];
+      return { bounces: n, disabled: disabled === 1 };
+    },
+
+    async recordEmailDelivered(id: string) {
+      await redis.hdel(keys(id).profile, 'emailBounces');
     },
 
     async follows(id: string): Promise<Record<string, Follow>> {

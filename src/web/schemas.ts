@@ -27,6 +27,9 @@ export const DeliveryBody = z
     quietHours: QuietHoursBody.nullable(),
     breakingThroughQuiet: z.boolean(),
     dailyPushCap: z.number().int().min(1).max(500).nullable(),
+    heldAlerts: z.enum(['bundle', 'digest']),
+    digestSendEmpty: z.boolean(),
+    digestPushed: z.enum(['mark', 'omit']),
   })
   .strict()
   .partial();
@@ -70,3 +73,6 @@ export function describeZodError(error: z.ZodError): { error: string; fields: { 
   const fields = error.issues.map((i) => ({ field: i.path.join('.') || '(body)', message: i.message }));
   return { error: `invalid request: ${fields.map((f) => `${f.field}: ${f.message}`).join('; ')}`, fields };
 }
+
+/** A reader opened an alert (sent by the service worker on notification click). */
+export const ClickBody = z.object({ storyId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'a story id'), channel: z.enum(['push', 'email']).default('push') }).strict();

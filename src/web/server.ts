@@ -14,6 +14,7 @@ import { pushSubscriptionRoutes } from './routes/push-subscriptions.ts';
 import { settingsRoutes } from './routes/settings.ts';
 import { unsubscribeRoutes } from './routes/unsubscribe.ts';
 import { alertRoutes } from './routes/alerts.ts';
+import { deliveryRoutes } from './routes/delivery.ts';
 
 export { TOKEN_COOKIE, type WebDeps } from './context.ts';
 
@@ -46,6 +47,7 @@ export function buildWebApp(deps: WebDeps): FastifyInstance {
   app.register(inboxRoutes(ctx));
   app.register(unsubscribeRoutes(ctx));
   app.register(alertRoutes, { ...deps.alerts, authenticate: ctx.authenticate });
+  app.register(deliveryRoutes(ctx));
 
   return app;
 }

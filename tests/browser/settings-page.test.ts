@@ -102,13 +102,18 @@ describe.skipIf(!hasChromium)('settings page in a real browser', () => {
     await page.fill('#quiet-from', '23:00');
     await page.fill('#quiet-to', '06:30');
     await page.fill('#push-cap', '12');
+    await page.selectOption('#held-alerts', 'digest');
+    await page.selectOption('#digest-pushed', 'omit');
+    await page.check('#digest-empty');
     await page.click('#save');
     await expect.poll(() => page.textContent('#save-status'), slow).toBe('Saved.');
 
     const settings = await me();
     expect(settings.timeZone).toBe('Asia/Tokyo');
     expect(settings.digestTime).toBe('07:30');
-    expect(settings.delivery).toEqual({ quietHours: { from: '23:00', to: '06:30' }, breakingThroughQuiet: true, dailyPushCap: 12 });
+    expect(settings.delivery).toEqual({
+      quietHours: { from: '23:00', to: '06:30' }, breakingThroughQuiet: true, dailyPushCap: 12, heldAlerts: 'digest', digestPushed: 'omit', digestSendEmpty: true,
+    });
     expect(settings.topics.japan).toMatchObject({ cadence: 'instant', channels: ['push', 'email'] });
     expect(settings.topics.cricket).toMatchObject({ cadence: 'daily' });
     expect(settings.pendingEmail).toBe(address);

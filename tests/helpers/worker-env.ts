@@ -6,6 +6,7 @@ import { jobIds } from '../../src/queue/jobs.ts';
 import type { Enqueue } from '../../src/queue/queues.ts';
 import type { StoryStore } from '../../src/store/stories.ts';
 import type { SubscriberStore } from '../../src/store/subscribers.ts';
+import { createReader } from './readers.ts';
 import { TEST_REDIS_URL } from './redis.ts';
 
 /** The environment a `herald worker <role>` child process needs to join a test's Herald. */
@@ -35,7 +36,12 @@ export async function queueEmailAlerts(deps: { subscribers: SubscriberStore; sto
     summary: 'Japan and India', categories: [], publishedAt: 0, firstSeenAt: 0,
   });
   const ids: string[] = [];
-  for (let i = 0; i < n; i++) ids.push(await createConfirmedReader(deps.subscribers, `reader${i}@example.test`));
+  for (let i = 0; i < n; i++) {
+    const id = await createConfirmedReader(deps.subscribers, `reader${i}@example.test`);
+    // Dispatchers re-check that the reader still follows the topic on this channel.
+    await deps.subscribers.setFollows(id, { japan: { cadence: 'instant', channels: ['email'] } });
+    ids.push(id);
+  }
   for (let i = 0; i < ids.length; i += 500) {
     await deps.enqueue.bulk('AlertSendEmail', ids.slice(i, i + 500).map((subscriberId) => ({
       data: { subscriberId, storyId, topicId: 'japan', why: 'Matched: Tokyo in title' },
@@ -45,9 +51,7 @@ export async function queueEmailAlerts(deps: { subscribers: SubscriberStore; sto
   return ids;
 }
 
-/** A reader whose address went through the double opt-in (the store's own two steps). */
+/** A reader with a confirmed address (see createReader). */
 export async function createConfirmedReader(subscribers: SubscriberStore, email: string, settings = { timeZone: 'UTC', digestTime: '08:00' }): Promise<string> {
-  const { id } = await subscribers.create(settings, 0);
-  await subscribers.confirmEmail(await subscribers.requestEmail(id, email, 0), 0);
-  return id;
+  return (await createReader(subscribers, { email, ...settings }, 0)).id;
 }

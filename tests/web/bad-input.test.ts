@@ -150,10 +150,10 @@ describe('bad input on every endpoint: a clear 4xx and nothing changed', () => {
   it('accepts quiet hours that wrap midnight and stores them as given', async () => {
     const res = await webClient(h.t.baseUrl).api('/api/me', { method: 'PUT', token: ctx.b.token, body: { delivery: { quietHours: { from: '22:30', to: '06:15' }, breakingThroughQuiet: false, dailyPushCap: 5 } } });
     expect(res.status).toBe(200);
-    expect(res.body.delivery).toEqual({ quietHours: { from: '22:30', to: '06:15' }, breakingThroughQuiet: false, dailyPushCap: 5 });
+    expect(res.body.delivery).toMatchObject({ quietHours: { from: '22:30', to: '06:15' }, breakingThroughQuiet: false, dailyPushCap: 5 });
     // A partial change keeps the other choices.
     const partial = await webClient(h.t.baseUrl).api('/api/me', { method: 'PUT', token: ctx.b.token, body: { delivery: { dailyPushCap: null } } });
-    expect(partial.body.delivery).toEqual({ quietHours: { from: '22:30', to: '06:15' }, breakingThroughQuiet: false, dailyPushCap: null });
+    expect(partial.body.delivery).toMatchObject({ quietHours: { from: '22:30', to: '06:15' }, breakingThroughQuiet: false, dailyPushCap: null });
     const cleared = await webClient(h.t.baseUrl).api('/api/me', { method: 'PUT', token: ctx.b.token, body: { delivery: { quietHours: null } } });
     expect(cleared.body.delivery.quietHours).toBeNull();
   });

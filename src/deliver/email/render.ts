@@ -1,4 +1,5 @@
 import type { Story } from '../../model.ts';
+import { plainText } from '../push/payload.ts';
 
 /** Pure email rendering: every value from a feed or a reader is escaped; tested byte for byte. */
 
@@ -37,13 +38,21 @@ const htmlShell = (title: string, body: string) =>
   `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>${escapeHtml(title)}</title></head>` +
   `<body style="font-family:system-ui,sans-serif;max-width:640px;margin:auto;padding:16px;color:#1a1a1a">${body}</body></html>`;
 
+/** Feeds carry markup in titles and summaries; mail shows the text, escaped again for HTML. Long summaries are cut. */
+const SUMMARY_CHARS = 1200;
+function cleanStory<S extends Pick<Story, 'title' | 'summary' | 'url'>>(s: S): S {
+  const summary = plainText(s.summary.slice(0, SUMMARY_CHARS * 4));
+  return { ...s, title: plainText(s.title) || s.url, summary: summary.length > SUMMARY_CHARS ? `${summary.slice(0, SUMMARY_CHARS - 1)}…` : summary };
+}
+
 export function renderAlertEmail(input: {
   story: Pick<Story, 'title' | 'summary' | 'url'>;
   topicName: string;
   why: string;
   links: UnsubscribeLinks;
 }): RenderedEmail {
-  const { story, topicName, why, links } = input;
+  const { topicName, why, links } = input;
+  const story = cleanStory(input.story);
   const text = [
     story.title,
     '',
@@ -72,19 +81,30 @@ export function renderAlertEmail(input: {
   return { subject: oneLine(`${topicName}: ${story.title}`), text, html, headers: listUnsubscribeHeaders(links.topic) };
 }
 
+export interface DigestStory extends Pick<Story, 'title' | 'summary' | 'url'> {
+  /** Already sent to this reader as a push: marked so they can skip it. */
+  pushed?: boolean;
+}
 export interface DigestGroup {
   topicName: string;
-  stories: Pick<Story, 'title' | 'summary' | 'url'>[];
+  stories: DigestStory[];
 }
 
+const PUSHED_MARK = '(already sent as a push)';
+
 export function renderDigestEmail(input: { localDate: string; groups: DigestGroup[]; links: Omit<UnsubscribeLinks, 'topic'> }): RenderedEmail {
-  const { localDate, groups, links } = input;
+  const { localDate, links } = input;
+  const groups = input.groups.map((g) => ({ ...g, stories: g.stories.map((s) => ({ ...cleanStory(s), pushed: s.pushed === true })) }));
   const count = groups.reduce((n, g) => n + g.stories.length, 0);
-  const subject = oneLine(`Your Herald digest for ${localDate}: ${count} ${count === 1 ? 'story' : 'stories'} in ${groups.map((g) => g.topicName).join(', ')}`);
+  const subject =
+    count === 0
+      ? oneLine(`Your Herald digest for ${localDate}: nothing new today`)
+      : oneLine(`Your Herald digest for ${localDate}: ${count} ${count === 1 ? 'story' : 'stories'} in ${groups.map((g) => g.topicName).join(', ')}`);
   const text = [
     `Your Herald digest for ${localDate}`,
     '',
-    ...groups.flatMap((g) => [`== ${g.topicName} ==`, ...g.stories.flatMap((s) => [`* ${s.title}`, `  ${s.url}`]), '']),
+    ...(count === 0 ? ['Nothing new in your daily topics since the last digest.', ''] : []),
+    ...groups.flatMap((g) => [`== ${g.topicName} ==`, ...g.stories.flatMap((s) => [`* ${s.title}${s.pushed ? ` ${PUSHED_MARK}` : ''}`, `  ${s.url}`]), '']),
     '--',
     `Stop all Herald emails: ${links.all}`,
     `Manage your alerts: ${links.manage}`,
@@ -93,12 +113,13 @@ export function renderDigestEmail(input: { localDate: string; groups: DigestGrou
   const html = htmlShell(
     subject,
     `<h1 style="font-size:20px">Your Herald digest for ${escapeHtml(localDate)}</h1>` +
+      (count === 0 ? '<p>Nothing new in your daily topics since the last digest.</p>' : '') +
       groups
         .map(
           (g) =>
             `<h2 style="font-size:16px;border-bottom:1px solid #ddd">${escapeHtml(g.topicName)}</h2><ul>` +
             g.stories
-              .map((s) => `<li><a href="${escapeHtml(s.url)}">${escapeHtml(s.title)}</a>${s.summary ? `<br><span style="color:#444">${escapeHtml(s.summary.slice(0, 240))}</span>` : ''}</li>`)
+              .map((s) => `<li><a href="${escapeHtml(s.url)}">${escapeHtml(s.title)}</a>${s.pushed ? ` <small style="color:#888">${PUSHED_MARK}</small>` : ''}${s.summary ? `<br><span style="color:#444">${escapeHtml(s.summary.slice(0, 240))}</span>` : ''}</li>`)
               .join('') +
             '</ul>',
         )

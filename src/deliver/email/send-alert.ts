@@ -5,7 +5,8 @@ import type { JobCatalog } from '../../queue/jobs.ts';
 import type { Ledger } from '../../store/ledger.ts';
 import type { StoryStore } from '../../store/stories.ts';
 import type { SubscriberStore } from '../../store/subscribers.ts';
-import type { Mailer } from './mailer.ts';
+import { RetryLater } from '../retry.ts';
+import type { Mailer, MailOutcome } from './mailer.ts';
 import { renderAlertEmail, type UnsubscribeLinks } from './render.ts';
 
 export interface EmailDeliverDeps {
@@ -18,14 +19,32 @@ export interface EmailDeliverDeps {
   messageIdDomain: string;
   clock: Clock;
   log: Logger;
+  /** Hard bounces in a row that disable the address. */
+  hardBounceLimit: number;
 }
 
-export class RetryLater extends Error {
-  override name = 'RetryLater';
-}
+export { RetryLater };
 
-/** Same id on every retry of one alert, so a receiving server or client can drop a duplicate too. */
+/**
+ * Derived from the ledger key (subscriber, story, channel): every retry of one alert carries the same id,
+ * so a receiving server or mail client can drop a duplicate a crash might cause.
+ */
 export const alertMessageId = (subscriberId: string, storyId: string, domain: string) => `<alert.${subscriberId}.${storyId}.email@${domain}>`;
+
+/**
+ * After a refused send: a hard bounce counts against the address, which is disabled at the limit so the
+ * reader sees why on their settings page and Herald stops hammering a dead mailbox.
+ */
+export async function noteBounce(
+  deps: Pick<EmailDeliverDeps, 'subscribers' | 'hardBounceLimit' | 'clock' | 'log'>,
+  subscriberId: string,
+  address: string,
+  outcome: Extract<MailOutcome, { kind: 'permanent' }>,
+) {
+  if (!outcome.hardBounce) return;
+  const r = await deps.subscribers.recordHardBounce(subscriberId, address, deps.hardBounceLimit, outcome.reason, deps.clock.now());
+  if (r.disabled) deps.log.warn({ subscriber_id: subscriberId, bounces: r.bounces }, 'email address disabled after hard bounces');
+}
 
 export async function sendEmailAlert(deps: EmailDeliverDeps, data: JobCatalog['AlertSendEmail'], jobId: string): Promise<string> {
   const { subscriberId, storyId, topicId } = data;
@@ -33,28 +52,36 @@ export async function sendEmailAlert(deps: EmailDeliverDeps, data: JobCatalog['A
   const claim = await deps.ledger.claim(subscriberId, storyId, 'email', jobId, topicId, deps.clock.now());
   if (!claim.claimed) return `already ${claim.status}`;
 
-  const [story, subscriber] = await Promise.all([deps.stories.get(storyId), deps.subscribers.get(subscriberId)]);
-  if (!story || !subscriber) {
+  const [story, who, follows] = await Promise.all([deps.stories.get(storyId), deps.subscribers.forDelivery(subscriberId), deps.subscribers.follows(subscriberId)]);
+  if (!story || !who) {
     const reason = !story ? 'story no longer exists' : 'subscriber no longer exists';
-    await deps.ledger.finish(subscriberId, storyId, 'email', 'failed', deps.clock.now(), reason);
+    await deps.ledger.finish(subscriberId, storyId, 'email', 'failed', deps.clock.now(), { error: reason });
     throw new UnrecoverableError(reason);
   }
-  if (!subscriber.email) {
-    await deps.ledger.finish(subscriberId, storyId, 'email', 'skipped', deps.clock.now(), 'no email address');
-    return 'skipped: no email address';
-  }
+  const skip = async (reason: 'muted' | 'no-email' | 'email-disabled') => {
+    await deps.ledger.finish(subscriberId, storyId, 'email', 'skipped', deps.clock.now(), { reason });
+    return `skipped: ${reason}`;
+  };
+  const follow = follows[topicId];
+  if (follow?.cadence !== 'instant' || !follow.channels.includes('email')) return skip('muted');
+  const address = who.subscriber.email;
+  if (!address) return skip('no-email');
+  if (who.emailHealth.disabledAt !== null) return skip('email-disabled');
+
   const email = renderAlertEmail({ story, topicName: deps.topicName(topicId), why: data.why, links: deps.links(subscriberId, topicId) });
-  const outcome = await deps.mailer.send({ ...email, to: subscriber.email, messageId: alertMessageId(subscriberId, storyId, deps.messageIdDomain) });
+  const outcome = await deps.mailer.send({ ...email, to: address, messageId: alertMessageId(subscriberId, storyId, deps.messageIdDomain) });
   const now = deps.clock.now();
   if (outcome.kind === 'retry') {
-    await deps.ledger.noteError(subscriberId, storyId, 'email', outcome.reason, now);
+    await deps.ledger.requeue(subscriberId, storyId, 'email', outcome.reason, now);
     throw new RetryLater(outcome.reason);
   }
   if (outcome.kind === 'permanent') {
-    await deps.ledger.finish(subscriberId, storyId, 'email', 'failed', now, outcome.reason);
+    await deps.ledger.finish(subscriberId, storyId, 'email', 'failed', now, { error: outcome.reason });
+    await noteBounce(deps, subscriberId, address, outcome);
     throw new UnrecoverableError(outcome.reason);
   }
   await deps.ledger.finish(subscriberId, storyId, 'email', 'sent', now);
+  await deps.subscribers.recordEmailDelivered(subscriberId);
   await deps.ledger.addToInbox(subscriberId, { storyId, title: story.title, url: story.url, topicId, why: data.why, channel: 'email', at: now, read: false });
   log.info('email alert sent');
   return 'sent';

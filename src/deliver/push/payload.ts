@@ -8,38 +8,103 @@ export interface PushPayload {
   topic: string;
   why: string;
   storyId: string;
+  image?: string;
+  /** Set on a bundle: the story ids it stands for. */
+  stories?: string[];
 }
 
 /**
- * Push services accept 4096 bytes of encrypted payload; aes128gcm adds 86 bytes of header and tag,
- * plus one padding delimiter byte. Stay well under so no service refuses us.
+ * Push services accept 4096 bytes of encrypted body; aes128gcm adds 86 bytes of header, a 16-byte tag and
+ * one padding delimiter, leaving 3993 bytes of JSON. Stay under with a margin.
  */
 export const MAX_PAYLOAD_BYTES = 3800;
 const MAX_BODY_CHARS = 300;
+/** An image URL longer than this is dropped rather than trimmed: a cut URL is a broken one. */
+const MAX_IMAGE_URL_CHARS = 1000;
 
 const byteLength = (s: string) => Buffer.byteLength(s, 'utf8');
 
+/** Notifications show plain text: markup a feed put in a title would appear as literal tags. */
+export function plainText(s: string): string {
+  return s
+    .replace(/<[^>]*>/g, ' ')
+    .replace(/&(amp|lt|gt|quot|#39|apos|nbsp);/g, (_, e: string) => ({ amp: '&', lt: '<', gt: '>', quot: '"', '#39': "'", apos: "'", nbsp: ' ' })[e] ?? ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+
 function truncate(text: string, max: number): string {
   if (text.length <= max) return text;
-  const cut = text.slice(0, max - 1);
+  const cut = text.slice(0, Math.max(0, max - 1));
   const space = cut.lastIndexOf(' ');
   return `${(space > max * 0.6 ? cut.slice(0, space) : cut).trimEnd()}…`;
 }
 
-/** Renders the payload JSON; the summary is trimmed to fit, never the URL. */
-export function renderPushPayload(story: Pick<Story, 'id' | 'title' | 'summary' | 'url'>, topicName: string, why: string): string {
+/** Shrinks the body (never the URL) until the JSON fits in `maxBytes`; then the why-line and title. */
+function fit(payload: PushPayload, maxBytes: number): string {
+  let json = JSON.stringify(payload);
+  for (const field of ['body', 'why', 'title'] as const) {
+    while (byteLength(json) > maxBytes && payload[field].length > 0) {
+      const next = truncate(payload[field], Math.floor(payload[field].length * 0.7));
+      payload[field] = next === '…' || next.length >= payload[field].length ? '' : next;
+      json = JSON.stringify(payload);
+    }
+  }
+  if (byteLength(json) > maxBytes && payload.image) {
+    delete payload.image;
+    json = JSON.stringify(payload);
+  }
+  return json;
+}
+
+/** Renders one story's payload: title, short summary, URL, topic, why-line and image, within `maxBytes`. */
+export function renderPushPayload(
+  story: Pick<Story, 'id' | 'title' | 'summary' | 'url'> & { imageUrl?: string | null },
+  topicName: string,
+  why: string,
+  maxBytes = MAX_PAYLOAD_BYTES,
+): string {
   const payload: PushPayload = {
-    title: truncate(story.title, 200),
-    body: truncate(story.summary, MAX_BODY_CHARS),
+    title: truncate(plainText(story.title), 200),
+    // Trim before stripping markup: a 100 KB summary must not cost a regex pass over all of it.
+    body: truncate(plainText(story.summary.slice(0, MAX_BODY_CHARS * 4)), MAX_BODY_CHARS),
     url: story.url,
     topic: topicName,
     why: truncate(why, 200),
     storyId: story.id,
   };
-  let json = JSON.stringify(payload);
-  while (byteLength(json) > MAX_PAYLOAD_BYTES && payload.body.length > 0) {
-    payload.body = truncate(payload.body, Math.floor(payload.body.length * 0.7));
-    if (payload.body === '…') payload.body = '';
+  if (story.imageUrl && story.imageUrl.length <= MAX_IMAGE_URL_CHARS && /^https:\/\//.test(story.imageUrl)) payload.image = story.imageUrl;
+  return fit(payload, maxBytes);
+}
+
+/** "5 new stories in Japan, India": topics in order of their story count, most first. */
+export function bundleTitle(items: { topicName: string }[]): string {
+  const counts = new Map<string, number>();
+  for (const i of items) counts.set(i.topicName, (counts.get(i.topicName) ?? 0) + 1);
+  const topics = [...counts.entries()].sort((a, b) => b[1] - a[1]).map(([t]) => t);
+  const shown = topics.length > 3 ? `${topics.slice(0, 3).join(', ')} and more` : topics.join(', ');
+  return `${items.length} new ${items.length === 1 ? 'story' : 'stories'} in ${shown}`;
+}
+
+/** One notification standing for several held stories; it opens the inbox, or the story when there is one. */
+export function renderBundlePayload(
+  items: { story: Pick<Story, 'id' | 'title' | 'url'>; topicName: string }[],
+  bundleId: string,
+  inboxUrl: string,
+  maxBytes = MAX_PAYLOAD_BYTES,
+): string {
+  const payload: PushPayload = {
+    title: bundleTitle(items),
+    body: items.slice(0, 5).map((i) => `• ${truncate(plainText(i.story.title), 120)}`).join('\n'),
+    url: items.length === 1 ? items[0]!.story.url : inboxUrl,
+    topic: [...new Set(items.map((i) => i.topicName))].join(', '),
+    why: 'Held during your quiet hours or bundled to avoid a burst of notifications',
+    storyId: bundleId,
+    stories: items.map((i) => i.story.id),
+  };
+  let json = fit(payload, maxBytes);
+  while (byteLength(json) > maxBytes && payload.stories && payload.stories.length > 1) {
+    payload.stories = payload.stories.slice(0, Math.floor(payload.stories.length / 2));
     json = JSON.stringify(payload);
   }
   return json;

@@ -1,86 +1,202 @@
 import { UnrecoverableError } from 'bullmq';
 import type { Logger } from 'pino';
-import type { Clock } from '../../model.ts';
-import type { JobCatalog } from '../../queue/jobs.ts';
-import type { Ledger } from '../../store/ledger.ts';
+import type { Clock, PushSubscriptionRecord } from '../../model.ts';
+import { jobIds, type JobCatalog } from '../../queue/jobs.ts';
+import type { Enqueue } from '../../queue/queues.ts';
+import type { HeldBucket, Ledger } from '../../store/ledger.ts';
 import type { StoryStore } from '../../store/stories.ts';
-import type { SubscriberStore } from '../../store/subscribers.ts';
-import { renderPushPayload } from './payload.ts';
-import type { PushSender } from './web-push-sender.ts';
+import type { DeliveryPrefs, SubscriberStore } from '../../store/subscribers.ts';
+import { effectiveZone, localDate } from '../../digest/schedule.ts';
+import { quietHoursAt } from '../quiet-hours.ts';
+import { RetryLater } from '../retry.ts';
+import { MAX_PAYLOAD_BYTES, renderPushPayload } from './payload.ts';
+import { isBreaking, pushTopic, pushTtlSeconds, pushUrgency } from './policy.ts';
+import type { PushSendOptions, PushSender } from './web-push-sender.ts';
 
 export interface PushDeliverDeps {
   subscribers: SubscriberStore;
   stories: StoryStore;
   ledger: Ledger;
   sender: PushSender;
+  enqueue: Enqueue;
   topicName: (topicId: string) => string;
   clock: Clock;
   log: Logger;
+  /** Non-breaking matches within this long after a push are bundled (0: never). */
+  burstWindowMs: number;
 }
 
-/** Without an explicit TTL web-push asks push services to keep a message four weeks: news is stale long before. */
-export const DEFAULT_PUSH_TTL_SECONDS = 4 * 60 * 60;
+export { RetryLater };
 
-export class RetryLater extends Error {
-  override name = 'RetryLater';
+/** What to do with one alert before sending, from the reader's choices; pure so each rule is table-tested. */
+export type PushDecision =
+  | { kind: 'send' }
+  | { kind: 'skip'; reason: 'muted' | 'no-device' | 'cap' }
+  | { kind: 'hold'; bucket: HeldBucket; reason: 'quiet-hours' | 'burst' | 'cap'; releaseAt: number | null };
+
+export function decidePush(input: {
+  now: number;
+  zone: string;
+  prefs: DeliveryPrefs;
+  breaking: boolean;
+  following: boolean;
+  devices: number;
+  hasDigest: boolean;
+  lastPushAt: number | null;
+  burstWindowMs: number;
+}): PushDecision {
+  const { now, prefs } = input;
+  if (!input.following) return { kind: 'skip', reason: 'muted' };
+  if (input.devices === 0) return { kind: 'skip', reason: 'no-device' };
+  const quiet = quietHoursAt(now, input.zone, prefs.quietHours);
+  if (quiet.active && !(input.breaking && prefs.breakingThroughQuiet)) {
+    // Held, never dropped: into the next digest when they chose it and have one, else one bundle at the end.
+    return prefs.heldAlerts === 'digest' && input.hasDigest
+      ? { kind: 'hold', bucket: 'digest', reason: 'quiet-hours', releaseAt: null }
+      : { kind: 'hold', bucket: 'bundle', reason: 'quiet-hours', releaseAt: quiet.endsAt };
+  }
+  if (!input.breaking && input.burstWindowMs > 0 && input.lastPushAt !== null && now - input.lastPushAt < input.burstWindowMs) {
+    return { kind: 'hold', bucket: 'bundle', reason: 'burst', releaseAt: input.lastPushAt + input.burstWindowMs };
+  }
+  return { kind: 'send' };
+}
+
+export type DeviceSend = (device: PushSubscriptionRecord, payload: string, opts: PushSendOptions) => ReturnType<PushSender['send']>;
+
+/**
+ * Sends one payload to each device. A 413 gets one more try with the payload rendered to half the size;
+ * 404/410 remove the device. Returns what happened so the caller records it.
+ */
+export async function sendToDevices(
+  deps: Pick<PushDeliverDeps, 'sender' | 'subscribers' | 'ledger' | 'log'>,
+  subscriberId: string,
+  ledgerStoryId: string,
+  devices: PushSubscriptionRecord[],
+  render: (maxBytes: number) => string,
+  opts: PushSendOptions,
+): Promise<{ reached: number; problems: string[]; retry: boolean; retryAfterMs: number | null }> {
+  let reached = 0;
+  let retry = false;
+  let retryAfterMs: number | null = null;
+  const problems: string[] = [];
+  const payload = render(MAX_PAYLOAD_BYTES);
+  for (const device of devices) {
+    let outcome = await deps.sender.send(device, payload, opts);
+    if (outcome.kind === 'too-large') {
+      outcome = await deps.sender.send(device, render(Math.floor(MAX_PAYLOAD_BYTES / 2)), opts);
+      if (outcome.kind === 'too-large') outcome = { kind: 'permanent', status: 413, reason: 'push service refused the payload as too large, even trimmed to half' };
+    }
+    if (outcome.kind === 'sent') {
+      reached++;
+      await deps.ledger.markDeviceDone(subscriberId, ledgerStoryId, device.id);
+    } else if (outcome.kind === 'gone') {
+      await deps.subscribers.removePushSubscription(subscriberId, device.id);
+      deps.log.info({ subscriber_id: subscriberId, device_id: device.id, status: outcome.status }, 'push subscription gone, removed');
+    } else if (outcome.kind === 'retry') {
+      retry = true;
+      if (outcome.retryAfterMs !== null) retryAfterMs = Math.max(retryAfterMs ?? 0, outcome.retryAfterMs);
+      problems.push(`${device.id}: ${outcome.reason}`);
+    } else {
+      problems.push(`${device.id}: ${outcome.reason}`);
+    }
+  }
+  return { reached, problems, retry, retryAfterMs };
 }
 
 /**
  * Sends one alert to every push device of the subscriber, once. The ledger claim makes a re-run of the
- * job a no-op once it has ended, and devices already reached are skipped when a retry follows a partial failure.
+ * job a no-op once it has ended; devices already reached are skipped when a retry follows a partial failure.
  */
 export async function sendPushAlert(deps: PushDeliverDeps, data: JobCatalog['AlertSendPush'], jobId: string): Promise<string> {
   const { subscriberId, storyId, topicId } = data;
-  const log = deps.log.child({ subscriber_id: subscriberId, story_id: storyId, job_id: jobId, channel: 'push' });
   const claim = await deps.ledger.claim(subscriberId, storyId, 'push', jobId, topicId, deps.clock.now());
   if (!claim.claimed) return `already ${claim.status}`;
 
-  const [story, devices, record] = await Promise.all([
+  const [story, who, devices, record, follows, lastPushAt] = await Promise.all([
     deps.stories.get(storyId),
+    deps.subscribers.forDelivery(subscriberId),
     deps.subscribers.pushSubscriptions(subscriberId),
     deps.ledger.get(subscriberId, storyId, 'push'),
+    deps.subscribers.follows(subscriberId),
+    deps.ledger.lastPushAt(subscriberId),
   ]);
-  if (!story) {
-    await deps.ledger.finish(subscriberId, storyId, 'push', 'failed', deps.clock.now(), 'story no longer exists');
-    throw new UnrecoverableError(`story ${storyId} no longer exists`);
-  }
-  const pending = devices.filter((d) => !record?.devicesDone.includes(d.id));
-  if (devices.length === 0) {
-    await deps.ledger.finish(subscriberId, storyId, 'push', 'skipped', deps.clock.now(), 'no push subscription');
-    return 'skipped: no push subscription';
-  }
+  const fail = async (reason: string): Promise<never> => {
+    await deps.ledger.finish(subscriberId, storyId, 'push', 'failed', deps.clock.now(), { error: reason });
+    throw new UnrecoverableError(reason);
+  };
+  if (!who) return fail('subscriber no longer exists');
+  if (!story) return fail(`story ${storyId} no longer exists`);
 
-  const payload = renderPushPayload(story, deps.topicName(topicId), data.why);
-  const problems: string[] = [];
-  let retry = false;
-  for (const device of pending) {
-    // The Topic header lets the push service replace an undelivered earlier version of the same story.
-    const outcome = await deps.sender.send(device, payload, { ttlSeconds: DEFAULT_PUSH_TTL_SECONDS, urgency: 'normal', topic: storyId });
-    if (outcome.kind === 'sent') {
-      await deps.ledger.markDeviceDone(subscriberId, storyId, device.id);
-    } else if (outcome.kind === 'gone') {
-      await deps.subscribers.removePushSubscription(subscriberId, device.id);
-      log.info({ device_id: device.id, status: outcome.status }, 'push subscription gone, removed');
-    } else {
-      problems.push(`${device.id}: ${outcome.reason}`);
-      if (outcome.kind === 'retry') retry = true;
+  const now = deps.clock.now();
+  const { zone } = effectiveZone(who.subscriber.timeZone);
+  const breaking = isBreaking(story, now);
+  const firstAttempt = (record?.attempts ?? 1) <= 1 && (record?.devicesDone.length ?? 0) === 0;
+  const follow = follows[topicId];
+  const decision = firstAttempt
+    ? decidePush({
+        now, zone, prefs: who.prefs, breaking,
+        following: follow?.cadence === 'instant' && follow.channels.includes('push'),
+        devices: devices.length,
+        hasDigest: who.subscriber.email !== null && who.emailHealth.disabledAt === null,
+        lastPushAt,
+        burstWindowMs: deps.burstWindowMs,
+      })
+    : ({ kind: 'send' } as const);
+
+  if (decision.kind === 'skip') {
+    await deps.ledger.finish(subscriberId, storyId, 'push', 'skipped', now, { reason: decision.reason });
+    return `skipped: ${decision.reason}`;
+  }
+  if (decision.kind === 'hold') return hold(deps, data, decision.bucket, decision.reason, decision.releaseAt, now);
+
+  // The cap counts individual pushes on the reader's local date; a retry does not take a second slot.
+  if (firstAttempt && who.prefs.dailyPushCap !== null && !breaking) {
+    const ok = await deps.ledger.reservePush(subscriberId, localDate(now, zone), who.prefs.dailyPushCap);
+    if (!ok) {
+      if (who.subscriber.email !== null && who.emailHealth.disabledAt === null) return hold(deps, data, 'digest', 'cap', null, now);
+      await deps.ledger.finish(subscriberId, storyId, 'push', 'skipped', now, { reason: 'cap' });
+      return 'skipped: cap';
     }
   }
-  const now = deps.clock.now();
-  if (retry) {
-    await deps.ledger.noteError(subscriberId, storyId, 'push', problems.join('; '), now);
-    throw new RetryLater(problems.join('; '));
-  }
-  const after = await deps.ledger.get(subscriberId, storyId, 'push');
-  if ((after?.devicesDone.length ?? 0) === 0) {
-    const reason = problems.length > 0 ? problems.join('; ') : 'every push subscription was gone';
-    await deps.ledger.finish(subscriberId, storyId, 'push', 'failed', now, reason);
-    throw new UnrecoverableError(reason);
-  }
-  await deps.ledger.finish(subscriberId, storyId, 'push', 'sent', now, problems.join('; ') || undefined);
-  await deps.ledger.addToInbox(subscriberId, {
-    storyId, title: story.title, url: story.url, topicId, why: data.why, channel: 'push', at: now, read: false,
+
+  const pending = devices.filter((d) => !record?.devicesDone.includes(d.id));
+  const topic = deps.topicName(topicId);
+  const res = await sendToDevices(deps, subscriberId, storyId, pending, (max) => renderPushPayload(story, topic, data.why, max), {
+    ttlSeconds: pushTtlSeconds(story, now, breaking),
+    urgency: pushUrgency(breaking),
+    topic: pushTopic(storyId),
   });
-  log.info({ devices: after?.devicesDone.length }, 'push alert sent');
+  const done = (record?.devicesDone.length ?? 0) + res.reached;
+  const after = deps.clock.now();
+  if (res.retry) {
+    await deps.ledger.requeue(subscriberId, storyId, 'push', res.problems.join('; '), after);
+    throw new RetryLater(res.problems.join('; '), res.retryAfterMs);
+  }
+  if (done === 0) return fail(res.problems.length > 0 ? res.problems.join('; ') : 'every push subscription was gone');
+  await Promise.all([
+    deps.ledger.finish(subscriberId, storyId, 'push', 'sent', after, { error: res.problems.join('; ') || undefined, topicId }),
+    deps.ledger.notePush(subscriberId, after),
+    deps.ledger.addToInbox(subscriberId, { storyId, title: story.title, url: story.url, topicId, why: data.why, channel: 'push', at: after, read: false }),
+  ]);
+  // Fields inline rather than a child logger per job: at fan-out volume the child's allocations show in GC.
+  if (deps.log.isLevelEnabled('info')) deps.log.info({ subscriber_id: subscriberId, story_id: storyId, job_id: jobId, devices: done, breaking }, 'push alert sent');
   return 'sent';
 }
+
+async function hold(
+  deps: PushDeliverDeps,
+  data: JobCatalog['AlertSendPush'],
+  bucket: HeldBucket,
+  reason: string,
+  releaseAt: number | null,
+  now: number,
+): Promise<string> {
+  await deps.ledger.hold(data.subscriberId, data.storyId, data.topicId, bucket, reason, now);
+  if (bucket === 'bundle' && releaseAt !== null) {
+    // One bundle job per release time: every alert held for the same window lands in the same job id.
+    const bundleId = String(releaseAt);
+    await deps.enqueue('PushBundleSend', { subscriberId: data.subscriberId, bundleId }, { jobId: jobIds.bundle(data.subscriberId, bundleId), delay: Math.max(0, releaseAt - now) });
+  }
+  return `held for ${bucket}: ${reason}`;
+}
+

@@ -1,6 +1,6 @@
-import type { Agent } from 'node:https';
-import webpush, { WebPushError } from 'web-push';
-import type { PushSubscriptionRecord } from '../../model.ts';
+import { Agent, request } from 'node:https';
+import webpush, { type RequestDetails } from 'web-push';
+import { systemClock, type Clock, type PushSubscriptionRecord } from '../../model.ts';
 
 export interface VapidKeys {
   publicKey: string;
@@ -12,52 +12,186 @@ export type PushOutcome =
   | { kind: 'sent'; status: number }
   /** The subscription no longer exists at the push service: remove it. */
   | { kind: 'gone'; status: number }
+  /** 413: the payload is too large for this service; the caller trims it and tries once more. */
+  | { kind: 'too-large'; status: number }
   | { kind: 'retry'; status: number | null; reason: string; retryAfterMs: number | null }
   | { kind: 'permanent'; status: number; reason: string };
 
-export interface PushSender {
-  send(sub: PushSubscriptionRecord, payload: string, opts: { ttlSeconds: number; urgency: 'normal' | 'high'; topic?: string }): Promise<PushOutcome>;
+export interface PushSendOptions {
+  ttlSeconds: number;
+  urgency: 'normal' | 'high';
+  topic?: string;
 }
 
-function retryAfterMs(headers: Record<string, string | string[] | undefined> | undefined): number | null {
-  const raw = headers?.['retry-after'];
+export interface PushSender {
+  send(sub: PushSubscriptionRecord, payload: string, opts: PushSendOptions): Promise<PushOutcome>;
+  /** Counters for operators and the benchmark. */
+  stats(): { requests: number; vapidSignatures: number };
+  close(): void;
+}
+
+export function parseRetryAfter(raw: string | string[] | undefined, now: number): number | null {
   const v = Array.isArray(raw) ? raw[0] : raw;
   if (!v) return null;
   const secs = Number(v);
   if (Number.isFinite(secs)) return Math.max(0, secs * 1000);
   const date = Date.parse(v);
-  return Number.isFinite(date) ? Math.max(0, date - Date.now()) : null;
+  return Number.isFinite(date) ? Math.max(0, date - now) : null;
 }
 
-/** Maps web-push's answers to what the dispatcher does next; the one place WebPushError is read. */
-export function classifyPushResponse(status: number, body: string, headers?: Record<string, string | string[] | undefined>): PushOutcome {
+/** Maps a push service's answer to what the dispatcher does next; the one place status codes are read. */
+export function classifyPushResponse(status: number, body: string, headers: Record<string, string | string[] | undefined>, now: number): PushOutcome {
   if (status >= 200 && status < 300) return { kind: 'sent', status };
   if (status === 404 || status === 410) return { kind: 'gone', status };
-  if (status === 429 || status >= 500) return { kind: 'retry', status, reason: `push service answered ${status}`, retryAfterMs: retryAfterMs(headers) };
-  return { kind: 'permanent', status, reason: `push service answered ${status}: ${body.slice(0, 200)}` };
+  if (status === 413) return { kind: 'too-large', status };
+  if (status === 429 || status >= 500) {
+    return { kind: 'retry', status, reason: `push service answered ${status}`, retryAfterMs: parseRetryAfter(headers['retry-after'], now) };
+  }
+  return { kind: 'permanent', status, reason: `push service answered ${status}${body ? `: ${body.slice(0, 200)}` : ''}` };
 }
 
-export function createWebPushSender(vapid: VapidKeys, opts: { agent?: Agent; timeoutMs?: number } = {}): PushSender {
+/** web-push signs for 12 hours; a header is reused until one hour before it expires. */
+const VAPID_LIFETIME_S = 12 * 60 * 60;
+const VAPID_RENEW_MARGIN_MS = 60 * 60 * 1000;
+
+/**
+ * Signs one VAPID JWT per push-service origin (the audience) and reuses it until it nears expiry: a fresh
+ * ECDSA signature per message costs most of a dispatcher's CPU at volume.
+ */
+export function createVapidCache(vapid: VapidKeys, clock: Clock) {
+  const cache = new Map<string, { header: string; renewAt: number }>();
+  let signatures = 0;
+  return {
+    header(audience: string): string {
+      const now = clock.now();
+      const hit = cache.get(audience);
+      if (hit && hit.renewAt > now) return hit.header;
+      const expiration = Math.floor(now / 1000) + VAPID_LIFETIME_S;
+      const h = webpush.getVapidHeaders(audience, vapid.subject, vapid.publicKey, vapid.privateKey, 'aes128gcm', expiration);
+      signatures++;
+      cache.set(audience, { header: String(h.Authorization), renewAt: expiration * 1000 - VAPID_RENEW_MARGIN_MS });
+      return String(h.Authorization);
+    },
+    get signatures() {
+      return signatures;
+    },
+  };
+}
+
+/**
+ * Token bucket per push-service origin, in this process: at most `perSecond` requests, and a 429's
+ * Retry-After pauses that origin for every job of this dispatcher, not only the one that got it.
+ */
+export function createOriginLimiter(perSecond: number, clock: Clock, sleep: (ms: number) => Promise<void>) {
+  const buckets = new Map<string, { tokens: number; at: number; pausedUntil: number }>();
+  return {
+    async take(origin: string): Promise<void> {
+      for (;;) {
+        const now = clock.now();
+        const b = buckets.get(origin) ?? { tokens: perSecond, at: now, pausedUntil: 0 };
+        buckets.set(origin, b);
+        if (b.pausedUntil > now) {
+          await sleep(b.pausedUntil - now);
+          continue;
+        }
+        b.tokens = Math.min(perSecond, b.tokens + ((now - b.at) / 1000) * perSecond);
+        b.at = now;
+        if (b.tokens >= 1) {
+          b.tokens -= 1;
+          return;
+        }
+        await sleep(Math.ceil(((1 - b.tokens) / perSecond) * 1000));
+      }
+    },
+    pause(origin: string, untilMs: number) {
+      const b = buckets.get(origin);
+      if (b) b.pausedUntil = Math.max(b.pausedUntil, untilMs);
+    },
+  };
+}
+
+const MAX_PAUSE_MS = 60_000;
+
+export function createWebPushSender(
+  vapid: VapidKeys,
+  opts: { ca?: string | Buffer; agent?: Agent; timeoutMs?: number; ratePerSecondPerOrigin?: number; wallClock?: Clock } = {},
+): PushSender {
+  // The JWT's expiry is checked by the push service against real time (and by web-push against at most
+  // 24 h ahead of it), so signing reads the wall clock even when Herald's clock is injected.
+  const wall = opts.wallClock ?? systemClock;
+  const vapidCache = createVapidCache(vapid, wall);
+  // Rate limiting waits in real time too: it paces real requests, whatever clock the alerts are stamped with.
+  const limiter = createOriginLimiter(opts.ratePerSecondPerOrigin ?? 500, wall, (ms) => new Promise((r) => setTimeout(r, ms)));
+  // One keep-alive agent per origin: TLS handshakes are paid once per connection, not per message.
+  const agents = new Map<string, Agent>();
+  const agentFor = (origin: string) => {
+    if (opts.agent) return opts.agent;
+    let a = agents.get(origin);
+    if (!a) {
+      a = new Agent({ keepAlive: true, maxSockets: 64, ...(opts.ca ? { ca: opts.ca } : {}) });
+      agents.set(origin, a);
+    }
+    return a;
+  };
+  let requests = 0;
+
+  const post = (details: RequestDetails, agent: Agent, timeoutMs: number) =>
+    new Promise<{ status: number; body: string; headers: Record<string, string | string[] | undefined> }>((resolve, reject) => {
+      const req = request(details.endpoint, { method: 'POST', headers: details.headers as Record<string, string | number>, agent, timeout: timeoutMs }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          if (body.length < 2000) body += c;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
+        res.on('error', reject);
+      });
+      req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })));
+      req.on('error', reject);
+      req.end(details.body ?? undefined);
+    });
+
   return {
     async send(sub, payload, o) {
+      let origin: string;
       try {
-        const res = await webpush.sendNotification({ endpoint: sub.endpoint, keys: sub.keys }, payload, {
-          vapidDetails: vapid,
+        origin = new URL(sub.endpoint).origin;
+      } catch {
+        return { kind: 'permanent', status: 0, reason: `invalid push endpoint "${sub.endpoint.slice(0, 100)}"` };
+      }
+      const authorization = vapidCache.header(origin);
+      let details: RequestDetails;
+      try {
+        details = webpush.generateRequestDetails({ endpoint: sub.endpoint, keys: sub.keys }, payload, {
+          // null: web-push would sign again for every message; the cached header goes in below.
+          vapidDetails: null as unknown as undefined,
           TTL: o.ttlSeconds,
           urgency: o.urgency,
           ...(o.topic ? { topic: o.topic } : {}),
           contentEncoding: 'aes128gcm',
-          timeout: opts.timeoutMs ?? 15000,
-          ...(opts.agent ? { agent: opts.agent } : {}),
+          headers: { Authorization: authorization },
         });
-        return classifyPushResponse(res.statusCode, res.body, res.headers);
       } catch (err) {
-        if (err instanceof WebPushError) return classifyPushResponse(err.statusCode, err.body, err.headers);
+        // Keys that cannot be used will never work: permanent for this device, not retried.
+        return { kind: 'permanent', status: 0, reason: `invalid subscription keys: ${(err as Error).message}` };
+      }
+      await limiter.take(origin);
+      requests++;
+      try {
+        const res = await post(details, agentFor(origin), opts.timeoutMs ?? 15_000);
+        const outcome = classifyPushResponse(res.status, res.body, res.headers, wall.now());
+        if (outcome.kind === 'retry' && outcome.status === 429) {
+          limiter.pause(origin, wall.now() + Math.min(MAX_PAUSE_MS, outcome.retryAfterMs ?? 1000));
+        }
+        return outcome;
+      } catch (err) {
         const e = err as Error & { code?: string };
-        // A subscription whose keys cannot be used will never work: permanent, not retried.
-        if (/public key|auth secret|p256dh/i.test(e.message)) return { kind: 'permanent', status: 0, reason: `invalid subscription keys: ${e.message}` };
         return { kind: 'retry', status: null, reason: `network error: ${e.code ?? e.message}`, retryAfterMs: null };
       }
+    },
+    stats: () => ({ requests, vapidSignatures: vapidCache.signatures }),
+    close() {
+      for (const a of agents.values()) a.destroy();
     },
   };
 }

@@ -156,6 +156,9 @@ function fillTimeSettings() {
   }
   $('#quiet-breaking').checked = d.breakingThroughQuiet;
   $('#push-cap').value = d.dailyPushCap === null ? '' : String(d.dailyPushCap);
+  $('#held-alerts').value = d.heldAlerts;
+  $('#digest-pushed').value = d.digestPushed;
+  $('#digest-empty').checked = d.digestSendEmpty;
   showQuietFields();
 }
 
@@ -185,6 +188,9 @@ function collectSettings() {
       quietHours: $('#quiet-on').checked ? { from: $('#quiet-from').value, to: $('#quiet-to').value } : null,
       breakingThroughQuiet: $('#quiet-breaking').checked,
       dailyPushCap: cap === '' ? null : Number(cap),
+      heldAlerts: $('#held-alerts').value,
+      digestPushed: $('#digest-pushed').value,
+      digestSendEmpty: $('#digest-empty').checked,
     },
     topics: collectTopics(),
   };
@@ -470,6 +476,16 @@ function bind(sel, event, fn) {
   $(sel).addEventListener(event, fn);
 }
 
+// Emails stop after repeated hard bounces: say so next to the address, so the reader can correct it.
+function showEmailStatus(status) {
+  const old = $('#email-status');
+  if (old) old.remove();
+  if (!status || !status.disabled) return;
+  const note = el('p', { id: 'email-status', role: 'alert', class: 'warning',
+    text: `Emails to this address stopped after ${status.hardBounces} refused deliveries (${status.reason || 'refused by the mail server'}). Save a corrected address to receive them again.` });
+  $('#email').after(note);
+}
+
 async function init() {
   const [{ topics }, { publicKey }] = await Promise.all([api('/api/topics'), api('/api/push/public-key')]);
   state.topics = topics;
@@ -482,6 +498,7 @@ async function init() {
   renderTopics();
   fillTimeSettings();
   showEmailState();
+  showEmailStatus(state.me && state.me.emailStatus);
   showPushState();
   $('#delete-section').hidden = !state.me;
   await loadAlerts();

@@ -28,16 +28,20 @@ async function tellPages(message) {
   for (const page of pages) page.postMessage(message);
 }
 
-/** Marks the story read with the reader's cookie; the CSRF token comes from the same origin, like the page's. */
-async function markRead(storyId) {
+/** POSTs with the reader's cookie; the CSRF token comes from the same origin, like the page's. */
+async function post(path, body) {
   const res = await fetch('/api/csrf', { credentials: 'same-origin' });
   const { token } = await res.json();
-  await fetch('/api/me/inbox/read', {
+  return fetch(path, {
     method: 'POST',
     credentials: 'same-origin',
     headers: { 'content-type': 'application/json', 'x-csrf-token': token },
-    body: JSON.stringify({ storyId }),
+    body: JSON.stringify(body),
   });
+}
+
+async function markRead(storyId) {
+  await post('/api/me/inbox/read', { storyId });
   await tellPages({ type: 'inbox-changed' });
 }
 
@@ -54,7 +58,12 @@ async function openStory(url) {
 
 async function openAlert(data) {
   if (!data || !data.url) return;
-  await Promise.allSettled([data.storyId ? markRead(data.storyId) : null, openStory(data.url)]);
+  // The click is also counted once per alert in the delivery ledger (clicked per topic and channel).
+  await Promise.allSettled([
+    data.storyId ? markRead(data.storyId) : null,
+    data.storyId ? post('/api/me/clicks', { storyId: data.storyId, channel: 'push' }) : null,
+    openStory(data.url),
+  ]);
 }
 
 self.addEventListener('notificationclick', (event) => {

@@ -16,14 +16,15 @@ const followView = (f: Follow) => ({
 
 export async function settingsView(ctx: WebContext, id: string) {
   const { deps } = ctx;
-  const [sub, delivery, follows, devices, nextDigestAt] = await Promise.all([
-    deps.subscribers.get(id),
-    deps.subscribers.prefs(id),
+  const [who, follows, devices, nextDigestAt, digestState] = await Promise.all([
+    deps.subscribers.forDelivery(id),
     deps.subscribers.follows(id),
     deps.subscribers.pushSubscriptions(id),
     deps.digests.dueAt(id),
+    deps.digests.state(id),
   ]);
-  if (!sub) throw new HttpError(404, 'subscriber not found');
+  if (!who) throw new HttpError(404, 'subscriber not found');
+  const { subscriber: sub, prefs: delivery, emailHealth } = who;
   return {
     id: sub.id,
     email: sub.email,
@@ -35,6 +36,14 @@ export async function settingsView(ctx: WebContext, id: string) {
     topics: Object.fromEntries(Object.entries(follows).map(([t, f]) => [t, followView(f)])),
     devices: devices.map((d) => ({ id: d.id, service: new URL(d.endpoint).host, createdAt: new Date(d.createdAt).toISOString() })),
     nextDigestAt: nextDigestAt === null ? null : new Date(nextDigestAt).toISOString(),
+    // Shown on the page: why emails stopped, so the reader can fix the address.
+    emailStatus: {
+      disabled: emailHealth.disabledAt !== null,
+      hardBounces: emailHealth.hardBounces,
+      reason: emailHealth.disabledReason,
+      disabledAt: emailHealth.disabledAt === null ? null : new Date(emailHealth.disabledAt).toISOString(),
+    },
+    digestProblem: digestState.problem,
   };
 }
 

@@ -1,0 +1,72 @@
+import type { JobCatalog } from '../../queue/jobs.ts';
+import { jobIds } from '../../queue/jobs.ts';
+import { effectiveZone } from '../../digest/schedule.ts';
+import { quietHoursAt } from '../quiet-hours.ts';
+import { RetryLater } from '../retry.ts';
+import { renderBundlePayload } from './payload.ts';
+import { sendToDevices, type PushDeliverDeps } from './send-alert.ts';
+
+export const bundleLedgerId = (bundleId: string) => `bundle-${bundleId}`;
+
+/**
+ * Sends the pushes held by quiet hours or a burst as one notification ("5 new stories in Japan, India").
+ * The bundle has its own ledger record, claimed like any alert, so it goes out once; the held alerts'
+ * records end as sent "via bundle" only after a device confirmed it.
+ */
+export async function sendPushBundle(deps: PushDeliverDeps & { inboxUrl: string }, data: JobCatalog['PushBundleSend'], jobId: string): Promise<string> {
+  const { subscriberId, bundleId } = data;
+  const now = deps.clock.now();
+  const who = await deps.subscribers.forDelivery(subscriberId);
+  if (!who) return 'skipped: subscriber gone';
+  const quiet = quietHoursAt(now, effectiveZone(who.subscriber.timeZone).zone, who.prefs.quietHours);
+  const held = await deps.ledger.held(subscriberId, 'bundle');
+  if (held.length === 0) return 'nothing held';
+  if (quiet.active) {
+    // The reader moved or widened their quiet hours since: wait for the new end.
+    const next = String(quiet.endsAt);
+    await deps.enqueue('PushBundleSend', { subscriberId, bundleId: next }, { jobId: jobIds.bundle(subscriberId, next), delay: Math.max(0, quiet.endsAt - now) });
+    return 'still quiet: moved to the end of the quiet hours';
+  }
+  const ledgerId = bundleLedgerId(bundleId);
+  // No topic on the bundle's own record: the topic counters count the held alerts it carries, once each.
+  const claim = await deps.ledger.claim(subscriberId, ledgerId, 'push', jobId, '', now);
+  if (!claim.claimed) return `already ${claim.status}`;
+
+  const [stories, devices, record] = await Promise.all([
+    deps.stories.getMany(held.map((h) => h.storyId)),
+    deps.subscribers.pushSubscriptions(subscriberId),
+    deps.ledger.get(subscriberId, ledgerId, 'push'),
+  ]);
+  const byId = new Map(stories.map((s) => [s.id, s]));
+  const items = held.filter((h) => byId.has(h.storyId)).map((h) => ({ story: byId.get(h.storyId)!, topicName: deps.topicName(h.topicId), held: h }));
+  if (items.length === 0 || devices.length === 0) {
+    const reason = items.length === 0 ? 'held stories no longer exist' : 'no-device';
+    await deps.ledger.release(subscriberId, 'bundle', held, { status: 'skipped', via: `bundle:${bundleId}`, reason }, now);
+    await deps.ledger.finish(subscriberId, ledgerId, 'push', 'skipped', now, { reason });
+    return `skipped: ${reason}`;
+  }
+  const pending = devices.filter((d) => !record?.devicesDone.includes(d.id));
+  const res = await sendToDevices(deps, subscriberId, ledgerId, pending, (max) => renderBundlePayload(items, ledgerId, deps.inboxUrl, max), {
+    // A bundle is released when the reader is awake again: worth a few hours, never urgent.
+    ttlSeconds: 4 * 60 * 60,
+    urgency: 'normal',
+    topic: ledgerId.slice(0, 32),
+  });
+  const after = deps.clock.now();
+  const done = (record?.devicesDone.length ?? 0) + res.reached;
+  if (res.retry) {
+    await deps.ledger.requeue(subscriberId, ledgerId, 'push', res.problems.join('; '), after);
+    throw new RetryLater(res.problems.join('; '), res.retryAfterMs);
+  }
+  const outcome = done > 0 ? 'sent' : 'failed';
+  await deps.ledger.finish(subscriberId, ledgerId, 'push', outcome, after, { error: res.problems.join('; ') || undefined });
+  await deps.ledger.release(subscriberId, 'bundle', items.map((i) => i.held), { status: outcome, via: `bundle:${bundleId}` }, after);
+  if (outcome === 'sent') {
+    await deps.ledger.notePush(subscriberId, after);
+    for (const i of items) {
+      await deps.ledger.addToInbox(subscriberId, { storyId: i.story.id, title: i.story.title, url: i.story.url, topicId: i.held.topicId, why: 'bundled', channel: 'push', at: after, read: false });
+    }
+  }
+  deps.log.info({ subscriber_id: subscriberId, bundle_id: bundleId, stories: items.length, devices: done }, `push bundle ${outcome}`);
+  return outcome;
+}

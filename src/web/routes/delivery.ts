@@ -1,0 +1,23 @@
+import type { FastifyPluginAsync } from 'fastify';
+import { renderDeliveryMetrics } from '../../deliver/metrics.ts';
+import type { WebContext } from '../context.ts';
+import { parseBody } from '../http-error.ts';
+import { ClickBody } from '../schemas.ts';
+
+/** The delivery ledger's counters per topic and channel, and the clicks that feed them. */
+export const deliveryRoutes = (ctx: WebContext): FastifyPluginAsync => async (app) => {
+  const { deps } = ctx;
+  const topicIds = deps.topics.map((t) => t.id);
+
+  // Aggregates only (sent, failed, skipped, clicked per topic and channel): no reader data.
+  app.get('/api/delivery/stats', async () => ({ topics: await deps.ledger.topicStats(topicIds) }));
+
+  app.get('/metrics/delivery', async (_req, reply) => reply.type('text/plain; version=0.0.4').send(renderDeliveryMetrics(await deps.ledger.topicStats(topicIds))));
+
+  // The service worker reports a notification click; counted once per alert.
+  app.post('/api/me/clicks', async (req) => {
+    const id = await ctx.authenticate(req);
+    const body = parseBody(ClickBody, req.body);
+    return { counted: await deps.ledger.recordClick(id, body.storyId, body.channel, deps.clock.now()) };
+  });
+};

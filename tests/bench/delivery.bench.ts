@@ -1,0 +1,258 @@
+// Delivery throughput: push fan-out and digest emails through real dispatcher processes, each beside its
+// baseline measured in the same run. `npx tsx tests/bench/run.ts [--quick] delivery`.
+// Full run: 100,000 alerts and 20,000 digests (about 2 minutes on 2 cores); BENCH_DIGESTS=100000 runs the
+// issue's full digest size (about 6 minutes), BENCH_PROF=1 writes CPU profiles of the dispatchers.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createECDH, randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { Agent, createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import nodemailer from 'nodemailer';
+import { generate } from 'selfsigned';
+import { SMTPServer } from 'smtp-server';
+import webpush from 'web-push';
+import { renderDigestEmail } from '../../src/deliver/email/render.ts';
+import { renderPushPayload } from '../../src/deliver/push/payload.ts';
+import { jobIds } from '../../src/queue/jobs.ts';
+import { closeQueues, createEnqueue, createQueues } from '../../src/queue/queues.ts';
+import { createDigestStore } from '../../src/store/digests.ts';
+import { createRedis } from '../../src/store/redis.ts';
+import { createStoryStore } from '../../src/store/stories.ts';
+import { createSubscriberStore } from '../../src/store/subscribers.ts';
+import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
+import { ratio, type Benchmark, type BenchResult } from './types.ts';
+import { createReader } from '../helpers/readers.ts';
+
+const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const waitFor = async (what: string, check: () => boolean, timeoutMs: number) => {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+};
+const inChunks = async <T>(items: T[], size: number, fn: (chunk: T[]) => Promise<unknown>) => {
+  for (let i = 0; i < items.length; i += size) await fn(items.slice(i, i + size));
+};
+
+/** A push service that accepts and counts (decrypting is the browser's cost, not Herald's). */
+async function startCountingPushSink() {
+  const pems = await generate([{ name: 'commonName', value: '127.0.0.1' }], {
+    keySize: 2048, algorithm: 'sha256', extensions: [{ name: 'subjectAltName', altNames: [{ type: 7, ip: '127.0.0.1' }] }],
+  } as Parameters<typeof generate>[1]);
+  const caFile = join(mkdtempSync(join(tmpdir(), 'herald-bench-ca-')), 'ca.pem');
+  writeFileSync(caFile, pems.cert);
+  let count = 0;
+  let first = 0;
+  let last = 0;
+  const server = createHttpsServer({ key: pems.private, cert: pems.cert, keepAliveTimeout: 30_000 }, (req, res) => {
+    req.on('data', () => undefined);
+    req.on('end', () => {
+      const now = performance.now();
+      if (count === 0) first = now;
+      count++;
+      last = now;
+      res.writeHead(201).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    caFile, ca: pems.cert, port,
+    count: () => count,
+    window: () => ({ first, last }),
+    reset: () => void (count = 0),
+    close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
+  };
+}
+
+async function startCountingSmtp() {
+  let count = 0;
+  const server = new SMTPServer({ authOptional: true, disabledCommands: ['STARTTLS'], logger: false, maxClients: 1000,
+    onData(stream, _s, cb) {
+      stream.on('data', () => undefined);
+      stream.on('end', () => {
+        count++;
+        cb();
+      });
+    },
+  });
+  server.on('error', () => undefined);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.server.address() as AddressInfo).port;
+  return { url: `smtp://127.0.0.1:${port}`, port, count: () => count, reset: () => void (count = 0), close: () => new Promise<void>((r) => server.close(() => r())) };
+}
+
+/** A dispatcher process; ready once its BullMQ worker is registered on the queue (its logs stay at warn). */
+async function spawnWorker(role: 'push' | 'digest', env: Record<string, string>, queue: { getWorkersCount(): Promise<number> }): Promise<ChildProcess> {
+  const before = await queue.getWorkersCount();
+  const child = spawn(process.execPath, [...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof-delivery'] : []), 'src/cli/herald.mjs', 'worker', role], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: process.env.PATH, ...env } });
+  let err = '';
+  child.stderr!.on('data', (c: Buffer) => void (err += c.toString()));
+  const deadline = Date.now() + 30_000;
+  while ((await queue.getWorkersCount()) <= before) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`${role} worker did not start: ${err.slice(-2000)}`);
+    await sleep(50);
+  }
+  return child;
+}
+const stop = (child: ChildProcess) => new Promise<void>((r) => {
+  if (child.exitCode !== null) return r();
+  child.once('exit', () => r());
+  child.kill('SIGTERM');
+});
+
+const bench: Benchmark = {
+  name: 'delivery',
+  async run(ctx) {
+    const results: BenchResult[] = [];
+    const prefix = uniquePrefix('bench-delivery');
+    const redis = createRedis(TEST_REDIS_URL, { name: 'bench' });
+    const queueConnection = createRedis(TEST_REDIS_URL, { forQueue: true, name: 'bench-q' });
+    const queues = createQueues(queueConnection, prefix);
+    const enqueue = createEnqueue(queues);
+    const subscribers = createSubscriberStore(redis, prefix);
+    const stories = createStoryStore(redis, prefix);
+    const digests = createDigestStore(redis, prefix);
+    const vapid = { ...webpush.generateVAPIDKeys(), subject: 'mailto:bench@example.test' };
+    const sink = await startCountingPushSink();
+    const smtp = await startCountingSmtp();
+    const baseEnv = {
+      REDIS_URL: TEST_REDIS_URL, HERALD_REDIS_PREFIX: prefix, HERALD_DATA_DIR: mkdtempSync(join(tmpdir(), 'herald-bench-')),
+      HERALD_SCHEDULERS: 'false', HERALD_SIGNING_KEY: 'bench-signing-key-0123456789abcdef0123456789',
+      VAPID_PUBLIC_KEY: vapid.publicKey, VAPID_PRIVATE_KEY: vapid.privateKey, LOG_LEVEL: 'warn', SMTP_URL: smtp.url,
+      HERALD_PUSH_CA_FILE: sink.caFile, HERALD_PUSH_BURST_WINDOW_SECONDS: '0', HERALD_PUSH_RATE_PER_SECOND: '100000',
+      HERALD_SMTP_RATE_PER_SECOND: '100000',
+    };
+    // One browser key pair for every device: the service does not decrypt, and the sender's cost is the same.
+    const ecdh = createECDH('prime256v1');
+    ecdh.generateKeys();
+    const keys = { p256dh: ecdh.getPublicKey().toString('base64url'), auth: randomBytes(16).toString('base64url') };
+    const now = Date.now();
+
+    try {
+      // ---- Push fan-out ----
+      const perReader = 5;
+      const alerts = ctx.quick ? 1_000 : Number(process.env.BENCH_ALERTS ?? 100_000);
+      const readers = alerts / perReader;
+      const storyList = Array.from({ length: perReader }, (_, i) => ({
+        id: `benchstory${i}`.padEnd(20, '0'), feedId: 'bench', guid: null, url: `https://news.example.test/bench/${i}`,
+        title: `Japan and India sign a semiconductor pact in Tokyo (${i})`, summary: 'A summary of about two hundred characters. '.repeat(5),
+        categories: [], publishedAt: now, firstSeenAt: now,
+      }));
+      for (const s of storyList) await stories.put(s);
+      ctx.log(`seeding ${readers} push readers, ${alerts} alerts`);
+      const ids: string[] = [];
+      await inChunks(Array.from({ length: readers }, (_, i) => i), 500, (chunk) => Promise.all(chunk.map(async (i) => {
+        const { id } = await createReader(subscribers, { email: null, timeZone: 'UTC', digestTime: '08:00' }, now);
+        await subscribers.setFollows(id, { japan: { cadence: 'instant', channels: ['push'] } });
+        await subscribers.addPushSubscription(id, { endpoint: `https://127.0.0.1:${sink.port}/push/${i}`, keys }, now);
+        ids.push(id);
+      })));
+      const jobs = ids.flatMap((id) => storyList.map((s) => ({
+        data: { subscriberId: id, storyId: s.id, topicId: 'japan', why: 'Matched: Japan in title' },
+        opts: { jobId: jobIds.alert(id, s.id, 'push') },
+      })));
+      await inChunks(jobs, 2000, (chunk) => enqueue.bulk('AlertSendPush', chunk));
+      ctx.log('queued; starting one push dispatcher process');
+      const pushWorker = await spawnWorker('push', { ...baseEnv, HERALD_PUSH_CONCURRENCY: process.env.BENCH_PUSH_CONCURRENCY ?? '100' }, queues.push);
+      await waitFor('the fan-out', () => sink.count() >= alerts, ctx.quick ? 60_000 : 300_000);
+      const { first, last } = sink.window();
+      const fanout = alerts / ((last - first) / 1000);
+      await stop(pushWorker);
+      ctx.log(`fan-out: ${fanout.toFixed(0)} alerts/s`);
+
+      // Raw aes128gcm encryption on one core (this process), same payload size.
+      const payload = renderPushPayload({ ...storyList[0]!, imageUrl: null }, 'Japan', 'Matched: Japan in title');
+      const encDuration = ctx.quick ? 300 : 3000;
+      let n = 0;
+      let t0 = performance.now();
+      while (performance.now() - t0 < encDuration) {
+        webpush.encrypt(keys.p256dh, keys.auth, payload, 'aes128gcm');
+        n++;
+      }
+      const rawEncrypt = n / ((performance.now() - t0) / 1000);
+
+      // A fresh VAPID signature per message versus the cached header, on top of encryption.
+      n = 0;
+      t0 = performance.now();
+      while (performance.now() - t0 < encDuration / 2) {
+        webpush.getVapidHeaders(`https://127.0.0.1:${sink.port}`, vapid.subject, vapid.publicKey, vapid.privateKey, 'aes128gcm');
+        webpush.encrypt(keys.p256dh, keys.auth, payload, 'aes128gcm');
+        n++;
+      }
+      const signEach = n / ((performance.now() - t0) / 1000);
+
+      // The naive loop: webpush.sendNotification one after another (keep-alive agent, signing every time).
+      const agent = new Agent({ ca: sink.ca, keepAlive: true });
+      const naiveDuration = ctx.quick ? 500 : 5000;
+      n = 0;
+      t0 = performance.now();
+      while (performance.now() - t0 < naiveDuration) {
+        await webpush.sendNotification({ endpoint: `https://127.0.0.1:${sink.port}/push/naive`, keys }, payload, { vapidDetails: vapid, TTL: 3600, agent });
+        n++;
+      }
+      const naive = n / ((performance.now() - t0) / 1000);
+      agent.destroy();
+
+      results.push(
+        { name: 'push fan-out, 1 dispatcher process (alerts/s) vs raw aes128gcm encrypt on one core', value: fanout, unit: 'alerts/s', baseline: { name: 'raw encrypt/s', value: rawEncrypt }, ratio: ratio(fanout, rawEncrypt) },
+        { name: 'push fan-out, 1 dispatcher process (alerts/s) vs naive sendNotification loop', value: fanout, unit: 'alerts/s', baseline: { name: 'naive loop/s', value: naive }, ratio: ratio(fanout, naive) },
+        { name: 'encrypt + cached VAPID header vs encrypt + fresh VAPID signature per message', value: rawEncrypt, unit: 'msgs/s', baseline: { name: 'fresh signature/s', value: signEach }, ratio: ratio(rawEncrypt, signEach) },
+      );
+
+      // ---- Digest emails ----
+      const digestCount = ctx.quick ? 300 : Number(process.env.BENCH_DIGESTS ?? 20_000);
+      ctx.log(`seeding ${digestCount} digest readers`);
+      for (const s of storyList) await stories.logForTopics(s.id, ['japan'], now - 60_000);
+      await inChunks(Array.from({ length: digestCount }, (_, i) => i), 500, (chunk) => Promise.all(chunk.map(async (i) => {
+        const { id } = await createReader(subscribers, { email: `reader${i}@bench.test`, timeZone: 'UTC', digestTime: '08:00' }, now);
+        await subscribers.setFollows(id, { japan: { cadence: 'daily', channels: [] } });
+        await digests.initWindow(id, now - 60 * 60_000);
+        await digests.schedule(id, now - 30_000);
+      })));
+      ctx.log('starting one digest dispatcher process');
+      const digestWorker = await spawnWorker('digest', { ...baseEnv, HERALD_EMAIL_CONCURRENCY: '20' }, queues.digest);
+      smtp.reset();
+      t0 = performance.now();
+      await enqueue('DigestTick', {});
+      await waitFor('the digests', () => smtp.count() >= digestCount, ctx.quick ? 60_000 : 400_000);
+      const digestRate = digestCount / ((performance.now() - t0) / 1000);
+      await stop(digestWorker);
+      ctx.log(`digests: ${digestRate.toFixed(0)} mails/s`);
+
+      // Baseline: the same rendered digest, one nodemailer transport (one SMTP connection) per mail, 20 at a time.
+      const mail = renderDigestEmail({
+        localDate: '2027-01-15',
+        groups: [{ topicName: 'Japan', stories: storyList }],
+        links: { all: 'https://h.test/u?t=all', manage: 'https://h.test/' },
+      });
+      const baselineCount = ctx.quick ? 100 : 3000;
+      smtp.reset();
+      t0 = performance.now();
+      let next = 0;
+      await Promise.all(Array.from({ length: 20 }, async () => {
+        while (next < baselineCount) {
+          const i = next++;
+          const transport = nodemailer.createTransport({ host: '127.0.0.1', port: smtp.port, secure: false });
+          await transport.sendMail({ from: 'Herald <herald@localhost>', to: `reader${i}@bench.test`, subject: mail.subject, text: mail.text, html: mail.html, headers: mail.headers });
+          transport.close();
+        }
+      }));
+      const perMail = baselineCount / ((performance.now() - t0) / 1000);
+      results.push({ name: 'digest emails, 1 dispatcher process, whole job (mails/s) vs one nodemailer transport per mail', value: digestRate, unit: 'mails/s', baseline: { name: 'transport-per-mail/s', value: perMail }, ratio: ratio(digestRate, perMail) });
+    } finally {
+      await closeQueues(queues);
+      ctx.log('cleaning up the benchmark keys');
+      await deletePrefix(redis, prefix);
+      await Promise.all([redis.quit(), queueConnection.quit()]);
+      await Promise.all([sink.close(), smtp.close()]);
+    }
+    return results;
+  },
+};
+export default bench;

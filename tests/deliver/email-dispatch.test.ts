@@ -1,0 +1,117 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { manualClock } from '../helpers/clock.ts';
+import { startTestHerald, type TestHerald } from '../helpers/herald.ts';
+import { startScriptedSmtp, type ScriptedSmtp } from './support/smtp.ts';
+import { addSubscriber, enqueueAlert, makeStory, TOPICS } from './support/world.ts';
+import { createReader } from '../helpers/readers.ts';
+import { confirmationLink, followConfirmation } from '../helpers/web-client.ts';
+
+/** Instant email through the real dispatcher and a pooled nodemailer transport to an in-process SMTP server. */
+describe('email dispatch', () => {
+  const clock = manualClock('2027-02-01T09:00:00Z');
+  let smtp: ScriptedSmtp;
+  let t: TestHerald;
+  const dkimKey = generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+
+  const emailSubscriber = (email: string) => addSubscriber(t, clock.now(), { email, topics: { japan: { cadence: 'instant', channels: ['email'] } } });
+  const newStory = async (patch: Parameters<typeof makeStory>[1] = {}) => {
+    const story = makeStory(clock.now(), patch);
+    await t.herald.stores.stories.put(story);
+    return story;
+  };
+  const record = (sub: string, story: string) => t.herald.stores.ledger.get(sub, story, 'email');
+
+  beforeAll(async () => {
+    smtp = await startScriptedSmtp();
+    t = await startTestHerald({
+      name: 'email', clock, smtpUrl: smtp.url, topics: TOPICS,
+      env: { HERALD_DKIM_DOMAIN: 'example.test', HERALD_DKIM_SELECTOR: 'herald', HERALD_DKIM_PRIVATE_KEY: dkimKey, HERALD_EMAIL_HARD_BOUNCE_LIMIT: '2' },
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await t?.close();
+    await smtp?.close();
+  });
+
+  it('sends one email: escaped HTML, the why-line, one-click unsubscribe, a Message-ID from the ledger key, DKIM-signed', async () => {
+    const id = await emailSubscriber('reader@example.test');
+    const story = await newStory({ title: 'Tokyo <script>alert(1)</script> & markets', summary: 'x'.repeat(100_000) });
+    await enqueueAlert(t, 'email', id, story.id);
+    await t.waitIdle();
+    const mails = smtp.to('reader@example.test');
+    expect(mails).toHaveLength(1);
+    const m = mails[0]!;
+    expect(m.subject).toBe('Japan: Tokyo alert(1) & markets');
+    expect(m.html).not.toContain('<script>');
+    expect(m.text).toContain('Matched: japan (topic: Japan)');
+    expect(m.text!.length).toBeLessThan(3000);
+    expect(m.messageId).toBe(`<alert.${id}.${story.id}.email@127.0.0.1>`);
+    const lines = m.headerLines.map((h) => h.line.replace(/\r?\n\s+/g, ' '));
+    expect(lines).toContain('List-Unsubscribe-Post: List-Unsubscribe=One-Click');
+    expect(lines.find((l) => l.startsWith('List-Unsubscribe:'))).toMatch(new RegExp(`^List-Unsubscribe: <http://127\\.0\\.0\\.1:\\d+/unsubscribe\\?s=${id}&t=japan&sig=[\\w-]+>$`));
+    const raw = smtp.raw.find((r) => r.includes(`alert.${id}.`))!;
+    expect(raw).toMatch(/^DKIM-Signature: v=1; a=rsa-sha256; c=relaxed\/relaxed; d=example\.test;\s+q=dns\/txt; s=herald;/m);
+    expect(await record(id, story.id)).toMatchObject({ status: 'sent', attempts: 1 });
+  });
+
+  it('SMTP 451 and 421 are retried with backoff; the mail arrives once', async () => {
+    const a = await emailSubscriber('busy451@example.test');
+    const b = await emailSubscriber('busy421@example.test');
+    smtp.script('busy451@example.test', { tempFail: 2, code: 451 });
+    smtp.script('busy421@example.test', { tempFail: 1, code: 421 });
+    const story = await newStory();
+    await enqueueAlert(t, 'email', a, story.id);
+    await enqueueAlert(t, 'email', b, story.id);
+    await t.waitIdle(20_000);
+    expect(smtp.to('busy451@example.test')).toHaveLength(1);
+    expect(smtp.to('busy421@example.test')).toHaveLength(1);
+    const rec = await record(a, story.id);
+    expect(rec).toMatchObject({ status: 'sent', attempts: 3 });
+    expect(rec!.lastError).toContain('SMTP 451');
+  });
+
+  it('550 is failed-permanent; after repeated hard bounces the address is disabled and the page says so; others still get mail', async () => {
+    const { id, token } = await createReader(t.herald.stores.subscribers, { email: 'gone@example.test', timeZone: 'UTC', digestTime: '08:00' }, clock.now());
+    await t.herald.stores.subscribers.setFollows(id, { japan: { cadence: 'instant', channels: ['email'] } });
+    const other = await emailSubscriber('fine@example.test');
+    smtp.script('gone@example.test', { reject: 550 });
+    const stories = [await newStory(), await newStory(), await newStory()];
+    for (const s of stories) {
+      await enqueueAlert(t, 'email', id, s.id);
+      await enqueueAlert(t, 'email', other, s.id);
+      await t.waitIdle();
+    }
+    expect(smtp.to('fine@example.test')).toHaveLength(3);
+    expect(smtp.tries('gone@example.test')).toBe(2);
+    const first = await record(id, stories[0]!.id);
+    expect(first).toMatchObject({ status: 'failed', attempts: 1 });
+    expect(first!.lastError).toMatch(/^SMTP 550: .*mailbox unavailable/);
+    expect(await record(id, stories[2]!.id)).toMatchObject({ status: 'skipped', reason: 'email-disabled' });
+
+    const me = await fetch(`${t.baseUrl}/api/me`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.json());
+    expect(me.emailStatus).toMatchObject({ disabled: true, hardBounces: 2 });
+    expect(me.emailStatus.reason).toContain('SMTP 550');
+
+    // A new address waits for its confirmation, then starts clean.
+    const put = await fetch(`${t.baseUrl}/api/me`, { method: 'PUT', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ email: 'new@example.test' }) }).then((r) => r.json());
+    expect(put.pendingEmail).toBe('new@example.test');
+    expect((await followConfirmation(confirmationLink(smtp.to('new@example.test')))).status).toBe(200);
+    const after = await fetch(`${t.baseUrl}/api/me`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.json());
+    expect(after.email).toBe('new@example.test');
+    expect(after.emailStatus).toMatchObject({ disabled: false, hardBounces: 0 });
+  });
+
+  it('an unfollowed topic or a missing address ends as skipped with the reason', async () => {
+    const muted = await emailSubscriber('muted@example.test');
+    const story = await newStory();
+    await t.herald.stores.subscribers.setFollows(muted, {});
+    const noAddress = await addSubscriber(t, clock.now(), { email: null, topics: { japan: { cadence: 'instant', channels: ['email'] } } });
+    await enqueueAlert(t, 'email', muted, story.id);
+    await enqueueAlert(t, 'email', noAddress, story.id);
+    await t.waitIdle();
+    expect(await record(muted, story.id)).toMatchObject({ status: 'skipped', reason: 'muted' });
+    expect(await record(noAddress, story.id)).toMatchObject({ status: 'skipped', reason: 'no-email' });
+    expect(smtp.to('muted@example.test')).toHaveLength(0);
+  });
+});

@@ -1,0 +1,188 @@
+import { describe, expect, it } from 'vitest';
+import { classifyMailError } from '../../src/deliver/email/mailer.ts';
+import { renderAlertEmail } from '../../src/deliver/email/render.ts';
+import { bundleTitle, MAX_PAYLOAD_BYTES, renderBundlePayload, renderPushPayload } from '../../src/deliver/push/payload.ts';
+import { isBreaking, pushTopic, pushTtlSeconds, pushUrgency } from '../../src/deliver/push/policy.ts';
+import { decidePush } from '../../src/deliver/push/send-alert.ts';
+import { classifyPushResponse, parseRetryAfter } from '../../src/deliver/push/web-push-sender.ts';
+import { quietHoursAt } from '../../src/deliver/quiet-hours.ts';
+import { deliveryBackoffMs, RetryLater } from '../../src/deliver/retry.ts';
+import { DEFAULT_DELIVERY_PREFS } from '../../src/store/subscribers.ts';
+
+const T = (iso: string) => Date.parse(iso);
+const story = { id: 'abc123', title: 'India and Japan sign a deal', summary: 'Short summary.', url: 'https://news.example.test/a?x=1&y=2', categories: [] as string[], publishedAt: T('2027-01-15T10:00:00Z') };
+
+describe('push payload', () => {
+  it('carries title, summary, URL, topic, why and image', () => {
+    const p = JSON.parse(renderPushPayload({ ...story, imageUrl: 'https://img.example.test/a.jpg' }, 'Japan', 'Matched: Japan in title'));
+    expect(p).toEqual({ title: story.title, body: 'Short summary.', url: story.url, topic: 'Japan', why: 'Matched: Japan in title', storyId: 'abc123', image: 'https://img.example.test/a.jpg' });
+  });
+
+  it('fits a 100 KB summary under the limit by trimming the summary, never the URL', () => {
+    const longUrl = `https://news.example.test/${'segment/'.repeat(200)}end`;
+    const json = renderPushPayload({ ...story, url: longUrl, summary: 'word '.repeat(20_000) }, 'Japan', 'why');
+    expect(Buffer.byteLength(json)).toBeLessThanOrEqual(MAX_PAYLOAD_BYTES);
+    const p = JSON.parse(json);
+    expect(p.url).toBe(longUrl);
+    expect(p.body.length).toBeLessThanOrEqual(300);
+    expect(p.body.endsWith('…')).toBe(true);
+  });
+
+  it('trims to a smaller budget (the 413 retry) and still keeps the URL', () => {
+    const longUrl = `https://news.example.test/${'x'.repeat(1500)}`;
+    const json = renderPushPayload({ ...story, url: longUrl, title: 'T '.repeat(100), summary: 'S '.repeat(200) }, 'Japan', 'W '.repeat(100), 1900);
+    expect(Buffer.byteLength(json)).toBeLessThanOrEqual(1900);
+    expect(JSON.parse(json).url).toBe(longUrl);
+  });
+
+  it('shows HTML in a title as text, without the tags', () => {
+    const p = JSON.parse(renderPushPayload({ ...story, title: '<b>Breaking</b> &amp; <script>alert(1)</script>news' }, 'Japan', 'why'));
+    expect(p.title).toBe('Breaking & alert(1) news');
+  });
+
+  it('drops an image that is not https rather than sending it', () => {
+    expect(JSON.parse(renderPushPayload({ ...story, imageUrl: 'javascript:alert(1)' }, 'Japan', 'why')).image).toBeUndefined();
+  });
+
+  it('names a bundle by count and topics, most frequent first', () => {
+    expect(bundleTitle([{ topicName: 'India' }, { topicName: 'Japan' }, { topicName: 'Japan' }, { topicName: 'Japan' }, { topicName: 'India' }])).toBe('5 new stories in Japan, India');
+    expect(bundleTitle([{ topicName: 'Japan' }])).toBe('1 new story in Japan');
+    const p = JSON.parse(renderBundlePayload([{ story, topicName: 'Japan' }, { story: { ...story, id: 'b' }, topicName: 'India' }], 'bundle-1', 'https://h.test/'));
+    expect(p.url).toBe('https://h.test/');
+    expect(p.stories).toEqual(['abc123', 'b']);
+  });
+});
+
+describe('push policy: breaking, TTL, urgency, topic', () => {
+  const now = T('2027-01-15T10:20:00Z');
+  it.each([
+    [{ categories: ['Breaking'] }, true],
+    [{ categories: ['breaking news'] }, true],
+    [{ title: 'BREAKING: quake hits Tokyo' }, true],
+    [{ title: 'Breaking: quake', publishedAt: T('2027-01-15T08:00:00Z') }, false],
+    [{ categories: ['World'] }, false],
+    [{ title: 'Record-breaking heat in Delhi' }, false],
+  ])('isBreaking(%j) = %s', (patch, expected) => {
+    expect(isBreaking({ ...story, ...patch }, now)).toBe(expected);
+  });
+
+  it.each([
+    ['breaking', T('2027-01-15T10:19:00Z'), true, 1800],
+    ['fresh story: what is left of four hours', T('2027-01-15T10:20:00Z'), false, 14_400],
+    ['one hour old', T('2027-01-15T09:20:00Z'), false, 10_800],
+    ['a day old: the 15-minute floor', T('2027-01-14T10:20:00Z'), false, 900],
+    ['published in the future (clock skew)', T('2027-01-15T11:20:00Z'), false, 14_400],
+  ])('TTL %s', (_why, publishedAt, breaking, ttl) => {
+    expect(pushTtlSeconds({ publishedAt }, now, breaking)).toBe(ttl);
+  });
+
+  it('urgency is high only for breaking news; the Topic header is URL-safe and at most 32 chars', () => {
+    expect(pushUrgency(true)).toBe('high');
+    expect(pushUrgency(false)).toBe('normal');
+    expect(pushTopic('bundle-1795915490627:x/y+z=')).toBe('bundle-1795915490627_x_y_z_');
+    expect(pushTopic('a'.repeat(40))).toHaveLength(32);
+  });
+});
+
+describe('push responses and retries', () => {
+  const now = T('2027-01-15T10:00:00Z');
+  it.each([
+    [201, {}, { kind: 'sent', status: 201 }],
+    [404, {}, { kind: 'gone', status: 404 }],
+    [410, {}, { kind: 'gone', status: 410 }],
+    [413, {}, { kind: 'too-large', status: 413 }],
+    [429, { 'retry-after': '7' }, { kind: 'retry', status: 429, reason: 'push service answered 429', retryAfterMs: 7000 }],
+    [503, { 'retry-after': 'Fri, 15 Jan 2027 10:00:30 GMT' }, { kind: 'retry', status: 503, reason: 'push service answered 503', retryAfterMs: 30_000 }],
+    [500, {}, { kind: 'retry', status: 500, reason: 'push service answered 500', retryAfterMs: null }],
+    [400, {}, { kind: 'permanent', status: 400, reason: 'push service answered 400: bad VAPID' }],
+    [403, {}, { kind: 'permanent', status: 403, reason: 'push service answered 403: bad VAPID' }],
+  ])('%s -> %j', (status, headers, expected) => {
+    expect(classifyPushResponse(status, 'bad VAPID', headers, now)).toEqual(expected);
+  });
+
+  it('reads Retry-After as seconds or an HTTP date, and ignores garbage', () => {
+    expect(parseRetryAfter('120', now)).toBe(120_000);
+    expect(parseRetryAfter('soon', now)).toBeNull();
+    expect(parseRetryAfter(undefined, now)).toBeNull();
+  });
+
+  it('backs off exponentially with jitter, never sooner than Retry-After', () => {
+    const low = () => 0;
+    const high = () => 0.999;
+    expect(deliveryBackoffMs(1, 5000, new Error('x'), low)).toBe(2500);
+    expect(deliveryBackoffMs(1, 5000, new Error('x'), high)).toBe(4997);
+    expect(deliveryBackoffMs(3, 5000, new Error('x'), low)).toBe(10_000);
+    expect(deliveryBackoffMs(1, 5000, new RetryLater('429', 30_000), low)).toBe(30_000);
+    expect(deliveryBackoffMs(30, 5000, new Error('x'), high)).toBeLessThanOrEqual(60 * 60 * 1000);
+  });
+});
+
+describe('quiet hours', () => {
+  const w = { from: '22:00', to: '07:00' };
+  it.each([
+    ['2027-01-15T23:30:00+05:30', 'Asia/Kolkata', w, '2027-01-16T07:00:00+05:30'],
+    ['2027-01-16T06:59:00+05:30', 'Asia/Kolkata', w, '2027-01-16T07:00:00+05:30'],
+    ['2027-01-16T07:00:00+05:30', 'Asia/Kolkata', w, null],
+    ['2027-01-15T21:59:00+05:30', 'Asia/Kolkata', w, null],
+    ['2027-01-15T13:00:00+05:30', 'Asia/Kolkata', { from: '12:00', to: '14:00' }, '2027-01-15T14:00:00+05:30'],
+    // Spring forward in New York: quiet until 07:00 EDT, which is 11:00 UTC.
+    ['2027-03-14T01:30:00-05:00', 'America/New_York', w, '2027-03-14T07:00:00-04:00'],
+  ])('%s in %s', (at, zone, window, endsAt) => {
+    const q = quietHoursAt(Date.parse(at), zone, window);
+    expect(q).toEqual(endsAt === null ? { active: false } : { active: true, endsAt: Date.parse(endsAt) });
+  });
+  it('no window, or from == to, is never quiet', () => {
+    expect(quietHoursAt(0, 'UTC', null)).toEqual({ active: false });
+    expect(quietHoursAt(0, 'UTC', { from: '08:00', to: '08:00' })).toEqual({ active: false });
+  });
+});
+
+describe('what happens to one push before sending', () => {
+  const base = {
+    now: Date.parse('2027-01-15T23:30:00+05:30'), zone: 'Asia/Kolkata', prefs: { ...DEFAULT_DELIVERY_PREFS, quietHours: { from: '22:00', to: '07:00' } },
+    breaking: false, following: true, devices: 1, hasDigest: true, lastPushAt: null, burstWindowMs: 120_000,
+  };
+  const end = Date.parse('2027-01-16T07:00:00+05:30');
+  it.each([
+    ['unfollowed since the match', { following: false }, { kind: 'skip', reason: 'muted' }],
+    ['no device', { devices: 0 }, { kind: 'skip', reason: 'no-device' }],
+    ['quiet hours, bundle mode', {}, { kind: 'hold', bucket: 'bundle', reason: 'quiet-hours', releaseAt: end }],
+    ['quiet hours, digest mode', { prefs: { ...base.prefs, heldAlerts: 'digest' } }, { kind: 'hold', bucket: 'digest', reason: 'quiet-hours', releaseAt: null }],
+    ['quiet hours, digest mode but no digest: bundle', { hasDigest: false, prefs: { ...base.prefs, heldAlerts: 'digest' } }, { kind: 'hold', bucket: 'bundle', reason: 'quiet-hours', releaseAt: end }],
+    ['breaking passes when allowed', { breaking: true }, { kind: 'send' }],
+    ['breaking held when not allowed', { breaking: true, prefs: { ...base.prefs, breakingThroughQuiet: false } }, { kind: 'hold', bucket: 'bundle', reason: 'quiet-hours', releaseAt: end }],
+    ['outside quiet hours', { now: Date.parse('2027-01-15T12:00:00+05:30') }, { kind: 'send' }],
+    ['a burst: pushed 30 s ago', { now: Date.parse('2027-01-15T12:00:00+05:30'), lastPushAt: Date.parse('2027-01-15T11:59:30+05:30') }, { kind: 'hold', bucket: 'bundle', reason: 'burst', releaseAt: Date.parse('2027-01-15T12:01:30+05:30') }],
+    ['not a burst: pushed 3 min ago', { now: Date.parse('2027-01-15T12:00:00+05:30'), lastPushAt: Date.parse('2027-01-15T11:57:00+05:30') }, { kind: 'send' }],
+  ])('%s', (_why, patch, expected) => {
+    expect(decidePush({ ...base, ...patch } as Parameters<typeof decidePush>[0])).toEqual(expected);
+  });
+});
+
+describe('email', () => {
+  it.each([
+    [{ responseCode: 550, code: 'EENVELOPE', command: 'RCPT TO', message: 'mailbox unavailable' }, { kind: 'permanent', reason: 'SMTP 550: mailbox unavailable', hardBounce: true }],
+    [{ responseCode: 554, code: 'EMESSAGE', command: 'DATA', message: 'spam' }, { kind: 'permanent', reason: 'SMTP 554: spam', hardBounce: false }],
+    [{ responseCode: 451, code: 'EENVELOPE', message: 'try later' }, { kind: 'retry', reason: 'SMTP 451: try later' }],
+    [{ responseCode: 421, message: 'busy' }, { kind: 'retry', reason: 'SMTP 421: busy' }],
+    [{ code: 'ECONNREFUSED', message: 'connect ECONNREFUSED' }, { kind: 'retry', reason: 'ECONNREFUSED: connect ECONNREFUSED' }],
+  ])('%j -> %j', (err, expected) => {
+    expect(classifyMailError(err)).toEqual(expected);
+  });
+
+  it('escapes everything from a feed, keeps the why-line and cuts a huge summary', () => {
+    const mail = renderAlertEmail({
+      story: { title: 'Tom & Jerry <img src=x onerror=alert(1)>', summary: 'A'.repeat(100_000), url: 'https://n.test/a?b=1&c="2"' },
+      topicName: 'Japan <3',
+      why: 'Matched: Japan in title',
+      links: { topic: 'https://h.test/u?t=japan', all: 'https://h.test/u?t=all', manage: 'https://h.test/' },
+    });
+    expect(mail.html).not.toContain('<img');
+    expect(mail.html).toContain('href="https://n.test/a?b=1&amp;c=&quot;2&quot;"');
+    expect(mail.html).toContain('Japan &lt;3 alert');
+    expect(mail.text).toContain('Matched: Japan in title (topic: Japan <3)');
+    expect(mail.subject).toBe('Japan <3: Tom & Jerry');
+    expect(mail.text.length).toBeLessThan(2000);
+    expect(mail.headers).toEqual({ 'List-Unsubscribe': '<https://h.test/u?t=japan>', 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click' });
+  });
+});

@@ -1,0 +1,76 @@
+import type { AddressInfo } from 'node:net';
+import { simpleParser, type ParsedMail } from 'mailparser';
+import { SMTPServer } from 'smtp-server';
+
+export type RecipientScript = { tempFail: number; code?: 421 | 451 } | { reject: 550 | 553 };
+
+/**
+ * An SMTP server in this process that each test scripts per recipient: accept, answer 421/451 for the
+ * first n tries, or refuse with 550. Accepted mails are parsed with mailparser; `raw` keeps the bytes.
+ */
+export async function startScriptedSmtp(opts: { parse?: boolean; delayMs?: number } = {}) {
+  const mails: ParsedMail[] = [];
+  const raw: string[] = [];
+  let accepted = 0;
+  const scripts = new Map<string, RecipientScript>();
+  const tries = new Map<string, number>();
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS'],
+    logger: false,
+    size: 10 * 1024 * 1024,
+    onRcptTo(address, _session, callback) {
+      const to = address.address.toLowerCase();
+      const n = (tries.get(to) ?? 0) + 1;
+      tries.set(to, n);
+      const s = scripts.get(to);
+      if (s && 'reject' in s) return callback(Object.assign(new Error(`5.1.1 <${to}>: mailbox unavailable`), { responseCode: s.reject }));
+      if (s && n <= s.tempFail) return callback(Object.assign(new Error('4.3.2 try again later'), { responseCode: s.code ?? 451 }));
+      callback();
+    },
+    onData(stream, _session, callback) {
+      if (opts.parse === false) {
+        stream.on('data', () => undefined);
+        stream.on('end', () => {
+          accepted++;
+          callback();
+        });
+        return;
+      }
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => {
+        const buf = Buffer.concat(chunks);
+        raw.push(buf.toString('utf8'));
+        simpleParser(buf)
+          .then((mail) => {
+            // Counted as received once the data is in, before the reply: a sender killed now never hears "250".
+            mails.push(mail);
+            accepted++;
+            if (opts.delayMs) setTimeout(callback, opts.delayMs);
+            else callback();
+          })
+          .catch(callback);
+      });
+    },
+  });
+  // A client killed mid-session resets its connection; smtp-server reports that here.
+  server.on('error', () => undefined);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.server.address() as AddressInfo).port;
+  const recipients = (m: ParsedMail) => {
+    const to = Array.isArray(m.to) ? m.to : m.to ? [m.to] : [];
+    return to.flatMap((a) => a.value.map((v) => v.address?.toLowerCase()));
+  };
+  return {
+    url: `smtp://127.0.0.1:${port}`,
+    mails,
+    raw,
+    accepted: () => accepted,
+    tries: (address: string) => tries.get(address.toLowerCase()) ?? 0,
+    script: (address: string, s: RecipientScript) => void scripts.set(address.toLowerCase(), s),
+    to: (address: string) => mails.filter((m) => recipients(m).includes(address.toLowerCase())),
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+export type ScriptedSmtp = Awaited<ReturnType<typeof startScriptedSmtp>>;

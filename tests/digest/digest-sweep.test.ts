@@ -1,0 +1,184 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rescheduleDigest } from '../../src/digest/send-digest.ts';
+import { manualClock } from '../helpers/clock.ts';
+import { startTestHerald, type TestHerald } from '../helpers/herald.ts';
+import { startScriptedSmtp, type ScriptedSmtp } from '../deliver/support/smtp.ts';
+import { addSubscriber, makeStory, settle, TOPICS } from '../deliver/support/world.ts';
+import { createReader } from '../helpers/readers.ts';
+
+/**
+ * The minute sweep with an injected clock: digests at the reader's local time through the 2027 DST
+ * changes, one per local date, a single catch-up after an outage, and the window moving only on success.
+ * Tests run in calendar order on one clock; each reader has their own address.
+ */
+describe('digest sweep', () => {
+  const clock = manualClock('2027-03-13T12:00:00Z');
+  let smtp: ScriptedSmtp;
+  let t: TestHerald;
+  const at = (iso: string) => Date.parse(iso);
+  const tick = async (iso: string) => {
+    clock.set(iso);
+    await t.herald.enqueue('DigestTick', {});
+    await settle(t);
+  };
+  const reader = async (email: string, timeZone: string, digestTime: string, prefs = {}) => {
+    const id = await addSubscriber(t, clock.now(), { email, timeZone, digestTime, topics: { japan: { cadence: 'daily', channels: [] } }, prefs });
+    const dueAt = await rescheduleDigest({ subscribers: t.herald.stores.subscribers, digests: t.herald.stores.digests, clock }, id);
+    return { id, dueAt: dueAt === null ? null : new Date(dueAt).toISOString() };
+  };
+  const logStory = async (iso: string, patch: Parameters<typeof makeStory>[1] = {}) => {
+    const story = makeStory(at(iso), patch);
+    await t.herald.stores.stories.put(story);
+    await t.herald.stores.stories.logForTopics(story.id, ['japan'], at(iso));
+    return story;
+  };
+  const dueAt = async (id: string) => new Date((await t.herald.stores.digests.dueAt(id))!).toISOString();
+
+  beforeAll(async () => {
+    smtp = await startScriptedSmtp();
+    t = await startTestHerald({ name: 'digest', clock, smtpUrl: smtp.url, topics: TOPICS });
+  }, 60_000);
+  afterAll(async () => {
+    await t?.close();
+    await smtp?.close();
+  });
+
+  it('New York, spring forward: a 02:30 digest goes at 03:00 EDT, once', async () => {
+    const r = await reader('ny-spring@example.test', 'America/New_York', '02:30');
+    expect(r.dueAt).toBe('2027-03-14T07:00:00.000Z');
+    const story = await logStory('2027-03-13T20:00:00Z');
+    await tick('2027-03-14T06:59:00Z'); // 01:59 EST
+    expect(smtp.to('ny-spring@example.test')).toHaveLength(0);
+    await tick('2027-03-14T07:00:00Z'); // 03:00 EDT
+    await tick('2027-03-14T07:01:00Z');
+    const mails = smtp.to('ny-spring@example.test');
+    expect(mails).toHaveLength(1);
+    expect(mails[0]!.subject).toContain('2027-03-14');
+    expect(mails[0]!.text).toContain(story.title);
+    expect(await dueAt(r.id)).toBe('2027-03-15T06:30:00.000Z');
+  });
+
+  it('London, spring forward: a 01:30 digest goes at 02:00 BST', async () => {
+    clock.set('2027-03-27T12:00:00Z');
+    const r = await reader('ldn-spring@example.test', 'Europe/London', '01:30');
+    expect(r.dueAt).toBe('2027-03-28T01:00:00.000Z');
+    await logStory('2027-03-27T15:00:00Z');
+    await tick('2027-03-28T00:59:00Z');
+    expect(smtp.to('ldn-spring@example.test')).toHaveLength(0);
+    await tick('2027-03-28T01:00:00Z');
+    expect(smtp.to('ldn-spring@example.test')).toHaveLength(1);
+    expect(await dueAt(r.id)).toBe('2027-03-29T00:30:00.000Z');
+  });
+
+  it('London, fall back: a 01:30 digest goes once, not at the second 01:30', async () => {
+    clock.set('2027-10-30T12:00:00Z');
+    const r = await reader('ldn-fall@example.test', 'Europe/London', '01:30');
+    expect(r.dueAt).toBe('2027-10-31T00:30:00.000Z');
+    await logStory('2027-10-30T15:00:00Z');
+    await tick('2027-10-31T00:31:00Z'); // 01:31 BST
+    await logStory('2027-10-31T00:45:00Z');
+    await tick('2027-10-31T01:31:00Z'); // 01:31 GMT, the same wall time again
+    expect(smtp.to('ldn-fall@example.test')).toHaveLength(1);
+    expect(await dueAt(r.id)).toBe('2027-11-01T01:30:00.000Z');
+  });
+
+  it('New York, fall back: a 01:30 digest goes once; the story of the repeated hour waits for the next', async () => {
+    clock.set('2027-11-06T12:00:00Z');
+    const r = await reader('ny-fall@example.test', 'America/New_York', '01:30');
+    expect(r.dueAt).toBe('2027-11-07T05:30:00.000Z');
+    await logStory('2027-11-06T20:00:00Z');
+    await tick('2027-11-07T05:31:00Z'); // 01:31 EDT
+    const late = await logStory('2027-11-07T06:00:00Z');
+    await tick('2027-11-07T06:31:00Z'); // 01:31 EST
+    expect(smtp.to('ny-fall@example.test')).toHaveLength(1);
+    expect(await dueAt(r.id)).toBe('2027-11-08T06:30:00.000Z');
+    await tick('2027-11-08T06:30:00Z');
+    const mails = smtp.to('ny-fall@example.test');
+    expect(mails).toHaveLength(2);
+    expect(mails[1]!.subject).toContain('2027-11-08');
+    expect(mails[1]!.text).toContain(late.title);
+  });
+
+  it('Kolkata 08:00: stories grouped, near-duplicates collapsed, pushed ones marked or left out as chosen', async () => {
+    clock.set('2027-11-09T00:00:00Z');
+    const mark = await reader('k-mark@example.test', 'Asia/Kolkata', '08:00', { digestPushed: 'mark' });
+    const omit = await reader('k-omit@example.test', 'Asia/Kolkata', '08:00', { digestPushed: 'omit' });
+    expect(mark.dueAt).toBe('2027-11-09T02:30:00.000Z');
+    const a = await logStory('2027-11-09T00:10:00Z', { title: 'Japan and India sign chip pact in Tokyo' });
+    await logStory('2027-11-09T00:20:00Z', { title: 'India and Japan sign chip pact in Tokyo' });
+    const pushed = await logStory('2027-11-09T00:30:00Z', { title: 'Yen falls to a new low' });
+    for (const r of [mark, omit]) {
+      await t.herald.stores.ledger.claim(r.id, pushed.id, 'push', 'j', 'japan', clock.now());
+      await t.herald.stores.ledger.finish(r.id, pushed.id, 'push', 'sent', clock.now());
+    }
+    await tick('2027-11-09T02:30:00Z');
+    const m = smtp.to('k-mark@example.test')[0]!;
+    expect(m.text).toContain(`* ${pushed.title} (already sent as a push)`);
+    expect(m.subject).toBe('Your Herald digest for 2027-11-09: 2 stories in Japan');
+    expect(m.text!.match(/chip pact/g)).toHaveLength(1);
+    const o = smtp.to('k-omit@example.test')[0]!;
+    expect(o.text).not.toContain(pushed.title);
+    // Newest first: the later of the two near-identical wire copies stands for both.
+    expect(o.text!.match(/chip pact/g)).toHaveLength(1);
+    expect(o.text).not.toContain(a.title);
+  });
+
+  it('an empty digest is skipped, unless the reader asked for it anyway', async () => {
+    clock.set('2027-11-10T12:00:00Z');
+    const quiet = await reader('empty-skip@example.test', 'UTC', '20:00');
+    const anyway = await reader('empty-send@example.test', 'UTC', '20:00', { digestSendEmpty: true });
+    await tick('2027-11-10T20:00:00Z');
+    expect(smtp.to('empty-skip@example.test')).toHaveLength(0);
+    expect(await t.herald.stores.digests.record(quiet.id, '2027-11-10')).toMatchObject({ status: 'skipped' });
+    const sent = smtp.to('empty-send@example.test');
+    expect(sent.map((m) => m.subject)).toEqual(['Your Herald digest for 2027-11-10: nothing new today']);
+    expect(anyway.dueAt).toBe('2027-11-10T20:00:00.000Z');
+  });
+
+  it('after an outage the overdue digest goes once (catch-up) and the next is scheduled normally', async () => {
+    clock.set('2027-11-11T00:00:00Z');
+    const r = await reader('outage@example.test', 'Asia/Kolkata', '08:00');
+    const s1 = await logStory('2027-11-11T01:00:00Z');
+    const s2 = await logStory('2027-11-12T10:00:00Z');
+    // Herald was down from before 08:00 IST on the 11th until the 14th, 15:00 IST.
+    await tick('2027-11-14T09:30:00Z');
+    await tick('2027-11-14T09:31:00Z');
+    const mails = smtp.to('outage@example.test');
+    expect(mails).toHaveLength(1);
+    expect(mails[0]!.subject).toContain('2027-11-11');
+    expect(mails[0]!.text).toContain(s1.title);
+    expect(mails[0]!.text).toContain(s2.title);
+    expect(await dueAt(r.id)).toBe('2027-11-15T02:30:00.000Z');
+  });
+
+  it('the window moves only after a confirmed send: a refused digest leaves its stories for the next', async () => {
+    clock.set('2027-11-15T12:00:00Z');
+    smtp.script('bounce-once@example.test', { reject: 550 });
+    const r = await reader('bounce-once@example.test', 'UTC', '20:00');
+    const before = (await t.herald.stores.digests.state(r.id)).windowStart;
+    const s1 = await logStory('2027-11-15T13:00:00Z');
+    await tick('2027-11-15T20:00:00Z');
+    expect(await t.herald.stores.digests.record(r.id, '2027-11-15')).toMatchObject({ status: 'failed' });
+    expect((await t.herald.stores.digests.state(r.id)).windowStart).toBe(before);
+    smtp.script('bounce-once@example.test', { tempFail: 0 });
+    const s2 = await logStory('2027-11-16T13:00:00Z');
+    await tick('2027-11-16T20:00:00Z');
+    const mails = smtp.to('bounce-once@example.test');
+    expect(mails).toHaveLength(1);
+    expect(mails[0]!.text).toContain(s1.title);
+    expect(mails[0]!.text).toContain(s2.title);
+    expect((await t.herald.stores.digests.state(r.id)).windowStart).toBe(at('2027-11-16T20:00:00Z'));
+  });
+
+  it('a reader whose stored time zone is unknown still gets the digest, at the time in UTC, with the problem recorded', async () => {
+    clock.set('2027-11-17T00:00:00Z');
+    const { id } = await createReader(t.herald.stores.subscribers, { email: 'mars@example.test', timeZone: 'Mars/Olympus', digestTime: '08:00' }, clock.now());
+    await t.herald.stores.subscribers.setFollows(id, { japan: { cadence: 'daily', channels: [] } });
+    const due = await rescheduleDigest({ subscribers: t.herald.stores.subscribers, digests: t.herald.stores.digests, clock }, id);
+    expect(new Date(due!).toISOString()).toBe('2027-11-17T08:00:00.000Z');
+    await logStory('2027-11-17T01:00:00Z');
+    await tick('2027-11-17T08:00:00Z');
+    expect(smtp.to('mars@example.test')).toHaveLength(1);
+    expect((await t.herald.stores.digests.state(id)).problem).toBe('unknown time zone "Mars/Olympus": using UTC');
+  });
+});

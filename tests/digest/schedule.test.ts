@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import { effectiveZone, localDate, nextDigestAt } from '../../src/digest/schedule.ts';
+
+/**
+ * 2027 changes: America/New_York springs forward on 14 March (02:00 EST -> 03:00 EDT) and falls back on
+ * 7 November (02:00 EDT -> 01:00 EST); Europe/London on 28 March (01:00 GMT -> 02:00 BST) and 31 October
+ * (02:00 BST -> 01:00 GMT). Asia/Kolkata has no DST (UTC+05:30).
+ */
+describe('nextDigestAt across the 2027 DST changes', () => {
+  const cases: [string, string, string, string, string][] = [
+    // zone, digest time, after, expected, why
+    ['America/New_York', '08:00', '2027-03-13T12:00:00Z', '2027-03-13T13:00:00Z', 'EST the day before'],
+    ['America/New_York', '08:00', '2027-03-13T13:00:00Z', '2027-03-14T12:00:00Z', 'EDT on the change day'],
+    ['America/New_York', '02:30', '2027-03-13T08:00:00Z', '2027-03-14T07:00:00Z', '02:30 does not exist: first valid minute 03:00 EDT'],
+    ['America/New_York', '02:00', '2027-03-13T08:00:00Z', '2027-03-14T07:00:00Z', '02:00 does not exist either'],
+    ['America/New_York', '02:30', '2027-03-14T07:00:00Z', '2027-03-15T06:30:00Z', 'the day after: 02:30 EDT'],
+    ['America/New_York', '03:00', '2027-03-14T05:00:00Z', '2027-03-14T07:00:00Z', '03:00 EDT exists'],
+    ['America/New_York', '01:30', '2027-11-06T06:00:00Z', '2027-11-07T05:30:00Z', 'fall back: first 01:30 (EDT)'],
+    ['America/New_York', '01:30', '2027-11-07T05:30:00Z', '2027-11-08T06:30:00Z', 'not the second 01:30 (EST) the same day'],
+    ['America/New_York', '01:30', '2027-11-07T06:00:00Z', '2027-11-08T06:30:00Z', 'even asked between the two 01:30s'],
+    ['America/New_York', '08:00', '2027-11-07T05:00:00Z', '2027-11-07T13:00:00Z', 'EST after the change'],
+    ['Europe/London', '01:30', '2027-03-27T02:00:00Z', '2027-03-28T01:00:00Z', '01:30 does not exist: 02:00 BST'],
+    ['Europe/London', '08:00', '2027-03-27T09:00:00Z', '2027-03-28T07:00:00Z', 'BST on the change day'],
+    ['Europe/London', '08:00', '2027-03-27T07:00:00Z', '2027-03-27T08:00:00Z', 'GMT the day before'],
+    ['Europe/London', '01:30', '2027-10-30T02:00:00Z', '2027-10-31T00:30:00Z', 'fall back: first 01:30 (BST)'],
+    ['Europe/London', '01:30', '2027-10-31T00:30:00Z', '2027-11-01T01:30:00Z', 'not the second 01:30 (GMT)'],
+    ['Europe/London', '08:00', '2027-10-31T00:00:00Z', '2027-10-31T08:00:00Z', 'GMT after the change'],
+    ['Asia/Kolkata', '08:00', '2027-03-14T00:00:00Z', '2027-03-14T02:30:00Z', 'UTC+05:30'],
+    ['Asia/Kolkata', '08:00', '2027-03-14T02:30:00Z', '2027-03-15T02:30:00Z', 'strictly after'],
+    ['Asia/Kolkata', '02:30', '2027-11-06T20:00:00Z', '2027-11-06T21:00:00Z', '02:30 IST is 21:00 UTC the day before'],
+    ['Asia/Kolkata', '00:00', '2027-10-31T00:00:00Z', '2027-10-31T18:30:00Z', 'midnight IST is 18:30 UTC the day before'],
+    ['Asia/Kolkata', '23:59', '2027-12-31T18:00:00Z', '2027-12-31T18:29:00Z', 'one minute before midnight IST'],
+  ];
+
+  it.each(cases)('%s %s after %s -> %s (%s)', (zone, hhmm, after, expected) => {
+    expect(new Date(nextDigestAt(Date.parse(after), zone, hhmm)).toISOString()).toBe(new Date(expected).toISOString());
+  });
+
+  it('names each digest by the local date it is for', () => {
+    expect(localDate(Date.parse('2027-03-14T07:00:00Z'), 'America/New_York')).toBe('2027-03-14');
+    expect(localDate(Date.parse('2027-10-31T18:30:00Z'), 'Asia/Kolkata')).toBe('2027-11-01');
+    expect(localDate(Date.parse('2027-10-31T00:30:00Z'), 'Europe/London')).toBe('2027-10-31');
+  });
+
+  it('rejects a malformed time and an unknown zone with a clear error', () => {
+    expect(() => nextDigestAt(0, 'UTC', '25:00')).toThrow('invalid digest time "25:00"');
+    expect(() => nextDigestAt(0, 'Mars/Olympus', '08:00')).toThrow('unknown time zone "Mars/Olympus"');
+  });
+
+  it('falls back to UTC for an unknown stored zone and names the problem', () => {
+    expect(effectiveZone('Asia/Kolkata')).toEqual({ zone: 'Asia/Kolkata', problem: null });
+    expect(effectiveZone('Mars/Olympus')).toEqual({ zone: 'UTC', problem: 'unknown time zone "Mars/Olympus": using UTC' });
+  });
+});
