@@ -32,6 +32,7 @@ import { createStoryStore } from '../store/stories.ts';
 import { createSubscriberStore } from '../store/subscribers.ts';
 import { createStats } from '../store/stats.ts';
 import { createMetrics } from '../ops/metrics.ts';
+import { countDigest, countFeedFetch, createEvents, withLedgerEvents, withMailEvents, withPushEvents } from '../ops/events.ts';
 import { buildWebApp } from '../web/server.ts';
 import { opsRoutes } from '../web/routes/ops.ts';
 import { adminRoutes } from '../web/admin/routes.ts';
@@ -82,10 +83,10 @@ export function createHerald(opts: HeraldOptions) {
 
   const subscribers = createSubscriberStore(redis, prefix);
   const stories = createStoryStore(redis, prefix);
-  const ledger = createLedger(redis, prefix);
   const digests = createDigestStore(redis, prefix);
   const feedStore = createFeedStore(redis, prefix);
   const stats = createStats(redis, prefix);
+  const events = createEvents(stats, clock, log);
   const customs = createCustomTopicStore(redis, prefix);
   const recent = createRecentStories(redis, prefix);
   const queryLimits = { maxChars: config.queryMaxChars, maxTerms: config.queryMaxTerms };
@@ -101,14 +102,14 @@ export function createHerald(opts: HeraldOptions) {
   const dkim = config.dkimDomain && config.dkimSelector && config.dkimPrivateKey
     ? { domainName: config.dkimDomain, keySelector: config.dkimSelector, privateKey: config.dkimPrivateKey }
     : undefined;
-  const mailer = createMailer({
+  const mailer = withMailEvents(createMailer({
     url: config.smtpUrl, user: config.smtpUser, password: config.smtpPassword, from: config.mailFrom,
     poolSize: config.emailConcurrency, ratePerSecond: config.smtpRatePerSecond, dkim,
-  });
-  const sender = createWebPushSender(opts.secrets.vapid, {
+  }), events);
+  const sender = withPushEvents(createWebPushSender(opts.secrets.vapid, {
     agent: opts.pushAgent, ratePerSecondPerOrigin: config.pushRatePerSecond,
     ...(config.pushCaFile ? { ca: readFileSync(config.pushCaFile) } : {}),
-  });
+  }), events);
 
   const pollDeps = {
     feeds: feedStore, stories, enqueue, clock, log: log.child({ role: 'poller' }),
@@ -120,6 +121,8 @@ export function createHerald(opts: HeraldOptions) {
   };
   // Fan-out reads one story once per subscriber: a short per-process cache turns that into once per story.
   const deliveryStories = cachedStories(stories, clock);
+  // Every alert's end is counted (and a sent one's latency observed) on the ledger's own transition.
+  const ledger = withLedgerEvents(createLedger(redis, prefix), events, async (id) => (await deliveryStories.get(id))?.firstSeenAt ?? null, clock);
   const pushDeps = {
     subscribers, stories: deliveryStories, ledger, sender, enqueue, topicName, clock, log: log.child({ role: 'push' }),
     burstWindowMs: config.pushBurstWindowSeconds * 1000, inboxUrl: `${base}/`,
@@ -130,7 +133,7 @@ export function createHerald(opts: HeraldOptions) {
 
   const handlers: HandlerMap = {
     FeedPollTick: () => runPollTick(pollDeps),
-    FeedFetch: (d) => ingestFeed(pollDeps, d.feedId),
+    FeedFetch: (d) => countFeedFetch(events, () => ingestFeed(pollDeps, d.feedId)),
     StoryClassify: (d) => classifyStory(classifyDeps, d.storyId),
     AlertSendPush: (d, job) => withTopicNames([d.topicId], () => sendPushAlert(pushDeps, d, job.id ?? '')),
     AlertSendEmail: (d, job) => withTopicNames([d.topicId], () => sendEmailAlert(emailDeps, d, job.id ?? '')),
@@ -139,7 +142,7 @@ export function createHerald(opts: HeraldOptions) {
     // A digest may list own alerts: names must be current (one GET when nothing changed).
     DigestSend: async (d, job) => {
       await registry.current();
-      return sendDigest(digestDeps, d, job.id ?? '');
+      return countDigest(events, d.dueAt, clock, () => sendDigest(digestDeps, d, job.id ?? ''));
     },
   };
 

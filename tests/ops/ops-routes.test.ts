@@ -3,7 +3,7 @@ import { manualClock } from '../helpers/clock.ts';
 import { startFixtureServer, type FixtureServer } from '../helpers/http-fixtures.ts';
 import { startTestHerald, type TestHerald } from '../helpers/herald.ts';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.ts';
-import { webClient } from '../helpers/web-client.ts';
+import { confirmationLink, followConfirmation, webClient } from '../helpers/web-client.ts';
 
 const ADMIN = 'test-admin-token-0123456789abcdef';
 
@@ -21,10 +21,12 @@ describe('operator routes: /readyz, /metrics, /admin/queues', () => {
       clock: manualClock('2027-01-15T00:00:00Z'),
       smtpUrl: smtp.url,
       env: { HERALD_SCHEDULERS: 'true', HERALD_POLL_INTERVAL_SECONDS: '3600' },
-      feeds: [{ id: 'wire', url: feeds.url('/wire.xml') }, { id: 'broken', url: feeds.url('/broken.xml') }],
     });
     const res = await webClient(t.baseUrl).api('/api/subscribers', { method: 'POST', body: { email: 'ops@example.test', topics: { japan: { cadence: 'instant', channels: ['email'] } } } });
     expect(res.status).toBe(201);
+    expect((await followConfirmation(confirmationLink(smtp.to('ops@example.test')))).status).toBe(200);
+    // Feeds come only now, so the running poll scheduler cannot fetch them before the reader exists.
+    await t.herald.stores.feeds.sync([{ id: 'wire', url: feeds.url('/wire.xml') }, { id: 'broken', url: feeds.url('/broken.xml') }], 0);
     await t.herald.enqueue('FeedPollTick', {});
     await t.waitIdle();
   });
@@ -51,6 +53,14 @@ describe('operator routes: /readyz, /metrics, /admin/queues', () => {
     expect(text).toMatch(/herald_jobs_total\{name="FeedFetch",outcome="failed",queue="feeds"\} 1\n/);
     expect(text).toMatch(/herald_jobs_total\{name="StoryClassify",outcome="completed",queue="classify"\} 2\n/);
     expect(text).toContain('herald_process_resident_memory_bytes');
+    // Pipeline events, counted where they happen and kept in Redis for every process.
+    expect(text).toMatch(/herald_stories_ingested_total 2\n/);
+    expect(text).toMatch(/herald_feed_fetches_total\{result="ok"\} 1\n/);
+    expect(text).toMatch(/herald_feed_fetches_total\{code="http-status",result="error"\} 1\n/);
+    expect(text).toMatch(/herald_alerts_total\{channel="email",outcome="sent"\} 1\n/);
+    expect(text).toContain('# TYPE herald_story_to_delivery_seconds histogram');
+    expect(text).toMatch(/herald_story_to_delivery_seconds_count\{channel="email"\} 1\n/);
+    expect(text).toMatch(/herald_story_to_delivery_seconds_bucket\{channel="email",le="\+Inf"\} 1\n/);
   });
 
   it('/admin/queues answers 401 without the admin token and shows Bull Board with it', async () => {
