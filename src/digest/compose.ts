@@ -86,7 +86,7 @@ export function composeDigest(input: {
     if (!keep.has(story)) continue;
     storyIds.push(story.id);
     let g = groups.get(topicId);
-    if (!g) groups.set(topicId, (g = { topicName: input.topicName(topicId), stories: [] }));
+    if (!g) groups.set(topicId, (g = { topicId, topicName: input.topicName(topicId), stories: [] }));
     g.stories.push({ title: story.title, summary: story.summary, url: story.url, pushed: input.pushed.has(story.id) });
   }
   return { groups: [...groups.values()], storyIds };

@@ -157,7 +157,9 @@ export async function sendDigest(deps: DigestDeps, data: JobCatalog['DigestSend'
     log.info({ reason: 'no stories' }, 'digest skipped');
     return 'skipped: empty';
   }
-  const email = renderDigestEmail({ localDate: date, groups, links: deps.links(subscriberId, 'all') });
+  // Each topic carries its own signed stop link; the footer and List-Unsubscribe stop all email.
+  const linked = groups.map((g) => ({ ...g, stopUrl: deps.links(subscriberId, g.topicId).topic }));
+  const email = renderDigestEmail({ localDate: date, groups: linked, links: deps.links(subscriberId, 'all') });
   const outcome = await deps.mailer.send({ ...email, to: address, messageId: digestMessageId(subscriberId, date, deps.messageIdDomain) });
   if (outcome.kind === 'retry') throw new RetryLater(outcome.reason);
   if (outcome.kind === 'permanent') {

@@ -228,7 +228,7 @@ const bench: Benchmark = {
       // Baseline: the same rendered digest, one nodemailer transport (one SMTP connection) per mail, 20 at a time.
       const mail = renderDigestEmail({
         localDate: '2027-01-15',
-        groups: [{ topicName: 'Japan', stories: storyList }],
+        groups: [{ topicId: 'japan', topicName: 'Japan', stories: storyList }],
         links: { all: 'https://h.test/u?t=all', manage: 'https://h.test/' },
       });
       const baselineCount = ctx.quick ? 100 : 3000;

@@ -142,6 +142,17 @@ describe('walking skeleton: feed to push, email and digest', () => {
     expect(me.body.nextDigestAt).toBe('2027-01-16T02:30:00.000Z');
   });
 
+  it("C's digest has a working one-click stop link for its topic", async () => {
+    const digest = smtp.to('c@example.test').find((m) => m.subject?.startsWith('Your Herald digest'));
+    const stop = /\(Stop Japan emails: (\S+)\)/.exec(digest?.text ?? '')?.[1];
+    expect(stop).toBeDefined();
+    const done = await fetch(stop!, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'List-Unsubscribe=One-Click' });
+    expect(done.status).toBe(200);
+    const me = await api('/api/me', { token: tokens.c });
+    expect(me.body.topics.japan).toBeUndefined();
+    expect(me.body.nextDigestAt).toBeNull();
+  });
+
   it('polling the same feed again sends nothing new', async () => {
     const before = { push: push.received.length, mail: smtp.mails.length };
     clock.advance(60 * 60 * 1000);

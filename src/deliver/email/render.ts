@@ -86,8 +86,11 @@ export interface DigestStory extends Pick<Story, 'title' | 'summary' | 'url'> {
   pushed?: boolean;
 }
 export interface DigestGroup {
+  topicId: string;
   topicName: string;
   stories: DigestStory[];
+  /** Signed link that takes this topic out of the reader's email (set by the sender, not by composition). */
+  stopUrl?: string;
 }
 
 const PUSHED_MARK = '(already sent as a push)';
@@ -104,7 +107,12 @@ export function renderDigestEmail(input: { localDate: string; groups: DigestGrou
     `Your Herald digest for ${localDate}`,
     '',
     ...(count === 0 ? ['Nothing new in your daily topics since the last digest.', ''] : []),
-    ...groups.flatMap((g) => [`== ${g.topicName} ==`, ...g.stories.flatMap((s) => [`* ${s.title}${s.pushed ? ` ${PUSHED_MARK}` : ''}`, `  ${s.url}`]), '']),
+    ...groups.flatMap((g) => [
+      `== ${g.topicName} ==`,
+      ...g.stories.flatMap((s) => [`* ${s.title}${s.pushed ? ` ${PUSHED_MARK}` : ''}`, `  ${s.url}`]),
+      ...(g.stopUrl ? [`  (Stop ${g.topicName} emails: ${g.stopUrl})`] : []),
+      '',
+    ]),
     '--',
     `Stop all Herald emails: ${links.all}`,
     `Manage your alerts: ${links.manage}`,
@@ -121,7 +129,8 @@ export function renderDigestEmail(input: { localDate: string; groups: DigestGrou
             g.stories
               .map((s) => `<li><a href="${escapeHtml(s.url)}">${escapeHtml(s.title)}</a>${s.pushed ? ` <small style="color:#888">${PUSHED_MARK}</small>` : ''}${s.summary ? `<br><span style="color:#444">${escapeHtml(s.summary.slice(0, 240))}</span>` : ''}</li>`)
               .join('') +
-            '</ul>',
+            '</ul>' +
+            (g.stopUrl ? `<p style="color:#666;font-size:12px"><a href="${escapeHtml(g.stopUrl)}">Stop ${escapeHtml(g.topicName)} emails</a></p>` : ''),
         )
         .join('') +
       `<hr><p style="color:#666;font-size:12px"><a href="${escapeHtml(links.all)}">Unsubscribe from all</a> · <a href="${escapeHtml(links.manage)}">Manage your alerts</a></p>`,
