@@ -165,6 +165,10 @@ describe('own alerts: API, preview and delivery', () => {
     expect(toA[0]!.subject).toMatch(/^(Japan|Jaishankar abroad): India and Japan foreign ministers hold talks in Tokyo/);
     expect(alertsTo('b@example.test').map((m) => m.subject)).toEqual(['Minister watch: India and Japan foreign ministers hold talks in Tokyo on Quad and UN reform']);
     expect(alertsTo('b@example.test')[0]!.text).toContain('Matched: Jaishankar in summary');
+    // The email's stop link names the alert as the reader named it.
+    const stop = /Stop Minister watch alerts: (\S+)/.exec(alertsTo('b@example.test')[0]!.text ?? '')?.[1];
+    expect(stop).toBeDefined();
+    expect(await (await fetch(stop!)).text()).toContain('Unsubscribe from Minister watch emails?');
     expect(alertsTo('c@example.test')).toHaveLength(0);
     const inbox = await api('/api/me/inbox', { token: b });
     expect(inbox.body.items).toMatchObject([{ why: 'Matched: Jaishankar in summary' }]);

@@ -16,11 +16,16 @@ export const unsubscribeRoutes = (ctx: WebContext): FastifyPluginAsync => async 
     }
     return { subscriberId: s, topic: t };
   };
-  const topicLabel = (t: string) => (t === 'all' ? 'all Herald emails' : `${deps.topics.find((x) => x.id === t)?.name ?? t} emails`);
+  /** The reader sees the name they know: the catalog topic's, or their own alert's as they named it. */
+  const topicLabel = async (subscriberId: string, t: string) => {
+    if (t === 'all') return 'all Herald emails';
+    const name = deps.topics.find((x) => x.id === t)?.name ?? (await deps.alerts.customs.get(subscriberId, t))?.name ?? t;
+    return `${name} emails`;
+  };
 
   app.get<UnsubQuery>('/unsubscribe', async (req, reply) => {
-    const { topic } = checkUnsubscribe(req.query);
-    return reply.type('text/html; charset=utf-8').send(renderUnsubscribePage({ state: 'confirm', what: topicLabel(topic), action: req.url }));
+    const { subscriberId, topic } = checkUnsubscribe(req.query);
+    return reply.type('text/html; charset=utf-8').send(renderUnsubscribePage({ state: 'confirm', what: await topicLabel(subscriberId, topic), action: req.url }));
   });
 
   // RFC 8058: mail clients POST "List-Unsubscribe=One-Click" here; the page's button posts the same form.
@@ -29,6 +34,6 @@ export const unsubscribeRoutes = (ctx: WebContext): FastifyPluginAsync => async 
     await deps.subscribers.stopEmail(subscriberId, topic, deps.clock.now());
     await rescheduleDigest(deps, subscriberId);
     req.log.info({ subscriber_id: subscriberId, topic }, 'unsubscribed');
-    return reply.type('text/html; charset=utf-8').send(renderUnsubscribePage({ state: 'done', what: topicLabel(topic), action: req.url }));
+    return reply.type('text/html; charset=utf-8').send(renderUnsubscribePage({ state: 'done', what: await topicLabel(subscriberId, topic), action: req.url }));
   });
 };
