@@ -4,12 +4,14 @@ import { followAllows } from './follow-allows.ts';
 import { jobIds } from '../queue/jobs.ts';
 import type { Enqueue } from '../queue/queues.ts';
 import type { RecentStories } from '../store/recent-stories.ts';
+import type { Ledger } from '../store/ledger.ts';
 import type { StoryStore } from '../store/stories.ts';
 import type { SubscriberStore } from '../store/subscribers.ts';
 import { explainStory, type StoryLimits, type TopicIndex } from './match.ts';
 
 export interface ClassifyDeps {
   stories: StoryStore;
+  ledger: Pick<Ledger, 'open'>;
   subscribers: SubscriberStore;
   recent: RecentStories;
   enqueue: Enqueue;
@@ -84,6 +86,13 @@ export async function classifyStory(deps: ClassifyDeps, storyId: string): Promis
   const push = plans.filter((p) => p.channels.includes('push'));
   const email = plans.filter((p) => p.channels.includes('email'));
   const data = (p: AlertPlan) => ({ subscriberId: p.subscriberId, storyId, topicId: p.topicId, why: p.why });
+  // The ledger opens each record before its job exists: a job is never without its record.
+  await deps.ledger.open(
+    [...push.map((p) => [p, 'push'] as const), ...email.map((p) => [p, 'email'] as const)].map(([p, channel]) => ({
+      subscriberId: p.subscriberId, storyId, channel, jobId: jobIds.alert(p.subscriberId, storyId, channel), topicId: p.topicId,
+    })),
+    now,
+  );
   await deps.enqueue.bulk('AlertSendPush', push.map((p) => ({ data: data(p), opts: { jobId: jobIds.alert(p.subscriberId, storyId, 'push') } })));
   await deps.enqueue.bulk('AlertSendEmail', email.map((p) => ({ data: data(p), opts: { jobId: jobIds.alert(p.subscriberId, storyId, 'email') } })));
   // The preview of readers' own alerts replays these.

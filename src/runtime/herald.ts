@@ -111,18 +111,18 @@ export function createHerald(opts: HeraldOptions) {
     ...(config.pushCaFile ? { ca: readFileSync(config.pushCaFile) } : {}),
   }), events);
 
+  // Fan-out reads one story once per subscriber: a short per-process cache turns that into once per story.
+  const deliveryStories = cachedStories(stories, clock);
+  // Every alert's end is counted (and a sent one's latency observed) on the ledger's own transition.
+  const ledger = withLedgerEvents(createLedger(redis, prefix), events, async (id) => (await deliveryStories.get(id))?.firstSeenAt ?? null, clock);
   const pollDeps = {
     feeds: feedStore, stories, enqueue, clock, log: log.child({ role: 'poller' }),
     settings: ingestSettingsFrom(config, base, USER_AGENT),
   };
   const classifyDeps = {
-    stories, subscribers, recent, enqueue, clock, log: log.child({ role: 'classifier' }),
+    stories, subscribers, recent, enqueue, ledger, clock, log: log.child({ role: 'classifier' }),
     index: () => registry.current(), bestMinScore: config.bestMinScore, storyLimits,
   };
-  // Fan-out reads one story once per subscriber: a short per-process cache turns that into once per story.
-  const deliveryStories = cachedStories(stories, clock);
-  // Every alert's end is counted (and a sent one's latency observed) on the ledger's own transition.
-  const ledger = withLedgerEvents(createLedger(redis, prefix), events, async (id) => (await deliveryStories.get(id))?.firstSeenAt ?? null, clock);
   const pushDeps = {
     subscribers, stories: deliveryStories, ledger, sender, enqueue, topicName, clock, log: log.child({ role: 'push' }),
     burstWindowMs: config.pushBurstWindowSeconds * 1000, inboxUrl: `${base}/`,

@@ -44,6 +44,12 @@ redis.call('HSETNX', KEYS[1], 'createdAt', ARGV[3])
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 return 'claimed'`;
 
+/** Opens a record as "queued" when its job is enqueued; a record that exists (a re-classified story) is left as it is. */
+const OPEN = `
+if redis.call('HSETNX', KEYS[1], 'status', 'queued') == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'jobId', ARGV[1], 'topicId', ARGV[2], 'createdAt', ARGV[3], 'updatedAt', ARGV[3], 'attempts', 0)
+return 1`;
+
 /** Moves a record to a final status once; returns 1 only for the transition, so counters count it once. */
 const FINISH = `
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -160,6 +166,14 @@ export function createLedger(redis: Redis, prefix: string) {
         await bump(topicId, channel, status);
       }
       return moved === 1;
+    },
+
+    /**
+     * Records every planned alert as "queued" at enqueue time, so the ledger holds one record per (subscriber,
+     * story, channel) from the start. One command per record (each its own subscriber's slot), sent together.
+     */
+    async open(entries: readonly { subscriberId: string; storyId: string; channel: Channel; jobId: string; topicId: string }[], now: number) {
+      await Promise.all(entries.map((e) => redis.eval(OPEN, 1, alertKey(prefix, e.subscriberId, e.storyId, e.channel), e.jobId, e.topicId, String(now))));
     },
 
     /** A transient failure: the record waits for the next attempt with the error kept. */
