@@ -14,6 +14,26 @@ const inboxItemsKey = (prefix: string, subscriberId: string) => `${prefix}:{s:${
 const heldKey = (prefix: string, subscriberId: string, bucket: HeldBucket) => `${prefix}:{s:${subscriberId}}:held:${bucket}`;
 const pushCountKey = (prefix: string, subscriberId: string, localDate: string) => `${prefix}:{s:${subscriberId}}:pushcount:${localDate}`;
 const lastPushKey = (prefix: string, subscriberId: string) => `${prefix}:{s:${subscriberId}}:lastpush`;
+/**
+ * Time index of the ledger: per UTC day, sorted sets of `<subscriber> <story> <channel>` by creation time,
+ * spread over LEDGER_DAY_SHARDS keys so a busy day is not one hot Cluster slot. Written by a separate
+ * command after the record's own script (another slot), so it is the export's index, never the truth.
+ */
+export const LEDGER_DAY_SHARDS = 8;
+export const LEDGER_INDEX_RETENTION_DAYS = 35;
+const DAY_MS = 86_400_000;
+const ledgerDayKey = (prefix: string, day: number, shard: number) => `${prefix}:ledger:{ld:${day}:${shard}}`;
+const shardOf = (subscriberId: string) => {
+  let h = 0;
+  for (let i = 0; i < subscriberId.length; i++) h = (h * 31 + subscriberId.charCodeAt(i)) >>> 0;
+  return h % LEDGER_DAY_SHARDS;
+};
+export interface LedgerEntry extends DeliveryRecord {
+  subscriberId: string;
+  storyId: string;
+  channel: Channel;
+}
+
 export const topicStatsKey = (prefix: string, topicId: string) => `${prefix}:{t:${topicId}}:delivery`;
 
 /**
@@ -133,9 +153,15 @@ export function createLedger(redis: Redis, prefix: string) {
     if (topicId) await redis.hincrby(topicStatsKey(prefix, topicId), `${channel}:${field}`, 1);
   };
 
+  const index = async (subscriberId: string, storyId: string, channel: Channel, at: number) => {
+    const key = ledgerDayKey(prefix, Math.floor(at / DAY_MS), shardOf(subscriberId));
+    await redis.multi().zadd(key, 'NX', at, `${subscriberId} ${storyId} ${channel}`).expire(key, LEDGER_INDEX_RETENTION_DAYS * 24 * 3600).exec();
+  };
+
   return {
     async claim(subscriberId: string, storyId: string, channel: Channel, jobId: string, topicId: string, now: number) {
       const res = (await redis.eval(CLAIM, 1, alertKey(prefix, subscriberId, storyId, channel), jobId, topicId, String(now))) as string;
+      if (res === 'claimed') await index(subscriberId, storyId, channel, now);
       return res === 'claimed' ? { claimed: true as const } : { claimed: false as const, status: res as DeliveryStatus };
     },
 
@@ -156,6 +182,7 @@ export function createLedger(redis: Redis, prefix: string) {
         FINISH, 1, key, status, String(now), detail.reason ?? '', (detail.error ?? '').slice(0, 500), detail.via ?? '', detail.topicId ?? '',
       )) as number;
       if (moved === 1) {
+        await index(subscriberId, storyId, channel, Number((await redis.hget(key, 'createdAt')) ?? now));
         const topicId = detail.topicId ?? (await redis.hget(key, 'topicId')) ?? '';
         await bump(topicId, channel, status);
       }
@@ -193,6 +220,7 @@ export function createLedger(redis: Redis, prefix: string) {
       const res = (await redis.eval(
         HOLD, 2, alertKey(prefix, subscriberId, storyId, 'push'), heldKey(prefix, subscriberId, bucket), reason, String(now), storyId, topicId,
       )) as number;
+      if (res === 1) await index(subscriberId, storyId, 'push', now);
       return res === 1;
     },
 
@@ -214,6 +242,34 @@ export function createLedger(redis: Redis, prefix: string) {
         await this.finish(subscriberId, item.storyId, 'push', outcome.status, now, { via: outcome.via, reason: outcome.reason, topicId: item.topicId });
       }
       if (items.length > 0) await redis.zrem(heldKey(prefix, subscriberId, bucket), ...items.map((i) => i.storyId));
+    },
+
+    /**
+     * Delivery records created in [from, to), read in batches of `batchSize` per index key so memory stays
+     * bounded whatever the range: ordered by day, and by creation time within each shard of a day.
+     */
+    async *between(from: number, to: number, batchSize = 500): AsyncGenerator<LedgerEntry> {
+      for (let day = Math.floor(from / DAY_MS); day * DAY_MS < to; day++) {
+        for (let shard = 0; shard < LEDGER_DAY_SHARDS; shard++) {
+          const key = ledgerDayKey(prefix, day, shard);
+          for (let offset = 0; ; offset += batchSize) {
+            const members = await redis.zrangebyscore(key, from, `(${to}`, 'LIMIT', offset, batchSize);
+            if (members.length === 0) break;
+            const parsed = members.map((m) => m.split(' ') as [string, string, Channel]);
+            const pipe = redis.pipeline();
+            for (const [sub, story, channel] of parsed) pipe.hgetall(alertKey(prefix, sub, story, channel));
+            const res = (await pipe.exec()) ?? [];
+            for (let i = 0; i < parsed.length; i++) {
+              const record = toRecord((res[i]?.[1] ?? {}) as Record<string, string>);
+              // A forgotten subscriber's records are gone; their index entries expire with the day.
+              if (!record) continue;
+              const [subscriberId, storyId, channel] = parsed[i]!;
+              yield { subscriberId, storyId, channel, ...record };
+            }
+            if (members.length < batchSize) break;
+          }
+        }
+      }
     },
 
     /** Takes one of the subscriber's daily pushes; false once `cap` were sent on that local date. */
@@ -317,7 +373,19 @@ export function createLedger(redis: Redis, prefix: string) {
       do {
         const [next, found] = await redis.scan(cursor, 'MATCH', `${prefix}:{s:${subscriberId}}:alert:*`, 'COUNT', 1000);
         cursor = next;
-        if (found.length > 0) await redis.unlink(...found);
+        if (found.length === 0) continue;
+        // Their entries in the export's time index go too: no trace of the reader is left behind.
+        const created = await redis.pipeline(found.map((k) => ['hget', k, 'createdAt'])).exec();
+        const unindex = redis.pipeline();
+        found.forEach((k, i) => {
+          const at = Number(created?.[i]?.[1]);
+          const rest = k.slice(k.lastIndexOf(':alert:') + 7);
+          const storyId = rest.slice(0, rest.lastIndexOf(':'));
+          const channel = rest.slice(rest.lastIndexOf(':') + 1);
+          if (Number.isFinite(at) && storyId) unindex.zrem(ledgerDayKey(prefix, Math.floor(at / DAY_MS), shardOf(subscriberId)), `${subscriberId} ${storyId} ${channel}`);
+        });
+        await unindex.exec();
+        await redis.unlink(...found);
       } while (cursor !== '0');
     },
   };
