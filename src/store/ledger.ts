@@ -60,29 +60,32 @@ local status = redis.call('HGET', KEYS[1], 'status')
 if status == 'sent' or status == 'failed' or status == 'skipped' or status == 'held' then return status end
 if status == 'sending' then redis.call('HINCRBY', KEYS[1], 'reclaims', 1) end
 redis.call('HSET', KEYS[1], 'status', 'sending', 'jobId', ARGV[1], 'topicId', ARGV[2], 'updatedAt', ARGV[3])
-redis.call('HSETNX', KEYS[1], 'createdAt', ARGV[3])
+local created = redis.call('HSETNX', KEYS[1], 'createdAt', ARGV[3])
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+if created == 1 then return 'created' end
 return 'claimed'`;
 
-/** Moves a record to a final status once; returns 1 only for the transition, so counters count it once. */
+/** Moves a record to a final status once; returns 1 only for the transition (2 when it also created the record), so counters count it once. */
 const FINISH = `
 local status = redis.call('HGET', KEYS[1], 'status')
 if status == 'sent' or status == 'failed' or status == 'skipped' then return 0 end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updatedAt', ARGV[2])
-redis.call('HSETNX', KEYS[1], 'createdAt', ARGV[2])
+local created = redis.call('HSETNX', KEYS[1], 'createdAt', ARGV[2])
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'reason', ARGV[3]) end
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'lastError', ARGV[4]) end
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'via', ARGV[5]) end
 if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'topicId', ARGV[6]) end
+if created == 1 then return 2 end
 return 1`;
 
-/** Holds an alert: the record becomes "held" and the story joins the subscriber's held set, atomically. */
+/** Holds an alert: the record becomes "held" and the story joins the subscriber's held set, atomically (2: the record is new). */
 const HOLD = `
 local status = redis.call('HGET', KEYS[1], 'status')
 if status == 'sent' or status == 'failed' or status == 'skipped' then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'held', 'reason', ARGV[1], 'updatedAt', ARGV[2], 'topicId', ARGV[4])
-redis.call('HSETNX', KEYS[1], 'createdAt', ARGV[2])
+local created = redis.call('HSETNX', KEYS[1], 'createdAt', ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+if created == 1 then return 2 end
 return 1`;
 
 /** Reserves one of today's pushes under the cap; the counter expires after two days. */
@@ -161,8 +164,9 @@ export function createLedger(redis: Redis, prefix: string) {
   return {
     async claim(subscriberId: string, storyId: string, channel: Channel, jobId: string, topicId: string, now: number) {
       const res = (await redis.eval(CLAIM, 1, alertKey(prefix, subscriberId, storyId, channel), jobId, topicId, String(now))) as string;
-      if (res === 'claimed') await index(subscriberId, storyId, channel, now);
-      return res === 'claimed' ? { claimed: true as const } : { claimed: false as const, status: res as DeliveryStatus };
+      // Indexed once, by whichever script created the record.
+      if (res === 'created') await index(subscriberId, storyId, channel, now);
+      return res === 'claimed' || res === 'created' ? { claimed: true as const } : { claimed: false as const, status: res as DeliveryStatus };
     },
 
     /**
@@ -181,12 +185,12 @@ export function createLedger(redis: Redis, prefix: string) {
       const moved = (await redis.eval(
         FINISH, 1, key, status, String(now), detail.reason ?? '', (detail.error ?? '').slice(0, 500), detail.via ?? '', detail.topicId ?? '',
       )) as number;
-      if (moved === 1) {
-        await index(subscriberId, storyId, channel, Number((await redis.hget(key, 'createdAt')) ?? now));
+      if (moved === 2) await index(subscriberId, storyId, channel, now);
+      if (moved >= 1) {
         const topicId = detail.topicId ?? (await redis.hget(key, 'topicId')) ?? '';
         await bump(topicId, channel, status);
       }
-      return moved === 1;
+      return moved >= 1;
     },
 
     /** A transient failure: the record waits for the next attempt with the error kept. */
@@ -220,8 +224,8 @@ export function createLedger(redis: Redis, prefix: string) {
       const res = (await redis.eval(
         HOLD, 2, alertKey(prefix, subscriberId, storyId, 'push'), heldKey(prefix, subscriberId, bucket), reason, String(now), storyId, topicId,
       )) as number;
-      if (res === 1) await index(subscriberId, storyId, 'push', now);
-      return res === 1;
+      if (res === 2) await index(subscriberId, storyId, 'push', now);
+      return res >= 1;
     },
 
     /** Held alerts, oldest first; they stay held until `release` after the bundle or digest is confirmed. */
