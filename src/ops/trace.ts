@@ -71,6 +71,7 @@ const SKIP_REASONS: Record<string, string> = {
   'no-email': 'channel unconfirmed: no confirmed email address',
   'email-disabled': 'email disabled after hard bounces',
   'rolled-into-digest': 'rolled into the daily digest',
+  burst: 'a burst of alerts: bundled into one notification',
 };
 
 function describeSkip(reason: string | null, prefs: DeliveryPrefs): string {
@@ -90,8 +91,11 @@ function describeRecord(r: DeliveryRecord, prefs: DeliveryPrefs): { outcome: Cha
       return { outcome: 'failed', explanation: `failed for good at ${iso(r.updatedAt)} after ${tries}: ${r.lastError ?? r.reason ?? 'no error recorded'}` };
     case 'skipped':
       return { outcome: 'skipped', explanation: `not sent: ${describeSkip(r.reason, prefs)} (decided at ${iso(r.updatedAt)})` };
-    case 'held':
-      return { outcome: 'held', explanation: `held since ${iso(r.updatedAt)}: ${describeSkip(r.reason, prefs)}; goes out with the ${prefs.heldAlerts === 'digest' ? 'next digest' : 'bundle when the hold ends'}` };
+    case 'held': {
+      // The push dispatcher's buckets: over the cap goes to the digest, a burst to the bundle, quiet hours as the reader chose.
+      const digest = r.reason === 'cap' || (r.reason === 'quiet-hours' && prefs.heldAlerts === 'digest');
+      return { outcome: 'held', explanation: `held since ${iso(r.updatedAt)}: ${describeSkip(r.reason, prefs)}; goes out with the ${digest ? 'next digest' : 'bundle when the hold ends'}` };
+    }
     default:
       return { outcome: 'pending', explanation: `${r.status} since ${iso(r.updatedAt)} (${tries}${r.lastError ? `, last error: ${r.lastError}` : ''})` };
   }

@@ -8,6 +8,7 @@ import { manualClock } from '../helpers/clock.ts';
 import { startFixtureServer, type FixtureServer } from '../helpers/http-fixtures.ts';
 import { startTestHerald, type TestHerald } from '../helpers/herald.ts';
 import { createReader } from '../helpers/readers.ts';
+import { startPushService, type LocalPushService } from '../helpers/push-server.ts';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.ts';
 import { workerEnv } from '../helpers/worker-env.ts';
 
@@ -37,10 +38,12 @@ describe('operator console: feeds, topics, trace, ledger', () => {
   const clock = manualClock('2027-01-15T06:00:00Z');
   let feeds: FixtureServer;
   let smtp: SmtpSink;
+  let push: LocalPushService;
   let t: TestHerald;
   let a: string;
   let b: string;
   let c: string;
+  let d: string;
   const get = (path: string, headers: Record<string, string> = bearer) => fetch(`${t.baseUrl}${path}`, { headers });
   /** A form post as the browser sends it from a console page: Basic credentials and this origin. */
   const post = (path: string, form: Record<string, string> = {}, headers: Record<string, string> = { ...basic, origin: t.baseUrl }) =>
@@ -53,8 +56,9 @@ describe('operator console: feeds, topics, trace, ledger', () => {
       '/page.html': { body: '<html><body>not a feed</body></html>', headers: { 'content-type': 'text/html' } },
     });
     smtp = await startSmtpSink();
+    push = await startPushService();
     t = await startTestHerald({
-      name: 'console-pages', clock, smtpUrl: smtp.url,
+      name: 'console-pages', clock, smtpUrl: smtp.url, pushAgent: push.agent, pushOrigin: push.origin,
       feeds: [{ id: 'wire', url: feeds.url('/wire.xml'), title: 'Test wire' }, { id: 'broken', url: feeds.url('/broken.xml') }],
     });
     const subs = t.herald.stores.subscribers;
@@ -64,15 +68,25 @@ describe('operator console: feeds, topics, trace, ledger', () => {
     await subs.setFollows(b, { japan: { cadence: 'instant', channels: ['email'], mutedUntil: clock.now() + 7 * DAY } });
     c = (await createReader(subs, {}, clock.now())).id;
     await subs.setFollows(c, { japan: { cadence: 'daily', channels: [] } });
+    // Quiet hours 05:00-07:00 in UTC cover the poll at 06:00: the push dispatcher holds the alert.
+    d = (await createReader(subs, {}, clock.now())).id;
+    await subs.setFollows(d, { japan: { cadence: 'instant', channels: ['push'] } });
+    await subs.addPushSubscription(d, push.newDevice().subscription, clock.now());
+    await subs.setPrefs(d, { quietHours: { from: '05:00', to: '07:00' }, breakingThroughQuiet: false }, clock.now());
     // "Check now" from the console is how this test polls.
     expect((await post('/admin/feeds/wire/check')).status).toBe(200);
     expect((await post('/admin/feeds/broken/check')).status).toBe(422);
-    await t.waitIdle();
+    // Not t.waitIdle(): the held push leaves its bundle job delayed until quiet hours end.
+    for (let quiet = 0; quiet < 2; ) {
+      const counts = await Promise.all(Object.values(t.herald.queues).map((q) => q.getJobCounts('waiting', 'active', 'prioritized')));
+      quiet = counts.every((c) => Object.values(c).every((n) => n === 0)) ? quiet + 1 : 0;
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }, 60_000);
 
   afterAll(async () => {
     await t?.close();
-    await Promise.all([feeds?.close(), smtp?.close()]);
+    await Promise.all([feeds?.close(), smtp?.close(), push?.close()]);
   });
 
   it.each([
@@ -157,7 +171,7 @@ describe('operator console: feeds, topics, trace, ledger', () => {
   it('the topics page shows followers per cadence and matches per day', async () => {
     const html = await (await get('/admin/topics')).text();
     const japan = html.match(/<tr data-topic="japan">[^]*?<\/tr>/)![0];
-    expect(japan).toContain('<td data-k="instant">2</td>');
+    expect(japan).toContain('<td data-k="instant">3</td>');
     expect(japan).toContain('<td data-k="daily">1</td>');
     expect(japan).toContain('<td data-k="week">1</td>');
     expect(html).toContain('Matches per day (the six busiest topics)');
@@ -213,17 +227,29 @@ describe('operator console: feeds, topics, trace, ledger', () => {
     expect(noStory.status).toBe(404);
   });
 
+  it('traces a push held by quiet hours as the push dispatcher recorded it', async () => {
+    const trace = (await (await get(`/admin/trace?subscriber=${d}&story=${encodeURIComponent(STORY_URL)}&format=json`)).json()) as { channels: { channel: string; outcome: string; explanation: string }[] };
+    expect(trace.channels.map((x) => `${x.channel}: ${x.outcome}: ${x.explanation}`)).toEqual([
+      'push: held: held since 2027-01-15T06:00:00.000Z: quiet hours (05:00–07:00 local); goes out with the bundle when the hold ends',
+      'email: none: no alert: channel not chosen: the reader gets "Japan" by push only',
+    ]);
+    expect(push.received).toHaveLength(0);
+  });
+
   it('exports the delivery ledger of a time range as CSV and JSON', async () => {
     const csv = await get('/admin/ledger/export?from=2027-01-15T00:00:00Z&to=2027-01-16T00:00:00Z&format=csv');
     expect(csv.status).toBe(200);
     expect(csv.headers.get('content-type')).toContain('text/csv');
     const lines = (await csv.text()).trim().split('\r\n');
     expect(lines[0]).toBe('createdAt,updatedAt,subscriberId,storyId,channel,topicId,status,reason,attempts,reclaims,lastError,via,clickedAt');
-    expect(lines).toHaveLength(2);
-    expect(lines[1]).toMatch(new RegExp(`^2027-01-15T06:00:00.000Z,2027-01-15T06:00:00.000Z,${a},[0-9a-f]+,email,japan,sent,,1,0,,,$`));
+    expect(lines).toHaveLength(3);
+    expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^2027-01-15T06:00:00.000Z,2027-01-15T06:00:00.000Z,${a},[0-9a-f]+,email,japan,sent,,1,0,,,$`)));
+    expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^2027-01-15T06:00:00.000Z,2027-01-15T06:00:00.000Z,${d},[0-9a-f]+,push,japan,held,quiet-hours,1,0,,,$`)));
 
     const json = (await (await get('/admin/ledger/export?from=2027-01-15T00:00:00Z&to=2027-01-16T00:00:00Z&format=json')).json()) as { subscriberId: string; status: string }[];
-    expect(json).toEqual([expect.objectContaining({ subscriberId: a, status: 'sent', channel: 'email' })]);
+    expect(json).toHaveLength(2);
+    expect(json).toContainEqual(expect.objectContaining({ subscriberId: a, status: 'sent', channel: 'email' }));
+    expect(json).toContainEqual(expect.objectContaining({ subscriberId: d, status: 'held', channel: 'push', reason: 'quiet-hours' }));
     const before = (await (await get('/admin/ledger/export?from=2027-01-14T00:00:00Z&to=2027-01-15T05:00:00Z&format=json')).json()) as unknown[];
     expect(before).toEqual([]);
     for (const q of ['from=yesterday', 'format=xml', 'from=2027-01-16T00:00:00Z&to=2027-01-15T00:00:00Z', 'from=2026-01-01T00:00:00Z&to=2027-01-15T00:00:00Z']) {

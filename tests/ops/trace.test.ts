@@ -40,6 +40,13 @@ describe('explainTrace', () => {
       'push: held: held since 2027-03-01T11:59:30.000Z: quiet hours (22:00–07:00 local); goes out with the bundle when the hold ends',
       'email: skipped: not sent: daily push cap reached (5 a day) (decided at 2027-03-01T11:59:30.000Z)',
     ]],
+    ['over the cap held for the digest; a burst held for the bundle', {
+      prefs: { ...DEFAULT_DELIVERY_PREFS, dailyPushCap: 3 },
+      records: { push: record({ status: 'held', reason: 'cap' }), email: record({ status: 'held', reason: 'burst' }) },
+    }, [
+      'push: held: held since 2027-03-01T11:59:30.000Z: daily push cap reached (3 a day); goes out with the next digest',
+      'email: held: held since 2027-03-01T11:59:30.000Z: a burst of alerts: bundled into one notification; goes out with the bundle when the hold ends',
+    ]],
     ['sent in a bundle, and failed for good', {
       records: { push: record({ via: 'bundle b1', attempts: 2, clickedAt: NOW }), email: record({ status: 'failed', attempts: 3, lastError: '550 mailbox unavailable' }) },
     }, [
