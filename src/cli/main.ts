@@ -3,6 +3,7 @@ import { runClassifyCommand } from '../classify/cli.ts';
 import { loadConfig, renderConfigTable, withConfigTable } from '../config/load.ts';
 import { createRedis } from '../store/redis.ts';
 import { feedsCommand } from '../ingest/cli.ts';
+import { runTraceCommand } from '../ops/trace-cli.ts';
 import { ROLES } from '../runtime/herald.ts';
 import { parseRole, runRoles } from '../runtime/process.ts';
 
@@ -16,6 +17,8 @@ const USAGE = `Usage: herald <command>
   classify FILE...      classify the stories of feed files: [--json] [--topics FILE] [--query QUERY]
   feeds check|add|list|remove
                         check feed files offline; add, list (with health) or remove polled feeds
+  trace --subscriber X --story Y [--json]
+                        why a reader got (or did not get) a story: matches, alerts, each channel's answer
 `;
 
 export async function main(argv: string[]): Promise<number> {
@@ -62,6 +65,8 @@ export async function main(argv: string[]): Promise<number> {
       });
     case 'feeds':
       return feedsCommand(rest, { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t), env: process.env });
+    case 'trace':
+      return runTraceCommand(rest, { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s), env: process.env, now: () => Date.now() });
     case 'config':
       if (rest[0] === 'table') {
         process.stdout.write(`${renderConfigTable()}\n`);

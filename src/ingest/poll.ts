@@ -163,6 +163,7 @@ async function fetchAndIngest(deps: PollDeps, feed: FeedConfig, state: FeedState
   const self = parsed.self ?? result.hubLinks.find((l) => l.rel === 'self')?.href ?? result.finalUrl;
   const websub = hub ? await maybeSubscribe(deps, feed.id, state.websub, { hub, topic: self }, now) : state.websub;
   await scheduleAfterSuccess(deps, feed.id, { ...state, websub }, result.cache, parsed, now);
+  if (report.created > 0) await deps.feeds.recordItems(feed.id, report.created, now);
   log.info({ items: report.items, created: report.created, updated: report.updated, merged: report.merged, skipped: report.skipped.length }, 'feed fetched');
   return report;
 }
@@ -250,7 +251,9 @@ export async function ingestBody(
  */
 export async function ingestPushed(deps: PollDeps, feedId: string, body: Uint8Array, contentType: string | null, baseUrl: string): Promise<IngestReport> {
   try {
-    return (await ingestBody(deps, feedId, body, { contentType, baseUrl })).report;
+    const { report } = await ingestBody(deps, feedId, body, { contentType, baseUrl });
+    if (report.created > 0) await deps.feeds.recordItems(feedId, report.created, deps.clock.now());
+    return report;
   } catch (err) {
     if (!(err instanceof ParseError)) throw err;
     await deps.feeds.recordFailure(feedId, { code: err.code, message: `WebSub delivery: ${err.message}`, status: null }, deps.clock.now());

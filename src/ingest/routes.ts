@@ -1,7 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Clock } from '../model.ts';
 import type { FeedStore } from '../store/feeds.ts';
-import { describeFeedHealth } from './health.ts';
 import type { IngestReport } from './poll.ts';
 import { verifySignature } from './websub.ts';
 
@@ -16,19 +15,13 @@ export interface IngestRouteDeps {
 }
 
 /**
- * Fastify plugin (encapsulated): the WebSub callback and the feed health API. Registered by the runtime
+ * Fastify plugin (encapsulated): the WebSub callback (the feed health API is the console's, behind the admin token). Registered by the runtime
  * next to the settings app, so the web server's own module does not need to know about ingestion.
  */
 export async function ingestRoutes(app: FastifyInstance, deps: IngestRouteDeps) {
   // Hubs deliver the feed as it is (any XML or JSON type): take the raw bytes, the parser decides.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: deps.maxBytes }, (_req, body, done) => done(null, body));
-
-  app.get('/api/feeds', async () => {
-    const now = deps.clock.now();
-    const feeds = await deps.feeds.list();
-    return { feeds: await Promise.all(feeds.map(async (f) => describeFeedHealth(f, await deps.feeds.state(f.id), now))) };
-  });
 
   type Verify = { Params: { feedId: string }; Querystring: Record<string, string | undefined> };
   // Verification of intent (WebSub §5.3): echo the challenge only for a subscription we asked for.

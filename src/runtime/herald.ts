@@ -169,7 +169,17 @@ export function createHerald(opts: HeraldOptions) {
       schedulers: config.schedulers ? [{ queue: 'feeds', id: POLL_SCHEDULER }, { queue: 'digest', id: DIGEST_SCHEDULER }] : [],
     }),
   );
-  web.register(adminRoutes({ redis, prefix, queues, stats, adminToken: opts.secrets.adminToken, clock }));
+  web.register(
+    adminRoutes({
+      redis, prefix, queues, stats, adminToken: opts.secrets.adminToken, clock,
+      console: {
+        feeds: feedStore, stories, subscribers, ledger, recent, topics, poll: pollDeps,
+        index: () => registry.current(), topicName, bestMinScore: config.bestMinScore, storyLimits,
+        previewMaxDays: config.previewMaxDays, previewMaxStories: config.previewMaxStories,
+        queues: { push: queues.push, email: queues.email },
+      },
+    }),
+  );
 
   web.register(ingestRoutes, {
     feeds: feedStore, clock, maxBytes: config.fetchMaxBytes,

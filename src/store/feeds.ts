@@ -6,6 +6,12 @@ const registryKey = (prefix: string) => `${prefix}:feeds`;
 const dueKey = (prefix: string) => `${prefix}:feeds:due`;
 const stateKey = (prefix: string, feedId: string) => `${prefix}:{f:${feedId}}:state`;
 const hostKey = (prefix: string, host: string) => `${prefix}:hosts:{h:${host}}:inflight`;
+/** New stories per UTC day (field: day number since the epoch), for the console's sparkline. */
+const itemsKey = (prefix: string, feedId: string) => `${prefix}:{f:${feedId}}:items-per-day`;
+const DAY_MS = 86_400_000;
+/** Days of item counts kept per feed: the console shows a week. */
+export const ITEMS_PER_DAY_RETENTION_DAYS = 14;
+export const PAUSED_REASON = 'paused by the operator';
 
 export interface WebSubState {
   hub: string;
@@ -83,7 +89,7 @@ export function createFeedStore(redis: Redis, prefix: string) {
     async remove(feedId: string): Promise<boolean> {
       const removed = await redis.hdel(registryKey(prefix), feedId);
       await redis.zrem(dueKey(prefix), feedId);
-      await redis.del(stateKey(prefix, feedId));
+      await redis.del(stateKey(prefix, feedId), itemsKey(prefix, feedId));
       return removed === 1;
     },
     async get(feedId: string): Promise<FeedConfig | null> {
@@ -185,6 +191,33 @@ export function createFeedStore(redis: Redis, prefix: string) {
     async disable(feedId: string, reason: string, now: number) {
       await redis.hset(stateKey(prefix, feedId), { disabledAt: String(now), disabledReason: reason });
       await redis.zrem(dueKey(prefix), feedId);
+    },
+    /** Counts new stories of a fetch on the day they arrived; days past the retention are dropped in the same step. */
+    async recordItems(feedId: string, created: number, now: number) {
+      const day = Math.floor(now / DAY_MS);
+      const key = itemsKey(prefix, feedId);
+      const tx = redis.multi().hincrby(key, String(day), created);
+      const stale = Array.from({ length: 7 }, (_, i) => String(day - ITEMS_PER_DAY_RETENTION_DAYS - i));
+      tx.hdel(key, ...stale);
+      await tx.exec();
+    },
+    /** New stories per UTC day for the last `days` days, oldest first (today last). */
+    async itemsPerDay(feedId: string, days: number, now: number): Promise<number[]> {
+      const today = Math.floor(now / DAY_MS);
+      const fields = Array.from({ length: days }, (_, i) => String(today - days + 1 + i));
+      const raw = await redis.hmget(itemsKey(prefix, feedId), ...fields);
+      return raw.map((v) => Number(v ?? 0));
+    },
+    /** Stops polling on the operator's word; `resume` undoes it. */
+    async pause(feedId: string, now: number) {
+      await this.disable(feedId, PAUSED_REASON, now);
+      await redis.hdel(stateKey(prefix, feedId), 'nextCheckAt');
+    },
+    /** Puts a paused or disabled feed back on the schedule, due now; its failure count starts again. */
+    async resume(feedId: string, now: number) {
+      await redis.hdel(stateKey(prefix, feedId), 'disabledAt', 'disabledReason', 'failingSince');
+      await redis.hset(stateKey(prefix, feedId), { consecutiveFailures: '0', nextCheckAt: String(now) });
+      await redis.zadd(dueKey(prefix), now, feedId);
     },
     async setWebSub(feedId: string, ws: WebSubState | null) {
       if (ws) await redis.hset(stateKey(prefix, feedId), 'websub', JSON.stringify(ws));

@@ -14,6 +14,26 @@ const inboxItemsKey = (prefix: string, subscriberId: string) => `${prefix}:{s:${
 const heldKey = (prefix: string, subscriberId: string, bucket: HeldBucket) => `${prefix}:{s:${subscriberId}}:held:${bucket}`;
 const pushCountKey = (prefix: string, subscriberId: string, localDate: string) => `${prefix}:{s:${subscriberId}}:pushcount:${localDate}`;
 const lastPushKey = (prefix: string, subscriberId: string) => `${prefix}:{s:${subscriberId}}:lastpush`;
+/**
+ * Time index of the ledger: per UTC day, sorted sets of `<subscriber> <story> <channel>` by creation time,
+ * spread over LEDGER_DAY_SHARDS keys so a busy day is not one hot Cluster slot. Written by a separate
+ * command after the record's own script (another slot), so it is the export's index, never the truth.
+ */
+export const LEDGER_DAY_SHARDS = 8;
+export const LEDGER_INDEX_RETENTION_DAYS = 35;
+const DAY_MS = 86_400_000;
+const ledgerDayKey = (prefix: string, day: number, shard: number) => `${prefix}:ledger:{ld:${day}:${shard}}`;
+const shardOf = (subscriberId: string) => {
+  let h = 0;
+  for (let i = 0; i < subscriberId.length; i++) h = (h * 31 + subscriberId.charCodeAt(i)) >>> 0;
+  return h % LEDGER_DAY_SHARDS;
+};
+export interface LedgerEntry extends DeliveryRecord {
+  subscriberId: string;
+  storyId: string;
+  channel: Channel;
+}
+
 export const topicStatsKey = (prefix: string, topicId: string) => `${prefix}:{t:${topicId}}:delivery`;
 
 /**
@@ -40,8 +60,9 @@ local status = redis.call('HGET', KEYS[1], 'status')
 if status == 'sent' or status == 'failed' or status == 'skipped' or status == 'held' then return status end
 if status == 'sending' then redis.call('HINCRBY', KEYS[1], 'reclaims', 1) end
 redis.call('HSET', KEYS[1], 'status', 'sending', 'jobId', ARGV[1], 'topicId', ARGV[2], 'updatedAt', ARGV[3])
-redis.call('HSETNX', KEYS[1], 'createdAt', ARGV[3])
+local created = redis.call('HSETNX', KEYS[1], 'createdAt', ARGV[3])
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+if created == 1 then return 'created' end
 return 'claimed'`;
 
 /** Opens a record as "queued" when its job is enqueued; a record that exists (a re-classified story) is left as it is. */
@@ -50,25 +71,27 @@ if redis.call('HSETNX', KEYS[1], 'status', 'queued') == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'jobId', ARGV[1], 'topicId', ARGV[2], 'createdAt', ARGV[3], 'updatedAt', ARGV[3], 'attempts', 0)
 return 1`;
 
-/** Moves a record to a final status once; returns 1 only for the transition, so counters count it once. */
+/** Moves a record to a final status once; returns 1 only for the transition (2 when it also created the record), so counters count it once. */
 const FINISH = `
 local status = redis.call('HGET', KEYS[1], 'status')
 if status == 'sent' or status == 'failed' or status == 'skipped' then return 0 end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updatedAt', ARGV[2])
-redis.call('HSETNX', KEYS[1], 'createdAt', ARGV[2])
+local created = redis.call('HSETNX', KEYS[1], 'createdAt', ARGV[2])
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'reason', ARGV[3]) end
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'lastError', ARGV[4]) end
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'via', ARGV[5]) end
 if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'topicId', ARGV[6]) end
+if created == 1 then return 2 end
 return 1`;
 
-/** Holds an alert: the record becomes "held" and the story joins the subscriber's held set, atomically. */
+/** Holds an alert: the record becomes "held" and the story joins the subscriber's held set, atomically (2: the record is new). */
 const HOLD = `
 local status = redis.call('HGET', KEYS[1], 'status')
 if status == 'sent' or status == 'failed' or status == 'skipped' then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'held', 'reason', ARGV[1], 'updatedAt', ARGV[2], 'topicId', ARGV[4])
-redis.call('HSETNX', KEYS[1], 'createdAt', ARGV[2])
+local created = redis.call('HSETNX', KEYS[1], 'createdAt', ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+if created == 1 then return 2 end
 return 1`;
 
 /** Reserves one of today's pushes under the cap; the counter expires after two days. */
@@ -139,10 +162,17 @@ export function createLedger(redis: Redis, prefix: string) {
     if (topicId) await redis.hincrby(topicStatsKey(prefix, topicId), `${channel}:${field}`, 1);
   };
 
+  const index = async (subscriberId: string, storyId: string, channel: Channel, at: number) => {
+    const key = ledgerDayKey(prefix, Math.floor(at / DAY_MS), shardOf(subscriberId));
+    await redis.multi().zadd(key, 'NX', at, `${subscriberId} ${storyId} ${channel}`).expire(key, LEDGER_INDEX_RETENTION_DAYS * 24 * 3600).exec();
+  };
+
   return {
     async claim(subscriberId: string, storyId: string, channel: Channel, jobId: string, topicId: string, now: number) {
       const res = (await redis.eval(CLAIM, 1, alertKey(prefix, subscriberId, storyId, channel), jobId, topicId, String(now))) as string;
-      return res === 'claimed' ? { claimed: true as const } : { claimed: false as const, status: res as DeliveryStatus };
+      // Indexed once, by whichever script created the record.
+      if (res === 'created') await index(subscriberId, storyId, channel, now);
+      return res === 'claimed' || res === 'created' ? { claimed: true as const } : { claimed: false as const, status: res as DeliveryStatus };
     },
 
     /**
@@ -161,11 +191,12 @@ export function createLedger(redis: Redis, prefix: string) {
       const moved = (await redis.eval(
         FINISH, 1, key, status, String(now), detail.reason ?? '', (detail.error ?? '').slice(0, 500), detail.via ?? '', detail.topicId ?? '',
       )) as number;
-      if (moved === 1) {
+      if (moved === 2) await index(subscriberId, storyId, channel, now);
+      if (moved >= 1) {
         const topicId = detail.topicId ?? (await redis.hget(key, 'topicId')) ?? '';
         await bump(topicId, channel, status);
       }
-      return moved === 1;
+      return moved >= 1;
     },
 
     /**
@@ -173,7 +204,13 @@ export function createLedger(redis: Redis, prefix: string) {
      * story, channel) from the start. One command per record (each its own subscriber's slot), sent together.
      */
     async open(entries: readonly { subscriberId: string; storyId: string; channel: Channel; jobId: string; topicId: string }[], now: number) {
-      await Promise.all(entries.map((e) => redis.eval(OPEN, 1, alertKey(prefix, e.subscriberId, e.storyId, e.channel), e.jobId, e.topicId, String(now))));
+      await Promise.all(
+        entries.map(async (e) => {
+          const opened = await redis.eval(OPEN, 1, alertKey(prefix, e.subscriberId, e.storyId, e.channel), e.jobId, e.topicId, String(now));
+          // Indexed once, by whichever script created the record.
+          if (opened === 1) await index(e.subscriberId, e.storyId, e.channel, now);
+        }),
+      );
     },
 
     /** A transient failure: the record waits for the next attempt with the error kept. */
@@ -207,7 +244,8 @@ export function createLedger(redis: Redis, prefix: string) {
       const res = (await redis.eval(
         HOLD, 2, alertKey(prefix, subscriberId, storyId, 'push'), heldKey(prefix, subscriberId, bucket), reason, String(now), storyId, topicId,
       )) as number;
-      return res === 1;
+      if (res === 2) await index(subscriberId, storyId, 'push', now);
+      return res >= 1;
     },
 
     /** Held alerts, oldest first; they stay held until `release` after the bundle or digest is confirmed. */
@@ -228,6 +266,34 @@ export function createLedger(redis: Redis, prefix: string) {
         await this.finish(subscriberId, item.storyId, 'push', outcome.status, now, { via: outcome.via, reason: outcome.reason, topicId: item.topicId });
       }
       if (items.length > 0) await redis.zrem(heldKey(prefix, subscriberId, bucket), ...items.map((i) => i.storyId));
+    },
+
+    /**
+     * Delivery records created in [from, to), read in batches of `batchSize` per index key so memory stays
+     * bounded whatever the range: ordered by day, and by creation time within each shard of a day.
+     */
+    async *between(from: number, to: number, batchSize = 500): AsyncGenerator<LedgerEntry> {
+      for (let day = Math.floor(from / DAY_MS); day * DAY_MS < to; day++) {
+        for (let shard = 0; shard < LEDGER_DAY_SHARDS; shard++) {
+          const key = ledgerDayKey(prefix, day, shard);
+          for (let offset = 0; ; offset += batchSize) {
+            const members = await redis.zrangebyscore(key, from, `(${to}`, 'LIMIT', offset, batchSize);
+            if (members.length === 0) break;
+            const parsed = members.map((m) => m.split(' ') as [string, string, Channel]);
+            const pipe = redis.pipeline();
+            for (const [sub, story, channel] of parsed) pipe.hgetall(alertKey(prefix, sub, story, channel));
+            const res = (await pipe.exec()) ?? [];
+            for (let i = 0; i < parsed.length; i++) {
+              const record = toRecord((res[i]?.[1] ?? {}) as Record<string, string>);
+              // A forgotten subscriber's records are gone; their index entries expire with the day.
+              if (!record) continue;
+              const [subscriberId, storyId, channel] = parsed[i]!;
+              yield { subscriberId, storyId, channel, ...record };
+            }
+            if (members.length < batchSize) break;
+          }
+        }
+      }
     },
 
     /** Takes one of the subscriber's daily pushes; false once `cap` were sent on that local date. */
@@ -331,7 +397,19 @@ export function createLedger(redis: Redis, prefix: string) {
       do {
         const [next, found] = await redis.scan(cursor, 'MATCH', `${prefix}:{s:${subscriberId}}:alert:*`, 'COUNT', 1000);
         cursor = next;
-        if (found.length > 0) await redis.unlink(...found);
+        if (found.length === 0) continue;
+        // Their entries in the export's time index go too: no trace of the reader is left behind.
+        const created = await redis.pipeline(found.map((k) => ['hget', k, 'createdAt'])).exec();
+        const unindex = redis.pipeline();
+        found.forEach((k, i) => {
+          const at = Number(created?.[i]?.[1]);
+          const rest = k.slice(k.lastIndexOf(':alert:') + 7);
+          const storyId = rest.slice(0, rest.lastIndexOf(':'));
+          const channel = rest.slice(rest.lastIndexOf(':') + 1);
+          if (Number.isFinite(at) && storyId) unindex.zrem(ledgerDayKey(prefix, Math.floor(at / DAY_MS), shardOf(subscriberId)), `${subscriberId} ${storyId} ${channel}`);
+        });
+        await unindex.exec();
+        await redis.unlink(...found);
       } while (cursor !== '0');
     },
   };

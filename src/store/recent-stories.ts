@@ -22,6 +22,11 @@ export function createRecentStories(redis: Redis, prefix: string) {
         .exec();
     },
 
+    /** Ids by classification time, newest first, from position `offset` (for scans in batches). */
+    async page(offset: number, limit: number): Promise<string[]> {
+      return redis.zrevrange(key, offset, offset + limit - 1);
+    },
+
     /** Ids of stories classified in [from, to], newest first, at most `limit`. */
     async between(from: number, to: number, limit: number): Promise<string[]> {
       return redis.zrevrangebyscore(key, to, from, 'LIMIT', 0, limit);

@@ -389,6 +389,11 @@ export function createStoryStore(redis: Redis, prefix: string) {
       await redis.hset(storyKey(prefix, id), 'classifiedAt', String(at));
     },
 
+    async classifiedAt(id: string): Promise<number | null> {
+      const v = await redis.hget(storyKey(prefix, id), 'classifiedAt');
+      return v ? Number(v) : null;
+    },
+
     async isClassified(id: string): Promise<boolean> {
       return (await redis.hexists(storyKey(prefix, id), 'classifiedAt')) === 1;
     },
@@ -423,6 +428,23 @@ export function createStoryStore(redis: Redis, prefix: string) {
         pipe.zremrangebyscore(key, '-inf', at - TOPIC_LOG_RETENTION_MS);
       }
       await pipe.exec();
+    },
+
+    /** How many stories were logged under the topic in [from, to) (matches per day on the console). */
+    async countLogged(topicId: string, from: number, to: number): Promise<number> {
+      return redis.zcount(topicLogKey(prefix, topicId), from, `(${to}`);
+    },
+
+    /**
+     * The story that claimed this canonical link (link index of the last one to two generations), or null.
+     * Items with a guid are not in that index: callers fall back to the recent stories.
+     */
+    async idForCanonicalUrl(canonical: string, now: number): Promise<string | null> {
+      const link = `l:${sha(canonical)}`;
+      const shard = link.charCodeAt(2) % LINK_SHARDS;
+      const gen = Math.floor(now / SEEN_GEN_MS);
+      const [cur, prev] = await Promise.all([redis.hget(linkKey(prefix, shard, gen), link), redis.hget(linkKey(prefix, shard, gen - 1), link)]);
+      return cur ?? prev;
     },
 
     /** Story ids logged under the topic in (from, to]. */

@@ -298,6 +298,12 @@ export function createSubscriberStore(redis: Redis, prefix: string) {
       return redis.smembers(followersKey(prefix, topicId, cadence));
     },
 
+    /** Number of followers per cadence (the console's topics page). */
+    async followerCounts(topicId: string): Promise<{ instant: number; daily: number }> {
+      const [instant, daily] = await Promise.all([redis.scard(followersKey(prefix, topicId, 'instant')), redis.scard(followersKey(prefix, topicId, 'daily'))]);
+      return { instant, daily };
+    },
+
     async addPushSubscription(id: string, sub: { endpoint: string; keys: { p256dh: string; auth: string } }, now: number) {
       const record: PushSubscriptionRecord = { id: pushSubscriptionId(sub.endpoint), endpoint: sub.endpoint, keys: sub.keys, createdAt: now };
       await redis.hset(keys(id).push, record.id, JSON.stringify(record));

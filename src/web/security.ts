@@ -24,12 +24,15 @@ const HOUR_MS = 60 * 60 * 1000;
  *    credential and the only effect is to stop email;
  *  - POST /confirm-email: the button of the page an emailed link opens, in whatever browser the mail app
  *    picks; the single-use token in the URL is the credential, and no other site can know it;
- *  - POST /websub/:feedId: a WebSub hub's server-to-server delivery, authenticated by its HMAC signature.
+ *  - POST /websub/:feedId: a WebSub hub's server-to-server delivery, authenticated by its HMAC signature;
+ *  - /admin/*: the operator console (src/web/admin/routes.ts) requires the admin token and a same-origin request.
  */
 const LINK_CREDENTIAL_ROUTES = new Set(['/unsubscribe', '/confirm-email', '/websub/:feedId']);
 function needsCsrf(req: FastifyRequest): boolean {
   if (!STATE_CHANGING.has(req.method)) return false;
   if (req.headers.authorization?.startsWith('Bearer ')) return false;
+  // The operator console has no reader cookie: its own guard checks the admin token, then the request's origin.
+  if (req.url === '/admin' || req.url.startsWith('/admin/')) return false;
   return !LINK_CREDENTIAL_ROUTES.has(req.routeOptions.url ?? '');
 }
 

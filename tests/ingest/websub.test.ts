@@ -57,7 +57,7 @@ describe('WebSub: subscribe, verify intent, take signed pushes, renew the lease'
     const state = await t.herald.stores.feeds.state('pushed');
     expect(state.websub).toMatchObject({ status: 'active', hub: hub.url, leaseUntil: clock.now() + 86_400_000 });
     expect(state.nextCheckAt).toBe(clock.now() + 7_200_000);
-    const api = (await (await fetch(`${t.baseUrl}/api/feeds`)).json()) as { feeds: { id: string; websub: string }[] };
+    const api = (await (await fetch(`${t.baseUrl}/api/feeds`, { headers: { authorization: 'Bearer test-admin-token-0123456789abcdef' } })).json()) as { feeds: { id: string; websub: string }[] };
     expect(api.feeds[0]!.websub).toContain('active via');
   });
 

@@ -66,4 +66,6 @@ export const OVERVIEW_CHARTS: OverviewChart[] = [
     ],
   },
   { id: 'lateness', title: 'Digest lateness (average)', unit: 's', series: (b) => [averageSeries(b, 'herald_digest_lateness_seconds', 'lateness')] },
+  // Every queue worker counts its jobs: the pipeline's heartbeat, stage by stage.
+  { id: 'jobs', title: 'Jobs completed by queue', series: (b) => splitSeries(b, 'herald_jobs_total', { outcome: 'completed' }, 'queue') },
 ];

@@ -4,6 +4,10 @@ import { escapeHtml as esc } from '../../deliver/email/render.ts';
 
 export const ADMIN_NAV = [
   ['/admin', 'Overview'],
+  ['/admin/feeds', 'Feeds'],
+  ['/admin/topics', 'Topics'],
+  ['/admin/trace', 'Trace'],
+  ['/admin/ledger', 'Ledger'],
   ['/admin/queues', 'Queues'],
 ] as const;
 

@@ -10,6 +10,7 @@ import { createLoginAttempts, ADMIN_FAILURE_WINDOW_SECONDS } from '../../store/l
 import type { Stats } from '../../store/stats.ts';
 import { adminTokenFrom, tokenMatches } from '../routes/ops.ts';
 import { renderLineChart } from './charts.ts';
+import { consoleRoutes, type ConsoleDeps } from './console-routes.ts';
 import { OVERVIEW_CHARTS, RANGES, sumSeries, total, type Range } from './overview.ts';
 import { renderOverview, type QueueRow } from './pages.ts';
 
@@ -22,6 +23,34 @@ export interface AdminDeps {
   clock: Clock;
   /** How often the live view pushes a snapshot (tests shorten it). */
   liveIntervalMs?: number;
+  /** Feeds, topics, trace and ledger pages. */
+  console: Omit<ConsoleDeps, 'clock'>;
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * CSRF defence of the console: a browser attaches Basic credentials to any request to this origin, even
+ * one a hostile page makes it send, so a state-changing request must come from a page of this origin.
+ * Browsers say so in Sec-Fetch-Site, which no page can set. Without it (older browsers), the Origin header
+ * must name this host; Herald's Referrer-Policy (no-referrer) makes a browser send "Origin: null" on form
+ * posts, so those browsers are refused rather than trusted. A token sent as Bearer cannot be forged
+ * cross-site (no browser adds that header by itself), so scripts and curl need neither header.
+ */
+export function sameOriginWrite(
+  method: string,
+  headers: { origin?: string | undefined; host?: string | undefined; authorization?: string | undefined; 'sec-fetch-site'?: string | undefined },
+): boolean {
+  if (SAFE_METHODS.has(method)) return true;
+  if (headers.authorization?.startsWith('Bearer ')) return true;
+  const site = headers['sec-fetch-site'];
+  if (site) return site === 'same-origin';
+  if (!headers.origin || !headers.host) return false;
+  try {
+    return new URL(headers.origin).host === headers.host;
+  } catch {
+    return false;
+  }
 }
 
 const ASSETS: Record<string, { file: URL; type: string }> = {
@@ -55,6 +84,9 @@ export function adminRoutes(deps: AdminDeps): FastifyPluginAsync {
         // A request without credentials is a browser's first try, not a guess.
         if (req.headers.authorization) await attempts.fail(req.ip);
         return reply.code(401).header('www-authenticate', 'Basic realm="Herald admin", charset="UTF-8"').send({ error: 'admin token required' });
+      }
+      if (!sameOriginWrite(req.method, req.headers as Parameters<typeof sameOriginWrite>[1])) {
+        return reply.code(403).send({ error: 'cross-site request refused: change things from the console pages of this Herald' });
       }
     });
 
@@ -115,6 +147,8 @@ export function adminRoutes(deps: AdminDeps): FastifyPluginAsync {
       const timer = setInterval(() => void send(), deps.liveIntervalMs ?? 5000);
       req.raw.on('close', () => clearInterval(timer));
     });
+
+    await app.register(consoleRoutes({ ...deps.console, clock: deps.clock }));
 
     const serverAdapter = new FastifyAdapter();
     serverAdapter.setBasePath('/admin/queues');
