@@ -131,9 +131,11 @@ export function createHerald(opts: HeraldOptions) {
   const emailDeps = { subscribers, stories, ledger, mailer, topicName, links, messageIdDomain, hardBounceLimit, clock, log: log.child({ role: 'email' }) };
   const digestDeps = { subscribers, stories: deliveryStories, digests, ledger, mailer, enqueue, topicName, links, messageIdDomain, hardBounceLimit, clock, log: log.child({ role: 'digest' }) };
 
+  const fetchFeedCounted = (feedId: string) => countFeedFetch(events, () => ingestFeed(pollDeps, feedId));
+
   const handlers: HandlerMap = {
     FeedPollTick: () => runPollTick(pollDeps),
-    FeedFetch: (d) => countFeedFetch(events, () => ingestFeed(pollDeps, d.feedId)),
+    FeedFetch: (d) => fetchFeedCounted(d.feedId),
     StoryClassify: (d) => classifyStory(classifyDeps, d.storyId),
     AlertSendPush: (d, job) => withTopicNames([d.topicId], () => sendPushAlert(pushDeps, d, job.id ?? '')),
     AlertSendEmail: (d, job) => withTopicNames([d.topicId], () => sendEmailAlert(emailDeps, d, job.id ?? '')),
@@ -173,7 +175,7 @@ export function createHerald(opts: HeraldOptions) {
     adminRoutes({
       redis, prefix, queues, stats, adminToken: opts.secrets.adminToken, clock,
       console: {
-        feeds: feedStore, stories, subscribers, ledger, recent, topics, poll: pollDeps,
+        feeds: feedStore, stories, subscribers, ledger, recent, topics, poll: pollDeps, checkFeed: fetchFeedCounted,
         index: () => registry.current(), topicName, bestMinScore: config.bestMinScore, storyLimits,
         previewMaxDays: config.previewMaxDays, previewMaxStories: config.previewMaxStories,
         queues: { push: queues.push, email: queues.email },

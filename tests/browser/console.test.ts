@@ -93,6 +93,9 @@ describe.skipIf(!hasChromium)('operator console in a real browser', () => {
     const ys = (points ?? '').split(' ').map((p) => Number(p.split(',')[1]));
     expect(Math.min(...ys)).toBeLessThan(172);
     expect(await page.locator('figure[data-chart]').count()).toBe(5);
+    // Stories ingested and alerts sent are counted where they happen: their charts carry this run too.
+    for (const id of ['stories', 'alerts']) expect(await page.locator(`figure[data-chart="${id}"] svg`).textContent()).not.toContain('no events in this period');
+    expect(await page.locator('figure[data-chart="alerts"] polyline title').allTextContents()).toContain('email');
     expect(await page.locator('#live tr[data-queue="email"]').count()).toBe(1);
     await page.screenshot({ path: new URL('admin-overview.png', resultsDir).pathname, fullPage: true });
     expect(existsSync(new URL('admin-overview.png', resultsDir))).toBe(true);

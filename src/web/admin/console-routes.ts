@@ -7,7 +7,7 @@ import { CATALOG_QUERY_LIMITS } from '../../classify/registry.ts';
 import { compileTopic, type StoryLimits, type TopicIndex } from '../../classify/match.ts';
 import { feedIdFor } from '../../ingest/cli.ts';
 import { describeFeedHealth } from '../../ingest/health.ts';
-import { ingestFeed, type PollDeps } from '../../ingest/poll.ts';
+import type { IngestReport, PollDeps } from '../../ingest/poll.ts';
 import { probeFeed } from '../../ingest/probe.ts';
 import type { Channel, Clock } from '../../model.ts';
 import { exportLedger, parseExportRange } from '../../ops/ledger-export.ts';
@@ -35,8 +35,10 @@ export interface ConsoleDeps {
   storyLimits: StoryLimits;
   previewMaxDays: number;
   previewMaxStories: number;
-  /** The poller's dependencies: "check now" runs the poller's own fetch, "add" its probe. */
+  /** The poller's dependencies: "add" runs its probe. */
   poll: PollDeps;
+  /** "Check now": the poller's own fetch of one feed, counted like a scheduled one. */
+  checkFeed: (feedId: string) => Promise<IngestReport>;
   queues: Partial<Record<Channel, Queue>>;
 }
 
@@ -106,7 +108,7 @@ export function consoleRoutes(deps: ConsoleDeps) {
             break;
           }
           try {
-            const r = await ingestFeed(deps.poll, id);
+            const r = await deps.checkFeed(id);
             text = r.status === 'not-modified' ? `Checked ${id}: not modified since the last fetch.` : `Checked ${id}: ${r.items} items, ${r.created} new, ${r.updated} updated, ${r.merged} merged.`;
           } catch (err) {
             kind = 'error';
