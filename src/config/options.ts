@@ -410,7 +410,7 @@ export const OPTIONS = [
     key: 'jobLockSeconds',
     schema: positiveInt.min(2).max(600),
     default: '30',
-    description: 'Lock of a running push or email job: a dispatcher that dies has its jobs taken over after about this long.',
+    description: 'Lock of a running job (fetch, classification, push, email, digest): a worker process that dies has its jobs taken over after about this long.',
     fix: 'set a whole number of seconds between 2 and 600',
   },
   {
