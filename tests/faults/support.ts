@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { SMTPServer } from 'smtp-server';
 import webpush from 'web-push';
 import type { Role } from '../../src/runtime/herald.ts';
 import { spawnHerald, waitFor, type HeraldProcess } from '../helpers/processes.ts';
@@ -95,4 +96,50 @@ export function tally(keys: Iterable<string>) {
   const n = new Map<string, number>();
   for (const k of keys) n.set(k, (n.get(k) ?? 0) + 1);
   return { distinct: new Set(n.keys()), repeated: [...n.entries()].filter(([, c]) => c > 1) };
+}
+
+/**
+ * An SMTP server on loopback that can be taken down: while down it answers 421 to new connections and to
+ * MAIL FROM on connections a sender's pool kept open, as a relay being restarted does. Each accepted
+ * message is kept with its Message-ID.
+ */
+export async function startSwitchableSmtp() {
+  const accepted: { messageId: string; to: string; at: number }[] = [];
+  let down = false;
+  let refusals = 0;
+  const unavailable = () => {
+    refusals++;
+    return Object.assign(new Error('4.3.2 service shutting down, try again later'), { responseCode: 421 });
+  };
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS'],
+    logger: false,
+    onConnect(_session, callback) {
+      callback(down ? unavailable() : undefined);
+    },
+    onMailFrom(_address, _session, callback) {
+      callback(down ? unavailable() : undefined);
+    },
+    onData(stream, session, callback) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => {
+        const head = Buffer.concat(chunks).toString('utf8').split(/\r?\n\r?\n/)[0] ?? '';
+        const messageId = /^message-id:\s*(\S+)/im.exec(head)?.[1] ?? '';
+        accepted.push({ messageId, to: session.envelope.rcptTo[0]?.address ?? '', at: Date.now() });
+        callback();
+      });
+    },
+  });
+  server.on('error', () => undefined);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.server.address() as AddressInfo).port;
+  return {
+    url: `smtp://127.0.0.1:${port}`,
+    accepted,
+    refusals: () => refusals,
+    setDown: (value: boolean) => void (down = value),
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
 }
