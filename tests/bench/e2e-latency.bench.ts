@@ -72,11 +72,9 @@ const bench: Benchmark = {
       await subscribers.setFollows(id, { japan: { cadence: 'instant', channels: ['push'] } });
       await subscribers.addPushSubscription(id, { endpoint: sink.endpoint('reader'), keys: { p256dh: ecdh.getPublicKey().toString('base64url'), auth: randomBytes(16).toString('base64url') } }, now);
 
-      procs.push(await startWorker('push', env, queues.push));
-      procs.push(await startWorker('classifier', env, queues.classify));
-      procs.push(await startWorker('poller', env, queues.feeds));
       const web = spawnHerald(['worker', 'web'], env);
       procs.push(web);
+      procs.push(...(await Promise.all([startWorker('push', env, queues.push), startWorker('classifier', env, queues.classify), startWorker('poller', env, queues.feeds)])));
       await sleepUntil(() => web.out.stdout.includes('Herald is running') || web.out.stderr.includes('Herald is running'), 30_000, `the web process (${web.out.stderr.slice(-300)})`);
       await queues.feeds.add('FeedFetch', { feedId: 'wire' }, { jobId: 'bench-first-fetch' });
       await sleepUntil(() => hub.subscriptions[0]?.verified === true, 30_000, 'the WebSub subscription to be verified');
