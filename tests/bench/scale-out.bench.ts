@@ -60,29 +60,41 @@ const bench: Benchmark = {
         const field = (name: string) => Number(new RegExp(`^${name}:([0-9.]+)`, 'm').exec(info)?.[1] ?? 0);
         return field('used_cpu_user') + field('used_cpu_sys');
       };
-      const runCase = async (processes: number) => {
-        const caseStories: ReturnType<typeof makeStory>[] = [];
-        for (let i = 0; i < storiesPerCase; i++) {
-          const s = makeStory(now, { title: `Tokyo scale-out ${processes}-${i}` });
-          await stories.put(s);
-          caseStories.push(s);
-        }
-        // Paused while the processes start, so both begin on a full queue at the same moment.
-        await queues.push.pause();
-        for (let i = 0; i < ids.length; i += 1000) {
-          await enqueue.bulk('AlertSendPush', ids.slice(i, i + 1000).flatMap((subscriberId) => caseStories.map((s) => ({
-            data: { subscriberId, storyId: s.id, topicId: 'japan', why: 'Matched: Tokyo' },
-            opts: { jobId: jobIds.alert(subscriberId, s.id, 'push') },
+      const queueAlerts = async (storyIds: string[], readerIds: string[]) => {
+        for (let i = 0; i < readerIds.length; i += 1000) {
+          await enqueue.bulk('AlertSendPush', readerIds.slice(i, i + 1000).flatMap((subscriberId) => storyIds.map((storyId) => ({
+            data: { subscriberId, storyId, topicId: 'japan', why: 'Matched: Tokyo' },
+            opts: { jobId: jobIds.alert(subscriberId, storyId, 'push') },
           }))));
         }
+      };
+      const newStories = async (label: string, n: number) => {
+        const out: string[] = [];
+        for (let i = 0; i < n; i++) {
+          const s = makeStory(now, { title: `Tokyo scale-out ${label}-${i}` });
+          await stories.put(s);
+          out.push(s.id);
+        }
+        return out;
+      };
+      const runCase = async (processes: number) => {
         const procs = [];
         for (let p = 0; p < processes; p++) procs.push(await startWorker('push', env, queues.push));
+        // Warm-up round (connections opened, code optimised), not measured: a cold start is not throughput.
+        const warmReaders = ids.slice(0, 200 * processes);
+        sink.restartWindow();
+        await queueAlerts(await newStories(`warm-${processes}`, 1), warmReaders);
+        await sleepUntil(() => sink.count() >= warmReaders.length, 60_000, `the warm-up with ${processes} process(es)`);
+        // Paused while the batch is queued, so every process starts on a full queue at the same moment.
+        await queues.push.pause();
+        await queueAlerts(await newStories(`case-${processes}`, storiesPerCase), ids);
         const redisCpu0 = await redisCpuSeconds();
         sink.restartWindow();
         await queues.push.resume();
         await sleepUntil(() => sink.count() >= alerts, ctx.quick ? 60_000 : 180_000, `${alerts} pushes with ${processes} process(es)`);
-        // First push to last: process start-up is not throughput.
+        // First push to last of the measured batch.
         const seconds = (sink.lastAt() - sink.firstAt()) / 1000;
+        if (sink.count() !== alerts) throw new Error(`expected ${alerts} pushes, the push service got ${sink.count()}`);
         await stopWorkers(procs);
         const rate = alerts / seconds;
         // Where the time went: a Redis near one full core is the ceiling more dispatchers cannot lift.
