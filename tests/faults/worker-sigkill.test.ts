@@ -118,8 +118,10 @@ describe('SIGKILL of each worker role during a fan-out of 10,000 alerts', () => 
     await Promise.all(Array.from({ length: FEEDS }, (_, f) => enqueue('FeedFetch', { feedId: `wire-${f}` }, { jobId: jobIds.feedFetch(`wire-${f}`) })));
     await waitFor(() => publisher.totalHits() >= 1, 20_000, 'a feed fetch to be in flight');
     await kill(poller1);
-    const poller2 = await start('poller');
     const classifyJobs = async () => (await queues.classify.getJobs(['waiting', 'active', 'completed', 'failed', 'delayed'])).filter((j) => j.name === 'StoryClassify');
+    // Killed with its fetches unfinished: nothing ingested yet.
+    expect(await classifyJobs()).toHaveLength(0);
+    const poller2 = await start('poller');
     await waitFor(async () => (await classifyJobs()).length >= FEEDS, 60_000, 'every feed to yield its story');
     await kill(poller2);
     const storyIds = [...new Set((await classifyJobs()).map((j) => (j.data as { storyId: string }).storyId))];
@@ -129,6 +131,8 @@ describe('SIGKILL of each worker role during a fan-out of 10,000 alerts', () => 
     const classifier1 = await start('classifier');
     await waitFor(async () => (await queues.push.count()) > 0 || (await queues.email.count()) > 0, 30_000, 'the fan-out to begin');
     await kill(classifier1);
+    // Killed with stories still to classify.
+    expect((await queues.classify.getJobCounts('completed')).completed ?? 0).toBeLessThan(FEEDS);
     const classifier2 = await start('classifier');
     await waitFor(async () => ((await queues.classify.getJobCounts('completed')).completed ?? 0) >= FEEDS, 60_000, 'every story to be classified');
     await kill(classifier2);
