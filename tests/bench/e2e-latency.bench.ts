@@ -74,7 +74,9 @@ const bench: Benchmark = {
 
       const web = spawnHerald(['worker', 'web'], env);
       procs.push(web);
-      procs.push(...(await Promise.all([startWorker('push', env, queues.push), startWorker('classifier', env, queues.classify), startWorker('poller', env, queues.feeds)])));
+      const started = await Promise.allSettled([startWorker('push', env, queues.push), startWorker('classifier', env, queues.classify), startWorker('poller', env, queues.feeds)]);
+      for (const r of started) if (r.status === 'fulfilled') procs.push(r.value);
+      for (const r of started) if (r.status === 'rejected') throw r.reason;
       await sleepUntil(() => web.out.stdout.includes('Herald is running') || web.out.stderr.includes('Herald is running'), 30_000, `the web process (${web.out.stderr.slice(-300)})`);
       await queues.feeds.add('FeedFetch', { feedId: 'wire' }, { jobId: 'bench-first-fetch' });
       await sleepUntil(() => hub.subscriptions[0]?.verified === true, 30_000, 'the WebSub subscription to be verified');

@@ -57,7 +57,13 @@ export async function startTimingPushSink() {
 export async function startWorker(role: Role, env: Record<string, string>, queue: { getWorkersCount(): Promise<number> }): Promise<HeraldProcess> {
   const before = await queue.getWorkersCount();
   const p = spawnHerald(['worker', role], env);
-  await waitFor(async () => (await queue.getWorkersCount()) > before, 30_000, `the ${role} worker (${p.out.stderr.slice(-300)})`);
+  try {
+    await waitFor(async () => (await queue.getWorkersCount()) > before, 30_000, `the ${role} worker (${p.out.stderr.slice(-300)})`);
+  } catch (err) {
+    // Not handed to the caller, so nobody else would stop it.
+    p.child.kill('SIGKILL');
+    throw err;
+  }
   return p;
 }
 

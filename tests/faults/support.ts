@@ -44,7 +44,13 @@ export function faultEnv(prefix: string, opts: { feeds?: { id: string; url: stri
 /** Runs `herald worker <role>` as its own process and waits until it says it is running. */
 export async function startRole(role: Role, env: Record<string, string>): Promise<HeraldProcess> {
   const p = spawnHerald(['worker', role], env);
-  await waitFor(() => p.out.stdout.includes('Herald worker is running'), 30_000, `the ${role} worker to start (${p.out.stderr.slice(-400)}${p.out.stdout.slice(-400)})`);
+  try {
+    await waitFor(() => p.out.stdout.includes('Herald worker is running'), 30_000, `the ${role} worker to start (${p.out.stderr.slice(-400)}${p.out.stdout.slice(-400)})`);
+  } catch (err) {
+    // Not handed to the caller, so nobody else would stop it.
+    p.child.kill('SIGKILL');
+    throw err;
+  }
   return p;
 }
 
