@@ -65,6 +65,12 @@ export interface PushSubscriptionRecord {
   endpoint: string;
   keys: { p256dh: string; auth: string };
   createdAt: number;
+  /**
+   * The VAPID public key the browser subscribed with (its applicationServerKey): a push service refuses a
+   * message signed with any other key, so this decides which key pair signs for this device. Absent on
+   * records stored before Herald kept it (see `vapidKeyFor`).
+   */
+  vapidPublicKey?: string;
 }
 
 export interface TopicMatch {

@@ -1,3 +1,4 @@
+import { UnrecoverableError } from 'bullmq';
 import type { Logger } from 'pino';
 import type { AlertQuality, Channel, Clock, Follow, TopicMatch } from '../model.ts';
 import { followAllows } from './follow-allows.ts';
@@ -5,7 +6,7 @@ import { jobIds } from '../queue/jobs.ts';
 import type { Enqueue } from '../queue/queues.ts';
 import type { RecentStories } from '../store/recent-stories.ts';
 import type { Ledger } from '../store/ledger.ts';
-import type { StoryStore } from '../store/stories.ts';
+import { CorruptStoryError, type StoryStore } from '../store/stories.ts';
 import type { SubscriberStore } from '../store/subscribers.ts';
 import { explainStory, type StoryLimits, type TopicIndex } from './match.ts';
 
@@ -61,7 +62,10 @@ export function planInstantAlerts(
 
 /** Returns what BullMQ keeps as the job's result: the matched topic ids (not their evidence) and the alerts sent. */
 export async function classifyStory(deps: ClassifyDeps, storyId: string): Promise<{ topics: string[]; alerts: number }> {
-  const story = await deps.stories.get(storyId);
+  const story = await deps.stories.get(storyId).catch((err: unknown) => {
+    // A corrupt record fails the same way on every attempt: straight to failed, with the reason.
+    throw err instanceof CorruptStoryError ? new UnrecoverableError(err.message) : err;
+  });
   if (!story) throw new Error(`story ${storyId} not found`);
   // Explanations render their "why" on first use: only the matches that become alerts pay for it.
   const matches: TopicMatch[] = explainStory(story, await deps.index(), deps.storyLimits);

@@ -220,6 +220,25 @@ export const OPTIONS = [
     fix: 'run `npx web-push generate-vapid-keys` and set both VAPID keys, or unset both',
   },
   {
+    env: 'VAPID_PREVIOUS_KEYS',
+    key: 'vapidPreviousKeys',
+    schema: z
+      .string()
+      .regex(
+        /^[A-Za-z0-9_-]{80,100}:[A-Za-z0-9_-]{40,50}(,[A-Za-z0-9_-]{80,100}:[A-Za-z0-9_-]{40,50})*$/,
+        'must be comma-separated <public key>:<private key> pairs',
+      )
+      .transform((v) => v.split(',').map((pair) => {
+        const [publicKey = '', privateKey = ''] = pair.split(':');
+        return { publicKey, privateKey };
+      }))
+      .optional(),
+    secret: true,
+    description:
+      'VAPID key pairs used before a rotation, as `<public>:<private>` separated by commas, newest first (secret). Devices subscribed with one keep getting pushes signed with it; devices stored before Herald recorded their key use the last pair.',
+    fix: 'list the old pairs as PUBLIC:PRIVATE,PUBLIC:PRIVATE (the values VAPID_PUBLIC_KEY and VAPID_PRIVATE_KEY had), or unset it',
+  },
+  {
     env: 'VAPID_SUBJECT',
     key: 'vapidSubject',
     schema: url(['mailto:', 'https:']),
@@ -391,7 +410,7 @@ export const OPTIONS = [
     key: 'jobLockSeconds',
     schema: positiveInt.min(2).max(600),
     default: '30',
-    description: 'Lock of a running push or email job: a dispatcher that dies has its jobs taken over after about this long.',
+    description: 'Lock of a running job (fetch, classification, push, email, digest): a worker process that dies has its jobs taken over after about this long.',
     fix: 'set a whole number of seconds between 2 and 600',
   },
   {

@@ -209,7 +209,11 @@ export function createHerald(opts: HeraldOptions) {
         workers.push(
           queue === 'push' || queue === 'email' || queue === 'digest'
             ? startDispatcher(queue, handlers, { ...common, lockSeconds: config.jobLockSeconds })
-            : startQueueWorker(queue, handlers, common),
+            : startQueueWorker(queue, handlers, {
+                ...common,
+                // A killed poller or classifier has its fetch or fan-out taken over as soon as a dispatcher's would be.
+                workerOptions: { lockDuration: config.jobLockSeconds * 1000, stalledInterval: Math.max(1000, Math.floor((config.jobLockSeconds * 1000) / 2)) },
+              }),
         );
       }
       if (roles.includes('poller')) await feedStore.sync(feeds, clock.now());

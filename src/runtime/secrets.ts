@@ -3,9 +3,10 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import webpush from 'web-push';
 import type { Config } from '../config/options.ts';
+import type { VapidKeys } from '../deliver/push/web-push-sender.ts';
 
 export interface Secrets {
-  vapid: { publicKey: string; privateKey: string; subject: string };
+  vapid: VapidKeys;
   signingKey: string;
   adminToken: string;
 }
@@ -41,5 +42,6 @@ export function resolveSecrets(config: Config): Secrets {
   }
   const signingKey = config.signingKey ?? readOrCreate(join(config.dataDir, 'signing-key'), () => randomBytes(32).toString('hex'));
   const adminToken = config.adminToken ?? readOrCreate(join(config.dataDir, 'admin-token'), () => randomBytes(24).toString('hex'));
-  return { vapid: { ...vapid, subject: config.vapidSubject }, signingKey, adminToken };
+  const previous = config.vapidPreviousKeys ?? [];
+  return { vapid: { ...vapid, subject: config.vapidSubject, ...(previous.length > 0 ? { previous } : {}) }, signingKey, adminToken };
 }

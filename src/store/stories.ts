@@ -87,7 +87,23 @@ export const TOPIC_LOG_RETENTION_MS = 8 * 24 * 60 * 60 * 1000;
 /** The story's own fields, stored as one JSON value: one argument to write instead of two per field. */
 type StoredStory = Omit<Story, 'sources' | 'id' | 'feedId'>;
 
+/** A story record that cannot be read back (hand-edited or half-written): retrying will not mend it. */
+export class CorruptStoryError extends Error {
+  constructor(readonly storyId: string, cause: unknown) {
+    super(`story ${storyId} is corrupt in Redis: ${(cause as Error).message}`);
+    this.name = 'CorruptStoryError';
+  }
+}
+
 function toStory(h: Record<string, string>, sources?: Record<string, string>): Story | null {
+  try {
+    return parseStory(h, sources);
+  } catch (err) {
+    throw new CorruptStoryError(h.id ?? '?', err);
+  }
+}
+
+function parseStory(h: Record<string, string>, sources?: Record<string, string>): Story | null {
   if (!h.id) return null;
   const srcs: StorySource[] = Object.entries(sources ?? {}).map(([feedId, j]) => ({ feedId, url: (JSON.parse(j) as { url: string }).url }));
   const f = h.json ? (JSON.parse(h.json) as StoredStory) : null;

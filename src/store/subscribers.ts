@@ -304,8 +304,11 @@ export function createSubscriberStore(redis: Redis, prefix: string) {
       return { instant, daily };
     },
 
-    async addPushSubscription(id: string, sub: { endpoint: string; keys: { p256dh: string; auth: string } }, now: number) {
-      const record: PushSubscriptionRecord = { id: pushSubscriptionId(sub.endpoint), endpoint: sub.endpoint, keys: sub.keys, createdAt: now };
+    async addPushSubscription(id: string, sub: { endpoint: string; keys: { p256dh: string; auth: string } }, now: number, vapidPublicKey?: string) {
+      const record: PushSubscriptionRecord = {
+        id: pushSubscriptionId(sub.endpoint), endpoint: sub.endpoint, keys: sub.keys, createdAt: now,
+        ...(vapidPublicKey ? { vapidPublicKey } : {}),
+      };
       await redis.hset(keys(id).push, record.id, JSON.stringify(record));
       return record;
     },

@@ -107,6 +107,9 @@ export function registerSecurity(app: FastifyInstance, deps: Pick<WebDeps, 'redi
 
   app.addHook('preHandler', async (req) => {
     if (!STATE_CHANGING.has(req.method)) return;
+    // A WebSub hub pushes every update of a feed from one address: its deliveries are signed feed content,
+    // bounded by the body limit, not a reader's writes.
+    if (req.routeOptions.url === '/websub/:feedId') return;
     await check('writes-ip', settings.writesPerMinute, 60_000, req, req.ip, 'changes from this address');
     const token = requestToken(req);
     const id = token ? await deps.subscribers.idForToken(token) : null;

@@ -39,7 +39,8 @@ describe('WebSub: subscribe, verify intent, take signed pushes, renew the lease'
     site.set('/pushed.xml', { headers: { 'content-type': 'application/atom+xml' }, body: atom(hub.url, feedUrl, [{ id: 'e1', title: 'First entry' }]) });
     t = await startTestHerald({
       name: 'websub', clock, smtpUrl: 'smtp://127.0.0.1:1', feeds: [{ id: 'pushed', url: feedUrl }],
-      env: { HERALD_WEBSUB_FALLBACK_POLL_SECONDS: '7200', HERALD_WEBSUB_LEASE_SECONDS: '86400' },
+      // A low write limit: hub deliveries must not count toward readers' write rate limits.
+      env: { HERALD_WEBSUB_FALLBACK_POLL_SECONDS: '7200', HERALD_WEBSUB_LEASE_SECONDS: '86400', HERALD_RATE_LIMIT_WRITES_PER_MINUTE: '5' },
     });
     await poll();
     await until(() => hub.subscriptions[0]?.verified === true);
@@ -68,6 +69,15 @@ describe('WebSub: subscribe, verify intent, take signed pushes, renew the lease'
     const story = await t.herald.stores.stories.get(storyIdFor('pushed', 'e2'));
     expect(story).toMatchObject({ title: 'Pushed entry arrives', feedId: 'pushed' });
     expect(await t.herald.stores.stories.isClassified(story!.id)).toBe(true);
+  });
+
+  it('a busy hub is not rate-limited like a reader: 12 deliveries in a minute are all taken', async () => {
+    for (let i = 0; i < 12; i++) {
+      const r = await hub.publish(hub.subscriptions[0]!, atom(hub.url, feedUrl, [{ id: `burst-${i}`, title: `Burst entry ${i}` }]));
+      expect(r.status).toBe(202);
+    }
+    await t.waitIdle();
+    expect(await t.herald.stores.stories.get(storyIdFor('pushed', 'burst-11'))).toMatchObject({ title: 'Burst entry 11' });
   });
 
   it('a delivery with a wrong signature is acknowledged and ignored', async () => {

@@ -6,6 +6,24 @@ export interface VapidKeys {
   publicKey: string;
   privateKey: string;
   subject: string;
+  /**
+   * Pairs used before a rotation, newest first: subscriptions made with one of them keep being signed with
+   * it. Subscriptions stored before Herald recorded the key are taken to be made with the oldest (last) one.
+   */
+  previous?: readonly { publicKey: string; privateKey: string }[];
+}
+
+export type VapidPair = { publicKey: string; privateKey: string };
+
+/**
+ * The key pair that signs for one subscription: the one it was made with. Null when that key is no longer
+ * configured, which no push service would accept.
+ */
+export function vapidKeyFor(vapid: VapidKeys, sub: Pick<PushSubscriptionRecord, 'vapidPublicKey'>): VapidPair | null {
+  const previous = vapid.previous ?? [];
+  if (!sub.vapidPublicKey) return previous[previous.length - 1] ?? vapid;
+  if (sub.vapidPublicKey === vapid.publicKey) return vapid;
+  return previous.find((p) => p.publicKey === sub.vapidPublicKey) ?? null;
 }
 
 export type PushOutcome =
@@ -62,14 +80,15 @@ export function createVapidCache(vapid: VapidKeys, clock: Clock) {
   const cache = new Map<string, { header: string; renewAt: number }>();
   let signatures = 0;
   return {
-    header(audience: string): string {
+    header(audience: string, pair: VapidPair = vapid): string {
       const now = clock.now();
-      const hit = cache.get(audience);
+      const cacheKey = `${pair.publicKey} ${audience}`;
+      const hit = cache.get(cacheKey);
       if (hit && hit.renewAt > now) return hit.header;
       const expiration = Math.floor(now / 1000) + VAPID_LIFETIME_S;
-      const h = webpush.getVapidHeaders(audience, vapid.subject, vapid.publicKey, vapid.privateKey, 'aes128gcm', expiration);
+      const h = webpush.getVapidHeaders(audience, vapid.subject, pair.publicKey, pair.privateKey, 'aes128gcm', expiration);
       signatures++;
-      cache.set(audience, { header: String(h.Authorization), renewAt: expiration * 1000 - VAPID_RENEW_MARGIN_MS });
+      cache.set(cacheKey, { header: String(h.Authorization), renewAt: expiration * 1000 - VAPID_RENEW_MARGIN_MS });
       return String(h.Authorization);
     },
     get signatures() {
@@ -159,7 +178,14 @@ export function createWebPushSender(
       } catch {
         return { kind: 'permanent', status: 0, reason: `invalid push endpoint "${sub.endpoint.slice(0, 100)}"` };
       }
-      const authorization = vapidCache.header(origin);
+      const pair = vapidKeyFor(vapid, sub);
+      if (!pair) {
+        return {
+          kind: 'permanent', status: 0,
+          reason: `subscription was made with VAPID key ${sub.vapidPublicKey?.slice(0, 12)}…, which is neither VAPID_PUBLIC_KEY nor in VAPID_PREVIOUS_KEYS: add that pair back to VAPID_PREVIOUS_KEYS`,
+        };
+      }
+      const authorization = vapidCache.header(origin, pair);
       let details: RequestDetails;
       try {
         details = webpush.generateRequestDetails({ endpoint: sub.endpoint, keys: sub.keys }, payload, {

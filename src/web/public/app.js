@@ -222,6 +222,10 @@ async function save() {
 
 // ---------- Push ----------
 
+function sameBytes(a, b) {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
 function urlBase64ToUint8Array(b64) {
   const padded = (b64 + '='.repeat((4 - (b64.length % 4)) % 4)).replace(/-/g, '+').replace(/_/g, '/');
   return Uint8Array.from(atob(padded), (c) => c.charCodeAt(0));
@@ -280,7 +284,13 @@ async function allowNotifications() {
       return;
     }
     await navigator.serviceWorker.ready;
-    const subscription = await registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: urlBase64ToUint8Array(state.publicKey) });
+    const key = urlBase64ToUint8Array(state.publicKey);
+    // After the operator rotated the VAPID keys, a subscription made with the old key must go first:
+    // browsers refuse to subscribe again with a different key while it exists.
+    const existing = await registration.pushManager.getSubscription();
+    const existingKey = existing && existing.options && existing.options.applicationServerKey;
+    if (existing && existingKey && !sameBytes(new Uint8Array(existingKey), key)) await existing.unsubscribe();
+    const subscription = await registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key });
     await api('/api/me/push-subscriptions', { method: 'POST', body: subscription.toJSON() });
     state.me = await api('/api/me');
     status.textContent = 'Notifications are on for this browser.';

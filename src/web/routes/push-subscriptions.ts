@@ -16,7 +16,8 @@ export const pushSubscriptionRoutes = (ctx: WebContext): FastifyPluginAsync => a
         fields: [{ field: 'endpoint', message: 'must be an https endpoint of a known push service' }],
       });
     }
-    const record = await deps.subscribers.addPushSubscription(id, body, deps.clock.now());
+    // The page hands the browser the current key, so that is the key this subscription is bound to.
+    const record = await deps.subscribers.addPushSubscription(id, body, deps.clock.now(), deps.vapidPublicKey);
     return reply.code(201).send({ id: record.id });
   });
 

@@ -39,7 +39,7 @@ export async function startPushSink(opts: { maxBodyBytes?: number; decrypt?: boo
   const scripts = new Map<string, Answer[]>();
   const received: SinkPush[] = [];
   /** Every request, including refused ones. */
-  const requests: { deviceId: string; status: number; headers: Record<string, string | string[] | undefined> }[] = [];
+  const requests: { deviceId: string; status: number; headers: Record<string, string | string[] | undefined>; at: number }[] = [];
   let connections = 0;
   const server: Server = createServer({ key: pems.private, cert: pems.cert }, (req, res) => {
     const chunks: Buffer[] = [];
@@ -55,7 +55,7 @@ export async function startPushSink(opts: { maxBodyBytes?: number; decrypt?: boo
       if (!device) answer = { status: 404 };
       else if (opts.maxBodyBytes !== undefined && body.length > opts.maxBodyBytes) answer = { status: 413 };
       else answer = scripts.get(deviceId)?.shift() ?? answer;
-      requests.push({ deviceId, status: answer.status, headers: req.headers });
+      requests.push({ deviceId, status: answer.status, headers: req.headers, at: Date.now() });
       if (answer.status === 201 && device) {
         const payload = opts.decrypt === false
           ? {}

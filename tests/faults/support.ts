@@ -1,0 +1,151 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SMTPServer } from 'smtp-server';
+import webpush from 'web-push';
+import type { Role } from '../../src/runtime/herald.ts';
+import { spawnHerald, waitFor, type HeraldProcess } from '../helpers/processes.ts';
+import { TEST_REDIS_URL } from '../helpers/redis.ts';
+
+export const FAULT_TOPICS = [{ id: 'japan', name: 'Japan', group: 'Places', description: 'Japan', query: 'japan OR tokyo' }];
+
+/**
+ * The environment shared by every worker process of one fault test: one prefix, one VAPID pair, one
+ * data dir with the test's own topic catalog and feed list; `extra` adds or overrides per test.
+ */
+export function faultEnv(prefix: string, opts: { feeds?: { id: string; url: string }[]; extra?: Record<string, string> } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-faults-'));
+  writeFileSync(join(dir, 'feeds.json'), JSON.stringify({ feeds: opts.feeds ?? [] }));
+  writeFileSync(join(dir, 'topics.json'), JSON.stringify({ topics: FAULT_TOPICS }));
+  const vapid = webpush.generateVAPIDKeys();
+  return {
+    REDIS_URL: TEST_REDIS_URL,
+    HERALD_REDIS_PREFIX: prefix,
+    HERALD_DATA_DIR: dir,
+    HERALD_FEEDS_FILE: join(dir, 'feeds.json'),
+    HERALD_TOPICS_FILE: join(dir, 'topics.json'),
+    HERALD_ALLOW_PRIVATE_FEEDS: 'true',
+    VAPID_PUBLIC_KEY: vapid.publicKey,
+    VAPID_PRIVATE_KEY: vapid.privateKey,
+    HERALD_SIGNING_KEY: 'fault-test-signing-key-0123456789abcdef012',
+    HERALD_ADMIN_TOKEN: 'fault-test-admin-token-0123456789',
+    HERALD_SCHEDULERS: 'false',
+    // A killed process's jobs come back after the lock lapses: short, so the test does not wait long.
+    HERALD_JOB_LOCK_SECONDS: '2',
+    HERALD_SHUTDOWN_TIMEOUT_SECONDS: '20',
+    HERALD_PUSH_BURST_WINDOW_SECONDS: '0',
+    LOG_LEVEL: 'info',
+    ...opts.extra,
+  };
+}
+
+/** Runs `herald worker <role>` as its own process and waits until it says it is running. */
+export async function startRole(role: Role, env: Record<string, string>): Promise<HeraldProcess> {
+  const p = spawnHerald(['worker', role], env);
+  try {
+    await waitFor(() => p.out.stdout.includes('Herald worker is running'), 30_000, `the ${role} worker to start (${p.out.stderr.slice(-400)}${p.out.stdout.slice(-400)})`);
+  } catch (err) {
+    // Not handed to the caller, so nobody else would stop it.
+    p.child.kill('SIGKILL');
+    throw err;
+  }
+  return p;
+}
+
+export async function stopRole(p: HeraldProcess, signal: 'SIGKILL' | 'SIGTERM'): Promise<void> {
+  if (p.child.exitCode !== null || p.child.signalCode !== null) return;
+  p.child.kill(signal);
+  await p.exited;
+}
+
+/**
+ * A feed publisher on loopback whose answers take `delayMs`, so a fetch is in flight when the poller dies.
+ */
+export async function startSlowFeeds(feeds: Record<string, string>, delayMs: number) {
+  const hits = new Map<string, number>();
+  const server: Server = createServer((req, res) => {
+    const path = req.url ?? '/';
+    hits.set(path, (hits.get(path) ?? 0) + 1);
+    const body = feeds[path];
+    res.on('error', () => undefined);
+    setTimeout(() => {
+      if (body === undefined) res.writeHead(404).end();
+      else res.writeHead(200, { 'content-type': 'application/rss+xml; charset=utf-8' }).end(body);
+    }, delayMs);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: (path: string) => `http://127.0.0.1:${port}${path}`,
+    hits: (path: string) => hits.get(path) ?? 0,
+    totalHits: () => [...hits.values()].reduce((a, b) => a + b, 0),
+    close: () => new Promise<void>((r) => {
+      server.closeAllConnections();
+      server.close(() => r());
+    }),
+  };
+}
+
+/** One RSS 2.0 document with the given items. */
+export function rss(title: string, items: { guid: string; title: string; link: string; description: string; pubDate: Date }[]): string {
+  const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+  return `<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0"><channel><title>${esc(title)}</title><link>https://wire.example.test/</link><description>${esc(title)}</description>
+${items.map((i) => `<item><guid isPermaLink="false">${esc(i.guid)}</guid><title>${esc(i.title)}</title><link>${esc(i.link)}</link><description>${esc(i.description)}</description><pubDate>${i.pubDate.toUTCString()}</pubDate></item>`).join('\n')}
+</channel></rss>`;
+}
+
+/** Counts of a list of keys: how many distinct, and which appear more than once. */
+export function tally(keys: Iterable<string>) {
+  const n = new Map<string, number>();
+  for (const k of keys) n.set(k, (n.get(k) ?? 0) + 1);
+  return { distinct: new Set(n.keys()), repeated: [...n.entries()].filter(([, c]) => c > 1) };
+}
+
+/**
+ * An SMTP server on loopback that can be taken down: while down it answers 421 to new connections and to
+ * MAIL FROM on connections a sender's pool kept open, as a relay being restarted does. Each accepted
+ * message is kept with its Message-ID.
+ */
+export async function startSwitchableSmtp() {
+  const accepted: { messageId: string; to: string; at: number }[] = [];
+  let down = false;
+  let refusals = 0;
+  const unavailable = () => {
+    refusals++;
+    return Object.assign(new Error('4.3.2 service shutting down, try again later'), { responseCode: 421 });
+  };
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS'],
+    logger: false,
+    onConnect(_session, callback) {
+      callback(down ? unavailable() : undefined);
+    },
+    onMailFrom(_address, _session, callback) {
+      callback(down ? unavailable() : undefined);
+    },
+    onData(stream, session, callback) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => {
+        const head = Buffer.concat(chunks).toString('utf8').split(/\r?\n\r?\n/)[0] ?? '';
+        const messageId = /^message-id:\s*(\S+)/im.exec(head)?.[1] ?? '';
+        accepted.push({ messageId, to: session.envelope.rcptTo[0]?.address ?? '', at: Date.now() });
+        callback();
+      });
+    },
+  });
+  server.on('error', () => undefined);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.server.address() as AddressInfo).port;
+  return {
+    url: `smtp://127.0.0.1:${port}`,
+    accepted,
+    refusals: () => refusals,
+    setDown: (value: boolean) => void (down = value),
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
