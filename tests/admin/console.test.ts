@@ -79,6 +79,20 @@ describe('admin console', () => {
     expect(html).not.toMatch(/<script(?![^>]*src=)/);
   });
 
+  it("the console sends the settings page's security headers: strict CSP, no framing, no referrer", async () => {
+    for (const path of ['/admin', '/admin/charts/alerts.svg']) {
+      const res = await get(path, auth);
+      const csp = res.headers.get('content-security-policy') ?? '';
+      expect(csp).toContain("script-src 'self'");
+      expect(csp).not.toContain('unsafe-inline');
+      expect(csp).toContain("frame-ancestors 'none'");
+      expect(res.headers.get('referrer-policy')).toBe('no-referrer');
+      expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+    }
+    const denied = await get('/admin');
+    expect(denied.headers.get('content-security-policy')).toContain("default-src 'self'");
+  });
+
   it('the 7-day view counts the older events too', async () => {
     const html = await (await get('/admin?range=7d', auth)).text();
     expect(html).toMatch(/<span class="v">16<\/span><span class="k">push alerts sent<\/span>/);
