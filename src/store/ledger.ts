@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import { runCommands, scanKeys, type RedisClient } from './redis.ts';
 import type { Channel } from '../model.ts';
 
 /**
@@ -128,7 +128,7 @@ function toRecord(h: Record<string, string>): DeliveryRecord | null {
   };
 }
 
-export function createLedger(redis: Redis, prefix: string) {
+export function createLedger(redis: RedisClient, prefix: string) {
   const bump = async (topicId: string, channel: Channel, field: keyof ChannelStats) => {
     if (topicId) await redis.hincrby(topicStatsKey(prefix, topicId), `${channel}:${field}`, 1);
   };
@@ -246,11 +246,10 @@ export function createLedger(redis: Redis, prefix: string) {
 
     async topicStats(topicIds: readonly string[]): Promise<Record<string, TopicStats>> {
       const out: Record<string, TopicStats> = {};
-      const pipe = redis.pipeline();
-      for (const t of topicIds) pipe.hgetall(topicStatsKey(prefix, t));
-      const res = (await pipe.exec()) ?? [];
+      // One key per topic, each in its topic's slot.
+      const res = await runCommands(redis, topicIds.map((t) => ['hgetall', topicStatsKey(prefix, t)]));
       topicIds.forEach((t, i) => {
-        const h = (res[i]?.[1] as Record<string, string> | undefined) ?? {};
+        const h = (res[i] as Record<string, string> | undefined) ?? {};
         const ch = (c: Channel): ChannelStats => ({
           sent: Number(h[`${c}:sent`] ?? 0),
           failed: Number(h[`${c}:failed`] ?? 0),
@@ -313,12 +312,8 @@ export function createLedger(redis: Redis, prefix: string) {
      */
     async forgetSubscriber(subscriberId: string) {
       await redis.del(inboxKey(prefix, subscriberId), inboxItemsKey(prefix, subscriberId));
-      let cursor = '0';
-      do {
-        const [next, found] = await redis.scan(cursor, 'MATCH', `${prefix}:{s:${subscriberId}}:alert:*`, 'COUNT', 1000);
-        cursor = next;
-        if (found.length > 0) await redis.unlink(...found);
-      } while (cursor !== '0');
+      // The records share the subscriber's slot, so one UNLINK per batch stays in one slot.
+      await scanKeys(redis, `${prefix}:{s:${subscriberId}}:alert:*`, (found, node) => node.unlink(...found));
     },
   };
 }

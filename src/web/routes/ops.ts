@@ -1,11 +1,11 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
-import type { Redis } from 'ioredis';
+import { redisHealth, type RedisClient } from '../../store/redis.ts';
 import type { Metrics } from '../../ops/metrics.ts';
 
 export interface OpsDeps {
-  redis: Redis;
+  redis: RedisClient;
   queues: Readonly<Record<string, Queue>>;
   metrics: Metrics;
   /** Job scheduler ids that must exist in Redis for the deployment to be ready ([] when schedulers are off). */
@@ -45,7 +45,8 @@ export function opsRoutes(deps: OpsDeps): FastifyPluginAsync {
   return async (app: FastifyInstance) => {
     app.get('/readyz', async (_req, reply) => {
       const results = await Promise.all([
-        check('redis', () => deps.redis.ping()),
+        // On a cluster this names a down master and its slots, not just whichever node answered a PING.
+        check('redis', () => redisHealth(deps.redis)),
         check('queues', () => Promise.all(Object.values(deps.queues).map((q) => q.getJobCounts('waiting')))),
         check('schedulers', async () => {
           for (const s of deps.schedulers) {
