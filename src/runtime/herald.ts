@@ -84,6 +84,8 @@ export function createHerald(opts: HeraldOptions) {
   const pushShards = createPushShards(queues, queueConnection, prefix, config.pushShards);
   const everyQueue = allQueues(queues, pushShards);
   const enqueue = createEnqueue(queues, pushShards);
+  // A Queue re-emits its connection's errors (a cluster failover, a master down): unlistened, one would end the process.
+  for (const [name, q] of Object.entries(everyQueue)) q.on('error', (err) => log.error({ queue: name, err: err.message }, 'queue connection error'));
 
   const subscribers = createSubscriberStore(redis, prefix);
   const stories = createStoryStore(redis, prefix);

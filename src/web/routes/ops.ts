@@ -31,12 +31,21 @@ export function adminTokenFrom(req: FastifyRequest): string | undefined {
   return undefined;
 }
 
+/** Queue connections retry for ever while a cluster is down: a readiness probe must answer anyway. */
+const CHECK_TIMEOUT_MS = 3000;
+
 async function check(name: string, fn: () => Promise<unknown>): Promise<[string, string]> {
+  let timer: NodeJS.Timeout | undefined;
   try {
-    await fn();
+    await Promise.race([
+      fn(),
+      new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS))),
+    ]);
     return [name, 'ok'];
   } catch (err) {
     return [name, (err as Error).message];
+  } finally {
+    clearTimeout(timer);
   }
 }
 
