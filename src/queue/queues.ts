@@ -38,6 +38,8 @@ export interface Enqueue {
   bulk<N extends JobName>(name: N, items: { data: JobCatalog[N]; opts?: JobsOptions }[]): Promise<void>;
 }
 
+const BULK_SLICE = 1000;
+
 /**
  * Typed enqueue: the job name picks the queue and the default retry policy. Push jobs go to their
  * subscriber's shard (every push job names its subscriber), so one subscriber's jobs share one queue.
@@ -55,9 +57,14 @@ export function createEnqueue(queues: Queues, pushShards: readonly Queue[] = [qu
       const q = queueFor(name, item.data);
       byQueue.set(q, [...(byQueue.get(q) ?? []), item]);
     }
-    // One addBulk per queue: its MULTI then touches that queue's slot only.
+    // addBulk per queue (its MULTI touches that queue's slot only), in slices: a topic with a huge following
+    // must not hold one master in a single MULTI of every job; the shards are filled in parallel.
     await Promise.all(
-      [...byQueue].map(([q, group]) => q.addBulk(group.map((i) => ({ name, data: i.data, opts: { ...DEFAULT_JOB_OPTIONS[name], ...i.opts } })))),
+      [...byQueue].map(async ([q, group]) => {
+        for (let i = 0; i < group.length; i += BULK_SLICE) {
+          await q.addBulk(group.slice(i, i + BULK_SLICE).map((j) => ({ name, data: j.data, opts: { ...DEFAULT_JOB_OPTIONS[name], ...j.opts } })));
+        }
+      }),
     );
   };
   return fn;

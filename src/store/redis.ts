@@ -195,6 +195,8 @@ export async function redisHealth(redis: RedisClient, timeoutMs = 1500): Promise
     return 'ok';
   }
   const errors: string[] = [];
+  // A client just created knows no node yet: its first command waits for the slot map.
+  if (redis.nodes('master').length === 0) await withTimeout(redis.ping(), timeoutMs, 'Redis Cluster');
   for (const node of redis.nodes('master')) {
     const addr = `${node.options.host}:${node.options.port}`;
     try {

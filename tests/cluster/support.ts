@@ -113,3 +113,15 @@ export function deliveriesOf(sink: PushSink): Map<string, number> {
   }
   return shown;
 }
+
+/** Waits until every replica reports its link to its master up (a fresh cluster's first sync takes a moment). */
+export async function waitReplicasSynced(cluster: LocalCluster, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const states = cluster.nodes.map((n) => spawnSync('redis-cli', ['-p', String(n.port), 'INFO', 'replication'], { encoding: 'utf8' }).stdout);
+    const replicas = states.filter((s) => s.includes('role:slave'));
+    if (replicas.length > 0 && replicas.every((s) => s.includes('master_link_status:up'))) return;
+    if (Date.now() > deadline) throw new Error(`replicas not in sync after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}

@@ -3,6 +3,7 @@ import { mkdtempSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { freePort } from './herald.ts';
 import { startLocalRedis, waitUntil, type LocalRedis } from './redis-server.ts';
 
 export interface LocalCluster {
@@ -44,7 +45,9 @@ export async function startLocalCluster(opts: { masters?: number; replicas?: num
   for (let i = 0; i < masters * (1 + replicas); i++) {
     const dir = join(root, `node-${i}`);
     mkdirSync(dir);
-    nodes.push(await startLocalRedis({ dir, extraArgs: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000'] }));
+    // The bus port is picked free too: by default it is port + 10000, which another process may hold (or be above 65535).
+    const busPort = await freePort();
+    nodes.push(await startLocalRedis({ dir, extraArgs: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000', '--cluster-port', String(busPort)] }));
   }
   const create = spawnSync(
     'redis-cli',
