@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { runClassifyCommand } from '../classify/cli.ts';
 import { loadConfig, renderConfigTable, withConfigTable } from '../config/load.ts';
-import { createRedis } from '../store/redis.ts';
+import { createRedis, redisHealth } from '../store/redis.ts';
 import { feedsCommand } from '../ingest/cli.ts';
 import { runTraceCommand } from '../ops/trace-cli.ts';
 import { ROLES } from '../runtime/herald.ts';
@@ -39,18 +39,20 @@ export async function main(argv: string[]): Promise<number> {
     case 'health': {
       // For container health checks of worker roles: is this process's Redis reachable with this config?
       const config = loadConfig();
-      if (!config.redisUrl) {
+      const target = config.redisClusterNodes ?? config.redisUrl;
+      if (!target) {
         process.stderr.write('herald health: REDIS_URL is not set\n');
         return 1;
       }
-      const redis = createRedis(config.redisUrl, { name: 'herald-health' });
+      const redis = createRedis(target, { name: 'herald-health' });
       redis.on('error', () => undefined);
       try {
-        await Promise.race([redis.ping(), new Promise((_, rej) => setTimeout(() => rej(new Error('no answer within 3 s')), 3000))]);
+        // On a cluster, healthy means every slot has a reachable master.
+        await Promise.race([redisHealth(redis, 2500), new Promise((_, rej) => setTimeout(() => rej(new Error('no answer within 3 s')), 3000))]);
         process.stdout.write('ok\n');
         return 0;
       } catch (err) {
-        process.stderr.write(`herald health: Redis at ${config.redisUrl} does not answer: ${(err as Error).message}\n`);
+        process.stderr.write(`herald health: Redis at ${target} does not answer: ${(err as Error).message}\n`);
         return 1;
       } finally {
         redis.disconnect();

@@ -66,6 +66,11 @@ export function loadConfig(
   if (dkim !== 0 && dkim !== 3) {
     problems.push('HERALD_DKIM_DOMAIN, HERALD_DKIM_SELECTOR and HERALD_DKIM_PRIVATE_KEY go together. Fix: set all three to sign email, or unset all three');
   }
+  const shards = out.pushShards as number | undefined;
+  const outside = ((out.pushShardsConsumed as number[] | undefined) ?? []).filter((n) => shards !== undefined && n >= shards);
+  if (outside.length > 0) {
+    problems.push(`HERALD_PUSH_SHARDS_CONSUMED lists shard ${outside.join(', ')}, but HERALD_PUSH_SHARDS=${shards} gives shards 0-${shards! - 1}. Fix: list shards below ${shards}, or raise HERALD_PUSH_SHARDS`);
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(out) as Config;
 }

@@ -24,6 +24,19 @@ const positiveInt = z.coerce.number().int().positive();
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'])
   .transform((v) => ['true', '1', 'yes', 'on'].includes(v));
+/** One Redis URL, or several (comma-separated) naming the seed nodes of a Redis Cluster. */
+const redisTarget = z.string().refine(
+  (v) =>
+    v.split(',').map((s) => s.trim()).filter(Boolean).length > 0 &&
+    v.split(',').map((s) => s.trim()).filter(Boolean).every((entry) => {
+      try {
+        return ['redis:', 'rediss:'].includes(new URL(entry).protocol);
+      } catch {
+        return false;
+      }
+    }),
+  { message: 'must be a URL starting with redis:// or rediss://, or several separated by commas (cluster nodes)' },
+);
 const url = (protocols: string[]) =>
   z.string().refine(
     (v) => {
@@ -40,10 +53,23 @@ export const OPTIONS = [
   {
     env: 'REDIS_URL',
     key: 'redisUrl',
-    schema: url(['redis:', 'rediss:']).optional(),
+    schema: redisTarget.optional(),
     description:
-      'Redis to use. Unset: use 127.0.0.1:6379 if it answers, else start `redis-server` from PATH with its data in HERALD_DATA_DIR.',
-    fix: 'set it to a URL such as redis://127.0.0.1:6379/0, or unset it',
+      'Redis to use. Several URLs separated by commas: the seed nodes of a Redis Cluster. Unset: use 127.0.0.1:6379 if it answers, else start `redis-server` from PATH with its data in HERALD_DATA_DIR.',
+    fix: 'set it to a URL such as redis://127.0.0.1:6379/0, or to cluster nodes such as redis://10.0.0.1:6379,redis://10.0.0.2:6379, or unset it',
+  },
+  {
+    env: 'REDIS_CLUSTER_NODES',
+    key: 'redisClusterNodes',
+    schema: z
+      .string()
+      .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean))
+      .pipe(z.array(z.string().regex(/^(rediss?:\/\/([^@/]*@)?)?[A-Za-z0-9.-]+:\d{1,5}\/?$/, 'each node must look like host:port or redis://[user:password@]host:port')).min(1))
+      // Kept as the comma-separated target createRedis takes; a lone seed gets a trailing comma so it still means a cluster.
+      .transform((nodes) => (nodes.length === 1 ? `${nodes[0]},` : nodes.join(',')))
+      .optional(),
+    description: 'Redis Cluster seed nodes (host:port, comma-separated; the others are discovered). Overrides REDIS_URL; Herald then uses ioredis Cluster for state and queues.',
+    fix: 'list nodes such as 10.0.0.1:6379,10.0.0.2:6379 (list two or more, so Herald starts while one is down)',
   },
   {
     env: 'HERALD_REDIS_PREFIX',
@@ -335,6 +361,26 @@ export const OPTIONS = [
     default: '20',
     description: 'Push sends in flight per dispatcher process.',
     fix: 'set a whole number between 1 and 1000',
+  },
+  {
+    env: 'HERALD_PUSH_SHARDS',
+    key: 'pushShards',
+    schema: positiveInt.max(64),
+    default: '1',
+    description:
+      'Queues instant push sending is spread over ({push}, {push-1}, ...), each with its own Redis Cluster hash tag; a subscriber always uses the same one. Change it only while the push queues are empty.',
+    fix: 'set a whole number between 1 and 64 (about one per cluster master is a good start)',
+  },
+  {
+    env: 'HERALD_PUSH_SHARDS_CONSUMED',
+    key: 'pushShardsConsumed',
+    schema: z
+      .string()
+      .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean))
+      .pipe(z.array(z.string().regex(/^\d{1,2}$/, 'each entry must be a shard number such as 0 or 3').transform(Number)).min(1))
+      .optional(),
+    description: 'Push shards this process consumes (comma-separated numbers from 0). Unset: all of them.',
+    fix: 'list shard numbers below HERALD_PUSH_SHARDS, such as 0,2, or unset it',
   },
   {
     env: 'HERALD_EMAIL_CONCURRENCY',

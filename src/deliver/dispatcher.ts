@@ -13,7 +13,7 @@ import { DELIVERY_BACKOFF, deliveryBackoffMs } from './retry.ts';
 export function startDispatcher(
   queue: Extract<QueueName, 'push' | 'email' | 'digest'>,
   handlers: HandlerMap,
-  opts: { connection: ConnectionOptions; prefix: string; concurrency: number; lockSeconds: number; log: Logger; stats?: Stats; now?: () => number; random?: () => number },
+  opts: { connection: ConnectionOptions; prefix: string; concurrency: number; lockSeconds: number; log: Logger; stats?: Stats; now?: () => number; random?: () => number; shard?: number },
 ): Worker {
   const random = opts.random ?? Math.random;
   return startQueueWorker(queue, handlers, {

@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { createRedis, isClusterTarget, type RedisClient } from '../store/redis.ts';
 import { FeedSchema } from '../config/catalog.ts';
 import { ConfigError, loadConfig } from '../config/load.ts';
 import { systemClock } from '../model.ts';
@@ -125,11 +126,14 @@ async function withFeedStore<T>(io: CliIo, fn: (store: ReturnType<typeof createF
     }
     throw err;
   }
-  const url = config.redisUrl ?? 'redis://127.0.0.1:6379';
-  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null, connectTimeout: 3000 });
+  const url = config.redisClusterNodes ?? config.redisUrl ?? 'redis://127.0.0.1:6379';
+  const redis: RedisClient = isClusterTarget(url)
+    ? createRedis(url, { name: 'herald-feeds' })
+    : new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null, connectTimeout: 3000 });
   redis.on('error', () => undefined);
   try {
-    await redis.connect();
+    // A cluster client connects on creation; its first PING shows whether the cluster answers.
+    await (redis instanceof Redis ? redis.connect() : redis.ping());
   } catch (err) {
     io.err(`herald feeds: Redis does not answer at ${url} (${(err as Error).message}). Start Herald's Redis or set REDIS_URL.\n`);
     redis.disconnect();

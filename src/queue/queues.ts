@@ -2,13 +2,14 @@ import { hostname } from 'node:os';
 import { Queue, Worker, type ConnectionOptions, type JobsOptions, type WorkerOptions } from 'bullmq';
 import type { Logger } from 'pino';
 import type { Stats } from '../store/stats.ts';
+import { pushShardName, pushShardOf } from './shards.ts';
 import { DEFAULT_JOB_OPTIONS, QUEUE_NAMES, QUEUE_OF, type HandlerMap, type HeraldJob, type JobCatalog, type JobName, type QueueName } from './jobs.ts';
 
 /**
  * Each queue's name carries its own hash tag ({push}, {email}, ...): all of one queue's keys share a
  * Cluster slot, as BullMQ requires, while different queues can live on different nodes.
  */
-export const bullQueueName = (name: QueueName) => `{${name}}`;
+export const bullQueueName = (name: string) => `{${name}}`;
 
 export type Queues = Readonly<Record<QueueName, Queue>>;
 
@@ -18,8 +19,18 @@ export function createQueues(connection: ConnectionOptions, prefix: string): Que
   );
 }
 
-export async function closeQueues(queues: Queues) {
-  await Promise.all(Object.values(queues).map((q) => q.close()));
+/** The push queue and its shards, in shard order: [0] is `queues.push` itself. */
+export function createPushShards(queues: Queues, connection: ConnectionOptions, prefix: string, shards: number): readonly Queue[] {
+  return Object.freeze([queues.push, ...Array.from({ length: Math.max(0, shards - 1) }, (_, i) => new Queue(bullQueueName(pushShardName(i + 1)), { connection, prefix }))]);
+}
+
+/** Every queue by its name (`push-1`... included): what /metrics, /readyz and the console look at. */
+export function allQueues(queues: Queues, pushShards: readonly Queue[] = [queues.push]): Readonly<Record<string, Queue>> {
+  return Object.freeze({ ...queues, ...Object.fromEntries(pushShards.slice(1).map((q, i) => [pushShardName(i + 1), q])) });
+}
+
+export async function closeQueues(queues: Queues, pushShards: readonly Queue[] = []) {
+  await Promise.all([...Object.values(queues), ...pushShards.slice(1)].map((q) => q.close()));
 }
 
 export interface Enqueue {
@@ -27,14 +38,34 @@ export interface Enqueue {
   bulk<N extends JobName>(name: N, items: { data: JobCatalog[N]; opts?: JobsOptions }[]): Promise<void>;
 }
 
-/** Typed enqueue: the job name picks the queue and the default retry policy. */
-export function createEnqueue(queues: Queues): Enqueue {
+const BULK_SLICE = 1000;
+
+/**
+ * Typed enqueue: the job name picks the queue and the default retry policy. Push jobs go to their
+ * subscriber's shard (every push job names its subscriber), so one subscriber's jobs share one queue.
+ */
+export function createEnqueue(queues: Queues, pushShards: readonly Queue[] = [queues.push]): Enqueue {
+  const queueFor = (name: JobName, data: unknown): Queue =>
+    QUEUE_OF[name] === 'push' ? pushShards[pushShardOf((data as { subscriberId: string }).subscriberId, pushShards.length)]! : queues[QUEUE_OF[name]];
   const fn = (async (name, data, opts) => {
-    await queues[QUEUE_OF[name]].add(name, data, { ...DEFAULT_JOB_OPTIONS[name], ...opts });
+    await queueFor(name, data).add(name, data, { ...DEFAULT_JOB_OPTIONS[name], ...opts });
   }) as Enqueue;
   fn.bulk = async (name, items) => {
     if (items.length === 0) return;
-    await queues[QUEUE_OF[name]].addBulk(items.map((i) => ({ name, data: i.data, opts: { ...DEFAULT_JOB_OPTIONS[name], ...i.opts } })));
+    const byQueue = new Map<Queue, typeof items>();
+    for (const item of items) {
+      const q = queueFor(name, item.data);
+      byQueue.set(q, [...(byQueue.get(q) ?? []), item]);
+    }
+    // addBulk per queue (its MULTI touches that queue's slot only), in slices: a topic with a huge following
+    // must not hold one master in a single MULTI of every job; the shards are filled in parallel.
+    await Promise.all(
+      [...byQueue].map(async ([q, group]) => {
+        for (let i = 0; i < group.length; i += BULK_SLICE) {
+          await q.addBulk(group.slice(i, i + BULK_SLICE).map((j) => ({ name, data: j.data, opts: { ...DEFAULT_JOB_OPTIONS[name], ...j.opts } })));
+        }
+      }),
+    );
   };
   return fn;
 }
@@ -53,12 +84,15 @@ export function startQueueWorker(
     log: Logger;
     stats?: Stats;
     now?: () => number;
+    /** Push shard this worker consumes (0, the default, is the `push` queue itself). */
+    shard?: number;
     /** Queue-specific worker settings (lock duration, backoff strategy...). */
     workerOptions?: Omit<WorkerOptions, 'connection' | 'prefix' | 'concurrency' | 'name'>;
   },
 ): Worker {
+  const queueName = queue === 'push' ? pushShardName(opts.shard ?? 0) : queue;
   const worker = new Worker(
-    bullQueueName(queue),
+    bullQueueName(queueName),
     async (job) => {
       const name = job.name as JobName;
       const handler = handlers[name] as (data: unknown, job: HeraldJob<JobName>) => Promise<unknown>;
@@ -66,7 +100,7 @@ export function startQueueWorker(
       return handler(job.data, job as HeraldJob<JobName>);
     },
     // The name is stored on every job this worker processes: which process handled a job is traceable.
-    { ...opts.workerOptions, connection: opts.connection, prefix: opts.prefix, concurrency: opts.concurrency, name: `${hostname()}:${process.pid}:${queue}` },
+    { ...opts.workerOptions, connection: opts.connection, prefix: opts.prefix, concurrency: opts.concurrency, name: `${hostname()}:${process.pid}:${queueName}` },
   );
   const now = opts.now ?? Date.now;
   const count = (name: string, outcome: 'completed' | 'retried' | 'failed') =>

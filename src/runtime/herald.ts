@@ -21,13 +21,14 @@ import { ingestRoutes } from '../ingest/routes.ts';
 import { ingestSettingsFrom } from '../ingest/settings.ts';
 import { systemClock, type Clock } from '../model.ts';
 import type { HandlerMap, QueueName } from '../queue/jobs.ts';
-import { closeQueues, createEnqueue, createQueues, startQueueWorker } from '../queue/queues.ts';
+import { allQueues, closeQueues, createEnqueue, createPushShards, createQueues, startQueueWorker } from '../queue/queues.ts';
+import { consumedShards } from '../queue/shards.ts';
 import { createCustomTopicStore, isCustomTopicId } from '../store/custom-topics.ts';
 import { createDigestStore } from '../store/digests.ts';
 import { createFeedStore } from '../store/feeds.ts';
 import { createLedger } from '../store/ledger.ts';
 import { createRecentStories } from '../store/recent-stories.ts';
-import { createRedis } from '../store/redis.ts';
+import { createRedis, logClusterEvents } from '../store/redis.ts';
 import { createStoryStore } from '../store/stories.ts';
 import { createSubscriberStore } from '../store/subscribers.ts';
 import { createStats } from '../store/stats.ts';
@@ -78,8 +79,14 @@ export function createHerald(opts: HeraldOptions) {
 
   const redis = createRedis(opts.redisUrl, { name: `${prefix}-state`, autoPipelining: true });
   const queueConnection = createRedis(opts.redisUrl, { forQueue: true, name: `${prefix}-queue` });
+  logClusterEvents(redis, log, 'state');
+  logClusterEvents(queueConnection, log, 'queue');
   const queues = createQueues(queueConnection, prefix);
-  const enqueue = createEnqueue(queues);
+  const pushShards = createPushShards(queues, queueConnection, prefix, config.pushShards);
+  const everyQueue = allQueues(queues, pushShards);
+  const enqueue = createEnqueue(queues, pushShards);
+  // A Queue re-emits its connection's errors (a cluster failover, a master down): unlistened, one would end the process.
+  for (const [name, q] of Object.entries(everyQueue)) q.on('error', (err) => log.error({ queue: name, err: err.message }, 'queue connection error'));
 
   const subscribers = createSubscriberStore(redis, prefix);
   const stories = createStoryStore(redis, prefix);
@@ -164,16 +171,16 @@ export function createHerald(opts: HeraldOptions) {
       queryMaxMatchRatio: config.queryMaxMatchRatio,
     },
   });
-  const metrics = createMetrics({ queues, stats, now: () => clock.now() });
+  const metrics = createMetrics({ queues: everyQueue, stats, now: () => clock.now() });
   web.register(
     opsRoutes({
-      redis, queues, metrics,
+      redis, queues: everyQueue, metrics,
       schedulers: config.schedulers ? [{ queue: 'feeds', id: POLL_SCHEDULER }, { queue: 'digest', id: DIGEST_SCHEDULER }] : [],
     }),
   );
   web.register(
     adminRoutes({
-      redis, prefix, queues, stats, adminToken: opts.secrets.adminToken, clock,
+      redis, prefix, queues: everyQueue, stats, adminToken: opts.secrets.adminToken, clock,
       console: {
         feeds: feedStore, stories, subscribers, ledger, recent, topics, poll: pollDeps, checkFeed: fetchFeedCounted,
         index: () => registry.current(), topicName, bestMinScore: config.bestMinScore, storyLimits,
@@ -195,7 +202,7 @@ export function createHerald(opts: HeraldOptions) {
   };
 
   return {
-    config, clock, redis, queues, enqueue, handlers, web,
+    config, clock, redis, queueConnection, queues, pushShards, everyQueue, enqueue, handlers, web,
     stores: { subscribers, stories, ledger, digests, feeds: feedStore, stats, customs, recent },
     metrics,
     registry,
@@ -206,15 +213,22 @@ export function createHerald(opts: HeraldOptions) {
         if (role === 'web') continue;
         const queue = QUEUE_OF_ROLE[role];
         const common = { connection: queueConnection, prefix, concurrency: concurrency[role], log: log.child({ role }), stats, now: () => clock.now() };
-        workers.push(
-          queue === 'push' || queue === 'email' || queue === 'digest'
-            ? startDispatcher(queue, handlers, { ...common, lockSeconds: config.jobLockSeconds })
-            : startQueueWorker(queue, handlers, {
-                ...common,
-                // A killed poller or classifier has its fetch or fan-out taken over as soon as a dispatcher's would be.
-                workerOptions: { lockDuration: config.jobLockSeconds * 1000, stalledInterval: Math.max(1000, Math.floor((config.jobLockSeconds * 1000) / 2)) },
-              }),
-        );
+        if (queue === 'push') {
+          // Each consumed shard gets its own worker with the configured concurrency: shards are independent queues.
+          for (const shard of consumedShards(config.pushShards, config.pushShardsConsumed)) {
+            workers.push(startDispatcher(queue, handlers, { ...common, lockSeconds: config.jobLockSeconds, shard }));
+          }
+        } else {
+          workers.push(
+            queue === 'email' || queue === 'digest'
+              ? startDispatcher(queue, handlers, { ...common, lockSeconds: config.jobLockSeconds })
+              : startQueueWorker(queue, handlers, {
+                  ...common,
+                  // A killed poller or classifier has its fetch or fan-out taken over as soon as a dispatcher's would be.
+                  workerOptions: { lockDuration: config.jobLockSeconds * 1000, stalledInterval: Math.max(1000, Math.floor((config.jobLockSeconds * 1000) / 2)) },
+                }),
+          );
+        }
       }
       if (roles.includes('poller')) await feedStore.sync(feeds, clock.now());
       if (config.schedulers) {
@@ -233,7 +247,7 @@ export function createHerald(opts: HeraldOptions) {
     async close() {
       await Promise.all(workers.map((w) => w.close()));
       await web.close();
-      await closeQueues(queues);
+      await closeQueues(queues, pushShards);
       mailer.close();
       sender.close();
       await Promise.allSettled([redis.quit(), queueConnection.quit()]);

@@ -30,7 +30,7 @@ export async function runRoles(roles: readonly Role[]): Promise<void> {
   let redisEndpoint;
   let herald;
   try {
-    redisEndpoint = await ensureRedis({ redisUrl: config.redisUrl, dataDir: config.dataDir, log });
+    redisEndpoint = await ensureRedis({ redisUrl: config.redisClusterNodes ?? config.redisUrl, dataDir: config.dataDir, log });
     const probe = createRedis(redisEndpoint.url, { name: 'herald-check' });
     try {
       await checkRedisServer(probe, log);

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import { runCommands, type Command, type RedisClient } from './redis.ts';
 
 /**
  * Owns subscribers' own alerts (custom topics). The records live with their owner ({s:<id>}); an index of
@@ -65,7 +65,7 @@ export class CustomTopicLimitError extends Error {
 
 const parse = (json: string | null | undefined): CustomTopic | null => (json ? (JSON.parse(json) as CustomTopic) : null);
 
-export function createCustomTopicStore(redis: Redis, prefix: string, opts: { changeLogLength?: number } = {}) {
+export function createCustomTopicStore(redis: RedisClient, prefix: string, opts: { changeLogLength?: number } = {}) {
   const idx = indexKeys(prefix);
   const logLength = opts.changeLogLength ?? CHANGE_LOG_LENGTH;
   const announce = (id: string, ownerId: string) => redis.eval(ANNOUNCE, 4, idx.version, idx.changes, idx.all, idx.floor, id, ownerId, String(logLength)) as Promise<number>;
@@ -132,16 +132,14 @@ export function createCustomTopicStore(redis: Redis, prefix: string, opts: { cha
     async getMany(ids: string[]): Promise<CustomTopic[]> {
       if (ids.length === 0) return [];
       const owners = await redis.hmget(idx.all, ...ids);
-      const pipe = redis.pipeline();
-      const asked: string[] = [];
+      // Each owner's alerts are in the owner's slot: one command per alert, never one pipeline across owners.
+      const cmds: Command[] = [];
       ids.forEach((id, i) => {
         const owner = owners[i];
-        if (!owner) return;
-        asked.push(id);
-        pipe.hget(customTopicsKey(prefix, owner), id);
+        if (owner) cmds.push(['hget', customTopicsKey(prefix, owner), id]);
       });
-      const res = (await pipe.exec()) ?? [];
-      return res.map(([, json]) => parse(json as string | null)).filter((t): t is CustomTopic => t !== null);
+      const res = await runCommands(redis, cmds);
+      return res.map((json) => parse(json as string | null)).filter((t): t is CustomTopic => t !== null);
     },
 
     /** Every custom topic, with the version it is current as of (read first, so a change during the scan is caught next time). */

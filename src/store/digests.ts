@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import { scanKeys, type RedisClient } from './redis.ts';
 
 /**
  * Owns digest scheduling: one sorted set of subscribers by their next digest time (so the minute sweep
@@ -16,7 +16,7 @@ redis.call('HSET', KEYS[1], 'status', 'sending', 'jobId', ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 return 1`;
 
-export function createDigestStore(redis: Redis, prefix: string) {
+export function createDigestStore(redis: RedisClient, prefix: string) {
   return {
     async schedule(subscriberId: string, dueAt: number) {
       await redis.zadd(dueKey(prefix), dueAt, subscriberId);
@@ -62,12 +62,8 @@ export function createDigestStore(redis: Redis, prefix: string) {
     async forgetSubscriber(subscriberId: string) {
       await redis.zrem(dueKey(prefix), subscriberId);
       await redis.del(stateKey(prefix, subscriberId));
-      let cursor = '0';
-      do {
-        const [next, found] = await redis.scan(cursor, 'MATCH', `${prefix}:{s:${subscriberId}}:digest:*`, 'COUNT', 1000);
-        cursor = next;
-        if (found.length > 0) await redis.unlink(...found);
-      } while (cursor !== '0');
+      // The records share the subscriber's slot, so one UNLINK per batch stays in one slot.
+      await scanKeys(redis, `${prefix}:{s:${subscriberId}}:digest:*`, (found, node) => node.unlink(...found));
     },
     /** A refused send: recorded with its reason; the window stays so the stories wait for the next digest. */
     async fail(subscriberId: string, localDate: string, reason: string, now: number) {

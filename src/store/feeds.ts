@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import { runCommands, type Command, type RedisClient } from './redis.ts';
 import type { FeedConfig } from '../config/catalog.ts';
 
 /** Owns the feed registry, the next-check schedule, each feed's fetch and health state, and per-host fetch slots. */
@@ -62,7 +62,7 @@ redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return 1`;
 
-export function createFeedStore(redis: Redis, prefix: string) {
+export function createFeedStore(redis: RedisClient, prefix: string) {
   return {
     /**
      * Adds feeds from config. A known feed keeps its schedule and the URL a permanent redirect taught it,
@@ -71,14 +71,15 @@ export function createFeedStore(redis: Redis, prefix: string) {
     async sync(feeds: readonly FeedConfig[], now: number) {
       if (feeds.length === 0) return;
       const existing = await redis.hmget(registryKey(prefix), ...feeds.map((f) => f.id));
-      const pipe = redis.pipeline();
+      // The registry and the schedule are two keys in two slots: no pipeline across them on a cluster.
+      const cmds: Command[] = [];
       feeds.forEach((f, i) => {
         const known = existing[i] ? (JSON.parse(existing[i]!) as FeedConfig & { configuredUrl?: string }) : null;
         const fromFile = known && known.configuredUrl === f.url ? { ...f, url: known.url } : f;
-        pipe.hset(registryKey(prefix), f.id, JSON.stringify({ ...fromFile, configuredUrl: f.url }));
-        pipe.zadd(dueKey(prefix), 'NX', now, f.id);
+        cmds.push(['hset', registryKey(prefix), f.id, JSON.stringify({ ...fromFile, configuredUrl: f.url })]);
+        cmds.push(['zadd', dueKey(prefix), 'NX', now, f.id]);
       });
-      await pipe.exec();
+      await runCommands(redis, cmds);
     },
     /** Adds one feed (CLI); false when the id is taken. */
     async add(feed: FeedConfig, now: number): Promise<boolean> {

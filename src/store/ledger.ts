@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import { runCommands, scanKeys, type RedisClient } from './redis.ts';
 import type { Channel } from '../model.ts';
 
 /**
@@ -157,7 +157,7 @@ function toRecord(h: Record<string, string>): DeliveryRecord | null {
   };
 }
 
-export function createLedger(redis: Redis, prefix: string) {
+export function createLedger(redis: RedisClient, prefix: string) {
   const bump = async (topicId: string, channel: Channel, field: keyof ChannelStats) => {
     if (topicId) await redis.hincrby(topicStatsKey(prefix, topicId), `${channel}:${field}`, 1);
   };
@@ -280,11 +280,10 @@ export function createLedger(redis: Redis, prefix: string) {
             const members = await redis.zrangebyscore(key, from, `(${to}`, 'LIMIT', offset, batchSize);
             if (members.length === 0) break;
             const parsed = members.map((m) => m.split(' ') as [string, string, Channel]);
-            const pipe = redis.pipeline();
-            for (const [sub, story, channel] of parsed) pipe.hgetall(alertKey(prefix, sub, story, channel));
-            const res = (await pipe.exec()) ?? [];
+            // Records of many subscribers: many slots, so runCommands (one pipeline only on a single Redis).
+            const res = await runCommands(redis, parsed.map(([sub, story, channel]) => ['hgetall', alertKey(prefix, sub, story, channel)]));
             for (let i = 0; i < parsed.length; i++) {
-              const record = toRecord((res[i]?.[1] ?? {}) as Record<string, string>);
+              const record = toRecord((res[i] ?? {}) as Record<string, string>);
               // A forgotten subscriber's records are gone; their index entries expire with the day.
               if (!record) continue;
               const [subscriberId, storyId, channel] = parsed[i]!;
@@ -326,11 +325,10 @@ export function createLedger(redis: Redis, prefix: string) {
 
     async topicStats(topicIds: readonly string[]): Promise<Record<string, TopicStats>> {
       const out: Record<string, TopicStats> = {};
-      const pipe = redis.pipeline();
-      for (const t of topicIds) pipe.hgetall(topicStatsKey(prefix, t));
-      const res = (await pipe.exec()) ?? [];
+      // One key per topic, each in its topic's slot.
+      const res = await runCommands(redis, topicIds.map((t) => ['hgetall', topicStatsKey(prefix, t)]));
       topicIds.forEach((t, i) => {
-        const h = (res[i]?.[1] as Record<string, string> | undefined) ?? {};
+        const h = (res[i] as Record<string, string> | undefined) ?? {};
         const ch = (c: Channel): ChannelStats => ({
           sent: Number(h[`${c}:sent`] ?? 0),
           failed: Number(h[`${c}:failed`] ?? 0),
@@ -393,24 +391,21 @@ export function createLedger(redis: Redis, prefix: string) {
      */
     async forgetSubscriber(subscriberId: string) {
       await redis.del(inboxKey(prefix, subscriberId), inboxItemsKey(prefix, subscriberId));
-      let cursor = '0';
-      do {
-        const [next, found] = await redis.scan(cursor, 'MATCH', `${prefix}:{s:${subscriberId}}:alert:*`, 'COUNT', 1000);
-        cursor = next;
-        if (found.length === 0) continue;
-        // Their entries in the export's time index go too: no trace of the reader is left behind.
-        const created = await redis.pipeline(found.map((k) => ['hget', k, 'createdAt'])).exec();
-        const unindex = redis.pipeline();
-        found.forEach((k, i) => {
-          const at = Number(created?.[i]?.[1]);
-          const rest = k.slice(k.lastIndexOf(':alert:') + 7);
-          const storyId = rest.slice(0, rest.lastIndexOf(':'));
-          const channel = rest.slice(rest.lastIndexOf(':') + 1);
-          if (Number.isFinite(at) && storyId) unindex.zrem(ledgerDayKey(prefix, Math.floor(at / DAY_MS), shardOf(subscriberId)), `${subscriberId} ${storyId} ${channel}`);
-        });
-        await unindex.exec();
-        await redis.unlink(...found);
-      } while (cursor !== '0');
+      // Records share the subscriber's slot (one node, one UNLINK per batch); their entries in the export's time
+      // index go too, so no trace of the reader is left behind (the index keys live on other slots: the client routes them).
+      await scanKeys(redis, `${prefix}:{s:${subscriberId}}:alert:*`, async (found, node) => {
+        const created = await Promise.all(found.map((k) => node.hget(k, 'createdAt')));
+        await Promise.all(
+          found.map((k, i) => {
+            const at = Number(created[i]);
+            const rest = k.slice(k.lastIndexOf(':alert:') + 7);
+            const storyId = rest.slice(0, rest.lastIndexOf(':'));
+            const channel = rest.slice(rest.lastIndexOf(':') + 1);
+            return Number.isFinite(at) && storyId ? redis.zrem(ledgerDayKey(prefix, Math.floor(at / DAY_MS), shardOf(subscriberId)), `${subscriberId} ${storyId} ${channel}`) : null;
+          }),
+        );
+        await node.unlink(...found);
+      });
     },
   };
 }

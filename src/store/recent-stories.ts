@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.ts';
 
 /**
  * Owns the log of recently classified stories, which the custom-alert preview replays a query against.
@@ -9,7 +9,7 @@ export const recentStoriesKey = (prefix: string) => `${prefix}:{recent}:stories`
 export const RECENT_RETENTION_MS = 8 * 24 * 60 * 60 * 1000;
 export const RECENT_MAX = 50_000;
 
-export function createRecentStories(redis: Redis, prefix: string) {
+export function createRecentStories(redis: RedisClient, prefix: string) {
   const key = recentStoriesKey(prefix);
   return {
     async add(storyId: string, at: number) {

@@ -1,22 +1,103 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
+
+/** A single Redis or a Redis Cluster: every store takes either, and never issues a cross-slot command. */
+export type RedisClient = Redis | Cluster;
+
+/** A comma-separated list (REDIS_URL with several nodes, or REDIS_CLUSTER_NODES) means a Redis Cluster. */
+export const isClusterTarget = (target: string) => target.includes(',');
+
+export interface ClusterNode {
+  host: string;
+  port: number;
+}
+
+/** Seed nodes of a cluster target: `redis://[user:pass@]host:port` URLs or bare `host:port`, comma-separated. */
+export function parseClusterTarget(target: string): { nodes: ClusterNode[]; username?: string; password?: string; tls: boolean } {
+  const entries = target.split(',').map((e) => e.trim()).filter((e) => e.length > 0);
+  let username: string | undefined;
+  let password: string | undefined;
+  let tls = false;
+  const nodes = entries.map((entry) => {
+    const u = new URL(entry.includes('://') ? entry : `redis://${entry}`);
+    if (u.protocol === 'rediss:') tls = true;
+    if (u.username) username = decodeURIComponent(u.username);
+    if (u.password) password = decodeURIComponent(u.password);
+    return { host: u.hostname, port: u.port ? Number(u.port) : 6379 };
+  });
+  return { nodes, ...(username ? { username } : {}), ...(password ? { password } : {}), tls };
+}
 
 /**
  * The one place Herald creates Redis connections. BullMQ needs `maxRetriesPerRequest: null` on the
  * connections its workers block on; state connections keep ioredis's default so a dead Redis
- * surfaces as an error instead of a hang.
+ * surfaces as an error instead of a hang. A comma-separated target gives an ioredis Cluster.
  */
-export function createRedis(url: string, opts: { forQueue?: boolean; name?: string; autoPipelining?: boolean } = {}): Redis {
+export function createRedis(target: string, opts: { forQueue?: boolean; name?: string; autoPipelining?: boolean } = {}): RedisClient {
   const options: RedisOptions = {
     connectionName: opts.name ?? 'herald',
     lazyConnect: false,
     enableReadyCheck: true,
     ...(opts.forQueue ? { maxRetriesPerRequest: null } : {}),
-    // Commands issued in the same tick by many concurrent jobs go out in one write: at fan-out volume the
-    // per-command socket writes otherwise cost more CPU than the commands. Never on a blocking connection.
-    ...(opts.autoPipelining && !opts.forQueue ? { enableAutoPipelining: true } : {}),
   };
-  return new Redis(url, options);
+  // Commands issued in the same tick by many concurrent jobs go out in one write: at fan-out volume the
+  // per-command socket writes otherwise cost more CPU than the commands. Never on a blocking connection.
+  const autoPipelining = Boolean(opts.autoPipelining && !opts.forQueue);
+  if (!isClusterTarget(target)) return new Redis(target, { ...options, ...(autoPipelining ? { enableAutoPipelining: true } : {}) });
+  const { nodes, username, password, tls } = parseClusterTarget(target);
+  const clusterOptions: ClusterOptions = {
+    redisOptions: { ...options, ...(username ? { username } : {}), ...(password ? { password } : {}), ...(tls ? { tls: {} } : {}) },
+    enableReadyCheck: true,
+    enableAutoPipelining: autoPipelining,
+    // A failover moves slots within the node timeout: keep asking instead of failing the command at once.
+    retryDelayOnFailover: 200,
+    retryDelayOnClusterDown: 300,
+    retryDelayOnTryAgain: 200,
+    slotsRefreshTimeout: 2000,
+    // Reconnect for ever, at most every 2 s: a master that comes back is used again without a restart.
+    clusterRetryStrategy: (times) => Math.min(100 * times, 2000),
+    ...(opts.forQueue ? { maxRetriesPerRequest: null } : {}),
+  };
+  return new Cluster(nodes, clusterOptions);
+}
+
+export const isCluster = (redis: RedisClient): redis is Cluster => redis instanceof Cluster;
+
+/** The masters to ask for a keyspace-wide command (SCAN, INFO): every master on a cluster, else the one Redis. */
+export const masters = (redis: RedisClient): Redis[] => (isCluster(redis) ? redis.nodes('master') : [redis]);
+
+/**
+ * Keys matching `pattern` on every master. On a cluster a plain SCAN walks one node only, so each master is
+ * scanned; use a pattern under one hash tag when you can (its keys are all on one master, the others answer fast).
+ */
+export async function scanKeys(redis: RedisClient, pattern: string, onBatch: (keys: string[], node: Redis) => Promise<unknown>): Promise<void> {
+  for (const node of masters(redis)) {
+    let cursor = '0';
+    do {
+      const [next, found] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      if (found.length > 0) await onBatch(found, node);
+    } while (cursor !== '0');
+  }
+}
+
+export type Command = [name: string, ...args: (string | number | Buffer)[]];
+
+/**
+ * Runs commands as one pipeline on a single Redis; on a cluster, where a pipeline must stay in one slot,
+ * as separate commands that auto-pipelining groups per node. Replies come back in order, errors thrown.
+ */
+export async function runCommands(redis: RedisClient, cmds: Command[]): Promise<unknown[]> {
+  if (cmds.length === 0) return [];
+  if (isCluster(redis)) {
+    const fns = redis as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+    return Promise.all(cmds.map(([name, ...args]) => fns[name]!.apply(redis, args)));
+  }
+  const res = (await redis.pipeline(cmds).exec()) ?? [];
+  return res.map(([err, v]) => {
+    if (err) throw err;
+    return v;
+  });
 }
 
 export interface RedisServerInfo {
@@ -36,7 +117,7 @@ function compareVersions(a: string, b: string): number {
   return 0;
 }
 
-export async function readServerInfo(redis: Redis): Promise<RedisServerInfo> {
+export async function readServerInfo(redis: RedisClient): Promise<RedisServerInfo> {
   const info = await redis.info('server');
   const version = /redis_version:([\d.]+)/.exec(info)?.[1] ?? '0.0.0';
   let maxmemoryPolicy: string | undefined;
@@ -63,10 +144,99 @@ export function assessServer(info: RedisServerInfo): { error?: string; warning?:
   return {};
 }
 
-export async function checkRedisServer(redis: Redis, log: Logger): Promise<RedisServerInfo> {
+export async function checkRedisServer(redis: RedisClient, log: Logger): Promise<RedisServerInfo> {
   const info = await readServerInfo(redis);
   const { error, warning } = assessServer(info);
   if (error) throw new Error(error);
   if (warning) log.warn({ redis_version: info.version, maxmemory_policy: info.maxmemoryPolicy }, warning);
   return info;
+}
+
+const withTimeout = <T>(p: Promise<T>, ms: number, what: string): Promise<T> =>
+  new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
+    p.then(
+      (v) => (clearTimeout(t), resolve(v)),
+      (e: unknown) => (clearTimeout(t), reject(e instanceof Error ? e : new Error(String(e)))),
+    );
+  });
+
+/** A master that CLUSTER NODES reports failing (`fail`, `fail?` or disconnected), with the slots it serves. */
+export interface FailingMaster {
+  address: string;
+  flags: string;
+  slots: string;
+}
+
+/** Parses CLUSTER NODES: the masters the cluster itself sees as down. */
+export function failingMasters(clusterNodes: string): FailingMaster[] {
+  const out: FailingMaster[] = [];
+  for (const line of clusterNodes.split('\n')) {
+    const parts = line.trim().split(' ');
+    if (parts.length < 8) continue;
+    const [, addr, flags, , , , , link, ...slots] = parts;
+    const flagList = (flags ?? '').split(',');
+    if (!flagList.includes('master')) continue;
+    if (flagList.includes('fail') || flagList.includes('fail?') || link === 'disconnected') {
+      out.push({ address: (addr ?? '').split('@')[0]!, flags: flags ?? '', slots: slots.join(' ') || '(none)' });
+    }
+  }
+  return out;
+}
+
+/**
+ * Readiness of Redis as an operator needs it: PING on a single Redis; on a cluster, CLUSTER INFO and
+ * CLUSTER NODES from a node that answers, so a down master is named with its slots (every key in those
+ * slots, and any queue shard there, waits until it is back or a replica takes over).
+ */
+export async function redisHealth(redis: RedisClient, timeoutMs = 1500): Promise<string> {
+  if (!isCluster(redis)) {
+    await withTimeout(redis.ping(), timeoutMs, 'Redis');
+    return 'ok';
+  }
+  const errors: string[] = [];
+  // A client just created knows no node yet: its first command waits for the slot map.
+  if (redis.nodes('master').length === 0) await withTimeout(redis.ping(), timeoutMs, 'Redis Cluster');
+  for (const node of redis.nodes('master')) {
+    const addr = `${node.options.host}:${node.options.port}`;
+    try {
+      const [info, nodes] = await withTimeout(Promise.all([node.cluster('INFO') as Promise<string>, node.cluster('NODES') as Promise<string>]), timeoutMs, `Redis Cluster node ${addr}`);
+      const state = /cluster_state:(\w+)/.exec(info)?.[1] ?? 'unknown';
+      const failing = failingMasters(nodes);
+      if (state === 'ok' && failing.length === 0) return 'ok';
+      const down = failing.map((f) => `${f.address} (${f.flags}, slots ${f.slots})`).join('; ');
+      throw new ClusterUnhealthyError(`Redis Cluster state is ${state} as seen from ${addr}${down ? `: master down: ${down}` : ''}`);
+    } catch (err) {
+      if (err instanceof ClusterUnhealthyError) throw err;
+      errors.push(`${addr}: ${(err as Error).message}`);
+    }
+  }
+  throw new Error(`no Redis Cluster master answers (${errors.join('; ') || 'none known'})`);
+}
+
+class ClusterUnhealthyError extends Error {
+  override name = 'ClusterUnhealthyError';
+}
+
+/**
+ * On a cluster, logs which node is unreachable (at most once per node every `everyMs`, not once per
+ * reconnect attempt): which master is down is what the operator needs to know. A single Redis's errors
+ * are reported where they happen (the caller's command fails).
+ */
+export function logClusterEvents(redis: RedisClient, log: Logger, connection: string, now: () => number = Date.now, everyMs = 10_000): void {
+  if (!isCluster(redis)) return;
+  const lastLogged = new Map<string, number>();
+  redis.on('node error', (err: Error, address: string) => {
+    const last = lastLogged.get(address);
+    if (last !== undefined && now() - last < everyMs) return;
+    lastLogged.set(address, now());
+    log.error(
+      { redis_node: address, connection, err: err.message },
+      `Redis Cluster node ${address} is unreachable: commands for its slots wait or fail until it is back or a replica takes over`,
+    );
+  });
+  redis.on('+node', (node: Redis) => {
+    const address = `${node.options.host}:${node.options.port}`;
+    if (lastLogged.delete(address)) log.warn({ redis_node: address, connection }, `Redis Cluster node ${address} is connected again`);
+  });
 }

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import { runCommands, type Command, type RedisClient } from './redis.ts';
 
 /**
  * Owns Herald's event counters. They live in Redis, not in process memory, so /metrics and the console
@@ -32,19 +32,20 @@ export function parseSeriesField(field: string): { name: string; labels: Record<
 /** Upper bounds (seconds) of the latency histograms: from sub-second pushes to day-late digests. */
 export const LATENCY_BUCKETS = [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 86400];
 
-export function createStats(redis: Redis, prefix: string) {
+export function createStats(redis: RedisClient, prefix: string) {
   const write = (fields: Record<string, number>, at: number) => {
     const minute = Math.floor(at / 60_000);
     const hour = Math.floor(at / 3_600_000);
-    const pipe = redis.pipeline();
+    // Three keys in three slots: one pipeline on a single Redis, per-node batches on a cluster.
+    const cmds: Command[] = [];
     for (const [field, by] of Object.entries(fields)) {
-      pipe.hincrbyfloat(totalsKey(prefix), field, by);
-      pipe.hincrbyfloat(minuteKey(prefix, minute), field, by);
-      pipe.hincrbyfloat(hourKey(prefix, hour), field, by);
+      cmds.push(['hincrbyfloat', totalsKey(prefix), field, by]);
+      cmds.push(['hincrbyfloat', minuteKey(prefix, minute), field, by]);
+      cmds.push(['hincrbyfloat', hourKey(prefix, hour), field, by]);
     }
-    pipe.expire(minuteKey(prefix, minute), MINUTE_RETENTION_SECONDS);
-    pipe.expire(hourKey(prefix, hour), HOUR_RETENTION_SECONDS);
-    return pipe.exec();
+    cmds.push(['expire', minuteKey(prefix, minute), MINUTE_RETENTION_SECONDS]);
+    cmds.push(['expire', hourKey(prefix, hour), HOUR_RETENTION_SECONDS]);
+    return runCommands(redis, cmds);
   };
 
   return {
@@ -72,10 +73,10 @@ export function createStats(redis: Redis, prefix: string) {
       const step = resolution === 'minute' ? 60_000 : 3_600_000;
       const first = Math.floor(from / step);
       const last = Math.floor(to / step);
-      const pipe = redis.pipeline();
-      for (let b = first; b <= last; b++) pipe.hgetall(resolution === 'minute' ? minuteKey(prefix, b) : hourKey(prefix, b));
-      const res = (await pipe.exec()) ?? [];
-      return res.map(([, h], i) => ({
+      const cmds: Command[] = [];
+      for (let b = first; b <= last; b++) cmds.push(['hgetall', resolution === 'minute' ? minuteKey(prefix, b) : hourKey(prefix, b)]);
+      const res = await runCommands(redis, cmds);
+      return res.map((h, i) => ({
         at: (first + i) * step,
         values: Object.fromEntries(Object.entries((h ?? {}) as Record<string, string>).map(([k, v]) => [k, Number(v)])),
       }));

@@ -1,5 +1,5 @@
 import { hash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import { runCommands, type RedisClient } from './redis.ts';
 import type { Story, StorySource } from '../model.ts';
 
 /**
@@ -167,7 +167,7 @@ export interface IngestOptions {
 
 type Cmd = [string, ...(string | number)[]];
 
-export function createStoryStore(redis: Redis, prefix: string) {
+export function createStoryStore(redis: RedisClient, prefix: string) {
   // EVALSHA: the scripts travel once per connection, not with every story.
   redis.defineCommand('heraldCreateStory', { numberOfKeys: 2, lua: CREATE_STORY });
   redis.defineCommand('heraldClaim', { numberOfKeys: 2, lua: CLAIM });
@@ -176,12 +176,8 @@ export function createStoryStore(redis: Redis, prefix: string) {
   redis.defineCommand('heraldBuckets', { numberOfKeys: 2, lua: BUCKETS });
   /** Runs commands in one round trip; returns each reply (errors thrown). */
   const batch = async (cmds: Cmd[]): Promise<unknown[]> => {
-    if (cmds.length === 0) return [];
-    const res = (await redis.pipeline(cmds).exec()) ?? [];
-    return res.map(([err, v]) => {
-      if (err) throw err;
-      return v;
-    });
+    // Stories, links and bands live in many slots: per-node batches on a cluster, one pipeline otherwise.
+    return runCommands(redis, cmds);
   };
 
   const store = {
@@ -421,15 +417,10 @@ export function createStoryStore(redis: Redis, prefix: string) {
 
     async getMany(ids: string[]): Promise<Story[]> {
       if (ids.length === 0) return [];
-      const pipe = redis.pipeline();
-      for (const id of ids) {
-        pipe.hgetall(storyKey(prefix, id));
-        pipe.hgetall(sourcesKey(prefix, id));
-      }
-      const res = (await pipe.exec()) ?? [];
+      const res = await runCommands(redis, ids.flatMap((id): Cmd[] => [['hgetall', storyKey(prefix, id)], ['hgetall', sourcesKey(prefix, id)]]));
       const out: Story[] = [];
       for (let i = 0; i < res.length; i += 2) {
-        const s = toStory(res[i]![1] as Record<string, string>, res[i + 1]![1] as Record<string, string>);
+        const s = toStory(res[i] as Record<string, string>, res[i + 1] as Record<string, string>);
         if (s) out.push(s);
       }
       return out;
@@ -437,13 +428,10 @@ export function createStoryStore(redis: Redis, prefix: string) {
 
     /** Logs the story under each topic it matched: digests read these logs (fan-out on read). */
     async logForTopics(storyId: string, topicIds: string[], at: number) {
-      const pipe = redis.pipeline();
-      for (const topicId of topicIds) {
+      await runCommands(redis, topicIds.flatMap((topicId): Cmd[] => {
         const key = topicLogKey(prefix, topicId);
-        pipe.zadd(key, at, storyId);
-        pipe.zremrangebyscore(key, '-inf', at - TOPIC_LOG_RETENTION_MS);
-      }
-      await pipe.exec();
+        return [['zadd', key, at, storyId], ['zremrangebyscore', key, '-inf', at - TOPIC_LOG_RETENTION_MS]];
+      }));
     },
 
     /** How many stories were logged under the topic in [from, to) (matches per day on the console). */

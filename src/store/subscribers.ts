@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import { runCommands, type Command, type RedisClient } from './redis.ts';
 import type { AlertQuality, Cadence, Follow, PushSubscriptionRecord, Subscriber } from '../model.ts';
 import { isCustomTopicId } from './custom-topics.ts';
 
@@ -109,7 +109,7 @@ if n >= tonumber(ARGV[2]) and not redis.call('HGET', KEYS[1], 'emailDisabledAt')
 end
 return {n, 0}`;
 
-export function createSubscriberStore(redis: Redis, prefix: string) {
+export function createSubscriberStore(redis: RedisClient, prefix: string) {
   const keys = (id: string) => subscriberKeys(prefix, id);
 
   /** Stores a secret's hash under `key` (with a TTL when given) and remembers it for deletion. */
@@ -266,15 +266,13 @@ export function createSubscriberStore(redis: Redis, prefix: string) {
       if (active.length > 0) tx.hset(k.follows, Object.fromEntries(active.map(([t, f]) => [t, JSON.stringify(f)])));
       await tx.exec();
       const topics = new Set([...Object.keys(prev), ...Object.keys(next)]);
-      const pipe = redis.pipeline();
+      // Follower sets are tagged per topic: plain commands, one slot each, never one pipeline across them.
+      const cmds: Command[] = [];
       for (const topic of topics) {
         const cadence = next[topic]?.cadence ?? 'off';
-        for (const c of ['instant', 'daily'] as const) {
-          if (c === cadence) pipe.sadd(followersKey(prefix, topic, c), id);
-          else pipe.srem(followersKey(prefix, topic, c), id);
-        }
+        for (const c of ['instant', 'daily'] as const) cmds.push([c === cadence ? 'sadd' : 'srem', followersKey(prefix, topic, c), id]);
       }
-      await pipe.exec();
+      await runCommands(redis, cmds);
     },
 
     /**
@@ -329,13 +327,13 @@ export function createSubscriberStore(redis: Redis, prefix: string) {
      */
     async delete(id: string) {
       const [sub, follows, secrets] = await Promise.all([this.get(id), this.follows(id), redis.smembers(keys(id).secrets)]);
-      const pipe = redis.pipeline();
+      const cmds: Command[] = [];
       for (const topic of Object.keys(follows)) {
-        pipe.srem(followersKey(prefix, topic, 'instant'), id);
-        pipe.srem(followersKey(prefix, topic, 'daily'), id);
+        cmds.push(['srem', followersKey(prefix, topic, 'instant'), id]);
+        cmds.push(['srem', followersKey(prefix, topic, 'daily'), id]);
       }
-      for (const key of secrets) pipe.del(key);
-      await pipe.exec();
+      for (const key of secrets) cmds.push(['del', key]);
+      await runCommands(redis, cmds);
       if (sub?.email) await this.dropEmailIndex(id, sub.email);
       const k = keys(id);
       await redis.del(k.profile, k.follows, k.push, k.secrets);

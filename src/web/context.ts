@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../store/redis.ts';
 import type { Logger } from 'pino';
 import type { Topic } from '../config/catalog.ts';
 import type { Mailer } from '../deliver/email/mailer.ts';
@@ -15,7 +15,7 @@ import type { Limiters, SecuritySettings } from './security.ts';
 export interface WebDeps {
   /** Readers' own alerts API (src/web/routes/alerts.ts). */
   alerts: Omit<AlertRoutesOptions, 'authenticate'>;
-  redis: Redis;
+  redis: RedisClient;
   subscribers: SubscriberStore;
   digests: DigestStore;
   ledger: Ledger;

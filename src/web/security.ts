@@ -2,7 +2,7 @@ import fastifyCsrf from '@fastify/csrf-protection';
 import fastifyHelmet from '@fastify/helmet';
 import fastifyRateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../store/redis.ts';
 import { hashToken } from '../store/subscribers.ts';
 import { requestToken, type WebDeps } from './context.ts';
 import { HttpError } from './http-error.ts';
@@ -73,7 +73,7 @@ export function registerSecurity(app: FastifyInstance, deps: Pick<WebDeps, 'redi
     getToken: (req) => req.headers['x-csrf-token'] as string | undefined,
   });
 
-  app.register(fastifyRateLimit, { global: false, redis: deps.redis as Redis, nameSpace: `${deps.prefix}:ratelimit:`, skipOnError: false });
+  app.register(fastifyRateLimit, { global: false, redis: deps.redis, nameSpace: `${deps.prefix}:ratelimit:`, skipOnError: false });
 
   type Limiter = ReturnType<FastifyInstance['createRateLimit']>;
   // The key each limiter counts under for this request, set just before the limiter runs.

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../src/store/redis.ts';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { matchStory } from '../../src/classify/match.ts';
@@ -21,9 +21,9 @@ const log = pino({ level: 'silent' });
  */
 describe('topic registry: the compiled index follows Redis across processes', () => {
   const prefix = uniquePrefix('registry');
-  let web: Redis;
-  let workerA: Redis;
-  let workerB: Redis;
+  let web: RedisClient;
+  let workerA: RedisClient;
+  let workerB: RedisClient;
 
   beforeAll(() => {
     web = testRedis();

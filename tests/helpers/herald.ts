@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { Agent } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -8,9 +8,9 @@ import webpush from 'web-push';
 import type { FeedConfig, Topic } from '../../src/config/catalog.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import type { Clock } from '../../src/model.ts';
-import { QUEUE_NAMES } from '../../src/queue/jobs.ts';
 import { createHerald, ROLES, type Herald } from '../../src/runtime/herald.ts';
 import { deletePrefix, TEST_REDIS_URL, testRedis, uniquePrefix } from './redis.ts';
+import { auditSlots, newSlotAudit } from './slot-audit.ts';
 
 export async function freePort(): Promise<number> {
   return new Promise((res, rej) => {
@@ -77,6 +77,14 @@ export async function startTestHerald(opts: {
     ...(opts.topics ? { topics: opts.topics } : {}),
     pushAgent: opts.pushAgent,
   });
+  // HERALD_TEST_SLOT_AUDIT=<dir>: record every multi-key command, script and MULTI of this Herald's state and
+  // queue connections, and write what was found there on close (tests/cluster/key-layout.test.ts reads it).
+  const auditDir = process.env.HERALD_TEST_SLOT_AUDIT;
+  const audit = newSlotAudit();
+  if (auditDir) {
+    auditSlots(herald.redis, audit);
+    auditSlots(herald.queueConnection, audit);
+  }
   await herald.start(ROLES);
   await herald.web.listen({ host: '127.0.0.1', port });
 
@@ -85,9 +93,10 @@ export async function startTestHerald(opts: {
     let quietRounds = 0;
     // Two quiet looks in a row: a job finishing can enqueue the next stage's job just after a look.
     while (quietRounds < 2) {
-      const counts = await Promise.all(QUEUE_NAMES.map((q) => herald.queues[q].getJobCounts('waiting', 'active', 'prioritized', 'waiting-children')));
+      const queues = Object.values(herald.everyQueue);
+      const counts = await Promise.all(queues.map((q) => q.getJobCounts('waiting', 'active', 'prioritized', 'waiting-children')));
       // Delayed jobs count as work, except the next tick a job scheduler always keeps waiting.
-      const delayed = await Promise.all(QUEUE_NAMES.map((q) => herald.queues[q].getDelayed()));
+      const delayed = await Promise.all(queues.map((q) => q.getDelayed()));
       const busy =
         counts.reduce((n, c) => n + Object.values(c).reduce((a, b) => a + b, 0), 0) +
         delayed.flat().filter((j) => !j.id?.startsWith('repeat:')).length;
@@ -104,6 +113,7 @@ export async function startTestHerald(opts: {
     waitIdle,
     async close() {
       await herald.close();
+      if (auditDir) writeFileSync(join(auditDir, `${prefix}.json`), JSON.stringify(audit));
       const redis = testRedis();
       await deletePrefix(redis, prefix);
       await redis.quit();

@@ -3,6 +3,7 @@ import { mkdtempSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { freePort } from './herald.ts';
 import { startLocalRedis, waitUntil, type LocalRedis } from './redis-server.ts';
 
 export interface LocalCluster {
@@ -41,17 +42,28 @@ export async function startLocalCluster(opts: { masters?: number; replicas?: num
   const replicas = opts.replicas ?? 0;
   const root = mkdtempSync(join(tmpdir(), 'herald-cluster-'));
   const nodes: LocalRedis[] = [];
-  for (let i = 0; i < masters * (1 + replicas); i++) {
-    const dir = join(root, `node-${i}`);
-    mkdirSync(dir);
-    nodes.push(await startLocalRedis({ dir, extraArgs: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000'] }));
+  try {
+    for (let i = 0; i < masters * (1 + replicas); i++) {
+      const dir = join(root, `node-${i}`);
+      mkdirSync(dir);
+      // The bus port is picked free too: by default it is port + 10000, which another process may hold (or be above 65535).
+      const busPort = await freePort();
+      nodes.push(await startLocalRedis({ dir, extraArgs: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000', '--cluster-port', String(busPort)] }));
+    }
+  } catch (err) {
+    // A node that failed to start must not leave the others running.
+    await Promise.all(nodes.map((n) => n.kill()));
+    throw err;
   }
   const create = spawnSync(
     'redis-cli',
     ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', String(replicas), '--cluster-yes'],
     { encoding: 'utf8' },
   );
-  if (create.status !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stdout}${create.stderr}`);
+  if (create.status !== 0) {
+    await Promise.all(nodes.map((n) => n.kill()));
+    throw new Error(`redis-cli --cluster create failed: ${create.stdout}${create.stderr}`);
+  }
   const cluster: LocalCluster = {
     nodes,
     url: nodes.map((n) => n.url).join(','),

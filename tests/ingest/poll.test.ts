@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { UnrecoverableError } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../src/store/redis.ts';
 import pino from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ingestFeed, runPollTick, type PollDeps } from '../../src/ingest/poll.ts';
@@ -50,8 +50,8 @@ const item = (o: { guid?: string; link?: string; title: string; summary?: string
   `<item>${o.guid ? `<guid>${o.guid}</guid>` : ''}${o.link ? `<link>${o.link}</link>` : ''}<title>${o.title}</title><description>${o.summary ?? ''}</description>${o.date ? `<pubDate>${o.date}</pubDate>` : ''}</item>`;
 
 const clock = manualClock('2027-01-13T10:00:00Z'); // Wednesday
-let redis: Redis;
-let queueConn: Redis;
+let redis: RedisClient;
+let queueConn: RedisClient;
 let queues: Queues;
 let site: Site;
 let prefix: string;

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../src/store/redis.ts';
 import { csvField, exportLedger, parseExportRange } from '../../src/ops/ledger-export.ts';
 import { createLedger, LEDGER_DAY_SHARDS, type Ledger, type LedgerEntry } from '../../src/store/ledger.ts';
 import { deletePrefix, testRedis, uniquePrefix } from '../helpers/redis.ts';
@@ -39,7 +39,7 @@ describe('ledger export formats', () => {
 });
 
 describe('ledger time index (real Redis)', () => {
-  let redis: Redis;
+  let redis: RedisClient;
   let ledger: Ledger;
   const prefix = uniquePrefix('ledger-index');
 

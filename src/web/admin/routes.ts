@@ -4,7 +4,7 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import type { Queue } from 'bullmq';
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../store/redis.ts';
 import type { Clock } from '../../model.ts';
 import { createLoginAttempts, ADMIN_FAILURE_WINDOW_SECONDS } from '../../store/login-attempts.ts';
 import type { Stats } from '../../store/stats.ts';
@@ -15,7 +15,7 @@ import { OVERVIEW_CHARTS, RANGES, sumSeries, total, type Range } from './overvie
 import { renderOverview, type QueueRow } from './pages.ts';
 
 export interface AdminDeps {
-  redis: Redis;
+  redis: RedisClient;
   prefix: string;
   queues: Readonly<Record<string, Queue>>;
   stats: Stats;

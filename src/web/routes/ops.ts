@@ -1,11 +1,11 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
-import type { Redis } from 'ioredis';
+import { redisHealth, type RedisClient } from '../../store/redis.ts';
 import type { Metrics } from '../../ops/metrics.ts';
 
 export interface OpsDeps {
-  redis: Redis;
+  redis: RedisClient;
   queues: Readonly<Record<string, Queue>>;
   metrics: Metrics;
   /** Job scheduler ids that must exist in Redis for the deployment to be ready ([] when schedulers are off). */
@@ -31,12 +31,21 @@ export function adminTokenFrom(req: FastifyRequest): string | undefined {
   return undefined;
 }
 
+/** Queue connections retry for ever while a cluster is down: a readiness probe must answer anyway. */
+const CHECK_TIMEOUT_MS = 3000;
+
 async function check(name: string, fn: () => Promise<unknown>): Promise<[string, string]> {
+  let timer: NodeJS.Timeout | undefined;
   try {
-    await fn();
+    await Promise.race([
+      fn(),
+      new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS))),
+    ]);
     return [name, 'ok'];
   } catch (err) {
     return [name, (err as Error).message];
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -45,7 +54,8 @@ export function opsRoutes(deps: OpsDeps): FastifyPluginAsync {
   return async (app: FastifyInstance) => {
     app.get('/readyz', async (_req, reply) => {
       const results = await Promise.all([
-        check('redis', () => deps.redis.ping()),
+        // On a cluster this names a down master and its slots, not just whichever node answered a PING.
+        check('redis', () => redisHealth(deps.redis)),
         check('queues', () => Promise.all(Object.values(deps.queues).map((q) => q.getJobCounts('waiting')))),
         check('schedulers', async () => {
           for (const s of deps.schedulers) {

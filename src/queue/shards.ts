@@ -1,0 +1,33 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * Instant push sending can be spread over several BullMQ queues. Each shard's name carries its own hash
+ * tag ({push}, {push-1}, ...), so on a Redis Cluster the shards land in different slots and usually on
+ * different masters, and their queue scripts run there in parallel.
+ */
+export const MAX_PUSH_SHARDS = 64;
+
+/** Shard 0 keeps the historical name `push`: a deployment that never sharded keeps its queue. */
+export const pushShardName = (shard: number) => (shard === 0 ? 'push' : `push-${shard}`);
+
+/**
+ * The shard of a subscriber's push jobs: a stable hash of the id, so all of one subscriber's alerts and
+ * bundles go through one queue (FIFO among themselves) and a re-added job meets its deterministic job id
+ * in the same queue (deduplicated there).
+ */
+export function pushShardOf(subscriberId: string, shards: number): number {
+  if (shards <= 1) return 0;
+  return createHash('sha1').update(subscriberId).digest().readUInt32BE(0) % shards;
+}
+
+/**
+ * Which shards a push dispatcher consumes: every one by default, or the listed ones (`0,2`) to pin
+ * dispatchers to shards. Throws a message an operator can act on when a listed shard does not exist.
+ */
+export function consumedShards(shards: number, only: readonly number[] | undefined): number[] {
+  const all = Array.from({ length: shards }, (_, i) => i);
+  if (!only || only.length === 0) return all;
+  const bad = only.filter((s) => !Number.isInteger(s) || s < 0 || s >= shards);
+  if (bad.length > 0) throw new Error(`HERALD_PUSH_SHARDS_CONSUMED lists shard ${bad.join(', ')}, but HERALD_PUSH_SHARDS=${shards} gives shards 0-${shards - 1}`);
+  return [...new Set(only)].sort((a, b) => a - b);
+}
