@@ -79,3 +79,15 @@ export interface TopicMatch {
   /** Human-readable reason, e.g. "Matched: Japan in title, Quad in summary". */
   why: string;
 }
+
+/** What identifies a feed item inside its feed, computed without normalizing its text. */
+export interface ItemIdentity {
+  id: string;
+  feedId: string;
+  guid: string | null;
+  /** The link as published (what the reader clicks), or the guid when it is a URL. */
+  url: string;
+  canonicalUrl: string | null;
+  /** Hash of the item's text as published: a change means the publisher edited it. */
+  contentHash: string;
+}

@@ -1,6 +1,6 @@
 import { hash } from 'node:crypto';
 import { Tokenizer } from 'htmlparser2';
-import type { Story } from '../model.ts';
+import type { ItemIdentity, Story } from '../model.ts';
 import type { ParsedItem } from './parse-feed.ts';
 
 /** Elements whose content is never text a reader sees. */
@@ -171,16 +171,6 @@ const MAX_SUMMARY = 2000;
  */
 export const contentHash = (title: string, summaryHtml: string) => hash('sha256', `${title}\u0000${summaryHtml}`, 'hex').slice(0, 24);
 
-/** What identifies an item inside its feed, computed without normalizing its text. */
-export interface ItemIdentity {
-  id: string;
-  feedId: string;
-  guid: string | null;
-  /** The link as published (what the reader clicks), or the guid when it is a URL. */
-  url: string;
-  canonicalUrl: string | null;
-  contentHash: string;
-}
 
 export interface NormalizedItem extends ItemIdentity {
   story: Story;

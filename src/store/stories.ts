@@ -1,6 +1,6 @@
 import { hash } from 'node:crypto';
 import { runCommands, type RedisClient } from './redis.ts';
-import type { Story, StorySource } from '../model.ts';
+import type { Story, StorySource, ItemIdentity } from '../model.ts';
 
 /**
  * Owns story records ({st:<id>}) with their sources, each feed's seen-item index ({f:<id>}), the cross-feed
@@ -131,16 +131,8 @@ const storedOf = (s: Story): StoredStory => ({
   firstSeenAt: s.firstSeenAt, language: s.language ?? null, author: s.author ?? null, image: s.image ?? null, updatedAt: null,
 });
 
-export interface IngestCandidate {
-  /** What identifies the item in its feed (known without normalizing its text). */
-  id: string;
-  feedId: string;
-  guid: string | null;
-  /** The link as published, recorded as this feed's source when the item merges into another story. */
-  url: string;
-  canonicalUrl: string | null;
-  /** Hash of the item's text as published: a change means the publisher edited it. */
-  contentHash: string;
+/** An item to ingest: its identity (the link as published is recorded as this feed's source on a merge), and lazily its story. */
+export interface IngestCandidate extends ItemIdentity {
   /** The normalized story, built only for items that are new or changed, or why there is none. */
   story(): Story | { skip: string };
   /** MinHash signature (encoded) and its LSH band buckets, computed only for new items. */
