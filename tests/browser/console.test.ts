@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync } from 'node:fs';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_NAV } from '../../src/web/admin/pages.ts';
 import { manualClock } from '../helpers/clock.ts';
@@ -7,18 +7,15 @@ import { startFixtureServer, type FixtureServer } from '../helpers/http-fixtures
 import { startTestHerald, type TestHerald } from '../helpers/herald.ts';
 import { createReader } from '../helpers/readers.ts';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.ts';
+import { hasChromium, launchChromium, resultsDir } from '../helpers/browser.ts';
 
 /**
  * The operator console in Debian's chromium, logged in with the admin token as a browser does (HTTP Basic):
  * feeds checked from the page, a broken feed in red, the overview's charts after the pipeline ran, and the
  * trace of a delivered and of a suppressed alert.
  */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const hasChromium = existsSync(CHROMIUM);
-if (!hasChromium) console.warn(`browser tests skipped: no chromium at ${CHROMIUM} (apt-get install -y chromium, or set CHROMIUM_PATH)`);
 
 const ADMIN = 'test-admin-token-0123456789abcdef';
-const resultsDir = new URL('../../test-results/', import.meta.url);
 const STORY_URL = 'https://wire.example.test/world/india-japan-foreign-ministers-tokyo?utm_source=rss';
 const slow = { timeout: 20_000 };
 
@@ -49,10 +46,7 @@ describe.skipIf(!hasChromium)('operator console in a real browser', () => {
     const b = await createReader(subs, { email: 'b@example.test' }, clock.now());
     await subs.setFollows(b.id, { japan: { cadence: 'instant', channels: ['email'], mutedUntil: clock.now() + 7 * 86_400_000 } });
 
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
-    });
+    browser = await launchChromium();
     context = await browser.newContext({ viewport: { width: 1400, height: 1000 }, httpCredentials: { username: 'admin', password: ADMIN } });
     page = await context.newPage();
     mkdirSync(resultsDir, { recursive: true });

@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { manualClock } from '../helpers/clock.ts';
 import { startFixtureServer, type FixtureServer } from '../helpers/http-fixtures.ts';
@@ -8,17 +8,14 @@ import { startTestHerald, type TestHerald } from '../helpers/herald.ts';
 import { startPushService, type LocalPushService, type PushDevice } from '../helpers/push-server.ts';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.ts';
 import { confirmationLink, isAccountMail } from '../helpers/web-client.ts';
+import { hasChromium, launchChromium, resultsDir } from '../helpers/browser.ts';
 
 /**
  * A reader uses the settings page in Debian's chromium: topics, time settings, notifications (a real
  * encrypted push, decrypted by the local push service, handed to the page's service worker over CDP),
  * the inbox, and one-click unsubscribe from a real email.
  */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const hasChromium = existsSync(CHROMIUM);
-if (!hasChromium) console.warn(`browser tests skipped: no chromium at ${CHROMIUM} (apt-get install -y chromium, or set CHROMIUM_PATH)`);
 
-const resultsDir = new URL('../../test-results/', import.meta.url);
 const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 const storyTitle = 'Bullet train line to Osaka reopens after typhoon repairs';
 // The browser, the service worker and every Herald worker share two cores with other test files.
@@ -53,10 +50,7 @@ describe.skipIf(!hasChromium)('settings page in a real browser', () => {
       pushOrigin: push.origin,
       feeds: [{ id: 'wire', url: fixtures.url('/wire.xml') }],
     });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
-    });
+    browser = await launchChromium();
     context = await browser.newContext({ viewport: { width: 1280, height: 900 }, timezoneId: 'Europe/Berlin' });
     await context.grantPermissions(['notifications'], { origin: t.baseUrl });
     // No vendor push service is reachable: subscribe() answers with a subscription at the local push service,
