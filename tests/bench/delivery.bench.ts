@@ -5,13 +5,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createECDH, randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { Agent, createServer as createHttpsServer } from 'node:https';
+import { Agent } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import nodemailer from 'nodemailer';
-import { generate } from 'selfsigned';
 import { SMTPServer } from 'smtp-server';
 import webpush from 'web-push';
 import { renderDigestEmail } from '../../src/deliver/email/render.ts';
@@ -25,6 +24,7 @@ import { createSubscriberStore } from '../../src/store/subscribers.ts';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
 import { ratio, type Benchmark, type BenchResult } from './types.ts';
 import { createReader } from '../helpers/readers.ts';
+import { startTimingPushSink } from './support.ts';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -38,37 +38,6 @@ const waitFor = async (what: string, check: () => boolean, timeoutMs: number) =>
 const inChunks = async <T>(items: T[], size: number, fn: (chunk: T[]) => Promise<unknown>) => {
   for (let i = 0; i < items.length; i += size) await fn(items.slice(i, i + size));
 };
-
-/** A push service that accepts and counts (decrypting is the browser's cost, not Herald's). */
-async function startCountingPushSink() {
-  const pems = await generate([{ name: 'commonName', value: '127.0.0.1' }], {
-    keySize: 2048, algorithm: 'sha256', extensions: [{ name: 'subjectAltName', altNames: [{ type: 7, ip: '127.0.0.1' }] }],
-  } as Parameters<typeof generate>[1]);
-  const caFile = join(mkdtempSync(join(tmpdir(), 'herald-bench-ca-')), 'ca.pem');
-  writeFileSync(caFile, pems.cert);
-  let count = 0;
-  let first = 0;
-  let last = 0;
-  const server = createHttpsServer({ key: pems.private, cert: pems.cert, keepAliveTimeout: 30_000 }, (req, res) => {
-    req.on('data', () => undefined);
-    req.on('end', () => {
-      const now = performance.now();
-      if (count === 0) first = now;
-      count++;
-      last = now;
-      res.writeHead(201).end();
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as AddressInfo).port;
-  return {
-    caFile, ca: pems.cert, port,
-    count: () => count,
-    window: () => ({ first, last }),
-    reset: () => void (count = 0),
-    close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
-  };
-}
 
 async function startCountingSmtp() {
   let count = 0;
@@ -119,7 +88,7 @@ const bench: Benchmark = {
     const stories = createStoryStore(redis, prefix);
     const digests = createDigestStore(redis, prefix);
     const vapid = { ...webpush.generateVAPIDKeys(), subject: 'mailto:bench@example.test' };
-    const sink = await startCountingPushSink();
+    const sink = await startTimingPushSink();
     const smtp = await startCountingSmtp();
     const baseEnv = {
       REDIS_URL: TEST_REDIS_URL, HERALD_REDIS_PREFIX: prefix, HERALD_DATA_DIR: mkdtempSync(join(tmpdir(), 'herald-bench-')),
@@ -150,7 +119,7 @@ const bench: Benchmark = {
       await inChunks(Array.from({ length: readers }, (_, i) => i), 500, (chunk) => Promise.all(chunk.map(async (i) => {
         const { id } = await createReader(subscribers, { email: null, timeZone: 'UTC', digestTime: '08:00' }, now);
         await subscribers.setFollows(id, { japan: { cadence: 'instant', channels: ['push'] } });
-        await subscribers.addPushSubscription(id, { endpoint: `https://127.0.0.1:${sink.port}/push/${i}`, keys }, now);
+        await subscribers.addPushSubscription(id, { endpoint: sink.endpoint(String(i)), keys }, now);
         ids.push(id);
       })));
       const jobs = ids.flatMap((id) => storyList.map((s) => ({
@@ -161,7 +130,8 @@ const bench: Benchmark = {
       ctx.log('queued; starting one push dispatcher process');
       const pushWorker = await spawnWorker('push', { ...baseEnv, HERALD_PUSH_CONCURRENCY: process.env.BENCH_PUSH_CONCURRENCY ?? '100' }, queues.push);
       await waitFor('the fan-out', () => sink.count() >= alerts, ctx.quick ? 60_000 : 300_000);
-      const { first, last } = sink.window();
+      const first = sink.firstAt();
+      const last = sink.lastAt();
       const fanout = alerts / ((last - first) / 1000);
       await stop(pushWorker);
       ctx.log(`fan-out: ${fanout.toFixed(0)} alerts/s`);
@@ -181,7 +151,7 @@ const bench: Benchmark = {
       n = 0;
       t0 = performance.now();
       while (performance.now() - t0 < encDuration / 2) {
-        webpush.getVapidHeaders(`https://127.0.0.1:${sink.port}`, vapid.subject, vapid.publicKey, vapid.privateKey, 'aes128gcm');
+        webpush.getVapidHeaders(sink.origin, vapid.subject, vapid.publicKey, vapid.privateKey, 'aes128gcm');
         webpush.encrypt(keys.p256dh, keys.auth, payload, 'aes128gcm');
         n++;
       }
@@ -193,7 +163,7 @@ const bench: Benchmark = {
       n = 0;
       t0 = performance.now();
       while (performance.now() - t0 < naiveDuration) {
-        await webpush.sendNotification({ endpoint: `https://127.0.0.1:${sink.port}/push/naive`, keys }, payload, { vapidDetails: vapid, TTL: 3600, agent });
+        await webpush.sendNotification({ endpoint: sink.endpoint('naive'), keys }, payload, { vapidDetails: vapid, TTL: 3600, agent });
         n++;
       }
       const naive = n / ((performance.now() - t0) / 1000);

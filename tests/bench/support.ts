@@ -38,6 +38,8 @@ export async function startTimingPushSink() {
   const port = (server.address() as AddressInfo).port;
   return {
     caFile,
+    ca: pems.cert,
+    origin: `https://127.0.0.1:${port}`,
     endpoint: (device: string) => `https://127.0.0.1:${port}/push/${device}`,
     count: () => count,
     lastAt: () => last,

@@ -6,11 +6,9 @@ import { createRedis } from '../../src/store/redis.ts';
 import { createStoryStore } from '../../src/store/stories.ts';
 import { createSubscriberStore } from '../../src/store/subscribers.ts';
 import { startPushSink, type PushSink } from '../deliver/support/push-sink.ts';
-import { makeStory } from '../deliver/support/world.ts';
 import { waitFor, type HeraldProcess } from '../helpers/processes.ts';
-import { createReader } from '../helpers/readers.ts';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
-import { faultEnv, startRole, stopRole, tally } from './support.ts';
+import { faultEnv, startRole, stopRole, tally, pushReadersAndStories } from './support.ts';
 
 const READERS = 40;
 const STORIES = 3;
@@ -47,21 +45,8 @@ describe('a push service answering 429 with Retry-After, then 503', () => {
 
   it('delivers every alert once, honouring Retry-After per device and for the whole service', async () => {
     const now = Date.now();
-    const storyList: ReturnType<typeof makeStory>[] = [];
-    for (let i = 0; i < STORIES; i++) {
-      const s = makeStory(now, { title: `Tokyo backpressure ${i}` });
-      await stories.put(s);
-      storyList.push(s);
-    }
-    const readers: { id: string; deviceId: string }[] = [];
-    for (let r = 0; r < READERS; r++) {
-      const { id } = await createReader(subscribers, { email: null, timeZone: 'UTC', digestTime: '08:00' }, now);
-      await subscribers.setFollows(id, { japan: { cadence: 'instant', channels: ['push'] } });
-      const d = sink.newDevice();
-      await subscribers.addPushSubscription(id, d.subscription, now);
-      if (r < PUSHED_BACK) sink.script(d.id, [{ status: 429, headers: { 'Retry-After': String(RETRY_AFTER_S) } }, { status: 503 }]);
-      readers.push({ id, deviceId: d.id });
-    }
+    const { storyList, readers } = await pushReadersAndStories({ subscribers, stories }, sink, { readers: READERS, stories: STORIES, title: 'Tokyo backpressure', now });
+    for (const r of readers.slice(0, PUSHED_BACK)) sink.script(r.deviceId, [{ status: 429, headers: { 'Retry-After': String(RETRY_AFTER_S) } }, { status: 503 }]);
     await enqueue.bulk('AlertSendPush', readers.flatMap((r) => storyList.map((s) => ({
       data: { subscriberId: r.id, storyId: s.id, topicId: 'japan', why: 'Matched: Tokyo' },
       opts: { jobId: jobIds.alert(r.id, s.id, 'push'), backoff: { type: 'delivery', delay: 200 } },

@@ -6,11 +6,9 @@ import { createRedis } from '../../src/store/redis.ts';
 import { createStoryStore } from '../../src/store/stories.ts';
 import { createSubscriberStore } from '../../src/store/subscribers.ts';
 import { startPushSink, type PushSink } from '../deliver/support/push-sink.ts';
-import { makeStory } from '../deliver/support/world.ts';
 import { waitFor, type HeraldProcess } from '../helpers/processes.ts';
-import { createReader } from '../helpers/readers.ts';
 import { startLocalRedis, type LocalRedis } from '../helpers/redis-server.ts';
-import { faultEnv, startRole, stopRole, tally } from './support.ts';
+import { faultEnv, startRole, stopRole, tally, pushReadersAndStories } from './support.ts';
 
 const READERS = 400;
 const STORIES = 5;
@@ -50,20 +48,7 @@ describe('Redis restarted during work', () => {
     const ledger = createLedger(redis, prefix);
     try {
       const now = Date.now();
-      const storyList: ReturnType<typeof makeStory>[] = [];
-      for (let i = 0; i < STORIES; i++) {
-        const s = makeStory(now, { title: `Tokyo restart ${i}` });
-        await stories.put(s);
-        storyList.push(s);
-      }
-      const readers: { id: string; deviceId: string }[] = [];
-      for (let r = 0; r < READERS; r++) {
-        const { id } = await createReader(subscribers, { email: null, timeZone: 'UTC', digestTime: '08:00' }, now);
-        await subscribers.setFollows(id, { japan: { cadence: 'instant', channels: ['push'] } });
-        const d = sink.newDevice();
-        await subscribers.addPushSubscription(id, d.subscription, now);
-        readers.push({ id, deviceId: d.id });
-      }
+      const { storyList, readers } = await pushReadersAndStories({ subscribers, stories }, sink, { readers: READERS, stories: STORIES, title: 'Tokyo restart', now });
       await enqueue.bulk('AlertSendPush', readers.flatMap((r) => storyList.map((s) => ({
         data: { subscriberId: r.id, storyId: s.id, topicId: 'japan', why: 'Matched: Tokyo' },
         opts: { jobId: jobIds.alert(r.id, s.id, 'push'), backoff: { type: 'delivery', delay: 200 } },

@@ -1,13 +1,15 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SMTPServer } from 'smtp-server';
-import webpush from 'web-push';
 import type { Role } from '../../src/runtime/herald.ts';
 import { spawnHerald, waitFor, type HeraldProcess } from '../helpers/processes.ts';
-import { TEST_REDIS_URL } from '../helpers/redis.ts';
+import type { StoryStore } from '../../src/store/stories.ts';
+import type { SubscriberStore } from '../../src/store/subscribers.ts';
+import { createReader } from '../helpers/readers.ts';
+import { workerEnv } from '../helpers/worker-env.ts';
+import { makeStory } from '../deliver/support/world.ts';
 
 export const FAULT_TOPICS = [{ id: 'japan', name: 'Japan', group: 'Places', description: 'Japan', query: 'japan OR tokyo' }];
 
@@ -16,29 +18,41 @@ export const FAULT_TOPICS = [{ id: 'japan', name: 'Japan', group: 'Places', desc
  * data dir with the test's own topic catalog and feed list; `extra` adds or overrides per test.
  */
 export function faultEnv(prefix: string, opts: { feeds?: { id: string; url: string }[]; extra?: Record<string, string> } = {}) {
-  const dir = mkdtempSync(join(tmpdir(), 'herald-faults-'));
-  writeFileSync(join(dir, 'feeds.json'), JSON.stringify({ feeds: opts.feeds ?? [] }));
-  writeFileSync(join(dir, 'topics.json'), JSON.stringify({ topics: FAULT_TOPICS }));
-  const vapid = webpush.generateVAPIDKeys();
-  return {
-    REDIS_URL: TEST_REDIS_URL,
-    HERALD_REDIS_PREFIX: prefix,
-    HERALD_DATA_DIR: dir,
-    HERALD_FEEDS_FILE: join(dir, 'feeds.json'),
-    HERALD_TOPICS_FILE: join(dir, 'topics.json'),
+  const env = workerEnv(prefix, {
     HERALD_ALLOW_PRIVATE_FEEDS: 'true',
-    VAPID_PUBLIC_KEY: vapid.publicKey,
-    VAPID_PRIVATE_KEY: vapid.privateKey,
-    HERALD_SIGNING_KEY: 'fault-test-signing-key-0123456789abcdef012',
-    HERALD_ADMIN_TOKEN: 'fault-test-admin-token-0123456789',
-    HERALD_SCHEDULERS: 'false',
     // A killed process's jobs come back after the lock lapses: short, so the test does not wait long.
     HERALD_JOB_LOCK_SECONDS: '2',
     HERALD_SHUTDOWN_TIMEOUT_SECONDS: '20',
     HERALD_PUSH_BURST_WINDOW_SECONDS: '0',
     LOG_LEVEL: 'info',
-    ...opts.extra,
-  };
+  });
+  writeFileSync(env.HERALD_FEEDS_FILE!, JSON.stringify({ feeds: opts.feeds ?? [] }));
+  env.HERALD_TOPICS_FILE = join(env.HERALD_DATA_DIR!, 'topics.json');
+  writeFileSync(env.HERALD_TOPICS_FILE, JSON.stringify({ topics: FAULT_TOPICS }));
+  return { ...env, ...opts.extra };
+}
+
+/** Readers who follow Japan instantly by push, each with one device of the sink, and stories stored for them. */
+export async function pushReadersAndStories(
+  deps: { subscribers: SubscriberStore; stories: StoryStore },
+  sink: { newDevice(): { id: string; subscription: { endpoint: string; keys: { p256dh: string; auth: string } } } },
+  opts: { readers: number; stories: number; title: string; now: number },
+) {
+  const storyList: ReturnType<typeof makeStory>[] = [];
+  for (let i = 0; i < opts.stories; i++) {
+    const s = makeStory(opts.now, { title: `${opts.title} ${i}` });
+    await deps.stories.put(s);
+    storyList.push(s);
+  }
+  const readers: { id: string; deviceId: string }[] = [];
+  for (let r = 0; r < opts.readers; r++) {
+    const { id } = await createReader(deps.subscribers, { email: null }, opts.now);
+    await deps.subscribers.setFollows(id, { japan: { cadence: 'instant', channels: ['push'] } });
+    const d = sink.newDevice();
+    await deps.subscribers.addPushSubscription(id, d.subscription, opts.now);
+    readers.push({ id, deviceId: d.id });
+  }
+  return { storyList, readers };
 }
 
 /** Runs `herald worker <role>` as its own process and waits until it says it is running. */

@@ -10,6 +10,12 @@ export interface SmtpSink {
   close(): Promise<void>;
 }
 
+/** Lower-cased To: addresses of a parsed mail. */
+export function recipients(m: ParsedMail): (string | undefined)[] {
+  const to = Array.isArray(m.to) ? m.to : m.to ? [m.to] : [];
+  return to.flatMap((a) => a.value.map((v) => v.address?.toLowerCase()));
+}
+
 /** A real SMTP server in this process; every accepted message is parsed with mailparser. */
 export async function startSmtpSink(opts: { delayMs?: number } = {}): Promise<SmtpSink> {
   const mails: ParsedMail[] = [];
@@ -30,10 +36,6 @@ export async function startSmtpSink(opts: { delayMs?: number } = {}): Promise<Sm
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.server.address() as AddressInfo).port;
-  const recipients = (m: ParsedMail) => {
-    const to = Array.isArray(m.to) ? m.to : m.to ? [m.to] : [];
-    return to.flatMap((a) => a.value.map((v) => v.address?.toLowerCase()));
-  };
   return {
     url: `smtp://127.0.0.1:${port}`,
     mails,

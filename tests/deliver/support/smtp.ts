@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { simpleParser, type ParsedMail } from 'mailparser';
 import { SMTPServer } from 'smtp-server';
+import { recipients } from '../../helpers/smtp-sink.ts';
 
 export type RecipientScript = { tempFail: number; code?: 421 | 451 } | { reject: 550 | 553 };
 
@@ -58,10 +59,6 @@ export async function startScriptedSmtp(opts: { parse?: boolean; delayMs?: numbe
   server.on('error', () => undefined);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.server.address() as AddressInfo).port;
-  const recipients = (m: ParsedMail) => {
-    const to = Array.isArray(m.to) ? m.to : m.to ? [m.to] : [];
-    return to.flatMap((a) => a.value.map((v) => v.address?.toLowerCase()));
-  };
   return {
     url: `smtp://127.0.0.1:${port}`,
     mails,
