@@ -4,6 +4,7 @@ import type { AlertQuality, Channel, Clock, Follow, TopicMatch } from '../model.
 import { followAllows } from './follow-allows.ts';
 import { jobIds } from '../queue/jobs.ts';
 import type { Enqueue } from '../queue/queues.ts';
+import { planPushBatches } from '../queue/shards.ts';
 import type { RecentStories } from '../store/recent-stories.ts';
 import type { Ledger } from '../store/ledger.ts';
 import { CorruptStoryError, type StoryStore } from '../store/stories.ts';
@@ -21,6 +22,8 @@ export interface ClassifyDeps {
   /** Score a match needs for readers who chose "only the best". */
   bestMinScore: number;
   storyLimits: StoryLimits;
+  /** Push fan-out jobs: the number of push shards and the alerts per batch job. */
+  pushBatches: { shards: number; size: number };
   clock: Clock;
   log: Logger;
 }
@@ -90,14 +93,16 @@ export async function classifyStory(deps: ClassifyDeps, storyId: string): Promis
   const push = plans.filter((p) => p.channels.includes('push'));
   const email = plans.filter((p) => p.channels.includes('email'));
   const data = (p: AlertPlan) => ({ subscriberId: p.subscriberId, storyId, topicId: p.topicId, why: p.why });
+  const batches = planPushBatches(storyId, push.map((p) => ({ subscriberId: p.subscriberId, topicId: p.topicId, why: p.why })), deps.pushBatches);
   // The ledger opens each record before its job exists: a job is never without its record.
   await deps.ledger.open(
-    [...push.map((p) => [p, 'push'] as const), ...email.map((p) => [p, 'email'] as const)].map(([p, channel]) => ({
-      subscriberId: p.subscriberId, storyId, channel, jobId: jobIds.alert(p.subscriberId, storyId, channel), topicId: p.topicId,
-    })),
+    [
+      ...batches.flatMap((b) => b.data.alerts.map((a) => ({ subscriberId: a.subscriberId, storyId, channel: 'push' as const, jobId: b.jobId, topicId: a.topicId }))),
+      ...email.map((p) => ({ subscriberId: p.subscriberId, storyId, channel: 'email' as const, jobId: jobIds.alert(p.subscriberId, storyId, 'email'), topicId: p.topicId })),
+    ],
     now,
   );
-  await deps.enqueue.bulk('AlertSendPush', push.map((p) => ({ data: data(p), opts: { jobId: jobIds.alert(p.subscriberId, storyId, 'push') } })));
+  await deps.enqueue.bulk('AlertSendPushBatch', batches.map((b) => ({ data: b.data, opts: { jobId: b.jobId } })));
   await deps.enqueue.bulk('AlertSendEmail', email.map((p) => ({ data: data(p), opts: { jobId: jobIds.alert(p.subscriberId, storyId, 'email') } })));
   // The preview of readers' own alerts replays these.
   await deps.recent.add(storyId, now);

@@ -359,8 +359,16 @@ export const OPTIONS = [
     key: 'pushConcurrency',
     schema: positiveInt.max(1000),
     default: '20',
-    description: 'Push sends in flight per dispatcher process.',
+    description: 'Push jobs in flight per dispatcher process. A fan-out batch job sends its alerts side by side, so up to this many times HERALD_PUSH_BATCH_SIZE requests are open (at most 64 connections per push service).',
     fix: 'set a whole number between 1 and 1000',
+  },
+  {
+    env: 'HERALD_PUSH_BATCH_SIZE',
+    key: 'pushBatchSize',
+    schema: positiveInt.max(500),
+    default: '50',
+    description: "Alerts of one story per push fan-out job. Larger batches cost less queue and Redis work per alert; each alert keeps its own ledger record, and one that must be retried leaves its batch as a job of its own.",
+    fix: 'set a whole number between 1 and 500, for example 50',
   },
   {
     env: 'HERALD_PUSH_SHARDS',

@@ -10,6 +10,11 @@ export interface JobCatalog {
   FeedFetch: { feedId: string };
   StoryClassify: { storyId: string };
   AlertSendPush: { subscriberId: string; storyId: string; topicId: string; why: string };
+  /**
+   * Several push alerts of one story, all of one push shard: the classifier's fan-out unit. Each alert keeps
+   * its own ledger record; an alert that must be retried leaves the batch as an AlertSendPush of its own.
+   */
+  AlertSendPushBatch: { storyId: string; alerts: PushBatchAlert[] };
   AlertSendEmail: { subscriberId: string; storyId: string; topicId: string; why: string };
   /** One notification for the pushes held by quiet hours or a burst, sent when the window ends. */
   PushBundleSend: { subscriberId: string; bundleId: string };
@@ -18,6 +23,7 @@ export interface JobCatalog {
   DigestSend: { subscriberId: string; localDate: string; dueAt: number };
 }
 export type JobName = keyof JobCatalog;
+export type PushBatchAlert = { subscriberId: string; topicId: string; why: string };
 
 export const QUEUE_NAMES = ['feeds', 'classify', 'push', 'email', 'digest'] as const;
 export type QueueName = (typeof QUEUE_NAMES)[number];
@@ -27,6 +33,7 @@ export const QUEUE_OF: { readonly [N in JobName]: QueueName } = {
   FeedFetch: 'feeds',
   StoryClassify: 'classify',
   AlertSendPush: 'push',
+  AlertSendPushBatch: 'push',
   AlertSendEmail: 'email',
   PushBundleSend: 'push',
   DigestTick: 'digest',
@@ -47,6 +54,8 @@ export const jobIds = {
   storyClassify: (storyId: string) => `classify-${safe(storyId)}`,
   alert: (subscriberId: string, storyId: string, channel: 'push' | 'email') =>
     `alert-${safe(subscriberId)}-${safe(storyId)}-${channel}`,
+  /** A story's n-th push batch on one shard. */
+  pushBatch: (storyId: string, shard: number, n: number) => `pushbatch-${safe(storyId)}-${shard}-${n}`,
   digest: (subscriberId: string, localDate: string) => `digest-${safe(subscriberId)}-${localDate}`,
   bundle: (subscriberId: string, bundleId: string) => `bundle-${safe(subscriberId)}-${safe(bundleId)}`,
 };
@@ -60,6 +69,9 @@ export const DEFAULT_JOB_OPTIONS: { readonly [N in JobName]: JobsOptions } = {
   StoryClassify: { attempts: 5, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: { age: DAY }, removeOnFail: { age: 7 * DAY } },
   // 'delivery': exponential with jitter that honours Retry-After (src/deliver/retry.ts), registered by the dispatchers.
   AlertSendPush: { attempts: 8, backoff: { type: 'delivery', delay: 5000 }, removeOnComplete: { age: 3 * DAY }, removeOnFail: { age: 14 * DAY } },
+  // A batch fails as a whole only when Redis does (each alert's own failures end in the ledger or leave as
+  // single jobs); retried, its ledger claims make every alert already ended a no-op.
+  AlertSendPushBatch: { attempts: 8, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: { age: 3 * DAY }, removeOnFail: { age: 14 * DAY } },
   AlertSendEmail: { attempts: 8, backoff: { type: 'delivery', delay: 5000 }, removeOnComplete: { age: 3 * DAY }, removeOnFail: { age: 14 * DAY } },
   PushBundleSend: { attempts: 8, backoff: { type: 'delivery', delay: 5000 }, removeOnComplete: { age: 3 * DAY }, removeOnFail: { age: 14 * DAY } },
   DigestTick: { removeOnComplete: true, removeOnFail: 100 },

@@ -40,13 +40,19 @@ export interface Enqueue {
 
 const BULK_SLICE = 1000;
 
+/** The subscriber a push job is routed by: its own, or a batch's first (a batch holds one shard's alerts). */
+const pushSubscriberOf = (data: unknown): string => {
+  const d = data as { subscriberId?: string; alerts?: { subscriberId: string }[] };
+  return d.subscriberId ?? d.alerts?.[0]?.subscriberId ?? '';
+};
+
 /**
  * Typed enqueue: the job name picks the queue and the default retry policy. Push jobs go to their
  * subscriber's shard (every push job names its subscriber), so one subscriber's jobs share one queue.
  */
 export function createEnqueue(queues: Queues, pushShards: readonly Queue[] = [queues.push]): Enqueue {
   const queueFor = (name: JobName, data: unknown): Queue =>
-    QUEUE_OF[name] === 'push' ? pushShards[pushShardOf((data as { subscriberId: string }).subscriberId, pushShards.length)]! : queues[QUEUE_OF[name]];
+    QUEUE_OF[name] === 'push' ? pushShards[pushShardOf(pushSubscriberOf(data), pushShards.length)]! : queues[QUEUE_OF[name]];
   const fn = (async (name, data, opts) => {
     await queueFor(name, data).add(name, data, { ...DEFAULT_JOB_OPTIONS[name], ...opts });
   }) as Enqueue;

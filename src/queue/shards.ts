@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { jobIds, type JobCatalog, type PushBatchAlert } from './jobs.ts';
 
 /**
  * Instant push sending can be spread over several BullMQ queues. Each shard's name carries its own hash
@@ -30,4 +31,30 @@ export function consumedShards(shards: number, only: readonly number[] | undefin
   const bad = only.filter((s) => !Number.isInteger(s) || s < 0 || s >= shards);
   if (bad.length > 0) throw new Error(`HERALD_PUSH_SHARDS_CONSUMED lists shard ${bad.join(', ')}, but HERALD_PUSH_SHARDS=${shards} gives shards 0-${shards - 1}`);
   return [...new Set(only)].sort((a, b) => a - b);
+}
+
+/**
+ * The fan-out jobs for one story's push alerts: grouped by their subscribers' shard, in batches of at most
+ * `size`, each with a deterministic id (the story, the shard, the batch's place), so classifying the story
+ * again adds nothing while the first jobs are kept.
+ */
+export function planPushBatches(
+  storyId: string,
+  alerts: readonly PushBatchAlert[],
+  opts: { shards: number; size: number },
+): { jobId: string; data: JobCatalog['AlertSendPushBatch'] }[] {
+  const byShard = new Map<number, PushBatchAlert[]>();
+  for (const a of alerts) {
+    const shard = pushShardOf(a.subscriberId, opts.shards);
+    const list = byShard.get(shard);
+    if (list) list.push(a);
+    else byShard.set(shard, [a]);
+  }
+  const size = Math.max(1, opts.size);
+  return [...byShard].flatMap(([shard, list]) =>
+    Array.from({ length: Math.ceil(list.length / size) }, (_, n) => ({
+      jobId: jobIds.pushBatch(storyId, shard, n),
+      data: { storyId, alerts: list.slice(n * size, (n + 1) * size) },
+    })),
+  );
 }

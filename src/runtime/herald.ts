@@ -12,7 +12,7 @@ import { sendEmailAlert } from '../deliver/email/send-alert.ts';
 import { unsubscribeUrl } from '../deliver/email/unsubscribe-link.ts';
 import { startDispatcher } from '../deliver/dispatcher.ts';
 import { cachedStories } from '../deliver/story-cache.ts';
-import { sendPushAlert } from '../deliver/push/send-alert.ts';
+import { sendPushAlert, sendPushBatch } from '../deliver/push/send-alert.ts';
 import { sendPushBundle } from '../deliver/push/send-bundle.ts';
 import { createWebPushSender } from '../deliver/push/web-push-sender.ts';
 import { runDigestTick, sendDigest } from '../digest/send-digest.ts';
@@ -92,7 +92,7 @@ export function createHerald(opts: HeraldOptions) {
   const stories = createStoryStore(redis, prefix);
   const digests = createDigestStore(redis, prefix);
   const feedStore = createFeedStore(redis, prefix);
-  const stats = createStats(redis, prefix);
+  const stats = createStats(redis, prefix, { onError: (err) => log.warn({ err: err.message }, 'stats write failed: these counts are lost') });
   const events = createEvents(stats, clock, log);
   const customs = createCustomTopicStore(redis, prefix);
   const recent = createRecentStories(redis, prefix);
@@ -129,6 +129,7 @@ export function createHerald(opts: HeraldOptions) {
   const classifyDeps = {
     stories, subscribers, recent, enqueue, ledger, clock, log: log.child({ role: 'classifier' }),
     index: () => registry.current(), bestMinScore: config.bestMinScore, storyLimits,
+    pushBatches: { shards: config.pushShards, size: config.pushBatchSize },
   };
   const pushDeps = {
     subscribers, stories: deliveryStories, ledger, sender, enqueue, topicName, clock, log: log.child({ role: 'push' }),
@@ -145,6 +146,7 @@ export function createHerald(opts: HeraldOptions) {
     FeedFetch: (d) => fetchFeedCounted(d.feedId),
     StoryClassify: (d) => classifyStory(classifyDeps, d.storyId),
     AlertSendPush: (d, job) => withTopicNames([d.topicId], () => sendPushAlert(pushDeps, d, job.id ?? '')),
+    AlertSendPushBatch: (d, job) => withTopicNames(d.alerts.map((a) => a.topicId), () => sendPushBatch(pushDeps, d, job.id ?? '')),
     AlertSendEmail: (d, job) => withTopicNames([d.topicId], () => sendEmailAlert(emailDeps, d, job.id ?? '')),
     PushBundleSend: (d, job) => sendPushBundle(pushDeps, d, job.id ?? ''),
     DigestTick: () => runDigestTick(digestDeps),
@@ -250,6 +252,7 @@ export function createHerald(opts: HeraldOptions) {
       await closeQueues(queues, pushShards);
       mailer.close();
       sender.close();
+      await stats.flush().catch((err: Error) => log.warn({ err: err.message }, 'stats flush at close failed'));
       await Promise.allSettled([redis.quit(), queueConnection.quit()]);
     },
   };

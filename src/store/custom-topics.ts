@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { runCommands, type Command, type RedisClient } from './redis.ts';
+import { defineScript, runCommands, type Command, type RedisClient } from './redis.ts';
 
 /**
  * Owns subscribers' own alerts (custom topics). The records live with their owner ({s:<id>}); an index of
@@ -66,9 +66,12 @@ export class CustomTopicLimitError extends Error {
 const parse = (json: string | null | undefined): CustomTopic | null => (json ? (JSON.parse(json) as CustomTopic) : null);
 
 export function createCustomTopicStore(redis: RedisClient, prefix: string, opts: { changeLogLength?: number } = {}) {
+  const announceScript = defineScript(redis, 'heraldCustomAnnounce', 4, ANNOUNCE);
+  const createScript = defineScript(redis, 'heraldCustomCreate', 1, CREATE);
+  const changesSinceScript = defineScript(redis, 'heraldCustomChanges', 3, CHANGES_SINCE);
   const idx = indexKeys(prefix);
   const logLength = opts.changeLogLength ?? CHANGE_LOG_LENGTH;
-  const announce = (id: string, ownerId: string) => redis.eval(ANNOUNCE, 4, idx.version, idx.changes, idx.all, idx.floor, id, ownerId, String(logLength)) as Promise<number>;
+  const announce = (id: string, ownerId: string) => announceScript(idx.version, idx.changes, idx.all, idx.floor, id, ownerId, String(logLength)) as Promise<number>;
 
   return {
     /** Stores a new alert for the owner, unless they already have `maxPerOwner`. */
@@ -77,7 +80,7 @@ export function createCustomTopicStore(redis: RedisClient, prefix: string, opts:
       // Filed in the index before the record exists (processes skip an id without a record), announced again
       // after: a crash in between leaves at worst an index entry without a record, never an alert no index knows.
       await announce(topic.id, ownerId);
-      const created = (await redis.eval(CREATE, 1, customTopicsKey(prefix, ownerId), topic.id, JSON.stringify(topic), String(maxPerOwner))) as number;
+      const created = (await createScript(customTopicsKey(prefix, ownerId), topic.id, JSON.stringify(topic), String(maxPerOwner))) as number;
       if (created === 0) {
         await announce(topic.id, '');
         throw new CustomTopicLimitError(`you already have ${maxPerOwner} alerts, the most allowed: delete one first`);
@@ -123,7 +126,7 @@ export function createCustomTopicStore(redis: RedisClient, prefix: string, opts:
      * 'reload' when the log no longer reaches that far back.
      */
     async changesSince(version: number): Promise<{ version: number; ids: string[] } | { version: number; reload: true }> {
-      const [v, floor, ...ids] = (await redis.eval(CHANGES_SINCE, 3, idx.version, idx.changes, idx.floor, String(version))) as [number, number, ...string[]];
+      const [v, floor, ...ids] = (await changesSinceScript(idx.version, idx.changes, idx.floor, String(version))) as [number, number, ...string[]];
       if (version < floor) return { version: v, reload: true };
       return { version: v, ids };
     },

@@ -1,4 +1,4 @@
-import { scanKeys, type RedisClient } from './redis.ts';
+import { defineScript, scanKeys, type RedisClient } from './redis.ts';
 
 /**
  * Owns digest scheduling: one sorted set of subscribers by their next digest time (so the minute sweep
@@ -17,6 +17,7 @@ redis.call('EXPIRE', KEYS[1], ARGV[2])
 return 1`;
 
 export function createDigestStore(redis: RedisClient, prefix: string) {
+  const claimDateScript = defineScript(redis, 'heraldClaimDigestDate', 1, CLAIM_DATE);
   return {
     async schedule(subscriberId: string, dueAt: number) {
       await redis.zadd(dueKey(prefix), dueAt, subscriberId);
@@ -44,7 +45,7 @@ export function createDigestStore(redis: RedisClient, prefix: string) {
     },
     /** Claims the digest of one local date; false when it was already sent or skipped. */
     async claimDate(subscriberId: string, localDate: string, jobId: string): Promise<boolean> {
-      const res = await redis.eval(CLAIM_DATE, 1, sentKey(prefix, subscriberId, localDate), jobId, SENT_RECORD_TTL_SECONDS);
+      const res = await claimDateScript(sentKey(prefix, subscriberId, localDate), jobId, SENT_RECORD_TTL_SECONDS);
       return res === 1;
     },
     /**

@@ -1,4 +1,4 @@
-import { runCommands, type Command, type RedisClient } from './redis.ts';
+import { defineScript, runCommands, type Command, type RedisClient } from './redis.ts';
 import type { FeedConfig } from '../config/catalog.ts';
 
 /** Owns the feed registry, the next-check schedule, each feed's fetch and health state, and per-host fetch slots. */
@@ -63,6 +63,7 @@ redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return 1`;
 
 export function createFeedStore(redis: RedisClient, prefix: string) {
+  const acquireHostScript = defineScript(redis, 'heraldAcquireHost', 1, ACQUIRE_HOST);
   return {
     /**
      * Adds feeds from config. A known feed keeps its schedule and the URL a permanent redirect taught it,
@@ -118,7 +119,7 @@ export function createFeedStore(redis: RedisClient, prefix: string) {
       await redis.zrem(dueKey(prefix), feedId);
     },
     async acquireHost(host: string, feedId: string, now: number, leaseMs: number, limit: number): Promise<boolean> {
-      const ok = await redis.eval(ACQUIRE_HOST, 1, hostKey(prefix, host), String(now), String(now + leaseMs), feedId, String(limit), String(leaseMs * 2));
+      const ok = await acquireHostScript(hostKey(prefix, host), String(now), String(now + leaseMs), feedId, String(limit), String(leaseMs * 2));
       return ok === 1;
     },
     async releaseHost(host: string, feedId: string) {

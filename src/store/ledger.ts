@@ -1,4 +1,4 @@
-import { runCommands, scanKeys, type RedisClient } from './redis.ts';
+import { defineScript, runCommands, scanKeys, type RedisClient } from './redis.ts';
 import type { Channel } from '../model.ts';
 
 /**
@@ -94,6 +94,20 @@ redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
 if created == 1 then return 2 end
 return 1`;
 
+/**
+ * Adds an alert to the subscriber's inbox and keeps the newest ARGV[3] entries (the trimmed ones' bodies go
+ * with them): one script, so an alert and the trim are one step whatever else writes the inbox.
+ */
+const INBOX_ADD = `
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[4])
+local over = redis.call('ZRANGE', KEYS[1], 0, -(tonumber(ARGV[3]) + 1))
+if #over > 0 then
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[3]) + 1))
+  redis.call('HDEL', KEYS[2], unpack(over))
+end
+return #over`;
+
 /** Reserves one of today's pushes under the cap; the counter expires after two days. */
 const RESERVE_PUSH = `
 local n = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -158,18 +172,29 @@ function toRecord(h: Record<string, string>): DeliveryRecord | null {
 }
 
 export function createLedger(redis: RedisClient, prefix: string) {
+  const claimScript = defineScript(redis, 'heraldLedgerClaim', 1, CLAIM);
+  const openScript = defineScript(redis, 'heraldLedgerOpen', 1, OPEN);
+  const finishScript = defineScript(redis, 'heraldLedgerFinish', 1, FINISH);
+  const holdScript = defineScript(redis, 'heraldLedgerHold', 2, HOLD);
+  const reservePushScript = defineScript(redis, 'heraldReservePush', 1, RESERVE_PUSH);
+  const inboxAddScript = defineScript(redis, 'heraldInboxAdd', 2, INBOX_ADD);
   const bump = async (topicId: string, channel: Channel, field: keyof ChannelStats) => {
     if (topicId) await redis.hincrby(topicStatsKey(prefix, topicId), `${channel}:${field}`, 1);
   };
 
   const index = async (subscriberId: string, storyId: string, channel: Channel, at: number) => {
     const key = ledgerDayKey(prefix, Math.floor(at / DAY_MS), shardOf(subscriberId));
-    await redis.multi().zadd(key, 'NX', at, `${subscriberId} ${storyId} ${channel}`).expire(key, LEDGER_INDEX_RETENTION_DAYS * 24 * 3600).exec();
+    // Two plain commands, not a MULTI: concurrent alerts' index writes then share one pipelined write
+    // (auto-pipelining), and a missing expire only keeps an index key longer.
+    await Promise.all([
+      redis.zadd(key, 'NX', at, `${subscriberId} ${storyId} ${channel}`),
+      redis.expire(key, LEDGER_INDEX_RETENTION_DAYS * 24 * 3600),
+    ]);
   };
 
   return {
     async claim(subscriberId: string, storyId: string, channel: Channel, jobId: string, topicId: string, now: number) {
-      const res = (await redis.eval(CLAIM, 1, alertKey(prefix, subscriberId, storyId, channel), jobId, topicId, String(now))) as string;
+      const res = (await claimScript(alertKey(prefix, subscriberId, storyId, channel), jobId, topicId, String(now))) as string;
       // Indexed once, by whichever script created the record.
       if (res === 'created') await index(subscriberId, storyId, channel, now);
       return res === 'claimed' || res === 'created' ? { claimed: true as const } : { claimed: false as const, status: res as DeliveryStatus };
@@ -188,8 +213,8 @@ export function createLedger(redis: RedisClient, prefix: string) {
       detail: { reason?: string; error?: string; via?: string; topicId?: string } = {},
     ): Promise<boolean> {
       const key = alertKey(prefix, subscriberId, storyId, channel);
-      const moved = (await redis.eval(
-        FINISH, 1, key, status, String(now), detail.reason ?? '', (detail.error ?? '').slice(0, 500), detail.via ?? '', detail.topicId ?? '',
+      const moved = (await finishScript(
+        key, status, String(now), detail.reason ?? '', (detail.error ?? '').slice(0, 500), detail.via ?? '', detail.topicId ?? '',
       )) as number;
       if (moved === 2) await index(subscriberId, storyId, channel, now);
       if (moved >= 1) {
@@ -206,7 +231,7 @@ export function createLedger(redis: RedisClient, prefix: string) {
     async open(entries: readonly { subscriberId: string; storyId: string; channel: Channel; jobId: string; topicId: string }[], now: number) {
       await Promise.all(
         entries.map(async (e) => {
-          const opened = await redis.eval(OPEN, 1, alertKey(prefix, e.subscriberId, e.storyId, e.channel), e.jobId, e.topicId, String(now));
+          const opened = await openScript(alertKey(prefix, e.subscriberId, e.storyId, e.channel), e.jobId, e.topicId, String(now));
           // Indexed once, by whichever script created the record.
           if (opened === 1) await index(e.subscriberId, e.storyId, e.channel, now);
         }),
@@ -241,8 +266,8 @@ export function createLedger(redis: RedisClient, prefix: string) {
 
     /** Holds an alert for a bundle or the next digest; false when the record had already ended. */
     async hold(subscriberId: string, storyId: string, topicId: string, bucket: HeldBucket, reason: string, now: number): Promise<boolean> {
-      const res = (await redis.eval(
-        HOLD, 2, alertKey(prefix, subscriberId, storyId, 'push'), heldKey(prefix, subscriberId, bucket), reason, String(now), storyId, topicId,
+      const res = (await holdScript(
+        alertKey(prefix, subscriberId, storyId, 'push'), heldKey(prefix, subscriberId, bucket), reason, String(now), storyId, topicId,
       )) as number;
       if (res === 2) await index(subscriberId, storyId, 'push', now);
       return res >= 1;
@@ -297,7 +322,7 @@ export function createLedger(redis: RedisClient, prefix: string) {
 
     /** Takes one of the subscriber's daily pushes; false once `cap` were sent on that local date. */
     async reservePush(subscriberId: string, localDate: string, cap: number): Promise<boolean> {
-      return ((await redis.eval(RESERVE_PUSH, 1, pushCountKey(prefix, subscriberId, localDate), cap, 2 * DAY_SECONDS)) as number) === 1;
+      return ((await reservePushScript(pushCountKey(prefix, subscriberId, localDate), cap, 2 * DAY_SECONDS)) as number) === 1;
     },
 
     async pushesOn(subscriberId: string, localDate: string): Promise<number> {
@@ -341,16 +366,8 @@ export function createLedger(redis: RedisClient, prefix: string) {
     },
 
     async addToInbox(subscriberId: string, item: InboxItem) {
-      const z = inboxKey(prefix, subscriberId);
-      const items = inboxItemsKey(prefix, subscriberId);
       const member = `${item.storyId}:${item.channel}`;
-      const tx = redis.multi().zadd(z, item.at, member).hset(items, member, JSON.stringify(item));
-      // Keep the newest INBOX_LIMIT entries; the trimmed ones' bodies go with them.
-      tx.zrange(z, 0, -(INBOX_LIMIT + 1));
-      tx.zremrangebyrank(z, 0, -(INBOX_LIMIT + 1));
-      const res = await tx.exec();
-      const trimmed = (res?.[2]?.[1] as string[] | undefined) ?? [];
-      if (trimmed.length > 0) await redis.hdel(items, ...trimmed);
+      await inboxAddScript(inboxKey(prefix, subscriberId), inboxItemsKey(prefix, subscriberId), item.at, member, INBOX_LIMIT, JSON.stringify(item));
     },
 
     async inbox(subscriberId: string, limit = 50): Promise<InboxItem[]> {

@@ -83,6 +83,19 @@ export async function scanKeys(redis: RedisClient, pattern: string, onBatch: (ke
 
 export type Command = [name: string, ...args: (string | number | Buffer)[]];
 
+export type Script = (...keysThenArgs: (string | number)[]) => Promise<unknown>;
+
+/**
+ * A Lua script called by EVALSHA: its text travels once per connection (ioredis falls back to EVAL after a
+ * NOSCRIPT, as after a Redis restart), not with every call. `name` must be unique per client; defining it
+ * again on the same client reuses the first definition.
+ */
+export function defineScript(redis: RedisClient, name: string, numberOfKeys: number, lua: string): Script {
+  const fns = redis as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+  if (typeof fns[name] !== 'function') redis.defineCommand(name, { numberOfKeys, lua });
+  return (...args) => fns[name]!.apply(redis, args);
+}
+
 /**
  * Runs commands as one pipeline on a single Redis; on a cluster, where a pipeline must stay in one slot,
  * as separate commands that auto-pipelining groups per node. Replies come back in order, errors thrown.

@@ -32,23 +32,76 @@ export function parseSeriesField(field: string): { name: string; labels: Record<
 /** Upper bounds (seconds) of the latency histograms: from sub-second pushes to day-late digests. */
 export const LATENCY_BUCKETS = [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 86400];
 
-export function createStats(redis: RedisClient, prefix: string) {
-  const write = (fields: Record<string, number>, at: number) => {
-    const minute = Math.floor(at / 60_000);
-    const hour = Math.floor(at / 3_600_000);
-    // Three keys in three slots: one pipeline on a single Redis, per-node batches on a cluster.
+/**
+ * How long events are summed in process memory before one pipeline adds them to Redis. A push fan-out makes
+ * several events per alert (a histogram observation alone touches a dozen series); written one by one they
+ * cost more Redis commands than the delivery itself. Summed, a flush costs one command per distinct series.
+ * A process killed with SIGKILL loses at most this window of counts (never an alert: the ledger is separate).
+ */
+export const STATS_FLUSH_MS = 250;
+/** A flush is started early once this many distinct series wait, so memory stays small under any load. */
+const FLUSH_AT_FIELDS = 2000;
+
+export function createStats(redis: RedisClient, prefix: string, opts: { flushMs?: number; onError?: (err: Error) => void } = {}) {
+  const flushMs = opts.flushMs ?? STATS_FLUSH_MS;
+  /** Pending increments per minute bucket (the hour and the running total are derived at flush). */
+  let pending = new Map<number, Map<string, number>>();
+  let pendingFields = 0;
+  let timer: NodeJS.Timeout | null = null;
+  let inFlight: Promise<unknown> = Promise.resolve();
+
+  const flush = (): Promise<unknown> => {
+    if (timer) clearTimeout(timer);
+    timer = null;
+    if (pendingFields === 0) return inFlight;
+    const batch = pending;
+    pending = new Map();
+    pendingFields = 0;
+    const totals = new Map<string, number>();
+    const hours = new Map<number, Map<string, number>>();
     const cmds: Command[] = [];
-    for (const [field, by] of Object.entries(fields)) {
-      cmds.push(['hincrbyfloat', totalsKey(prefix), field, by]);
-      cmds.push(['hincrbyfloat', minuteKey(prefix, minute), field, by]);
-      cmds.push(['hincrbyfloat', hourKey(prefix, hour), field, by]);
+    for (const [minute, fields] of batch) {
+      const hour = Math.floor(minute / 60);
+      const inHour = hours.get(hour) ?? new Map<string, number>();
+      hours.set(hour, inHour);
+      for (const [field, by] of fields) {
+        cmds.push(['hincrbyfloat', minuteKey(prefix, minute), field, by]);
+        inHour.set(field, (inHour.get(field) ?? 0) + by);
+        totals.set(field, (totals.get(field) ?? 0) + by);
+      }
+      cmds.push(['expire', minuteKey(prefix, minute), MINUTE_RETENTION_SECONDS]);
     }
-    cmds.push(['expire', minuteKey(prefix, minute), MINUTE_RETENTION_SECONDS]);
-    cmds.push(['expire', hourKey(prefix, hour), HOUR_RETENTION_SECONDS]);
-    return runCommands(redis, cmds);
+    for (const [hour, fields] of hours) {
+      for (const [field, by] of fields) cmds.push(['hincrbyfloat', hourKey(prefix, hour), field, by]);
+      cmds.push(['expire', hourKey(prefix, hour), HOUR_RETENTION_SECONDS]);
+    }
+    for (const [field, by] of totals) cmds.push(['hincrbyfloat', totalsKey(prefix), field, by]);
+    // Flushes stay in order, so a reader that awaited flush() sees every earlier event.
+    const run = inFlight.catch(() => undefined).then(() => runCommands(redis, cmds));
+    inFlight = run;
+    return run;
+  };
+
+  const write = (fields: Record<string, number>, at: number): Promise<unknown> => {
+    const minute = Math.floor(at / 60_000);
+    let inMinute = pending.get(minute);
+    if (!inMinute) pending.set(minute, (inMinute = new Map()));
+    for (const [field, by] of Object.entries(fields)) {
+      const before = inMinute.get(field);
+      if (before === undefined) pendingFields++;
+      inMinute.set(field, (before ?? 0) + by);
+    }
+    if (pendingFields >= FLUSH_AT_FIELDS) return flush();
+    if (!timer) {
+      timer = setTimeout(() => void flush().catch((err: Error) => opts.onError?.(err)), flushMs);
+      // A pending flush never keeps a finished process alive; close() flushes what is left.
+      timer.unref();
+    }
+    return Promise.resolve();
   };
 
   return {
+    /** Adds to the counters (summed in memory, written within STATS_FLUSH_MS); resolves once queued. */
     async incr(name: string, labels: Labels, at: number, by = 1) {
       await write({ [seriesField(name, labels)]: by }, at);
     },
@@ -63,13 +116,21 @@ export function createStats(redis: RedisClient, prefix: string) {
       await write(fields, at);
     },
 
+    /** Writes every pending increment now (before reading, and before the process closes its connection). */
+    async flush() {
+      await flush();
+    },
+
     async totals(): Promise<Record<string, number>> {
+      // This process's own recent events first: what it just did shows on its own /metrics at once.
+      await flush().catch(() => undefined);
       const raw = await redis.hgetall(totalsKey(prefix));
       return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, Number(v)]));
     },
 
     /** Buckets from `from` to `to` (inclusive), oldest first, each with its series values. */
     async series(resolution: 'minute' | 'hour', from: number, to: number): Promise<{ at: number; values: Record<string, number> }[]> {
+      await flush().catch(() => undefined);
       const step = resolution === 'minute' ? 60_000 : 3_600_000;
       const first = Math.floor(from / step);
       const last = Math.floor(to / step);

@@ -1,5 +1,5 @@
 import { hash } from 'node:crypto';
-import { runCommands, type RedisClient } from './redis.ts';
+import { defineScript, runCommands, type RedisClient } from './redis.ts';
 import type { Story, StorySource, ItemIdentity } from '../model.ts';
 
 /**
@@ -30,7 +30,17 @@ const bandKey = (prefix: string, group: number, gen: number) => `${prefix}:neard
 /** Stories remembered per near-duplicate bucket: plenty for one event, bounded for a common one. */
 const BUCKET_CAP = 16;
 
-/** Writes the whole record and its first source at once, only when absent: a half-written story cannot exist. */
+/**
+ * The fields of a story record as written at creation. HSET writes them in one atomic command and answers how
+ * many fields it added: all of them for a new record, none for one that already existed (a poller that crashed
+ * after creating it, a WebSub delivery racing a poll). That answer decides whether the story is new, without a
+ * script per story.
+ */
+const createFields = (s: Story, contentHash: string, signature: string): string[] =>
+  ['id', s.id, 'feedId', s.feedId, 'contentHash', contentHash, 'signature', signature, 'json', JSON.stringify(storedOf(s))];
+const CREATE_FIELDS = 5;
+
+/** For put(): the whole record and its first source, only when absent (an import never overwrites a story). */
 const CREATE_STORY = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
@@ -60,26 +70,17 @@ for i = 1, #ARGV do
 end
 return cur`;
 
-/** KEYS[1] current generation, KEYS[2] previous: the story ids in each bucket, both generations, space-separated. */
-const BUCKETS = `
-local cur = redis.call('HMGET', KEYS[1], unpack(ARGV))
-local prev = redis.call('HMGET', KEYS[2], unpack(ARGV))
-for i = 1, #ARGV do cur[i] = (cur[i] or '') .. ' ' .. (prev[i] or '') end
-return cur`;
-
-/** ARGV[1] cap, ARGV[2] TTL (ms), then bucket/id pairs: appends story ids to buckets (space-separated, newest last, capped). */
-const BUCKET_ADD = `
-local cap = tonumber(ARGV[1])
-for i = 3, #ARGV, 2 do
-  local cur = redis.call('HGET', KEYS[1], ARGV[i]) or ''
-  local ids = {}
-  for id in string.gmatch(cur, '%S+') do ids[#ids + 1] = id end
-  ids[#ids + 1] = ARGV[i + 1]
-  while #ids > cap do table.remove(ids, 1) end
-  redis.call('HSET', KEYS[1], ARGV[i], table.concat(ids, ' '))
-end
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
-return 1`;
+/**
+ * A bucket's new value: its story ids (space-separated, newest last) with `id` appended, the oldest dropped past
+ * BUCKET_CAP. Computed from the value read for the lookup and written back with a plain HSET: two ingests
+ * writing one bucket in the same instant keep the later write, which costs at most a missed merge through that
+ * one band (the other bands still compare the two), never a lost or doubled story.
+ */
+export function appendToBucket(current: string | null | undefined, id: string): string {
+  const ids = current ? current.split(' ').filter((x) => x !== '' && x !== id) : [];
+  ids.push(id);
+  return ids.slice(-BUCKET_CAP).join(' ');
+}
 
 /** Digests look back at most this far; older log entries are trimmed. */
 export const TOPIC_LOG_RETENTION_MS = 8 * 24 * 60 * 60 * 1000;
@@ -161,11 +162,9 @@ type Cmd = [string, ...(string | number)[]];
 
 export function createStoryStore(redis: RedisClient, prefix: string) {
   // EVALSHA: the scripts travel once per connection, not with every story.
-  redis.defineCommand('heraldCreateStory', { numberOfKeys: 2, lua: CREATE_STORY });
   redis.defineCommand('heraldClaim', { numberOfKeys: 2, lua: CLAIM });
+  const createStoryScript = defineScript(redis, 'heraldCreateStory', 2, CREATE_STORY);
   redis.defineCommand('heraldSeen', { numberOfKeys: 2, lua: SEEN });
-  redis.defineCommand('heraldBucketAdd', { numberOfKeys: 1, lua: BUCKET_ADD });
-  redis.defineCommand('heraldBuckets', { numberOfKeys: 2, lua: BUCKETS });
   /** Runs commands in one round trip; returns each reply (errors thrown). */
   const batch = async (cmds: Cmd[]): Promise<unknown[]> => {
     // Stories, links and bands live in many slots: per-node batches on a cluster, one pipeline otherwise.
@@ -292,16 +291,24 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
       const prints = new Map(fresh.map((i) => [i, cands[i]!.fingerprint()]));
       const bands = prints.values().next().value?.bands.length ?? 0;
       const groupBands = Array.from({ length: BAND_GROUPS }, (_, g) => Array.from({ length: bands }, (_, b) => b).filter((b) => b % BAND_GROUPS === g));
+      // Per band group, one HMGET on today's hash and one on yesterday's (plain commands: no script to copy into).
       const lookups: Cmd[] = [];
       if (fresh.length > 0) {
         groupBands.forEach((inGroup, g) => {
           const bucketFields = inGroup.flatMap((b) => fresh.map((i) => prints.get(i)!.bands[b]!));
-          lookups.push(['heraldBuckets', bandKey(prefix, g, ndGen), bandKey(prefix, g, ndGen - 1), ...bucketFields]);
+          lookups.push(['hmget', bandKey(prefix, g, ndGen), ...bucketFields], ['hmget', bandKey(prefix, g, ndGen - 1), ...bucketFields]);
         });
       }
       const replies1 = await batch([...claims, ...lookups]);
       const linkReplies = replies1.slice(0, claims.length) as string[][];
-      const lookupReplies = replies1.slice(claims.length) as string[][];
+      const lookupReplies = replies1.slice(claims.length) as (string | null)[][];
+      // Today's value of every bucket looked up: the base its new story ids are appended to.
+      const today = groupBands.map(() => new Map<string, string | null>());
+      groupBands.forEach((inGroup, g) => {
+        const cur = lookupReplies[2 * g]!;
+        let k = 0;
+        for (const b of inGroup) for (const i of fresh) today[g]!.set(prints.get(i)!.bands[b]!, cur[k++] ?? null);
+      });
       shards.forEach(([, idx], k) => idx.forEach((i, j) => {
         const o = linkReplies[k]![j];
         if (o && o !== cands[i]!.id) target.set(i, { id: o, similarity: 1 });
@@ -309,7 +316,7 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
       const near = fresh.filter((i) => !target.has(i));
       const column = new Map(fresh.map((i, j) => [i, j]));
       // Per item, the bucket contents of every band: reply g holds its bands' fields, band-major.
-      const bucketReplies = lookupReplies.flatMap((reply, g) => groupBands[g]!.map((_, k) => near.map((i) => reply[k * fresh.length + column.get(i)!] ?? null)));
+      const bucketReplies = lookupReplies.flatMap((reply, r) => groupBands[r >> 1]!.map((_, k) => near.map((i) => reply[k * fresh.length + column.get(i)!] ?? null)));
       const candidatesOf = new Map<number, string[]>();
       const allIds = new Set<string>();
       near.forEach((i, j) => {
@@ -337,7 +344,7 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
       }
 
       const creates: number[] = [];
-      const bucketAdds: string[][] = Array.from({ length: BAND_GROUPS }, () => []);
+      const touched = groupBands.map(() => new Set<string>());
       for (const i of fresh) {
         const c = cands[i]!;
         const t = target.get(i);
@@ -349,17 +356,20 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
         }
         const s = built.get(i)!;
         remember(i, s.id);
-        writes.push([
-          'heraldCreateStory', storyKey(prefix, s.id), sourcesKey(prefix, s.id),
-          s.feedId, JSON.stringify({ url: s.url, at: opts.now }),
-          'id', s.id, 'feedId', s.feedId, 'contentHash', c.contentHash, 'signature', prints.get(i)!.signature, 'json', JSON.stringify(storedOf(s)),
-        ]);
+        writes.push(['hset', storyKey(prefix, s.id), ...createFields(s, c.contentHash, prints.get(i)!.signature)]);
         creates.push(writes.length - 1);
-        prints.get(i)!.bands.forEach((bucket, b) => bucketAdds[b % BAND_GROUPS]!.push(bucket, s.id));
+        writes.push(['hsetnx', sourcesKey(prefix, s.id), s.feedId, JSON.stringify({ url: s.url, at: opts.now })]);
+        prints.get(i)!.bands.forEach((bucket, b) => {
+          const g = b % BAND_GROUPS;
+          today[g]!.set(bucket, appendToBucket(today[g]!.get(bucket), s.id));
+          touched[g]!.add(bucket);
+        });
         out[i] = { outcome: 'created', id: s.id };
       }
-      bucketAdds.forEach((args, g) => {
-        if (args.length) writes.push(['heraldBucketAdd', bandKey(prefix, g, ndGen), BUCKET_CAP, ND_GENS * ND_GEN_MS, ...args]);
+      touched.forEach((buckets, g) => {
+        if (buckets.size === 0) return;
+        writes.push(['hset', bandKey(prefix, g, ndGen), ...[...buckets].flatMap((b) => [b, today[g]!.get(b)!])]);
+        writes.push(['pexpire', bandKey(prefix, g, ndGen), ND_GENS * ND_GEN_MS]);
       });
       if (seenWrites.length) {
         writes.push(['hset', seenKey(prefix, feedId, seenGen), ...seenWrites]);
@@ -371,7 +381,7 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
         const o = out[i]!;
         if (o.outcome !== 'created') continue;
         const at = creates.shift()!;
-        if (replies[at] !== 1) out[i] = { outcome: 'duplicate', id: o.id };
+        if (replies[at] !== CREATE_FIELDS) out[i] = { outcome: 'duplicate', id: o.id };
       }
       return out as IngestOutcome[];
     },
@@ -381,10 +391,9 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
      * absent, with its feed as its one source, and none of the dedup indexes a poll maintains.
      */
     async put(story: Story): Promise<boolean> {
-      const created = await redis.eval(
-        CREATE_STORY, 2, storyKey(prefix, story.id), sourcesKey(prefix, story.id),
-        story.feedId, JSON.stringify({ url: story.url, at: story.firstSeenAt }),
-        'id', story.id, 'feedId', story.feedId, 'contentHash', '', 'signature', '', 'json', JSON.stringify(storedOf(story)),
+      const created = await createStoryScript(
+        storyKey(prefix, story.id), sourcesKey(prefix, story.id),
+        story.feedId, JSON.stringify({ url: story.url, at: story.firstSeenAt }), ...createFields(story, '', ''),
       );
       return created === 1;
     },

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { runCommands, type Command, type RedisClient } from './redis.ts';
+import { defineScript, runCommands, type Command, type RedisClient } from './redis.ts';
 import type { AlertQuality, Cadence, Follow, PushSubscriptionRecord, Subscriber } from '../model.ts';
 import { isCustomTopicId } from './custom-topics.ts';
 
@@ -110,6 +110,7 @@ end
 return {n, 0}`;
 
 export function createSubscriberStore(redis: RedisClient, prefix: string) {
+  const hardBounceScript = defineScript(redis, 'heraldHardBounce', 1, HARD_BOUNCE);
   const keys = (id: string) => subscriberKeys(prefix, id);
 
   /** Stores a secret's hash under `key` (with a TTL when given) and remembers it for deletion. */
@@ -239,7 +240,7 @@ export function createSubscriberStore(redis: RedisClient, prefix: string) {
     },
 
     async recordHardBounce(id: string, address: string, threshold: number, reason: string, now: number): Promise<{ bounces: number; disabled: boolean }> {
-      const [n, disabled] = (await redis.eval(HARD_BOUNCE, 1, keys(id).profile, address, threshold, String(now), reason.slice(0, 300))) as [number, number];
+      const [n, disabled] = (await hardBounceScript(keys(id).profile, address, threshold, String(now), reason.slice(0, 300))) as [number, number];
       return { bounces: n, disabled: disabled === 1 };
     },
 

@@ -15,7 +15,8 @@ import { SMTPServer } from 'smtp-server';
 import webpush from 'web-push';
 import { renderDigestEmail } from '../../src/deliver/email/render.ts';
 import { renderPushPayload } from '../../src/deliver/push/payload.ts';
-import { jobIds } from '../../src/queue/jobs.ts';
+import { OPTIONS } from '../../src/config/options.ts';
+import { planPushBatches } from '../../src/queue/shards.ts';
 import { closeQueues, createEnqueue, createQueues } from '../../src/queue/queues.ts';
 import { createDigestStore } from '../../src/store/digests.ts';
 import { createRedis } from '../../src/store/redis.ts';
@@ -122,13 +123,14 @@ const bench: Benchmark = {
         await subscribers.addPushSubscription(id, { endpoint: sink.endpoint(String(i)), keys }, now);
         ids.push(id);
       })));
-      const jobs = ids.flatMap((id) => storyList.map((s) => ({
-        data: { subscriberId: id, storyId: s.id, topicId: 'japan', why: 'Matched: Japan in title' },
-        opts: { jobId: jobIds.alert(id, s.id, 'push') },
-      })));
-      await inChunks(jobs, 2000, (chunk) => enqueue.bulk('AlertSendPush', chunk));
-      ctx.log('queued; starting one push dispatcher process');
-      const pushWorker = await spawnWorker('push', { ...baseEnv, HERALD_PUSH_CONCURRENCY: process.env.BENCH_PUSH_CONCURRENCY ?? '100' }, queues.push);
+      // The jobs the classifier enqueues for these matches: per story, batches of the configured size.
+      const batchSize = Number(process.env.BENCH_PUSH_BATCH ?? OPTIONS.find((o) => o.env === 'HERALD_PUSH_BATCH_SIZE')!.default);
+      const jobs = storyList.flatMap((s) => planPushBatches(s.id, ids.map((id) => ({ subscriberId: id, topicId: 'japan', why: 'Matched: Japan in title' })), { shards: 1, size: batchSize })
+        .map((b) => ({ data: b.data, opts: { jobId: b.jobId } })));
+      await inChunks(jobs, 200, (chunk) => enqueue.bulk('AlertSendPushBatch', chunk));
+      const concurrency = process.env.BENCH_PUSH_CONCURRENCY ?? OPTIONS.find((o) => o.env === 'HERALD_PUSH_CONCURRENCY')!.default;
+      ctx.log(`queued ${jobs.length} batch jobs of ${batchSize}; starting one push dispatcher process (${concurrency} jobs at a time)`);
+      const pushWorker = await spawnWorker('push', { ...baseEnv, HERALD_PUSH_CONCURRENCY: concurrency, HERALD_PUSH_BATCH_SIZE: String(batchSize) }, queues.push);
       await waitFor('the fan-out', () => sink.count() >= alerts, ctx.quick ? 60_000 : 300_000);
       const first = sink.firstAt();
       const last = sink.lastAt();

@@ -8,7 +8,7 @@ import type { StoryStore } from '../../store/stories.ts';
 import type { DeliveryPrefs, SubscriberStore } from '../../store/subscribers.ts';
 import { effectiveZone, localDate } from '../../digest/schedule.ts';
 import { quietHoursAt } from '../quiet-hours.ts';
-import { RetryLater } from '../retry.ts';
+import { deliveryBackoffMs, RetryLater } from '../retry.ts';
 import { MAX_PAYLOAD_BYTES, renderPushPayload } from './payload.ts';
 import { isBreaking, pushTopic, pushTtlSeconds, pushUrgency } from './policy.ts';
 import type { PushSendOptions, PushSender } from './web-push-sender.ts';
@@ -103,14 +103,21 @@ export async function sendToDevices(
   return { reached, problems, retry, retryAfterMs };
 }
 
+/** What became of one alert: it ended (sent, skipped, held), failed for good, or waits for another attempt. */
+export type AlertResult =
+  | { kind: 'ended'; summary: string }
+  | { kind: 'failed'; reason: string }
+  | { kind: 'retry'; reason: string; retryAfterMs: number | null };
+
 /**
- * Sends one alert to every push device of the subscriber, once. The ledger claim makes a re-run of the
- * job a no-op once it has ended; devices already reached are skipped when a retry follows a partial failure.
+ * Delivers one alert to every push device of the subscriber, once. The ledger claim makes a re-run a no-op
+ * once the record has ended; devices already reached are skipped when a retry follows a partial failure.
+ * Every outcome is in the ledger before this returns; the caller decides how a job reports it.
  */
-export async function sendPushAlert(deps: PushDeliverDeps, data: JobCatalog['AlertSendPush'], jobId: string): Promise<string> {
+export async function deliverPushAlert(deps: PushDeliverDeps, data: JobCatalog['AlertSendPush'], jobId: string): Promise<AlertResult> {
   const { subscriberId, storyId, topicId } = data;
   const claim = await deps.ledger.claim(subscriberId, storyId, 'push', jobId, topicId, deps.clock.now());
-  if (!claim.claimed) return `already ${claim.status}`;
+  if (!claim.claimed) return { kind: 'ended', summary: `already ${claim.status}` };
 
   const [story, who, devices, record, follows, lastPushAt] = await Promise.all([
     deps.stories.get(storyId),
@@ -120,9 +127,9 @@ export async function sendPushAlert(deps: PushDeliverDeps, data: JobCatalog['Ale
     deps.subscribers.follows(subscriberId),
     deps.ledger.lastPushAt(subscriberId),
   ]);
-  const fail = async (reason: string): Promise<never> => {
+  const fail = async (reason: string): Promise<AlertResult> => {
     await deps.ledger.finish(subscriberId, storyId, 'push', 'failed', deps.clock.now(), { error: reason });
-    throw new UnrecoverableError(reason);
+    return { kind: 'failed', reason };
   };
   if (!who) return fail('subscriber no longer exists');
   if (!story) return fail(`story ${storyId} no longer exists`);
@@ -145,17 +152,17 @@ export async function sendPushAlert(deps: PushDeliverDeps, data: JobCatalog['Ale
 
   if (decision.kind === 'skip') {
     await deps.ledger.finish(subscriberId, storyId, 'push', 'skipped', now, { reason: decision.reason });
-    return `skipped: ${decision.reason}`;
+    return { kind: 'ended', summary: `skipped: ${decision.reason}` };
   }
-  if (decision.kind === 'hold') return hold(deps, data, decision.bucket, decision.reason, decision.releaseAt, now);
+  if (decision.kind === 'hold') return { kind: 'ended', summary: await hold(deps, data, decision.bucket, decision.reason, decision.releaseAt, now) };
 
   // The cap counts individual pushes on the reader's local date; a retry does not take a second slot.
   if (firstAttempt && who.prefs.dailyPushCap !== null && !breaking) {
     const ok = await deps.ledger.reservePush(subscriberId, localDate(now, zone), who.prefs.dailyPushCap);
     if (!ok) {
-      if (who.subscriber.email !== null && who.emailHealth.disabledAt === null) return hold(deps, data, 'digest', 'cap', null, now);
+      if (who.subscriber.email !== null && who.emailHealth.disabledAt === null) return { kind: 'ended', summary: await hold(deps, data, 'digest', 'cap', null, now) };
       await deps.ledger.finish(subscriberId, storyId, 'push', 'skipped', now, { reason: 'cap' });
-      return 'skipped: cap';
+      return { kind: 'ended', summary: 'skipped: cap' };
     }
   }
 
@@ -170,7 +177,7 @@ export async function sendPushAlert(deps: PushDeliverDeps, data: JobCatalog['Ale
   const after = deps.clock.now();
   if (res.retry) {
     await deps.ledger.requeue(subscriberId, storyId, 'push', res.problems.join('; '), after);
-    throw new RetryLater(res.problems.join('; '), res.retryAfterMs);
+    return { kind: 'retry', reason: res.problems.join('; '), retryAfterMs: res.retryAfterMs };
   }
   if (done === 0) return fail(res.problems.length > 0 ? res.problems.join('; ') : 'every push subscription was gone');
   await Promise.all([
@@ -180,7 +187,52 @@ export async function sendPushAlert(deps: PushDeliverDeps, data: JobCatalog['Ale
   ]);
   // Fields inline rather than a child logger per job: at fan-out volume the child's allocations show in GC.
   if (deps.log.isLevelEnabled('info')) deps.log.info({ subscriber_id: subscriberId, story_id: storyId, job_id: jobId, devices: done, breaking }, 'push alert sent');
-  return 'sent';
+  return { kind: 'ended', summary: 'sent' };
+}
+
+/**
+ * A job of one alert: a transient failure retries the job itself (RetryLater, BullMQ's backoff honouring
+ * Retry-After), a permanent one fails it with the reason.
+ */
+export async function sendPushAlert(deps: PushDeliverDeps, data: JobCatalog['AlertSendPush'], jobId: string): Promise<string> {
+  const r = await deliverPushAlert(deps, data, jobId);
+  if (r.kind === 'retry') throw new RetryLater(r.reason, r.retryAfterMs);
+  if (r.kind === 'failed') throw new UnrecoverableError(r.reason);
+  return r.summary;
+}
+
+/** First delay of an alert that leaves its batch to be retried alone (then BullMQ's delivery backoff). */
+export const BATCH_RETRY_BASE_MS = 5000;
+
+/**
+ * A batch of one story's alerts, delivered side by side: their ledger claims, reads and final writes are
+ * issued in the same ticks, so auto-pipelining sends each step of the whole batch as one Redis write, and
+ * the batch costs one job's queue overhead instead of one per alert. Each alert still has its own ledger
+ * record and outcome; one that must be retried leaves as an AlertSendPush job of its own (same deterministic
+ * id as a single alert's), delayed by Retry-After or the backoff, so a slow device never holds the rest.
+ */
+export async function sendPushBatch(
+  deps: PushDeliverDeps,
+  data: JobCatalog['AlertSendPushBatch'],
+  jobId: string,
+  random: () => number = Math.random,
+): Promise<{ sent: number; ended: number; failed: number; retried: number }> {
+  const alerts = data.alerts.map((a) => ({ ...a, storyId: data.storyId }));
+  const results = await Promise.all(alerts.map((a) => deliverPushAlert(deps, a, jobId)));
+  const retries = alerts.flatMap((a, i) => {
+    const r = results[i]!;
+    if (r.kind !== 'retry') return [];
+    const delay = deliveryBackoffMs(1, BATCH_RETRY_BASE_MS, new RetryLater(r.reason, r.retryAfterMs), random);
+    return [{ data: a, opts: { jobId: jobIds.alert(a.subscriberId, a.storyId, 'push'), delay } }];
+  });
+  await deps.enqueue.bulk('AlertSendPush', retries);
+  const count = (pred: (r: AlertResult) => boolean) => results.filter(pred).length;
+  return {
+    sent: count((r) => r.kind === 'ended' && r.summary === 'sent'),
+    ended: count((r) => r.kind === 'ended'),
+    failed: count((r) => r.kind === 'failed'),
+    retried: retries.length,
+  };
 }
 
 async function hold(
