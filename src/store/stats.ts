@@ -53,7 +53,8 @@ export function createStats(redis: RedisClient, prefix: string, opts: { flushMs?
   const flush = (): Promise<unknown> => {
     if (timer) clearTimeout(timer);
     timer = null;
-    if (pendingFields === 0) return inFlight;
+    // Nothing new: wait for the write in flight; its failure was already reported (onError or its caller).
+    if (pendingFields === 0) return inFlight.catch(() => undefined);
     const batch = pending;
     pending = new Map();
     pendingFields = 0;
@@ -82,6 +83,26 @@ export function createStats(redis: RedisClient, prefix: string, opts: { flushMs?
     return run;
   };
 
+  // Series names of a histogram, built once per name and label set: an observation per alert would
+  // otherwise build a dozen label strings each time.
+  const histograms = new Map<string, { sum: string; count: string; buckets: string[]; inf: string }>();
+  const histogramFields = (name: string, labels: Labels, buckets: readonly number[]) => {
+    const key = `${name}\u0000${seriesField('', labels)}\u0000${buckets.join(',')}`;
+    let h = histograms.get(key);
+    if (!h) {
+      h = {
+        sum: seriesField(`${name}_sum`, labels),
+        count: seriesField(`${name}_count`, labels),
+        buckets: buckets.map((le) => seriesField(`${name}_bucket`, { ...labels, le })),
+        inf: seriesField(`${name}_bucket`, { ...labels, le: '+Inf' }),
+      };
+      if (histograms.size < 1000) histograms.set(key, h);
+    }
+    return h;
+  };
+
+  const flushInBackground = () => void flush().catch((err: Error) => opts.onError?.(err));
+
   const write = (fields: Record<string, number>, at: number): Promise<unknown> => {
     const minute = Math.floor(at / 60_000);
     let inMinute = pending.get(minute);
@@ -91,9 +112,10 @@ export function createStats(redis: RedisClient, prefix: string, opts: { flushMs?
       if (before === undefined) pendingFields++;
       inMinute.set(field, (before ?? 0) + by);
     }
-    if (pendingFields >= FLUSH_AT_FIELDS) return flush();
-    if (!timer) {
-      timer = setTimeout(() => void flush().catch((err: Error) => opts.onError?.(err)), flushMs);
+    // Started, not awaited: the caller only queued a count, and a failed write is reported where the timer's is.
+    if (pendingFields >= FLUSH_AT_FIELDS) flushInBackground();
+    else if (!timer) {
+      timer = setTimeout(flushInBackground, flushMs);
       // A pending flush never keeps a finished process alive; close() flushes what is left.
       timer.unref();
     }
@@ -108,11 +130,10 @@ export function createStats(redis: RedisClient, prefix: string, opts: { flushMs?
 
     /** A histogram observation, stored Prometheus-style as cumulative `_bucket`, `_sum` and `_count` series. */
     async observe(name: string, labels: Labels, seconds: number, at: number, buckets: readonly number[] = LATENCY_BUCKETS) {
-      const fields: Record<string, number> = {
-        [seriesField(`${name}_sum`, labels)]: seconds,
-        [seriesField(`${name}_count`, labels)]: 1,
-      };
-      for (const le of [...buckets.filter((b) => seconds <= b), '+Inf']) fields[seriesField(`${name}_bucket`, { ...labels, le })] = 1;
+      const h = histogramFields(name, labels, buckets);
+      const fields: Record<string, number> = { [h.sum]: seconds, [h.count]: 1 };
+      for (let i = 0; i < buckets.length; i++) if (seconds <= buckets[i]!) fields[h.buckets[i]!] = 1;
+      fields[h.inf] = 1;
       await write(fields, at);
     },
 

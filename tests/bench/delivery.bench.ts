@@ -1,7 +1,7 @@
 // Delivery throughput: push fan-out and digest emails through real dispatcher processes, each beside its
 // baseline measured in the same run. `npx tsx tests/bench/run.ts [--quick] delivery`.
 // Full run: 100,000 alerts and 20,000 digests (about 2 minutes on 2 cores); BENCH_DIGESTS=100000 runs the
-// issue's full digest size (about 6 minutes), BENCH_PROF=1 writes CPU profiles of the dispatchers.
+// issue's full digest size (about 6 minutes), BENCH_PROF=1 writes CPU profiles of the dispatchers (BENCH_PROF=heap: allocation profiles).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createECDH, randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -19,6 +19,7 @@ import { OPTIONS } from '../../src/config/options.ts';
 import { planPushBatches } from '../../src/queue/shards.ts';
 import { closeQueues, createEnqueue, createQueues } from '../../src/queue/queues.ts';
 import { createDigestStore } from '../../src/store/digests.ts';
+import { createLedger } from '../../src/store/ledger.ts';
 import { createRedis } from '../../src/store/redis.ts';
 import { createStoryStore } from '../../src/store/stories.ts';
 import { createSubscriberStore } from '../../src/store/subscribers.ts';
@@ -60,7 +61,7 @@ async function startCountingSmtp() {
 /** A dispatcher process; ready once its BullMQ worker is registered on the queue (its logs stay at warn). */
 async function spawnWorker(role: 'push' | 'digest', env: Record<string, string>, queue: { getWorkersCount(): Promise<number> }): Promise<ChildProcess> {
   const before = await queue.getWorkersCount();
-  const child = spawn(process.execPath, [...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof-delivery'] : []), 'src/cli/herald.mjs', 'worker', role], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: process.env.PATH, ...env } });
+  const child = spawn(process.execPath, [...(process.env.BENCH_PROF === 'heap' ? ['--heap-prof', '--heap-prof-dir=/tmp/prof-delivery'] : process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof-delivery'] : []), 'src/cli/herald.mjs', 'worker', role], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: process.env.PATH, ...env } });
   let err = '';
   child.stderr!.on('data', (c: Buffer) => void (err += c.toString()));
   const deadline = Date.now() + 30_000;
@@ -127,6 +128,9 @@ const bench: Benchmark = {
       const batchSize = Number(process.env.BENCH_PUSH_BATCH ?? OPTIONS.find((o) => o.env === 'HERALD_PUSH_BATCH_SIZE')!.default);
       const jobs = storyList.flatMap((s) => planPushBatches(s.id, ids.map((id) => ({ subscriberId: id, topicId: 'japan', why: 'Matched: Japan in title' })), { shards: 1, size: batchSize })
         .map((b) => ({ data: b.data, opts: { jobId: b.jobId } })));
+      // As the classifier does: every alert's ledger record is opened ("queued") before its job exists.
+      const ledger = createLedger(redis, prefix);
+      await inChunks(jobs, 20, (chunk) => ledger.open(chunk.flatMap((j) => j.data.alerts.map((a) => ({ subscriberId: a.subscriberId, storyId: j.data.storyId, channel: 'push' as const, jobId: j.opts.jobId, topicId: a.topicId }))), now));
       await inChunks(jobs, 200, (chunk) => enqueue.bulk('AlertSendPushBatch', chunk));
       const concurrency = process.env.BENCH_PUSH_CONCURRENCY ?? OPTIONS.find((o) => o.env === 'HERALD_PUSH_CONCURRENCY')!.default;
       ctx.log(`queued ${jobs.length} batch jobs of ${batchSize}; starting one push dispatcher process (${concurrency} jobs at a time)`);
