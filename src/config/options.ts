@@ -358,8 +358,8 @@ export const OPTIONS = [
     env: 'HERALD_PUSH_CONCURRENCY',
     key: 'pushConcurrency',
     schema: positiveInt.max(1000),
-    default: '20',
-    description: 'Push jobs in flight per dispatcher process. A fan-out batch job sends its alerts side by side, so up to this many times HERALD_PUSH_BATCH_SIZE requests are open (at most 64 connections per push service).',
+    default: '4',
+    description: 'Push jobs in flight per dispatcher process. A fan-out batch job counts once and sends its alerts side by side, so up to this many times HERALD_PUSH_BATCH_SIZE requests are open (at most 64 connections per push service); more in flight mostly adds memory and garbage collection (see the delivery benchmark).',
     fix: 'set a whole number between 1 and 1000',
   },
   {
