@@ -220,6 +220,9 @@ async function readBody(res: IncomingMessage, u: URL, req: FetchRequest, deadlin
     }
   } catch (err) {
     if (err instanceof FetchError) throw err;
+    // The request's whole-exchange timer and this body timer share one deadline; when the request's fires
+    // first, the stream ends with a socket error, but what happened is the same timeout.
+    if (Date.now() >= deadline) throw new FetchError('timeout', `body of ${u} not complete within ${req.timeoutMs} ms`);
     const e = err as NodeJS.ErrnoException;
     if (e.code?.startsWith('Z_') || e.code === 'ERR_BROTLI_DECOMPRESSION_FAILED' || /incorrect header|invalid|unexpected end/i.test(e.message)) {
       throw new FetchError('decompress', `body declared "${encoding}" cannot be decompressed: ${e.message}`, res.statusCode ?? null);

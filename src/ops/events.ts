@@ -1,4 +1,3 @@
-import type { Logger } from 'pino';
 import type { Mailer } from '../deliver/email/mailer.ts';
 import type { PushSender } from '../deliver/push/web-push-sender.ts';
 import type { IngestReport } from '../ingest/poll.ts';
@@ -17,11 +16,11 @@ export interface Events {
   observe(name: SeriesName, labels: Labels, seconds: number): void;
 }
 
-export function createEvents(stats: Stats, clock: Clock, log: Logger): Events {
-  const warn = (err: Error) => log.warn({ err: err.message }, 'stats write failed');
+/** Counting only queues the event in memory; a failed write to Redis is reported by the Stats' own onError. */
+export function createEvents(stats: Stats, clock: Clock): Events {
   return {
-    count: (name, labels = {}, by = 1) => void stats.incr(name, labels, clock.now(), by).catch(warn),
-    observe: (name, labels, seconds) => void stats.observe(name, labels, Math.max(0, seconds), clock.now()).catch(warn),
+    count: (name, labels = {}, by = 1) => void stats.incr(name, labels, clock.now(), by),
+    observe: (name, labels, seconds) => void stats.observe(name, labels, Math.max(0, seconds), clock.now()),
   };
 }
 

@@ -110,7 +110,8 @@ export function startQueueWorker(
   );
   const now = opts.now ?? Date.now;
   const count = (name: string, outcome: 'completed' | 'retried' | 'failed') =>
-    opts.stats?.incr('herald_jobs_total', { queue, name, outcome }, now()).catch((err: Error) => opts.log.warn({ err: err.message }, 'stats write failed'));
+    // Queued in memory, never rejected: a failed write to Redis is reported by the Stats' onError.
+    void opts.stats?.incr('herald_jobs_total', { queue, name, outcome }, now());
   worker.on('completed', (job) => void count(job.name, 'completed'));
   worker.on('failed', (job, err) => {
     // A job with attempts left goes back to the queue (delayed): that is a retry, not a failure.

@@ -93,7 +93,7 @@ export function createHerald(opts: HeraldOptions) {
   const digests = createDigestStore(redis, prefix);
   const feedStore = createFeedStore(redis, prefix);
   const stats = createStats(redis, prefix, { onError: (err) => log.warn({ err: err.message }, 'stats write failed: these counts are lost') });
-  const events = createEvents(stats, clock, log);
+  const events = createEvents(stats, clock);
   const customs = createCustomTopicStore(redis, prefix);
   const recent = createRecentStories(redis, prefix);
   const queryLimits = { maxChars: config.queryMaxChars, maxTerms: config.queryMaxTerms };

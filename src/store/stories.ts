@@ -34,7 +34,8 @@ const BUCKET_CAP = 16;
  * The fields of a story record as written at creation. HSET writes them in one atomic command and answers how
  * many fields it added: all of them for a new record, none for one that already existed (a poller that crashed
  * after creating it, a WebSub delivery racing a poll). That answer decides whether the story is new, without a
- * script per story.
+ * script per story. An existing record is rewritten with the same item's fields (same id: same feed and guid
+ * or link); fields written later, such as classifiedAt, are kept.
  */
 const createFields = (s: Story, contentHash: string, signature: string): string[] =>
   ['id', s.id, 'feedId', s.feedId, 'contentHash', contentHash, 'signature', signature, 'json', JSON.stringify(storedOf(s))];

@@ -153,6 +153,25 @@ describe('ingestFeed', () => {
     await queues.classify.drain();
   });
 
+  it('a poller that died after writing its stories but before recording them as seen does not make them new again', async () => {
+    site.set('/crash.xml', { body: rss(item({ guid: 'crash-1', link: 'https://crash.example.test/1', title: 'Storm closes the harbour', summary: 'Ferries stopped.' })) });
+    await deps.feeds.add({ id: 'crash', url: site.url('/crash.xml') }, clock.now());
+    expect((await ingestFeed(deps, 'crash')).created).toBe(1);
+    const [job] = await jobsOf('StoryClassify');
+    const id = (job!.data as { storyId: string }).storyId;
+    await deps.stories.markClassified(id, clock.now());
+    // What a crash between the story write and the seen-index write leaves: the story, but no trace in the index.
+    const seenKeys = await redis.keys(`${prefix}:{f:crash}:seen:*`);
+    expect(seenKeys.length).toBeGreaterThan(0);
+    await redis.del(...seenKeys);
+    await queues.classify.drain();
+    clock.advance(600_000);
+    expect(await ingestFeed(deps, 'crash')).toMatchObject({ created: 0, duplicates: 1 });
+    expect(await jobsOf('StoryClassify')).toHaveLength(0);
+    expect(await deps.stories.get(id)).toMatchObject({ title: 'Storm closes the harbour' });
+    expect(await deps.stories.classifiedAt(id)).not.toBeNull();
+  });
+
   it('a publisher changing its guid scheme does not make known items new: the link still identifies them', async () => {
     site.set('/guids.xml', { body: rss(item({ guid: 'old-scheme-1', link: 'https://guids.example.test/a?utm_source=x', title: 'Same article' })) });
     await deps.feeds.add({ id: 'guids', url: site.url('/guids.xml') }, clock.now());
