@@ -33,17 +33,42 @@ function fmix32(h: number): number {
 const WORD = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Thai}]|[\p{L}\p{N}\p{M}]+/gu;
 
 /** The words shingles are made of: NFKC, lower case, letters and digits only. */
-const ASCII_WORD = /[a-z0-9]+/g;
 export function shingleWords(title: string, summary: string): string[] {
-  const text = `${title} ${summary.slice(0, SUMMARY_CHARS)}`;
-  // Most feeds are ASCII: skip Unicode normalization and property classes when nothing needs them.
-  if (!/[^\x00-\x7f]/.test(text)) return text.toLowerCase().match(ASCII_WORD) ?? [];
-  return text.normalize('NFKC').toLowerCase().match(WORD) ?? [];
+  return shingleText(title, summary).normalize('NFKC').toLowerCase().match(WORD) ?? [];
+}
+const shingleText = (title: string, summary: string) => `${title} ${summary.slice(0, SUMMARY_CHARS)}`;
+
+/**
+ * FNV-1a hash of each word, in order. Most feeds are ASCII: there the words ([a-z0-9]+ of the lower-cased
+ * text) are hashed as they are scanned, without a string per word (the same hashes as hashing the words of
+ * shingleWords, which handles every other text).
+ */
+function wordHashes(title: string, summary: string): number[] {
+  const text = shingleText(title, summary);
+  if (/[^\x00-\x7f]/.test(text)) return shingleWords(title, summary).map((w) => fnv1a(w, 0, w.length));
+  const out: number[] = [];
+  let h = 0;
+  let inWord = false;
+  for (let i = 0; i < text.length; i++) {
+    let c = text.charCodeAt(i);
+    if (c >= 65 && c <= 90) c += 32;
+    if ((c >= 97 && c <= 122) || (c >= 48 && c <= 57)) {
+      if (!inWord) {
+        h = 0x811c9dc5;
+        inWord = true;
+      }
+      h = Math.imul(h ^ c, 0x01000193);
+    } else if (inWord) {
+      out.push(h >>> 0);
+      inWord = false;
+    }
+  }
+  if (inWord) out.push(h >>> 0);
+  return out;
 }
 
 /** Hashes of the word 3-shingles (repeats included: MinHash and Jaccard treat them as a set anyway). */
-function shingleHashes(words: string[]): number[] {
-  const h = words.map((w) => fnv1a(w, 0, w.length));
+function shingleHashes(h: number[]): number[] {
   if (h.length < SHINGLE) return h.length ? [h.reduce((a, b) => fmix32(a ^ b))] : [];
   const out = new Array<number>(h.length - SHINGLE + 1);
   for (let i = 0; i + SHINGLE <= h.length; i++) out[i] = fmix32(Math.imul(fmix32(h[i]! ^ 0x9747b28c), 31) ^ Math.imul(h[i + 1]!, 17) ^ h[i + 2]!);
@@ -63,7 +88,7 @@ export type Signature = Uint32Array;
 
 export function minhashSignature(title: string, summary: string): Signature {
   const sig = new Uint32Array(HASHES).fill(EMPTY);
-  for (const h of shingleHashes(shingleWords(title, summary))) {
+  for (const h of shingleHashes(wordHashes(title, summary))) {
     const bin = h % HASHES;
     const v = fmix32(h ^ 0x5bd1e995);
     if (v < sig[bin]!) sig[bin] = v;
@@ -97,8 +122,8 @@ export function estimateSimilarity(a: Signature, b: Signature): number {
 
 /** Exact Jaccard similarity of the shingle sets (for tests and threshold checks). */
 export function jaccard(a: { title: string; summary: string }, b: { title: string; summary: string }): number {
-  const x = new Set(shingleHashes(shingleWords(a.title, a.summary)));
-  const y = new Set(shingleHashes(shingleWords(b.title, b.summary)));
+  const x = new Set(shingleHashes(wordHashes(a.title, a.summary)));
+  const y = new Set(shingleHashes(wordHashes(b.title, b.summary)));
   let inter = 0;
   for (const h of x) if (y.has(h)) inter++;
   const union = x.size + y.size - inter;

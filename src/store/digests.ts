@@ -15,9 +15,15 @@ if s == 'sent' or s == 'skipped' then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'sending', 'jobId', ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 return 1`;
+/** KEYS[1] the date's record, KEYS[2] the subscriber's digest state; ARGV status, at, window end. */
+const COMPLETE = `
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'at', ARGV[2])
+redis.call('HSET', KEYS[2], 'windowStart', ARGV[3])
+return 1`;
 
 export function createDigestStore(redis: RedisClient, prefix: string) {
   const claimDateScript = defineScript(redis, 'heraldClaimDigestDate', 1, CLAIM_DATE);
+  const completeScript = defineScript(redis, 'heraldCompleteDigest', 2, COMPLETE);
   return {
     async schedule(subscriberId: string, dueAt: number) {
       await redis.zadd(dueKey(prefix), dueAt, subscriberId);
@@ -50,14 +56,11 @@ export function createDigestStore(redis: RedisClient, prefix: string) {
     },
     /**
      * Records the outcome and moves the window: only after the send is confirmed, so a failed send
-     * leaves the stories for the retry. One MULTI over the subscriber's own keys (one slot).
+     * leaves the stories for the retry. One script over the subscriber's own keys (one slot): atomic like
+     * a MULTI, and one command that auto-pipelining batches with other jobs' (a MULTI is a write of its own).
      */
     async complete(subscriberId: string, localDate: string, status: 'sent' | 'skipped', windowEnd: number, now: number) {
-      await redis
-        .multi()
-        .hset(sentKey(prefix, subscriberId, localDate), { status, at: String(now) })
-        .hset(stateKey(prefix, subscriberId), 'windowStart', String(windowEnd))
-        .exec();
+      await completeScript(sentKey(prefix, subscriberId, localDate), stateKey(prefix, subscriberId), status, String(now), String(windowEnd));
     },
     /** Unschedules and deletes the subscriber's digest window and per-date records. */
     async forgetSubscriber(subscriberId: string) {

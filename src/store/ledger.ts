@@ -255,11 +255,11 @@ export function createLedger(redis: RedisClient, prefix: string) {
     async statuses(subscriberId: string, storyIds: string[], channel: Channel): Promise<Map<string, DeliveryStatus>> {
       const out = new Map<string, DeliveryStatus>();
       if (storyIds.length === 0) return out;
-      const pipe = redis.pipeline();
-      for (const id of storyIds) pipe.hget(alertKey(prefix, subscriberId, id, channel), 'status');
-      const res = (await pipe.exec()) ?? [];
-      res.forEach(([, v], i) => {
-        if (typeof v === 'string') out.set(storyIds[i]!, v as DeliveryStatus);
+      // Separate commands in one tick, not a pipeline: auto-pipelining sends them in one write together
+      // with other jobs' commands, where a pipeline is a write of its own.
+      const res = await Promise.all(storyIds.map((id) => redis.hget(alertKey(prefix, subscriberId, id, channel), 'status')));
+      res.forEach((v, i) => {
+        if (v !== null) out.set(storyIds[i]!, v as DeliveryStatus);
       });
       return out;
     },
@@ -279,10 +279,8 @@ export function createLedger(redis: RedisClient, prefix: string) {
       const ids: { storyId: string; at: number }[] = [];
       for (let i = 0; i < flat.length; i += 2) ids.push({ storyId: flat[i]!, at: Number(flat[i + 1]) });
       if (ids.length === 0) return [];
-      const pipe = redis.pipeline();
-      for (const { storyId } of ids) pipe.hget(alertKey(prefix, subscriberId, storyId, 'push'), 'topicId');
-      const topics = (await pipe.exec()) ?? [];
-      return ids.map((x, i) => ({ ...x, topicId: (topics[i]?.[1] as string | null) ?? '' }));
+      const topics = await Promise.all(ids.map(({ storyId }) => redis.hget(alertKey(prefix, subscriberId, storyId, 'push'), 'topicId')));
+      return ids.map((x, i) => ({ ...x, topicId: topics[i] ?? '' }));
     },
 
     /** After the bundle or digest carrying them was confirmed: each record ends, the held set forgets them. */
