@@ -28,30 +28,54 @@ const canonicalUrl = (url: string) => {
 /** Two wire copies of one event usually share most title words; 0.6 keeps distinct follow-ups apart. */
 export const NEAR_DUPLICATE_SIMILARITY = 0.6;
 
-export function titleSimilarity(a: string, b: string): number {
-  const ta = titleTokens(a);
-  const tb = titleTokens(b);
-  if (ta.size === 0 || tb.size === 0) return 0;
+interface TitleKey {
+  tokens: Set<string>;
+  /** The figures in the title (a toll, a magnitude, a score), sorted. */
+  numbers: string;
+}
+
+/**
+ * Tokens of a title, remembered: every reader's digest of a busy topic compares the same stories' titles,
+ * so they are tokenized once per process, not once per pair per digest. Bounded: cleared when full.
+ */
+const keyCache = new Map<string, TitleKey>();
+const KEY_CACHE_MAX = 10_000;
+function titleKey(title: string): TitleKey {
+  let key = keyCache.get(title);
+  if (key) return key;
+  const tokens = titleTokens(title);
+  key = { tokens, numbers: [...tokens].filter((w) => /\d/.test(w)).sort().join(' ') };
+  if (keyCache.size >= KEY_CACHE_MAX) keyCache.clear();
+  keyCache.set(title, key);
+  return key;
+}
+
+function keySimilarity(a: TitleKey, b: TitleKey): number {
+  if (a.tokens.size === 0 || b.tokens.size === 0) return 0;
   // Different figures (a toll, a magnitude, a score) make different stories however alike the words.
-  const numbers = (t: Set<string>) => [...t].filter((w) => /\d/.test(w)).sort().join(' ');
-  if (numbers(ta) !== numbers(tb)) return 0;
+  if (a.numbers !== b.numbers) return 0;
   let common = 0;
-  for (const t of ta) if (tb.has(t)) common++;
-  return common / (ta.size + tb.size - common);
+  for (const t of a.tokens) if (b.tokens.has(t)) common++;
+  return common / (a.tokens.size + b.tokens.size - common);
+}
+
+export function titleSimilarity(a: string, b: string): number {
+  return keySimilarity(titleKey(a), titleKey(b));
 }
 
 /** Keeps the first of each group of near-duplicates (same page, or titles at least 60% alike). */
 export function collapseNearDuplicates<S extends Pick<Story, 'title' | 'url'>>(stories: readonly S[]): S[] {
-  const kept: S[] = [];
+  const kept: { story: S; key: TitleKey }[] = [];
   const urls = new Set<string>();
   for (const s of stories) {
     const url = canonicalUrl(s.url);
     if (urls.has(url)) continue;
-    if (kept.some((k) => titleSimilarity(k.title, s.title) >= NEAR_DUPLICATE_SIMILARITY)) continue;
+    const key = titleKey(s.title);
+    if (kept.some((k) => keySimilarity(k.key, key) >= NEAR_DUPLICATE_SIMILARITY)) continue;
     urls.add(url);
-    kept.push(s);
+    kept.push({ story: s, key });
   }
-  return kept;
+  return kept.map((k) => k.story);
 }
 
 /**

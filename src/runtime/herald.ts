@@ -111,7 +111,7 @@ export function createHerald(opts: HeraldOptions) {
     : undefined;
   const mailer = withMailEvents(createMailer({
     url: config.smtpUrl, user: config.smtpUser, password: config.smtpPassword, from: config.mailFrom,
-    poolSize: config.emailConcurrency, ratePerSecond: config.smtpRatePerSecond, dkim,
+    poolSize: config.emailConcurrency, ratePerSecond: config.smtpRatePerSecond, dkim, clock,
   }), events);
   const sender = withPushEvents(createWebPushSender(opts.secrets.vapid, {
     agent: opts.pushAgent, ratePerSecondPerOrigin: config.pushRatePerSecond,

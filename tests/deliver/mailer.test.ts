@@ -1,0 +1,89 @@
+import { createHash, generateKeyPairSync, verify, type KeyObject } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createMailer, type Mailer } from '../../src/deliver/email/mailer.ts';
+import { manualClock } from '../helpers/clock.ts';
+import { startScriptedSmtp, type ScriptedSmtp } from './support/smtp.ts';
+
+/**
+ * DKIM relaxed/relaxed (RFC 6376 3.4.2, 3.4.4) checked the way a receiver does: the body hash over the
+ * received body, the RSA signature over the signed headers. One instance of each signed header is enough here.
+ */
+function verifyDkim(raw: string, publicKey: KeyObject) {
+  const split = raw.indexOf('\r\n\r\n');
+  const fields = raw.slice(0, split).split(/\r\n(?![ \t])/);
+  const body = raw.slice(split + 4);
+  const signature = fields.find((f) => /^dkim-signature:/i.test(f))!;
+  const tags = new Map(signature.slice(signature.indexOf(':') + 1).replace(/\s+/g, '').split(';').filter(Boolean).map((t) => [t.slice(0, t.indexOf('=')), t.slice(t.indexOf('=') + 1)]));
+  const canonBody = `${body.replace(/[ \t]+/g, ' ').replace(/ \r\n/g, '\r\n').replace(/(\r\n)+$/, '')}\r\n`;
+  const canonHeader = (f: string) => `${f.slice(0, f.indexOf(':')).trim().toLowerCase()}:${f.slice(f.indexOf(':') + 1).replace(/\r\n/g, '').replace(/[ \t]+/g, ' ').trim()}`;
+  const signed = tags.get('h')!.split(':').map((name) => fields.find((f) => f.toLowerCase().startsWith(`${name.toLowerCase()}:`)));
+  const data = [...signed.filter((f) => f !== undefined).map(canonHeader), canonHeader(signature.replace(/(;\s*b=)[^;]*/, '$1'))].join('\r\n');
+  return {
+    bodyHash: createHash('sha256').update(canonBody).digest('base64') === tags.get('bh'),
+    signature: verify('sha256', Buffer.from(data), publicKey, Buffer.from(tags.get('b')!, 'base64')),
+    signedHeaders: tags.get('h')!.toLowerCase().split(':'),
+  };
+}
+
+/** createMailer over a real pooled SMTP session: the pre-built message, its envelope, DKIM and error mapping. */
+describe('createMailer', () => {
+  const clock = manualClock('2027-02-01T09:00:00Z');
+  const keys = generateKeyPairSync('rsa', { modulusLength: 1024 });
+  let smtp: ScriptedSmtp;
+  let mailer: Mailer;
+  const mail = (to: string, patch: { subject?: string } = {}) => ({
+    to,
+    subject: patch.subject ?? 'Japón – 東京',
+    text: 'Tokyo markets ü\n',
+    html: '<p>Tokyo markets ü</p>',
+    headers: { 'List-Unsubscribe': '<https://herald.example.test/u?s=1>', 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click' },
+    messageId: `<test.${to}@herald.example.test>`,
+  });
+
+  beforeAll(async () => {
+    smtp = await startScriptedSmtp();
+    mailer = createMailer({
+      url: smtp.url, from: 'Heraldo Ñandú <herald@example.test>', poolSize: 2, clock,
+      dkim: { domainName: 'example.test', keySelector: 'herald', privateKey: keys.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() },
+    });
+  });
+  afterAll(async () => {
+    mailer?.close();
+    await smtp?.close();
+  });
+
+  it('sends the pre-built message to the envelope recipient only, with nothing added but a valid DKIM signature', async () => {
+    expect(await mailer.send(mail('reader@example.test'))).toEqual({ kind: 'sent' });
+    const [m] = smtp.to('reader@example.test');
+    expect(m?.subject).toBe('Japón – 東京');
+    expect(m?.from?.value).toEqual([{ name: 'Heraldo Ñandú', address: 'herald@example.test' }]);
+    expect(m?.date?.toISOString()).toBe('2027-02-01T09:00:00.000Z');
+    expect(m?.messageId).toBe('<test.reader@example.test@herald.example.test>');
+    expect(m?.text).toBe('Tokyo markets ü\n');
+    expect(m?.html).toBe('<p>Tokyo markets ü</p>');
+    expect(smtp.tries('reader@example.test')).toBe(1);
+    expect(m?.headerLines.map((h) => h.key)).toEqual(['dkim-signature', 'from', 'to', 'subject', 'date', 'message-id', 'list-unsubscribe', 'list-unsubscribe-post', 'mime-version', 'content-type']);
+
+    const raw = smtp.raw.find((r) => r.includes('test.reader@example.test'))!;
+    const dkim = verifyDkim(raw, keys.publicKey);
+    expect(dkim.signedHeaders).toEqual(expect.arrayContaining(['from', 'to', 'subject', 'date', 'message-id']));
+    expect(dkim.bodyHash).toBe(true);
+    expect(dkim.signature).toBe(true);
+    // The verifier itself must notice a changed body or header.
+    expect(verifyDkim(raw.replace(/\r\n\r\n(.)/, '\r\n\r\nX$1'), keys.publicKey).bodyHash).toBe(false);
+    expect(verifyDkim(raw.replace('Subject: ', 'Subject: Re: '), keys.publicKey).signature).toBe(false);
+  });
+
+  it('a subject carrying CR/LF adds no recipient to the envelope or the headers', async () => {
+    expect(await mailer.send(mail('inject@example.test', { subject: 'Tokyo\r\nBcc: evil@example.test' }))).toEqual({ kind: 'sent' });
+    expect(smtp.to('inject@example.test')[0]?.subject).toBe('Tokyo Bcc: evil@example.test');
+    expect(smtp.tries('evil@example.test')).toBe(0);
+  });
+
+  it('maps a 550 on RCPT TO to a permanent hard bounce, as before', async () => {
+    smtp.script('gone@example.test', { reject: 550 });
+    const outcome = await mailer.send(mail('gone@example.test'));
+    expect(outcome).toMatchObject({ kind: 'permanent', hardBounce: true });
+    expect(outcome.kind === 'permanent' && outcome.reason).toMatch(/^SMTP 550: /);
+  });
+});
