@@ -1,8 +1,8 @@
 import type { Mailer } from '../deliver/email/mailer.ts';
 import type { PushSender } from '../deliver/push/web-push-sender.ts';
 import type { IngestReport } from '../ingest/poll.ts';
-import type { Clock } from '../model.ts';
-import type { Ledger } from '../store/ledger.ts';
+import type { Channel, Clock } from '../model.ts';
+import type { FinalStatus, Ledger } from '../store/ledger.ts';
 import type { Labels, Stats } from '../store/stats.ts';
 import type { SeriesName } from './metrics.ts';
 
@@ -38,17 +38,24 @@ export function reasonLabel(reason: string | undefined): string {
  * also observes how long after the story was first seen it was accepted by the push service or SMTP server.
  */
 export function withLedgerEvents(ledger: Ledger, events: Events, seenAt: (storyId: string) => Promise<number | null>, clock: Clock): Ledger {
+  const ended = async (storyId: string, channel: Channel, status: FinalStatus, reason: string | undefined) => {
+    events.count('herald_alerts_total', { channel, outcome: status, ...(status === 'sent' ? {} : { reason: reasonLabel(reason) }) });
+    if (status === 'sent') {
+      const seen = await seenAt(storyId).catch(() => null);
+      if (seen !== null) events.observe('herald_story_to_delivery_seconds', { channel }, (clock.now() - seen) / 1000);
+    }
+  };
+  // Every method that can end a record is wrapped here: a new one that is not would go uncounted.
   return {
     ...ledger,
     async finish(subscriberId, storyId, channel, status, now, detail = {}) {
       const moved = await ledger.finish(subscriberId, storyId, channel, status, now, detail);
-      if (moved) {
-        events.count('herald_alerts_total', { channel, outcome: status, ...(status === 'sent' ? {} : { reason: reasonLabel(detail.reason ?? detail.error) }) });
-        if (status === 'sent') {
-          const seen = await seenAt(storyId).catch(() => null);
-          if (seen !== null) events.observe('herald_story_to_delivery_seconds', { channel }, (clock.now() - seen) / 1000);
-        }
-      }
+      if (moved) await ended(storyId, channel, status, detail.reason ?? detail.error);
+      return moved;
+    },
+    async finishPushSent(subscriberId, storyId, now, detail) {
+      const moved = await ledger.finishPushSent(subscriberId, storyId, now, detail);
+      if (moved) await ended(storyId, 'push', 'sent', undefined);
       return moved;
     },
   };

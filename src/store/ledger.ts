@@ -55,15 +55,22 @@ const DAY_SECONDS = 24 * 60 * 60;
  * claimed again (counted in `reclaims`): whether that earlier attempt reached the service is unknowable,
  * so the resend carries the same Topic header / Message-ID for the receiver to collapse.
  */
-const CLAIM = `
+const claimLua = (ended: string, claimed: string) => `
 local status = redis.call('HGET', KEYS[1], 'status')
-if status == 'sent' or status == 'failed' or status == 'skipped' or status == 'held' then return status end
+if status == 'sent' or status == 'failed' or status == 'skipped' or status == 'held' then return ${ended} end
 if status == 'sending' then redis.call('HINCRBY', KEYS[1], 'reclaims', 1) end
 redis.call('HSET', KEYS[1], 'status', 'sending', 'jobId', ARGV[1], 'topicId', ARGV[2], 'updatedAt', ARGV[3])
-local created = redis.call('HSETNX', KEYS[1], 'createdAt', ARGV[3])
+local res = 'claimed'
+if redis.call('HSETNX', KEYS[1], 'createdAt', ARGV[3]) == 1 then res = 'created' end
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-if created == 1 then return 'created' end
-return 'claimed'`;
+return ${claimed}`;
+const CLAIM = claimLua('status', 'res');
+/**
+ * The claim of a push attempt, answering also what the attempt reads next from the ledger (the record as
+ * claimed, KEYS[2] the subscriber's last push time): one command instead of three per alert at fan-out volume.
+ * `false`, not nil, for a missing last push: a nil would end the Lua table there.
+ */
+const CLAIM_READ = claimLua('{status}', "{res, redis.call('HGETALL', KEYS[1]), redis.call('GET', KEYS[2]) or false}");
 
 /** Opens a record as "queued" when its job is enqueued; a record that exists (a re-classified story) is left as it is. */
 const OPEN = `
@@ -81,6 +88,31 @@ if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'reason', ARGV[3]) end
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'lastError', ARGV[4]) end
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'via', ARGV[5]) end
 if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'topicId', ARGV[6]) end
+if created == 1 then return 2 end
+return 1`;
+
+/**
+ * A push alert that reached its devices, in one step: every reached device marked (ARGV[8..]), the record
+ * moved to sent once (FINISH's rule and answer), the last push time (KEYS[2]) set, and the alert added to
+ * the inbox (KEYS[3], KEYS[4]; INBOX_ADD's rule). ARGV: now, error, topicId, last-push TTL, inbox member,
+ * inbox limit, inbox item JSON.
+ */
+const FINISH_SENT = `
+local status = redis.call('HGET', KEYS[1], 'status')
+if status == 'sent' or status == 'failed' or status == 'skipped' then return 0 end
+for i = 8, #ARGV do redis.call('HSET', KEYS[1], 'dev:' .. ARGV[i], '1') end
+redis.call('HSET', KEYS[1], 'status', 'sent', 'updatedAt', ARGV[1])
+local created = redis.call('HSETNX', KEYS[1], 'createdAt', ARGV[1])
+if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'lastError', ARGV[2]) end
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'topicId', ARGV[3]) end
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[4])
+redis.call('ZADD', KEYS[3], ARGV[1], ARGV[5])
+redis.call('HSET', KEYS[4], ARGV[5], ARGV[7])
+local over = redis.call('ZRANGE', KEYS[3], 0, -(tonumber(ARGV[6]) + 1))
+if #over > 0 then
+  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -(tonumber(ARGV[6]) + 1))
+  redis.call('HDEL', KEYS[4], unpack(over))
+end
 if created == 1 then return 2 end
 return 1`;
 
@@ -173,6 +205,8 @@ function toRecord(h: Record<string, string>): DeliveryRecord | null {
 
 export function createLedger(redis: RedisClient, prefix: string) {
   const claimScript = defineScript(redis, 'heraldLedgerClaim', 1, CLAIM);
+  const claimReadScript = defineScript(redis, 'heraldLedgerClaimRead', 2, CLAIM_READ);
+  const finishSentScript = defineScript(redis, 'heraldLedgerFinishSent', 4, FINISH_SENT);
   const openScript = defineScript(redis, 'heraldLedgerOpen', 1, OPEN);
   const finishScript = defineScript(redis, 'heraldLedgerFinish', 1, FINISH);
   const holdScript = defineScript(redis, 'heraldLedgerHold', 2, HOLD);
@@ -198,6 +232,37 @@ export function createLedger(redis: RedisClient, prefix: string) {
       // Indexed once, by whichever script created the record.
       if (res === 'created') await index(subscriberId, storyId, channel, now);
       return res === 'claimed' || res === 'created' ? { claimed: true as const } : { claimed: false as const, status: res as DeliveryStatus };
+    },
+
+    /**
+     * `claim` for a push attempt, with the record as claimed and the subscriber's last push time (for the
+     * burst rule) read in the same command.
+     */
+    async claimPush(subscriberId: string, storyId: string, jobId: string, topicId: string, now: number): Promise<
+      { claimed: false; status: DeliveryStatus } | { claimed: true; record: DeliveryRecord; lastPushAt: number | null }
+    > {
+      const [res, flat, last] = (await claimReadScript(alertKey(prefix, subscriberId, storyId, 'push'), lastPushKey(prefix, subscriberId), jobId, topicId, String(now))) as [string, string[]?, (string | null)?];
+      if (res !== 'claimed' && res !== 'created') return { claimed: false, status: res as DeliveryStatus };
+      if (res === 'created') await index(subscriberId, storyId, 'push', now);
+      const h: Record<string, string> = {};
+      for (let i = 0; i + 1 < flat!.length; i += 2) h[flat![i]!] = flat![i + 1]!;
+      return { claimed: true, record: toRecord(h)!, lastPushAt: last ? Number(last) : null };
+    },
+
+    /**
+     * A push alert reached `devices`: marks them, ends the record as sent, notes the push time and adds the
+     * alert to the inbox, in one script. Returns false when the record had already ended (nothing written).
+     */
+    async finishPushSent(subscriberId: string, storyId: string, now: number, detail: { devices: string[]; error?: string; inbox: InboxItem }): Promise<boolean> {
+      const { inbox } = detail;
+      const moved = (await finishSentScript(
+        alertKey(prefix, subscriberId, storyId, 'push'), lastPushKey(prefix, subscriberId), inboxKey(prefix, subscriberId), inboxItemsKey(prefix, subscriberId),
+        String(now), (detail.error ?? '').slice(0, 500), inbox.topicId, DAY_SECONDS, `${inbox.storyId}:${inbox.channel}`, INBOX_LIMIT, JSON.stringify(inbox),
+        ...detail.devices,
+      )) as number;
+      if (moved === 2) await index(subscriberId, storyId, 'push', now);
+      if (moved >= 1) await bump(inbox.topicId, 'push', 'sent');
+      return moved >= 1;
     },
 
     /**

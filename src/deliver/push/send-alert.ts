@@ -65,7 +65,9 @@ export type DeviceSend = (device: PushSubscriptionRecord, payload: string, opts:
 
 /**
  * Sends one payload to each device. A 413 gets one more try with the payload rendered to half the size;
- * 404/410 remove the device. Returns what happened so the caller records it.
+ * 404/410 remove the device. Returns what happened so the caller records it. Each reached device is marked
+ * done at once (a retry after a partial failure skips it), unless `markReached` is false: a caller sending
+ * to one device marks it with the record's final write instead (one command fewer per alert).
  */
 export async function sendToDevices(
   deps: Pick<PushDeliverDeps, 'sender' | 'subscribers' | 'ledger' | 'log'>,
@@ -74,8 +76,10 @@ export async function sendToDevices(
   devices: PushSubscriptionRecord[],
   render: (maxBytes: number) => string,
   opts: PushSendOptions,
-): Promise<{ reached: number; problems: string[]; retry: boolean; retryAfterMs: number | null }> {
+  markReached = true,
+): Promise<{ reached: number; reachedIds: string[]; problems: string[]; retry: boolean; retryAfterMs: number | null }> {
   let reached = 0;
+  const reachedIds: string[] = [];
   let retry = false;
   let retryAfterMs: number | null = null;
   const problems: string[] = [];
@@ -88,7 +92,8 @@ export async function sendToDevices(
     }
     if (outcome.kind === 'sent') {
       reached++;
-      await deps.ledger.markDeviceDone(subscriberId, ledgerStoryId, device.id);
+      reachedIds.push(device.id);
+      if (markReached) await deps.ledger.markDeviceDone(subscriberId, ledgerStoryId, device.id);
     } else if (outcome.kind === 'gone') {
       await deps.subscribers.removePushSubscription(subscriberId, device.id);
       deps.log.info({ subscriber_id: subscriberId, device_id: device.id, status: outcome.status }, 'push subscription gone, removed');
@@ -100,7 +105,7 @@ export async function sendToDevices(
       problems.push(`${device.id}: ${outcome.reason}`);
     }
   }
-  return { reached, problems, retry, retryAfterMs };
+  return { reached, reachedIds, problems, retry, retryAfterMs };
 }
 
 /** What became of one alert: it ended (sent, skipped, held), failed for good, or waits for another attempt. */
@@ -116,16 +121,15 @@ export type AlertResult =
  */
 export async function deliverPushAlert(deps: PushDeliverDeps, data: JobCatalog['AlertSendPush'], jobId: string): Promise<AlertResult> {
   const { subscriberId, storyId, topicId } = data;
-  const claim = await deps.ledger.claim(subscriberId, storyId, 'push', jobId, topicId, deps.clock.now());
+  const claim = await deps.ledger.claimPush(subscriberId, storyId, jobId, topicId, deps.clock.now());
   if (!claim.claimed) return { kind: 'ended', summary: `already ${claim.status}` };
+  const { record, lastPushAt } = claim;
 
-  const [story, who, devices, record, follows, lastPushAt] = await Promise.all([
+  const [story, who, devices, follows] = await Promise.all([
     deps.stories.get(storyId),
     deps.subscribers.forDelivery(subscriberId),
     deps.subscribers.pushSubscriptions(subscriberId),
-    deps.ledger.get(subscriberId, storyId, 'push'),
     deps.subscribers.follows(subscriberId),
-    deps.ledger.lastPushAt(subscriberId),
   ]);
   const fail = async (reason: string): Promise<AlertResult> => {
     await deps.ledger.finish(subscriberId, storyId, 'push', 'failed', deps.clock.now(), { error: reason });
@@ -137,7 +141,7 @@ export async function deliverPushAlert(deps: PushDeliverDeps, data: JobCatalog['
   const now = deps.clock.now();
   const { zone } = effectiveZone(who.subscriber.timeZone);
   const breaking = isBreaking(story, now);
-  const firstAttempt = (record?.attempts ?? 1) <= 1 && (record?.devicesDone.length ?? 0) === 0;
+  const firstAttempt = record.attempts <= 1 && record.devicesDone.length === 0;
   const follow = follows[topicId];
   const decision = firstAttempt
     ? decidePush({
@@ -166,25 +170,26 @@ export async function deliverPushAlert(deps: PushDeliverDeps, data: JobCatalog['
     }
   }
 
-  const pending = devices.filter((d) => !record?.devicesDone.includes(d.id));
+  const pending = devices.filter((d) => !record.devicesDone.includes(d.id));
   const topic = deps.topicName(topicId);
   const res = await sendToDevices(deps, subscriberId, storyId, pending, (max) => renderPushPayload(story, topic, data.why, max), {
     ttlSeconds: pushTtlSeconds(story, now, breaking),
     urgency: pushUrgency(breaking),
     topic: pushTopic(storyId),
-  });
-  const done = (record?.devicesDone.length ?? 0) + res.reached;
+  }, pending.length > 1);
+  const done = record.devicesDone.length + res.reached;
   const after = deps.clock.now();
   if (res.retry) {
+    // A single device is never partly reached: nothing to mark before the retry.
     await deps.ledger.requeue(subscriberId, storyId, 'push', res.problems.join('; '), after);
     return { kind: 'retry', reason: res.problems.join('; '), retryAfterMs: res.retryAfterMs };
   }
   if (done === 0) return fail(res.problems.length > 0 ? res.problems.join('; ') : 'every push subscription was gone');
-  await Promise.all([
-    deps.ledger.finish(subscriberId, storyId, 'push', 'sent', after, { error: res.problems.join('; ') || undefined, topicId }),
-    deps.ledger.notePush(subscriberId, after),
-    deps.ledger.addToInbox(subscriberId, { storyId, title: story.title, url: story.url, topicId, why: data.why, channel: 'push', at: after, read: false }),
-  ]);
+  await deps.ledger.finishPushSent(subscriberId, storyId, after, {
+    devices: res.reachedIds,
+    error: res.problems.join('; ') || undefined,
+    inbox: { storyId, title: story.title, url: story.url, topicId, why: data.why, channel: 'push', at: after, read: false },
+  });
   // Fields inline rather than a child logger per job: at fan-out volume the child's allocations show in GC.
   if (deps.log.isLevelEnabled('info')) deps.log.info({ subscriber_id: subscriberId, story_id: storyId, job_id: jobId, devices: done, breaking }, 'push alert sent');
   return { kind: 'ended', summary: 'sent' };

@@ -1,0 +1,63 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { createLedger, type InboxItem } from '../../src/store/ledger.ts';
+import { createRedis } from '../../src/store/redis.ts';
+import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
+
+/**
+ * A push attempt's ledger steps in one command each: the claim answers the record and the last push time,
+ * and the final write of a sent alert marks its devices, ends the record once, notes the push and fills the
+ * inbox. Each must leave exactly what the separate commands did.
+ */
+describe('ledger: push claim with reads, and the one-step sent write', () => {
+  const prefix = uniquePrefix('ledger-push-steps');
+  const redis = createRedis(TEST_REDIS_URL);
+  const ledger = createLedger(redis, prefix);
+  afterAll(async () => {
+    await deletePrefix(redis, prefix);
+    await redis.quit();
+  });
+  const item = (storyId: string, at: number): InboxItem => ({ storyId, title: `Story ${storyId}`, url: `https://n.test/${storyId}`, topicId: 'japan', why: 'Matched: Japan', channel: 'push', at, read: false });
+
+  it('claims a queued record and answers it as claimed, with no last push yet', async () => {
+    await ledger.open([{ subscriberId: 'a', storyId: 's1', channel: 'push', jobId: 'j1', topicId: 'japan' }], 1000);
+    const claim = await ledger.claimPush('a', 's1', 'j1', 'japan', 2000);
+    expect(claim).toEqual({ claimed: true, lastPushAt: null, record: expect.objectContaining({ status: 'sending', attempts: 1, jobId: 'j1', topicId: 'japan', createdAt: 1000, updatedAt: 2000, devicesDone: [] }) });
+  });
+
+  it('ends the record as sent with its devices, the push time and the inbox entry, and counts it once', async () => {
+    expect(await ledger.finishPushSent('a', 's1', 3000, { devices: ['d1', 'd2'], inbox: item('s1', 3000) })).toBe(true);
+    expect(await ledger.get('a', 's1', 'push')).toMatchObject({ status: 'sent', updatedAt: 3000, devicesDone: ['d1', 'd2'], lastError: null });
+    expect(await ledger.lastPushAt('a')).toBe(3000);
+    expect(await ledger.inbox('a')).toEqual([item('s1', 3000)]);
+    expect((await ledger.topicStats(['japan'])).japan?.push.sent).toBe(1);
+    // A second write (a re-run job) changes nothing and counts nothing.
+    expect(await ledger.finishPushSent('a', 's1', 4000, { devices: ['d3'], inbox: item('s1', 4000) })).toBe(false);
+    expect(await ledger.get('a', 's1', 'push')).toMatchObject({ status: 'sent', updatedAt: 3000, devicesDone: ['d1', 'd2'] });
+    expect(await ledger.inbox('a')).toEqual([item('s1', 3000)]);
+    expect((await ledger.topicStats(['japan'])).japan?.push.sent).toBe(1);
+  });
+
+  it('an ended record is not claimed again; the next alert sees the last push time', async () => {
+    expect(await ledger.claimPush('a', 's1', 'j1', 'japan', 5000)).toEqual({ claimed: false, status: 'sent' });
+    const next = await ledger.claimPush('a', 's2', 'j2', 'japan', 6000);
+    expect(next).toMatchObject({ claimed: true, lastPushAt: 3000, record: { status: 'sending', attempts: 1, createdAt: 6000 } });
+  });
+
+  it('a record reclaimed after a dead worker shows its devices already reached', async () => {
+    await ledger.claimPush('b', 's1', 'j1', 'japan', 1000);
+    await ledger.markDeviceDone('b', 's1', 'd1');
+    const again = await ledger.claimPush('b', 's1', 'j1', 'japan', 2000);
+    expect(again).toMatchObject({ claimed: true, record: { status: 'sending', attempts: 2, reclaims: 1, devicesDone: ['d1'] } });
+  });
+
+  it('keeps the inbox at its limit, dropping the oldest entry with its body', async () => {
+    for (let i = 0; i < 201; i++) {
+      await ledger.claimPush('c', `s${i}`, `j${i}`, 'japan', i + 1);
+      await ledger.finishPushSent('c', `s${i}`, i + 1, { devices: ['d1'], inbox: item(`s${i}`, i + 1) });
+    }
+    const inbox = await ledger.inbox('c', 500);
+    expect(inbox).toHaveLength(200);
+    expect(inbox.at(-1)?.storyId).toBe('s1');
+    expect(await redis.hexists(`${prefix}:{s:c}:inbox:items`, 's0:push')).toBe(0);
+  });
+});
