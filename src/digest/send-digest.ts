@@ -102,12 +102,13 @@ export async function runDigestTick(deps: DigestDeps): Promise<number> {
 export async function sendDigest(deps: DigestDeps, data: JobCatalog['DigestSend'], jobId: string): Promise<string> {
   const { subscriberId, localDate: date } = data;
   const log = deps.log.child({ subscriber_id: subscriberId, job_id: jobId, local_date: date });
-  const who = await deps.subscribers.forDelivery(subscriberId);
+  const { who, follows } = await deps.subscribers.forSend(subscriberId);
   if (!who) {
     await deps.digests.unschedule(subscriberId);
     return 'skipped: subscriber gone';
   }
-  if (!(await deps.digests.claimDate(subscriberId, date, jobId))) return 'already sent';
+  const claim = await deps.digests.claimDate(subscriberId, date, jobId);
+  if (!claim.claimed) return 'already sent';
 
   const address = who.subscriber.email;
   const windowEnd = deps.clock.now();
@@ -117,16 +118,12 @@ export async function sendDigest(deps: DigestDeps, data: JobCatalog['DigestSend'
     log.info({ reason }, 'digest skipped');
     return `skipped: ${reason}`;
   }
-  const [follows, storedStart, allHeld] = await Promise.all([
-    deps.subscribers.follows(subscriberId),
-    deps.digests.windowStart(subscriberId),
-    deps.ledger.held(subscriberId, 'digest'),
-  ]);
+  const allHeld = await deps.ledger.held(subscriberId, 'digest');
   // A muted topic sits out the digest too; the topic log keeps no scores, so "less like this" is for instant alerts.
   const dailyTopics = Object.entries(follows)
     .filter(([, f]) => f.cadence === 'daily' && !(f.mutedUntil !== undefined && f.mutedUntil > windowEnd))
     .map(([t]) => t);
-  const windowStart = storedStart ?? data.dueAt - FIRST_DIGEST_LOOKBACK_MS;
+  const windowStart = claim.windowStart ?? data.dueAt - FIRST_DIGEST_LOOKBACK_MS;
   const topicStories: { topicId: string; storyIds: string[] }[] = await Promise.all(
     dailyTopics.map(async (topicId) => ({ topicId, storyIds: await deps.stories.loggedBetween(topicId, windowStart, windowEnd) })),
   );

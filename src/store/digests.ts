@@ -9,12 +9,13 @@ const stateKey = (prefix: string, subscriberId: string) => `${prefix}:{s:${subsc
 const sentKey = (prefix: string, subscriberId: string, localDate: string) => `${prefix}:{s:${subscriberId}}:digest:${localDate}`;
 
 const SENT_RECORD_TTL_SECONDS = 60 * 60 * 24 * 40;
+/** KEYS[1] the date's record, KEYS[2] the digest state: claims the date and answers the window start with it. */
 const CLAIM_DATE = `
 local s = redis.call('HGET', KEYS[1], 'status')
-if s == 'sent' or s == 'skipped' then return 0 end
+if s == 'sent' or s == 'skipped' then return {0} end
 redis.call('HSET', KEYS[1], 'status', 'sending', 'jobId', ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
-return 1`;
+return {1, redis.call('HGET', KEYS[2], 'windowStart')}`;
 /** KEYS[1] the date's record, KEYS[2] the subscriber's digest state; ARGV status, at, window end. */
 const COMPLETE = `
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'at', ARGV[2])
@@ -22,7 +23,7 @@ redis.call('HSET', KEYS[2], 'windowStart', ARGV[3])
 return 1`;
 
 export function createDigestStore(redis: RedisClient, prefix: string) {
-  const claimDateScript = defineScript(redis, 'heraldClaimDigestDate', 1, CLAIM_DATE);
+  const claimDateScript = defineScript(redis, 'heraldClaimDigestDate', 2, CLAIM_DATE);
   const completeScript = defineScript(redis, 'heraldCompleteDigest', 2, COMPLETE);
   return {
     async schedule(subscriberId: string, dueAt: number) {
@@ -49,10 +50,13 @@ export function createDigestStore(redis: RedisClient, prefix: string) {
     async initWindow(subscriberId: string, start: number) {
       await redis.hsetnx(stateKey(prefix, subscriberId), 'windowStart', String(start));
     },
-    /** Claims the digest of one local date; false when it was already sent or skipped. */
-    async claimDate(subscriberId: string, localDate: string, jobId: string): Promise<boolean> {
-      const res = await claimDateScript(sentKey(prefix, subscriberId, localDate), jobId, SENT_RECORD_TTL_SECONDS);
-      return res === 1;
+    /**
+     * Claims the digest of one local date: `claimed` false when it was already sent or skipped; else the start
+     * of the window it covers (as `windowStart` answers), read in the same command.
+     */
+    async claimDate(subscriberId: string, localDate: string, jobId: string): Promise<{ claimed: false } | { claimed: true; windowStart: number | null }> {
+      const [ok, start] = (await claimDateScript(sentKey(prefix, subscriberId, localDate), stateKey(prefix, subscriberId), jobId, SENT_RECORD_TTL_SECONDS)) as [number, string | null | undefined];
+      return ok === 1 ? { claimed: true, windowStart: start ? Number(start) : null } : { claimed: false };
     },
     /**
      * Records the outcome and moves the window: only after the send is confirmed, so a failed send

@@ -140,6 +140,12 @@ if #over > 0 then
 end
 return #over`;
 
+/** The status field of each record in KEYS (false where there is none: a nil would end the Lua table). */
+const STATUSES = `
+local out = {}
+for i = 1, #KEYS do out[i] = redis.call('HGET', KEYS[i], 'status') end
+return out`;
+
 /** Reserves one of today's pushes under the cap; the counter expires after two days. */
 const RESERVE_PUSH = `
 local n = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -212,6 +218,9 @@ export function createLedger(redis: RedisClient, prefix: string) {
   const holdScript = defineScript(redis, 'heraldLedgerHold', 2, HOLD);
   const reservePushScript = defineScript(redis, 'heraldReservePush', 1, RESERVE_PUSH);
   const inboxAddScript = defineScript(redis, 'heraldInboxAdd', 2, INBOX_ADD);
+  // Keys vary in number: EVALSHA with the count as first argument (ioredis reads numberOfKeys from it).
+  redis.defineCommand('heraldLedgerStatuses', { lua: STATUSES });
+  const statusesScript = (...args: (string | number)[]) => (redis as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>).heraldLedgerStatuses!(...args);
   const bump = async (topicId: string, channel: Channel, field: keyof ChannelStats) => {
     if (topicId) await redis.hincrby(topicStatsKey(prefix, topicId), `${channel}:${field}`, 1);
   };
@@ -320,11 +329,11 @@ export function createLedger(redis: RedisClient, prefix: string) {
     async statuses(subscriberId: string, storyIds: string[], channel: Channel): Promise<Map<string, DeliveryStatus>> {
       const out = new Map<string, DeliveryStatus>();
       if (storyIds.length === 0) return out;
-      // Separate commands in one tick, not a pipeline: auto-pipelining sends them in one write together
-      // with other jobs' commands, where a pipeline is a write of its own.
-      const res = await Promise.all(storyIds.map((id) => redis.hget(alertKey(prefix, subscriberId, id, channel), 'status')));
+      // One script over the subscriber's records (one slot), not a pipeline: a single command that
+      // auto-pipelining sends with other jobs' commands, where a pipeline is a write of its own.
+      const res = (await statusesScript(storyIds.length, ...storyIds.map((id) => alertKey(prefix, subscriberId, id, channel)))) as (string | null)[];
       res.forEach((v, i) => {
-        if (v !== null) out.set(storyIds[i]!, v as DeliveryStatus);
+        if (v) out.set(storyIds[i]!, v as DeliveryStatus);
       });
       return out;
     },

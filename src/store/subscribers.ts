@@ -109,8 +109,8 @@ if n >= tonumber(ARGV[2]) and not redis.call('HGET', KEYS[1], 'emailDisabledAt')
 end
 return {n, 0}`;
 
-/** The three hashes a push attempt reads (profile, push devices, follows), in one command: same slot. */
-const FOR_PUSH = `return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3])}`;
+/** The three hashes a send reads (profile, push devices, follows), in one command: same slot. */
+const FOR_SEND = `return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3])}`;
 const pairs = (flat: string[]): Record<string, string> => {
   const h: Record<string, string> = {};
   for (let i = 0; i + 1 < flat.length; i += 2) h[flat[i]!] = flat[i + 1]!;
@@ -119,7 +119,7 @@ const pairs = (flat: string[]): Record<string, string> => {
 
 export function createSubscriberStore(redis: RedisClient, prefix: string) {
   const hardBounceScript = defineScript(redis, 'heraldHardBounce', 1, HARD_BOUNCE);
-  const forPushScript = defineScript(redis, 'heraldSubscriberForPush', 3, FOR_PUSH);
+  const forSendScript = defineScript(redis, 'heraldSubscriberForSend', 3, FOR_SEND);
   const keys = (id: string) => subscriberKeys(prefix, id);
 
   /** Stores a secret's hash under `key` (with a TTL when given) and remembers it for deletion. */
@@ -249,11 +249,11 @@ export function createSubscriberStore(redis: RedisClient, prefix: string) {
     },
 
     /**
-     * What a push attempt needs of the subscriber (`forDelivery`, `pushSubscriptions` and `follows` together),
-     * read in one command: at fan-out volume each command's client cost shows.
+     * What a push attempt or a digest needs of the subscriber (`forDelivery`, `pushSubscriptions` and `follows`
+     * together), read in one command: at fan-out volume each command's client cost shows.
      */
-    async forPush(id: string): Promise<{ who: { subscriber: Subscriber; prefs: DeliveryPrefs; emailHealth: EmailHealth } | null; devices: PushSubscriptionRecord[]; follows: Record<string, Follow> }> {
-      const [profile, push, follows] = (await forPushScript(keys(id).profile, keys(id).push, keys(id).follows)) as [string[], string[], string[]];
+    async forSend(id: string): Promise<{ who: { subscriber: Subscriber; prefs: DeliveryPrefs; emailHealth: EmailHealth } | null; devices: PushSubscriptionRecord[]; follows: Record<string, Follow> }> {
+      const [profile, push, follows] = (await forSendScript(keys(id).profile, keys(id).push, keys(id).follows)) as [string[], string[], string[]];
       const h = pairs(profile);
       const subscriber = toSubscriber(h);
       return {

@@ -125,7 +125,7 @@ export async function deliverPushAlert(deps: PushDeliverDeps, data: JobCatalog['
   if (!claim.claimed) return { kind: 'ended', summary: `already ${claim.status}` };
   const { record, lastPushAt } = claim;
 
-  const [story, { who, devices, follows }] = await Promise.all([deps.stories.get(storyId), deps.subscribers.forPush(subscriberId)]);
+  const [story, { who, devices, follows }] = await Promise.all([deps.stories.get(storyId), deps.subscribers.forSend(subscriberId)]);
   const fail = async (reason: string): Promise<AlertResult> => {
     await deps.ledger.finish(subscriberId, storyId, 'push', 'failed', deps.clock.now(), { error: reason });
     return { kind: 'failed', reason };

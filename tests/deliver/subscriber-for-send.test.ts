@@ -4,8 +4,8 @@ import { createSubscriberStore } from '../../src/store/subscribers.ts';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
 import { createReader } from '../helpers/readers.ts';
 
-/** The push attempt's one read of the subscriber answers exactly what the three separate reads do. */
-describe('subscribers.forPush', () => {
+/** A send's one read of the subscriber answers exactly what the three separate reads do. */
+describe('subscribers.forSend', () => {
   const prefix = uniquePrefix('subscriber-for-push');
   const redis = createRedis(TEST_REDIS_URL);
   const subscribers = createSubscriberStore(redis, prefix);
@@ -19,7 +19,7 @@ describe('subscribers.forPush', () => {
     await subscribers.setFollows(id, { japan: { cadence: 'instant', channels: ['push'] }, cricket: { cadence: 'daily', channels: [], mutedUntil: 5000 } });
     await subscribers.addPushSubscription(id, { endpoint: 'https://push.example.test/a', keys: { p256dh: 'BPk', auth: 'au1' } }, 2000);
     await subscribers.addPushSubscription(id, { endpoint: 'https://push.example.test/b', keys: { p256dh: 'BPl', auth: 'au2' } }, 3000);
-    const one = await subscribers.forPush(id);
+    const one = await subscribers.forSend(id);
     expect(one.who).toEqual(await subscribers.forDelivery(id));
     expect(one.who?.subscriber.timeZone).toBe('Asia/Kolkata');
     expect(one.devices.map((d) => d.endpoint).sort()).toEqual(['https://push.example.test/a', 'https://push.example.test/b']);
@@ -29,6 +29,6 @@ describe('subscribers.forPush', () => {
   });
 
   it('a subscriber that does not exist: no profile, no devices, no follows', async () => {
-    expect(await subscribers.forPush('nobody')).toEqual({ who: null, devices: [], follows: {} });
+    expect(await subscribers.forSend('nobody')).toEqual({ who: null, devices: [], follows: {} });
   });
 });
