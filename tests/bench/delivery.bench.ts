@@ -4,7 +4,7 @@
 // issue's full digest size (about 6 minutes), BENCH_PROF=1 writes CPU profiles of the dispatchers (BENCH_PROF=heap: allocation profiles).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createECDH, randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -71,6 +71,22 @@ async function spawnWorker(role: 'push' | 'digest', env: Record<string, string>,
   }
   return child;
 }
+/**
+ * CPU time (user + system, ms) a process has used, from /proc: beside the rates, the dispatcher's own CPU per
+ * alert, which moves less with what else the shared machine runs. null where /proc is missing.
+ */
+function cpuMs(pid: number | undefined): number | null {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return null;
+  }
+}
+/** CPU ms per item between two readings, as a log fragment. */
+const cpuPer = (from: number | null, to: number | null, items: number, unit: string) =>
+  from === null || to === null ? '' : `, dispatcher CPU ${(((to - from) * 1000) / items).toFixed(0)} µs per ${unit}`;
+
 const stop = (child: ChildProcess) => new Promise<void>((r) => {
   if (child.exitCode !== null) return r();
   child.once('exit', () => r());
@@ -135,12 +151,17 @@ const bench: Benchmark = {
       const concurrency = process.env.BENCH_PUSH_CONCURRENCY ?? OPTIONS.find((o) => o.env === 'HERALD_PUSH_CONCURRENCY')!.default;
       ctx.log(`queued ${jobs.length} batch jobs of ${batchSize}; starting one push dispatcher process (${concurrency} jobs at a time)`);
       const pushWorker = await spawnWorker('push', { ...baseEnv, HERALD_PUSH_CONCURRENCY: concurrency, HERALD_PUSH_BATCH_SIZE: String(batchSize) }, queues.push);
+      // Its CPU is read from the first alert received (start-up excluded) to the last.
+      await waitFor('the first alert', () => sink.count() > 0, 60_000);
+      const cpuAtFirst = cpuMs(pushWorker.pid);
+      const countAtFirst = sink.count();
       await waitFor('the fan-out', () => sink.count() >= alerts, ctx.quick ? 60_000 : 300_000);
+      const cpuAtLast = cpuMs(pushWorker.pid);
       const first = sink.firstAt();
       const last = sink.lastAt();
       const fanout = alerts / ((last - first) / 1000);
       await stop(pushWorker);
-      ctx.log(`fan-out: ${fanout.toFixed(0)} alerts/s`);
+      ctx.log(`fan-out: ${fanout.toFixed(0)} alerts/s${cpuPer(cpuAtFirst, cpuAtLast, alerts - countAtFirst, 'alert')}`);
 
       // Raw aes128gcm encryption on one core (this process), same payload size.
       const payload = renderPushPayload({ ...storyList[0]!, imageUrl: null }, 'Japan', 'Matched: Japan in title');
@@ -196,10 +217,12 @@ const bench: Benchmark = {
       smtp.reset();
       t0 = performance.now();
       await enqueue('DigestTick', {});
+      const cpuAtTick = cpuMs(digestWorker.pid);
       await waitFor('the digests', () => smtp.count() >= digestCount, ctx.quick ? 60_000 : 400_000);
+      const cpuAtEnd = cpuMs(digestWorker.pid);
       const digestRate = digestCount / ((performance.now() - t0) / 1000);
       await stop(digestWorker);
-      ctx.log(`digests: ${digestRate.toFixed(0)} mails/s`);
+      ctx.log(`digests: ${digestRate.toFixed(0)} mails/s${cpuPer(cpuAtTick, cpuAtEnd, digestCount, 'digest (sweep included)')}`);
 
       // Baseline: the same rendered digest, one nodemailer transport (one SMTP connection) per mail, 20 at a time.
       const mail = renderDigestEmail({

@@ -10,7 +10,7 @@ export async function startWebHarness(name: string, env: Record<string, string> 
   const clock = manualClock('2027-01-15T00:00:00Z');
   const smtp: SmtpSink = await startSmtpSink();
   const push: LocalPushService = await startPushService();
-  const t: TestHerald = await startTestHerald({ name, clock, smtpUrl: smtp.url, pushAgent: push.agent, pushOrigin: push.origin, env });
+  const t: TestHerald = await startTestHerald({ name, clock, smtpUrl: smtp.url, pushCa: push.ca, pushOrigin: push.origin, env });
   const redis = testRedis();
   return {
     t,
@@ -37,8 +37,9 @@ export async function startWebHarness(name: string, env: Record<string, string> 
         const [next, keys] = await redis.scan(cursor, 'MATCH', `${t.prefix}:*`, 'COUNT', 1000);
         cursor = next;
         for (const key of keys) {
-          // Rate-limit counters and BullMQ bookkeeping move with every request; they are not reader data.
-          if (key.includes(':ratelimit:') || key.startsWith(`${t.prefix}:bull`) || /:\{(feeds|classify|push|email|digest)\}/.test(key)) continue;
+          // Rate-limit counters, BullMQ bookkeeping and the metrics counters (flushed on a timer, whenever it
+          // fires) move with every request and job; they are not reader data.
+          if (key.includes(':ratelimit:') || key.startsWith(`${t.prefix}:bull`) || key.startsWith(`${t.prefix}:stats:`) || /:\{(feeds|classify|push|email|digest)\}/.test(key)) continue;
           const type = await redis.type(key);
           out[key] =
             type === 'hash' ? await redis.hgetall(key)

@@ -1,0 +1,80 @@
+import { createECDH, randomBytes } from 'node:crypto';
+import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import webpush from 'web-push';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createWebPushSender } from '../../src/deliver/push/web-push-sender.ts';
+import type { PushSubscriptionRecord } from '../../src/model.ts';
+import { startPushSink, type PushSink } from './support/push-sink.ts';
+
+/**
+ * The push sender's transport (a keep-alive pool per push-service origin): what a user relies on is that a
+ * service that is down or hangs becomes a retry with the cause named, never a hung worker or a lost alert,
+ * and that many pushes to one service share a few connections.
+ */
+describe('push transport', () => {
+  const vapid = { ...webpush.generateVAPIDKeys(), subject: 'mailto:ops@example.test' };
+  const ecdh = createECDH('prime256v1');
+  ecdh.generateKeys();
+  const keys = { p256dh: ecdh.getPublicKey().toString('base64url'), auth: randomBytes(16).toString('base64url') };
+  const device = (endpoint: string): PushSubscriptionRecord => ({ id: 'd1', endpoint, keys, createdAt: 0 });
+  const opts = { ttlSeconds: 60, urgency: 'normal' as const };
+  let sink: PushSink;
+  let silent: Server;
+  const silentSockets: Socket[] = [];
+  beforeAll(async () => {
+    sink = await startPushSink();
+    // Accepts TCP connections and never answers (not even the TLS handshake).
+    silent = createTcpServer((s) => void silentSockets.push(s));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  });
+  afterAll(async () => {
+    for (const s of silentSockets) s.destroy();
+    await new Promise<void>((r) => silent.close(() => r()));
+    await sink?.close();
+  });
+
+  it('a refused connection is a retry naming the cause', async () => {
+    const closed = createTcpServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const sender = createWebPushSender(vapid, { ca: sink.ca });
+    try {
+      const out = await sender.send(device(`https://127.0.0.1:${port}/push/x`), '{"title":"t"}', opts);
+      expect(out).toMatchObject({ kind: 'retry', status: null, retryAfterMs: null });
+      expect(out.kind === 'retry' && out.reason).toMatch(/^network error: .*ECONNREFUSED/);
+    } finally {
+      sender.close();
+    }
+  });
+
+  it('a service that never answers is a retry within the timeout, not a hung send', async () => {
+    const port = (silent.address() as AddressInfo).port;
+    const sender = createWebPushSender(vapid, { ca: sink.ca, timeoutMs: 300 });
+    try {
+      const t0 = Date.now();
+      const out = await sender.send(device(`https://127.0.0.1:${port}/push/x`), '{"title":"t"}', opts);
+      expect(out).toMatchObject({ kind: 'retry', status: null });
+      expect(out.kind === 'retry' && out.reason).toMatch(/^network error: /);
+      // undici's own connect timeout would be 10 s; the configured one holds for the handshake too.
+      expect(Date.now() - t0).toBeLessThan(5_000);
+    } finally {
+      sender.close();
+    }
+  });
+
+  it('200 pushes sent side by side reach the service over a bounded number of connections', async () => {
+    const sender = createWebPushSender(vapid, { ca: sink.ca });
+    try {
+      const d = sink.newDevice();
+      const sub: PushSubscriptionRecord = { id: d.id, ...d.subscription, createdAt: 0 };
+      const outs = await Promise.all(Array.from({ length: 200 }, (_, i) => sender.send(sub, JSON.stringify({ title: `n${i}` }), opts)));
+      expect(outs.every((o) => o.kind === 'sent')).toBe(true);
+      expect(sink.forDevice(d.id)).toHaveLength(200);
+      expect(sink.connections()).toBeLessThanOrEqual(64);
+    } finally {
+      sender.close();
+    }
+  });
+});
