@@ -78,7 +78,6 @@ export async function sendToDevices(
   opts: PushSendOptions,
   markReached = true,
 ): Promise<{ reached: number; reachedIds: string[]; problems: string[]; retry: boolean; retryAfterMs: number | null }> {
-  let reached = 0;
   const reachedIds: string[] = [];
   let retry = false;
   let retryAfterMs: number | null = null;
@@ -91,7 +90,6 @@ export async function sendToDevices(
       if (outcome.kind === 'too-large') outcome = { kind: 'permanent', status: 413, reason: 'push service refused the payload as too large, even trimmed to half' };
     }
     if (outcome.kind === 'sent') {
-      reached++;
       reachedIds.push(device.id);
       if (markReached) await deps.ledger.markDeviceDone(subscriberId, ledgerStoryId, device.id);
     } else if (outcome.kind === 'gone') {
@@ -105,7 +103,7 @@ export async function sendToDevices(
       problems.push(`${device.id}: ${outcome.reason}`);
     }
   }
-  return { reached, reachedIds, problems, retry, retryAfterMs };
+  return { reached: reachedIds.length, reachedIds, problems, retry, retryAfterMs };
 }
 
 /** What became of one alert: it ended (sent, skipped, held), failed for good, or waits for another attempt. */
