@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import type { Agent } from 'node:https';
 import type { Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import { loadFeeds, loadTopics, type FeedConfig, type Topic } from '../config/catalog.ts';
@@ -57,8 +58,8 @@ export interface HeraldOptions {
   /** Defaults to the files named by the config. */
   topics?: readonly Topic[];
   feeds?: readonly FeedConfig[];
-  /** CA certificate(s) to trust for push services, beside HERALD_PUSH_CA_FILE (tests pass their local CA's). */
-  pushCa?: string | Buffer;
+  /** HTTPS agent for push services (tests pass one trusting their local CA). */
+  pushAgent?: Agent;
 }
 
 /** Builds every dependency once and binds the job handlers; roles decide which workers run here. */
@@ -113,8 +114,8 @@ export function createHerald(opts: HeraldOptions) {
     poolSize: config.emailConcurrency, ratePerSecond: config.smtpRatePerSecond, dkim, clock,
   }), events);
   const sender = withPushEvents(createWebPushSender(opts.secrets.vapid, {
-    ratePerSecondPerOrigin: config.pushRatePerSecond,
-    ...(opts.pushCa ? { ca: opts.pushCa } : config.pushCaFile ? { ca: readFileSync(config.pushCaFile) } : {}),
+    agent: opts.pushAgent, ratePerSecondPerOrigin: config.pushRatePerSecond,
+    ...(config.pushCaFile ? { ca: readFileSync(config.pushCaFile) } : {}),
   }), events);
 
   // Fan-out reads one story once per subscriber: a short per-process cache turns that into once per story.

@@ -8,7 +8,7 @@ import type { PushSubscriptionRecord } from '../../src/model.ts';
 import { startPushSink, type PushSink } from './support/push-sink.ts';
 
 /**
- * The push sender's transport (a keep-alive pool per push-service origin): what a user relies on is that a
+ * The push sender's transport (a keep-alive agent per push-service origin): what a user relies on is that a
  * service that is down or hangs becomes a retry with the cause named, never a hung worker or a lost alert,
  * and that many pushes to one service share a few connections.
  */
@@ -57,7 +57,7 @@ describe('push transport', () => {
       const out = await sender.send(device(`https://127.0.0.1:${port}/push/x`), '{"title":"t"}', opts);
       expect(out).toMatchObject({ kind: 'retry', status: null });
       expect(out.kind === 'retry' && out.reason).toMatch(/^network error: /);
-      // undici's own connect timeout would be 10 s; the configured one holds for the handshake too.
+      // The configured timeout holds for the TLS handshake too, not only for the answer.
       expect(Date.now() - t0).toBeLessThan(5_000);
     } finally {
       sender.close();

@@ -66,8 +66,9 @@ export type DeviceSend = (device: PushSubscriptionRecord, payload: string, opts:
 /**
  * Sends one payload to each device. A 413 gets one more try with the payload rendered to half the size;
  * 404/410 remove the device. Returns what happened so the caller records it. Each reached device is marked
- * done at once (a retry after a partial failure skips it), unless `markReached` is false: a caller sending
- * to one device marks it with the record's final write instead (one command fewer per alert).
+ * done at once, not with the record's final write: a re-run of the job (a worker or Redis node lost
+ * mid-send) then skips it. Deferring the mark to the final write measurably raised same-Topic resends in
+ * the cluster master-kill test.
  */
 export async function sendToDevices(
   deps: Pick<PushDeliverDeps, 'sender' | 'subscribers' | 'ledger' | 'log'>,
@@ -76,7 +77,6 @@ export async function sendToDevices(
   devices: PushSubscriptionRecord[],
   render: (maxBytes: number) => string,
   opts: PushSendOptions,
-  markReached = true,
 ): Promise<{ reached: number; reachedIds: string[]; problems: string[]; retry: boolean; retryAfterMs: number | null }> {
   const reachedIds: string[] = [];
   let retry = false;
@@ -91,7 +91,7 @@ export async function sendToDevices(
     }
     if (outcome.kind === 'sent') {
       reachedIds.push(device.id);
-      if (markReached) await deps.ledger.markDeviceDone(subscriberId, ledgerStoryId, device.id);
+      await deps.ledger.markDeviceDone(subscriberId, ledgerStoryId, device.id);
     } else if (outcome.kind === 'gone') {
       await deps.subscribers.removePushSubscription(subscriberId, device.id);
       deps.log.info({ subscriber_id: subscriberId, device_id: device.id, status: outcome.status }, 'push subscription gone, removed');
@@ -169,11 +169,10 @@ export async function deliverPushAlert(deps: PushDeliverDeps, data: JobCatalog['
     ttlSeconds: pushTtlSeconds(story, now, breaking),
     urgency: pushUrgency(breaking),
     topic: pushTopic(storyId),
-  }, pending.length > 1);
+  });
   const done = record.devicesDone.length + res.reached;
   const after = deps.clock.now();
   if (res.retry) {
-    // A single device is never partly reached: nothing to mark before the retry.
     await deps.ledger.requeue(subscriberId, storyId, 'push', res.problems.join('; '), after);
     return { kind: 'retry', reason: res.problems.join('; '), retryAfterMs: res.retryAfterMs };
   }
