@@ -92,6 +92,19 @@ if created == 1 then return 2 end
 return 1`;
 
 /**
+ * The inbox step, shared by INBOX_ADD and FINISH_SENT: the entry added under `member` (its JSON body in the
+ * items hash), then entries past the newest `limit` trimmed with their bodies; leaves them in `over`.
+ */
+const inboxAddLua = (k: { index: string; items: string; at: string; member: string; limit: string; item: string }) => `
+redis.call('ZADD', ${k.index}, ${k.at}, ${k.member})
+redis.call('HSET', ${k.items}, ${k.member}, ${k.item})
+local over = redis.call('ZRANGE', ${k.index}, 0, -(tonumber(${k.limit}) + 1))
+if #over > 0 then
+  redis.call('ZREMRANGEBYRANK', ${k.index}, 0, -(tonumber(${k.limit}) + 1))
+  redis.call('HDEL', ${k.items}, unpack(over))
+end`;
+
+/**
  * A push alert that reached its devices, in one step: every reached device marked (ARGV[8..]), the record
  * moved to sent once (FINISH's rule and answer), the last push time (KEYS[2]) set, and the alert added to
  * the inbox (KEYS[3], KEYS[4]; INBOX_ADD's rule). ARGV: now, error, topicId, last-push TTL, inbox member,
@@ -106,13 +119,7 @@ local created = redis.call('HSETNX', KEYS[1], 'createdAt', ARGV[1])
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'lastError', ARGV[2]) end
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'topicId', ARGV[3]) end
 redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[4])
-redis.call('ZADD', KEYS[3], ARGV[1], ARGV[5])
-redis.call('HSET', KEYS[4], ARGV[5], ARGV[7])
-local over = redis.call('ZRANGE', KEYS[3], 0, -(tonumber(ARGV[6]) + 1))
-if #over > 0 then
-  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -(tonumber(ARGV[6]) + 1))
-  redis.call('HDEL', KEYS[4], unpack(over))
-end
+${inboxAddLua({ index: 'KEYS[3]', items: 'KEYS[4]', at: 'ARGV[1]', member: 'ARGV[5]', limit: 'ARGV[6]', item: 'ARGV[7]' })}
 if created == 1 then return 2 end
 return 1`;
 
@@ -131,13 +138,7 @@ return 1`;
  * with them): one script, so an alert and the trim are one step whatever else writes the inbox.
  */
 const INBOX_ADD = `
-redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[4])
-local over = redis.call('ZRANGE', KEYS[1], 0, -(tonumber(ARGV[3]) + 1))
-if #over > 0 then
-  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[3]) + 1))
-  redis.call('HDEL', KEYS[2], unpack(over))
-end
+${inboxAddLua({ index: 'KEYS[1]', items: 'KEYS[2]', at: 'ARGV[1]', member: 'ARGV[2]', limit: 'ARGV[3]', item: 'ARGV[4]' })}
 return #over`;
 
 /** The status field of each record in KEYS (false where there is none: a nil would end the Lua table). */

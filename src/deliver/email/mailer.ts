@@ -7,6 +7,7 @@ export interface OutgoingEmail {
   subject: string;
   text: string;
   html: string;
+  /** Extra headers such as List-Unsubscribe; names the MIME builder writes itself are refused. */
   headers: Record<string, string>;
   messageId: string;
 }

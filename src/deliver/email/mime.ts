@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { domainToASCII } from 'node:url';
 import addressparser from 'nodemailer/lib/addressparser';
 import { encodeWord, foldLines, quoteString } from 'nodemailer/lib/mime-funcs';
+import type { OutgoingEmail } from './mailer.ts';
 
 /**
  * Builds the RFC 5322 message that nodemailer's MailComposer used to build for us, as one Buffer.
@@ -15,15 +16,9 @@ export interface Mailbox {
   address: string;
 }
 
-export interface MimeInput {
+/** The mail as the renderers made it, with what the builder adds: the parsed sender, the date, the boundary. */
+export interface MimeInput extends OutgoingEmail {
   from: Mailbox;
-  to: string;
-  subject: string;
-  text: string;
-  html: string;
-  /** Extra headers such as List-Unsubscribe; names the builder writes itself are refused. */
-  headers: Record<string, string>;
-  messageId: string;
   date: Date;
   /** Must hold a character outside the base64 alphabet, so no body line can equal a delimiter: see newBoundary. */
   boundary: string;
