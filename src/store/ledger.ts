@@ -1,4 +1,4 @@
-import { defineScript, runCommands, scanKeys, type RedisClient } from './redis.ts';
+import { defineScript, hashFromFlat, runCommands, scanKeys, type RedisClient } from './redis.ts';
 import type { Channel } from '../model.ts';
 
 /**
@@ -78,16 +78,21 @@ if redis.call('HSETNX', KEYS[1], 'status', 'queued') == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'jobId', ARGV[1], 'topicId', ARGV[2], 'createdAt', ARGV[3], 'updatedAt', ARGV[3], 'attempts', 0)
 return 1`;
 
-/** Moves a record to a final status once; returns 1 only for the transition (2 when it also created the record), so counters count it once. */
-const FINISH = `
+/**
+ * The move of KEYS[1] to a final status, shared by FINISH and FINISH_SENT: the script returns 0 when the
+ * record had already ended; else the status is set, each optional field written when its argument is not
+ * empty, and `created` says whether the record was new.
+ */
+const finishStepLua = (status: string, at: string, optional: Record<string, string>) => `
 local status = redis.call('HGET', KEYS[1], 'status')
 if status == 'sent' or status == 'failed' or status == 'skipped' then return 0 end
-redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updatedAt', ARGV[2])
-local created = redis.call('HSETNX', KEYS[1], 'createdAt', ARGV[2])
-if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'reason', ARGV[3]) end
-if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'lastError', ARGV[4]) end
-if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'via', ARGV[5]) end
-if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'topicId', ARGV[6]) end
+redis.call('HSET', KEYS[1], 'status', ${status}, 'updatedAt', ${at})
+local created = redis.call('HSETNX', KEYS[1], 'createdAt', ${at})
+${Object.entries(optional).map(([field, arg]) => `if ${arg} ~= '' then redis.call('HSET', KEYS[1], '${field}', ${arg}) end`).join('\n')}`;
+
+/** Moves a record to a final status once; returns 1 only for the transition (2 when it also created the record), so counters count it once. */
+const FINISH = `
+${finishStepLua('ARGV[1]', 'ARGV[2]', { reason: 'ARGV[3]', lastError: 'ARGV[4]', via: 'ARGV[5]', topicId: 'ARGV[6]' })}
 if created == 1 then return 2 end
 return 1`;
 
@@ -111,13 +116,8 @@ end`;
  * inbox limit, inbox item JSON.
  */
 const FINISH_SENT = `
-local status = redis.call('HGET', KEYS[1], 'status')
-if status == 'sent' or status == 'failed' or status == 'skipped' then return 0 end
+${finishStepLua("'sent'", 'ARGV[1]', { lastError: 'ARGV[2]', topicId: 'ARGV[3]' })}
 for i = 8, #ARGV do redis.call('HSET', KEYS[1], 'dev:' .. ARGV[i], '1') end
-redis.call('HSET', KEYS[1], 'status', 'sent', 'updatedAt', ARGV[1])
-local created = redis.call('HSETNX', KEYS[1], 'createdAt', ARGV[1])
-if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'lastError', ARGV[2]) end
-if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'topicId', ARGV[3]) end
 redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[4])
 ${inboxAddLua({ index: 'KEYS[3]', items: 'KEYS[4]', at: 'ARGV[1]', member: 'ARGV[5]', limit: 'ARGV[6]', item: 'ARGV[7]' })}
 if created == 1 then return 2 end
@@ -219,9 +219,7 @@ export function createLedger(redis: RedisClient, prefix: string) {
   const holdScript = defineScript(redis, 'heraldLedgerHold', 2, HOLD);
   const reservePushScript = defineScript(redis, 'heraldReservePush', 1, RESERVE_PUSH);
   const inboxAddScript = defineScript(redis, 'heraldInboxAdd', 2, INBOX_ADD);
-  // Keys vary in number: EVALSHA with the count as first argument (ioredis reads numberOfKeys from it).
-  redis.defineCommand('heraldLedgerStatuses', { lua: STATUSES });
-  const statusesScript = (...args: (string | number)[]) => (redis as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>).heraldLedgerStatuses!(...args);
+  const statusesScript = defineScript(redis, 'heraldLedgerStatuses', null, STATUSES);
   const bump = async (topicId: string, channel: Channel, field: keyof ChannelStats) => {
     if (topicId) await redis.hincrby(topicStatsKey(prefix, topicId), `${channel}:${field}`, 1);
   };
@@ -254,9 +252,7 @@ export function createLedger(redis: RedisClient, prefix: string) {
       const [res, flat, last] = (await claimReadScript(alertKey(prefix, subscriberId, storyId, 'push'), lastPushKey(prefix, subscriberId), jobId, topicId, String(now))) as [string, string[]?, (string | null)?];
       if (res !== 'claimed' && res !== 'created') return { claimed: false, status: res as DeliveryStatus };
       if (res === 'created') await index(subscriberId, storyId, 'push', now);
-      const h: Record<string, string> = {};
-      for (let i = 0; i + 1 < flat!.length; i += 2) h[flat![i]!] = flat![i + 1]!;
-      return { claimed: true, record: toRecord(h)!, lastPushAt: last ? Number(last) : null };
+      return { claimed: true, record: toRecord(hashFromFlat(flat!))!, lastPushAt: last ? Number(last) : null };
     },
 
     /**

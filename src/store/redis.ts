@@ -85,14 +85,22 @@ export type Command = [name: string, ...args: (string | number | Buffer)[]];
 
 export type Script = (...keysThenArgs: (string | number)[]) => Promise<unknown>;
 
+/** A hash as HGETALL answers it inside a script's reply (a flat field, value list), as an object. */
+export function hashFromFlat(flat: readonly string[]): Record<string, string> {
+  const h: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) h[flat[i]!] = flat[i + 1]!;
+  return h;
+}
+
 /**
  * A Lua script called by EVALSHA: its text travels once per connection (ioredis falls back to EVAL after a
  * NOSCRIPT, as after a Redis restart), not with every call. `name` must be unique per client; defining it
- * again on the same client reuses the first definition.
+ * again on the same client reuses the first definition. `numberOfKeys` null: the key count varies and is
+ * the first argument of every call.
  */
-export function defineScript(redis: RedisClient, name: string, numberOfKeys: number, lua: string): Script {
+export function defineScript(redis: RedisClient, name: string, numberOfKeys: number | null, lua: string): Script {
   const fns = redis as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
-  if (typeof fns[name] !== 'function') redis.defineCommand(name, { numberOfKeys, lua });
+  if (typeof fns[name] !== 'function') redis.defineCommand(name, numberOfKeys === null ? { lua } : { numberOfKeys, lua });
   return (...args) => fns[name]!.apply(redis, args);
 }
 

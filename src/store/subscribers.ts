@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { defineScript, runCommands, type Command, type RedisClient } from './redis.ts';
+import { defineScript, hashFromFlat, runCommands, type Command, type RedisClient } from './redis.ts';
 import type { AlertQuality, Cadence, Follow, PushSubscriptionRecord, Subscriber } from '../model.ts';
 import { isCustomTopicId } from './custom-topics.ts';
 
@@ -111,11 +111,15 @@ return {n, 0}`;
 
 /** The three hashes a send reads (profile, push devices, follows), in one command: same slot. */
 const FOR_SEND = `return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3])}`;
-const pairs = (flat: string[]): Record<string, string> => {
-  const h: Record<string, string> = {};
-  for (let i = 0; i + 1 < flat.length; i += 2) h[flat[i]!] = flat[i + 1]!;
-  return h;
+type DeliveryView = { subscriber: Subscriber; prefs: DeliveryPrefs; emailHealth: EmailHealth };
+/** The readings of the profile, devices and follows hashes, shared by the single reads and `forSend`. */
+const deliveryOf = (h: Record<string, string>): DeliveryView | null => {
+  const subscriber = toSubscriber(h);
+  return subscriber ? { subscriber, prefs: toPrefs(h), emailHealth: toEmailHealth(h) } : null;
 };
+const devicesOf = (h: Record<string, string>) => Object.values(h).map((j) => JSON.parse(j) as PushSubscriptionRecord);
+const followsOf = (h: Record<string, string>): Record<string, Follow> =>
+  Object.fromEntries(Object.entries(h).map(([topic, json]) => [topic, JSON.parse(json) as Follow]));
 
 export function createSubscriberStore(redis: RedisClient, prefix: string) {
   const hardBounceScript = defineScript(redis, 'heraldHardBounce', 1, HARD_BOUNCE);
@@ -242,25 +246,17 @@ export function createSubscriberStore(redis: RedisClient, prefix: string) {
     },
 
     /** Profile, delivery choices and email health in one read: what a dispatcher needs per alert. */
-    async forDelivery(id: string): Promise<{ subscriber: Subscriber; prefs: DeliveryPrefs; emailHealth: EmailHealth } | null> {
-      const h = await redis.hgetall(keys(id).profile);
-      const subscriber = toSubscriber(h);
-      return subscriber ? { subscriber, prefs: toPrefs(h), emailHealth: toEmailHealth(h) } : null;
+    async forDelivery(id: string): Promise<DeliveryView | null> {
+      return deliveryOf(await redis.hgetall(keys(id).profile));
     },
 
     /**
      * What a push attempt or a digest needs of the subscriber (`forDelivery`, `pushSubscriptions` and `follows`
      * together), read in one command: at fan-out volume each command's client cost shows.
      */
-    async forSend(id: string): Promise<{ who: { subscriber: Subscriber; prefs: DeliveryPrefs; emailHealth: EmailHealth } | null; devices: PushSubscriptionRecord[]; follows: Record<string, Follow> }> {
+    async forSend(id: string): Promise<{ who: DeliveryView | null; devices: PushSubscriptionRecord[]; follows: Record<string, Follow> }> {
       const [profile, push, follows] = (await forSendScript(keys(id).profile, keys(id).push, keys(id).follows)) as [string[], string[], string[]];
-      const h = pairs(profile);
-      const subscriber = toSubscriber(h);
-      return {
-        who: subscriber ? { subscriber, prefs: toPrefs(h), emailHealth: toEmailHealth(h) } : null,
-        devices: Object.values(pairs(push)).map((j) => JSON.parse(j) as PushSubscriptionRecord),
-        follows: Object.fromEntries(Object.entries(pairs(follows)).map(([topic, json]) => [topic, JSON.parse(json) as Follow])),
-      };
+      return { who: deliveryOf(hashFromFlat(profile)), devices: devicesOf(hashFromFlat(push)), follows: followsOf(hashFromFlat(follows)) };
     },
 
     async recordHardBounce(id: string, address: string, threshold: number, reason: string, now: number): Promise<{ bounces: number; disabled: boolean }> {
@@ -273,8 +269,7 @@ export function createSubscriberStore(redis: RedisClient, prefix: string) {
     },
 
     async follows(id: string): Promise<Record<string, Follow>> {
-      const raw = await redis.hgetall(keys(id).follows);
-      return Object.fromEntries(Object.entries(raw).map(([topic, json]) => [topic, JSON.parse(json) as Follow]));
+      return followsOf(await redis.hgetall(keys(id).follows));
     },
 
     /**
@@ -337,8 +332,7 @@ export function createSubscriberStore(redis: RedisClient, prefix: string) {
     },
 
     async pushSubscriptions(id: string): Promise<PushSubscriptionRecord[]> {
-      const raw = await redis.hgetall(keys(id).push);
-      return Object.values(raw).map((j) => JSON.parse(j) as PushSubscriptionRecord);
+      return devicesOf(await redis.hgetall(keys(id).push));
     },
 
     /** True when the device existed (and is now gone). */
