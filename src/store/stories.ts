@@ -72,51 +72,16 @@ end
 return cur`;
 
 /**
- * The near-duplicate buckets of one band group, read for a whole feed in one call: KEYS[1] today's hash,
- * KEYS[2] yesterday's; ARGV[1] the bucket fields, space-separated. Answers, per field in order, the story ids
- * of both days (space-separated), fields separated by newlines. One argument and one reply per group, where
- * HMGET took one argument and one reply per bucket (16 per new item): ioredis' per-argument work was a
- * large part of ingesting a new item.
+ * A bucket's new value: its story ids (space-separated, newest last) with `id` appended, the oldest dropped past
+ * BUCKET_CAP. Computed from the value read for the lookup and written back with a plain HSET: two ingests
+ * writing one bucket in the same instant keep the later write, which costs at most a missed merge through that
+ * one band (the other bands still compare the two), never a lost or doubled story.
  */
-const BUCKETS_READ = `
-local fields = {}
-for f in string.gmatch(ARGV[1], '%S+') do fields[#fields + 1] = f end
-local out = {}
-for i = 1, #fields, 1000 do
-  local chunk = {unpack(fields, i, math.min(i + 999, #fields))}
-  local cur = redis.call('HMGET', KEYS[1], unpack(chunk))
-  local prev = redis.call('HMGET', KEYS[2], unpack(chunk))
-  for j = 1, #chunk do
-    local a, b = cur[j], prev[j]
-    if a and b then out[#out + 1] = a .. ' ' .. b else out[#out + 1] = a or b or '' end
-  end
-end
-return table.concat(out, '\\n')`;
-
-/**
- * Appends story ids to today's buckets (KEYS[1]) on the server, so two feeds ingesting at the same instant
- * both keep their story in a shared bucket. ARGV[1] the hash's TTL (ms), ARGV[2] the cap, ARGV[3] pairs
- * "bucket id bucket id ...". A bucket keeps its newest ARGV[2] ids, newest last, each once.
- */
-const BUCKETS_ADD = `
-local cap = tonumber(ARGV[2])
-local next_word = string.gmatch(ARGV[3], '%S+')
-while true do
-  local field = next_word()
-  if not field then break end
-  local id = next_word()
-  local ids = {}
-  local cur = redis.call('HGET', KEYS[1], field)
-  if cur then
-    for x in string.gmatch(cur, '%S+') do
-      if x ~= id then ids[#ids + 1] = x end
-    end
-  end
-  ids[#ids + 1] = id
-  redis.call('HSET', KEYS[1], field, table.concat(ids, ' ', math.max(1, #ids - cap + 1)))
-end
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]))
-return 1`;
+export function appendToBucket(current: string | null | undefined, id: string): string {
+  const ids = current ? current.split(' ').filter((x) => x !== '' && x !== id) : [];
+  ids.push(id);
+  return ids.slice(-BUCKET_CAP).join(' ');
+}
 
 /** Digests look back at most this far; older log entries are trimmed. */
 export const TOPIC_LOG_RETENTION_MS = 8 * 24 * 60 * 60 * 1000;
@@ -201,8 +166,6 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
   redis.defineCommand('heraldClaim', { numberOfKeys: 2, lua: CLAIM });
   const createStoryScript = defineScript(redis, 'heraldCreateStory', 2, CREATE_STORY);
   redis.defineCommand('heraldSeen', { numberOfKeys: 2, lua: SEEN });
-  redis.defineCommand('heraldBucketsRead', { numberOfKeys: 2, lua: BUCKETS_READ });
-  redis.defineCommand('heraldBucketsAdd', { numberOfKeys: 1, lua: BUCKETS_ADD });
   /** Runs commands in one round trip; returns each reply (errors thrown). */
   const batch = async (cmds: Cmd[]): Promise<unknown[]> => {
     // Stories, links and bands live in many slots: per-node batches on a cluster, one pipeline otherwise.
@@ -329,38 +292,44 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
       const prints = new Map(fresh.map((i) => [i, cands[i]!.fingerprint()]));
       const bands = prints.values().next().value?.bands.length ?? 0;
       const groupBands = Array.from({ length: BAND_GROUPS }, (_, g) => Array.from({ length: bands }, (_, b) => b).filter((b) => b % BAND_GROUPS === g));
-      // Per band group, one call reading today's and yesterday's buckets of every fresh item, band-major.
+      // Per band group, one HMGET on today's hash and one on yesterday's (plain commands: no script to copy into).
       const lookups: Cmd[] = [];
       if (fresh.length > 0) {
         groupBands.forEach((inGroup, g) => {
-          let fieldList = '';
-          for (const b of inGroup) for (const i of fresh) fieldList += `${fieldList ? ' ' : ''}${prints.get(i)!.bands[b]!}`;
-          lookups.push(['heraldBucketsRead', bandKey(prefix, g, ndGen), bandKey(prefix, g, ndGen - 1), fieldList]);
+          const bucketFields = inGroup.flatMap((b) => fresh.map((i) => prints.get(i)!.bands[b]!));
+          lookups.push(['hmget', bandKey(prefix, g, ndGen), ...bucketFields], ['hmget', bandKey(prefix, g, ndGen - 1), ...bucketFields]);
         });
       }
       const replies1 = await batch([...claims, ...lookups]);
       const linkReplies = replies1.slice(0, claims.length) as string[][];
-      const bucketCells = (replies1.slice(claims.length) as string[]).map((r) => r.split('\n'));
+      const lookupReplies = replies1.slice(claims.length) as (string | null)[][];
+      // Today's value of every bucket looked up: the base its new story ids are appended to.
+      const today = groupBands.map(() => new Map<string, string | null>());
+      groupBands.forEach((inGroup, g) => {
+        const cur = lookupReplies[2 * g]!;
+        let k = 0;
+        for (const b of inGroup) for (const i of fresh) today[g]!.set(prints.get(i)!.bands[b]!, cur[k++] ?? null);
+      });
       shards.forEach(([, idx], k) => idx.forEach((i, j) => {
         const o = linkReplies[k]![j];
         if (o && o !== cands[i]!.id) target.set(i, { id: o, similarity: 1 });
       }));
       const near = fresh.filter((i) => !target.has(i));
       const column = new Map(fresh.map((i, j) => [i, j]));
+      // Per item, the bucket contents of every band: reply g holds its bands' fields, band-major.
+      const bucketReplies = lookupReplies.flatMap((reply, r) => groupBands[r >> 1]!.map((_, k) => near.map((i) => reply[k * fresh.length + column.get(i)!] ?? null)));
       const candidatesOf = new Map<number, string[]>();
       const allIds = new Set<string>();
-      for (const i of near) {
+      near.forEach((i, j) => {
         const ids = new Set<string>();
-        groupBands.forEach((inGroup, g) => {
-          for (let k = 0; k < inGroup.length; k++) {
-            const v = bucketCells[g]![k * fresh.length + column.get(i)!];
-            if (v) for (const id of v.split(' ')) if (id && id !== cands[i]!.id) ids.add(id);
-          }
-        });
+        for (const reply of bucketReplies) {
+          const v = reply[j];
+          if (v) for (const id of v.split(' ')) if (id && id !== cands[i]!.id) ids.add(id);
+        }
         const list = [...ids].slice(0, 64);
         candidatesOf.set(i, list);
         for (const id of list) allIds.add(id);
-      }
+      });
       const idList = [...allIds];
       const sigReplies = (await batch(idList.map((id): Cmd => ['hmget', storyKey(prefix, id), 'signature', 'feedId']))) as (string | null)[][];
       const sigOf = new Map(idList.map((id, k) => [id, sigReplies[k]!]));
@@ -376,7 +345,7 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
       }
 
       const creates: number[] = [];
-      const appends = groupBands.map(() => [] as string[]);
+      const touched = groupBands.map(() => new Set<string>());
       for (const i of fresh) {
         const c = cands[i]!;
         const t = target.get(i);
@@ -391,11 +360,17 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
         writes.push(['hset', storyKey(prefix, s.id), ...createFields(s, c.contentHash, prints.get(i)!.signature)]);
         creates.push(writes.length - 1);
         writes.push(['hsetnx', sourcesKey(prefix, s.id), s.feedId, JSON.stringify({ url: s.url, at: opts.now })]);
-        prints.get(i)!.bands.forEach((bucket, b) => appends[b % BAND_GROUPS]!.push(bucket, s.id));
+        prints.get(i)!.bands.forEach((bucket, b) => {
+          const g = b % BAND_GROUPS;
+          today[g]!.set(bucket, appendToBucket(today[g]!.get(bucket), s.id));
+          touched[g]!.add(bucket);
+        });
         out[i] = { outcome: 'created', id: s.id };
       }
-      appends.forEach((pairs, g) => {
-        if (pairs.length > 0) writes.push(['heraldBucketsAdd', bandKey(prefix, g, ndGen), ND_GENS * ND_GEN_MS, BUCKET_CAP, pairs.join(' ')]);
+      touched.forEach((buckets, g) => {
+        if (buckets.size === 0) return;
+        writes.push(['hset', bandKey(prefix, g, ndGen), ...[...buckets].flatMap((b) => [b, today[g]!.get(b)!])]);
+        writes.push(['pexpire', bandKey(prefix, g, ndGen), ND_GENS * ND_GEN_MS]);
       });
       if (seenWrites.length) {
         writes.push(['hset', seenKey(prefix, feedId, seenGen), ...seenWrites]);
