@@ -141,15 +141,18 @@ export function bandKeys(sig: Signature): string[] {
   return out;
 }
 
+/**
+ * A signature as stored: 8 hex characters per row, so the store's Lua decision compares rows as substrings
+ * (equal rows of two encodings are equal rows of the signatures).
+ */
 export function encodeSignature(sig: Signature): string {
-  const buf = Buffer.alloc(sig.length * 4);
-  for (let i = 0; i < sig.length; i++) buf.writeUInt32LE(sig[i]!, i * 4);
-  return buf.toString('base64');
+  let s = '';
+  for (let i = 0; i < sig.length; i++) s += sig[i]!.toString(16).padStart(8, '0');
+  return s;
 }
 export function decodeSignature(s: string): Signature | null {
-  const buf = Buffer.from(s, 'base64');
-  if (buf.byteLength !== HASHES * 4) return null;
+  if (s.length !== HASHES * 8 || !/^[0-9a-f]+$/.test(s)) return null;
   const out = new Uint32Array(HASHES);
-  for (let i = 0; i < HASHES; i++) out[i] = buf.readUInt32LE(i * 4);
+  for (let i = 0; i < HASHES; i++) out[i] = parseInt(s.slice(i * 8, i * 8 + 8), 16);
   return out;
 }

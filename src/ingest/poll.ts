@@ -7,7 +7,7 @@ import type { Enqueue } from '../queue/queues.ts';
 import type { FeedState, FeedStore } from '../store/feeds.ts';
 import type { IngestCandidate, StoryStore } from '../store/stories.ts';
 import { fetchFeed, FetchError, type CacheHeaders } from './fetch-feed.ts';
-import { bandKeys, decodeSignature, encodeSignature, estimateSimilarity, minhashSignature, NEAR_DUPLICATE_THRESHOLD } from './near-duplicate.ts';
+import { bandKeys, encodeSignature, minhashSignature, NEAR_DUPLICATE_THRESHOLD } from './near-duplicate.ts';
 import { identifyItem, normalizeItem } from './normalize.ts';
 import { parseFeedBody, ParseError, type ParsedFeed } from './parse-feed.ts';
 import { medianGapMs, nextCheckAt } from './schedule.ts';
@@ -230,7 +230,7 @@ export async function ingestBody(
       },
     });
   }
-  const outcomes = await deps.stories.ingestBatch(cands, { threshold: NEAR_DUPLICATE_THRESHOLD, similarity: similarityOfEncoded, now });
+  const outcomes = await deps.stories.ingestBatch(cands, { threshold: NEAR_DUPLICATE_THRESHOLD, now });
   const toClassify: string[] = [];
   for (const o of outcomes) {
     if (o.outcome === 'created') {
@@ -259,12 +259,6 @@ export async function ingestPushed(deps: PollDeps, feedId: string, body: Uint8Ar
     await deps.feeds.recordFailure(feedId, { code: err.code, message: `WebSub delivery: ${err.message}`, status: null }, deps.clock.now());
     return emptyReport(feedId, 'skipped', [err.message]);
   }
-}
-
-function similarityOfEncoded(a: string, b: string): number {
-  const x = decodeSignature(a);
-  const y = decodeSignature(b);
-  return x && y ? estimateSimilarity(x, y) : 0;
 }
 
 /**

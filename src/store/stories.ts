@@ -24,11 +24,15 @@ const linkKey = (prefix: string, shard: number, gen: number) => `${prefix}:links
 /** Near-duplicates are looked for among stories of today and yesterday (UTC): the same event, not the same topic. */
 const ND_GEN_MS = DAY_MS;
 const ND_GENS = 2;
-/** Bands are kept in a few hashes (fields `<band>:<bucket>` from bandKeys): a handful of commands per feed, spread over slots. */
-const BAND_GROUPS = 4;
-const bandKey = (prefix: string, group: number, gen: number) => `${prefix}:neardup:{b:${group}}:${gen}`;
+/**
+ * One hash per day holds every LSH bucket (fields `<band>:<bucket>` from bandKeys, story ids) and every
+ * registered story's signature (`s:<id>`). One hash, so one script can decide an item atomically: see NEAR.
+ */
+const nearKey = (prefix: string, gen: number) => `${prefix}:neardup:{nd}:${gen}`;
 /** Stories remembered per near-duplicate bucket: plenty for one event, bounded for a common one. */
 const BUCKET_CAP = 16;
+/** Candidates compared per item at most (from all its buckets). */
+const MAX_CANDIDATES = 64;
 
 /**
  * The fields of a story record as written at creation. HSET writes them in one atomic command and answers how
@@ -37,9 +41,9 @@ const BUCKET_CAP = 16;
  * script per story. An existing record is rewritten with the same item's fields (same id: same feed and guid
  * or link); fields written later, such as classifiedAt, are kept.
  */
-const createFields = (s: Story, contentHash: string, signature: string): string[] =>
-  ['id', s.id, 'feedId', s.feedId, 'contentHash', contentHash, 'signature', signature, 'json', JSON.stringify(storedOf(s))];
-const CREATE_FIELDS = 5;
+const createFields = (s: Story, contentHash: string): string[] =>
+  ['id', s.id, 'feedId', s.feedId, 'contentHash', contentHash, 'json', JSON.stringify(storedOf(s))];
+const CREATE_FIELDS = 4;
 
 /** For put(): the whole record and its first source, only when absent (an import never overwrites a story). */
 const CREATE_STORY = `
@@ -72,16 +76,90 @@ end
 return cur`;
 
 /**
- * A bucket's new value: its story ids (space-separated, newest last) with `id` appended, the oldest dropped past
- * BUCKET_CAP. Computed from the value read for the lookup and written back with a plain HSET: two ingests
- * writing one bucket in the same instant keep the later write, which costs at most a missed merge through that
- * one band (the other bands still compare the two), never a lost or doubled story.
+ * The cross-feed near-duplicate decision for a feed's new items, atomic on one hash per day (KEYS[1] today,
+ * KEYS[2] yesterday), so that feeds carrying one event and ingested at the same instant make one story: the
+ * item decided second sees the first. Per item, in order: its buckets' stories of both days are the
+ * candidates (at most ARGV[5]); the one with the most equal signature rows, at least ARGV[2] and from another
+ * feed than ARGV[1], is the story it merges into. Else the item is registered: its id appended to today's
+ * buckets (the newest ARGV[3] kept, each once) and its signature stored as `s:<id>`, "<rows> <feed>". An item
+ * registered before (a re-run after a crash between this decision and the story's write) stays created.
+ * ARGV[4] the TTL (ms); ARGV[6] one line per item, "<id> <signature rows, 8 hex characters each> <bucket>...".
+ * Answers one line per item: "c" (created) or "m <story id> <equal rows>".
  */
-export function appendToBucket(current: string | null | undefined, id: string): string {
-  const ids = current ? current.split(' ').filter((x) => x !== '' && x !== id) : [];
-  ids.push(id);
-  return ids.slice(-BUCKET_CAP).join(' ');
-}
+const NEAR = `
+local feed, need, cap, maxc = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[5])
+local out, registered = {}, false
+for line in string.gmatch(ARGV[6], '[^\\n]+') do
+  local words = {}
+  for w in string.gmatch(line, '%S+') do words[#words + 1] = w end
+  local id, sig = words[1], words[2]
+  local buckets = {unpack(words, 3)}
+  local nb = #buckets
+  -- The item's own registration is read with its buckets: one HMGET per day.
+  buckets[nb + 1] = 's:' .. id
+  local cur = redis.call('HMGET', KEYS[1], unpack(buckets))
+  local prev = redis.call('HMGET', KEYS[2], unpack(buckets))
+  buckets[nb + 1] = nil
+  if cur[nb + 1] or prev[nb + 1] then
+    out[#out + 1] = 'c'
+  else
+    local seen, cands = {}, {}
+    for b = 1, #buckets do
+      for _, v in ipairs({cur[b] or '', prev[b] or ''}) do
+        for c in string.gmatch(v, '%S+') do
+          if c ~= id and not seen[c] and #cands < maxc then
+            seen[c] = true
+            cands[#cands + 1] = c
+          end
+        end
+      end
+    end
+    local best, bestEq = nil, -1
+    if #cands > 0 then
+      local fields = {}
+      for k = 1, #cands do fields[k] = 's:' .. cands[k] end
+      local a = redis.call('HMGET', KEYS[1], unpack(fields))
+      local b = redis.call('HMGET', KEYS[2], unpack(fields))
+      for k = 1, #cands do
+        local rec = a[k] or b[k]
+        if rec and string.sub(rec, #sig + 2) ~= feed and string.sub(rec, #sig + 1, #sig + 1) == ' ' then
+          -- Rows compared until the threshold is out of reach: most candidates are far below it.
+          local eq, miss, allowed = 0, 0, #sig / 8 - need
+          for r = 1, #sig, 8 do
+            if string.sub(sig, r, r + 7) == string.sub(rec, r, r + 7) then
+              eq = eq + 1
+            else
+              miss = miss + 1
+              if miss > allowed then break end
+            end
+          end
+          if miss <= allowed and eq > bestEq then best, bestEq = cands[k], eq end
+        end
+      end
+    end
+    if best then
+      out[#out + 1] = 'm ' .. best .. ' ' .. bestEq
+    else
+      local args = {}
+      for b = 1, #buckets do
+        local list = {}
+        for x in string.gmatch(cur[b] or '', '%S+') do
+          if x ~= id then list[#list + 1] = x end
+        end
+        list[#list + 1] = id
+        args[#args + 1] = buckets[b]
+        args[#args + 1] = table.concat(list, ' ', math.max(1, #list - cap + 1))
+      end
+      args[#args + 1] = 's:' .. id
+      args[#args + 1] = sig .. ' ' .. feed
+      redis.call('HSET', KEYS[1], unpack(args))
+      registered = true
+      out[#out + 1] = 'c'
+    end
+  end
+end
+if registered then redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4])) end
+return table.concat(out, '\\n')`;
 
 /** Digests look back at most this far; older log entries are trimmed. */
 export const TOPIC_LOG_RETENTION_MS = 8 * 24 * 60 * 60 * 1000;
@@ -137,7 +215,7 @@ const storedOf = (s: Story): StoredStory => ({
 export interface IngestCandidate extends ItemIdentity {
   /** The normalized story, built only for items that are new or changed, or why there is none. */
   story(): Story | { skip: string };
-  /** MinHash signature (encoded) and its LSH band buckets, computed only for new items. */
+  /** MinHash signature (encodeSignature: 8 hex characters per row) and its LSH band buckets, computed only for new items. */
   fingerprint(): { signature: string; bands: string[] };
 }
 
@@ -153,9 +231,8 @@ export type IngestOutcome =
   | { outcome: 'skipped'; reason: string };
 
 export interface IngestOptions {
+  /** Fraction of equal signature rows (the MinHash estimate of Jaccard similarity) at which two items are one story. */
   threshold: number;
-  /** Similarity of two encoded signatures (MinHash estimate). */
-  similarity: (a: string, b: string) => number;
   now: number;
 }
 
@@ -166,6 +243,7 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
   redis.defineCommand('heraldClaim', { numberOfKeys: 2, lua: CLAIM });
   const createStoryScript = defineScript(redis, 'heraldCreateStory', 2, CREATE_STORY);
   redis.defineCommand('heraldSeen', { numberOfKeys: 2, lua: SEEN });
+  redis.defineCommand('heraldNear', { numberOfKeys: 2, lua: NEAR });
   /** Runs commands in one round trip; returns each reply (errors thrown). */
   const batch = async (cmds: Cmd[]): Promise<unknown[]> => {
     // Stories, links and bands live in many slots: per-node batches on a cluster, one pipeline otherwise.
@@ -244,7 +322,7 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
         if (id && edited && !('skip' in edited)) {
           const prevStory = ownJson.get(i) ? (JSON.parse(ownJson.get(i)!) as StoredStory) : storedOf(edited);
           const next: StoredStory = { ...prevStory, title: edited.title, summary: edited.summary, categories: edited.categories, updatedAt: opts.now };
-          writes.push(['hset', storyKey(prefix, id), 'json', JSON.stringify(next), 'contentHash', c.contentHash, 'signature', c.fingerprint().signature]);
+          writes.push(['hset', storyKey(prefix, id), 'json', JSON.stringify(next), 'contentHash', c.contentHash]);
           out[i] = { outcome: 'updated', id };
         } else {
           out[i] = { outcome: 'duplicate', id: known };
@@ -286,66 +364,35 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
         ...idx.flatMap((i) => [fields[i]!.link!, cands[i]!.id]),
       ]);
 
-      // Across feeds, near: stories of the last days sharing a MinHash band, checked against the threshold.
-      // The band lookups go in the same round trip as the link claims (an item merged by link ignores them).
-      const ndGen = Math.floor(opts.now / ND_GEN_MS);
-      const prints = new Map(fresh.map((i) => [i, cands[i]!.fingerprint()]));
-      const bands = prints.values().next().value?.bands.length ?? 0;
-      const groupBands = Array.from({ length: BAND_GROUPS }, (_, g) => Array.from({ length: bands }, (_, b) => b).filter((b) => b % BAND_GROUPS === g));
-      // Per band group, one HMGET on today's hash and one on yesterday's (plain commands: no script to copy into).
-      const lookups: Cmd[] = [];
-      if (fresh.length > 0) {
-        groupBands.forEach((inGroup, g) => {
-          const bucketFields = inGroup.flatMap((b) => fresh.map((i) => prints.get(i)!.bands[b]!));
-          lookups.push(['hmget', bandKey(prefix, g, ndGen), ...bucketFields], ['hmget', bandKey(prefix, g, ndGen - 1), ...bucketFields]);
-        });
-      }
-      const replies1 = await batch([...claims, ...lookups]);
-      const linkReplies = replies1.slice(0, claims.length) as string[][];
-      const lookupReplies = replies1.slice(claims.length) as (string | null)[][];
-      // Today's value of every bucket looked up: the base its new story ids are appended to.
-      const today = groupBands.map(() => new Map<string, string | null>());
-      groupBands.forEach((inGroup, g) => {
-        const cur = lookupReplies[2 * g]!;
-        let k = 0;
-        for (const b of inGroup) for (const i of fresh) today[g]!.set(prints.get(i)!.bands[b]!, cur[k++] ?? null);
-      });
+      const linkReplies = (await batch(claims)) as string[][];
       shards.forEach(([, idx], k) => idx.forEach((i, j) => {
         const o = linkReplies[k]![j];
         if (o && o !== cands[i]!.id) target.set(i, { id: o, similarity: 1 });
       }));
+
+      // Across feeds, near: one atomic decision for the items no link claim merged (see NEAR).
       const near = fresh.filter((i) => !target.has(i));
-      const column = new Map(fresh.map((i, j) => [i, j]));
-      // Per item, the bucket contents of every band: reply g holds its bands' fields, band-major.
-      const bucketReplies = lookupReplies.flatMap((reply, r) => groupBands[r >> 1]!.map((_, k) => near.map((i) => reply[k * fresh.length + column.get(i)!] ?? null)));
-      const candidatesOf = new Map<number, string[]>();
-      const allIds = new Set<string>();
-      near.forEach((i, j) => {
-        const ids = new Set<string>();
-        for (const reply of bucketReplies) {
-          const v = reply[j];
-          if (v) for (const id of v.split(' ')) if (id && id !== cands[i]!.id) ids.add(id);
+      if (near.length > 0) {
+        const ndGen = Math.floor(opts.now / ND_GEN_MS);
+        let lines = '';
+        let rows = 0;
+        for (const i of near) {
+          const { signature, bands } = cands[i]!.fingerprint();
+          rows = signature.length / 8;
+          lines += `${cands[i]!.id} ${signature} ${bands.join(' ')}\n`;
         }
-        const list = [...ids].slice(0, 64);
-        candidatesOf.set(i, list);
-        for (const id of list) allIds.add(id);
-      });
-      const idList = [...allIds];
-      const sigReplies = (await batch(idList.map((id): Cmd => ['hmget', storyKey(prefix, id), 'signature', 'feedId']))) as (string | null)[][];
-      const sigOf = new Map(idList.map((id, k) => [id, sigReplies[k]!]));
-      for (const i of near) {
-        let best: { id: string; similarity: number } | null = null;
-        for (const id of candidatesOf.get(i) ?? []) {
-          const [sig, fromFeed] = sigOf.get(id) ?? [];
-          if (!sig || fromFeed === feedId) continue;
-          const sim = opts.similarity(prints.get(i)!.signature, sig);
-          if (sim >= opts.threshold && (!best || sim > best.similarity)) best = { id, similarity: sim };
-        }
-        if (best) target.set(i, best);
+        const [decided] = (await batch([[
+          'heraldNear', nearKey(prefix, ndGen), nearKey(prefix, ndGen - 1), feedId, Math.ceil(opts.threshold * rows), BUCKET_CAP,
+          ND_GENS * ND_GEN_MS, MAX_CANDIDATES, lines,
+        ]])) as string[];
+        decided!.split('\n').forEach((d, k) => {
+          if (!d.startsWith('m ')) return;
+          const [, id, equal] = d.split(' ');
+          target.set(near[k]!, { id: id!, similarity: Number(equal) / rows });
+        });
       }
 
       const creates: number[] = [];
-      const touched = groupBands.map(() => new Set<string>());
       for (const i of fresh) {
         const c = cands[i]!;
         const t = target.get(i);
@@ -357,21 +404,11 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
         }
         const s = built.get(i)!;
         remember(i, s.id);
-        writes.push(['hset', storyKey(prefix, s.id), ...createFields(s, c.contentHash, prints.get(i)!.signature)]);
+        writes.push(['hset', storyKey(prefix, s.id), ...createFields(s, c.contentHash)]);
         creates.push(writes.length - 1);
         writes.push(['hsetnx', sourcesKey(prefix, s.id), s.feedId, JSON.stringify({ url: s.url, at: opts.now })]);
-        prints.get(i)!.bands.forEach((bucket, b) => {
-          const g = b % BAND_GROUPS;
-          today[g]!.set(bucket, appendToBucket(today[g]!.get(bucket), s.id));
-          touched[g]!.add(bucket);
-        });
         out[i] = { outcome: 'created', id: s.id };
       }
-      touched.forEach((buckets, g) => {
-        if (buckets.size === 0) return;
-        writes.push(['hset', bandKey(prefix, g, ndGen), ...[...buckets].flatMap((b) => [b, today[g]!.get(b)!])]);
-        writes.push(['pexpire', bandKey(prefix, g, ndGen), ND_GENS * ND_GEN_MS]);
-      });
       if (seenWrites.length) {
         writes.push(['hset', seenKey(prefix, feedId, seenGen), ...seenWrites]);
         writes.push(['pexpire', seenKey(prefix, feedId, seenGen), 2 * SEEN_GEN_MS]);
@@ -394,7 +431,7 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
     async put(story: Story): Promise<boolean> {
       const created = await createStoryScript(
         storyKey(prefix, story.id), sourcesKey(prefix, story.id),
-        story.feedId, JSON.stringify({ url: story.url, at: story.firstSeenAt }), ...createFields(story, '', ''),
+        story.feedId, JSON.stringify({ url: story.url, at: story.firstSeenAt }), ...createFields(story, ''),
       );
       return created === 1;
     },

@@ -1,13 +1,16 @@
-// The near-duplicate buckets in Redis, through the story store's own ingest: which earlier stories a new item
-// is compared with. Candidates are built by hand so every story lands in the buckets the test names.
+// The cross-feed near-duplicate decision in Redis, through the story store's own ingest. Candidates are
+// built by hand: each test picks the signature rows and the LSH buckets of every item, so it decides which
+// earlier stories an item can find and how alike they are.
 import { afterAll, describe, expect, it } from 'vitest';
+import { encodeSignature } from '../../src/ingest/near-duplicate.ts';
 import type { Story } from '../../src/model.ts';
-import { createStoryStore, type IngestCandidate } from '../../src/store/stories.ts';
+import { createStoryStore, type IngestCandidate, type IngestOutcome } from '../../src/store/stories.ts';
 import { deletePrefix, testRedis, uniquePrefix } from '../helpers/redis.ts';
 
 const redis = testRedis();
 const prefix = uniquePrefix('nd-buckets');
 const stories = createStoryStore(redis, prefix);
+const DAY = 86_400_000;
 const now = Date.UTC(2027, 2, 10, 12);
 
 afterAll(async () => {
@@ -15,11 +18,15 @@ afterAll(async () => {
   await redis.quit();
 });
 
-/** 16 band buckets: `shared` for band 0 (the one the test is about), and ones of the item's own elsewhere. */
-const bandsFor = (id: string, shared: string) => Array.from({ length: 16 }, (_, b) => (b === 0 ? `0:${shared}` : `${b}:${id}`));
+let seq = 0;
+/** 32 signature rows: those of `like` where `equal` says so, unique values elsewhere. */
+function rows(like: number[] | null, equal = 32): number[] {
+  return Array.from({ length: 32 }, (_, r) => (like && r < equal ? like[r]! : 0x10000 + seq++ * 32 + r));
+}
+/** 16 buckets: `shared` for the first `sharedBands` bands, buckets of the item's own elsewhere. */
+const bucketsFor = (id: string, shared: string, sharedBands = 1) => Array.from({ length: 16 }, (_, b) => (b < sharedBands ? `${b}:${shared}` : `${b}:own-${id}`));
 
-/** One item of one feed; its signature names it, so the similarity function sees whom it is compared with. */
-function candidate(feedId: string, n: string, shared: string): IngestCandidate {
+function candidate(feedId: string, n: string, sig: number[], buckets: (id: string) => string[]): IngestCandidate {
   const id = `${feedId}-${n}`;
   const story: Story = {
     id, feedId, guid: `g-${id}`, url: `https://${feedId}.example.test/${n}`, title: `Story ${id}`, summary: `Text of ${id}`,
@@ -28,47 +35,80 @@ function candidate(feedId: string, n: string, shared: string): IngestCandidate {
   return {
     id, feedId, guid: story.guid, url: story.url, canonicalUrl: null, contentHash: `h-${id}`,
     story: () => story,
-    fingerprint: () => ({ signature: `sig-${id}`, bands: bandsFor(id, shared) }),
+    fingerprint: () => ({ signature: encodeSignature(Uint32Array.from(sig)), bands: buckets(id) }),
   };
 }
 
-/** Ingests one item; returns the outcome and the stories it was compared with (by signature). */
-async function ingest(c: IngestCandidate, sameAs: string | null = null) {
-  const compared: string[] = [];
-  const [outcome] = await stories.ingestBatch([c], {
-    threshold: 0.5,
-    now,
-    similarity: (_mine, theirs) => {
-      compared.push(theirs.replace(/^sig-/, ''));
-      return theirs === `sig-${sameAs}` ? 1 : 0;
-    },
-  });
-  return { outcome: outcome!, compared };
-}
+const ingest = async (c: IngestCandidate, at = now): Promise<IngestOutcome> => (await stories.ingestBatch([c], { threshold: 0.5, now: at }))[0]!;
 
-describe('near-duplicate buckets', () => {
-  it('a new item is compared with the 16 newest stories of a shared bucket, each once', async () => {
-    for (let i = 0; i < 20; i++) expect((await ingest(candidate(`feed${i}`, 'a', 'cap'))).outcome.outcome).toBe('created');
-    const { outcome, compared } = await ingest(candidate('late', 'a', 'cap'));
-    expect(outcome.outcome).toBe('created');
-    // The 4 oldest fell out of the bucket; the rest are compared exactly once each.
-    expect(compared.sort()).toEqual(Array.from({ length: 16 }, (_, i) => `feed${i + 4}-a`).sort());
+describe('cross-feed near-duplicate decision', () => {
+  it('five feeds carrying one event, ingested at the same instant, make one story with five sources', async () => {
+    const event = rows(null);
+    const feeds = ['wire', 'paper', 'radio', 'portal', 'blog'];
+    const out = await Promise.all(feeds.map((f) => ingest(candidate(f, 'quake', event, () => Array.from({ length: 16 }, (_, b) => `${b}:quake`)))));
+    const created = out.filter((o) => o.outcome === 'created');
+    expect(created).toHaveLength(1);
+    const storyId = (created[0] as { id: string }).id;
+    expect(out.filter((o) => o.outcome === 'merged').map((o) => (o as { id: string }).id)).toEqual([storyId, storyId, storyId, storyId]);
+    expect((await stories.get(storyId))?.sources?.map((s) => s.feedId).sort()).toEqual([...feeds].sort());
   });
 
-  it('a story found through its bucket is merged into, and the merged item adds nothing to the bucket', async () => {
-    await ingest(candidate('wire', 'm', 'merge'));
-    const merged = await ingest(candidate('paper', 'm', 'merge'), 'wire-m');
-    expect(merged.outcome).toMatchObject({ outcome: 'merged', id: 'wire-m', similarity: 1 });
-    const { compared } = await ingest(candidate('third', 'm', 'merge'));
-    expect(compared).toEqual(['wire-m']);
-    expect((await stories.get('wire-m'))?.sources?.map((s) => s.feedId).sort()).toEqual(['paper', 'wire']);
+  it('merges at the threshold (16 of 32 rows equal, similarity 0.5) and not below it', async () => {
+    const base = rows(null);
+    await ingest(candidate('origin', 't', base, (id) => bucketsFor(id, 'threshold')));
+    expect(await ingest(candidate('near', 't', rows(base, 16), (id) => bucketsFor(id, 'threshold')))).toEqual({ outcome: 'merged', id: 'origin-t', similarity: 0.5 });
+    expect(await ingest(candidate('far', 't', rows(base, 15), (id) => bucketsFor(id, 'threshold')))).toEqual({ outcome: 'created', id: 'far-t' });
   });
 
-  it('stories of one feed sharing a bucket in one document all stay findable', async () => {
-    const cands = ['1', '2', '3'].map((n) => candidate('batch', n, 'same-doc'));
-    const out = await stories.ingestBatch(cands, { threshold: 0.5, now, similarity: () => 0 });
+  it('a bucket keeps its 16 newest stories: an item like the oldest kept one merges, one like an older one does not', async () => {
+    const sigs = Array.from({ length: 20 }, () => rows(null));
+    for (let i = 0; i < 20; i++) expect((await ingest(candidate(`feed${i}`, 'a', sigs[i]!, (id) => bucketsFor(id, 'cap')))).outcome).toBe('created');
+    expect(await ingest(candidate('late', 'a', sigs[4]!, (id) => bucketsFor(id, 'cap')))).toMatchObject({ outcome: 'merged', id: 'feed4-a' });
+    expect(await ingest(candidate('late', 'b', sigs[3]!, (id) => bucketsFor(id, 'cap')))).toEqual({ outcome: 'created', id: 'late-b' });
+  });
+
+  it('an item never merges into a story of its own feed', async () => {
+    const sig = rows(null);
+    await ingest(candidate('own', '1', sig, (id) => bucketsFor(id, 'own-feed')));
+    expect(await ingest(candidate('own', '2', sig, (id) => bucketsFor(id, 'own-feed')))).toEqual({ outcome: 'created', id: 'own-2' });
+  });
+
+  it('a merged item adds nothing to the buckets: a later look-alike of it is compared with the story it joined', async () => {
+    const wire = rows(null);
+    const paper = rows(wire, 20);
+    await ingest(candidate('wire', 'm', wire, (id) => bucketsFor(id, 'merge')));
+    expect(await ingest(candidate('paper', 'm', paper, (id) => bucketsFor(id, 'merge')))).toMatchObject({ outcome: 'merged', id: 'wire-m' });
+    // Identical to the paper's item, which would be a 32-row match had it been registered.
+    expect(await ingest(candidate('third', 'm', paper, (id) => bucketsFor(id, 'merge')))).toEqual({ outcome: 'merged', id: 'wire-m', similarity: 20 / 32 });
+  });
+
+  it('items of one document sharing a bucket all stay findable', async () => {
+    const sigs = [rows(null), rows(null), rows(null)];
+    const out = await stories.ingestBatch(sigs.map((s, k) => candidate('batch', String(k), s, (id) => bucketsFor(id, 'same-doc'))), { threshold: 0.5, now });
     expect(out.map((o) => o.outcome)).toEqual(['created', 'created', 'created']);
-    const { compared } = await ingest(candidate('reader', 'x', 'same-doc'));
-    expect(compared.sort()).toEqual(['batch-1', 'batch-2', 'batch-3']);
+    for (let k = 0; k < 3; k++) expect(await ingest(candidate('reader', String(k), sigs[k]!, (id) => bucketsFor(id, 'same-doc')))).toMatchObject({ outcome: 'merged', id: `batch-${k}` });
+  });
+
+  it("yesterday's stories are found, older ones are not", async () => {
+    const a = rows(null);
+    const b = rows(null);
+    await ingest(candidate('day0', 'x', a, (id) => bucketsFor(id, 'days-a')));
+    await ingest(candidate('day0', 'y', b, (id) => bucketsFor(id, 'days-b')));
+    expect(await ingest(candidate('day1', 'x', a, (id) => bucketsFor(id, 'days-a')), now + DAY)).toMatchObject({ outcome: 'merged', id: 'day0-x' });
+    expect(await ingest(candidate('day2', 'y', b, (id) => bucketsFor(id, 'days-b')), now + 2 * DAY)).toEqual({ outcome: 'created', id: 'day2-y' });
+  });
+
+  it('an item decided as new stays new when its ingest runs again after a crash before the story was written', async () => {
+    const sig = rows(null);
+    const first = candidate('crashy', 'c', sig, (id) => bucketsFor(id, 'crash'));
+    expect(await ingest(first)).toEqual({ outcome: 'created', id: 'crashy-c' });
+    // What a crash right after the decision leaves: the item registered for near-duplicates, but no story
+    // record and no trace in the feed's seen index.
+    await redis.del(`${prefix}:{st:crashy-c}:story`, `${prefix}:{st:crashy-c}:sources`, ...(await redis.keys(`${prefix}:{f:crashy}:seen:*`)));
+    // Meanwhile another feed carries the same event: it joins the registered story.
+    expect(await ingest(candidate('other', 'c', sig, (id) => bucketsFor(id, 'crash')))).toMatchObject({ outcome: 'merged', id: 'crashy-c' });
+    // The re-run creates the story (it does not merge into anything), and the other feed is among its sources.
+    expect(await ingest(first)).toEqual({ outcome: 'created', id: 'crashy-c' });
+    expect((await stories.get('crashy-c'))?.sources?.map((s) => s.feedId).sort()).toEqual(['crashy', 'other']);
   });
 });

@@ -4,7 +4,7 @@ import { UnrecoverableError } from 'bullmq';
 import type { RedisClient } from '../../src/store/redis.ts';
 import pino from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ingestFeed, runPollTick, type PollDeps } from '../../src/ingest/poll.ts';
+import { ingestBody, ingestFeed, runPollTick, type PollDeps } from '../../src/ingest/poll.ts';
 import { closeQueues, createEnqueue, createQueues, type Queues } from '../../src/queue/queues.ts';
 import { createFeedStore } from '../../src/store/feeds.ts';
 import { createRedis } from '../../src/store/redis.ts';
@@ -202,6 +202,24 @@ describe('ingestFeed', () => {
     // Polling the merged feed again finds its item already known: no new story, no new source.
     clock.advance(600_000);
     expect(await ingestFeed(deps, 'paper')).toMatchObject({ created: 0, merged: 0, duplicates: 1 });
+    await queues.classify.drain();
+  });
+
+  it('five outlets carrying one wire story, ingested at the same instant, make one story and one classification', async () => {
+    // As when their WebSub hubs deliver within the same moment: every ingest looks for near-duplicates before
+    // any has written its own story. Different links, so only the near-duplicate decision can join them.
+    const summary = 'Foreign ministers of India and Japan met in Tokyo on Monday and agreed to expand defence and semiconductor cooperation, officials said after the talks.';
+    const outlets = ['wire2', 'times', 'herald', 'post', 'daily'];
+    const bodies = outlets.map((o, k) => Buffer.from(rss(item({
+      guid: `${o}-talks`, link: `https://${o}.example.test/world/${k}`,
+      title: `India and Japan agree to expand defence and chip cooperation${k % 2 ? ' - Wire' : ''}`, summary,
+    }))));
+    const reports = (await Promise.all(outlets.map((o, k) => ingestBody(deps, o, bodies[k]!, { contentType: null, baseUrl: `https://${o}.example.test/feed` })))).map((r) => r.report);
+    expect(reports.map((r) => r.created + r.merged)).toEqual([1, 1, 1, 1, 1]);
+    expect(reports.reduce((n, r) => n + r.created, 0)).toBe(1);
+    const ids = (await jobsOf('StoryClassify')).map((j) => (j.data as { storyId: string }).storyId);
+    expect(ids).toHaveLength(1);
+    expect((await deps.stories.get(ids[0]!))?.sources?.map((s) => s.feedId).sort()).toEqual([...outlets].sort());
     await queues.classify.drain();
   });
 
