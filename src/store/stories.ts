@@ -33,6 +33,8 @@ const nearKey = (prefix: string, gen: number) => `${prefix}:neardup:{nd}:${gen}`
 const BUCKET_CAP = 16;
 /** Candidates compared per item at most (from all its buckets). */
 const MAX_CANDIDATES = 64;
+/** Items decided per call of the near-duplicate script: a call holds Redis about a millisecond (measured on real feeds). */
+const NEAR_CHUNK = 25;
 
 /**
  * The fields of a story record as written at creation. HSET writes them in one atomic command and answers how
@@ -104,8 +106,10 @@ for line in string.gmatch(ARGV[6], '[^\\n]+') do
     out[#out + 1] = 'c'
   else
     local seen, cands = {}, {}
-    for b = 1, #buckets do
-      for _, v in ipairs({cur[b] or '', prev[b] or ''}) do
+    for b = 1, 2 * nb do
+      -- Most buckets are empty (false): no pattern matching for them.
+      local v = b <= nb and cur[b] or (b > nb and prev[b - nb])
+      if v then
         for c in string.gmatch(v, '%S+') do
           if c ~= id and not seen[c] and #cands < maxc then
             seen[c] = true
@@ -120,13 +124,21 @@ for line in string.gmatch(ARGV[6], '[^\\n]+') do
       for k = 1, #cands do fields[k] = 's:' .. cands[k] end
       local a = redis.call('HMGET', KEYS[1], unpack(fields))
       local b = redis.call('HMGET', KEYS[2], unpack(fields))
+      -- The item's rows, and each row's first character: most rows of a candidate differ there, which is
+      -- told without making a string.
+      local mine, first = {}, {}
+      for r = 1, #sig, 8 do
+        mine[r] = string.sub(sig, r, r + 7)
+        first[r] = string.byte(sig, r)
+      end
+      local allowed = #sig / 8 - need
       for k = 1, #cands do
         local rec = a[k] or b[k]
-        if rec and string.sub(rec, #sig + 2) ~= feed and string.sub(rec, #sig + 1, #sig + 1) == ' ' then
+        if rec and string.sub(rec, #sig + 2) ~= feed and string.byte(rec, #sig + 1) == 32 then
           -- Rows compared until the threshold is out of reach: most candidates are far below it.
-          local eq, miss, allowed = 0, 0, #sig / 8 - need
+          local eq, miss = 0, 0
           for r = 1, #sig, 8 do
-            if string.sub(sig, r, r + 7) == string.sub(rec, r, r + 7) then
+            if string.byte(rec, r) == first[r] and string.sub(rec, r, r + 7) == mine[r] then
               eq = eq + 1
             else
               miss = miss + 1
@@ -141,14 +153,18 @@ for line in string.gmatch(ARGV[6], '[^\\n]+') do
       out[#out + 1] = 'm ' .. best .. ' ' .. bestEq
     else
       local args = {}
-      for b = 1, #buckets do
-        local list = {}
-        for x in string.gmatch(cur[b] or '', '%S+') do
-          if x ~= id then list[#list + 1] = x end
-        end
-        list[#list + 1] = id
+      for b = 1, nb do
         args[#args + 1] = buckets[b]
-        args[#args + 1] = table.concat(list, ' ', math.max(1, #list - cap + 1))
+        if cur[b] then
+          local list = {}
+          for x in string.gmatch(cur[b], '%S+') do
+            if x ~= id then list[#list + 1] = x end
+          end
+          list[#list + 1] = id
+          args[#args + 1] = table.concat(list, ' ', math.max(1, #list - cap + 1))
+        else
+          args[#args + 1] = id
+        end
       end
       args[#args + 1] = 's:' .. id
       args[#args + 1] = sig .. ' ' .. feed
@@ -370,22 +386,26 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
         if (o && o !== cands[i]!.id) target.set(i, { id: o, similarity: 1 });
       }));
 
-      // Across feeds, near: one atomic decision for the items no link claim merged (see NEAR).
+      // Across feeds, near: an atomic decision per item for those no link claim merged (see NEAR), at most
+      // NEAR_CHUNK items per script call so that a huge first fetch never holds Redis for long.
       const near = fresh.filter((i) => !target.has(i));
       if (near.length > 0) {
         const ndGen = Math.floor(opts.now / ND_GEN_MS);
-        let lines = '';
-        let rows = 0;
-        for (const i of near) {
-          const { signature, bands } = cands[i]!.fingerprint();
-          rows = signature.length / 8;
-          lines += `${cands[i]!.id} ${signature} ${bands.join(' ')}\n`;
+        const prints = near.map((i) => cands[i]!.fingerprint());
+        const rows = prints[0]!.signature.length / 8;
+        const calls: Cmd[] = [];
+        for (let from = 0; from < near.length; from += NEAR_CHUNK) {
+          let lines = '';
+          for (let k = from; k < Math.min(from + NEAR_CHUNK, near.length); k++) {
+            lines += `${cands[near[k]!]!.id} ${prints[k]!.signature} ${prints[k]!.bands.join(' ')}\n`;
+          }
+          calls.push([
+            'heraldNear', nearKey(prefix, ndGen), nearKey(prefix, ndGen - 1), feedId, Math.ceil(opts.threshold * rows), BUCKET_CAP,
+            ND_GENS * ND_GEN_MS, MAX_CANDIDATES, lines,
+          ]);
         }
-        const [decided] = (await batch([[
-          'heraldNear', nearKey(prefix, ndGen), nearKey(prefix, ndGen - 1), feedId, Math.ceil(opts.threshold * rows), BUCKET_CAP,
-          ND_GENS * ND_GEN_MS, MAX_CANDIDATES, lines,
-        ]])) as string[];
-        decided!.split('\n').forEach((d, k) => {
+        const decided = ((await batch(calls)) as string[]).flatMap((reply) => reply.split('\n'));
+        decided.forEach((d, k) => {
           if (!d.startsWith('m ')) return;
           const [, id, equal] = d.split(' ');
           target.set(near[k]!, { id: id!, similarity: Number(equal) / rows });

@@ -89,6 +89,20 @@ describe('cross-feed near-duplicate decision', () => {
     for (let k = 0; k < 3; k++) expect(await ingest(candidate('reader', String(k), sigs[k]!, (id) => bucketsFor(id, 'same-doc')))).toMatchObject({ outcome: 'merged', id: `batch-${k}` });
   });
 
+  it('a document of 120 new items is decided in several script calls, in order, each item once', async () => {
+    const early = rows(null);
+    await ingest(candidate('early', 'e', early, (id) => bucketsFor(id, 'long-last')));
+    const sigs = Array.from({ length: 120 }, (_, k) => (k === 119 ? early : rows(null)));
+    const out = await stories.ingestBatch(sigs.map((s, k) => candidate('long', String(k), s, (id) => bucketsFor(id, k === 119 ? 'long-last' : 'long'))), { threshold: 0.5, now });
+    expect(out.slice(0, 119).every((o) => o.outcome === 'created')).toBe(true);
+    expect(out[119]).toMatchObject({ outcome: 'merged', id: 'early-e' });
+    // Items of every call were registered: a look-alike with the same buckets finds each (the shared bucket
+    // itself keeps only the newest 16).
+    for (const k of [0, 24, 25, 49, 50, 99, 100, 118]) {
+      expect(await ingest(candidate('reader', `l${k}`, sigs[k]!, () => bucketsFor(`long-${k}`, 'long')))).toMatchObject({ outcome: 'merged', id: `long-${k}` });
+    }
+  });
+
   it("yesterday's stories are found, older ones are not", async () => {
     const a = rows(null);
     const b = rows(null);
