@@ -142,17 +142,16 @@ export function bandKeys(sig: Signature): string[] {
 }
 
 /**
- * A signature as stored: 8 hex characters per row, so the store's Lua decision compares rows as substrings
- * (equal rows of two encodings are equal rows of the signatures).
+ * A signature as stored: 8 hex characters per row (each row's 4 bytes, little-endian), so the store's Lua
+ * decision compares rows as substrings (equal rows of two encodings are equal rows of the signatures).
  */
 export function encodeSignature(sig: Signature): string {
-  let s = '';
-  for (let i = 0; i < sig.length; i++) s += sig[i]!.toString(16).padStart(8, '0');
-  return s;
+  return Buffer.from(sig.buffer, sig.byteOffset, sig.byteLength).toString('hex');
 }
 export function decodeSignature(s: string): Signature | null {
   if (s.length !== HASHES * 8 || !/^[0-9a-f]+$/.test(s)) return null;
+  const buf = Buffer.from(s, 'hex');
   const out = new Uint32Array(HASHES);
-  for (let i = 0; i < HASHES; i++) out[i] = parseInt(s.slice(i * 8, i * 8 + 8), 16);
+  for (let i = 0; i < HASHES; i++) out[i] = buf.readUInt32LE(i * 4);
   return out;
 }
