@@ -35,6 +35,8 @@ const BUCKET_CAP = 16;
 const MAX_CANDIDATES = 64;
 /** Items decided per call of the near-duplicate script: a call holds Redis about a millisecond (measured on real feeds). */
 const NEAR_CHUNK = 25;
+/** In the last minutes of a UTC day the decision also reads tomorrow's hash: pollers' clocks differ. */
+const NEAR_MIDNIGHT_MS = 5 * 60_000;
 
 /**
  * The fields of a story record as written at creation. HSET writes them in one atomic command and answers how
@@ -79,8 +81,9 @@ return cur`;
 
 /**
  * The cross-feed near-duplicate decision for a feed's new items, atomic on one hash per day (KEYS[1] today,
- * KEYS[2] yesterday), so that feeds carrying one event and ingested at the same instant make one story: the
- * item decided second sees the first. Per item, in order: its buckets' stories of both days are the
+ * KEYS[2] yesterday, KEYS[3] tomorrow in the last minutes of the day, else today again), so that feeds carrying
+ * one event and ingested at the same instant make one story: the item decided second sees the first, even when
+ * their clocks put them on two sides of midnight. Per item, in order: its buckets' stories of both days are the
  * candidates (at most ARGV[5]); the one with the most equal signature rows, at least ARGV[2] and from another
  * feed than ARGV[1], is the story it merges into. Else the item is registered: its id appended to today's
  * buckets (the newest ARGV[3] kept, each once) and its signature stored as `s:<id>`, "<rows> <feed>". An item
@@ -90,6 +93,8 @@ return cur`;
  */
 const NEAR = `
 local feed, need, cap, maxc = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[5])
+local reads = {KEYS[1], KEYS[2]}
+if KEYS[3] ~= KEYS[1] then reads[3] = KEYS[3] end
 local out, registered = {}, false
 for line in string.gmatch(ARGV[6], '[^\\n]+') do
   local words = {}
@@ -99,21 +104,27 @@ for line in string.gmatch(ARGV[6], '[^\\n]+') do
   local nb = #buckets
   -- The item's own registration is read with its buckets: one HMGET per day.
   buckets[nb + 1] = 's:' .. id
-  local cur = redis.call('HMGET', KEYS[1], unpack(buckets))
-  local prev = redis.call('HMGET', KEYS[2], unpack(buckets))
+  local got, before = {}, false
+  for h = 1, #reads do
+    got[h] = redis.call('HMGET', reads[h], unpack(buckets))
+    if got[h][nb + 1] then before = true end
+  end
   buckets[nb + 1] = nil
-  if cur[nb + 1] or prev[nb + 1] then
+  local cur = got[1]
+  if before then
     out[#out + 1] = 'c'
   else
     local seen, cands = {}, {}
-    for b = 1, 2 * nb do
-      -- Most buckets are empty (false): no pattern matching for them.
-      local v = b <= nb and cur[b] or (b > nb and prev[b - nb])
-      if v then
-        for c in string.gmatch(v, '%S+') do
-          if c ~= id and not seen[c] and #cands < maxc then
-            seen[c] = true
-            cands[#cands + 1] = c
+    for h = 1, #reads do
+      for b = 1, nb do
+        -- Most buckets are empty (false): no pattern matching for them.
+        local v = got[h][b]
+        if v then
+          for c in string.gmatch(v, '%S+') do
+            if c ~= id and not seen[c] and #cands < maxc then
+              seen[c] = true
+              cands[#cands + 1] = c
+            end
           end
         end
       end
@@ -122,8 +133,8 @@ for line in string.gmatch(ARGV[6], '[^\\n]+') do
     if #cands > 0 then
       local fields = {}
       for k = 1, #cands do fields[k] = 's:' .. cands[k] end
-      local a = redis.call('HMGET', KEYS[1], unpack(fields))
-      local b = redis.call('HMGET', KEYS[2], unpack(fields))
+      local recs = {}
+      for h = 1, #reads do recs[h] = redis.call('HMGET', reads[h], unpack(fields)) end
       -- The item's rows, and each row's first character: most rows of a candidate differ there, which is
       -- told without making a string.
       local mine, first = {}, {}
@@ -133,7 +144,7 @@ for line in string.gmatch(ARGV[6], '[^\\n]+') do
       end
       local allowed = #sig / 8 - need
       for k = 1, #cands do
-        local rec = a[k] or b[k]
+        local rec = recs[1][k] or recs[2][k] or (recs[3] and recs[3][k])
         if rec and string.sub(rec, #sig + 2) ~= feed and string.byte(rec, #sig + 1) == 32 then
           -- Rows compared until the threshold is out of reach: most candidates are far below it.
           local eq, miss = 0, 0
@@ -259,7 +270,7 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
   redis.defineCommand('heraldClaim', { numberOfKeys: 2, lua: CLAIM });
   const createStoryScript = defineScript(redis, 'heraldCreateStory', 2, CREATE_STORY);
   redis.defineCommand('heraldSeen', { numberOfKeys: 2, lua: SEEN });
-  redis.defineCommand('heraldNear', { numberOfKeys: 2, lua: NEAR });
+  redis.defineCommand('heraldNear', { numberOfKeys: 3, lua: NEAR });
   /** Runs commands in one round trip; returns each reply (errors thrown). */
   const batch = async (cmds: Cmd[]): Promise<unknown[]> => {
     // Stories, links and bands live in many slots: per-node batches on a cluster, one pipeline otherwise.
@@ -391,6 +402,8 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
       const near = fresh.filter((i) => !target.has(i));
       if (near.length > 0) {
         const ndGen = Math.floor(opts.now / ND_GEN_MS);
+        // Another poller's clock may already be past midnight: its items went to tomorrow's hash.
+        const lateInDay = (ndGen + 1) * ND_GEN_MS - opts.now <= NEAR_MIDNIGHT_MS;
         const prints = near.map((i) => cands[i]!.fingerprint());
         const rows = prints[0]!.signature.length / 8;
         const calls: Cmd[] = [];
@@ -400,7 +413,8 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
             lines += `${cands[near[k]!]!.id} ${prints[k]!.signature} ${prints[k]!.bands.join(' ')}\n`;
           }
           calls.push([
-            'heraldNear', nearKey(prefix, ndGen), nearKey(prefix, ndGen - 1), feedId, Math.ceil(opts.threshold * rows), BUCKET_CAP,
+            'heraldNear', nearKey(prefix, ndGen), nearKey(prefix, ndGen - 1), nearKey(prefix, lateInDay ? ndGen + 1 : ndGen),
+            feedId, Math.ceil(opts.threshold * rows), BUCKET_CAP,
             ND_GENS * ND_GEN_MS, MAX_CANDIDATES, lines,
           ]);
         }

@@ -112,6 +112,13 @@ describe('cross-feed near-duplicate decision', () => {
     expect(await ingest(candidate('day2', 'y', b, (id) => bucketsFor(id, 'days-b')), now + 2 * DAY)).toEqual({ outcome: 'created', id: 'day2-y' });
   });
 
+  it('two feeds at midnight, one poller clock just past it and deciding first, still make one story', async () => {
+    const midnight = Date.UTC(2027, 2, 12);
+    const sig = rows(null);
+    expect(await ingest(candidate('after', 'n', sig, (id) => bucketsFor(id, 'midnight')), midnight + 100)).toEqual({ outcome: 'created', id: 'after-n' });
+    expect(await ingest(candidate('before', 'n', sig, (id) => bucketsFor(id, 'midnight')), midnight - 100)).toMatchObject({ outcome: 'merged', id: 'after-n' });
+  });
+
   it('an item decided as new stays new when its ingest runs again after a crash before the story was written', async () => {
     const sig = rows(null);
     const first = candidate('crashy', 'c', sig, (id) => bucketsFor(id, 'crash'));
