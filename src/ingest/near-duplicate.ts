@@ -148,10 +148,3 @@ export function bandKeys(sig: Signature): string[] {
 export function encodeSignature(sig: Signature): string {
   return Buffer.from(sig.buffer, sig.byteOffset, sig.byteLength).toString('hex');
 }
-export function decodeSignature(s: string): Signature | null {
-  if (s.length !== HASHES * 8 || !/^[0-9a-f]+$/.test(s)) return null;
-  const buf = Buffer.from(s, 'hex');
-  const out = new Uint32Array(HASHES);
-  for (let i = 0; i < HASHES; i++) out[i] = buf.readUInt32LE(i * 4);
-  return out;
-}

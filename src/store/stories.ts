@@ -83,8 +83,8 @@ return cur`;
  * The cross-feed near-duplicate decision for a feed's new items, atomic on one hash per day (KEYS[1] today,
  * KEYS[2] yesterday, KEYS[3] tomorrow in the last minutes of the day, else today again), so that feeds carrying
  * one event and ingested at the same instant make one story: the item decided second sees the first, even when
- * their clocks put them on two sides of midnight. Per item, in order: its buckets' stories of both days are the
- * candidates (at most ARGV[5]); the one with the most equal signature rows, at least ARGV[2] and from another
+ * their clocks put them on two sides of midnight. Per item, in order: its buckets' stories in the hashes read are
+ * the candidates (at most ARGV[5]); the one with the most equal signature rows, at least ARGV[2] and from another
  * feed than ARGV[1], is the story it merges into. Else the item is registered: its id appended to today's
  * buckets (the newest ARGV[3] kept, each once) and its signature stored as `s:<id>`, "<rows> <feed>". An item
  * registered before (a re-run after a crash between this decision and the story's write) stays created.

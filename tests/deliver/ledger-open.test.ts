@@ -1,17 +1,11 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createLedger } from '../../src/store/ledger.ts';
-import { createRedis } from '../../src/store/redis.ts';
-import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
+import { isolatedRedis } from '../helpers/isolated-redis.ts';
 
 /** The ledger holds a record per planned alert from the moment its job is enqueued. */
 describe('ledger records open at enqueue time', () => {
-  const prefix = uniquePrefix('ledger-open');
-  const redis = createRedis(TEST_REDIS_URL);
+  const { redis, prefix } = isolatedRedis('ledger-open');
   const ledger = createLedger(redis, prefix);
-  afterAll(async () => {
-    await deletePrefix(redis, prefix);
-    await redis.quit();
-  });
 
   it('opens as queued, is claimed and finished as usual, and a second open (re-classification) changes nothing', async () => {
     const entry = { subscriberId: 'sub1', storyId: 'st1', channel: 'push' as const, jobId: 'alert-sub1-st1-push', topicId: 'japan' };

@@ -1,7 +1,6 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createLedger, type InboxItem } from '../../src/store/ledger.ts';
-import { createRedis } from '../../src/store/redis.ts';
-import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
+import { isolatedRedis } from '../helpers/isolated-redis.ts';
 
 /**
  * A push attempt's ledger steps in one command each: the claim answers the record and the last push time,
@@ -9,13 +8,8 @@ import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts'
  * inbox. Each must leave exactly what the separate commands did.
  */
 describe('ledger: push claim with reads, and the one-step sent write', () => {
-  const prefix = uniquePrefix('ledger-push-steps');
-  const redis = createRedis(TEST_REDIS_URL);
+  const { redis, prefix } = isolatedRedis('ledger-push-steps');
   const ledger = createLedger(redis, prefix);
-  afterAll(async () => {
-    await deletePrefix(redis, prefix);
-    await redis.quit();
-  });
   const item = (storyId: string, at: number): InboxItem => ({ storyId, title: `Story ${storyId}`, url: `https://n.test/${storyId}`, topicId: 'japan', why: 'Matched: Japan', channel: 'push', at, read: false });
 
   it('claims a queued record and answers it as claimed, with no last push yet', async () => {

@@ -1,18 +1,12 @@
-import { afterAll, describe, expect, it } from 'vitest';
-import { createRedis } from '../../src/store/redis.ts';
+import { describe, expect, it } from 'vitest';
 import { createSubscriberStore } from '../../src/store/subscribers.ts';
-import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
+import { isolatedRedis } from '../helpers/isolated-redis.ts';
 import { createReader } from '../helpers/readers.ts';
 
 /** A send's one read of the subscriber answers exactly what the three separate reads do. */
 describe('subscribers.forSend', () => {
-  const prefix = uniquePrefix('subscriber-for-push');
-  const redis = createRedis(TEST_REDIS_URL);
+  const { redis, prefix } = isolatedRedis('subscriber-for-send');
   const subscribers = createSubscriberStore(redis, prefix);
-  afterAll(async () => {
-    await deletePrefix(redis, prefix);
-    await redis.quit();
-  });
 
   it('profile, devices and follows of a reader with two devices and a muted topic', async () => {
     const { id } = await createReader(subscribers, { email: 'reader@example.test', timeZone: 'Asia/Kolkata', digestTime: '07:30' }, 1000);

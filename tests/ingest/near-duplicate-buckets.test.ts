@@ -1,22 +1,16 @@
 // The cross-feed near-duplicate decision in Redis, through the story store's own ingest. Candidates are
 // built by hand: each test picks the signature rows and the LSH buckets of every item, so it decides which
 // earlier stories an item can find and how alike they are.
-import { afterAll, describe, expect, it } from 'vitest';
-import { encodeSignature } from '../../src/ingest/near-duplicate.ts';
+import { describe, expect, it } from 'vitest';
+import { bandKeys, encodeSignature, estimateSimilarity, minhashSignature, NEAR_DUPLICATE_THRESHOLD } from '../../src/ingest/near-duplicate.ts';
 import type { Story } from '../../src/model.ts';
 import { createStoryStore, type IngestCandidate, type IngestOutcome } from '../../src/store/stories.ts';
-import { deletePrefix, testRedis, uniquePrefix } from '../helpers/redis.ts';
+import { isolatedRedis } from '../helpers/isolated-redis.ts';
 
-const redis = testRedis();
-const prefix = uniquePrefix('nd-buckets');
+const { redis, prefix } = isolatedRedis('nd-buckets');
 const stories = createStoryStore(redis, prefix);
 const DAY = 86_400_000;
 const now = Date.UTC(2027, 2, 10, 12);
-
-afterAll(async () => {
-  await deletePrefix(redis, prefix);
-  await redis.quit();
-});
 
 let seq = 0;
 /** 32 signature rows: those of `like` where `equal` says so, unique values elsewhere. */
@@ -58,6 +52,25 @@ describe('cross-feed near-duplicate decision', () => {
     await ingest(candidate('origin', 't', base, (id) => bucketsFor(id, 'threshold')));
     expect(await ingest(candidate('near', 't', rows(base, 16), (id) => bucketsFor(id, 'threshold')))).toEqual({ outcome: 'merged', id: 'origin-t', similarity: 0.5 });
     expect(await ingest(candidate('far', 't', rows(base, 15), (id) => bucketsFor(id, 'threshold')))).toEqual({ outcome: 'created', id: 'far-t' });
+  });
+
+  it('on real MinHash signatures, merges exactly when a band is shared and estimateSimilarity reaches the threshold', async () => {
+    const outcomes = new Set<string>();
+    for (let k = 0; k <= 24; k += 2) {
+      // A text of its own per pair (words tagged with k), and a copy with k of its 40 words replaced.
+      const words = Array.from({ length: 40 }, (_, w) => `w${w}k${k}`);
+      const edited = words.map((w, i) => (i % 3 === 0 && i / 3 < k ? `x${i}k${k}` : w));
+      const [a, b] = [minhashSignature(words.join(' '), ''), minhashSignature(edited.join(' '), '')];
+      const real = (sig: Uint32Array) => () => ({ signature: encodeSignature(sig), bands: bandKeys(sig) });
+      await ingest({ ...candidate(`ref${k}`, 'r', [], () => []), fingerprint: real(a) });
+      const got = await ingest({ ...candidate(`copy${k}`, 'r', [], () => []), fingerprint: real(b) });
+      const sharesBand = bandKeys(a).some((x) => bandKeys(b).includes(x));
+      const similarity = estimateSimilarity(a, b);
+      expect(got).toEqual(sharesBand && similarity >= NEAR_DUPLICATE_THRESHOLD ? { outcome: 'merged', id: `ref${k}-r`, similarity } : { outcome: 'created', id: `copy${k}-r` });
+      outcomes.add(got.outcome);
+    }
+    // The edits span both sides of the threshold.
+    expect([...outcomes].sort()).toEqual(['created', 'merged']);
   });
 
   it('a bucket keeps its 16 newest stories: an item like the oldest kept one merges, one like an older one does not', async () => {

@@ -116,9 +116,10 @@ function formatMailbox({ name, address }: Mailbox): string {
   return `${display} <${address}>`;
 }
 
-/** Angle brackets and controls would let an address close its own angle-addr or end the header. */
+/** Angle brackets and controls would let an address (or a msg-id) close its own angle brackets or end the header. */
+const ANGLE_OR_CONTROL = /[\x00-\x20\x7f<>]+/g;
 function bareAddress(address: string): string {
-  return address.replace(/[\x00-\x20\x7f<>]+/g, '');
+  return address.replace(ANGLE_OR_CONTROL, '');
 }
 
 /** The envelope is sent as punycode by nodemailer; the header has to name the same domain in ASCII. */
@@ -130,8 +131,7 @@ function asciiDomain(address: string): string {
 
 /** A msg-id is `<id-left@id-right>` without whitespace; an encoded-word there would be read literally. */
 function formatMessageId(id: string): string {
-  const bare = id.replace(/[\x00-\x20\x7f<>]+/g, '');
-  return `<${bare}>`;
+  return `<${bareAddress(id)}>`;
 }
 
 /**
