@@ -10,8 +10,8 @@ import { fetchFeed } from '../../src/ingest/fetch-feed.ts';
 import { ingestBody, ingestFeed, type PollDeps } from '../../src/ingest/poll.ts';
 import type { Enqueue } from '../../src/queue/queues.ts';
 import { createFeedStore } from '../../src/store/feeds.ts';
-import { createRedis } from '../../src/store/redis.ts';
-import { createStoryStore } from '../../src/store/stories.ts';
+import { createRedis, isCluster, type RedisClient } from '../../src/store/redis.ts';
+import { createStoryStore, type IngestCandidate } from '../../src/store/stories.ts';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
 import { ratio, type Benchmark, type BenchResult } from './types.ts';
 
@@ -49,6 +49,42 @@ async function pool<T>(items: T[], concurrency: number, fn: (t: T) => Promise<un
   }));
 }
 
+/** Redis' own CPU time so far (all its threads), in ms: the pipeline's work happens in two processes. */
+async function redisCpuMs(redis: RedisClient): Promise<number> {
+  const info = await redis.info('cpu');
+  const num = (k: string) => Number(new RegExp(`${k}:([\\d.]+)`).exec(info)?.[1] ?? 0);
+  return (num('used_cpu_user') + num('used_cpu_sys')) * 1000;
+}
+const cpuMsSince = (from: NodeJS.CpuUsage) => {
+  const u = process.cpuUsage(from);
+  return (u.user + u.system) / 1000;
+};
+
+/**
+ * What Redis spends on one hash field written, on this machine: HSETs of 17 new fields beside HSETs of one,
+ * from Redis' own per-command accounting. A new story writes about 26 fields (16 near-duplicate buckets, its
+ * signature, its record, source, seen entries and link claim), so this bounds what Redis costs per new item.
+ */
+async function redisMicrosPerField(redis: RedisClient, prefix: string, calls: number): Promise<number> {
+  const hsetUsec = async () => Number(/cmdstat_hset:calls=\d+,usec=(\d+)/.exec(await redis.info('commandstats'))?.[1] ?? 0);
+  const run = async (fields: number, key: string) => {
+    const before = await hsetUsec();
+    for (let i = 0; i < calls; i += 100) {
+      const pipe = redis.pipeline();
+      for (let j = i; j < i + 100; j++) {
+        const args: string[] = [];
+        for (let f = 0; f < fields; f++) args.push(`${f}:${j.toString(36)}`, `story-${j}-${f}-0123456789`);
+        pipe.hset(key, ...args);
+      }
+      await pipe.exec();
+    }
+    return (await hsetUsec()) - before;
+  };
+  const one = await run(1, `${prefix}:fieldcost:1`);
+  const many = await run(17, `${prefix}:fieldcost:17`);
+  return (many - one) / calls / 16;
+}
+
 /** The poller's default concurrency (HERALD_POLL_CONCURRENCY). */
 const POLLER_CONCURRENCY = Number(OPTIONS.find((o) => o.env === 'HERALD_POLL_CONCURRENCY')?.default ?? 16);
 
@@ -78,32 +114,56 @@ const bench: Benchmark = {
       const sample = await bytes(0, NEW_PER_POLL);
       ctx.log(`documents: ${DOCS} × ${ITEMS} items per round, ${rounds} rounds, ${Math.round(sample.reduce((n, d) => n + d.length, 0) / DOCS / ITEMS)} bytes per item`);
       const parser = new Parser();
-      const ms = { newBare: 0, newPipe: 0, steadyBare: 0, steadyPipe: 0 };
+      const ms = { newBare: 0, newPipe: 0, newNoStore: 0, steadyBare: 0, steadyPipe: 0 };
       let feedSeq = 0;
       const bare = async (docs: Buffer[]) => {
         const t0 = performance.now();
         for (const doc of docs) await parser.parseString(doc.toString('utf8'));
         return performance.now() - t0;
       };
-      const ingestAll = async (feedIds: string[], round: number, first: number, expect: (r: { created: number; merged: number; duplicates: number }) => boolean) => {
+      const ingestAll = async (feedIds: string[], round: number, first: number, expect: (r: { created: number; merged: number; duplicates: number }) => boolean, via: PollDeps = deps) => {
         const t0 = performance.now();
         // As the poller runs it: POLLER_CONCURRENCY feeds at once, so Redis and HTTP round trips overlap with
         // parsing the next feed.
         await pool(feedIds.map((id, d) => [id, d] as const), POLLER_CONCURRENCY, async ([feedId, d]) => {
           const res = await fetchFeed({ url: url(round, d, first), etag: null, lastModified: null, connectTimeoutMs: 5000, timeoutMs: 15000, maxBytes: settings.fetchMaxBytes, userAgent: 'Herald-bench', allowPrivate: true });
           if (res.kind !== 'ok') throw new Error('expected a body');
-          const { report } = await ingestBody(deps, feedId, res.body, { contentType: res.contentType, baseUrl: res.finalUrl });
+          const { report } = await ingestBody(via, feedId, res.body, { contentType: res.contentType, baseUrl: res.finalUrl });
           if (!expect(report)) throw new Error(`unexpected ingest outcome ${JSON.stringify(report)}`);
         });
         return performance.now() - t0;
       };
-      // Warm-up: JIT and connections.
-      for (const doc of sample.slice(0, 3)) await parser.parseString(doc.toString('utf8'));
+      // A bound, not Herald: the same path with a story store that builds every story, its fingerprint and its
+      // stored JSON as the real one does and writes nothing. The first-time ratio cannot exceed this one's.
+      const withoutStore: PollDeps = {
+        ...deps,
+        stories: {
+          ingestBatch: async (cands: readonly IngestCandidate[]) => cands.map((c) => {
+            const story = c.story();
+            c.fingerprint();
+            JSON.stringify(story);
+            return { outcome: 'created' as const, id: c.id };
+          }),
+        } as unknown as PollDeps['stories'],
+      };
       // The two cases run as separate phases, so one case's garbage is not collected on the other's time.
-      const roundIds = Array.from({ length: rounds }, () => Array.from({ length: DOCS }, () => `bench-${feedSeq++}`));
+      const roundIds = Array.from({ length: rounds + 1 }, () => Array.from({ length: DOCS }, () => `bench-${feedSeq++}`));
+      // Warm-up, not measured, alike for both: a whole round of other feeds (JIT, connections, Redis scripts).
+      await bare(await bytes(rounds, NEW_PER_POLL));
+      await ingestAll(roundIds[rounds]!, rounds, NEW_PER_POLL, (r) => r.created === ITEMS);
+      // CPU as well as time: the pipeline's work is split between Herald and Redis, which share two cores here.
+      const cpu = { bare: 0, herald: 0, redis: 0 };
       for (let round = 0; round < rounds; round++) {
-        ms.newBare += await bare(await bytes(round, NEW_PER_POLL));
+        const docs = await bytes(round, NEW_PER_POLL);
+        let c0 = process.cpuUsage();
+        ms.newBare += await bare(docs);
+        cpu.bare += cpuMsSince(c0);
+        const r0 = await redisCpuMs(redis);
+        c0 = process.cpuUsage();
         ms.newPipe += await ingestAll(roundIds[round]!, round, NEW_PER_POLL, (r) => r.created === ITEMS);
+        cpu.herald += cpuMsSince(c0);
+        cpu.redis += (await redisCpuMs(redis)) - r0;
+        ms.newNoStore += await ingestAll(roundIds[round]!, round, NEW_PER_POLL, (r) => r.created === ITEMS, withoutStore);
       }
       for (let round = 0; round < rounds; round++) {
         ms.steadyBare += await bare(await bytes(round, 0));
@@ -112,8 +172,12 @@ const bench: Benchmark = {
       await site.close();
       const items = rounds * DOCS * ITEMS;
       const rate = (t: number) => items / (t / 1000);
-      ctx.log(`ingest: ${items} items per case; new feed: pipeline ${ms.newPipe.toFixed(0)} ms, bare ${ms.newBare.toFixed(0)} ms; steady state: pipeline ${ms.steadyPipe.toFixed(0)} ms, bare ${ms.steadyBare.toFixed(0)} ms`);
+      ctx.log(`ingest: ${items} items per case; new feed: pipeline ${ms.newPipe.toFixed(0)} ms, without the store ${ms.newNoStore.toFixed(0)} ms, bare ${ms.newBare.toFixed(0)} ms; steady state: pipeline ${ms.steadyPipe.toFixed(0)} ms, bare ${ms.steadyBare.toFixed(0)} ms`);
       results.push({ name: 'ingest pipeline, feed seen for the first time (every item new), items/s', value: Math.round(rate(ms.newPipe)), unit: 'items/s', baseline: { name: 'rss-parser parseString', value: Math.round(rate(ms.newBare)) }, ratio: ratio(rate(ms.newPipe), rate(ms.newBare)) });
+      const perCpuS = (ms: number) => items / (ms / 1000);
+      ctx.log(`first-time ingest CPU per item: Herald ${((cpu.herald * 1000) / items).toFixed(0)} µs, Redis ${((cpu.redis * 1000) / items).toFixed(0)} µs; bare parseString ${((cpu.bare * 1000) / items).toFixed(0)} µs`);
+      if (!isCluster(redis)) results.push({ name: 'ingest pipeline, first time, items per CPU-second of Herald and Redis together', value: Math.round(perCpuS(cpu.herald + cpu.redis)), unit: 'items/CPU-s', baseline: { name: 'parseString items/CPU-s', value: Math.round(perCpuS(cpu.bare)) }, ratio: ratio(perCpuS(cpu.herald + cpu.redis), perCpuS(cpu.bare)) });
+      results.push({ name: 'the same without the story store (fetch, decode, parse, normalize, MinHash; nothing written): the bound on the ratio above', value: Math.round(rate(ms.newNoStore)), unit: 'items/s', baseline: { name: 'rss-parser parseString', value: Math.round(rate(ms.newBare)) }, ratio: ratio(rate(ms.newNoStore), rate(ms.newBare)) });
       results.push({ name: `ingest pipeline, steady-state re-poll (${NEW_PER_POLL} of ${ITEMS} items new), items/s`, value: Math.round(rate(ms.steadyPipe)), unit: 'items/s', baseline: { name: 'rss-parser parseString', value: Math.round(rate(ms.steadyBare)) }, ratio: ratio(rate(ms.steadyPipe), rate(ms.steadyBare)) });
 
       // (2) Conditional-GET polling: every feed answers 304 to its ETag.
@@ -149,6 +213,10 @@ const bench: Benchmark = {
       const fetchRate = FEEDS / (fetchMs / 1000);
       ctx.log(`polling: ${FEEDS} feeds answering 304, poller ${pollMs.toFixed(0)} ms, bare fetch ${fetchMs.toFixed(0)} ms`);
       results.push({ name: `conditional-GET polling of ${FEEDS} feeds (304), feeds/s`, value: Math.round(pollRate), unit: 'feeds/s', baseline: { name: 'bare fetch() with If-None-Match', value: Math.round(fetchRate) }, ratio: ratio(pollRate, fetchRate) });
+
+      // Redis' own accounting is per node: on a cluster these two rows would read one node of several.
+      const perField = isCluster(redis) ? null : await redisMicrosPerField(redis, prefix, ctx.quick ? 2000 : 20_000);
+      if (perField !== null) results.push({ name: 'Redis time per hash field written (HSET of 17 fields beside HSET of 1; what each new story pays about 26 times)', value: Math.round(perField * 100) / 100, unit: 'µs', baseline: null, ratio: null });
 
       // (3) Hostile input: a billion-laughs document is refused, not expanded.
       const bomb = Buffer.from(`<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY a "${'x'.repeat(10_000)}"><!ENTITY b "${'&a;'.repeat(1000)}">]><rss version="2.0"><channel><title>${'&b;'.repeat(1000)}</title></channel></rss>`);
