@@ -80,6 +80,22 @@ describe('createMailer', () => {
     expect(smtp.tries('evil@example.test')).toBe(0);
   });
 
+  it('keeps to ratePerSecond (HERALD_SMTP_RATE_PER_SECOND) across its pooled connections, and every mail arrives', async () => {
+    const limited = createMailer({ url: smtp.url, from: 'herald@example.test', poolSize: 2, ratePerSecond: 4, clock });
+    try {
+      const from = smtp.arrivals.length;
+      const outcomes = await Promise.all(Array.from({ length: 10 }, (_, i) => limited.send(mail(`paced${i}@example.test`))));
+      expect(outcomes.every((o) => o.kind === 'sent')).toBe(true);
+      const at = smtp.arrivals.slice(from);
+      expect(at).toHaveLength(10);
+      // Ten mails at four per second take three one-second windows: the last cannot arrive within 1.5 s of the
+      // first (unpaced, the ten arrive here within about 100 ms).
+      expect(at[9]! - at[0]!).toBeGreaterThanOrEqual(1500);
+    } finally {
+      limited.close();
+    }
+  });
+
   it('maps a 550 on RCPT TO to a permanent hard bounce, as before', async () => {
     smtp.script('gone@example.test', { reject: 550 });
     const outcome = await mailer.send(mail('gone@example.test'));

@@ -3,7 +3,8 @@ import { createServer as createTcpServer, type Server, type Socket } from 'node:
 import type { AddressInfo } from 'node:net';
 import webpush from 'web-push';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createWebPushSender } from '../../src/deliver/push/web-push-sender.ts';
+import { createOriginLimiter, createWebPushSender } from '../../src/deliver/push/web-push-sender.ts';
+import { manualClock } from '../helpers/clock.ts';
 import type { PushSubscriptionRecord } from '../../src/model.ts';
 import { startPushSink, type PushSink } from './support/push-sink.ts';
 
@@ -76,5 +77,44 @@ describe('push transport', () => {
     } finally {
       sender.close();
     }
+  });
+
+  it('paces each push service to ratePerSecondPerOrigin (HERALD_PUSH_RATE_PER_SECOND), and every push arrives', async () => {
+    const sender = createWebPushSender(vapid, { ca: sink.ca, ratePerSecondPerOrigin: 10 });
+    try {
+      const d = sink.newDevice();
+      const sub: PushSubscriptionRecord = { id: d.id, ...d.subscription, createdAt: 0 };
+      const outs = await Promise.all(Array.from({ length: 25 }, (_, i) => sender.send(sub, JSON.stringify({ title: `paced ${i}` }), opts)));
+      expect(outs.every((o) => o.kind === 'sent')).toBe(true);
+      const at = sink.requests.filter((r) => r.deviceId === d.id).map((r) => r.at);
+      expect(at).toHaveLength(25);
+      // A bucket of 10 refilled at 10 per second: the other 15 need at least 1.5 s (unpaced, 25 take well under
+      // 100 ms here).
+      expect(Math.max(...at) - Math.min(...at)).toBeGreaterThanOrEqual(1300);
+    } finally {
+      sender.close();
+    }
+  });
+
+  it('the limit is per push-service origin: a busy or paused service does not hold back another', async () => {
+    const clock = manualClock('2027-02-01T09:00:00Z');
+    const slept: number[] = [];
+    const limiter = createOriginLimiter(10, clock, async (ms) => {
+      slept.push(ms);
+      clock.advance(ms);
+    });
+    for (let i = 0; i < 10; i++) await limiter.take('https://fcm.example.test');
+    expect(slept).toEqual([]);
+    // The first service's bucket is empty; the second's is full.
+    await limiter.take('https://push.example.test');
+    expect(slept).toEqual([]);
+    await limiter.take('https://fcm.example.test');
+    expect(slept).toEqual([100]);
+    // A 429's Retry-After pauses that service only.
+    limiter.pause('https://fcm.example.test', clock.now() + 30_000);
+    await limiter.take('https://push.example.test');
+    expect(slept).toEqual([100]);
+    await limiter.take('https://fcm.example.test');
+    expect(slept[1]).toBe(30_000);
   });
 });

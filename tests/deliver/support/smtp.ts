@@ -12,6 +12,8 @@ export type RecipientScript = { tempFail: number; code?: 421 | 451 } | { reject:
 export async function startScriptedSmtp(opts: { parse?: boolean; delayMs?: number } = {}) {
   const mails: ParsedMail[] = [];
   const raw: string[] = [];
+  /** When each message's data finished arriving (ms), in order: what a rate limit is judged by. */
+  const arrivals: number[] = [];
   let accepted = 0;
   const scripts = new Map<string, RecipientScript>();
   const tries = new Map<string, number>();
@@ -33,6 +35,7 @@ export async function startScriptedSmtp(opts: { parse?: boolean; delayMs?: numbe
       if (opts.parse === false) {
         stream.on('data', () => undefined);
         stream.on('end', () => {
+          arrivals.push(Date.now());
           accepted++;
           callback();
         });
@@ -41,6 +44,7 @@ export async function startScriptedSmtp(opts: { parse?: boolean; delayMs?: numbe
       const chunks: Buffer[] = [];
       stream.on('data', (c: Buffer) => chunks.push(c));
       stream.on('end', () => {
+        arrivals.push(Date.now());
         const buf = Buffer.concat(chunks);
         raw.push(buf.toString('utf8'));
         simpleParser(buf)
@@ -63,6 +67,7 @@ export async function startScriptedSmtp(opts: { parse?: boolean; delayMs?: numbe
     url: `smtp://127.0.0.1:${port}`,
     mails,
     raw,
+    arrivals,
     accepted: () => accepted,
     tries: (address: string) => tries.get(address.toLowerCase()) ?? 0,
     script: (address: string, s: RecipientScript) => void scripts.set(address.toLowerCase(), s),
