@@ -12,6 +12,7 @@ import { clusterSupported, startLocalCluster } from '../helpers/redis-cluster.ts
 import { startLocalRedis, type LocalRedis } from '../helpers/redis-server.ts';
 import { deletePrefix, uniquePrefix } from '../helpers/redis.ts';
 import { workerEnv } from '../helpers/worker-env.ts';
+import { redisCpuSeconds } from './support.ts';
 import { ratio, type Benchmark, type BenchResult } from './types.ts';
 import type { JobsOptions } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -19,13 +20,11 @@ import type { JobCatalog } from '../../src/queue/jobs.ts';
 
 type Sink = Awaited<ReturnType<typeof startPushSink>>;
 
-/** CPU seconds (user + sys) a Redis process has used so far. */
+/** CPU seconds a Redis node has used so far. */
 async function cpuSeconds(node: LocalRedis): Promise<number> {
   const c = new Redis({ port: node.port, host: '127.0.0.1' });
   try {
-    const info = await c.info('cpu');
-    const num = (k: string) => Number(new RegExp(`${k}:([\\d.]+)`).exec(info)?.[1] ?? 0);
-    return num('used_cpu_user') + num('used_cpu_sys');
+    return await redisCpuSeconds(c);
   } finally {
     c.disconnect();
   }

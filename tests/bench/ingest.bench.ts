@@ -13,6 +13,7 @@ import { createFeedStore } from '../../src/store/feeds.ts';
 import { createRedis, isCluster, type RedisClient } from '../../src/store/redis.ts';
 import { createStoryStore, type IngestCandidate } from '../../src/store/stories.ts';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
+import { redisCpuSeconds } from './support.ts';
 import { ratio, type Benchmark, type BenchResult } from './types.ts';
 
 /** Starts tests/bench/feed-server.mjs in a child process; resolves with its base URL. */
@@ -49,12 +50,6 @@ async function pool<T>(items: T[], concurrency: number, fn: (t: T) => Promise<un
   }));
 }
 
-/** Redis' own CPU time so far (all its threads), in ms: the pipeline's work happens in two processes. */
-async function redisCpuMs(redis: RedisClient): Promise<number> {
-  const info = await redis.info('cpu');
-  const num = (k: string) => Number(new RegExp(`${k}:([\\d.]+)`).exec(info)?.[1] ?? 0);
-  return (num('used_cpu_user') + num('used_cpu_sys')) * 1000;
-}
 const cpuMsSince = (from: NodeJS.CpuUsage) => {
   const u = process.cpuUsage(from);
   return (u.user + u.system) / 1000;
@@ -158,11 +153,11 @@ const bench: Benchmark = {
         let c0 = process.cpuUsage();
         ms.newBare += await bare(docs);
         cpu.bare += cpuMsSince(c0);
-        const r0 = await redisCpuMs(redis);
+        const r0 = await redisCpuSeconds(redis);
         c0 = process.cpuUsage();
         ms.newPipe += await ingestAll(roundIds[round]!, round, NEW_PER_POLL, (r) => r.created === ITEMS);
         cpu.herald += cpuMsSince(c0);
-        cpu.redis += (await redisCpuMs(redis)) - r0;
+        cpu.redis += ((await redisCpuSeconds(redis)) - r0) * 1000;
         ms.newNoStore += await ingestAll(roundIds[round]!, round, NEW_PER_POLL, (r) => r.created === ITEMS, withoutStore);
       }
       for (let round = 0; round < rounds; round++) {

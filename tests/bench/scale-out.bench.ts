@@ -14,7 +14,7 @@ import { createStoryStore } from '../../src/store/stories.ts';
 import { createSubscriberStore } from '../../src/store/subscribers.ts';
 import { createReader } from '../helpers/readers.ts';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
-import { sleepUntil, startTimingPushSink, startWorker, stopWorkers } from './support.ts';
+import { redisCpuSeconds, sleepUntil, startTimingPushSink, startWorker, stopWorkers } from './support.ts';
 import { ratio, type Benchmark } from './types.ts';
 
 const bench: Benchmark = {
@@ -55,11 +55,6 @@ const bench: Benchmark = {
       }
       ctx.log(`${readers} readers, ${alerts} alerts per case`);
 
-      const redisCpuSeconds = async () => {
-        const info = await redis.info('cpu');
-        const field = (name: string) => Number(new RegExp(`^${name}:([0-9.]+)`, 'm').exec(info)?.[1] ?? 0);
-        return field('used_cpu_user') + field('used_cpu_sys');
-      };
       const queueAlerts = async (storyIds: string[], readerIds: string[]) => {
         for (let i = 0; i < readerIds.length; i += 1000) {
           await enqueue.bulk('AlertSendPush', readerIds.slice(i, i + 1000).flatMap((subscriberId) => storyIds.map((storyId) => ({
@@ -88,7 +83,7 @@ const bench: Benchmark = {
         // Paused while the batch is queued, so every process starts on a full queue at the same moment.
         await queues.push.pause();
         await queueAlerts(await newStories(`case-${processes}`, storiesPerCase), ids);
-        const redisCpu0 = await redisCpuSeconds();
+        const redisCpu0 = await redisCpuSeconds(redis);
         sink.restartWindow();
         await queues.push.resume();
         await sleepUntil(() => sink.count() >= alerts, ctx.quick ? 60_000 : 180_000, `${alerts} pushes with ${processes} process(es)`);
@@ -98,7 +93,7 @@ const bench: Benchmark = {
         await stopWorkers(procs);
         const rate = alerts / seconds;
         // Where the time went: a Redis near one full core is the ceiling more dispatchers cannot lift.
-        const redisCpu = (await redisCpuSeconds()) - redisCpu0;
+        const redisCpu = (await redisCpuSeconds(redis)) - redisCpu0;
         ctx.log(`${processes} process(es): ${alerts} pushes in ${seconds.toFixed(2)} s = ${rate.toFixed(0)}/s; redis-server used ${redisCpu.toFixed(1)} s of CPU`);
         return rate;
       };

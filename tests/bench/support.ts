@@ -1,5 +1,5 @@
-// Shared by the scale-out and end-to-end benchmarks: a counting push service on loopback HTTPS and
-// dispatcher processes started through `herald worker <role>`.
+// Shared by the benchmarks: a counting push service on loopback HTTPS, dispatcher processes started through
+// `herald worker <role>`, and the CPU time a Redis server has used.
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -8,6 +8,13 @@ import { join } from 'node:path';
 import { generate } from 'selfsigned';
 import type { Role } from '../../src/runtime/herald.ts';
 import { spawnHerald, waitFor, type HeraldProcess } from '../helpers/processes.ts';
+
+/** CPU seconds (user + system, all its threads) the Redis server behind `client` has used so far, from INFO. */
+export async function redisCpuSeconds(client: { info(section: 'cpu'): Promise<string> }): Promise<number> {
+  const info = await client.info('cpu');
+  const field = (name: string) => Number(new RegExp(`^${name}:([0-9.]+)`, 'm').exec(info)?.[1] ?? 0);
+  return field('used_cpu_user') + field('used_cpu_sys');
+}
 
 /**
  * A push service that answers 201 and notes when each request arrived, by its Topic header (the story id)
