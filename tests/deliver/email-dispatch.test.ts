@@ -115,3 +115,35 @@ describe('email dispatch', () => {
     expect(smtp.to('muted@example.test')).toHaveLength(0);
   });
 });
+
+/** HERALD_SMTP_RATE_PER_SECOND reaches the email dispatcher's pooled transport (the mailer's own pacing: mailer.test). */
+describe('email dispatch: the configured rate per SMTP server', () => {
+  const clock = manualClock('2027-02-01T09:00:00Z');
+  let smtp: ScriptedSmtp;
+  let t: TestHerald;
+  beforeAll(async () => {
+    smtp = await startScriptedSmtp();
+    t = await startTestHerald({ name: 'email-rate', clock, smtpUrl: smtp.url, topics: TOPICS, env: { HERALD_SMTP_RATE_PER_SECOND: '2' } });
+  }, 60_000);
+  afterAll(async () => {
+    await t?.close();
+    await smtp?.close();
+  });
+
+  it('hands eight alert emails to the server at no more than the configured rate, each once', async () => {
+    const story = makeStory(clock.now());
+    await t.herald.stores.stories.put(story);
+    const readers = Array.from({ length: 8 }, (_, i) => `paced${i}@example.test`);
+    for (const email of readers) {
+      const id = await addSubscriber(t, clock.now(), { email, topics: { japan: { cadence: 'instant', channels: ['email'] } } });
+      await enqueueAlert(t, 'email', id, story.id);
+    }
+    await t.waitIdle();
+    for (const email of readers) expect(smtp.to(email)).toHaveLength(1);
+    // Two per one-second window: the eight need four, so the last is handed over at least two seconds after the
+    // first window opened. The first mails also wait for their new connections, so the bound allows for that
+    // (the default rate, 100/s, delivers the eight within about 100 ms).
+    expect(smtp.arrivals.length).toBe(8);
+    expect(Math.max(...smtp.arrivals) - Math.min(...smtp.arrivals)).toBeGreaterThanOrEqual(1200);
+  });
+});

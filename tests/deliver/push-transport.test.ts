@@ -3,7 +3,8 @@ import { createServer as createTcpServer, type Server, type Socket } from 'node:
 import type { AddressInfo } from 'node:net';
 import webpush from 'web-push';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createOriginLimiter, createWebPushSender } from '../../src/deliver/push/web-push-sender.ts';
+import { createWebPushSender } from '../../src/deliver/push/web-push-sender.ts';
+import { createOriginLimiter } from '../../src/deliver/rate-limit.ts';
 import { manualClock } from '../helpers/clock.ts';
 import type { PushSubscriptionRecord } from '../../src/model.ts';
 import { startPushSink, type PushSink } from './support/push-sink.ts';

@@ -1,5 +1,6 @@
 import nodemailer from 'nodemailer';
 import { systemClock, type Clock } from '../../model.ts';
+import { createOriginLimiter, realSleep } from '../rate-limit.ts';
 import { buildMimeMessage, newBoundary, parseSender } from './mime.ts';
 
 export interface OutgoingEmail {
@@ -52,15 +53,19 @@ export function createMailer(opts: { url: string; user?: string; password?: stri
     maxConnections: opts.poolSize,
     // A long-lived connection is cheaper than a handshake per mail; servers often cap messages per session.
     maxMessages: 1000,
-    ...(opts.ratePerSecond ? { rateDelta: 1000, rateLimit: opts.ratePerSecond } : {}),
     host: u.hostname,
     port: Number(u.port || (u.protocol === 'smtps:' ? 465 : 587)),
     secure: u.protocol === 'smtps:',
     ...(opts.user ? { auth: { user: opts.user, pass: opts.password ?? '' } } : {}),
     ...(opts.dkim ? { dkim: opts.dkim } : {}),
   });
+  // Paced here rather than by nodemailer's rateLimit, which is checked only when a pooled connection is
+  // released: each new connection takes a mail at once, so with a pool larger than the rate the first mails
+  // all went together (8 at 2 per second were handed over within 0.9 s).
+  const limiter = opts.ratePerSecond ? createOriginLimiter(opts.ratePerSecond, systemClock, realSleep) : null;
   return {
     async send(mail) {
+      await limiter?.take(opts.url);
       // Built here, not by nodemailer's MailComposer: see mime.ts for the measured cost that avoids.
       const raw = buildMimeMessage({ ...mail, from: sender, date: new Date(clock.now()), boundary: newBoundary() });
       try {

@@ -1,6 +1,7 @@
 import { Agent, request } from 'node:https';
 import webpush, { type RequestDetails } from 'web-push';
 import { systemClock, type Clock, type PushSubscriptionRecord } from '../../model.ts';
+import { createOriginLimiter, realSleep } from '../rate-limit.ts';
 
 export interface VapidKeys {
   publicKey: string;
@@ -97,38 +98,6 @@ export function createVapidCache(vapid: VapidKeys, clock: Clock) {
   };
 }
 
-/**
- * Token bucket per push-service origin, in this process: at most `perSecond` requests, and a 429's
- * Retry-After pauses that origin for every job of this dispatcher, not only the one that got it.
- */
-export function createOriginLimiter(perSecond: number, clock: Clock, sleep: (ms: number) => Promise<void>) {
-  const buckets = new Map<string, { tokens: number; at: number; pausedUntil: number }>();
-  return {
-    async take(origin: string): Promise<void> {
-      for (;;) {
-        const now = clock.now();
-        const b = buckets.get(origin) ?? { tokens: perSecond, at: now, pausedUntil: 0 };
-        buckets.set(origin, b);
-        if (b.pausedUntil > now) {
-          await sleep(b.pausedUntil - now);
-          continue;
-        }
-        b.tokens = Math.min(perSecond, b.tokens + ((now - b.at) / 1000) * perSecond);
-        b.at = now;
-        if (b.tokens >= 1) {
-          b.tokens -= 1;
-          return;
-        }
-        await sleep(Math.ceil(((1 - b.tokens) / perSecond) * 1000));
-      }
-    },
-    pause(origin: string, untilMs: number) {
-      const b = buckets.get(origin);
-      if (b) b.pausedUntil = Math.max(b.pausedUntil, untilMs);
-    },
-  };
-}
-
 const MAX_PAUSE_MS = 60_000;
 
 export function createWebPushSender(
@@ -140,7 +109,7 @@ export function createWebPushSender(
   const wall = opts.wallClock ?? systemClock;
   const vapidCache = createVapidCache(vapid, wall);
   // Rate limiting waits in real time too: it paces real requests, whatever clock the alerts are stamped with.
-  const limiter = createOriginLimiter(opts.ratePerSecondPerOrigin ?? 500, wall, (ms) => new Promise((r) => setTimeout(r, ms)));
+  const limiter = createOriginLimiter(opts.ratePerSecondPerOrigin ?? 500, wall, realSleep);
   // One keep-alive agent per origin: TLS handshakes are paid once per connection, not per message.
   const agents = new Map<string, Agent>();
   const agentFor = (origin: string) => {
