@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import type { Agent } from 'node:https';
 import type { Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import { loadFeeds, loadTopics, type FeedConfig, type Topic } from '../config/catalog.ts';
@@ -58,8 +57,8 @@ export interface HeraldOptions {
   /** Defaults to the files named by the config. */
   topics?: readonly Topic[];
   feeds?: readonly FeedConfig[];
-  /** HTTPS agent for push services (tests pass one trusting their local CA). */
-  pushAgent?: Agent;
+  /** A CA certificate push services' TLS certificates may chain to (tests pass their local one's). */
+  pushCa?: string | Buffer;
 }
 
 /** Builds every dependency once and binds the job handlers; roles decide which workers run here. */
@@ -114,8 +113,8 @@ export function createHerald(opts: HeraldOptions) {
     poolSize: config.emailConcurrency, ratePerSecond: config.smtpRatePerSecond, dkim, clock,
   }), events);
   const sender = withPushEvents(createWebPushSender(opts.secrets.vapid, {
-    agent: opts.pushAgent, ratePerSecondPerOrigin: config.pushRatePerSecond,
-    ...(config.pushCaFile ? { ca: readFileSync(config.pushCaFile) } : {}),
+    ratePerSecondPerOrigin: config.pushRatePerSecond,
+    ...(opts.pushCa ? { ca: opts.pushCa } : config.pushCaFile ? { ca: readFileSync(config.pushCaFile) } : {}),
   }), events);
 
   // Fan-out reads one story once per subscriber: a short per-process cache turns that into once per story.

@@ -58,7 +58,7 @@ describe('operator console: feeds, topics, trace, ledger', () => {
     smtp = await startSmtpSink();
     push = await startPushService();
     t = await startTestHerald({
-      name: 'console-pages', clock, smtpUrl: smtp.url, pushAgent: push.agent, pushOrigin: push.origin,
+      name: 'console-pages', clock, smtpUrl: smtp.url, pushCa: push.ca, pushOrigin: push.origin,
       feeds: [{ id: 'wire', url: feeds.url('/wire.xml'), title: 'Test wire' }, { id: 'broken', url: feeds.url('/broken.xml') }],
     });
     const subs = t.herald.stores.subscribers;

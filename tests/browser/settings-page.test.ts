@@ -46,7 +46,7 @@ describe.skipIf(!hasChromium)('settings page in a real browser', () => {
       name: 'browser',
       clock,
       smtpUrl: smtp.url,
-      pushAgent: push.agent,
+      pushCa: push.ca,
       pushOrigin: push.origin,
       feeds: [{ id: 'wire', url: fixtures.url('/wire.xml') }],
     });

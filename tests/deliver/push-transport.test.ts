@@ -58,9 +58,42 @@ describe('push transport', () => {
       const t0 = Date.now();
       const out = await sender.send(device(`https://127.0.0.1:${port}/push/x`), '{"title":"t"}', opts);
       expect(out).toMatchObject({ kind: 'retry', status: null });
-      expect(out.kind === 'retry' && out.reason).toMatch(/^network error: /);
+      expect(out.kind === 'retry' && out.reason).toMatch(/^network error: .*timeout/i);
       // The configured timeout holds for the TLS handshake too, not only for the answer.
       expect(Date.now() - t0).toBeLessThan(5_000);
+    } finally {
+      sender.close();
+    }
+  });
+
+  it('a service that takes the push and never answers is a retry naming the timeout, within the timeout', async () => {
+    const slow = await startPushSink({ delayMs: 30_000 });
+    const sender = createWebPushSender(vapid, { ca: slow.ca, timeoutMs: 400 });
+    try {
+      const d = slow.newDevice();
+      const t0 = Date.now();
+      const out = await sender.send({ id: d.id, ...d.subscription, createdAt: 0 }, '{"title":"t"}', opts);
+      expect(out).toMatchObject({ kind: 'retry', status: null });
+      expect(out.kind === 'retry' && out.reason).toMatch(/^network error: .*timeout/i);
+      expect(Date.now() - t0).toBeLessThan(5_000);
+    } finally {
+      sender.close();
+      await slow.close();
+    }
+  });
+
+  it("a refusal's reason keeps the start of the service's answer, not the whole of a huge error page", async () => {
+    const sender = createWebPushSender(vapid, { ca: sink.ca });
+    try {
+      const d = sink.newDevice();
+      const page = `<html><body>${'Bad request: the JWT audience does not match. '.repeat(400)}</body></html>`;
+      sink.script(d.id, [{ status: 400, body: page }]);
+      const out = await sender.send({ id: d.id, ...d.subscription, createdAt: 0 }, '{"title":"t"}', opts);
+      expect(out).toMatchObject({ kind: 'permanent', status: 400 });
+      expect(out.kind === 'permanent' && out.reason).toMatch(/^push service answered 400: <html><body>Bad request: the JWT audience/);
+      expect(out.kind === 'permanent' && out.reason.length).toBeLessThan(300);
+      // The connection stays usable: the next push to that service goes through.
+      expect(await sender.send({ id: d.id, ...d.subscription, createdAt: 0 }, '{"title":"again"}', opts)).toMatchObject({ kind: 'sent', status: 201 });
     } finally {
       sender.close();
     }
@@ -71,10 +104,11 @@ describe('push transport', () => {
     try {
       const d = sink.newDevice();
       const sub: PushSubscriptionRecord = { id: d.id, ...d.subscription, createdAt: 0 };
+      const before = sink.connections();
       const outs = await Promise.all(Array.from({ length: 200 }, (_, i) => sender.send(sub, JSON.stringify({ title: `n${i}` }), opts)));
       expect(outs.every((o) => o.kind === 'sent')).toBe(true);
       expect(sink.forDevice(d.id)).toHaveLength(200);
-      expect(sink.connections()).toBeLessThanOrEqual(64);
+      expect(sink.connections() - before).toBeLessThanOrEqual(64);
     } finally {
       sender.close();
     }

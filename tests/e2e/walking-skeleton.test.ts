@@ -44,7 +44,7 @@ describe('walking skeleton: feed to push, email and digest', () => {
       name: 'e2e',
       clock,
       smtpUrl: smtp.url,
-      pushAgent: push.agent,
+      pushCa: push.ca,
       pushOrigin: push.origin,
       feeds: [{ id: 'wire', url: feeds.url('/wire.xml'), title: 'Test wire' }],
     });

@@ -1,6 +1,5 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import type { Agent } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -39,7 +38,8 @@ export async function startTestHerald(opts: {
   smtpUrl: string;
   feeds?: FeedConfig[];
   topics?: Topic[];
-  pushAgent?: Agent;
+  /** The local push service's CA certificate. */
+  pushCa?: string;
   /** Origin of the local push service (https://127.0.0.1:<port>), added to the accepted push services. */
   pushOrigin?: string;
   env?: Record<string, string>;
@@ -75,7 +75,7 @@ export async function startTestHerald(opts: {
     clock: opts.clock,
     feeds: opts.feeds ?? [],
     ...(opts.topics ? { topics: opts.topics } : {}),
-    pushAgent: opts.pushAgent,
+    pushCa: opts.pushCa,
   });
   // HERALD_TEST_SLOT_AUDIT=<dir>: record every multi-key command, script and MULTI of this Herald's state and
   // queue connections, and write what was found there on close (tests/cluster/key-layout.test.ts reads it).

@@ -1,5 +1,5 @@
 import { createECDH, randomBytes } from 'node:crypto';
-import { Agent, createServer, type Server } from 'node:https';
+import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import ece from 'http_ece';
 import { generate } from 'selfsigned';
@@ -19,8 +19,8 @@ export interface PushDevice {
 export interface LocalPushService {
   /** https://127.0.0.1:<port>: what Herald must accept as a push service (HERALD_PUSH_SERVICES). */
   origin: string;
-  /** An HTTPS agent that trusts this server's self-signed certificate (what Herald gets in tests). */
-  agent: Agent;
+  /** This server's self-signed certificate, for Herald to trust (what it gets in tests). */
+  ca: string;
   /** A new browser-side subscription: its own P-256 key pair and auth secret, like a real PushManager. */
   newDevice(): PushDevice;
   received: ReceivedPush[];
@@ -64,10 +64,9 @@ export async function startPushService(): Promise<LocalPushService> {
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
-  const agent = new Agent({ ca: pems.cert, keepAlive: true });
   return {
     origin: `https://127.0.0.1:${port}`,
-    agent,
+    ca: pems.cert,
     received,
     newDevice() {
       const id = randomBytes(8).toString('hex');
@@ -87,7 +86,6 @@ export async function startPushService(): Promise<LocalPushService> {
       answers.set(deviceId, { status, headers });
     },
     close: () => {
-      agent.destroy();
       return new Promise((r) => server.close(() => r()));
     },
   };

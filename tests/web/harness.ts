@@ -10,7 +10,7 @@ export async function startWebHarness(name: string, env: Record<string, string> 
   const clock = manualClock('2027-01-15T00:00:00Z');
   const smtp: SmtpSink = await startSmtpSink();
   const push: LocalPushService = await startPushService();
-  const t: TestHerald = await startTestHerald({ name, clock, smtpUrl: smtp.url, pushAgent: push.agent, pushOrigin: push.origin, env });
+  const t: TestHerald = await startTestHerald({ name, clock, smtpUrl: smtp.url, pushCa: push.ca, pushOrigin: push.origin, env });
   const redis = testRedis();
   return {
     t,

@@ -20,6 +20,8 @@ export interface SinkDevice {
 export interface Answer {
   status: number;
   headers?: Record<string, string>;
+  /** The answer's body (an error page, a JSON reason). */
+  body?: string;
 }
 
 /**
@@ -63,8 +65,8 @@ export async function startPushSink(opts: { maxBodyBytes?: number; decrypt?: boo
         received.push({ deviceId, headers: req.headers, bodyBytes: body.length, payload });
       }
       // A service that takes a moment to answer keeps sends in flight, as real ones do.
-      if (opts.delayMs) setTimeout(() => res.writeHead(answer.status, answer.headers).end(), opts.delayMs);
-      else res.writeHead(answer.status, answer.headers).end();
+      if (opts.delayMs) setTimeout(() => res.writeHead(answer.status, answer.headers).end(answer.body), opts.delayMs);
+      else res.writeHead(answer.status, answer.headers).end(answer.body);
     });
   });
   server.on('secureConnection', (socket) => {
