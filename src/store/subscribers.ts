@@ -120,11 +120,18 @@ const deliveryOf = (h: Record<string, string>): DeliveryView | null => {
 const devicesOf = (h: Record<string, string>) => Object.values(h).map((j) => JSON.parse(j) as PushSubscriptionRecord);
 const followsOf = (h: Record<string, string>): Record<string, Follow> =>
   Object.fromEntries(Object.entries(h).map(([topic, json]) => [topic, JSON.parse(json) as Follow]));
+export type SendView = { who: DeliveryView | null; devices: PushSubscriptionRecord[]; follows: Record<string, Follow> };
+const sendViewOf = ([profile = [], push = [], follows = []]: readonly string[][]): SendView =>
+  ({ who: deliveryOf(hashFromFlat(profile)), devices: devicesOf(hashFromFlat(push)), follows: followsOf(hashFromFlat(follows)) });
 
 export function createSubscriberStore(redis: RedisClient, prefix: string) {
   const hardBounceScript = defineScript(redis, 'heraldHardBounce', 1, HARD_BOUNCE);
   const forSendScript = defineScript(redis, 'heraldSubscriberForSend', 3, FOR_SEND);
   const keys = (id: string) => subscriberKeys(prefix, id);
+  const sendKeys = (id: string): [string, string, string] => {
+    const k = keys(id);
+    return [k.profile, k.push, k.follows];
+  };
 
   /** Stores a secret's hash under `key` (with a TTL when given) and remembers it for deletion. */
   const storeSecret = async (id: string, key: string, value: string, ttlSeconds?: number) => {
@@ -254,10 +261,15 @@ export function createSubscriberStore(redis: RedisClient, prefix: string) {
      * What a push attempt or a digest needs of the subscriber (`forDelivery`, `pushSubscriptions` and `follows`
      * together), read in one command: at fan-out volume each command's client cost shows.
      */
-    async forSend(id: string): Promise<{ who: DeliveryView | null; devices: PushSubscriptionRecord[]; follows: Record<string, Follow> }> {
-      const [profile, push, follows] = (await forSendScript(keys(id).profile, keys(id).push, keys(id).follows)) as [string[], string[], string[]];
-      return { who: deliveryOf(hashFromFlat(profile)), devices: devicesOf(hashFromFlat(push)), follows: followsOf(hashFromFlat(follows)) };
+    async forSend(id: string): Promise<SendView> {
+      return sendViewOf((await forSendScript(...sendKeys(id))) as string[][]);
     },
+
+    /** The keys `forSend` reads, for a caller that reads them inside a script of its own (the push claim). */
+    forSendKeys: (id: string): [string, string, string] => sendKeys(id),
+
+    /** `forSend`'s answer from those keys' hashes as HGETALL gave them (flat field/value lists), in that order. */
+    forSendOf: (flats: readonly string[][]): SendView => sendViewOf(flats),
 
     async recordHardBounce(id: string, address: string, threshold: number, reason: string, now: number): Promise<{ bounces: number; disabled: boolean }> {
       const [n, disabled] = (await hardBounceScript(keys(id).profile, address, threshold, String(now), reason.slice(0, 300))) as [number, number];

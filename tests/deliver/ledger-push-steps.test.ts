@@ -15,7 +15,7 @@ describe('ledger: push claim with reads, and the one-step sent write', () => {
   it('claims a queued record and answers it as claimed, with no last push yet', async () => {
     await ledger.open([{ subscriberId: 'a', storyId: 's1', channel: 'push', jobId: 'j1', topicId: 'japan' }], 1000);
     const claim = await ledger.claimPush('a', 's1', 'j1', 'japan', 2000);
-    expect(claim).toEqual({ claimed: true, lastPushAt: null, record: expect.objectContaining({ status: 'sending', attempts: 1, jobId: 'j1', topicId: 'japan', createdAt: 1000, updatedAt: 2000, devicesDone: [] }) });
+    expect(claim).toEqual({ claimed: true, lastPushAt: null, reads: [], record: expect.objectContaining({ status: 'sending', attempts: 1, jobId: 'j1', topicId: 'japan', createdAt: 1000, updatedAt: 2000, devicesDone: [] }) });
   });
 
   it('ends the record as sent with its devices, the push time and the inbox entry, and counts it once', async () => {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { createLedger } from '../../src/store/ledger.ts';
 import { createSubscriberStore } from '../../src/store/subscribers.ts';
 import { isolatedRedis } from '../helpers/isolated-redis.ts';
 import { createReader } from '../helpers/readers.ts';
@@ -20,6 +21,21 @@ describe('subscribers.forSend', () => {
     expect(one.devices).toEqual(expect.arrayContaining(await subscribers.pushSubscriptions(id)));
     expect(one.follows).toEqual(await subscribers.follows(id));
     expect(one.follows.cricket).toMatchObject({ cadence: 'daily', mutedUntil: 5000 });
+  });
+
+  it("the push claim reads the same view in its own script; an ended record's claim reads nothing", async () => {
+    const ledger = createLedger(redis, prefix);
+    const { id } = await createReader(subscribers, { email: null, timeZone: 'Europe/London', digestTime: '08:00' }, 1000);
+    await subscribers.setFollows(id, { japan: { cadence: 'instant', channels: ['push'] } });
+    await subscribers.addPushSubscription(id, { endpoint: 'https://push.example.test/c', keys: { p256dh: 'BPm', auth: 'au3' } }, 2000);
+    const claim = await ledger.claimPush(id, 'story-1', 'job-1', 'japan', 3000, subscribers.forSendKeys(id));
+    expect(claim.claimed).toBe(true);
+    if (!claim.claimed) return;
+    expect(subscribers.forSendOf(claim.reads)).toEqual(await subscribers.forSend(id));
+    expect(subscribers.forSendOf(claim.reads).devices.map((d) => d.endpoint)).toEqual(['https://push.example.test/c']);
+    expect(claim.record).toMatchObject({ status: 'sending', attempts: 1 });
+    await ledger.finishPushSent(id, 'story-1', 4000, { devices: [], inbox: { storyId: 'story-1', title: 't', url: 'https://n.test/1', topicId: 'japan', why: 'w', channel: 'push', at: 4000, read: false } });
+    expect(await ledger.claimPush(id, 'story-1', 'job-1', 'japan', 5000, subscribers.forSendKeys(id))).toEqual({ claimed: false, status: 'sent' });
   });
 
   it('a subscriber that does not exist: no profile, no devices, no follows', async () => {

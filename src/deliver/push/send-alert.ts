@@ -1,6 +1,6 @@
 import { UnrecoverableError } from 'bullmq';
 import type { Logger } from 'pino';
-import type { Clock, PushSubscriptionRecord } from '../../model.ts';
+import type { Clock, PushSubscriptionRecord, Story } from '../../model.ts';
 import { jobIds, type JobCatalog } from '../../queue/jobs.ts';
 import type { Enqueue } from '../../queue/queues.ts';
 import type { HeldBucket, Ledger } from '../../store/ledger.ts';
@@ -112,18 +112,43 @@ export type AlertResult =
   | { kind: 'failed'; reason: string }
   | { kind: 'retry'; reason: string; retryAfterMs: number | null };
 
+/** Renders a story's push payload (renderPushPayload, or a memo of it shared by a batch's alerts). */
+export type PayloadRenderer = (story: Story, topicName: string, why: string, maxBytes: number) => string;
+
+/**
+ * renderPushPayload remembered per story record, topic, why-line and size: a batch is one story, and its
+ * alerts mostly share the topic and why-line, so each distinct payload is rendered once, not once per alert.
+ */
+export function memoRenderer(render: PayloadRenderer = renderPushPayload): PayloadRenderer {
+  const byStory = new WeakMap<Story, Map<string, string>>();
+  return (story, topicName, why, maxBytes) => {
+    let memo = byStory.get(story);
+    if (!memo) byStory.set(story, (memo = new Map()));
+    const key = `${topicName}\u0000${why}\u0000${maxBytes}`;
+    let payload = memo.get(key);
+    if (payload === undefined) memo.set(key, (payload = render(story, topicName, why, maxBytes)));
+    return payload;
+  };
+}
+
 /**
  * Delivers one alert to every push device of the subscriber, once. The ledger claim makes a re-run a no-op
  * once the record has ended; devices already reached are skipped when a retry follows a partial failure.
  * Every outcome is in the ledger before this returns; the caller decides how a job reports it.
  */
-export async function deliverPushAlert(deps: PushDeliverDeps, data: JobCatalog['AlertSendPush'], jobId: string): Promise<AlertResult> {
+export async function deliverPushAlert(
+  deps: PushDeliverDeps,
+  data: JobCatalog['AlertSendPush'],
+  jobId: string,
+  render: PayloadRenderer = renderPushPayload,
+): Promise<AlertResult> {
   const { subscriberId, storyId, topicId } = data;
-  const claim = await deps.ledger.claimPush(subscriberId, storyId, jobId, topicId, deps.clock.now());
+  // The subscriber's profile, devices and follows are read by the claim's own script: one command per alert.
+  const claim = await deps.ledger.claimPush(subscriberId, storyId, jobId, topicId, deps.clock.now(), deps.subscribers.forSendKeys(subscriberId));
   if (!claim.claimed) return { kind: 'ended', summary: `already ${claim.status}` };
   const { record, lastPushAt } = claim;
-
-  const [story, { who, devices, follows }] = await Promise.all([deps.stories.get(storyId), deps.subscribers.forSend(subscriberId)]);
+  const { who, devices, follows } = deps.subscribers.forSendOf(claim.reads);
+  const story = await deps.stories.get(storyId);
   const fail = async (reason: string): Promise<AlertResult> => {
     await deps.ledger.finish(subscriberId, storyId, 'push', 'failed', deps.clock.now(), { error: reason });
     return { kind: 'failed', reason };
@@ -165,7 +190,7 @@ export async function deliverPushAlert(deps: PushDeliverDeps, data: JobCatalog['
 
   const pending = devices.filter((d) => !record.devicesDone.includes(d.id));
   const topic = deps.topicName(topicId);
-  const res = await sendToDevices(deps, subscriberId, storyId, pending, (max) => renderPushPayload(story, topic, data.why, max), {
+  const res = await sendToDevices(deps, subscriberId, storyId, pending, (max) => render(story, topic, data.why, max), {
     ttlSeconds: pushTtlSeconds(story, now, breaking),
     urgency: pushUrgency(breaking),
     topic: pushTopic(storyId),
@@ -215,7 +240,8 @@ export async function sendPushBatch(
   random: () => number = Math.random,
 ): Promise<{ sent: number; ended: number; failed: number; retried: number }> {
   const alerts = data.alerts.map((a) => ({ ...a, storyId: data.storyId }));
-  const results = await Promise.all(alerts.map((a) => deliverPushAlert(deps, a, jobId)));
+  const render = memoRenderer();
+  const results = await Promise.all(alerts.map((a) => deliverPushAlert(deps, a, jobId, render)));
   const retries = alerts.flatMap((a, i) => {
     const r = results[i]!;
     if (r.kind !== 'retry') return [];
