@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { createLedger } from '../../src/store/ledger.ts';
+import { createRedis } from '../../src/store/redis.ts';
 import { createSubscriberStore } from '../../src/store/subscribers.ts';
+import { TEST_REDIS_URL } from '../helpers/redis.ts';
 import { isolatedRedis } from '../helpers/isolated-redis.ts';
 import { createReader } from '../helpers/readers.ts';
 
@@ -36,6 +38,30 @@ describe('subscribers.forSend', () => {
     expect(claim.record).toMatchObject({ status: 'sending', attempts: 1 });
     await ledger.finishPushSent(id, 'story-1', 4000, { devices: [], inbox: { storyId: 'story-1', title: 't', url: 'https://n.test/1', topicId: 'japan', why: 'w', channel: 'push', at: 4000, read: false } });
     expect(await ledger.claimPush(id, 'story-1', 'job-1', 'japan', 5000, subscribers.forSendKeys(id))).toEqual({ claimed: false, status: 'sent' });
+  });
+
+  it("a first claim sent beside other commands of the same tick: every command answered (each script is defined with its store, not at first use)", async () => {
+    // As the dispatchers' connection is: commands of one tick go out as one pipeline, built when the first
+    // of them is issued. A script defined after that (at its first use) would be missing from it.
+    const piped = createRedis(TEST_REDIS_URL, { name: 'for-send-piped', autoPipelining: true });
+    try {
+      await piped.ping();
+      const ledger = createLedger(piped, prefix);
+      const view = createSubscriberStore(piped, prefix);
+      const { id } = await createReader(subscribers, { email: null, timeZone: 'UTC', digestTime: '08:00' }, 1000);
+      const [before, claimPlain, claimWithView, after] = await Promise.all([
+        piped.get(`${prefix}:none`),
+        ledger.claimPush(id, 'story-2', 'job-2', 'japan', 2000),
+        ledger.claimPush(id, 'story-3', 'job-3', 'japan', 2000, view.forSendKeys(id)),
+        piped.exists(`${prefix}:none`),
+      ]);
+      expect(before).toBeNull();
+      expect(after).toBe(0);
+      expect(claimPlain).toMatchObject({ claimed: true, reads: [] });
+      expect(claimWithView.claimed && view.forSendOf(claimWithView.reads).who?.subscriber.id).toBe(id);
+    } finally {
+      await piped.quit();
+    }
   });
 
   it('a subscriber that does not exist: no profile, no devices, no follows', async () => {
