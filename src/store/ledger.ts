@@ -232,8 +232,26 @@ export function createLedger(redis: RedisClient, prefix: string) {
   const reservePushScript = defineScript(redis, 'heraldReservePush', 1, RESERVE_PUSH);
   const inboxAddScript = defineScript(redis, 'heraldInboxAdd', 2, INBOX_ADD);
   const statusesScript = defineScript(redis, 'heraldLedgerStatuses', null, STATUSES);
+  // Counts of one event-loop turn are summed: a batch's finish scripts come back in one pipelined reply, so
+  // their counts go out as one HINCRBY per topic and field instead of one per alert. Each caller still
+  // waits until its count is written.
+  let turn: { counts: Map<string, number>; written: Promise<unknown> } | null = null;
   const bump = async (topicId: string, channel: Channel, field: keyof ChannelStats) => {
-    if (topicId) await redis.hincrby(topicStatsKey(prefix, topicId), `${channel}:${field}`, 1);
+    if (!topicId) return;
+    if (!turn) {
+      const counts = new Map<string, number>();
+      const written = new Promise<unknown>((resolve, reject) => setImmediate(() => {
+        turn = null;
+        Promise.all([...counts].map(([k, n]) => {
+          const [topic, f] = k.split('\u0000') as [string, string];
+          return redis.hincrby(topicStatsKey(prefix, topic), f, n);
+        })).then(resolve, reject);
+      }));
+      turn = { counts, written };
+    }
+    const k = `${topicId}\u0000${channel}:${field}`;
+    turn.counts.set(k, (turn.counts.get(k) ?? 0) + 1);
+    await turn.written;
   };
 
   const index = async (subscriberId: string, storyId: string, channel: Channel, at: number) => {

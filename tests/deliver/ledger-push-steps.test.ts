@@ -44,6 +44,21 @@ describe('ledger: push claim with reads, and the one-step sent write', () => {
     expect(again).toMatchObject({ claimed: true, record: { status: 'sending', attempts: 2, reclaims: 1, devicesDone: ['d1'] } });
   });
 
+  it('counts every alert of a batch finishing side by side, per topic, once each', async () => {
+    const topics = Array.from({ length: 50 }, (_, i) => (i < 30 ? 'counted-a' : 'counted-b'));
+    await Promise.all(topics.map((_, i) => ledger.claimPush(`e${i}`, 'sb', 'jb', topics[i]!, 1000)));
+    const first = await Promise.all(topics.map((topicId, i) => ledger.finishPushSent(`e${i}`, 'sb', 2000, { devices: ['d1'], inbox: { ...item('sb', 2000), topicId } })));
+    expect(first.every(Boolean)).toBe(true);
+    // Each finish resolved after its count was written: read at once, nothing is missing.
+    const stats = await ledger.topicStats(['counted-a', 'counted-b']);
+    expect([stats['counted-a']?.push.sent, stats['counted-b']?.push.sent]).toEqual([30, 20]);
+    // A re-run of the whole batch ends nothing and counts nothing.
+    const again = await Promise.all(topics.map((topicId, i) => ledger.finishPushSent(`e${i}`, 'sb', 3000, { devices: ['d1'], inbox: { ...item('sb', 3000), topicId } })));
+    expect(again.some(Boolean)).toBe(false);
+    const after = await ledger.topicStats(['counted-a', 'counted-b']);
+    expect([after['counted-a']?.push.sent, after['counted-b']?.push.sent]).toEqual([30, 20]);
+  });
+
   it('keeps the inbox at its limit, dropping the oldest entry with its body', async () => {
     for (let i = 0; i < 201; i++) {
       await ledger.claimPush('c', `s${i}`, `j${i}`, 'japan', i + 1);
