@@ -83,11 +83,26 @@ export function createStats(redis: RedisClient, prefix: string, opts: { flushMs?
     return run;
   };
 
-  // Series names of a histogram, built once per name and label set: an observation per alert would
-  // otherwise build a dozen label strings each time.
+  // Series names built once per name and label set (up to a thousand of each): an event per alert would
+  // otherwise sort, escape and join its labels every time. The lookup key is cheaper than the name.
+  const lookupKey = (name: string, labels: Labels) => {
+    let key = name;
+    for (const k in labels) key += `\u0000${k}\u0001${labels[k]}`;
+    return key;
+  };
+  const counters = new Map<string, string>();
+  const counterField = (name: string, labels: Labels) => {
+    const key = lookupKey(name, labels);
+    let field = counters.get(key);
+    if (field === undefined) {
+      field = seriesField(name, labels);
+      if (counters.size < 1000) counters.set(key, field);
+    }
+    return field;
+  };
   const histograms = new Map<string, { sum: string; count: string; buckets: string[]; inf: string }>();
   const histogramFields = (name: string, labels: Labels, buckets: readonly number[]) => {
-    const key = `${name}\u0000${seriesField('', labels)}\u0000${buckets.join(',')}`;
+    const key = `${lookupKey(name, labels)}\u0002${buckets === LATENCY_BUCKETS ? '' : buckets.join(',')}`;
     let h = histograms.get(key);
     if (!h) {
       h = {
@@ -103,15 +118,19 @@ export function createStats(redis: RedisClient, prefix: string, opts: { flushMs?
 
   const flushInBackground = () => void flush().catch((err: Error) => opts.onError?.(err));
 
-  const write = (fields: Record<string, number>, at: number): Promise<unknown> => {
+  const minuteOf = (at: number) => {
     const minute = Math.floor(at / 60_000);
     let inMinute = pending.get(minute);
     if (!inMinute) pending.set(minute, (inMinute = new Map()));
-    for (const [field, by] of Object.entries(fields)) {
-      const before = inMinute.get(field);
-      if (before === undefined) pendingFields++;
-      inMinute.set(field, (before ?? 0) + by);
-    }
+    return inMinute;
+  };
+  const add = (inMinute: Map<string, number>, field: string, by: number) => {
+    const before = inMinute.get(field);
+    if (before === undefined) pendingFields++;
+    inMinute.set(field, (before ?? 0) + by);
+  };
+  /** After adding to the pending sums: makes sure a flush will write them. */
+  const scheduled = (): Promise<unknown> => {
     // Started, not awaited: the caller only queued a count, and a failed write is reported where the timer's is.
     if (pendingFields >= FLUSH_AT_FIELDS) flushInBackground();
     else if (!timer) {
@@ -125,16 +144,19 @@ export function createStats(redis: RedisClient, prefix: string, opts: { flushMs?
   return {
     /** Adds to the counters (summed in memory, written within STATS_FLUSH_MS); resolves once queued. */
     async incr(name: string, labels: Labels, at: number, by = 1) {
-      await write({ [seriesField(name, labels)]: by }, at);
+      add(minuteOf(at), counterField(name, labels), by);
+      await scheduled();
     },
 
     /** A histogram observation, stored Prometheus-style as cumulative `_bucket`, `_sum` and `_count` series. */
     async observe(name: string, labels: Labels, seconds: number, at: number, buckets: readonly number[] = LATENCY_BUCKETS) {
       const h = histogramFields(name, labels, buckets);
-      const fields: Record<string, number> = { [h.sum]: seconds, [h.count]: 1 };
-      for (let i = 0; i < buckets.length; i++) if (seconds <= buckets[i]!) fields[h.buckets[i]!] = 1;
-      fields[h.inf] = 1;
-      await write(fields, at);
+      const inMinute = minuteOf(at);
+      add(inMinute, h.sum, seconds);
+      add(inMinute, h.count, 1);
+      for (let i = 0; i < buckets.length; i++) if (seconds <= buckets[i]!) add(inMinute, h.buckets[i]!, 1);
+      add(inMinute, h.inf, 1);
+      await scheduled();
     },
 
     /** Writes every pending increment now (before reading, and before the process closes its connection). */

@@ -56,6 +56,36 @@ describe('stats buffering', () => {
     });
   });
 
+  it('one process: label sets in any order are one series; another value, key or name is its own series', async () => {
+    const prefix = newPrefix();
+    const stats = createStats(connect('stats-labels'), prefix, { flushMs: 60_000 });
+    for (let i = 0; i < 3; i++) {
+      await stats.incr('herald_alerts_total', { channel: 'push', outcome: 'sent' }, at);
+      await stats.incr('herald_alerts_total', { outcome: 'sent', channel: 'push' }, at);
+      await stats.incr('herald_alerts_total', { channel: 'push', outcome: 'failed' }, at);
+      await stats.incr('herald_alerts_total', { channel: 'sent', outcome: 'push' }, at);
+      await stats.incr('herald_push_responses_total', { channel: 'push', outcome: 'sent' }, at);
+      await stats.incr('herald_push_responses_total', {}, at);
+      await stats.observe('herald_story_to_delivery_seconds', { channel: 'push' }, 0.3, at);
+      await stats.observe('herald_story_to_delivery_seconds', { channel: 'email' }, 0.3, at, [1, 10]);
+    }
+    await stats.flush();
+    const totals = await stats.totals();
+    expect(totals).toMatchObject({
+      'herald_alerts_total{channel="push",outcome="sent"}': 6,
+      'herald_alerts_total{channel="push",outcome="failed"}': 3,
+      'herald_alerts_total{channel="sent",outcome="push"}': 3,
+      'herald_push_responses_total{channel="push",outcome="sent"}': 3,
+      herald_push_responses_total: 3,
+      'herald_story_to_delivery_seconds_count{channel="push"}': 3,
+      'herald_story_to_delivery_seconds_bucket{channel="push",le="0.5"}': 3,
+      'herald_story_to_delivery_seconds_bucket{channel="email",le="1"}': 3,
+      'herald_story_to_delivery_seconds_bucket{channel="email",le="+Inf"}': 3,
+    });
+    expect(totals['herald_story_to_delivery_seconds_bucket{channel="push",le="0.1"}']).toBeUndefined();
+    expect(totals['herald_story_to_delivery_seconds_bucket{channel="email",le="0.5"}']).toBeUndefined();
+  });
+
   it('holds increments in memory until flushed: one series field, the summed value', async () => {
     const prefix = newPrefix();
     const stats = createStats(connect('stats-held'), prefix, { flushMs: 60_000 });
