@@ -132,6 +132,27 @@ describe('push dispatch', () => {
     expect(rec!.lastError).toContain('push service answered 500');
   });
 
+  it('two devices, one answering 500 once (the first device, or the last): the retry reaches it, the other gets the alert once', async () => {
+    const story = await newStory();
+    const readers = await Promise.all([0, 1].map(async (failing) => {
+      const { id, device: first } = await subscriberWithDevice();
+      const last = sink.newDevice();
+      await t.herald.stores.subscribers.addPushSubscription(id, last.subscription, clock.now());
+      sink.script((failing === 0 ? first : last).id, [{ status: 500 }]);
+      await enqueueAlert(t, 'push', id, story.id);
+      return { id, devices: [first, last], failing };
+    }));
+    await t.waitIdle(30_000);
+    for (const r of readers) {
+      const [failed, fine] = r.failing === 0 ? r.devices : [...r.devices].reverse();
+      expect(sink.requests.filter((q) => q.deviceId === failed!.id).map((q) => q.status)).toEqual([500, 201]);
+      // Reached on the first attempt and marked then: the retry does not send to it again.
+      expect(sink.requests.filter((q) => q.deviceId === fine!.id).map((q) => q.status)).toEqual([201]);
+      expect(await record(r.id, story.id)).toMatchObject({ status: 'sent', attempts: 2 });
+      expect((await record(r.id, story.id))!.devicesDone).toHaveLength(2);
+    }
+  });
+
   it('another 4xx is failed-permanent with the reason kept, and counted for the topic', async () => {
     const before = (await t.herald.stores.ledger.topicStats(['india'])).india!.push.failed;
     const { id, device } = await subscriberWithDevice({ topics: { india: { cadence: 'instant', channels: ['push'] } } });
