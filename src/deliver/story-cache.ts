@@ -26,7 +26,12 @@ export function cachedStories(store: StoryStore, clock: Clock): StoryStore {
       if (cache.size >= MAX_ENTRIES) cache.delete(cache.keys().next().value!);
       const entry = { story: store.get(id), until: now + TTL_MS };
       cache.set(id, entry);
-      entry.story.then((s) => s ?? forget(id, entry), () => forget(id, entry));
+      entry.story.then(
+        (story) => {
+          if (!story) forget(id, entry);
+        },
+        () => forget(id, entry),
+      );
       return entry.story;
     },
   };

@@ -112,9 +112,10 @@ export function createHerald(opts: HeraldOptions) {
     url: config.smtpUrl, user: config.smtpUser, password: config.smtpPassword, from: config.mailFrom,
     poolSize: config.emailConcurrency, ratePerSecond: config.smtpRatePerSecond, dkim, clock,
   }), events);
+  const pushCa = opts.pushCa ?? (config.pushCaFile ? readFileSync(config.pushCaFile) : undefined);
   const sender = withPushEvents(createWebPushSender(opts.secrets.vapid, {
     ratePerSecondPerOrigin: config.pushRatePerSecond,
-    ...(opts.pushCa ? { ca: opts.pushCa } : config.pushCaFile ? { ca: readFileSync(config.pushCaFile) } : {}),
+    ...(pushCa ? { ca: pushCa } : {}),
   }), events);
 
   // Fan-out reads one story once per subscriber: a short per-process cache turns that into once per story.

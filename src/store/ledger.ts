@@ -67,17 +67,14 @@ return ${claimed}`;
 const CLAIM = claimLua('status', 'res');
 /**
  * The claim of a push attempt, answering also what the attempt reads next (the record as claimed, KEYS[2] the
- * subscriber's last push time, then every further key's hash: the caller's own reads in the same slot, such
- * as the subscriber's profile, devices and follows): one command instead of four per alert at fan-out volume.
+ * subscriber's last push time, KEYS[3..5] the caller's three hashes in the same slot: the subscriber's
+ * profile, devices and follows): one command instead of four per alert at fan-out volume.
  * `false`, not nil, for a missing last push: a nil would end the Lua table there.
  */
-const CLAIM_READ = `
-local function more()
-  local t = {}
-  for i = 3, #KEYS do t[#t + 1] = redis.call('HGETALL', KEYS[i]) end
-  return t
-end
-${claimLua('{status}', "{res, redis.call('HGETALL', KEYS[1]), redis.call('GET', KEYS[2]) or false, unpack(more())}")}`;
+const CLAIM_READ = claimLua(
+  '{status}',
+  "{res, redis.call('HGETALL', KEYS[1]), redis.call('GET', KEYS[2]) or false, redis.call('HGETALL', KEYS[3]), redis.call('HGETALL', KEYS[4]), redis.call('HGETALL', KEYS[5])}",
+);
 
 /** Opens a record as "queued" when its job is enqueued; a record that exists (a re-classified story) is left as it is. */
 const OPEN = `
@@ -219,12 +216,11 @@ function toRecord(h: Record<string, string>): DeliveryRecord | null {
 
 export function createLedger(redis: RedisClient, prefix: string) {
   const claimScript = defineScript(redis, 'heraldLedgerClaim', 1, CLAIM);
-  // Two commands, each with its key count fixed: with the count passed per call, ioredis Cluster's
-  // auto-pipelining failed these claims ("All keys in the pipeline should belong to the same slots allocation
-  // group", seen in the 3-master cluster test). Both are defined here, with the store: a command defined
-  // later, while an auto-pipeline of this client is filling, is missing from that pipeline and breaks it.
-  const claimReadScript = defineScript(redis, 'heraldLedgerClaimRead', 2, CLAIM_READ);
-  const claimReadSendScript = defineScript(redis, 'heraldLedgerClaimReadSend', 5, CLAIM_READ);
+  // Its key count fixed: passed per call, ioredis Cluster's auto-pipelining failed these claims ("All keys in
+  // the pipeline should belong to the same slots allocation group", the 3-master cluster test). Like every
+  // script, defined here with the store: a command defined later, while an auto-pipeline of this client is
+  // filling, is missing from that pipeline and breaks it.
+  const claimReadScript = defineScript(redis, 'heraldLedgerClaimRead', 5, CLAIM_READ);
   const finishSentScript = defineScript(redis, 'heraldLedgerFinishSent', 4, FINISH_SENT);
   const openScript = defineScript(redis, 'heraldLedgerOpen', 1, OPEN);
   const finishScript = defineScript(redis, 'heraldLedgerFinish', 1, FINISH);
@@ -235,22 +231,23 @@ export function createLedger(redis: RedisClient, prefix: string) {
   // Counts of one event-loop turn are summed: a batch's finish scripts come back in one pipelined reply, so
   // their counts go out as one HINCRBY per topic and field instead of one per alert. Each caller still
   // waits until its count is written.
-  let turn: { counts: Map<string, number>; written: Promise<unknown> } | null = null;
+  type Turn = { counts: Map<string, { key: string; field: string; n: number }>; written: Promise<unknown> };
+  let turn: Turn | null = null;
   const bump = async (topicId: string, channel: Channel, field: keyof ChannelStats) => {
     if (!topicId) return;
     if (!turn) {
-      const counts = new Map<string, number>();
+      const counts: Turn['counts'] = new Map();
       const written = new Promise<unknown>((resolve, reject) => setImmediate(() => {
         turn = null;
-        Promise.all([...counts].map(([k, n]) => {
-          const [topic, f] = k.split('\u0000') as [string, string];
-          return redis.hincrby(topicStatsKey(prefix, topic), f, n);
-        })).then(resolve, reject);
+        Promise.all([...counts.values()].map((c) => redis.hincrby(c.key, c.field, c.n))).then(resolve, reject);
       }));
       turn = { counts, written };
     }
-    const k = `${topicId}\u0000${channel}:${field}`;
-    turn.counts.set(k, (turn.counts.get(k) ?? 0) + 1);
+    const key = topicStatsKey(prefix, topicId);
+    const counted = `${channel}:${field}`;
+    const c = turn.counts.get(`${key} ${counted}`);
+    if (c) c.n++;
+    else turn.counts.set(`${key} ${counted}`, { key, field: counted, n: 1 });
     await turn.written;
   };
 
@@ -274,15 +271,15 @@ export function createLedger(redis: RedisClient, prefix: string) {
 
     /**
      * `claim` for a push attempt, with the record as claimed and the subscriber's last push time (for the
-     * burst rule) read in the same command, and the three hashes at `alsoRead` (keys in the subscriber's slot:
-     * `subscribers.forSendKeys`), answered in `reads` in their order.
+     * burst rule) read in the same command, and the three hashes at `sendKeys` (`subscribers.forSendKeys`, in
+     * the subscriber's slot), answered in `reads` in their order (for `subscribers.forSendOf`).
      */
-    async claimPush(subscriberId: string, storyId: string, jobId: string, topicId: string, now: number, alsoRead?: readonly [string, string, string]): Promise<
+    async claimPush(subscriberId: string, storyId: string, jobId: string, topicId: string, now: number, sendKeys: readonly [string, string, string]): Promise<
       { claimed: false; status: DeliveryStatus } | { claimed: true; record: DeliveryRecord; lastPushAt: number | null; reads: string[][] }
     > {
-      const keys = [alertKey(prefix, subscriberId, storyId, 'push'), lastPushKey(prefix, subscriberId)];
-      const script = alsoRead ? claimReadSendScript : claimReadScript;
-      const [res, flat, last, ...reads] = (await script(...keys, ...(alsoRead ?? []), jobId, topicId, String(now))) as [string, string[]?, (string | false)?, ...string[][]];
+      const [res, flat, last, ...reads] = (await claimReadScript(
+        alertKey(prefix, subscriberId, storyId, 'push'), lastPushKey(prefix, subscriberId), ...sendKeys, jobId, topicId, String(now),
+      )) as [string, string[]?, (string | false)?, ...string[][]];
       if (res !== 'claimed' && res !== 'created') return { claimed: false, status: res as DeliveryStatus };
       if (res === 'created') await index(subscriberId, storyId, 'push', now);
       return { claimed: true, record: toRecord(hashFromFlat(flat!))!, lastPushAt: last ? Number(last) : null, reads };

@@ -266,10 +266,10 @@ export function createSubscriberStore(redis: RedisClient, prefix: string) {
     },
 
     /** The keys `forSend` reads, for a caller that reads them inside a script of its own (the push claim). */
-    forSendKeys: (id: string): [string, string, string] => sendKeys(id),
+    forSendKeys: sendKeys,
 
     /** `forSend`'s answer from those keys' hashes as HGETALL gave them (flat field/value lists), in that order. */
-    forSendOf: (flats: readonly string[][]): SendView => sendViewOf(flats),
+    forSendOf: sendViewOf,
 
     async recordHardBounce(id: string, address: string, threshold: number, reason: string, now: number): Promise<{ bounces: number; disabled: boolean }> {
       const [n, disabled] = (await hardBounceScript(keys(id).profile, address, threshold, String(now), reason.slice(0, 300))) as [number, number];

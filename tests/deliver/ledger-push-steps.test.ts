@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createLedger, type InboxItem } from '../../src/store/ledger.ts';
+import { createSubscriberStore } from '../../src/store/subscribers.ts';
 import { isolatedRedis } from '../helpers/isolated-redis.ts';
 
 /**
@@ -10,12 +11,14 @@ import { isolatedRedis } from '../helpers/isolated-redis.ts';
 describe('ledger: push claim with reads, and the one-step sent write', () => {
   const { redis, prefix } = isolatedRedis('ledger-push-steps');
   const ledger = createLedger(redis, prefix);
+  // The subscriber's hashes the claim reads with it (none exist here: the ledger steps are under test).
+  const sendKeys = createSubscriberStore(redis, prefix).forSendKeys;
   const item = (storyId: string, at: number): InboxItem => ({ storyId, title: `Story ${storyId}`, url: `https://n.test/${storyId}`, topicId: 'japan', why: 'Matched: Japan', channel: 'push', at, read: false });
 
   it('claims a queued record and answers it as claimed, with no last push yet', async () => {
     await ledger.open([{ subscriberId: 'a', storyId: 's1', channel: 'push', jobId: 'j1', topicId: 'japan' }], 1000);
-    const claim = await ledger.claimPush('a', 's1', 'j1', 'japan', 2000);
-    expect(claim).toEqual({ claimed: true, lastPushAt: null, reads: [], record: expect.objectContaining({ status: 'sending', attempts: 1, jobId: 'j1', topicId: 'japan', createdAt: 1000, updatedAt: 2000, devicesDone: [] }) });
+    const claim = await ledger.claimPush('a', 's1', 'j1', 'japan', 2000, sendKeys('a'));
+    expect(claim).toEqual({ claimed: true, lastPushAt: null, reads: [[], [], []], record: expect.objectContaining({ status: 'sending', attempts: 1, jobId: 'j1', topicId: 'japan', createdAt: 1000, updatedAt: 2000, devicesDone: [] }) });
   });
 
   it('ends the record as sent with its devices, the push time and the inbox entry, and counts it once', async () => {
@@ -32,21 +35,21 @@ describe('ledger: push claim with reads, and the one-step sent write', () => {
   });
 
   it('an ended record is not claimed again; the next alert sees the last push time', async () => {
-    expect(await ledger.claimPush('a', 's1', 'j1', 'japan', 5000)).toEqual({ claimed: false, status: 'sent' });
-    const next = await ledger.claimPush('a', 's2', 'j2', 'japan', 6000);
+    expect(await ledger.claimPush('a', 's1', 'j1', 'japan', 5000, sendKeys('a'))).toEqual({ claimed: false, status: 'sent' });
+    const next = await ledger.claimPush('a', 's2', 'j2', 'japan', 6000, sendKeys('a'));
     expect(next).toMatchObject({ claimed: true, lastPushAt: 3000, record: { status: 'sending', attempts: 1, createdAt: 6000 } });
   });
 
   it('a record reclaimed after a dead worker shows its devices already reached', async () => {
-    await ledger.claimPush('b', 's1', 'j1', 'japan', 1000);
+    await ledger.claimPush('b', 's1', 'j1', 'japan', 1000, sendKeys('b'));
     await ledger.markDeviceDone('b', 's1', 'd1');
-    const again = await ledger.claimPush('b', 's1', 'j1', 'japan', 2000);
+    const again = await ledger.claimPush('b', 's1', 'j1', 'japan', 2000, sendKeys('b'));
     expect(again).toMatchObject({ claimed: true, record: { status: 'sending', attempts: 2, reclaims: 1, devicesDone: ['d1'] } });
   });
 
   it('counts every alert of a batch finishing side by side, per topic, once each', async () => {
     const topics = Array.from({ length: 50 }, (_, i) => (i < 30 ? 'counted-a' : 'counted-b'));
-    await Promise.all(topics.map((_, i) => ledger.claimPush(`e${i}`, 'sb', 'jb', topics[i]!, 1000)));
+    await Promise.all(topics.map((_, i) => ledger.claimPush(`e${i}`, 'sb', 'jb', topics[i]!, 1000, sendKeys(`e${i}`))));
     const first = await Promise.all(topics.map((topicId, i) => ledger.finishPushSent(`e${i}`, 'sb', 2000, { devices: ['d1'], inbox: { ...item('sb', 2000), topicId } })));
     expect(first.every(Boolean)).toBe(true);
     // Each finish resolved after its count was written: read at once, nothing is missing.
@@ -61,7 +64,7 @@ describe('ledger: push claim with reads, and the one-step sent write', () => {
 
   it('keeps the inbox at its limit, dropping the oldest entry with its body', async () => {
     for (let i = 0; i < 201; i++) {
-      await ledger.claimPush('c', `s${i}`, `j${i}`, 'japan', i + 1);
+      await ledger.claimPush('c', `s${i}`, `j${i}`, 'japan', i + 1, sendKeys('c'));
       await ledger.finishPushSent('c', `s${i}`, i + 1, { devices: ['d1'], inbox: item(`s${i}`, i + 1) });
     }
     const inbox = await ledger.inbox('c', 500);

@@ -3,10 +3,9 @@ import type { Job } from 'bullmq';
 import { jobIds, type PushBatchAlert } from '../../src/queue/jobs.ts';
 import type { DeliveryRecord } from '../../src/store/ledger.ts';
 import { manualClock } from '../helpers/clock.ts';
-import { startTestHerald, type TestHerald } from '../helpers/herald.ts';
-import { startPushSink, type PushSink } from './support/push-sink.ts';
-import { startScriptedSmtp, type ScriptedSmtp } from './support/smtp.ts';
-import { addSubscriber, makeStory, settle, TOPICS } from './support/world.ts';
+import type { TestHerald } from '../helpers/herald.ts';
+import type { PushSink } from './support/push-sink.ts';
+import { addSubscriber, makeStory, type PushWorld, settle, startPushWorld } from './support/world.ts';
 
 /**
  * Push fan-out in batch jobs (AlertSendPushBatch) through the real dispatcher, Redis ledger and a local HTTPS
@@ -17,7 +16,6 @@ import { addSubscriber, makeStory, settle, TOPICS } from './support/world.ts';
 describe('push fan-out batches', () => {
   const clock = manualClock('2027-01-15T06:00:00Z');
   let sink: PushSink;
-  let smtp: ScriptedSmtp;
   let t: TestHerald;
 
   const reader = async (opts: Parameters<typeof addSubscriber>[2] = {}, withDevice = true) => {
@@ -42,15 +40,12 @@ describe('push fan-out batches', () => {
     }
   };
 
+  let world: PushWorld | undefined;
   beforeAll(async () => {
-    sink = await startPushSink();
-    smtp = await startScriptedSmtp();
-    t = await startTestHerald({ name: 'push-batch', clock, smtpUrl: smtp.url, topics: TOPICS, env: { HERALD_PUSH_CA_FILE: sink.caFile, HERALD_PUSH_BATCH_SIZE: '3' } });
+    world = await startPushWorld('push-batch', clock, { env: { HERALD_PUSH_BATCH_SIZE: '3' } });
+    ({ sink, t } = world);
   }, 60_000);
-  afterAll(async () => {
-    await t?.close();
-    await Promise.all([sink?.close(), smtp?.close()]);
-  });
+  afterAll(() => world?.close());
 
   // Shared by the first two cases: one story's batch of readers with mixed fates, then the same batch again.
   let w: Record<'ok1' | 'ok2' | 'gone' | 'muted' | 'noDevice' | 'quiet' | 'slow', { id: string; device: string }>;

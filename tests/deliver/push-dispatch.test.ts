@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { manualClock } from '../helpers/clock.ts';
-import { startTestHerald, type TestHerald } from '../helpers/herald.ts';
-import { startPushSink, type PushSink } from './support/push-sink.ts';
-import { startScriptedSmtp, type ScriptedSmtp } from './support/smtp.ts';
-import { addSubscriber, enqueueAlert, makeStory, releaseDelayed, settle, TOPICS } from './support/world.ts';
+import type { TestHerald } from '../helpers/herald.ts';
+import type { PushSink } from './support/push-sink.ts';
+import type { ScriptedSmtp } from './support/smtp.ts';
+import { addSubscriber, enqueueAlert, makeStory, type PushWorld, releaseDelayed, settle, startPushWorld } from './support/world.ts';
 import { createReader } from '../helpers/readers.ts';
 
 /**
@@ -30,16 +30,13 @@ describe('push dispatch', () => {
   };
   const record = (sub: string, story: string) => t.herald.stores.ledger.get(sub, story, 'push');
 
+  let world: PushWorld | undefined;
   beforeAll(async () => {
     // 2050 bytes: a full payload with a 1.4 KB URL is refused (413); the same payload trimmed to half the budget fits.
-    sink = await startPushSink({ maxBodyBytes: 2050 });
-    smtp = await startScriptedSmtp();
-    t = await startTestHerald({ name: 'push', clock, smtpUrl: smtp.url, topics: TOPICS, env: { HERALD_PUSH_CA_FILE: sink.caFile, HERALD_PUSH_BURST_WINDOW_SECONDS: '120' } });
+    world = await startPushWorld('push', clock, { sink: { maxBodyBytes: 2050 }, env: { HERALD_PUSH_BURST_WINDOW_SECONDS: '120' } });
+    ({ sink, smtp, t } = world);
   }, 60_000);
-  afterAll(async () => {
-    await t?.close();
-    await Promise.all([sink?.close(), smtp?.close()]);
-  });
+  afterAll(() => world?.close());
 
   it('201: one decrypted push with explicit TTL, Urgency and Topic; the ledger says sent; a re-run sends nothing', async () => {
     const { id, device } = await subscriberWithDevice();
@@ -283,17 +280,13 @@ describe('push dispatch', () => {
 describe('push dispatch: the configured rate per push service', () => {
   const clock = manualClock('2027-01-15T06:00:00Z');
   let sink: PushSink;
-  let smtp: ScriptedSmtp;
   let t: TestHerald;
+  let world: PushWorld | undefined;
   beforeAll(async () => {
-    sink = await startPushSink();
-    smtp = await startScriptedSmtp();
-    t = await startTestHerald({ name: 'push-rate', clock, smtpUrl: smtp.url, topics: TOPICS, env: { HERALD_PUSH_CA_FILE: sink.caFile, HERALD_PUSH_RATE_PER_SECOND: '3' } });
+    world = await startPushWorld('push-rate', clock, { env: { HERALD_PUSH_RATE_PER_SECOND: '3' } });
+    ({ sink, t } = world);
   }, 60_000);
-  afterAll(async () => {
-    await t?.close();
-    await Promise.all([sink?.close(), smtp?.close()]);
-  });
+  afterAll(() => world?.close());
 
   it('sends the eight pushes of one alert at no more than the configured rate, and every one arrives once', async () => {
     const id = await addSubscriber(t, clock.now());

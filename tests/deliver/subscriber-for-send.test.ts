@@ -40,7 +40,7 @@ describe('subscribers.forSend', () => {
     expect(await ledger.claimPush(id, 'story-1', 'job-1', 'japan', 5000, subscribers.forSendKeys(id))).toEqual({ claimed: false, status: 'sent' });
   });
 
-  it("a first claim sent beside other commands of the same tick: every command answered (each script is defined with its store, not at first use)", async () => {
+  it("first claims sent beside other commands of the same tick: every command answered (the script is defined with its store, not at first use)", async () => {
     // As the dispatchers' connection is: commands of one tick go out as one pipeline, built when the first
     // of them is issued. A script defined after that (at its first use) would be missing from it.
     const piped = createRedis(TEST_REDIS_URL, { name: 'for-send-piped', autoPipelining: true });
@@ -49,15 +49,15 @@ describe('subscribers.forSend', () => {
       const ledger = createLedger(piped, prefix);
       const view = createSubscriberStore(piped, prefix);
       const { id } = await createReader(subscribers, { email: null, timeZone: 'UTC', digestTime: '08:00' }, 1000);
-      const [before, claimPlain, claimWithView, after] = await Promise.all([
+      const [before, claimOne, claimWithView, after] = await Promise.all([
         piped.get(`${prefix}:none`),
-        ledger.claimPush(id, 'story-2', 'job-2', 'japan', 2000),
+        ledger.claimPush(id, 'story-2', 'job-2', 'japan', 2000, view.forSendKeys(id)),
         ledger.claimPush(id, 'story-3', 'job-3', 'japan', 2000, view.forSendKeys(id)),
         piped.exists(`${prefix}:none`),
       ]);
       expect(before).toBeNull();
       expect(after).toBe(0);
-      expect(claimPlain).toMatchObject({ claimed: true, reads: [] });
+      expect(claimOne).toMatchObject({ claimed: true, record: { status: 'sending', attempts: 1 } });
       expect(claimWithView.claimed && view.forSendOf(claimWithView.reads).who?.subscriber.id).toBe(id);
     } finally {
       await piped.quit();

@@ -1,10 +1,12 @@
 import type { JobsOptions } from 'bullmq';
 import type { Topic } from '../../../src/config/catalog.ts';
-import type { Story } from '../../../src/model.ts';
+import type { Clock, Story } from '../../../src/model.ts';
 import { jobIds, QUEUE_NAMES } from '../../../src/queue/jobs.ts';
 import type { DeliveryPrefs } from '../../../src/store/subscribers.ts';
-import type { TestHerald } from '../../helpers/herald.ts';
+import { startTestHerald, type TestHerald } from '../../helpers/herald.ts';
 import { createReader } from '../../helpers/readers.ts';
+import { startPushSink } from './push-sink.ts';
+import { startScriptedSmtp } from './smtp.ts';
 
 /** Test topics: small and explicit, so each test names what it matches. */
 export const TOPICS: Topic[] = [
@@ -63,3 +65,28 @@ export async function releaseDelayed(t: TestHerald) {
   await t.herald.queues.push.promoteJobs();
   await settle(t);
 }
+
+/**
+ * A whole Herald (every worker role) with a local push service it trusts (HERALD_PUSH_CA_FILE) and a local SMTP
+ * server, as the push dispatch tests run it; `close` stops all three.
+ */
+export async function startPushWorld(name: string, clock: Clock, opts: { sink?: Parameters<typeof startPushSink>[0]; env?: Record<string, string> } = {}) {
+  const sink = await startPushSink(opts.sink);
+  const smtp = await startScriptedSmtp();
+  const stopServers = () => Promise.all([sink.close(), smtp.close()]);
+  let t: TestHerald;
+  try {
+    t = await startTestHerald({ name, clock, smtpUrl: smtp.url, topics: TOPICS, env: { HERALD_PUSH_CA_FILE: sink.caFile, ...opts.env } });
+  } catch (err) {
+    await stopServers();
+    throw err;
+  }
+  return {
+    sink, smtp, t,
+    async close() {
+      await t.close();
+      await stopServers();
+    },
+  };
+}
+export type PushWorld = Awaited<ReturnType<typeof startPushWorld>>;
