@@ -57,10 +57,17 @@ async function startCountingSmtp() {
   return { url: `smtp://127.0.0.1:${port}`, port, count: () => count, reset: () => void (count = 0), close: () => new Promise<void>((r) => server.close(() => r())) };
 }
 
+/**
+ * Node flags for BENCH_PROF: heap (heap profiles), perf (a symbol map for Linux perf, which sees native code,
+ * OpenSSL and the kernel too), anything else CPU profiles; all written to /tmp/prof-delivery (perf: /tmp).
+ */
+const profileFlags = (kind: string | undefined): string[] =>
+  kind === 'heap' ? ['--heap-prof', '--heap-prof-dir=/tmp/prof-delivery'] : kind === 'perf' ? ['--perf-basic-prof'] : kind ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof-delivery'] : [];
+
 /** A dispatcher process; ready once its BullMQ worker is registered on the queue (its logs stay at warn). */
 async function spawnWorker(role: 'push' | 'digest', env: Record<string, string>, queue: { getWorkersCount(): Promise<number> }): Promise<ChildProcess> {
   const before = await queue.getWorkersCount();
-  const child = spawn(process.execPath, [...(process.env.BENCH_PROF === 'heap' ? ['--heap-prof', '--heap-prof-dir=/tmp/prof-delivery'] : process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof-delivery'] : []), 'src/cli/herald.mjs', 'worker', role], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: process.env.PATH, ...env } });
+  const child = spawn(process.execPath, [...profileFlags(process.env.BENCH_PROF), 'src/cli/herald.mjs', 'worker', role], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: process.env.PATH, ...env } });
   let err = '';
   child.stderr!.on('data', (c: Buffer) => void (err += c.toString()));
   const deadline = Date.now() + 30_000;
@@ -74,17 +81,23 @@ async function spawnWorker(role: 'push' | 'digest', env: Record<string, string>,
  * CPU time (user + system, ms) a process has used, from /proc: beside the rates, the dispatcher's own CPU per
  * alert, which moves less with what else the shared machine runs. null where /proc is missing.
  */
-function cpuMs(pid: number | undefined): number | null {
+function cpuMs(pid: number | undefined): { user: number; system: number } | null {
   try {
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+    return { user: (Number(fields[11]) * 1000) / 100, system: (Number(fields[12]) * 1000) / 100 };
   } catch {
     return null;
   }
 }
-/** CPU ms per item between two readings, as a log fragment. */
-const cpuPer = (from: number | null, to: number | null, items: number, unit: string) =>
-  from === null || to === null ? '' : `, dispatcher CPU ${(((to - from) * 1000) / items).toFixed(0)} µs per ${unit}`;
+/**
+ * CPU µs per item between two readings, as a log fragment. System time is shown apart: in a virtual machine
+ * each system call (a socket write or read) can cost several times what it does on bare metal.
+ */
+function cpuPer(from: ReturnType<typeof cpuMs>, to: ReturnType<typeof cpuMs>, items: number, unit: string): string {
+  if (from === null || to === null) return '';
+  const per = (ms: number) => ((ms * 1000) / items).toFixed(0);
+  return `, dispatcher CPU ${per(to.user + to.system - from.user - from.system)} µs per ${unit} (system ${per(to.system - from.system)})`;
+}
 
 /** SMTP connections of the digest dispatcher's pool, and transports in flight in the baseline. */
 const EMAIL_CONCURRENCY = 20;
@@ -212,7 +225,8 @@ const bench: Benchmark = {
 
       // Per core, counted: alerts per CPU-second of the dispatcher (every thread of it, GC helpers included),
       // so a dispatcher that spread work over more than one core would not look better than it is.
-      const perCpuSecond = cpuAtFirst !== null && cpuAtLast !== null && cpuAtLast > cpuAtFirst ? (alerts - countAtFirst) / ((cpuAtLast - cpuAtFirst) / 1000) : null;
+      const pushCpuMs = cpuAtFirst !== null && cpuAtLast !== null ? cpuAtLast.user + cpuAtLast.system - cpuAtFirst.user - cpuAtFirst.system : 0;
+      const perCpuSecond = pushCpuMs > 0 ? (alerts - countAtFirst) / (pushCpuMs / 1000) : null;
       results.push(
         { name: 'push fan-out, 1 dispatcher process (alerts/s) vs raw aes128gcm encrypt on one core', value: fanout, unit: 'alerts/s', baseline: { name: 'raw encrypt/s', value: rawEncrypt }, ratio: ratio(fanout, rawEncrypt) },
         ...(perCpuSecond === null ? [] : [{ name: 'push fan-out per dispatcher CPU-second (all threads) vs raw aes128gcm encrypt on one core', value: perCpuSecond, unit: 'alerts/CPU-s', baseline: { name: 'raw encrypt/s', value: rawEncrypt }, ratio: ratio(perCpuSecond, rawEncrypt) }]),
@@ -259,8 +273,9 @@ const bench: Benchmark = {
       const perMail = baselineCount / (baseline.ms / 1000);
       ctx.log(`one transport per mail: ${perMail.toFixed(0)} mails/s, client CPU ${((baseline.cpuMs * 1000) / baselineCount).toFixed(0)} µs per mail`);
       results.push({ name: 'digest emails, 1 dispatcher process, whole job (mails/s) vs one nodemailer transport per mail', value: digestRate, unit: 'mails/s', baseline: { name: 'transport-per-mail/s', value: perMail }, ratio: ratio(digestRate, perMail) });
-      if (cpuAtTick !== null && cpuAtEnd !== null && cpuAtEnd > cpuAtTick) {
-        const digestPerCpu = digestCount / ((cpuAtEnd - cpuAtTick) / 1000);
+      const digestCpuMs = cpuAtTick !== null && cpuAtEnd !== null ? cpuAtEnd.user + cpuAtEnd.system - cpuAtTick.user - cpuAtTick.system : 0;
+      if (digestCpuMs > 0) {
+        const digestPerCpu = digestCount / (digestCpuMs / 1000);
         const baselinePerCpu = baselineCount / (baseline.cpuMs / 1000);
         results.push({ name: 'digest emails per client CPU-second: dispatcher (whole job, sweep included) vs one transport per mail', value: digestPerCpu, unit: 'mails/CPU-s', baseline: { name: 'transport-per-mail client', value: baselinePerCpu }, ratio: ratio(digestPerCpu, baselinePerCpu) });
       }
