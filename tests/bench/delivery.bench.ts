@@ -89,6 +89,9 @@ function cpuMs(pid: number | undefined): { user: number; system: number } | null
     return null;
   }
 }
+/** CPU ms (user and system) a process used between two readings; 0 where /proc gave none. */
+const cpuSpentMs = (from: ReturnType<typeof cpuMs>, to: ReturnType<typeof cpuMs>) =>
+  from === null || to === null ? 0 : to.user + to.system - from.user - from.system;
 /**
  * CPU µs per item between two readings, as a log fragment. System time is shown apart: in a virtual machine
  * each system call (a socket write or read) can cost several times what it does on bare metal.
@@ -96,7 +99,7 @@ function cpuMs(pid: number | undefined): { user: number; system: number } | null
 function cpuPer(from: ReturnType<typeof cpuMs>, to: ReturnType<typeof cpuMs>, items: number, unit: string): string {
   if (from === null || to === null) return '';
   const per = (ms: number) => ((ms * 1000) / items).toFixed(0);
-  return `, dispatcher CPU ${per(to.user + to.system - from.user - from.system)} µs per ${unit} (system ${per(to.system - from.system)})`;
+  return `, dispatcher CPU ${per(cpuSpentMs(from, to))} µs per ${unit} (system ${per(to.system - from.system)})`;
 }
 
 /** SMTP connections of the digest dispatcher's pool, and transports in flight in the baseline. */
@@ -225,7 +228,7 @@ const bench: Benchmark = {
 
       // Per core, counted: alerts per CPU-second of the dispatcher (every thread of it, GC helpers included),
       // so a dispatcher that spread work over more than one core would not look better than it is.
-      const pushCpuMs = cpuAtFirst !== null && cpuAtLast !== null ? cpuAtLast.user + cpuAtLast.system - cpuAtFirst.user - cpuAtFirst.system : 0;
+      const pushCpuMs = cpuSpentMs(cpuAtFirst, cpuAtLast);
       const perCpuSecond = pushCpuMs > 0 ? (alerts - countAtFirst) / (pushCpuMs / 1000) : null;
       results.push(
         { name: 'push fan-out, 1 dispatcher process (alerts/s) vs raw aes128gcm encrypt on one core', value: fanout, unit: 'alerts/s', baseline: { name: 'raw encrypt/s', value: rawEncrypt }, ratio: ratio(fanout, rawEncrypt) },
@@ -273,7 +276,7 @@ const bench: Benchmark = {
       const perMail = baselineCount / (baseline.ms / 1000);
       ctx.log(`one transport per mail: ${perMail.toFixed(0)} mails/s, client CPU ${((baseline.cpuMs * 1000) / baselineCount).toFixed(0)} µs per mail`);
       results.push({ name: 'digest emails, 1 dispatcher process, whole job (mails/s) vs one nodemailer transport per mail', value: digestRate, unit: 'mails/s', baseline: { name: 'transport-per-mail/s', value: perMail }, ratio: ratio(digestRate, perMail) });
-      const digestCpuMs = cpuAtTick !== null && cpuAtEnd !== null ? cpuAtEnd.user + cpuAtEnd.system - cpuAtTick.user - cpuAtTick.system : 0;
+      const digestCpuMs = cpuSpentMs(cpuAtTick, cpuAtEnd);
       if (digestCpuMs > 0) {
         const digestPerCpu = digestCount / (digestCpuMs / 1000);
         const baselinePerCpu = baselineCount / (baseline.cpuMs / 1000);

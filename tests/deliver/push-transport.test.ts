@@ -10,7 +10,7 @@ import type { PushSubscriptionRecord } from '../../src/model.ts';
 import { startPushSink, type PushSink } from './support/push-sink.ts';
 
 /**
- * The push sender's transport (a keep-alive agent per push-service origin): what a user relies on is that a
+ * The push sender's transport (a keep-alive undici pool per push-service origin): what a user relies on is that a
  * service that is down or hangs becomes a retry with the cause named, never a hung worker or a lost alert,
  * and that many pushes to one service share a few connections.
  */
