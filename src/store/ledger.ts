@@ -1,3 +1,4 @@
+import { perTurn } from './per-turn.ts';
 import { defineScript, hashFromFlat, runCommands, scanKeys, type RedisClient } from './redis.ts';
 import type { Channel } from '../model.ts';
 
@@ -229,37 +230,36 @@ export function createLedger(redis: RedisClient, prefix: string) {
   const inboxAddScript = defineScript(redis, 'heraldInboxAdd', 2, INBOX_ADD);
   const statusesScript = defineScript(redis, 'heraldLedgerStatuses', null, STATUSES);
   // Counts of one event-loop turn are summed: a batch's finish scripts come back in one pipelined reply, so
-  // their counts go out as one HINCRBY per topic and field instead of one per alert. Each caller still
-  // waits until its count is written.
-  type Turn = { counts: Map<string, { key: string; field: string; n: number }>; written: Promise<unknown> };
-  let turn: Turn | null = null;
-  const bump = async (topicId: string, channel: Channel, field: keyof ChannelStats) => {
-    if (!topicId) return;
-    if (!turn) {
-      const counts: Turn['counts'] = new Map();
-      const written = new Promise<unknown>((resolve, reject) => setImmediate(() => {
-        turn = null;
-        Promise.all([...counts.values()].map((c) => redis.hincrby(c.key, c.field, c.n))).then(resolve, reject);
-      }));
-      turn = { counts, written };
+  // their counts go out as one HINCRBY per topic and field instead of one per alert.
+  const countTurn = perTurn<{ key: string; field: string }>((events) => {
+    const sums = new Map<string, { key: string; field: string; n: number }>();
+    for (const { key, field } of events) {
+      const c = sums.get(`${key} ${field}`);
+      if (c) c.n++;
+      else sums.set(`${key} ${field}`, { key, field, n: 1 });
     }
-    const key = topicStatsKey(prefix, topicId);
-    const counted = `${channel}:${field}`;
-    const c = turn.counts.get(`${key} ${counted}`);
-    if (c) c.n++;
-    else turn.counts.set(`${key} ${counted}`, { key, field: counted, n: 1 });
-    await turn.written;
+    return Promise.all([...sums.values()].map((c) => redis.hincrby(c.key, c.field, c.n)));
+  });
+  const bump = async (topicId: string, channel: Channel, field: keyof ChannelStats) => {
+    if (topicId) await countTurn({ key: topicStatsKey(prefix, topicId), field: `${channel}:${field}` });
   };
 
-  const index = async (subscriberId: string, storyId: string, channel: Channel, at: number) => {
-    const key = ledgerDayKey(prefix, Math.floor(at / DAY_MS), shardOf(subscriberId));
-    // Two plain commands, not a MULTI: concurrent alerts' index writes then share one pipelined write
-    // (auto-pipelining), and a missing expire only keeps an index key longer.
-    await Promise.all([
-      redis.zadd(key, 'NX', at, `${subscriberId} ${storyId} ${channel}`),
+  // The day index of new records, merged per turn: one ZADD of many members and one EXPIRE per index key,
+  // not both commands for every alert. Plain commands, not a MULTI: a missing expire only keeps a key longer.
+  const indexTurn = perTurn<{ key: string; at: number; member: string }>((entries) => {
+    const byKey = new Map<string, (string | number)[]>();
+    for (const e of entries) {
+      const args = byKey.get(e.key);
+      if (args) args.push(e.at, e.member);
+      else byKey.set(e.key, [e.at, e.member]);
+    }
+    return Promise.all([...byKey].flatMap(([key, args]) => [
+      redis.zadd(key, 'NX', ...args),
       redis.expire(key, LEDGER_INDEX_RETENTION_DAYS * 24 * 3600),
-    ]);
-  };
+    ]));
+  });
+  const index = (subscriberId: string, storyId: string, channel: Channel, at: number) =>
+    indexTurn({ key: ledgerDayKey(prefix, Math.floor(at / DAY_MS), shardOf(subscriberId)), at, member: `${subscriberId} ${storyId} ${channel}` });
 
   return {
     async claim(subscriberId: string, storyId: string, channel: Channel, jobId: string, topicId: string, now: number) {

@@ -1,5 +1,5 @@
-import { describe, expect, it } from 'vitest';
-import { createLedger, type InboxItem } from '../../src/store/ledger.ts';
+import { describe, expect, it, vi } from 'vitest';
+import { createLedger, LEDGER_DAY_SHARDS, LEDGER_INDEX_RETENTION_DAYS, type InboxItem } from '../../src/store/ledger.ts';
 import { createSubscriberStore } from '../../src/store/subscribers.ts';
 import { isolatedRedis } from '../helpers/isolated-redis.ts';
 
@@ -60,6 +60,27 @@ describe('ledger: push claim with reads, and the one-step sent write', () => {
     expect(again.some(Boolean)).toBe(false);
     const after = await ledger.topicStats(['counted-a', 'counted-b']);
     expect([after['counted-a']?.push.sent, after['counted-b']?.push.sent]).toEqual([30, 20]);
+  });
+
+  it('indexes a batch of new records for the export with one ZADD per index key and turn, each caller resolved after it', async () => {
+    const day = Date.UTC(2027, 2, 3, 12);
+    const zadd = vi.spyOn(redis, 'zadd');
+    try {
+      const claims = await Promise.all(Array.from({ length: 50 }, (_, i) => ledger.claimPush(`x${i}`, 'si', 'ji', 'japan', day + i, sendKeys(`x${i}`))));
+      expect(claims.every((c) => c.claimed)).toBe(true);
+      // Resolved means written: the export, read at once, finds every record.
+      const listed: string[] = [];
+      for await (const e of ledger.between(day, day + 1000)) listed.push(e.subscriberId);
+      expect(listed.sort()).toEqual(Array.from({ length: 50 }, (_, i) => `x${i}`).sort());
+      // One alert at a time this was 50 ZADDs (and 50 EXPIREs). Alerts whose replies arrive in the same turn share
+      // one per shard of the day; the 50 replies arrive in one or a few socket reads.
+      expect(zadd.mock.calls.length).toBeLessThanOrEqual(3 * LEDGER_DAY_SHARDS);
+    } finally {
+      zadd.mockRestore();
+    }
+    const keys = await redis.keys(`${prefix}:ledger:*`);
+    expect(keys.length).toBeGreaterThan(0);
+    for (const key of keys) expect(await redis.ttl(key)).toBeGreaterThan(LEDGER_INDEX_RETENTION_DAYS * 86400 - 60);
   });
 
   it('keeps the inbox at its limit, dropping the oldest entry with its body', async () => {
