@@ -67,11 +67,8 @@ export type DeviceSend = (device: PushSubscriptionRecord, payload: string, opts:
  * Sends one payload to each device. A 413 gets one more try with the payload rendered to half the size;
  * 404/410 remove the device. Returns what happened so the caller records it. Each reached device is marked
  * done at once, not with the record's final write: a re-run of the job (a worker or Redis node lost
- * mid-send) then skips it. Deferring every mark to the final write measurably raised same-Topic resends in
- * the cluster master-kill test. With `finalWriteMarks`, the caller's final write records the reached devices
- * itself, so the last device's mark is left to it when nothing needs a retry: the final write follows at
- * once, and most readers have one device, so this saves a Redis command per alert without widening the gap
- * between a send and its record.
+ * mid-send) then skips it. Deferring the mark to the final write measurably raised same-Topic resends in
+ * the cluster master-kill test.
  */
 export async function sendToDevices(
   deps: Pick<PushDeliverDeps, 'sender' | 'subscribers' | 'ledger' | 'log'>,
@@ -80,14 +77,13 @@ export async function sendToDevices(
   devices: PushSubscriptionRecord[],
   render: (maxBytes: number) => string,
   opts: PushSendOptions,
-  finalWriteMarks = false,
 ): Promise<{ reached: number; reachedIds: string[]; problems: string[]; retry: boolean; retryAfterMs: number | null }> {
   const reachedIds: string[] = [];
   let retry = false;
   let retryAfterMs: number | null = null;
   const problems: string[] = [];
   const payload = render(MAX_PAYLOAD_BYTES);
-  for (const [i, device] of devices.entries()) {
+  for (const device of devices) {
     let outcome = await deps.sender.send(device, payload, opts);
     if (outcome.kind === 'too-large') {
       outcome = await deps.sender.send(device, render(Math.floor(MAX_PAYLOAD_BYTES / 2)), opts);
@@ -95,7 +91,7 @@ export async function sendToDevices(
     }
     if (outcome.kind === 'sent') {
       reachedIds.push(device.id);
-      if (!(finalWriteMarks && i === devices.length - 1 && !retry)) await deps.ledger.markDeviceDone(subscriberId, ledgerStoryId, device.id);
+      await deps.ledger.markDeviceDone(subscriberId, ledgerStoryId, device.id);
     } else if (outcome.kind === 'gone') {
       await deps.subscribers.removePushSubscription(subscriberId, device.id);
       deps.log.info({ subscriber_id: subscriberId, device_id: device.id, status: outcome.status }, 'push subscription gone, removed');
@@ -198,7 +194,7 @@ export async function deliverPushAlert(
     ttlSeconds: pushTtlSeconds(story, now, breaking),
     urgency: pushUrgency(breaking),
     topic: pushTopic(storyId),
-  }, true);
+  });
   const done = record.devicesDone.length + res.reached;
   const after = deps.clock.now();
   if (res.retry) {
