@@ -1,4 +1,4 @@
-import { Pool } from 'undici';
+import { Pool, util } from 'undici';
 import webpush, { type RequestDetails } from 'web-push';
 import { systemClock, type Clock, type PushSubscriptionRecord } from '../../model.ts';
 import { createOriginLimiter, realSleep } from '../rate-limit.ts';
@@ -136,13 +136,32 @@ export function createWebPushSender(
   };
   let requests = 0;
 
-  const post = async (pool: Pool, path: string, details: RequestDetails) => {
-    const res = await pool.request({ path, method: 'POST', headers: details.headers as Record<string, string>, body: details.body });
-    let body = '';
-    // Read to the end so the connection is reused; of an error page only the start is kept as the reason.
-    for await (const chunk of res.body) if (body.length < MAX_REASON_BODY) body += (chunk as Buffer).toString('utf8');
-    return { status: res.statusCode, body: body.slice(0, MAX_REASON_BODY), headers: res.headers };
-  };
+  // undici's callback interface rather than request(): no body stream or async iterator per push, where a
+  // push service's answer to a push is a status line and a few headers.
+  const post = (pool: Pool, path: string, details: RequestDetails) =>
+    new Promise<{ status: number; body: string; headers: Record<string, string | string[] | undefined> }>((resolve, reject) => {
+      let status = 0;
+      let rawHeaders: Buffer[] = [];
+      let body = '';
+      pool.dispatch({ path, method: 'POST', headers: details.headers as Record<string, string>, body: details.body }, {
+        onConnect() {},
+        onError: reject,
+        onUpgrade() {},
+        onHeaders(statusCode, headers) {
+          status = statusCode;
+          rawHeaders = headers;
+          return true;
+        },
+        // Read to the end so the connection is reused; of an error page only the start is kept as the reason.
+        onData(chunk) {
+          if (body.length < MAX_REASON_BODY) body += chunk.toString('utf8');
+          return true;
+        },
+        onComplete() {
+          resolve({ status, body: body.slice(0, MAX_REASON_BODY), headers: util.parseHeaders(rawHeaders) });
+        },
+      });
+    });
 
   return {
     async send(sub, payload, o) {
