@@ -12,7 +12,8 @@ export function perTurn<T>(write: (items: T[]) => Promise<unknown>): (item: T) =
       const items: T[] = [];
       const written = new Promise<void>((resolve, reject) => setImmediate(() => {
         pending = null;
-        write(items).then(() => resolve(), reject);
+        // A write that throws before its promise exists rejects its callers too, not the process.
+        Promise.resolve().then(() => write(items)).then(() => resolve(), reject);
       }));
       pending = { items, written };
     }
