@@ -144,9 +144,9 @@ export function createWebPushSender(
       let rawHeaders: Buffer[] = [];
       let body = '';
       pool.dispatch({ path, method: 'POST', headers: details.headers as Record<string, string>, body: details.body }, {
+        // Required by undici's handler check; nothing to do on connect.
         onConnect() {},
         onError: reject,
-        onUpgrade() {},
         onHeaders(statusCode, headers) {
           status = statusCode;
           rawHeaders = headers;
@@ -158,7 +158,8 @@ export function createWebPushSender(
           return true;
         },
         onComplete() {
-          resolve({ status, body: body.slice(0, MAX_REASON_BODY), headers: util.parseHeaders(rawHeaders) });
+          // Only a refusal's headers are read (Retry-After): a success's are not parsed at all.
+          resolve({ status, body: body.slice(0, MAX_REASON_BODY), headers: status >= 300 ? util.parseHeaders(rawHeaders) : {} });
         },
       });
     });
