@@ -1,5 +1,6 @@
 import { Pool, util } from 'undici';
-import webpush, { type RequestDetails } from 'web-push';
+import webpush from 'web-push';
+import { createPushEncryptor } from './encrypt.ts';
 import { systemClock, type Clock, type PushSubscriptionRecord } from '../../model.ts';
 import { createOriginLimiter, realSleep } from '../rate-limit.ts';
 
@@ -69,6 +70,27 @@ export function classifyPushResponse(status: number, body: string, headers: Reco
   return { kind: 'permanent', status, reason: `push service answered ${status}${body ? `: ${body.slice(0, 200)}` : ''}` };
 }
 
+/** RFC 8030 section 5.4: a Topic is at most 32 characters of the URL-safe base64 alphabet. */
+const TOPIC = /^[A-Za-z0-9_-]{1,32}$/;
+
+/**
+ * The headers of one push request (RFC 8030 and 8291): what web-push's generateRequestDetails sets for
+ * aes128gcm, with the VAPID header signed once per origin (createVapidCache). Throws on a Topic no push
+ * service would accept, which is a bug in the caller, not in the subscription.
+ */
+export function pushRequestHeaders(o: PushSendOptions, authorization: string, bodyBytes: number): Record<string, string> {
+  if (o.topic && !TOPIC.test(o.topic)) throw new Error(`push Topic "${o.topic}" is not 1-32 URL-safe base64 characters`);
+  return {
+    TTL: String(Math.max(0, Math.floor(o.ttlSeconds))),
+    Urgency: o.urgency,
+    ...(o.topic ? { Topic: o.topic } : {}),
+    'Content-Length': String(bodyBytes),
+    'Content-Type': 'application/octet-stream',
+    'Content-Encoding': 'aes128gcm',
+    Authorization: authorization,
+  };
+}
+
 /** web-push signs for 12 hours; a header is reused until one hour before it expires. */
 const VAPID_LIFETIME_S = 12 * 60 * 60;
 const VAPID_RENEW_MARGIN_MS = 60 * 60 * 1000;
@@ -135,15 +157,16 @@ export function createWebPushSender(
     return p;
   };
   let requests = 0;
+  const encrypt = createPushEncryptor();
 
   // undici's callback interface rather than request(): no body stream or async iterator per push, where a
   // push service's answer to a push is a status line and a few headers.
-  const post = (pool: Pool, path: string, details: RequestDetails) =>
+  const post = (pool: Pool, path: string, details: { headers: Record<string, string>; body: Buffer }) =>
     new Promise<{ status: number; body: string; headers: Record<string, string | string[] | undefined> }>((resolve, reject) => {
       let status = 0;
       let rawHeaders: Buffer[] = [];
       let body = '';
-      pool.dispatch({ path, method: 'POST', headers: details.headers as Record<string, string>, body: details.body }, {
+      pool.dispatch({ path, method: 'POST', headers: details.headers, body: details.body }, {
         // Required by undici's handler check; nothing to do on connect.
         onConnect() {},
         onError: reject,
@@ -181,25 +204,23 @@ export function createWebPushSender(
       }
       const origin = url.origin;
       const authorization = vapidCache.header(origin, pair);
-      let details: RequestDetails;
+      let body: Buffer;
       try {
-        details = webpush.generateRequestDetails({ endpoint: sub.endpoint, keys: sub.keys }, payload, {
-          // null: web-push would sign again for every message; the cached header goes in below.
-          vapidDetails: null as unknown as undefined,
-          TTL: o.ttlSeconds,
-          urgency: o.urgency,
-          ...(o.topic ? { topic: o.topic } : {}),
-          contentEncoding: 'aes128gcm',
-          headers: { Authorization: authorization },
-        });
+        body = encrypt(sub.keys, payload);
       } catch (err) {
         // Keys that cannot be used will never work: permanent for this device, not retried.
         return { kind: 'permanent', status: 0, reason: `invalid subscription keys: ${(err as Error).message}` };
       }
+      let headers: Record<string, string>;
+      try {
+        headers = pushRequestHeaders(o, authorization, body.length);
+      } catch (err) {
+        return { kind: 'permanent', status: 0, reason: (err as Error).message };
+      }
       await limiter.take(origin);
       requests++;
       try {
-        const res = await post(poolFor(origin), url.pathname + url.search, details);
+        const res = await post(poolFor(origin), url.pathname + url.search, { headers, body });
         const outcome = classifyPushResponse(res.status, res.body, res.headers, wall.now());
         if (outcome.kind === 'retry' && outcome.status === 429) {
           limiter.pause(origin, wall.now() + Math.min(MAX_PAUSE_MS, outcome.retryAfterMs ?? 1000));
