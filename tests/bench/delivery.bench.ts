@@ -1,7 +1,7 @@
 // Delivery throughput: push fan-out and digest emails through real dispatcher processes, each beside its
 // baseline measured in the same run. `npx tsx tests/bench/run.ts [--quick] delivery`.
 // Full run: 100,000 alerts and 100,000 digests, the issue's sizes (3 to 8 minutes on 2 cores, by the machine's
-// load); BENCH_ALERTS and BENCH_DIGESTS change them, BENCH_PROF=1 writes CPU profiles of the dispatchers (BENCH_PROF=heap: allocation profiles).
+// load); BENCH_ALERTS and BENCH_DIGESTS change them, BENCH_PROF=1 writes CPU profiles of the dispatchers (BENCH_PROF=heap, alloc, perf: see profileFlags).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createECDH, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -59,11 +59,15 @@ async function startCountingSmtp() {
 }
 
 /**
- * Node flags for BENCH_PROF: heap (heap profiles), perf (a symbol map for Linux perf, which sees native code,
- * OpenSSL and the kernel too), anything else CPU profiles; all written to /tmp/prof-delivery (perf: /tmp).
+ * Node flags for BENCH_PROF: heap (heap profiles of what is live), alloc (every allocation sampled, freed ones
+ * included: alloc-profile.mjs), perf (a symbol map for Linux perf, which sees native code, OpenSSL and the
+ * kernel too), anything else CPU profiles; all written to /tmp/prof-delivery (perf: /tmp).
  */
 const profileFlags = (kind: string | undefined): string[] =>
-  kind === 'heap' ? ['--heap-prof', '--heap-prof-dir=/tmp/prof-delivery'] : kind === 'perf' ? ['--perf-basic-prof'] : kind ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof-delivery'] : [];
+  kind === 'heap' ? ['--heap-prof', '--heap-prof-dir=/tmp/prof-delivery']
+    : kind === 'alloc' ? ['--import', fileURLToPath(new URL('./alloc-profile.mjs', import.meta.url))]
+    : kind === 'perf' ? ['--perf-basic-prof']
+    : kind ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof-delivery'] : [];
 
 /** A dispatcher process; ready once its BullMQ worker is registered on the queue (its logs stay at warn). */
 async function spawnWorker(role: 'push' | 'digest', env: Record<string, string>, queue: { getWorkersCount(): Promise<number> }): Promise<ChildProcess> {
