@@ -60,7 +60,7 @@ export function createPushEncryptor() {
     const authSecret = decodeKey(keys.auth, 'auth', (n) => n >= 16, 'at least 16 bytes');
     const asPublic = ephemeral.generateKeys();
     const ecdhSecret = ephemeral.computeSecret(uaPublic);
-    // RFC 8291 section 3.4: IKM = HKDF(auth_secret, ecdh_secret, "WebPush: info" || 0 || ua_public || as_public, 32).
+    // RFC 8291 section 3.3: IKM = HKDF(auth_secret, ecdh_secret, "WebPush: info" || 0 || ua_public || as_public, 32).
     const keyInfo = Buffer.allocUnsafe(KEY_INFO.length + 65 + 65 + 1);
     KEY_INFO.copy(keyInfo, 0);
     uaPublic.copy(keyInfo, KEY_INFO.length);
@@ -92,4 +92,3 @@ export function createPushEncryptor() {
     return body;
   };
 }
-export type PushEncrypt = ReturnType<typeof createPushEncryptor>;
