@@ -4,6 +4,7 @@ import { effectiveZone } from '../../digest/schedule.ts';
 import { quietHoursAt } from '../quiet-hours.ts';
 import { RetryLater } from '../retry.ts';
 import { renderBundlePayload } from './payload.ts';
+import { pushTopic } from './policy.ts';
 import { sendToDevices, type PushDeliverDeps } from './send-alert.ts';
 
 export const bundleLedgerId = (bundleId: string) => `bundle-${bundleId}`;
@@ -50,7 +51,7 @@ export async function sendPushBundle(deps: PushDeliverDeps & { inboxUrl: string 
     // A bundle is released when the reader is awake again: worth a few hours, never urgent.
     ttlSeconds: 4 * 60 * 60,
     urgency: 'normal',
-    topic: ledgerId.slice(0, 32),
+    topic: pushTopic(ledgerId),
   });
   const after = deps.clock.now();
   const done = (record?.devicesDone.length ?? 0) + res.reached;
