@@ -1,13 +1,14 @@
-import { Parser as HtmlParser } from 'htmlparser2';
 import type { FeedFormat, ParsedFeed, ParsedItem } from './parse-feed.ts';
+import { NotPlainXml, scanXml } from './xml-scan.ts';
 
 /**
- * The fast path for well-formed RSS, RDF and Atom: one pass of htmlparser2's XML tokenizer, mapping the same
- * elements to the same fields as the rss-parser path (parse-feed.ts `toParsedFeed`), without building a
- * document tree. It gives up (returns null) at the first sign the document is anything but plain and
- * well-formed: a tag closed implicitly (mis-nested or truncated), an entity XML does not define or a bare
- * ampersand, markup inside a text field, a second root. The caller then uses rss-parser, which reports the
- * error with its line and column or repairs what feed readers repair. `tests/ingest/fast-xml.test.ts` checks
+ * The fast path for well-formed RSS, RDF and Atom: one pass of Herald's XML tokenizer (xml-scan.ts), mapping
+ * the same elements to the same fields as the rss-parser path (parse-feed.ts `toParsedFeed`), without building
+ * a document tree. It gives up (returns null) at the first sign the document is anything but plain and
+ * well-formed: a tag left open or closed out of order (mis-nested or truncated), anything the tokenizer
+ * refuses (an entity XML does not define, a bare ampersand, an unquoted attribute...), markup inside a text
+ * field, a second root. The caller then uses rss-parser, which reports the error with its line and column or
+ * repairs what feed readers repair. `tests/ingest/fast-xml.test.ts` checks
  * that both paths agree on every fixture.
  */
 
@@ -76,105 +77,89 @@ export function parseFastXml(doc: string, format: FeedFormat): ParsedFeed | null
   let itemDepth = -1;
   let inMediaGroup = false;
   let inAuthor = false;
-  // htmlparser2 reports a self-closing tag as an implied close: only one right after its own open is that.
-  let justOpened = false;
 
-  const parser = new HtmlParser(
-    {
-      onopentag(name, attrs) {
-        const depth = stack.length; // depth of the new element (root = 0)
-        const parent = stack[depth - 1];
-        if (parent) parent.mixed = true;
-        if (depth === 0) {
-          roots++;
-          if (roots > 1) throw new GiveUp();
-          if (attrs['xmlns:itunes'] !== undefined) itunes = true;
-          rdf = name === 'rdf:RDF';
-          if (!atom && !rdf && name !== 'rss') throw new GiveUp();
-          if (atom) channelDepth = 0;
+  const events = {
+    open(name: string, attrs: Attrs) {
+      const depth = stack.length; // depth of the new element (root = 0)
+      const parent = stack[depth - 1];
+      if (parent) parent.mixed = true;
+      if (depth === 0) {
+        roots++;
+        if (roots > 1) throw new GiveUp();
+        if (attrs['xmlns:itunes'] !== undefined) itunes = true;
+        rdf = name === 'rdf:RDF';
+        if (!atom && !rdf && name !== 'rss') throw new GiveUp();
+        if (atom) channelDepth = 0;
+      }
+      stack.push({ name, attrs, text: '', mixed: false });
+      if (!atom && !rdf && depth === 1 && name === 'channel' && channelDepth < 0) channelDepth = 1;
+      if (rdf && depth === 1 && name === 'channel' && channelDepth < 0) channelDepth = 1;
+      const itemParent = atom ? 0 : rdf ? 0 : channelDepth === 1 ? 1 : -2;
+      const itemName = atom ? 'entry' : 'item';
+      if (item === null && depth === itemParent + 1 && name === itemName && (atom || rdf || stack[1]?.name === 'channel')) {
+        // Only items of the first channel count, as in rss-parser.
+        if (!atom && !rdf && channelDone) return;
+        item = newItem(attrs['rdf:about'] ?? null);
+        itemDepth = depth;
+        return;
+      }
+      if (item && depth === itemDepth + 1) {
+        if (name === 'link') item.links.push(attrs);
+        else if (name === 'enclosure' && !item.enclosure) item.enclosure = attrs;
+        else if (name === 'media:content' || name === 'media:thumbnail') item.media.push({ ...attrs, __kind: name });
+        else if (name === 'media:group') inMediaGroup = true;
+        else if (name === 'itunes:image' && !item.itunesImage && attrs.href) item.itunesImage = attrs.href;
+        else if (name === 'author' && atom) inAuthor = true;
+        if (name === 'category' && atom) {
+          const v = attrs.label ?? attrs.term;
+          if (v && !item.categories.includes(v)) item.categories.push(`\u0000${v}`);
         }
-        stack.push({ name, attrs, text: '', mixed: false });
-        justOpened = true;
-        if (!atom && !rdf && depth === 1 && name === 'channel' && channelDepth < 0) channelDepth = 1;
-        if (rdf && depth === 1 && name === 'channel' && channelDepth < 0) channelDepth = 1;
-        const itemParent = atom ? 0 : rdf ? 0 : channelDepth === 1 ? 1 : -2;
-        const itemName = atom ? 'entry' : 'item';
-        if (item === null && depth === itemParent + 1 && name === itemName && (atom || rdf || stack[1]?.name === 'channel')) {
-          // Only items of the first channel count, as in rss-parser.
-          if (!atom && !rdf && channelDone) return;
-          item = newItem(attrs['rdf:about'] ?? null);
-          itemDepth = depth;
-          return;
-        }
-        if (item && depth === itemDepth + 1) {
-          if (name === 'link') item.links.push(attrs);
-          else if (name === 'enclosure' && !item.enclosure) item.enclosure = attrs;
-          else if (name === 'media:content' || name === 'media:thumbnail') item.media.push({ ...attrs, __kind: name });
-          else if (name === 'media:group') inMediaGroup = true;
-          else if (name === 'itunes:image' && !item.itunesImage && attrs.href) item.itunesImage = attrs.href;
-          else if (name === 'author' && atom) inAuthor = true;
-          if (name === 'category' && atom) {
-            const v = attrs.label ?? attrs.term;
-            if (v && !item.categories.includes(v)) item.categories.push(`\u0000${v}`);
-          }
-        } else if (item && inMediaGroup && depth === itemDepth + 2 && (name === 'media:content' || name === 'media:thumbnail')) {
-          item.media.push({ ...attrs, __kind: `group:${name}` });
-        }
-        if (!item && channelDepth >= 0 && depth === channelDepth + 1 && (name === 'link' || name === 'atom:link')) channelLinks.push({ name, attrs });
-      },
-      ontext(text) {
-        const top = stack[stack.length - 1];
-        if (top) top.text += text;
-        justOpened = false;
-      },
-      onclosetag(name, isImplied) {
-        if (isImplied && !(justOpened && stack[stack.length - 1]?.name === name)) throw new GiveUp();
-        justOpened = false;
-        const node = stack.pop();
-        if (!node || node.name !== name) throw new GiveUp();
-        const depth = stack.length;
-        if (item) {
-          if (depth === itemDepth) {
-            items.push(item);
-            item = null;
-            return;
-          }
-          if (depth === itemDepth + 1) {
-            if (name === 'media:group') inMediaGroup = false;
-            if (name === 'author') inAuthor = false;
-            if (!item.fields.has(name)) item.fields.set(name, node);
-            if (name === 'category' && !atom) {
-              if (node.mixed) throw new GiveUp();
-              const v = node.text;
-              if (v.trim() && !item.categories.includes(v)) item.categories.push(v);
-            }
-          } else if (atom && inAuthor && depth === itemDepth + 2 && name === 'name' && item.authorName === null) {
-            item.authorName = node.text;
-          }
-          return;
-        }
-        if (channelDepth >= 0 && depth === channelDepth + 1 && !channel.has(name)) channel.set(name, node);
-        if (channelDepth >= 0 && depth === channelDepth + 2) {
-          const parent = stack[stack.length - 1]!;
-          if (parent.name === 'skipHours' && name === 'hour') skipHours.push(node.text);
-          if (parent.name === 'skipDays' && name === 'day') skipDays.push(node.text);
-        }
-        if (!atom && !rdf && depth === channelDepth && name === 'channel') channelDone = true;
-      },
+      } else if (item && inMediaGroup && depth === itemDepth + 2 && (name === 'media:content' || name === 'media:thumbnail')) {
+        item.media.push({ ...attrs, __kind: `group:${name}` });
+      }
+      if (!item && channelDepth >= 0 && depth === channelDepth + 1 && (name === 'link' || name === 'atom:link')) channelLinks.push({ name, attrs });
     },
-    { xmlMode: true, decodeEntities: true },
-  );
-  // htmlparser2 silently drops a closing tag that matches no open element; XML calls that an error.
-  const closeTag = parser.onclosetag.bind(parser);
-  parser.onclosetag = (start, end) => {
-    if (stack[stack.length - 1]?.name !== doc.slice(start, end)) throw new GiveUp();
-    closeTag(start, end);
+    text(text: string) {
+      const top = stack[stack.length - 1];
+      if (top) top.text += text;
+    },
+    close(name: string) {
+      const node = stack.pop();
+      if (!node || node.name !== name) throw new GiveUp();
+      const depth = stack.length;
+      if (item) {
+        if (depth === itemDepth) {
+          items.push(item);
+          item = null;
+          return;
+        }
+        if (depth === itemDepth + 1) {
+          if (name === 'media:group') inMediaGroup = false;
+          if (name === 'author') inAuthor = false;
+          if (!item.fields.has(name)) item.fields.set(name, node);
+          if (name === 'category' && !atom) {
+            if (node.mixed) throw new GiveUp();
+            const v = node.text;
+            if (v.trim() && !item.categories.includes(v)) item.categories.push(v);
+          }
+        } else if (atom && inAuthor && depth === itemDepth + 2 && name === 'name' && item.authorName === null) {
+          item.authorName = node.text;
+        }
+        return;
+      }
+      if (channelDepth >= 0 && depth === channelDepth + 1 && !channel.has(name)) channel.set(name, node);
+      if (channelDepth >= 0 && depth === channelDepth + 2) {
+        const parent = stack[stack.length - 1]!;
+        if (parent.name === 'skipHours' && name === 'hour') skipHours.push(node.text);
+        if (parent.name === 'skipDays' && name === 'day') skipDays.push(node.text);
+      }
+      if (!atom && !rdf && depth === channelDepth && name === 'channel') channelDone = true;
+    },
   };
   try {
-    parser.write(doc);
-    parser.end();
+    scanXml(doc, events);
   } catch (err) {
-    if (err instanceof GiveUp) return null;
+    if (err instanceof GiveUp || err instanceof NotPlainXml) return null;
     throw err;
   }
   if (stack.length > 0 || roots !== 1) return null;
