@@ -133,11 +133,15 @@ describe('push dispatch', () => {
     const story = await newStory();
     const readers = await Promise.all([0, 1].map(async (failing) => {
       const { id, device: first } = await subscriberWithDevice();
-      const last = sink.newDevice();
-      await t.herald.stores.subscribers.addPushSubscription(id, last.subscription, clock.now());
-      sink.script((failing === 0 ? first : last).id, [{ status: 500 }]);
+      const second = sink.newDevice();
+      await t.herald.stores.subscribers.addPushSubscription(id, second.subscription, clock.now());
+      // The order the dispatcher sends in is the devices hash's (not always the order they were added in):
+      // each reader must really have its failing device sent to first, or last.
+      const inOrder = (await t.herald.stores.subscribers.pushSubscriptions(id)).map((d) => [first, second].find((x) => x.subscription.endpoint === d.endpoint)!);
+      expect(inOrder).toHaveLength(2);
+      sink.script(inOrder[failing]!.id, [{ status: 500 }]);
       await enqueueAlert(t, 'push', id, story.id);
-      return { id, devices: [first, last], failing };
+      return { id, devices: inOrder, failing };
     }));
     await t.waitIdle(30_000);
     for (const r of readers) {
