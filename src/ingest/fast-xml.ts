@@ -44,6 +44,8 @@ function hasUndefinedEntity(doc: string): boolean {
 interface ItemAcc {
   fields: Map<string, Node>;
   categories: string[];
+  /** The entries of `categories`, for lookups: a hostile item with 100,000 categories must not cost 10^10 comparisons. */
+  categorySet: Set<string>;
   links: Attrs[];
   media: Attrs[];
   enclosure: Attrs | null;
@@ -51,7 +53,12 @@ interface ItemAcc {
   authorName: string | null;
   about: string | null;
 }
-const newItem = (about: string | null): ItemAcc => ({ fields: new Map(), categories: [], links: [], media: [], enclosure: null, itunesImage: null, authorName: null, about });
+const newItem = (about: string | null): ItemAcc => ({ fields: new Map(), categories: [], categorySet: new Set(), links: [], media: [], enclosure: null, itunesImage: null, authorName: null, about });
+
+const addCategory = (item: ItemAcc, entry: string) => {
+  item.categories.push(entry);
+  item.categorySet.add(entry);
+};
 
 class GiveUp extends Error {}
 
@@ -112,7 +119,7 @@ export function parseFastXml(doc: string, format: FeedFormat): ParsedFeed | null
         else if (name === 'author' && atom) inAuthor = true;
         if (name === 'category' && atom) {
           const v = attrs.label ?? attrs.term;
-          if (v && !item.categories.includes(v)) item.categories.push(`\u0000${v}`);
+          if (v && !item.categorySet.has(v)) addCategory(item, `\u0000${v}`);
         }
       } else if (item && inMediaGroup && depth === itemDepth + 2 && (name === 'media:content' || name === 'media:thumbnail')) {
         item.media.push({ ...attrs, __kind: `group:${name}` });
@@ -140,7 +147,7 @@ export function parseFastXml(doc: string, format: FeedFormat): ParsedFeed | null
           if (name === 'category' && !atom) {
             if (node.mixed) throw new GiveUp();
             const v = node.text;
-            if (v.trim() && !item.categories.includes(v)) item.categories.push(v);
+            if (v.trim() && !item.categorySet.has(v)) addCategory(item, v);
           }
         } else if (atom && inAuthor && depth === itemDepth + 2 && name === 'name' && item.authorName === null) {
           item.authorName = node.text;
@@ -212,11 +219,7 @@ export function parseFastXml(doc: string, format: FeedFormat): ParsedFeed | null
       },
       items: items.map((i): ParsedItem => {
         const f = (n: string) => i.fields.get(n);
-        const categories: string[] = [];
-        for (const c of i.categories) {
-          const v = c.startsWith('\u0000') ? c.slice(1) : c;
-          if (!categories.includes(v)) categories.push(v);
-        }
+        const categories = [...new Set(i.categories.map((c) => (c.startsWith('\u0000') ? c.slice(1) : c)))];
         return {
           guid: value(f('guid')) ?? value(f('id')) ?? i.about,
           link: atom ? atomLink(i.links, 'alternate', 0) : value(f('link')),

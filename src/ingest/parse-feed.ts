@@ -308,16 +308,17 @@ function imageOf(i: Raw): string | null {
 }
 
 function categoriesOf(i: Raw): string[] {
-  const out: string[] = [];
+  // A Set, not an array search: an item with 100,000 categories must not cost 10^10 comparisons.
+  const out = new Set<string>();
   const lists = [i.categories, i.atomCategories];
   for (const list of lists) {
     if (!Array.isArray(list)) continue;
     for (const c of list) {
       const v = typeof c === 'string' ? c : (text(c) ?? attr(c, 'label') ?? attr(c, 'term'));
-      if (v && !out.includes(v)) out.push(v);
+      if (v) out.add(v);
     }
   }
-  return out;
+  return [...out];
 }
 
 function toParsedFeed(feed: Raw & { items: Raw[] }, format: FeedFormat): Omit<ParsedFeed, 'encoding'> {
