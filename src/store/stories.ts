@@ -35,6 +35,18 @@ const BUCKET_CAP = 16;
 const MAX_CANDIDATES = 64;
 /** Items decided per call of the near-duplicate script: a call holds Redis about a millisecond (measured on real feeds). */
 const NEAR_CHUNK = 25;
+/**
+ * Fields (or field/value pairs) per command: a feed of thousands of items must not become one command with
+ * tens of thousands of arguments. Lua's `unpack` takes at most about 8,000 values (a feed of 5,000 items
+ * failed the seen lookup with "too many results to unpack"), and ioredis passes a command's arguments to
+ * one JavaScript call, which has its own limit.
+ */
+const FIELDS_PER_CALL = 1000;
+const chunksOf = <T>(list: readonly T[], size: number): T[][] => {
+  const out: T[][] = [];
+  for (let i = 0; i < list.length; i += size) out.push(list.slice(i, i + size));
+  return out;
+};
 /** In the last minutes of a UTC day the decision also reads tomorrow's hash: pollers' clocks differ. */
 const NEAR_MIDNIGHT_MS = 5 * 60_000;
 
@@ -300,9 +312,11 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
       // One command for both generations: the fields travel once.
       const lookUp = async (list: string[]) => {
         if (list.length === 0) return;
-        const [seen] = (await batch([['heraldSeen', seenKey(prefix, feedId, seenGen), seenKey(prefix, feedId, seenGen - 1), ...list]])) as (string | null)[][];
+        const chunks = chunksOf(list, FIELDS_PER_CALL);
+        const replies = (await batch(chunks.map((c): Cmd => ['heraldSeen', seenKey(prefix, feedId, seenGen), seenKey(prefix, feedId, seenGen - 1), ...c]))) as (string | null)[][];
+        const seen = replies.flat();
         list.forEach((f, i) => {
-          const o = seen![i];
+          const o = seen[i];
           if (!o) return;
           if (o.startsWith('~')) owner.set(f, o.slice(1));
           else {
@@ -383,9 +397,11 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
         const link = fields[i]!.link;
         if (!link) continue;
         const shard = link.charCodeAt(2) % LINK_SHARDS;
-        byShard.set(shard, [...(byShard.get(shard) ?? []), i]);
+        const idx = byShard.get(shard);
+        if (idx) idx.push(i);
+        else byShard.set(shard, [i]);
       }
-      const shards = [...byShard.entries()];
+      const shards = [...byShard.entries()].flatMap(([shard, idx]) => chunksOf(idx, FIELDS_PER_CALL / 2).map((part) => [shard, part] as const));
       const claims: Cmd[] = shards.map(([shard, idx]): Cmd => [
         'heraldClaim', linkKey(prefix, shard, seenGen), linkKey(prefix, shard, seenGen - 1), 2 * SEEN_GEN_MS,
         ...idx.flatMap((i) => [fields[i]!.link!, cands[i]!.id]),
@@ -444,15 +460,16 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
         out[i] = { outcome: 'created', id: s.id };
       }
       if (seenWrites.length) {
-        writes.push(['hset', seenKey(prefix, feedId, seenGen), ...seenWrites]);
+        for (const pairs of chunksOf(seenWrites, 2 * FIELDS_PER_CALL)) writes.push(['hset', seenKey(prefix, feedId, seenGen), ...pairs]);
         writes.push(['pexpire', seenKey(prefix, feedId, seenGen), 2 * SEEN_GEN_MS]);
       }
       const replies = await batch(writes);
       // A story that already existed (a poller that crashed after creating it) is not new.
+      let created = 0;
       for (const i of fresh) {
         const o = out[i]!;
         if (o.outcome !== 'created') continue;
-        const at = creates.shift()!;
+        const at = creates[created++]!;
         if (replies[at] !== CREATE_FIELDS) out[i] = { outcome: 'duplicate', id: o.id };
       }
       return out as IngestOutcome[];

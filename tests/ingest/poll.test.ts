@@ -136,6 +136,28 @@ describe('ingestFeed', () => {
     await queues.classify.drain();
   });
 
+  it('a feed listing its whole archive (6,000 items) becomes 6,000 stories; polled again, one edited item is updated and the rest are known', async () => {
+    // One Redis command per lookup would hold tens of thousands of fields: Lua's unpack refused a feed of
+    // 5,000 items ("too many results to unpack"), every poll.
+    const N = 6000;
+    const body = (edited: boolean) => rss(Array.from({ length: N }, (_, k) => item({
+      guid: `archive-${k}`, link: `https://archive.example.test/${k}`,
+      title: edited && k === 4321 ? 'Corrected: archive story 4321' : `Archive story ${k} on topic ${(k * 7919) % 1000}`,
+      summary: `Story ${k}, words ${k % 13} and ${k % 17}.`,
+    })).join(''));
+    let etag = '"archive-1"';
+    site.set('/archive.xml', () => ({ headers: { etag }, body: body(etag === '"archive-2"') }));
+    await deps.feeds.add({ id: 'archive', url: site.url('/archive.xml') }, clock.now());
+    expect(await ingestFeed(deps, 'archive')).toMatchObject({ status: 'ok', items: N, created: N, duplicates: 0 });
+    expect((await jobsOf('StoryClassify')).length).toBe(N);
+
+    etag = '"archive-2"';
+    clock.advance(3_600_000);
+    expect(await ingestFeed(deps, 'archive')).toMatchObject({ status: 'ok', items: N, created: 0, updated: 1, duplicates: N - 1 });
+    expect((await jobsOf('StoryClassify')).length).toBe(N);
+    await queues.classify.drain();
+  }, 60_000);
+
   it('an updated item (same guid, new title) updates its story instead of making a new one', async () => {
     const v = (title: string) => rss(item({ guid: 'upd-1', link: 'https://upd.example.test/1', title, summary: 'Body.' }));
     site.set('/upd.xml', { body: v('Minister to resign') });
