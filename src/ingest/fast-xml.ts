@@ -1,5 +1,6 @@
 import type { FeedFormat, ParsedFeed, ParsedItem } from './parse-feed.ts';
-import { NotPlainXml, scanXml } from './xml-scan.ts';
+import { ParseError } from './parse-error.ts';
+import { MAX_DEPTH, NotPlainXml, scanXml } from './xml-scan.ts';
 
 /**
  * The fast path for well-formed RSS, RDF and Atom: one pass of Herald's XML tokenizer (xml-scan.ts), mapping
@@ -62,6 +63,8 @@ const addCategory = (item: ItemAcc, entry: string) => {
 
 class GiveUp extends Error {}
 
+export const tooDeepMessage = `elements nested more than ${MAX_DEPTH} levels deep: refused (no feed needs that many, and a parser pays for each)`;
+
 export function parseFastXml(doc: string, format: FeedFormat): ParsedFeed | null {
   if (format === 'json1.0' || format === 'json1.1') return null;
   if (hasUndefinedEntity(doc)) return null;
@@ -88,6 +91,7 @@ export function parseFastXml(doc: string, format: FeedFormat): ParsedFeed | null
   const events = {
     open(name: string, attrs: Attrs) {
       const depth = stack.length; // depth of the new element (root = 0)
+      if (depth >= MAX_DEPTH) throw new ParseError('too-deep', tooDeepMessage);
       const parent = stack[depth - 1];
       if (parent) parent.mixed = true;
       if (depth === 0) {

@@ -5,6 +5,7 @@ export type ParseErrorCode =
   | 'not-a-feed'
   | 'html-not-feed'
   | 'xml-entities'
+  | 'too-deep'
   | 'malformed-xml'
   | 'malformed-json';
 

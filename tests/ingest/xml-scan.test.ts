@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { Parser as HtmlParser } from 'htmlparser2';
 import { describe, expect, it } from 'vitest';
 import { decodeBody } from '../../src/ingest/decode.ts';
-import { decodeRefs, NotPlainXml, scanXml } from '../../src/ingest/xml-scan.ts';
+import { decodeRefs, MAX_DEPTH, nestedDeeperThan, NotPlainXml, scanXml } from '../../src/ingest/xml-scan.ts';
 import { fixture } from '../helpers/http-fixtures.ts';
 
 // The fast feed path used htmlparser2's XML mode before xml-scan.ts; these tests hold the tokenizer to what
@@ -177,4 +177,30 @@ describe('scanXml', () => {
     const doc = `<rss version="2.0"><channel><title>x</title>${'<!x>'.repeat(400_000)}</channel></rss>`;
     expect(scanEvents(doc).filter((e) => e[0] === 'open').map((e) => e[1])).toEqual(['rss', 'channel', 'title']);
   }, 10_000);
+});
+
+describe('nestedDeeperThan (the guard against documents nested too deep to be worth parsing)', () => {
+  const item = (description: string) => `<item><title>t</title><description>${description}</description></item>`;
+  const feed = (items: string) => `<rss version="2.0"><channel><title>x</title>${items}</channel></rss>`;
+
+  it('finds every fixture far below the limit', () => {
+    for (const [name, doc] of docs) expect(nestedDeeperThan(doc, 20), name).toBe(false);
+  });
+
+  it.each([
+    ['400 unclosed <br> in one description', feed(item('a<br>'.repeat(400)))],
+    ['400 unclosed <p> in one description', feed(item('<p>para'.repeat(400)))],
+    ['unescaped HTML left open in 1,000 items, closed by each description', feed(item('<div><span><b>x').repeat(1000))],
+    ['1,000 nested <div> inside CDATA', feed(item(`<![CDATA[${'<div>'.repeat(1000)}]]>`))],
+    ['1,000 nested elements inside a comment', feed(`<!--${'<a>'.repeat(1000)}-->`)],
+  ])('does not count a sloppy feed\'s HTML: %s', (_what, doc) => {
+    expect(nestedDeeperThan(doc, MAX_DEPTH)).toBe(false);
+  });
+
+  it('counts real nesting, closed or not, self-closing tags as empty', () => {
+    expect(nestedDeeperThan(feed(item(`${'<a><b>'.repeat(130)}${'</b></a>'.repeat(130)}`)), MAX_DEPTH)).toBe(true);
+    expect(nestedDeeperThan(feed(item('<a><b>'.repeat(130))), MAX_DEPTH)).toBe(true);
+    expect(nestedDeeperThan(feed(item(`${'<a><b>'.repeat(120)}${'</b></a>'.repeat(120)}`)), MAX_DEPTH)).toBe(false);
+    expect(nestedDeeperThan(feed(item('<a/><b/>'.repeat(1000))), MAX_DEPTH)).toBe(false);
+  });
 });
