@@ -176,7 +176,22 @@ export interface NormalizedItem extends ItemIdentity {
   story: Story;
 }
 
-const hasText = (s: string) => s.trim() !== '' && s.replace(/<[^>]*>/g, '').trim() !== '';
+/**
+ * Whether anything but whitespace is left once tags are dropped (a "<" that no ">" closes stays, as text).
+ * A scan, not `replace(/<[^>]*>/g, '')`: on a title of 40,000 "&lt;" that regex took 1.2 s, since every
+ * unclosed "<" made it read to the end of the text again.
+ */
+function hasText(s: string): boolean {
+  let at = 0;
+  for (;;) {
+    const lt = s.indexOf('<', at);
+    if (/\S/.test(lt < 0 ? s.slice(at) : s.slice(at, lt))) return true;
+    if (lt < 0) return false;
+    const gt = s.indexOf('>', lt + 1);
+    if (gt < 0) return true;
+    at = gt + 1;
+  }
+}
 
 /**
  * Identity from the raw item. The link is parsed and canonicalized, and the story id hashed, only when

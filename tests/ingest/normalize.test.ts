@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalUrl, normalizeItem, parseFeedDate, toPlainText } from '../../src/ingest/normalize.ts';
+import { canonicalUrl, identifyItem, normalizeItem, parseFeedDate, toPlainText } from '../../src/ingest/normalize.ts';
 import type { ParsedItem } from '../../src/ingest/parse-feed.ts';
 
 const NOW = Date.parse('2027-01-15T00:00:00Z');
@@ -106,6 +106,25 @@ describe('normalizeItem', () => {
     expect(byLink.story.id).not.toBe(byContent.story.id);
     expect(empty).toEqual({ skip: 'item https://e.test/2 has neither title nor summary' });
   });
+
+  it.each([
+    ['tags and whitespace only', '<b> </b>\n', '<p>\u00a0</p><br/>', false],
+    ['a word inside a tag', '<b>x</b>', '', true],
+    ['a "<" that no ">" closes (it is text)', '1 < 2', '', true],
+    ['text after the last tag', '', '<p></p> words', true],
+  ])('an item with %s is %s', (_what, title, summaryHtml, kept) => {
+    const id = identifyItem(item({ guid: 'g', title, summaryHtml }), 'f', 'https://e.test/');
+    expect('skip' in id).toBe(!kept);
+  });
+
+  // A title and a summary of a million "&lt;" (4 MB each): the tag-stripping regex this replaced read to the
+  // end of the text again at every "<" (40,000 took 1.2 s; a million, many minutes). The timeout is the bound.
+  it('an item whose title and summary are a million "<" is identified and normalized in one pass', () => {
+    const lots = '<'.repeat(1_000_000);
+    const n = normalizeItem(item({ guid: 'g', title: lots, summaryHtml: lots }), 'f', 'https://e.test/', NOW);
+    if ('skip' in n) throw new Error(n.skip);
+    expect(n.story.title.length).toBeLessThanOrEqual(300);
+  }, 10_000);
 
   it('the same guid in two feeds gives two story ids (cross-feed merging is the dedup stage\'s job)', () => {
     const a = normalizeItem(item({ guid: 'same', title: 'T' }), 'feed-a', 'https://a.test/', NOW);
