@@ -3,11 +3,11 @@ import { gunzipSync } from 'node:zlib';
 import { Parser as HtmlParser } from 'htmlparser2';
 import Parser from 'rss-parser';
 import { decodeBody } from './decode.ts';
-import { parseFastXml, tooDeepMessage } from './fast-xml.ts';
+import { parseFastXml } from './fast-xml.ts';
 import { parseJsonFeed } from './json-feed.ts';
 import { ParseError } from './parse-error.ts';
 import { repairXml } from './xml-repair.ts';
-import { MAX_DEPTH, nestedDeeperThan } from './xml-scan.ts';
+import { MAX_DEPTH, nestedDeeperThan, tooDeep } from './xml-scan.ts';
 
 export type FeedFormat = 'rss0.9x' | 'rss1.0' | 'rss2.0' | 'atom0.3' | 'atom1.0' | 'json1.0' | 'json1.1';
 
@@ -230,7 +230,7 @@ export async function parseFeedBody(
   const fast = opts.rssParserOnly ? null : parseFastXml(doc, format);
   if (fast) return { ...fast, encoding: decoded.encoding };
   // The fast path refuses deep nesting as it reads; a document it gave up on is checked before rss-parser.
-  if (nestedDeeperThan(doc, MAX_DEPTH)) throw new ParseError('too-deep', tooDeepMessage);
+  if (nestedDeeperThan(doc, MAX_DEPTH)) throw tooDeep();
   let feed: Raw & { items: Raw[] };
   try {
     feed = await parseXml(doc);

@@ -1,4 +1,5 @@
 import { demoronize } from './decode.ts';
+import { ParseError } from './parse-error.ts';
 
 /**
  * A tokenizer for plain, well-formed XML, for the fast feed path (fast-xml.ts). It finds markup with
@@ -27,6 +28,12 @@ export class NotPlainXml extends Error {}
  * and overflowed xml2js' stack; refused past this depth, it costs a scan.
  */
 export const MAX_DEPTH = 256;
+/** The refusal of a document nested past MAX_DEPTH, by the fast path or by the check before rss-parser. */
+export const tooDeep = () =>
+  new ParseError('too-deep', `elements nested more than ${MAX_DEPTH} levels deep: refused (no feed needs that many, and a parser pays for each)`);
+
+/** HTML's void elements: never closed in a sloppy feed's unescaped HTML, so never counted as nesting. */
+const VOID = new Set(['area', 'base', 'br', 'col', 'embed', 'hr', 'img', 'input', 'link', 'meta', 'param', 'source', 'track', 'wbr']);
 
 /**
  * Whether elements nest deeper than `max`, read the way a forgiving parser would read even a broken
@@ -36,8 +43,6 @@ export const MAX_DEPTH = 256;
  * everything opened after the element it names, and one that names no open element is ignored. One pass of
  * `indexOf`.
  */
-const VOID = new Set(['area', 'base', 'br', 'col', 'embed', 'hr', 'img', 'input', 'link', 'meta', 'param', 'source', 'track', 'wbr']);
-
 export function nestedDeeperThan(doc: string, max: number): boolean {
   const open: string[] = [];
   let at = doc.indexOf('<');

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -19,6 +19,20 @@ export interface Route {
 
 const fixturesDir = new URL('../fixtures/', import.meta.url);
 export const fixture = (name: string) => readFileSync(new URL(name, fixturesDir));
+
+/** Every file under tests/fixtures/<dir>, as paths relative to that folder (for `fixture(`${dir}/${name}`)`). */
+export function fixtureFiles(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (rel: string) => {
+    for (const f of readdirSync(new URL(`${dir}/${rel}`, fixturesDir))) {
+      const name = rel + f;
+      if (statSync(new URL(`${dir}/${name}`, fixturesDir)).isDirectory()) walk(`${name}/`);
+      else out.push(name);
+    }
+  };
+  walk('');
+  return out;
+}
 
 /** A real HTTP server on loopback serving fixture feeds, so the poller fetches over the network. */
 export async function startFixtureServer(routes: Record<string, Route> = {}): Promise<FixtureServer> {

@@ -1,22 +1,10 @@
-import { readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { decodeBody } from '../../src/ingest/decode.ts';
 import { parseFastXml } from '../../src/ingest/fast-xml.ts';
 import { parseFeedBody } from '../../src/ingest/parse-feed.ts';
-import { fixture } from '../helpers/http-fixtures.ts';
+import { fixture, fixtureFiles } from '../helpers/http-fixtures.ts';
 
-const root = fileURLToPath(new URL('../fixtures/feeds/', import.meta.url));
-const files: string[] = [];
-const walk = (dir: string) => {
-  for (const f of readdirSync(dir)) {
-    const p = join(dir, f);
-    if (statSync(p).isDirectory()) walk(p);
-    else files.push(p.slice(root.length));
-  }
-};
-walk(root);
+const files = fixtureFiles('feeds');
 
 const outcome = (p: Promise<unknown>) => p.then((v) => JSON.stringify(v), (e: { code?: string; message: string }) => `error ${e.code}: ${e.message}`);
 

@@ -1,11 +1,8 @@
-import { readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Parser as HtmlParser } from 'htmlparser2';
 import { describe, expect, it } from 'vitest';
 import { decodeBody } from '../../src/ingest/decode.ts';
 import { decodeRefs, MAX_DEPTH, nestedDeeperThan, NotPlainXml, scanXml } from '../../src/ingest/xml-scan.ts';
-import { fixture } from '../helpers/http-fixtures.ts';
+import { fixture, fixtureFiles } from '../helpers/http-fixtures.ts';
 
 // The fast feed path used htmlparser2's XML mode before xml-scan.ts; these tests hold the tokenizer to what
 // htmlparser2 reports for every document the tokenizer accepts.
@@ -60,16 +57,9 @@ function nested(events: Event[]): boolean {
   return stack.length === 0;
 }
 
-const root = fileURLToPath(new URL('../fixtures/feeds/', import.meta.url));
-const docs: [string, string][] = [];
-const walk = (dir: string) => {
-  for (const f of readdirSync(dir)) {
-    const p = join(dir, f);
-    if (statSync(p).isDirectory()) walk(p);
-    else if (/\.(xml|rss|atom|rdf)$/.test(f)) docs.push([p.slice(root.length), decodeBody(fixture(`feeds/${p.slice(root.length)}`)).text.replace(/^[\s\uFEFF]+/, '')]);
-  }
-};
-walk(root);
+const docs = fixtureFiles('feeds')
+  .filter((name) => /\.(xml|rss|atom|rdf)$/.test(name))
+  .map((name): [string, string] => [name, decodeBody(fixture(`feeds/${name}`)).text.replace(/^[\s\uFEFF]+/, '')]);
 
 describe('scanXml reports what htmlparser2 reports', () => {
   it('on the well-formed feed fixtures, event for event', () => {

@@ -197,7 +197,7 @@ export async function deliverPushAlert(
     ttlSeconds: pushTtlSeconds(story, now, breaking),
     urgency: pushUrgency(breaking),
     topic: pushTopic(storyId),
-  }, true);
+  }, /* finalWriteMarks: finishPushSent below marks every reached device */ true);
   const done = record.devicesDone.length + res.reached;
   const after = deps.clock.now();
   if (res.retry) {
