@@ -30,6 +30,11 @@ export interface StorySource {
   url: string;
 }
 
+/** A sent digest as the reader can open it in a browser: every story of each topic, in the email's order. */
+export interface DigestView {
+  groups: { topicId: string; topicName: string; storyIds: string[]; pushedIds: string[] }[];
+}
+
 export type Cadence = 'instant' | 'daily' | 'off';
 export type Channel = 'push' | 'email';
 export const CHANNELS: readonly Channel[] = ['push', 'email'];

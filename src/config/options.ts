@@ -438,6 +438,15 @@ export const OPTIONS = [
     fix: 'set a whole number between 1 and 100',
   },
   {
+    env: 'HERALD_DIGEST_STORIES_PER_TOPIC',
+    key: 'digestStoriesPerTopic',
+    schema: positiveInt.max(1000),
+    default: '10',
+    description:
+      'Stories of one topic a digest email lists (those carried by the most outlets); the rest are counted, with a link to a page showing the whole digest, kept 8 days.',
+    fix: 'set a whole number between 1 and 1000, for example 10',
+  },
+  {
     env: 'HERALD_DKIM_DOMAIN',
     key: 'dkimDomain',
     schema: z.string().min(1).optional(),

@@ -24,6 +24,10 @@ export interface DigestDeps {
   enqueue: Enqueue;
   topicName: (topicId: string) => string;
   links: (subscriberId: string, topicId: string) => UnsubscribeLinks;
+  /** The signed page of one digest (subscriber, local date). */
+  viewUrl: (subscriberId: string, localDate: string) => string;
+  /** Stories of one topic an email lists; the rest are on the digest's page. */
+  storiesPerTopic: number;
   messageIdDomain: string;
   hardBounceLimit: number;
   clock: Clock;
@@ -140,12 +144,13 @@ export async function sendDigest(deps: DigestDeps, data: JobCatalog['DigestSend'
   const stories = (await Promise.all([...new Set([...dailyIds, ...held.map((h) => h.storyId)])].map((id) => deps.stories.get(id)))).filter(
     (s): s is NonNullable<typeof s> => s !== null,
   );
-  const { groups, storyIds } = composeDigest({
+  const { groups, storyIds, view } = composeDigest({
     topicStories,
     stories: new Map(stories.map((s) => [s.id, s])),
     topicName: deps.topicName,
     pushed,
     pushedMode: who.prefs.digestPushed,
+    perTopic: deps.storiesPerTopic,
   });
 
   if (storyIds.length === 0 && !who.prefs.digestSendEmpty) {
@@ -156,7 +161,13 @@ export async function sendDigest(deps: DigestDeps, data: JobCatalog['DigestSend'
   }
   // Each topic carries its own signed stop link; the footer and List-Unsubscribe stop all email.
   const linked = groups.map((g) => ({ ...g, stopUrl: deps.links(subscriberId, g.topicId).topic }));
-  const email = renderDigestEmail({ localDate: date, groups: linked, links: deps.links(subscriberId, 'all') });
+  // Only a digest that leaves stories out has a page: kept before the send, so its links work on arrival.
+  const overflows = groups.some((g) => (g.more ?? 0) > 0);
+  if (overflows) await deps.digests.saveView(subscriberId, date, view);
+  const email = renderDigestEmail({
+    localDate: date, groups: linked, links: deps.links(subscriberId, 'all'),
+    ...(overflows ? { viewUrl: deps.viewUrl(subscriberId, date) } : {}),
+  });
   const outcome = await deps.mailer.send({ ...email, to: address, messageId: digestMessageId(subscriberId, date, deps.messageIdDomain) });
   if (outcome.kind === 'retry') throw new RetryLater(outcome.reason);
   if (outcome.kind === 'permanent') {

@@ -8,7 +8,7 @@ import { classifyStory } from '../classify/classify-story.ts';
 import { createTopicRegistry } from '../classify/registry.ts';
 import { createMailer } from '../deliver/email/mailer.ts';
 import { sendEmailAlert } from '../deliver/email/send-alert.ts';
-import { unsubscribeUrl } from '../deliver/email/unsubscribe-link.ts';
+import { digestViewUrl, unsubscribeUrl } from '../deliver/email/signed-links.ts';
 import { startDispatcher } from '../deliver/dispatcher.ts';
 import { cachedStories } from '../deliver/story-cache.ts';
 import { sendPushAlert, sendPushBatch } from '../deliver/push/send-alert.ts';
@@ -137,7 +137,11 @@ export function createHerald(opts: HeraldOptions) {
   };
   const hardBounceLimit = config.emailHardBounceLimit;
   const emailDeps = { subscribers, stories, ledger, mailer, topicName, links, messageIdDomain, hardBounceLimit, clock, log: log.child({ role: 'email' }) };
-  const digestDeps = { subscribers, stories: deliveryStories, digests, ledger, mailer, enqueue, topicName, links, messageIdDomain, hardBounceLimit, clock, log: log.child({ role: 'digest' }) };
+  const digestDeps = {
+    subscribers, stories: deliveryStories, digests, ledger, mailer, enqueue, topicName, links, messageIdDomain, hardBounceLimit, clock, log: log.child({ role: 'digest' }),
+    viewUrl: (subscriberId: string, localDate: string) => digestViewUrl(base, opts.secrets.signingKey, subscriberId, localDate),
+    storiesPerTopic: config.digestStoriesPerTopic,
+  };
 
   const fetchFeedCounted = (feedId: string) => countFeedFetch(events, () => ingestFeed(pollDeps, feedId));
 
@@ -158,7 +162,7 @@ export function createHerald(opts: HeraldOptions) {
   };
 
   const web = buildWebApp({
-    redis, subscribers, digests, ledger, topics, clock, log,
+    redis, subscribers, digests, ledger, topics, clock, log, stories,
     vapidPublicKey: opts.secrets.vapid.publicKey,
     signingKey: opts.secrets.signingKey,
     secureCookies: base.startsWith('https:'),

@@ -1,3 +1,4 @@
+import type { DigestView } from '../model.ts';
 import { defineScript, scanKeys, type RedisClient } from './redis.ts';
 
 /**
@@ -8,7 +9,14 @@ const dueKey = (prefix: string) => `${prefix}:digest:due`;
 const stateKey = (prefix: string, subscriberId: string) => `${prefix}:{s:${subscriberId}}:digest`;
 const sentKey = (prefix: string, subscriberId: string, localDate: string) => `${prefix}:{s:${subscriberId}}:digest:${localDate}`;
 
+const viewKey = (prefix: string, subscriberId: string, localDate: string) => `${prefix}:{s:${subscriberId}}:digest:${localDate}:view`;
+
 const SENT_RECORD_TTL_SECONDS = 60 * 60 * 24 * 40;
+/**
+ * How long a digest's page can be opened. Only digests with more stories than the email lists keep one,
+ * as story ids (about 25 bytes each); the stories themselves are read when the page is opened.
+ */
+export const DIGEST_VIEW_TTL_SECONDS = 60 * 60 * 24 * 8;
 /** KEYS[1] the date's record, KEYS[2] the digest state: claims the date and answers the window start with it. */
 const CLAIM_DATE = `
 local s = redis.call('HGET', KEYS[1], 'status')
@@ -76,6 +84,14 @@ export function createDigestStore(redis: RedisClient, prefix: string) {
     /** A refused send: recorded with its reason; the window stays so the stories wait for the next digest. */
     async fail(subscriberId: string, localDate: string, reason: string, now: number) {
       await redis.hset(sentKey(prefix, subscriberId, localDate), { status: 'failed', reason: reason.slice(0, 500), at: String(now) });
+    },
+    /** Keeps what a digest listed, for its page; a retry of the same date's digest replaces it. */
+    async saveView(subscriberId: string, localDate: string, view: DigestView) {
+      await redis.set(viewKey(prefix, subscriberId, localDate), JSON.stringify(view), 'EX', DIGEST_VIEW_TTL_SECONDS);
+    },
+    async view(subscriberId: string, localDate: string): Promise<DigestView | null> {
+      const raw = await redis.get(viewKey(prefix, subscriberId, localDate));
+      return raw === null ? null : (JSON.parse(raw) as DigestView);
     },
     /** Something the reader or operator should know about their digest (e.g. an unknown stored time zone). */
     async noteProblem(subscriberId: string, problem: string | null) {

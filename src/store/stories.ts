@@ -477,13 +477,17 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
 
     /**
      * Records a story that did not come through a feed poll (an import, a test's fixture): created only when
-     * absent, with its feed as its one source, and none of the dedup indexes a poll maintains.
+     * absent, with its feed and any other `sources` it names, and none of the dedup indexes a poll maintains.
      */
     async put(story: Story): Promise<boolean> {
       const created = await createStoryScript(
         storyKey(prefix, story.id), sourcesKey(prefix, story.id),
         story.feedId, JSON.stringify({ url: story.url, at: story.firstSeenAt }), ...createFields(story, ''),
       );
+      const others = (story.sources ?? []).filter((src) => src.feedId !== story.feedId);
+      if (created === 1 && others.length > 0) {
+        await redis.hset(sourcesKey(prefix, story.id), ...others.flatMap((src) => [src.feedId, JSON.stringify({ url: src.url, at: story.firstSeenAt })]));
+      }
       return created === 1;
     },
 

@@ -7,6 +7,7 @@ import type { PushSender } from '../deliver/push/web-push-sender.ts';
 import type { Clock, Follow } from '../model.ts';
 import type { DigestStore } from '../store/digests.ts';
 import type { Ledger } from '../store/ledger.ts';
+import type { StoryStore } from '../store/stories.ts';
 import type { SubscriberStore } from '../store/subscribers.ts';
 import { HttpError } from './http-error.ts';
 import type { AlertRoutesOptions } from './routes/alerts.ts';
@@ -18,6 +19,8 @@ export interface WebDeps {
   redis: RedisClient;
   subscribers: SubscriberStore;
   digests: DigestStore;
+  /** Stories a digest's page lists. */
+  stories: StoryStore;
   ledger: Ledger;
   topics: readonly Topic[];
   vapidPublicKey: string;

@@ -15,6 +15,7 @@ import { settingsRoutes } from './routes/settings.ts';
 import { unsubscribeRoutes } from './routes/unsubscribe.ts';
 import { alertRoutes } from './routes/alerts.ts';
 import { deliveryRoutes } from './routes/delivery.ts';
+import { digestRoutes } from './routes/digest.ts';
 
 export { TOKEN_COOKIE, type WebDeps } from './context.ts';
 
@@ -48,6 +49,7 @@ export function buildWebApp(deps: WebDeps): FastifyInstance {
   app.register(unsubscribeRoutes(ctx));
   app.register(alertRoutes, { ...deps.alerts, authenticate: ctx.authenticate });
   app.register(deliveryRoutes(ctx));
+  app.register(digestRoutes(ctx));
 
   return app;
 }

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { digestViewUrl } from '../../src/deliver/email/signed-links.ts';
 import { rescheduleDigest } from '../../src/digest/send-digest.ts';
 import { manualClock } from '../helpers/clock.ts';
-import { startTestHerald, type TestHerald } from '../helpers/herald.ts';
+import { SIGNING_KEY, startTestHerald, type TestHerald } from '../helpers/herald.ts';
 import { startScriptedSmtp, type ScriptedSmtp } from '../deliver/support/smtp.ts';
 import { addSubscriber, makeStory, settle, TOPICS } from '../deliver/support/world.ts';
 import { createReader } from '../helpers/readers.ts';
@@ -180,5 +181,60 @@ describe('digest sweep', () => {
     await tick('2027-11-17T08:00:00Z');
     expect(smtp.to('mars@example.test')).toHaveLength(1);
     expect((await t.herald.stores.digests.state(id)).problem).toBe('unknown time zone "Mars/Olympus": using UTC');
+  });
+
+  it('a busy topic: the email lists the 10 biggest stories and links to a page with all of them', async () => {
+    clock.set('2027-11-20T00:00:00Z');
+    const r = await reader('busy@example.test', 'UTC', '08:00');
+    // 13 stories; the oldest was carried by four outlets, so it is among the ten the email lists.
+    const stories = [];
+    for (let i = 0; i < 13; i++) {
+      const sources = i === 0 ? Array.from({ length: 4 }, (_, k) => ({ feedId: `wire${k}`, url: `https://wire${k}.example.test/a` })) : undefined;
+      stories.push(await logStory(`2027-11-20T01:${String(10 + i)}:00Z`, sources ? { sources } : {}));
+    }
+    await tick('2027-11-20T08:00:00Z');
+    const mail = smtp.to('busy@example.test')[0]!;
+    expect(mail.subject).toBe('Your Herald digest for 2027-11-20: 13 stories in Japan');
+    expect(mail.text).toContain(`* ${stories[0]!.title}\n`);
+    for (const hidden of stories.slice(1, 4)) expect(mail.text).not.toContain(`* ${hidden.title}\n`);
+    for (const listed of stories.slice(4)) expect(mail.text).toContain(`* ${listed.title}\n`);
+    const link = /\* …and 3 more stories in Japan\n {2}(\S+)\n/.exec(mail.text!)?.[1];
+    expect(link).toMatch(new RegExp(`^${t.baseUrl.replace(/[.]/g, '\\.')}/digest\\?s=${r.id}&d=2027-11-20&sig=[\\w-]+#t-japan$`));
+
+    // The page lists all 13, to anyone holding the email, and asks search engines to stay away.
+    const page = await fetch(link!);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('x-robots-tag')).toBe('noindex');
+    const html = await page.text();
+    for (const st of stories) expect(html).toContain(`>${st.title}</a>`);
+    expect(html).toContain('<section id="t-japan"><h2>Japan</h2>');
+
+    // A link altered in any part, or a signature made for unsubscribing, opens nothing.
+    const url = new URL(link!);
+    const altered = (name: string, value: string) => {
+      const u = new URL(url);
+      u.searchParams.set(name, value);
+      return fetch(u).then((res) => res.status);
+    };
+    expect(await altered('d', '2027-11-19')).toBe(400);
+    expect(await altered('s', 'someone-else')).toBe(400);
+    expect(await altered('sig', `${url.searchParams.get('sig')!.slice(0, -1)}A`)).toBe(400);
+    const stopAll = new URL(/Stop all Herald emails: (\S+)/.exec(mail.text!)![1]!);
+    expect((await fetch(`${t.baseUrl}/digest?s=${r.id}&d=all&sig=${stopAll.searchParams.get('sig')}`)).status).toBe(400);
+
+    // A digest that fits in its email has no page; a correctly signed link to it says so.
+    const small = await addSubscriber(t, clock.now(), { email: 'small@example.test', timeZone: 'UTC', digestTime: '09:00', topics: { india: { cadence: 'daily', channels: [] } } });
+    await rescheduleDigest({ subscribers: t.herald.stores.subscribers, digests: t.herald.stores.digests, clock }, small);
+    const one = makeStory(at('2027-11-20T02:00:00Z'), { title: 'India story' });
+    await t.herald.stores.stories.put(one);
+    await t.herald.stores.stories.logForTopics(one.id, ['india'], at('2027-11-20T02:00:00Z'));
+    await tick('2027-11-20T09:00:00Z');
+    const smallMail = smtp.to('small@example.test')[0]!;
+    expect(smallMail.text).toContain('* India story\n');
+    expect(smallMail.text).not.toContain('more stor');
+    expect(smallMail.text).not.toContain('/digest?');
+    const gone = await fetch(digestViewUrl(t.baseUrl, SIGNING_KEY, small, '2027-11-20'));
+    expect(gone.status).toBe(404);
+    expect(await gone.text()).toContain('Digests can be opened here for 8 days after they are sent.');
   });
 });

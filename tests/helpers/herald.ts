@@ -22,6 +22,9 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** The signing key of every test Herald, for tests that make their own signed links. */
+export const SIGNING_KEY = 'test-signing-key-0123456789abcdef0123456789';
+
 export interface TestHerald {
   herald: Herald;
   baseUrl: string;
@@ -59,7 +62,7 @@ export async function startTestHerald(opts: {
     SMTP_URL: opts.smtpUrl,
     VAPID_PUBLIC_KEY: vapid.publicKey,
     VAPID_PRIVATE_KEY: vapid.privateKey,
-    HERALD_SIGNING_KEY: 'test-signing-key-0123456789abcdef0123456789',
+    HERALD_SIGNING_KEY: SIGNING_KEY,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     // Every test client is 127.0.0.1: the rate limits get their own tests with low values.
     HERALD_RATE_LIMIT_WRITES_PER_MINUTE: '10000',

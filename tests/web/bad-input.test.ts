@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { unsubscribeUrl } from '../../src/deliver/email/unsubscribe-link.ts';
+import { unsubscribeUrl } from '../../src/deliver/email/signed-links.ts';
 import { webClient } from '../helpers/web-client.ts';
 import { startWebHarness, type WebHarness } from './harness.ts';
 

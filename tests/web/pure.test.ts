@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { createHmac } from 'node:crypto';
+import { digestViewUrl, unsubscribeUrl, verifyDigestView, verifyUnsubscribe } from '../../src/deliver/email/signed-links.ts';
 import { followAllows } from '../../src/classify/follow-allows.ts';
 import { planInstantAlerts } from '../../src/classify/classify-story.ts';
 import { renderConfirmEmail, renderManageLinkEmail } from '../../src/web/emails.ts';
@@ -101,5 +103,23 @@ describe('account emails', () => {
     expect(mail.subject).toBe('Your link to manage Herald alerts');
     expect(mail.text.split('\n')[2]).toBe('https://h.test/manage?t=xyz');
     expect(mail.text).toContain('It works for 14 days.');
+  });
+});
+
+describe('signed links', () => {
+  it('an unsubscribe link already in a reader\'s inbox keeps working: its signature is the one Herald has always made', () => {
+    const sig = createHmac('sha256', 'k').update('unsubscribe\nsub1\nall').digest('base64url');
+    expect(unsubscribeUrl('https://h.test', 'k', 'sub1', 'all')).toBe(`https://h.test/unsubscribe?s=sub1&t=all&sig=${sig}`);
+    expect(verifyUnsubscribe('k', 'sub1', 'all', sig)).toBe(true);
+  });
+
+  it('a digest link opens that reader\'s digest of that date only, and no unsubscribe signature opens one', () => {
+    const sig = new URL(digestViewUrl('https://h.test', 'k', 'sub1', '2027-03-14')).searchParams.get('sig')!;
+    expect(verifyDigestView('k', 'sub1', '2027-03-14', sig)).toBe(true);
+    expect(verifyDigestView('k', 'sub1', '2027-03-15', sig)).toBe(false);
+    expect(verifyDigestView('k', 'sub2', '2027-03-14', sig)).toBe(false);
+    expect(verifyDigestView('other-key', 'sub1', '2027-03-14', sig)).toBe(false);
+    const unsubscribeSig = new URL(unsubscribeUrl('https://h.test', 'k', 'sub1', '2027-03-14')).searchParams.get('sig')!;
+    expect(verifyDigestView('k', 'sub1', '2027-03-14', unsubscribeSig)).toBe(false);
   });
 });

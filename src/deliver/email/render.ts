@@ -40,7 +40,7 @@ const htmlShell = (title: string, body: string) =>
 
 /** Feeds carry markup in titles and summaries; mail shows the text, escaped again for HTML. Long summaries are cut. */
 const SUMMARY_CHARS = 1200;
-function cleanStory<S extends Pick<Story, 'title' | 'summary' | 'url'>>(s: S): S {
+export function cleanStory<S extends Pick<Story, 'title' | 'summary' | 'url'>>(s: S): S {
   const summary = plainText(s.summary.slice(0, SUMMARY_CHARS * 4));
   return { ...s, title: plainText(s.title) || s.url, summary: summary.length > SUMMARY_CHARS ? `${summary.slice(0, SUMMARY_CHARS - 1)}…` : summary };
 }
@@ -91,14 +91,25 @@ export interface DigestGroup {
   stories: DigestStory[];
   /** Signed link that takes this topic out of the reader's email (set by the sender, not by composition). */
   stopUrl?: string;
+  /** Stories of this topic the email leaves to the digest's page (past the per-topic limit). */
+  more?: number;
 }
+
+const moreLabel = (n: number, topicName: string) => `${n} more ${n === 1 ? 'story' : 'stories'} in ${topicName}`;
+/** The page anchor of one topic's group. */
+export const groupAnchor = (topicId: string) => `t-${topicId}`;
 
 const PUSHED_MARK = '(already sent as a push)';
 
-export function renderDigestEmail(input: { localDate: string; groups: DigestGroup[]; links: Omit<UnsubscribeLinks, 'topic'> }): RenderedEmail {
-  const { localDate, links } = input;
-  const groups = input.groups.map((g) => ({ ...g, stories: g.stories.map((s) => ({ ...cleanStory(s), pushed: s.pushed === true })) }));
-  const count = groups.reduce((n, g) => n + g.stories.length, 0);
+/**
+ * `viewUrl`: the signed page showing the whole digest, linked from each group that has `more` stories than
+ * the email lists.
+ */
+export function renderDigestEmail(input: { localDate: string; groups: DigestGroup[]; links: Omit<UnsubscribeLinks, 'topic'>; viewUrl?: string }): RenderedEmail {
+  const { localDate, links, viewUrl } = input;
+  const groups = input.groups.map((g) => ({ ...g, stories: g.stories.map((s) => ({ ...cleanStory(s), pushed: s.pushed === true })), more: g.more ?? 0 }));
+  const count = groups.reduce((n, g) => n + g.stories.length + g.more, 0);
+  const moreUrl = (g: DigestGroup) => (viewUrl ? `${viewUrl}#${encodeURIComponent(groupAnchor(g.topicId))}` : null);
   const subject =
     count === 0
       ? oneLine(`Your Herald digest for ${localDate}: nothing new today`)
@@ -110,6 +121,7 @@ export function renderDigestEmail(input: { localDate: string; groups: DigestGrou
     ...groups.flatMap((g) => [
       `== ${g.topicName} ==`,
       ...g.stories.flatMap((s) => [`* ${s.title}${s.pushed ? ` ${PUSHED_MARK}` : ''}`, `  ${s.url}`]),
+      ...(g.more > 0 ? [`* …and ${moreLabel(g.more, g.topicName)}`, ...(moreUrl(g) ? [`  ${moreUrl(g)}`] : [])] : []),
       ...(g.stopUrl ? [`  (Stop ${g.topicName} emails: ${g.stopUrl})`] : []),
       '',
     ]),
@@ -129,6 +141,9 @@ export function renderDigestEmail(input: { localDate: string; groups: DigestGrou
             g.stories
               .map((s) => `<li><a href="${escapeHtml(s.url)}">${escapeHtml(s.title)}</a>${s.pushed ? ` <small style="color:#888">${PUSHED_MARK}</small>` : ''}${s.summary ? `<br><span style="color:#444">${escapeHtml(s.summary.slice(0, 240))}</span>` : ''}</li>`)
               .join('') +
+            (g.more > 0
+              ? `<li style="list-style:none">${moreUrl(g) ? `<a href="${escapeHtml(moreUrl(g)!)}">…and ${escapeHtml(moreLabel(g.more, g.topicName))}</a>` : `…and ${escapeHtml(moreLabel(g.more, g.topicName))}`}</li>`
+              : '') +
             '</ul>' +
             (g.stopUrl ? `<p style="color:#666;font-size:12px"><a href="${escapeHtml(g.stopUrl)}">Stop ${escapeHtml(g.topicName)} emails</a></p>` : ''),
         )

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
-import { verifyUnsubscribe } from '../../deliver/email/unsubscribe-link.ts';
+import { verifyUnsubscribe } from '../../deliver/email/signed-links.ts';
 import { rescheduleDigest } from '../../digest/send-digest.ts';
 import type { WebContext } from '../context.ts';
 import { HttpError } from '../http-error.ts';
