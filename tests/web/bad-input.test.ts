@@ -86,6 +86,8 @@ const cases: Case[] = [
   { name: 'inbox read-all: forged token', method: 'POST', path: '/api/me/inbox/read-all', auth: 'forged', status: 403 },
   // Topic tuning
   { name: 'less like this: topic not followed', method: 'POST', path: '/api/me/topics/science/less', status: 404 },
+  // "constructor", the one Object.prototype property a topic id can spell: it answered 500 (reset) or stored a broken follow.
+  ...(['less', 'mute', 'reset'] as const).map((action): Case => ({ name: `${action}: topic "constructor"`, method: 'POST', path: `/api/me/topics/constructor/${action}`, status: 404 })),
   { name: 'mute: malformed topic id', method: 'POST', path: '/api/me/topics/NOT_A_TOPIC!/mute', status: 400, field: 'topicId' },
   { name: 'mute: forged token', method: 'POST', path: '/api/me/topics/japan/mute', auth: 'forged', status: 403 },
   // Email and links

@@ -131,7 +131,8 @@ export const settingsRoutes = (ctx: WebContext): FastifyPluginAsync => async (ap
     const id = await ctx.authenticate(req);
     const { topicId } = parseBody(TopicParams, req.params);
     const follows = await deps.subscribers.follows(id);
-    const follow = follows[topicId];
+    // Own properties only: "constructor" from the URL must not find Object.prototype's.
+    const follow = Object.hasOwn(follows, topicId) ? follows[topicId] : undefined;
     if (!follow) throw new HttpError(404, `you do not follow topic "${topicId}"`);
     follows[topicId] = change(follow, deps.clock.now());
     await deps.subscribers.setFollows(id, follows);
