@@ -117,6 +117,14 @@ export function createCustomTopicStore(redis: RedisClient, prefix: string, opts:
       return true;
     },
 
+    /** Removes every alert of the owner (a deleted account), each announced so no classifier keeps matching it; returns their ids. */
+    async removeAll(ownerId: string): Promise<string[]> {
+      const ids = await redis.hkeys(customTopicsKey(prefix, ownerId));
+      for (const id of ids) await this.remove(ownerId, id);
+      await redis.del(customTopicsKey(prefix, ownerId));
+      return ids;
+    },
+
     async version(): Promise<number> {
       return Number((await redis.get(idx.version)) ?? 0);
     },

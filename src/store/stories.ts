@@ -528,6 +528,11 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
       }));
     },
 
+    /** Drops a topic's log: a deleted own alert gets no more entries, so nothing would ever trim it. */
+    async forgetTopicLog(topicId: string) {
+      await redis.unlink(topicLogKey(prefix, topicId));
+    },
+
     /** How many stories were logged under the topic in [from, to) (matches per day on the console). */
     async countLogged(topicId: string, from: number, to: number): Promise<number> {
       return redis.zcount(topicLogKey(prefix, topicId), from, `(${to}`);

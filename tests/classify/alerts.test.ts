@@ -96,10 +96,27 @@ describe('own alerts: API, preview and delivery', () => {
     expect((await api('/api/me', { method: 'PUT', token, body: { topics: { japan: { cadence: 'daily', channels: [] } } } })).status).toBe(200);
     expect((await api('/api/me', { token })).body.topics[id]).toMatchObject({ cadence: 'instant', channels: ['email'] });
 
+    await t.herald.stores.stories.logForTopics(storyIdFor('past', 'past-1'), [id], clock.now());
     expect((await api(`/api/me/alerts/${id}`, { method: 'DELETE', token })).status).toBe(204);
     expect((await api('/api/me/alerts', { token })).body.alerts).toEqual([]);
+    // Its story log goes too: nothing would add to it, so nothing would ever trim it.
+    expect(await t.herald.stores.stories.loggedBetween(id, 0, clock.now() + 1)).toEqual([]);
     expect((await api('/api/me', { token })).body.topics[id]).toBeUndefined();
     expect((await api(`/api/me/alerts/${id}`, { method: 'DELETE', token })).status).toBe(404);
+  });
+
+  it('a deleted account takes its own alerts with it: no classifier matches them any more', async () => {
+    const token = await newReader();
+    const created = await api('/api/me/alerts', { method: 'POST', token, body: { name: 'Osaka', query: 'osaka', cadence: 'daily' } });
+    const alertId = created.body.id as string;
+    const story = storyIdFor('past', 'past-4');
+    await t.herald.stores.stories.logForTopics(story, [alertId], clock.now());
+    expect((await t.herald.registry.current()).get(alertId)?.name).toBe('Osaka');
+
+    expect((await api('/api/me', { method: 'DELETE', token })).status).toBe(204);
+    expect(await t.herald.stores.customs.getMany([alertId])).toEqual([]);
+    expect((await t.herald.registry.current()).get(alertId)).toBeUndefined();
+    expect(await t.herald.stores.stories.loggedBetween(alertId, 0, clock.now() + 1)).toEqual([]);
   });
 
   it('needs a signed-in reader and caps the number of alerts', async () => {

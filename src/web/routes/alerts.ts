@@ -144,6 +144,7 @@ export async function alertRoutes(app: FastifyInstance, opts: AlertRoutesOptions
   app.delete<{ Params: { alertId: string } }>('/api/me/alerts/:alertId', async (req, reply) => {
     const id = await opts.authenticate(req);
     if (!(await opts.customs.remove(id, req.params.alertId))) return reply.code(404).send({ error: 'you have no alert with this id' });
+    await opts.stories.forgetTopicLog(req.params.alertId);
     await setFollow(id, req.params.alertId, { cadence: 'off', channels: [] });
     return reply.code(204).send();
   });

@@ -121,6 +121,8 @@ export const settingsRoutes = (ctx: WebContext): FastifyPluginAsync => async (ap
     const id = await ctx.authenticate(req);
     await deps.digests.forgetSubscriber(id);
     await deps.ledger.forgetSubscriber(id);
+    // Own alerts first: until each is announced gone, every classifier keeps matching it.
+    for (const alertId of await deps.alerts.customs.removeAll(id)) await deps.stories.forgetTopicLog(alertId);
     await deps.subscribers.delete(id);
     req.log.info({ subscriber_id: id }, 'subscriber deleted');
     reply.clearCookie(TOKEN_COOKIE, { path: '/' });
