@@ -47,6 +47,21 @@ const pushSubscriberOf = (data: unknown): string => {
 };
 
 /**
+ * Items grouped by key, each group in input order. Linear: a topic with 100,000 email followers is one
+ * call with 100,000 jobs (copying a group per item took 15 s for 40,000, long enough to lose the job lock).
+ */
+export function groupBy<T, K>(items: readonly T[], keyOf: (item: T) => K): Map<K, T[]> {
+  const groups = new Map<K, T[]>();
+  for (const item of items) {
+    const key = keyOf(item);
+    const group = groups.get(key);
+    if (group) group.push(item);
+    else groups.set(key, [item]);
+  }
+  return groups;
+}
+
+/**
  * Typed enqueue: the job name picks the queue and the default retry policy. Push jobs go to their
  * subscriber's shard (every push job names its subscriber), so one subscriber's jobs share one queue.
  */
@@ -58,11 +73,7 @@ export function createEnqueue(queues: Queues, pushShards: readonly Queue[] = [qu
   }) as Enqueue;
   fn.bulk = async (name, items) => {
     if (items.length === 0) return;
-    const byQueue = new Map<Queue, typeof items>();
-    for (const item of items) {
-      const q = queueFor(name, item.data);
-      byQueue.set(q, [...(byQueue.get(q) ?? []), item]);
-    }
+    const byQueue = groupBy(items, (item) => queueFor(name, item.data));
     // addBulk per queue (its MULTI touches that queue's slot only), in slices: a topic with a huge following
     // must not hold one master in a single MULTI of every job; the shards are filled in parallel.
     await Promise.all(
