@@ -210,7 +210,7 @@ const bench: Benchmark = {
       ctx.log(`fan-out: ${fanout.toFixed(0)} alerts/s${cpuPer(cpuAtFirst, cpuAtLast, alerts - countAtFirst, 'alert')}`);
 
       // Raw aes128gcm encryption on one core (this process), same payload size.
-      const payload = renderPushPayload({ ...storyList[0]!, imageUrl: null }, 'Japan', 'Matched: Japan in title');
+      const payload = renderPushPayload({ ...storyList[0]!, image: null }, 'Japan', 'Matched: Japan in title');
       const encDuration = ctx.quick ? 300 : 3000;
       const rawEncrypt = syncRate(encDuration, () => webpush.encrypt(keys.p256dh, keys.auth, payload, 'aes128gcm'));
 

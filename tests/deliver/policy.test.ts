@@ -14,7 +14,7 @@ const story = { id: 'abc123', title: 'India and Japan sign a deal', summary: 'Sh
 
 describe('push payload', () => {
   it('carries title, summary, URL, topic, why and image', () => {
-    const p = JSON.parse(renderPushPayload({ ...story, imageUrl: 'https://img.example.test/a.jpg' }, 'Japan', 'Matched: Japan in title'));
+    const p = JSON.parse(renderPushPayload({ ...story, image: 'https://img.example.test/a.jpg' }, 'Japan', 'Matched: Japan in title'));
     expect(p).toEqual({ title: story.title, body: 'Short summary.', url: story.url, topic: 'Japan', why: 'Matched: Japan in title', storyId: 'abc123', image: 'https://img.example.test/a.jpg' });
   });
 
@@ -35,13 +35,34 @@ describe('push payload', () => {
     expect(JSON.parse(json).url).toBe(longUrl);
   });
 
-  it('shows HTML in a title as text, without the tags', () => {
-    const p = JSON.parse(renderPushPayload({ ...story, title: '<b>Breaking</b> &amp; <script>alert(1)</script>news' }, 'Japan', 'why'));
-    expect(p.title).toBe('Breaking & alert(1) news');
+  it('shows a stored title as written: ingest already made it plain text, so "<" and ">" are words', () => {
+    // The feed said "x &lt; 5 and y &gt; 3, &lt;b&gt; tags"; stripping "tags" again deleted half of it.
+    const title = 'Study: when x < 5 and y > 3, <b> tags still matter';
+    expect(JSON.parse(renderPushPayload({ ...story, title }, 'Japan', 'why')).title).toBe(title);
+    expect(JSON.parse(renderPushPayload({ ...story, title: 'AT&amp;T\n  wins' }, 'Japan', 'why')).title).toBe('AT&amp;T wins');
+  });
+
+  it('never cuts an emoji in half when it shortens a title or summary', () => {
+    const title = `${'a'.repeat(198)}🇯🇵 flag`;
+    const p = JSON.parse(renderPushPayload({ ...story, title, summary: `${'b'.repeat(298)}😀😀` }, 'Japan', 'why'));
+    expect(p.title).toBe(`${'a'.repeat(198)}…`);
+    expect(p.body).toBe(`${'b'.repeat(298)}…`);
+    for (const text of [p.title, p.body]) expect(text).toBe(Buffer.from(text, 'utf8').toString('utf8'));
+  });
+
+  it('a bundle of 300 held stories keeps its title and body and lists as many ids as fit', () => {
+    const items = Array.from({ length: 300 }, (_, i) => ({ story: { ...story, id: `story-${String(i).padStart(20, '0')}` }, topicName: 'Japan' }));
+    const json = renderBundlePayload(items, 'bundle-1', 'https://h.test/');
+    expect(Buffer.byteLength(json)).toBeLessThanOrEqual(MAX_PAYLOAD_BYTES);
+    const p = JSON.parse(json);
+    expect(p.title).toBe('300 new stories in Japan');
+    expect(p.body.split('\n')).toHaveLength(5);
+    expect(p.stories.length).toBeGreaterThan(10);
+    expect(p.stories.length).toBeLessThan(300);
   });
 
   it('drops an image that is not https rather than sending it', () => {
-    expect(JSON.parse(renderPushPayload({ ...story, imageUrl: 'javascript:alert(1)' }, 'Japan', 'why')).image).toBeUndefined();
+    expect(JSON.parse(renderPushPayload({ ...story, image: 'javascript:alert(1)' }, 'Japan', 'why')).image).toBeUndefined();
   });
 
   it('names a bundle by count and topics, most frequent first', () => {
@@ -177,11 +198,13 @@ describe('email', () => {
       why: 'Matched: Japan in title',
       links: { topic: 'https://h.test/u?t=japan', all: 'https://h.test/u?t=all', manage: 'https://h.test/' },
     });
+    // A title that reads like markup is text: escaped in HTML, as written in the text part and subject.
     expect(mail.html).not.toContain('<img');
+    expect(mail.html).toContain('Tom &amp; Jerry &lt;img src=x onerror=alert(1)&gt;</a>');
     expect(mail.html).toContain('href="https://n.test/a?b=1&amp;c=&quot;2&quot;"');
     expect(mail.html).toContain('Japan &lt;3 alert');
     expect(mail.text).toContain('Matched: Japan in title (topic: Japan <3)');
-    expect(mail.subject).toBe('Japan <3: Tom & Jerry');
+    expect(mail.subject).toBe('Japan <3: Tom & Jerry <img src=x onerror=alert(1)>');
     expect(mail.text.length).toBeLessThan(2000);
     expect(mail.headers).toEqual({ 'List-Unsubscribe': '<https://h.test/u?t=japan>', 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click' });
   });

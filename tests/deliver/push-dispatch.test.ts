@@ -40,12 +40,12 @@ describe('push dispatch', () => {
 
   it('201: one decrypted push with explicit TTL, Urgency and Topic; the ledger says sent; a re-run sends nothing', async () => {
     const { id, device } = await subscriberWithDevice();
-    const story = await newStory({ publishedAt: clock.now() - 60 * 60 * 1000 });
+    const story = await newStory({ publishedAt: clock.now() - 60 * 60 * 1000, image: 'https://img.example.test/tokyo.jpg' });
     await enqueueAlert(t, 'push', id, story.id);
     await settle(t);
     const got = sink.forDevice(device.id);
     expect(got).toHaveLength(1);
-    expect(got[0]!.payload).toMatchObject({ title: story.title, url: story.url, topic: 'Japan', why: 'Matched: japan', storyId: story.id });
+    expect(got[0]!.payload).toMatchObject({ title: story.title, url: story.url, topic: 'Japan', why: 'Matched: japan', storyId: story.id, image: 'https://img.example.test/tokyo.jpg' });
     expect(got[0]!.headers.ttl).toBe('10800');
     expect(got[0]!.headers.urgency).toBe('normal');
     expect(got[0]!.headers.topic).toBe(story.id);

@@ -75,12 +75,12 @@ describe('digest composition', () => {
     const links = { all: 'https://h.test/u?t=all', manage: 'https://h.test/' };
     const stopUrl = 'https://h.test/unsubscribe?s=x&t=japan&sig=y';
     const mail = renderDigestEmail({ localDate: '2027-03-14', groups: [{ topicId: 'japan', topicName: 'Japan', stopUrl, stories: [{ title: '<b>Pact</b> & more', summary: '', url: 'https://w.test/a', pushed: true }] }], links });
-    expect(mail.text).toContain('* Pact & more (already sent as a push)');
+    expect(mail.text).toContain('* <b>Pact</b> & more (already sent as a push)');
     // Every topic of a digest has its own signed stop link; the footer stops everything.
     expect(mail.text).toContain(`(Stop Japan emails: ${stopUrl})`);
     expect(mail.html).toContain(`<a href="https://h.test/unsubscribe?s=x&amp;t=japan&amp;sig=y">Stop Japan emails</a>`);
     expect(mail.text).toContain('Stop all Herald emails: https://h.test/u?t=all');
-    expect(mail.html).toContain('Pact &amp; more</a> <small style="color:#888">(already sent as a push)</small>');
+    expect(mail.html).toContain('&lt;b&gt;Pact&lt;/b&gt; &amp; more</a> <small style="color:#888">(already sent as a push)</small>');
     const empty = renderDigestEmail({ localDate: '2027-03-14', groups: [], links });
     expect(empty.subject).toBe('Your Herald digest for 2027-03-14: nothing new today');
     expect(empty.text).toContain('Nothing new in your daily topics since the last digest.');

@@ -1,5 +1,5 @@
 import type { Story } from '../../model.ts';
-import { plainText } from '../push/payload.ts';
+import { displayText, sliceWhole, truncate } from '../text.ts';
 
 /** Pure email rendering: every value from a feed or a reader is escaped; tested byte for byte. */
 
@@ -16,8 +16,8 @@ export function escapeHtml(s: string): string {
 
 /** Subject lines are single-line; feeds sometimes carry newlines that would break headers. */
 const oneLine = (s: string, max = 180) => {
-  const flat = s.replace(/[\r\n\t]+/g, ' ').replace(/\s+/g, ' ').trim();
-  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
+  const flat = displayText(s);
+  return flat.length > max ? `${sliceWhole(flat, max - 1)}…` : flat;
 };
 
 export interface UnsubscribeLinks {
@@ -38,11 +38,11 @@ const htmlShell = (title: string, body: string) =>
   `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>${escapeHtml(title)}</title></head>` +
   `<body style="font-family:system-ui,sans-serif;max-width:640px;margin:auto;padding:16px;color:#1a1a1a">${body}</body></html>`;
 
-/** Feeds carry markup in titles and summaries; mail shows the text, escaped again for HTML. Long summaries are cut. */
+/** Stories as mail shows them: their plain text on one line (escaped where it goes into HTML), long summaries cut. */
 const SUMMARY_CHARS = 1200;
 export function cleanStory<S extends Pick<Story, 'title' | 'summary' | 'url'>>(s: S): S {
-  const summary = plainText(s.summary.slice(0, SUMMARY_CHARS * 4));
-  return { ...s, title: plainText(s.title) || s.url, summary: summary.length > SUMMARY_CHARS ? `${summary.slice(0, SUMMARY_CHARS - 1)}…` : summary };
+  const summary = displayText(sliceWhole(s.summary, SUMMARY_CHARS * 4));
+  return { ...s, title: displayText(s.title) || s.url, summary: summary.length > SUMMARY_CHARS ? `${sliceWhole(summary, SUMMARY_CHARS - 1)}…` : summary };
 }
 
 export function renderAlertEmail(input: {
@@ -139,7 +139,7 @@ export function renderDigestEmail(input: { localDate: string; groups: DigestGrou
           (g) =>
             `<h2 style="font-size:16px;border-bottom:1px solid #ddd">${escapeHtml(g.topicName)}</h2><ul>` +
             g.stories
-              .map((s) => `<li><a href="${escapeHtml(s.url)}">${escapeHtml(s.title)}</a>${s.pushed ? ` <small style="color:#888">${PUSHED_MARK}</small>` : ''}${s.summary ? `<br><span style="color:#444">${escapeHtml(s.summary.slice(0, 240))}</span>` : ''}</li>`)
+              .map((s) => `<li><a href="${escapeHtml(s.url)}">${escapeHtml(s.title)}</a>${s.pushed ? ` <small style="color:#888">${PUSHED_MARK}</small>` : ''}${s.summary ? `<br><span style="color:#444">${escapeHtml(truncate(s.summary, 240))}</span>` : ''}</li>`)
               .join('') +
             (g.more > 0
               ? `<li style="list-style:none">${moreUrl(g) ? `<a href="${escapeHtml(moreUrl(g)!)}">…and ${escapeHtml(moreLabel(g.more, g.topicName))}</a>` : `…and ${escapeHtml(moreLabel(g.more, g.topicName))}`}</li>`

@@ -1,4 +1,5 @@
 import type { Story } from '../../model.ts';
+import { displayText, sliceWhole, truncate } from '../text.ts';
 
 /** What the service worker receives and shows. */
 export interface PushPayload {
@@ -24,22 +25,6 @@ const MAX_IMAGE_URL_CHARS = 1000;
 
 const byteLength = (s: string) => Buffer.byteLength(s, 'utf8');
 
-/** Notifications show plain text: markup a feed put in a title would appear as literal tags. */
-export function plainText(s: string): string {
-  return s
-    .replace(/<[^>]*>/g, ' ')
-    .replace(/&(amp|lt|gt|quot|#39|apos|nbsp);/g, (_, e: string) => ({ amp: '&', lt: '<', gt: '>', quot: '"', '#39': "'", apos: "'", nbsp: ' ' })[e] ?? ' ')
-    .replace(/\s+/g, ' ')
-    .trim();
-}
-
-function truncate(text: string, max: number): string {
-  if (text.length <= max) return text;
-  const cut = text.slice(0, Math.max(0, max - 1));
-  const space = cut.lastIndexOf(' ');
-  return `${(space > max * 0.6 ? cut.slice(0, space) : cut).trimEnd()}…`;
-}
-
 /** Shrinks the body (never the URL) until the JSON fits in `maxBytes`; then the why-line and title. */
 function fit(payload: PushPayload, maxBytes: number): string {
   let json = JSON.stringify(payload);
@@ -59,21 +44,21 @@ function fit(payload: PushPayload, maxBytes: number): string {
 
 /** Renders one story's payload: title, short summary, URL, topic, why-line and image, within `maxBytes`. */
 export function renderPushPayload(
-  story: Pick<Story, 'id' | 'title' | 'summary' | 'url'> & { imageUrl?: string | null },
+  story: Pick<Story, 'id' | 'title' | 'summary' | 'url' | 'image'>,
   topicName: string,
   why: string,
   maxBytes = MAX_PAYLOAD_BYTES,
 ): string {
   const payload: PushPayload = {
-    title: truncate(plainText(story.title), 200),
-    // Trim before stripping markup: a 100 KB summary must not cost a regex pass over all of it.
-    body: truncate(plainText(story.summary.slice(0, MAX_BODY_CHARS * 4)), MAX_BODY_CHARS),
+    title: truncate(displayText(story.title), 200),
+    // Cut before collapsing whitespace: a 100 KB summary must not cost a regex pass over all of it.
+    body: truncate(displayText(sliceWhole(story.summary, MAX_BODY_CHARS * 4)), MAX_BODY_CHARS),
     url: story.url,
     topic: topicName,
     why: truncate(why, 200),
     storyId: story.id,
   };
-  if (story.imageUrl && story.imageUrl.length <= MAX_IMAGE_URL_CHARS && /^https:\/\//.test(story.imageUrl)) payload.image = story.imageUrl;
+  if (story.image && story.image.length <= MAX_IMAGE_URL_CHARS && /^https:\/\//.test(story.image)) payload.image = story.image;
   return fit(payload, maxBytes);
 }
 
@@ -95,17 +80,17 @@ export function renderBundlePayload(
 ): string {
   const payload: PushPayload = {
     title: bundleTitle(items),
-    body: items.slice(0, 5).map((i) => `• ${truncate(plainText(i.story.title), 120)}`).join('\n'),
+    body: items.slice(0, 5).map((i) => `• ${truncate(displayText(i.story.title), 120)}`).join('\n'),
     url: items.length === 1 ? items[0]!.story.url : inboxUrl,
     topic: [...new Set(items.map((i) => i.topicName))].join(', '),
     why: 'Held during your quiet hours or bundled to avoid a burst of notifications',
     storyId: bundleId,
     stories: items.map((i) => i.story.id),
   };
-  let json = fit(payload, maxBytes);
-  while (byteLength(json) > maxBytes && payload.stories && payload.stories.length > 1) {
+  // The id list goes first: it is what the reader never sees (shortening text first left 300 held stories
+  // a notification with an empty title and body).
+  while (byteLength(JSON.stringify(payload)) > maxBytes && payload.stories && payload.stories.length > 1) {
     payload.stories = payload.stories.slice(0, Math.floor(payload.stories.length / 2));
-    json = JSON.stringify(payload);
   }
-  return json;
+  return fit(payload, maxBytes);
 }
