@@ -434,7 +434,7 @@ export const OPTIONS = [
     key: 'emailHardBounceLimit',
     schema: positiveInt.max(100),
     default: '3',
-    description: 'Hard bounces (SMTP 5xx) in a row after which an address is disabled and the reader is told on the settings page.',
+    description: 'Hard bounces (SMTP 5xx refusals of the recipient) in a row after which an address is disabled and the reader is told on the settings page.',
     fix: 'set a whole number between 1 and 100',
   },
   {

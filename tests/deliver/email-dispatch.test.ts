@@ -42,7 +42,8 @@ describe('email dispatch', () => {
     const mails = smtp.to('reader@example.test');
     expect(mails).toHaveLength(1);
     const m = mails[0]!;
-    expect(m.subject).toBe('Japan: Tokyo alert(1) & markets');
+    // The stored title is text (ingest made it so): as written in the subject, escaped in the HTML.
+    expect(m.subject).toBe('Japan: Tokyo <script>alert(1)</script> & markets');
     expect(m.html).not.toContain('<script>');
     expect(m.text).toContain('Matched: japan (topic: Japan)');
     expect(m.text!.length).toBeLessThan(3000);
@@ -100,6 +101,37 @@ describe('email dispatch', () => {
     const after = await fetch(`${t.baseUrl}/api/me`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.json());
     expect(after.email).toBe('new@example.test');
     expect(after.emailStatus).toMatchObject({ disabled: false, hardBounces: 0 });
+  });
+
+  it('a message refused for its size or content fails that alert but is no bounce: the address stays enabled', async () => {
+    const { id, token } = await createReader(t.herald.stores.subscribers, { email: 'picky@example.test', timeZone: 'UTC', digestTime: '08:00' }, clock.now());
+    await t.herald.stores.subscribers.setFollows(id, { japan: { cadence: 'instant', channels: ['email'] } });
+    const refusals = [
+      { refuseData: 552, message: '5.3.4 Message size exceeds fixed maximum message size' },
+      { refuseData: 550, message: '5.7.1 Message content rejected' },
+      { refuseData: 554, message: '5.7.1 Spam detected' },
+    ] as const;
+    const stories = [];
+    for (const refusal of refusals) {
+      smtp.script('picky@example.test', refusal);
+      const s = await newStory();
+      stories.push(s);
+      await enqueueAlert(t, 'email', id, s.id);
+      await t.waitIdle();
+    }
+    // The hard-bounce limit here is 2: three refusals of messages would have disabled the address.
+    for (const [i, s] of stories.entries()) {
+      const rec = await record(id, s.id);
+      expect(rec).toMatchObject({ status: 'failed', attempts: 1 });
+      expect(rec!.lastError).toContain(`SMTP ${refusals[i]!.refuseData}`);
+    }
+    const me = await fetch(`${t.baseUrl}/api/me`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.json());
+    expect(me.emailStatus).toMatchObject({ disabled: false, hardBounces: 0 });
+    smtp.script('picky@example.test', { tempFail: 0 });
+    const next = await newStory();
+    await enqueueAlert(t, 'email', id, next.id);
+    await t.waitIdle();
+    expect(await record(id, next.id)).toMatchObject({ status: 'sent' });
   });
 
   it('an unfollowed topic or a missing address ends as skipped with the reason', async () => {

@@ -184,6 +184,12 @@ describe('email', () => {
   it.each([
     [{ responseCode: 550, code: 'EENVELOPE', command: 'RCPT TO', message: 'mailbox unavailable' }, { kind: 'permanent', reason: 'SMTP 550: mailbox unavailable', hardBounce: true }],
     [{ responseCode: 554, code: 'EMESSAGE', command: 'DATA', message: 'spam' }, { kind: 'permanent', reason: 'SMTP 554: spam', hardBounce: false }],
+    // Refusals of the message, not of the address.
+    [{ responseCode: 552, code: 'EMESSAGE', command: 'DATA', message: '5.3.4 too big' }, { kind: 'permanent', reason: 'SMTP 552: 5.3.4 too big', hardBounce: false }],
+    [{ responseCode: 550, code: 'EMESSAGE', command: 'DATA', message: '5.7.1 content rejected' }, { kind: 'permanent', reason: 'SMTP 550: 5.7.1 content rejected', hardBounce: false }],
+    [{ responseCode: 550, code: 'EENVELOPE', command: 'MAIL FROM', message: '5.7.1 sender refused' }, { kind: 'permanent', reason: 'SMTP 550: 5.7.1 sender refused', hardBounce: false }],
+    // A server that checks the mailbox only after DATA.
+    [{ responseCode: 550, code: 'EMESSAGE', command: 'DATA', message: '5.1.1 user unknown' }, { kind: 'permanent', reason: 'SMTP 550: 5.1.1 user unknown', hardBounce: true }],
     [{ responseCode: 451, code: 'EENVELOPE', message: 'try later' }, { kind: 'retry', reason: 'SMTP 451: try later' }],
     [{ responseCode: 421, message: 'busy' }, { kind: 'retry', reason: 'SMTP 421: busy' }],
     [{ code: 'ECONNREFUSED', message: 'connect ECONNREFUSED' }, { kind: 'retry', reason: 'ECONNREFUSED: connect ECONNREFUSED' }],

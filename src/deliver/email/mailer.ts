@@ -29,12 +29,16 @@ export interface DkimOptions {
 
 /**
  * The one place nodemailer errors are read: SMTP 5xx is permanent, 4xx and connection trouble are not.
- * A 5xx answer to RCPT TO (nodemailer's EENVELOPE) or 550-553 is a hard bounce of the address.
+ * A hard bounce of the address is a 5xx answer to RCPT TO (nodemailer's EENVELOPE), or an enhanced status
+ * 5.1.x (bad mailbox) from a server that checks recipients after DATA. Any other refusal of the message
+ * (552 size, 550 5.7.1 content) says nothing about the address, and must not count toward disabling it.
  */
 export function classifyMailError(err: { responseCode?: number; code?: string; command?: string; message: string }): MailOutcome {
   const code = err.responseCode;
   if (code !== undefined && code >= 500) {
-    const recipient = err.code === 'EENVELOPE' || /RCPT/i.test(err.command ?? '') || (code >= 550 && code <= 553);
+    // nodemailer reports MAIL FROM refusals as EENVELOPE too: those are about the sender.
+    const envelope = err.code === 'EENVELOPE' && !/MAIL/i.test(err.command ?? '');
+    const recipient = envelope || /RCPT/i.test(err.command ?? '') || /\b5\.1\.\d{1,3}\b/.test(err.message);
     return { kind: 'permanent', reason: `SMTP ${code}: ${err.message}`, hardBounce: recipient };
   }
   return { kind: 'retry', reason: code ? `SMTP ${code}: ${err.message}` : `${err.code ?? 'error'}: ${err.message}` };

@@ -3,11 +3,12 @@ import { simpleParser, type ParsedMail } from 'mailparser';
 import { SMTPServer } from 'smtp-server';
 import { recipients } from '../../helpers/smtp-sink.ts';
 
-export type RecipientScript = { tempFail: number; code?: 421 | 451 } | { reject: 550 | 553 };
+/** Per recipient: 4xx for the first n tries, 5xx to RCPT TO, or the message itself refused after DATA (its size or content). */
+export type RecipientScript = { tempFail: number; code?: 421 | 451 } | { reject: 550 | 553 } | { refuseData: 550 | 552 | 554; message: string };
 
 /**
  * An SMTP server in this process that each test scripts per recipient: accept, answer 421/451 for the
- * first n tries, or refuse with 550. Accepted mails are parsed with mailparser; `raw` keeps the bytes.
+ * first n tries, refuse the address with 550, or refuse the message after DATA. Accepted mails are parsed with mailparser; `raw` keeps the bytes.
  */
 export async function startScriptedSmtp(opts: { parse?: boolean; delayMs?: number } = {}) {
   const mails: ParsedMail[] = [];
@@ -28,10 +29,16 @@ export async function startScriptedSmtp(opts: { parse?: boolean; delayMs?: numbe
       tries.set(to, n);
       const s = scripts.get(to);
       if (s && 'reject' in s) return callback(Object.assign(new Error(`5.1.1 <${to}>: mailbox unavailable`), { responseCode: s.reject }));
-      if (s && n <= s.tempFail) return callback(Object.assign(new Error('4.3.2 try again later'), { responseCode: s.code ?? 451 }));
+      if (s && 'tempFail' in s && n <= s.tempFail) return callback(Object.assign(new Error('4.3.2 try again later'), { responseCode: s.code ?? 451 }));
       callback();
     },
-    onData(stream, _session, callback) {
+    onData(stream, session, callback) {
+      const refusal = session.envelope.rcptTo.map((r) => scripts.get(r.address.toLowerCase())).find((x) => x !== undefined && 'refuseData' in x);
+      if (refusal && 'refuseData' in refusal) {
+        stream.on('data', () => undefined);
+        stream.on('end', () => callback(Object.assign(new Error(refusal.message), { responseCode: refusal.refuseData })));
+        return;
+      }
       if (opts.parse === false) {
         stream.on('data', () => undefined);
         stream.on('end', () => {
