@@ -73,3 +73,28 @@ export function localDate(at: number, zone: string): string {
 export function effectiveZone(zone: string): { zone: string; problem: string | null } {
   return isValidTimeZone(zone) ? { zone, problem: null } : { zone: 'UTC', problem: `unknown time zone "${zone.slice(0, 64)}": using UTC` };
 }
+
+/** The digest time of a reader who never chose one. */
+export const DEFAULT_DIGEST_TIME = '08:00';
+
+/**
+ * The digest time to compute with: the stored one when valid; "8:00" read as 08:00; anything else the
+ * default with the problem named. One reader's bad value (stored before validation) must not stop the
+ * minute sweep for everyone due after them.
+ */
+export function effectiveDigestTime(hhmm: string): { time: string; problem: string | null } {
+  if (parseLocalTime(hhmm)) return { time: hhmm, problem: null };
+  const loose = /^\s*(\d{1,2})[:.h](\d{2})\s*$/.exec(hhmm);
+  const padded = loose ? `${loose[1]!.padStart(2, '0')}:${loose[2]}` : null;
+  if (padded && parseLocalTime(padded)) return { time: padded, problem: null };
+  return { time: DEFAULT_DIGEST_TIME, problem: `invalid digest time "${hhmm.slice(0, 32)}": using ${DEFAULT_DIGEST_TIME}` };
+}
+
+/** Zone and time together, with whatever was wrong with either (what the digest state shows the reader). */
+export function effectiveDigestClock(subscriber: { timeZone: string; digestTime: string }): { zone: string; time: string; problem: string | null } {
+  const { zone, problem: zoneProblem } = effectiveZone(subscriber.timeZone);
+  const { time, problem: timeProblem } = effectiveDigestTime(subscriber.digestTime);
+  const problems = [zoneProblem, timeProblem].filter((p): p is string => p !== null);
+  return { zone, time, problem: problems.length > 0 ? problems.join('; ') : null };
+}
+

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../model.ts';
 import type { JobCatalog } from '../queue/jobs.ts';
 import { jobIds } from '../queue/jobs.ts';
+import { groupBy } from '../queue/queues.ts';
 import type { Enqueue } from '../queue/queues.ts';
 import type { DigestStore } from '../store/digests.ts';
 import type { Ledger } from '../store/ledger.ts';
@@ -13,7 +14,7 @@ import { renderDigestEmail, type UnsubscribeLinks } from '../deliver/email/rende
 import { noteBounce } from '../deliver/email/send-alert.ts';
 import { RetryLater } from '../deliver/retry.ts';
 import { composeDigest } from './compose.ts';
-import { effectiveZone, localDate, nextDigestAt } from './schedule.ts';
+import { effectiveDigestClock, localDate, nextDigestAt } from './schedule.ts';
 
 export interface DigestDeps {
   subscribers: SubscriberStore;
@@ -57,9 +58,9 @@ export async function rescheduleDigest(deps: Pick<DigestDeps, 'subscribers' | 'd
     return null;
   }
   const now = deps.clock.now();
-  const { zone, problem } = effectiveZone(who.subscriber.timeZone);
+  const { zone, time, problem } = effectiveDigestClock(who.subscriber);
   await deps.digests.noteProblem(subscriberId, problem);
-  const dueAt = nextDigestAt(now, zone, who.subscriber.digestTime);
+  const dueAt = nextDigestAt(now, zone, time);
   await deps.digests.initWindow(subscriberId, now - FIRST_DIGEST_LOOKBACK_MS);
   await deps.digests.schedule(subscriberId, dueAt);
   return dueAt;
@@ -86,14 +87,14 @@ export async function runDigestTick(deps: DigestDeps): Promise<number> {
         await deps.digests.unschedule(subscriberId);
         continue;
       }
-      const { zone, problem } = effectiveZone(who.subscriber.timeZone);
+      const { zone, time, problem } = effectiveDigestClock(who.subscriber);
       if (problem) {
         await deps.digests.noteProblem(subscriberId, problem);
         deps.log.warn({ subscriber_id: subscriberId }, problem);
       }
       const date = localDate(dueAt, zone);
       jobs.push({ data: { subscriberId, localDate: date, dueAt }, opts: { jobId: jobIds.digest(subscriberId, date) } });
-      next.push({ subscriberId, at: nextDigestAt(Math.max(now, dueAt), zone, who.subscriber.digestTime) });
+      next.push({ subscriberId, at: nextDigestAt(Math.max(now, dueAt), zone, time) });
     }
     // Enqueue first: a crash in between re-adds the same job ids next minute, which is a no-op.
     await deps.enqueue.bulk('DigestSend', jobs);
@@ -118,6 +119,9 @@ export async function sendDigest(deps: DigestDeps, data: JobCatalog['DigestSend'
   const windowEnd = deps.clock.now();
   if (!address || who.emailHealth.disabledAt !== null) {
     const reason = !address ? 'no email address' : 'email address disabled after hard bounces';
+    // Pushes held for this digest can reach the reader no other way now: they end, with the reason.
+    const stranded = (await deps.ledger.held(subscriberId, 'digest')).filter((h) => h.at <= windowEnd);
+    await deps.ledger.release(subscriberId, 'digest', stranded, { status: 'skipped', via: `digest:${date}`, reason }, deps.clock.now());
     await deps.digests.complete(subscriberId, date, 'skipped', windowEnd, deps.clock.now());
     log.info({ reason }, 'digest skipped');
     return `skipped: ${reason}`;
@@ -136,9 +140,7 @@ export async function sendDigest(deps: DigestDeps, data: JobCatalog['DigestSend'
   const pushed = new Set([...pushedStatus].filter(([, s]) => s === 'sent').map(([id]) => id));
   // Pushes held for the digest (quiet hours in digest mode, or over the daily cap) come after the daily topics.
   const held = allHeld.filter((h) => h.at <= windowEnd);
-  const heldByTopic = new Map<string, string[]>();
-  for (const h of held) heldByTopic.set(h.topicId, [...(heldByTopic.get(h.topicId) ?? []), h.storyId]);
-  for (const [topicId, storyIds] of heldByTopic) topicStories.push({ topicId, storyIds });
+  for (const [topicId, group] of groupBy(held, (h) => h.topicId)) topicStories.push({ topicId, storyIds: group.map((h) => h.storyId) });
 
   // One get per story (not getMany): with the dispatcher's story cache, readers of the same topics share reads.
   const stories = (await Promise.all([...new Set([...dailyIds, ...held.map((h) => h.storyId)])].map((id) => deps.stories.get(id)))).filter(

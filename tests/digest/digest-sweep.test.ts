@@ -183,6 +183,41 @@ describe('digest sweep', () => {
     expect((await t.herald.stores.digests.state(id)).problem).toBe('unknown time zone "Mars/Olympus": using UTC');
   });
 
+  it('a digest time stored before validation stops nobody: "8:00" is 08:00, "noon" falls back to 08:00 with the problem shown', async () => {
+    clock.set('2027-11-18T00:00:00Z');
+    const loose = await createReader(t.herald.stores.subscribers, { email: 'loose@example.test', timeZone: 'UTC', digestTime: '8:00' }, clock.now());
+    const bad = await createReader(t.herald.stores.subscribers, { email: 'noon@example.test', timeZone: 'UTC', digestTime: 'noon' }, clock.now());
+    const fine = await reader('fine-18@example.test', 'UTC', '08:00');
+    for (const { id } of [loose, bad]) {
+      await t.herald.stores.subscribers.setFollows(id, { japan: { cadence: 'daily', channels: [] } });
+      // Scheduled as the sweep found them, due first (before anyone else that minute).
+      await t.herald.stores.digests.initWindow(id, clock.now() - 24 * 3600_000);
+      await t.herald.stores.digests.schedule(id, at('2027-11-18T07:59:00Z'));
+    }
+    await logStory('2027-11-18T01:00:00Z');
+    await tick('2027-11-18T08:00:00Z');
+    for (const address of ['loose@example.test', 'noon@example.test', 'fine-18@example.test']) expect(smtp.to(address)).toHaveLength(1);
+    expect(await dueAt(loose.id)).toBe('2027-11-19T08:00:00.000Z');
+    expect(await dueAt(bad.id)).toBe('2027-11-19T08:00:00.000Z');
+    expect(await dueAt(fine.id)).toBe('2027-11-19T08:00:00.000Z');
+    expect((await t.herald.stores.digests.state(loose.id)).problem).toBeNull();
+    expect((await t.herald.stores.digests.state(bad.id)).problem).toBe('invalid digest time "noon": using 08:00');
+  });
+
+  it('pushes held for the digest end as skipped, with the reason, when the address stopped working before it went', async () => {
+    clock.set('2027-11-19T00:00:00Z');
+    const r = await reader('bounced-19@example.test', 'UTC', '08:00', { heldAlerts: 'digest' });
+    const held = makeStory(at('2027-11-19T01:00:00Z'), { title: 'Held overnight' });
+    await t.herald.stores.stories.put(held);
+    await t.herald.stores.ledger.hold(r.id, held.id, 'japan', 'digest', 'quiet-hours', at('2027-11-19T01:00:00Z'));
+    // Three hard bounces of instant emails (the default limit) disable the address.
+    for (let i = 0; i < 3; i++) await t.herald.stores.subscribers.recordHardBounce(r.id, 'bounced-19@example.test', 3, 'SMTP 550: 5.1.1 gone', clock.now());
+    await tick('2027-11-19T08:00:00Z');
+    expect(smtp.to('bounced-19@example.test')).toHaveLength(0);
+    expect(await t.herald.stores.ledger.held(r.id, 'digest')).toEqual([]);
+    expect(await t.herald.stores.ledger.get(r.id, held.id, 'push')).toMatchObject({ status: 'skipped', reason: 'email address disabled after hard bounces' });
+  });
+
   it('a busy topic: the email lists the 10 biggest stories and links to a page with all of them', async () => {
     clock.set('2027-11-20T00:00:00Z');
     const r = await reader('busy@example.test', 'UTC', '08:00');

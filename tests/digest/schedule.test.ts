@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { effectiveZone, localDate, nextDigestAt } from '../../src/digest/schedule.ts';
+import { effectiveDigestTime, effectiveZone, localDate, nextDigestAt } from '../../src/digest/schedule.ts';
 
 /**
  * 2027 changes: America/New_York springs forward on 14 March (02:00 EST -> 03:00 EDT) and falls back on
@@ -50,5 +50,19 @@ describe('nextDigestAt across the 2027 DST changes', () => {
   it('falls back to UTC for an unknown stored zone and names the problem', () => {
     expect(effectiveZone('Asia/Kolkata')).toEqual({ zone: 'Asia/Kolkata', problem: null });
     expect(effectiveZone('Mars/Olympus')).toEqual({ zone: 'UTC', problem: 'unknown time zone "Mars/Olympus": using UTC' });
+  });
+});
+
+describe('effectiveDigestTime', () => {
+  it.each([
+    ['08:00', '08:00', null],
+    ['8:00', '08:00', null],
+    ['7.30', '07:30', null],
+    ['23:59', '23:59', null],
+    ['24:00', '08:00', 'invalid digest time "24:00": using 08:00'],
+    ['noon', '08:00', 'invalid digest time "noon": using 08:00'],
+    ['', '08:00', 'invalid digest time "": using 08:00'],
+  ])('%j -> %s', (stored, time, problem) => {
+    expect(effectiveDigestTime(stored)).toEqual({ time, problem });
   });
 });
