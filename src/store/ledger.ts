@@ -1,5 +1,5 @@
 import { perTurn } from './per-turn.ts';
-import { defineScript, hashFromFlat, runCommands, scanKeys, type RedisClient } from './redis.ts';
+import { chunksOf, defineScript, FIELDS_PER_CALL, hashFromFlat, runCommands, scanKeys, type RedisClient } from './redis.ts';
 import type { Channel } from '../model.ts';
 
 /**
@@ -253,8 +253,9 @@ export function createLedger(redis: RedisClient, prefix: string) {
       if (args) args.push(e.at, e.member);
       else byKey.set(e.key, [e.at, e.member]);
     }
+    // A story reaching half a million followers puts tens of thousands of members in one turn: in slices.
     return Promise.all([...byKey].flatMap(([key, args]) => [
-      redis.zadd(key, 'NX', ...args),
+      ...chunksOf(args, 2 * FIELDS_PER_CALL).map((slice) => redis.zadd(key, 'NX', ...slice)),
       redis.expire(key, LEDGER_INDEX_RETENTION_DAYS * 24 * 3600),
     ]));
   });
@@ -358,10 +359,14 @@ export function createLedger(redis: RedisClient, prefix: string) {
       if (storyIds.length === 0) return out;
       // One script over the subscriber's records (one slot), not a pipeline: a single command that
       // auto-pipelining sends with other jobs' commands, where a pipeline is a write of its own.
-      const res = (await statusesScript(storyIds.length, ...storyIds.map((id) => alertKey(prefix, subscriberId, id, channel)))) as (string | null)[];
-      res.forEach((v, i) => {
-        if (v) out.set(storyIds[i]!, v as DeliveryStatus);
-      });
+      // In slices: a digest window after a long outage can list a hundred thousand stories.
+      const slices = chunksOf(storyIds, FIELDS_PER_CALL);
+      const answers = await Promise.all(slices.map((ids) => statusesScript(ids.length, ...ids.map((id) => alertKey(prefix, subscriberId, id, channel))) as Promise<(string | null)[]>));
+      slices.forEach((ids, s) =>
+        answers[s]!.forEach((v, i) => {
+          if (v) out.set(ids[i]!, v as DeliveryStatus);
+        }),
+      );
       return out;
     },
 

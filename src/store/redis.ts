@@ -81,6 +81,19 @@ export async function scanKeys(redis: RedisClient, pattern: string, onBatch: (ke
   }
 }
 
+/**
+ * Fields (or members, or field/value pairs) per command: thousands of items must not become one command
+ * with tens of thousands of arguments. Lua's `unpack` takes at most about 8,000 values (a feed of 5,000
+ * items failed the seen lookup with "too many results to unpack"), and ioredis passes a command's arguments
+ * to one JavaScript call, which overflows the stack somewhere past 50,000.
+ */
+export const FIELDS_PER_CALL = 1000;
+export const chunksOf = <T>(list: readonly T[], size: number): T[][] => {
+  const out: T[][] = [];
+  for (let i = 0; i < list.length; i += size) out.push(list.slice(i, i + size));
+  return out;
+};
+
 export type Command = [name: string, ...args: (string | number | Buffer)[]];
 
 export type Script = (...keysThenArgs: (string | number)[]) => Promise<unknown>;

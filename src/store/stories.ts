@@ -1,5 +1,5 @@
 import { hash } from 'node:crypto';
-import { defineScript, runCommands, type RedisClient } from './redis.ts';
+import { chunksOf, defineScript, FIELDS_PER_CALL, runCommands, type RedisClient } from './redis.ts';
 import type { Story, StorySource, ItemIdentity } from '../model.ts';
 
 /**
@@ -35,18 +35,6 @@ const BUCKET_CAP = 16;
 const MAX_CANDIDATES = 64;
 /** Items decided per call of the near-duplicate script: a call holds Redis about a millisecond (measured on real feeds). */
 const NEAR_CHUNK = 25;
-/**
- * Fields (or field/value pairs) per command: a feed of thousands of items must not become one command with
- * tens of thousands of arguments. Lua's `unpack` takes at most about 8,000 values (a feed of 5,000 items
- * failed the seen lookup with "too many results to unpack"), and ioredis passes a command's arguments to
- * one JavaScript call, which has its own limit.
- */
-const FIELDS_PER_CALL = 1000;
-const chunksOf = <T>(list: readonly T[], size: number): T[][] => {
-  const out: T[][] = [];
-  for (let i = 0; i < list.length; i += size) out.push(list.slice(i, i + size));
-  return out;
-};
 /** In the last minutes of a UTC day the decision also reads tomorrow's hash: pollers' clocks differ. */
 const NEAR_MIDNIGHT_MS = 5 * 60_000;
 

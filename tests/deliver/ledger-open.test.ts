@@ -16,4 +16,23 @@ describe('ledger records open at enqueue time', () => {
     await ledger.open([entry], 4000);
     expect(await ledger.get('sub1', 'st1', 'push')).toMatchObject({ status: 'sent', attempts: 1, createdAt: 1000, updatedAt: 3000 });
   });
+
+  it('a fan-out of 20,000 records lands in the day index once each, the index written in slices', { timeout: 60_000 }, async () => {
+    // 2,500 new members per index shard in one turn: three ZADDs each, not one of 5,000 arguments.
+    const entries = Array.from({ length: 20_000 }, (_, i) => ({ subscriberId: `fan${i}`, storyId: 'big', channel: 'email' as const, jobId: `j${i}`, topicId: 'japan' }));
+    await ledger.open(entries, 5_000);
+    const seen = new Set<string>();
+    for await (const e of ledger.between(5_000, 5_001)) seen.add(e.subscriberId);
+    expect(seen.size).toBe(20_000);
+  });
+
+  it('reads the statuses of 150,000 stories (a digest window after a long outage) without overflowing', { timeout: 60_000 }, async () => {
+    // Spread into one command, 150,000 keys overflowed the JavaScript call stack (RangeError).
+    const ids = Array.from({ length: 150_000 }, (_, i) => `story${i}`);
+    await ledger.claim('reader', 'story149999', 'push', 'j', 'japan', 1000);
+    await ledger.finish('reader', 'story149999', 'push', 'sent', 2000);
+    await ledger.claim('reader', 'story7', 'push', 'j', 'japan', 1000);
+    const got = await ledger.statuses('reader', ids, 'push');
+    expect([...got]).toEqual([['story7', 'sending'], ['story149999', 'sent']]);
+  });
 });
