@@ -15,7 +15,7 @@ import type { Limiters, SecuritySettings } from './security.ts';
 
 export interface WebDeps {
   /** Readers' own alerts API (src/web/routes/alerts.ts). */
-  alerts: Omit<AlertRoutesOptions, 'authenticate'>;
+  alerts: Omit<AlertRoutesOptions, 'authenticate' | 'limitReplay'>;
   redis: RedisClient;
   subscribers: SubscriberStore;
   digests: DigestStore;
