@@ -1,6 +1,6 @@
 import type { Story, TopicMatch } from '../model.ts';
 import { analyzeText, guessLanguage, type Token } from './analyze.ts';
-import { parseQuery, type QueryLimits, type QueryNode, type Scope, type TermNode, type TextField } from './query.ts';
+import { isCommonPrefix, isCommonStem, isFrequentStem, parseQuery, type QueryLimits, type QueryNode, type Scope, type TermNode, type TextField } from './query.ts';
 
 /**
  * Matching: topics compiled from queries, an inverted index from the words a topic needs to the topics
@@ -392,19 +392,33 @@ function hitsOf(topic: CompiledTopic, s: AnalyzedStory): Hit[] {
 type TriggerKind = 'stem' | 'word' | 'value' | 'prefix';
 type Trigger = { kind: TriggerKind; key: string };
 /**
- * A phrase needs all its words: file it under its longest word, usually the rarest in news
- * ("Bank of Japan" under "japan", not "of").
+ * A phrase needs all its words: file it under its least common one, a word nearly every story has last
+ * ("the Hague" under "hague"), then the longest, usually the rarest in news ("Bank of Japan" under "japan", not "of").
  */
 function termTrigger(t: TermNode): Trigger {
   if (t.match === 'value') return { kind: 'value', key: `${t.scope === 'lang' ? 'lang' : 'src'}:${t.words[0]!.replace(/^www\./, '')}` };
   if (t.prefix) return { kind: 'prefix', key: t.words[0]! };
   let key = t.words[0]!;
-  for (const w of t.words) if (w.length > key.length) key = w;
+  for (const w of t.words) if (wordCost(w) < wordCost(key)) key = w;
   return { kind: t.match, key };
 }
 
-/** A language or a source is shared by many stories: prefer a word as the key an AND is filed under. */
-const triggerCost = (ts: Trigger[]) => ts.reduce((n, t) => n + (t.kind === 'value' ? 1000 : t.kind === 'prefix' ? 10 : 1), 0);
+/**
+ * How many stories a key is expected to bring as candidates, roughly: a common word ("the", "news") or a
+ * language or source is shared by most stories, a function word ("about") by many, a prefix by several words,
+ * any other word by few; among those a longer one is usually rarer.
+ */
+function wordCost(word: string): number {
+  return isCommonStem(word) ? COMMON_COST : isFrequentStem(word) ? 100 : 1 + 1 / (1 + word.length);
+}
+const COMMON_COST = 1000;
+function keyCost(t: Trigger): number {
+  if (t.kind === 'value') return COMMON_COST;
+  if (t.kind === 'prefix') return isCommonPrefix(t.key) ? COMMON_COST : 10;
+  return wordCost(t.key);
+}
+/** An AND is filed under its cheapest side: a story is evaluated against it only when it has that side's keys. */
+const triggerCost = (ts: Trigger[]) => ts.reduce((n, t) => n + keyCost(t), 0);
 
 /**
  * Keys such that a story can match the node only if it offers one of them. Parsing guarantees every

@@ -107,6 +107,23 @@ describe('TopicIndex', () => {
     expect(idx.size).toBe(1);
   });
 
+  // A topic filed under "the" or "news" was a candidate of every story: evaluated for each, the index a linear scan.
+  it.each([
+    ['the zyzzyva', 'zyzzyva'],
+    ['zyzzyva the', 'zyzzyva'],
+    ['news about zyzzyva', 'zyzzyva'],
+    ['news about japan', 'japan'],
+    ['"the zyzzyva"', 'zyzzyva'],
+    ['"of the" zyzzyva', 'zyzzyva'],
+    ['new* zyzzyva', 'zyzzyva'],
+    ['"the Hague" OR "bank of Japan"', 'hague, japan'],
+  ])('files %j under its least common word (%s), not a word nearly every story has', (query, word) => {
+    const idx = new TopicIndex([compileTopic({ id: 'a', name: 'A', query })]);
+    const everyday = analyzeStory(story('The news of the day: new talks on the bank', 'The minister said the news was about the year ahead.'));
+    expect(idx.candidates(everyday)).toEqual([]);
+    for (const w of word.split(', ')) expect(idx.candidates(analyzeStory(story(`Talk of ${w}`))).map((c) => c.id)).toEqual(['a']);
+  });
+
   it('files an AND under its rarest side, never under the language', () => {
     const idx = new TopicIndex([compileTopic({ id: 'a', name: 'A', query: 'lang:en AND jaishankar' })]);
     expect(idx.candidates(analyzeStory(story('English words only')))).toEqual([]);
