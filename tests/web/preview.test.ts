@@ -11,7 +11,7 @@ const PREVIEWS_PER_MINUTE = 3;
 describe('alert previews', () => {
   let h: WebHarness;
   beforeAll(async () => {
-    h = await startWebHarness('web-preview', { HERALD_RATE_LIMIT_PREVIEWS_PER_MINUTE: String(PREVIEWS_PER_MINUTE) });
+    h = await startWebHarness('web-preview', { HERALD_RATE_LIMIT_PREVIEWS_PER_MINUTE: String(PREVIEWS_PER_MINUTE), HERALD_MAX_ALERTS_PER_SUBSCRIBER: '1' });
     const { stories, recent } = h.t.herald.stores;
     const now = h.clock.now();
     for (let i = 0; i < STORIES; i += 500) {
@@ -57,20 +57,36 @@ describe('alert previews', () => {
     expect(analyses.tokenized).toBe(STORIES);
   });
 
-  it('limits previews per subscriber, with Retry-After; creating an alert replays too and counts', async () => {
+  it('limits previews per subscriber, with Retry-After; creating an alert or changing its query replays too and counts', async () => {
     const { token } = await h.newSubscriber();
     const c = webClient(h.t.baseUrl);
     const preview = () => c.raw('/api/me/alerts/preview', { method: 'POST', token, body: { query: 'zyzzyva', days: 1 } });
     for (let i = 0; i < PREVIEWS_PER_MINUTE - 1; i++) expect((await preview()).status).toBe(200);
-    expect((await c.raw('/api/me/alerts', { method: 'POST', token, body: { name: 'Zyzzyva', query: 'zyzzyva' } })).status).toBe(201);
+    const created = await c.raw('/api/me/alerts', { method: 'POST', token, body: { name: 'Zyzzyva', query: 'zyzzyva' } });
+    expect(created.status).toBe(201);
     const refused = await preview();
     expect(refused.status).toBe(429);
     expect(refused.body.error).toMatch(/^too many previews for this subscriber: try again in \d+ s$/);
     expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
-    expect((await c.raw('/api/me/alerts', { method: 'POST', token, body: { name: 'Kerala', query: 'kerala' } })).status).toBe(429);
-    expect((await c.raw('/api/me/alerts', { token })).body.alerts.map((a: { name: string }) => a.name)).toEqual(['Zyzzyva']);
+    expect((await c.raw(`/api/me/alerts/${created.body.id}`, { method: 'PATCH', token, body: { query: 'kerala' } })).status).toBe(429);
+    expect((await c.raw('/api/me/alerts', { token })).body.alerts.map((a: { query: string }) => a.query)).toEqual(['zyzzyva']);
     // Another reader has a count of their own.
     const other = await h.newSubscriber();
     expect((await c.raw('/api/me/alerts/preview', { method: 'POST', token: other.token, body: { query: 'zyzzyva' } })).status).toBe(200);
+  });
+
+  it('refuses a create at the alert limit before replaying anything: not counted as a preview, nothing announced', async () => {
+    const { token } = await h.newSubscriber();
+    const c = webClient(h.t.baseUrl);
+    expect((await c.raw('/api/me/alerts', { method: 'POST', token, body: { name: 'Zyzzyva', query: 'zyzzyva' } })).status).toBe(201);
+    const version = await h.t.herald.stores.customs.version();
+    // Twice the preview limit: each would have been a replay (and a 429 past the third) before the limit was checked.
+    for (let i = 0; i < PREVIEWS_PER_MINUTE * 2; i++) {
+      const r = await c.raw('/api/me/alerts', { method: 'POST', token, body: { name: `Kerala ${i}`, query: 'kerala' } });
+      expect(r.status).toBe(409);
+      expect(r.body.error).toBe('you already have 1 alerts, the most allowed: delete one first');
+    }
+    expect(await h.t.herald.stores.customs.version()).toBe(version);
+    expect((await c.raw('/api/me/alerts/preview', { method: 'POST', token, body: { query: 'kerala' } })).status).toBe(200);
   });
 });

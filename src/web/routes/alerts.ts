@@ -110,9 +110,12 @@ export async function alertRoutes(app: FastifyInstance, opts: AlertRoutesOptions
     const body = parseBody(CreateAlertBody, req.body, reply);
     if (!body) return reply;
     const topic = compile('preview', body.name, body.query, reply);
-    if (!topic || (await refuseIfTooBroad(req, id, topic, reply))) return reply;
+    if (!topic) return reply;
     let created: CustomTopic;
     try {
+      // A reader at the limit is told so for one HLEN, before the replay of every recent story.
+      await opts.customs.checkRoom(id, opts.maxAlertsPerSubscriber);
+      if (await refuseIfTooBroad(req, id, topic, reply)) return reply;
       created = await opts.customs.create(id, { name: body.name, query: body.query }, opts.clock.now(), opts.maxAlertsPerSubscriber);
     } catch (err) {
       if (err instanceof CustomTopicLimitError) return reply.code(409).send({ error: err.message });
