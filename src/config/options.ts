@@ -541,6 +541,14 @@ export const OPTIONS = [
     fix: 'set a whole number between 1 and 1000',
   },
   {
+    env: 'HERALD_MAX_PUSH_DEVICES_PER_SUBSCRIBER',
+    key: 'maxPushDevicesPerSubscriber',
+    schema: positiveInt.max(1000),
+    default: '20',
+    description: 'Most devices (browsers) one reader may register for push; every alert goes to each of them. Registering a known device again always succeeds.',
+    fix: 'set a whole number between 1 and 1000',
+  },
+  {
     env: 'HERALD_PREVIEW_MAX_DAYS',
     key: 'previewMaxDays',
     schema: positiveInt.max(8),

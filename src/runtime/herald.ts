@@ -169,7 +169,7 @@ export function createHerald(opts: HeraldOptions) {
     vapidPublicKey: opts.secrets.vapid.publicKey,
     signingKey: opts.secrets.signingKey,
     secureCookies: base.startsWith('https:'),
-    mailer, pushSender: sender, baseUrl: base, prefix, pushServices: config.pushServices, trustProxy: config.trustProxy,
+    mailer, pushSender: sender, baseUrl: base, prefix, pushServices: config.pushServices, maxPushDevices: config.maxPushDevicesPerSubscriber, trustProxy: config.trustProxy,
     limits: { writesPerMinute: config.rateLimitWritesPerMinute, emailsPerHour: config.rateLimitEmailsPerHour, previewsPerMinute: config.rateLimitPreviewsPerMinute },
     alerts: {
       customs, subscribers, stories, recent, clock, queryLimits, analyses: previewAnalyses,

@@ -39,6 +39,8 @@ export interface WebDeps {
   prefix: string;
   /** Push service origins a subscription endpoint must belong to (HERALD_PUSH_SERVICES). */
   pushServices: readonly string[];
+  /** Most push devices one subscriber may register (HERALD_MAX_PUSH_DEVICES_PER_SUBSCRIBER). */
+  maxPushDevices: number;
   limits: SecuritySettings;
   trustProxy: boolean;
 }
