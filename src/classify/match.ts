@@ -498,6 +498,18 @@ interface Slot {
   /** Terms the program evaluates as objects (prefixes, values). */
   terms: TermNode[];
   triggers: Trigger[];
+  /** Where trigger k's entry sits in its posting list, so removing it needs no search. */
+  positions: number[];
+}
+
+/**
+ * The slots filed under one key, in no particular order. `trigger[i]` says which of `slots[i]`'s triggers
+ * filed it there: removing an entry moves the last one into its place and updates that one's position, O(1).
+ * (indexOf + splice cost the length of the list, so removing n alerts filed under one word cost n².)
+ */
+interface Posting {
+  slots: number[];
+  trigger: number[];
 }
 
 /** The story as the programs read it: its dictionary words and where they are. */
@@ -521,8 +533,8 @@ export class TopicIndex {
   /** Stem -> id; only grows (a removed topic's words keep their ids, which costs a few bytes each). */
   private readonly dict = new Map<string, number>();
   /** Topics (slots) filed under a dictionary id, and under other keys (prefixes, sources, languages). */
-  private readonly byId = new Map<number, number[]>();
-  private readonly postings: Record<Exclude<TriggerKind, 'stem'>, Map<string, number[]>> = { word: new Map(), value: new Map(), prefix: new Map() };
+  private readonly byId = new Map<number, Posting>();
+  private readonly postings: Record<Exclude<TriggerKind, 'stem'>, Map<string, Posting>> = { word: new Map(), value: new Map(), prefix: new Map() };
   /** Prefix lengths in use (with how many topics use each), so a story word is looked up only at those lengths. */
   private readonly prefixLengths = new Map<number, number>();
   /** Which slots were already taken as candidates of the current story, without a Set per story. */
@@ -594,17 +606,31 @@ export class TopicIndex {
     out[start + 1] = out.length - start;
   }
 
-  private file(t: Trigger, slot: number, add: boolean): void {
-    const map: Map<string | number, number[]> = t.kind === 'stem' ? this.byId : this.postings[t.kind];
+  /** Files (or unfiles) the slot's k-th trigger. */
+  private file(slot: number, k: number, add: boolean): void {
+    const owner = this.slots[slot]!;
+    const t = owner.triggers[k]!;
+    const map: Map<string | number, Posting> = t.kind === 'stem' ? this.byId : this.postings[t.kind];
     const key = t.kind === 'stem' ? this.idOf(t.key) : t.key;
     let list = map.get(key);
     if (add) {
-      if (!list) map.set(key, (list = []));
-      list.push(slot);
+      if (!list) map.set(key, (list = { slots: [], trigger: [] }));
+      owner.positions[k] = list.slots.length;
+      list.slots.push(slot);
+      list.trigger.push(k);
     } else if (list) {
-      const i = list.indexOf(slot);
-      if (i >= 0) list.splice(i, 1);
-      if (list.length === 0) map.delete(key);
+      const i = owner.positions[k]!;
+      const last = list.slots.length - 1;
+      if (i !== last) {
+        const movedSlot = list.slots[last]!;
+        const movedTrigger = list.trigger[last]!;
+        list.slots[i] = movedSlot;
+        list.trigger[i] = movedTrigger;
+        this.slots[movedSlot]!.positions[movedTrigger] = i;
+      }
+      list.slots.pop();
+      list.trigger.pop();
+      if (list.slots.length === 0) map.delete(key);
     }
     if (t.kind === 'prefix') {
       const n = (this.prefixLengths.get(t.key.length) ?? 0) + (add ? 1 : -1);
@@ -630,7 +656,7 @@ export class TopicIndex {
     }
     if (this.arenaUsed + code.length > this.arena.length) this.arena = grow(this.arena, Math.max(this.arena.length * 2, this.arenaUsed + code.length));
     this.arena.set(code, this.arenaUsed);
-    this.slots[slot] = { topic, start: this.arenaUsed, length: code.length, terms, triggers };
+    this.slots[slot] = { topic, start: this.arenaUsed, length: code.length, terms, triggers, positions: [] };
     this.starts[slot] = this.arenaUsed;
     this.minScores[slot] = topic.minScore;
     this.topicOf[slot] = topic;
@@ -639,13 +665,13 @@ export class TopicIndex {
     if (topic.parent) this.withParent++;
     this.topics.set(topic.id, topic);
     this.slotOf.set(topic.id, slot);
-    for (const t of triggers) this.file(t, slot, true);
+    for (let k = 0; k < triggers.length; k++) this.file(slot, k, true);
   }
 
   remove(id: string): void {
     const slot = this.slotOf.get(id);
     if (slot === undefined) return;
-    for (const t of this.slots[slot]!.triggers) this.file(t, slot, false);
+    for (let k = 0; k < this.slots[slot]!.triggers.length; k++) this.file(slot, k, false);
     if (this.slots[slot]!.topic.parent) this.withParent--;
     this.arenaWasted += this.slots[slot]!.length;
     this.slots[slot] = null;
@@ -678,9 +704,9 @@ export class TopicIndex {
     const gen = ++this.generation;
     const seen = this.seen;
     const out: number[] = [];
-    const collect = (list: number[] | undefined) => {
-      if (!list) return;
-      for (const slot of list) {
+    const collect = (posting: Posting | undefined) => {
+      if (!posting) return;
+      for (const slot of posting.slots) {
         if (seen[slot] === gen) continue;
         seen[slot] = gen;
         out.push(slot);
