@@ -7,11 +7,11 @@ import { stemmer } from 'stemmer';
 
 export interface Token {
   /** Case- and diacritic-folded word: what quoted phrases and prefixes match. */
-  word: string;
+  readonly word: string;
   /** English stem of the folded word (the word itself outside a-z): what plain terms match. */
-  stem: string;
+  readonly stem: string;
   /** The word as written, for explanations ("Tokyo", not "tokyo"). */
-  text: string;
+  readonly text: string;
 }
 
 // 'und' (undetermined): ICU picks the rules per script, so no language has to be guessed first.
@@ -43,34 +43,35 @@ export function stemWord(word: string): string {
 }
 
 /**
- * Folded word and stem per word as written. News repeats its words, so this spares most folding and
- * stemming; and one string object per distinct word lets index look-ups compare by identity.
+ * One token per word as written. News repeats its words, so this spares most folding and stemming; one
+ * string object per distinct word lets index look-ups compare by identity; and since tokens are shared (never
+ * mutated), a story's analysis is an array of references, small enough to keep (preview's analysis cache).
  */
-const analyzed = new Map<string, { word: string; stem: string }>();
+const analyzed = new Map<string, Token>();
 const ANALYZED_MAX = 200_000;
 
-function analyzeWord(raw: string): { word: string; stem: string } {
+function analyzeWord(raw: string): Token {
   let a = analyzed.get(raw);
   if (!a) {
     // Bounded: a flood of unique words (numbers, names) empties it instead of growing without end.
     if (analyzed.size >= ANALYZED_MAX) analyzed.clear();
     const word = foldWord(raw);
     const stem = stemWord(word);
-    a = { word, stem: stem === word ? word : stem };
+    a = { word, stem: stem === word ? word : stem, text: raw };
     analyzed.set(raw, a);
   }
   return a;
 }
 
-/** Words of `text` (at most `maxChars` of it), folded and stemmed, in order. */
+/** Words of `text` (at most `maxChars` of it), folded and stemmed, in order. Tokens are shared: do not mutate them. */
 export function analyzeText(text: string, maxChars = Number.POSITIVE_INFINITY): Token[] {
   const bounded = text.length > maxChars ? text.slice(0, maxChars) : text;
   const out: Token[] = [];
   for (const s of segmenter.segment(bounded)) {
     if (!s.isWordLike) continue;
-    const { word, stem } = analyzeWord(s.segment);
-    if (word === '') continue;
-    out.push({ word, stem, text: s.segment });
+    const token = analyzeWord(s.segment);
+    if (token.word === '') continue;
+    out.push(token);
   }
   return out;
 }

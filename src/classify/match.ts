@@ -1,6 +1,6 @@
 import type { Story, TopicMatch } from '../model.ts';
 import { analyzeText, guessLanguage, type Token } from './analyze.ts';
-import { parseQuery, type QueryLimits, type QueryNode, type Scope, type TermNode, type TextField } from './query.ts';
+import { isCommonPrefix, isCommonStem, isFrequentStem, parseQuery, type QueryLimits, type QueryNode, type Scope, type TermNode, type TextField } from './query.ts';
 
 /**
  * Matching: topics compiled from queries, an inverted index from the words a topic needs to the topics
@@ -107,15 +107,22 @@ interface Occurrence {
   at: number;
 }
 
-export interface AnalyzedStory {
+/**
+ * The costly part of analyzing a story (segmenting, folding, stemming), kept apart so it can be cached:
+ * tokens are shared objects, so this is mostly arrays of references.
+ */
+export interface TokenizedStory {
   fields: Record<TextField, Token[]>;
   /** Category i's words carry segment i, so a phrase never spans two categories. */
   segments: number[];
-  byStem: Map<string, Occurrence[]>;
-  byWord: Map<string, Occurrence[]>;
   /** Feed id, host and parent domains of the link: what source: matches. */
   sources: Set<string>;
   lang: string;
+}
+
+export interface AnalyzedStory extends TokenizedStory {
+  byStem: Map<string, Occurrence[]>;
+  byWord: Map<string, Occurrence[]>;
 }
 
 export type StoryText = Pick<Story, 'title' | 'summary' | 'categories'> & Partial<Pick<Story, 'feedId' | 'url'>>;
@@ -137,6 +144,11 @@ function sourcesOf(story: StoryText): Set<string> {
 
 /** Analyzes a story once; every topic is then evaluated against the result. Markup never gets here: stories are plain text. */
 export function analyzeStory(story: StoryText, limits: StoryLimits = DEFAULT_STORY_LIMITS): AnalyzedStory {
+  return indexTokens(tokenizeStory(story, limits));
+}
+
+/** The story's words, folded and stemmed, with its sources and language: about 1 ms for 2 KB of text. */
+export function tokenizeStory(story: StoryText, limits: StoryLimits = DEFAULT_STORY_LIMITS): TokenizedStory {
   const segments: number[] = [];
   const categoryTokens: Token[] = [];
   let budget = limits.maxFieldChars;
@@ -148,11 +160,20 @@ export function analyzeStory(story: StoryText, limits: StoryLimits = DEFAULT_STO
     }
     budget -= c.length;
   });
-  const fields: Record<TextField, Token[]> = {
-    title: analyzeText(story.title, limits.maxFieldChars),
-    summary: analyzeText(story.summary, limits.maxFieldChars),
-    category: categoryTokens,
+  return {
+    fields: {
+      title: analyzeText(story.title, limits.maxFieldChars),
+      summary: analyzeText(story.summary, limits.maxFieldChars),
+      category: categoryTokens,
+    },
+    segments,
+    sources: sourcesOf(story),
+    lang: guessLanguage(`${story.title} ${story.summary}`),
   };
+}
+
+/** Where each stem and word occurs: what matching looks up. A twentieth of what tokenizing costs. */
+export function indexTokens(t: TokenizedStory): AnalyzedStory {
   const byStem = new Map<string, Occurrence[]>();
   const byWord = new Map<string, Occurrence[]>();
   const add = (map: Map<string, Occurrence[]>, key: string, occ: Occurrence) => {
@@ -161,19 +182,12 @@ export function analyzeStory(story: StoryText, limits: StoryLimits = DEFAULT_STO
     else map.set(key, [occ]);
   };
   for (const field of TEXT_FIELDS) {
-    fields[field].forEach((t, at) => {
-      add(byStem, t.stem, { field, at });
-      add(byWord, t.word, { field, at });
+    t.fields[field].forEach((token, at) => {
+      add(byStem, token.stem, { field, at });
+      add(byWord, token.word, { field, at });
     });
   }
-  return {
-    fields,
-    segments,
-    byStem,
-    byWord,
-    sources: sourcesOf(story),
-    lang: guessLanguage(`${story.title} ${story.summary}`),
-  };
+  return { ...t, byStem, byWord };
 }
 
 const sameSegment = (s: AnalyzedStory, field: TextField, a: number, b: number) => field !== 'category' || s.segments[a] === s.segments[b];
@@ -378,19 +392,33 @@ function hitsOf(topic: CompiledTopic, s: AnalyzedStory): Hit[] {
 type TriggerKind = 'stem' | 'word' | 'value' | 'prefix';
 type Trigger = { kind: TriggerKind; key: string };
 /**
- * A phrase needs all its words: file it under its longest word, usually the rarest in news
- * ("Bank of Japan" under "japan", not "of").
+ * A phrase needs all its words: file it under its least common one, a word nearly every story has last
+ * ("the Hague" under "hague"), then the longest, usually the rarest in news ("Bank of Japan" under "japan", not "of").
  */
 function termTrigger(t: TermNode): Trigger {
   if (t.match === 'value') return { kind: 'value', key: `${t.scope === 'lang' ? 'lang' : 'src'}:${t.words[0]!.replace(/^www\./, '')}` };
   if (t.prefix) return { kind: 'prefix', key: t.words[0]! };
   let key = t.words[0]!;
-  for (const w of t.words) if (w.length > key.length) key = w;
+  for (const w of t.words) if (wordCost(w) < wordCost(key)) key = w;
   return { kind: t.match, key };
 }
 
-/** A language or a source is shared by many stories: prefer a word as the key an AND is filed under. */
-const triggerCost = (ts: Trigger[]) => ts.reduce((n, t) => n + (t.kind === 'value' ? 1000 : t.kind === 'prefix' ? 10 : 1), 0);
+/**
+ * How many stories a key is expected to bring as candidates, roughly: a common word ("the", "news") or a
+ * language or source is shared by most stories, a function word ("about") by many, a prefix by several words,
+ * any other word by few; among those a longer one is usually rarer.
+ */
+function wordCost(word: string): number {
+  return isCommonStem(word) ? COMMON_COST : isFrequentStem(word) ? 100 : 1 + 1 / (1 + word.length);
+}
+const COMMON_COST = 1000;
+function keyCost(t: Trigger): number {
+  if (t.kind === 'value') return COMMON_COST;
+  if (t.kind === 'prefix') return isCommonPrefix(t.key) ? COMMON_COST : 10;
+  return wordCost(t.key);
+}
+/** An AND is filed under its cheapest side: a story is evaluated against it only when it has that side's keys. */
+const triggerCost = (ts: Trigger[]) => ts.reduce((n, t) => n + keyCost(t), 0);
 
 /**
  * Keys such that a story can match the node only if it offers one of them. Parsing guarantees every
@@ -423,6 +451,28 @@ function triggersOf(node: QueryNode): Trigger[] | null {
 }
 
 /**
+ * The index's own test for one topic, on a story that was only tokenized: false when the story offers none
+ * of the keys the topic is filed under, so it cannot match. Lets a preview skip indexing most stories.
+ */
+export function offersTriggerOf(topic: CompiledTopic): (t: TokenizedStory) => boolean {
+  const triggers = triggersOf(topic.ast) ?? [];
+  const keys = (kind: TriggerKind) => new Set(triggers.filter((t) => t.kind === kind).map((t) => t.key));
+  const stems = keys('stem');
+  const words = keys('word');
+  const values = keys('value');
+  const prefixes = keys('prefix');
+  const prefixLengths = [...new Set([...prefixes].map((p) => p.length))];
+  const offers = (token: Token) =>
+    stems.has(token.stem) || words.has(token.word) || prefixLengths.some((n) => n <= token.word.length && prefixes.has(token.word.slice(0, n)));
+  return (t) => {
+    if (values.has(`lang:${t.lang}`)) return true;
+    for (const src of t.sources) if (values.has(`src:${src}`)) return true;
+    for (const field of TEXT_FIELDS) if (t.fields[field].some(offers)) return true;
+    return false;
+  };
+}
+
+/**
  * A topic's query compiled for the index: one flat Int32Array per topic, words replaced by ids of the
  * index's dictionary. With 100,000 topics a story's candidates are scattered over a large heap, and
  * walking each query's object tree cost a cache miss per node; a flat program costs one or two.
@@ -448,6 +498,18 @@ interface Slot {
   /** Terms the program evaluates as objects (prefixes, values). */
   terms: TermNode[];
   triggers: Trigger[];
+  /** Where trigger k's entry sits in its posting list, so removing it needs no search. */
+  positions: number[];
+}
+
+/**
+ * The slots filed under one key, in no particular order. `trigger[i]` says which of `slots[i]`'s triggers
+ * filed it there: removing an entry moves the last one into its place and updates that one's position, O(1).
+ * (indexOf + splice cost the length of the list, so removing n alerts filed under one word cost n².)
+ */
+interface Posting {
+  slots: number[];
+  trigger: number[];
 }
 
 /** The story as the programs read it: its dictionary words and where they are. */
@@ -471,8 +533,8 @@ export class TopicIndex {
   /** Stem -> id; only grows (a removed topic's words keep their ids, which costs a few bytes each). */
   private readonly dict = new Map<string, number>();
   /** Topics (slots) filed under a dictionary id, and under other keys (prefixes, sources, languages). */
-  private readonly byId = new Map<number, number[]>();
-  private readonly postings: Record<Exclude<TriggerKind, 'stem'>, Map<string, number[]>> = { word: new Map(), value: new Map(), prefix: new Map() };
+  private readonly byId = new Map<number, Posting>();
+  private readonly postings: Record<Exclude<TriggerKind, 'stem'>, Map<string, Posting>> = { word: new Map(), value: new Map(), prefix: new Map() };
   /** Prefix lengths in use (with how many topics use each), so a story word is looked up only at those lengths. */
   private readonly prefixLengths = new Map<number, number>();
   /** Which slots were already taken as candidates of the current story, without a Set per story. */
@@ -544,17 +606,31 @@ export class TopicIndex {
     out[start + 1] = out.length - start;
   }
 
-  private file(t: Trigger, slot: number, add: boolean): void {
-    const map: Map<string | number, number[]> = t.kind === 'stem' ? this.byId : this.postings[t.kind];
+  /** Files (or unfiles) the slot's k-th trigger. */
+  private file(slot: number, k: number, add: boolean): void {
+    const owner = this.slots[slot]!;
+    const t = owner.triggers[k]!;
+    const map: Map<string | number, Posting> = t.kind === 'stem' ? this.byId : this.postings[t.kind];
     const key = t.kind === 'stem' ? this.idOf(t.key) : t.key;
     let list = map.get(key);
     if (add) {
-      if (!list) map.set(key, (list = []));
-      list.push(slot);
+      if (!list) map.set(key, (list = { slots: [], trigger: [] }));
+      owner.positions[k] = list.slots.length;
+      list.slots.push(slot);
+      list.trigger.push(k);
     } else if (list) {
-      const i = list.indexOf(slot);
-      if (i >= 0) list.splice(i, 1);
-      if (list.length === 0) map.delete(key);
+      const i = owner.positions[k]!;
+      const last = list.slots.length - 1;
+      if (i !== last) {
+        const movedSlot = list.slots[last]!;
+        const movedTrigger = list.trigger[last]!;
+        list.slots[i] = movedSlot;
+        list.trigger[i] = movedTrigger;
+        this.slots[movedSlot]!.positions[movedTrigger] = i;
+      }
+      list.slots.pop();
+      list.trigger.pop();
+      if (list.slots.length === 0) map.delete(key);
     }
     if (t.kind === 'prefix') {
       const n = (this.prefixLengths.get(t.key.length) ?? 0) + (add ? 1 : -1);
@@ -580,7 +656,7 @@ export class TopicIndex {
     }
     if (this.arenaUsed + code.length > this.arena.length) this.arena = grow(this.arena, Math.max(this.arena.length * 2, this.arenaUsed + code.length));
     this.arena.set(code, this.arenaUsed);
-    this.slots[slot] = { topic, start: this.arenaUsed, length: code.length, terms, triggers };
+    this.slots[slot] = { topic, start: this.arenaUsed, length: code.length, terms, triggers, positions: [] };
     this.starts[slot] = this.arenaUsed;
     this.minScores[slot] = topic.minScore;
     this.topicOf[slot] = topic;
@@ -589,13 +665,13 @@ export class TopicIndex {
     if (topic.parent) this.withParent++;
     this.topics.set(topic.id, topic);
     this.slotOf.set(topic.id, slot);
-    for (const t of triggers) this.file(t, slot, true);
+    for (let k = 0; k < triggers.length; k++) this.file(slot, k, true);
   }
 
   remove(id: string): void {
     const slot = this.slotOf.get(id);
     if (slot === undefined) return;
-    for (const t of this.slots[slot]!.triggers) this.file(t, slot, false);
+    for (let k = 0; k < this.slots[slot]!.triggers.length; k++) this.file(slot, k, false);
     if (this.slots[slot]!.topic.parent) this.withParent--;
     this.arenaWasted += this.slots[slot]!.length;
     this.slots[slot] = null;
@@ -628,9 +704,9 @@ export class TopicIndex {
     const gen = ++this.generation;
     const seen = this.seen;
     const out: number[] = [];
-    const collect = (list: number[] | undefined) => {
-      if (!list) return;
-      for (const slot of list) {
+    const collect = (posting: Posting | undefined) => {
+      if (!posting) return;
+      for (const slot of posting.slots) {
         if (seen[slot] === gen) continue;
         seen[slot] = gen;
         out.push(slot);

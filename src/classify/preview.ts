@@ -1,5 +1,7 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { AlertQuality, Story } from '../model.ts';
-import { explainStory, TopicIndex, type CompiledTopic, type Hit, type StoryLimits } from './match.ts';
+import type { AnalysisCache } from './analysis-cache.ts';
+import { explainStory, indexTokens, offersTriggerOf, TopicIndex, type CompiledTopic, type Hit, type TokenizedStory } from './match.ts';
 
 export interface PreviewMatch {
   storyId: string;
@@ -22,29 +24,46 @@ export interface PreviewResult {
   stories: PreviewMatch[];
 }
 
+/**
+ * Stories replayed between two turns of the event loop: a preview of thousands of stories takes a noticeable
+ * time even from the cache, and the web process must answer other requests meanwhile.
+ */
+export const PREVIEW_CHUNK = 200;
+
 /** Replays one compiled query over past stories: what it would have matched and how many alerts it would have sent. */
-export function backtestQuery(
+export async function backtestQuery(
   topic: CompiledTopic,
   stories: readonly Story[],
-  opts: { quality: AlertQuality; bestMinScore: number; storyLimits?: StoryLimits },
-): PreviewResult {
+  opts: { quality: AlertQuality; bestMinScore: number; analyses: AnalysisCache },
+): Promise<PreviewResult> {
   const index = new TopicIndex([topic]);
+  const offersTrigger = offersTriggerOf(topic);
   const out: PreviewMatch[] = [];
-  for (const story of stories) {
-    const m = explainStory(story, index, opts.storyLimits).find((x) => x.topicId === topic.id);
-    if (!m) continue;
-    out.push({
-      storyId: story.id,
-      title: story.title,
-      url: story.url,
-      publishedAt: new Date(story.publishedAt).toISOString(),
-      score: m.score,
-      why: m.why,
-      hits: m.hits,
-      alert: opts.quality === 'all' || m.score >= opts.bestMinScore,
-    });
+  for (let i = 0; i < stories.length; i += PREVIEW_CHUNK) {
+    if (i > 0) await nextTurn();
+    for (const story of stories.slice(i, i + PREVIEW_CHUNK)) {
+      const tokens = opts.analyses.tokensOf(story);
+      // Most stories have none of the query's words: only the others are indexed and evaluated.
+      const m = offersTrigger(tokens) ? previewMatch(topic, index, story, tokens, opts) : null;
+      if (m) out.push(m);
+    }
   }
   return { scanned: stories.length, matched: out.length, alerts: out.filter((m) => m.alert).length, stories: out };
+}
+
+function previewMatch(topic: CompiledTopic, index: TopicIndex, story: Story, tokens: TokenizedStory, opts: { quality: AlertQuality; bestMinScore: number }): PreviewMatch | null {
+  const m = explainStory(indexTokens(tokens), index).find((x) => x.topicId === topic.id);
+  if (!m) return null;
+  return {
+    storyId: story.id,
+    title: story.title,
+    url: story.url,
+    publishedAt: new Date(story.publishedAt).toISOString(),
+    score: m.score,
+    why: m.why,
+    hits: m.hits,
+    alert: opts.quality === 'all' || m.score >= opts.bestMinScore,
+  };
 }
 
 /** Smallest sample on which a match ratio says anything: with fewer recent stories a query is not judged. */

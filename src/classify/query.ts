@@ -277,10 +277,30 @@ function applyScope(node: QueryNode, scope: Scope): QueryNode {
 }
 
 /** Words that nearly every English story contains: a query that any of them satisfies matches nearly everything. */
-const COMMON = new Set(
-  ['a', 'an', 'the', 'of', 'in', 'on', 'at', 'to', 'for', 'and', 'or', 'is', 'are', 'was', 'be', 'by', 'with', 'as', 'it', 'its', 'from', 'that', 'this', 'has', 'have', 'after', 'new', 'news', 'says', 'said', 'will', 'over', 'more', 'year', 'day', 'time', 'people', 'report', 'story']
+const COMMON_WORDS = ['a', 'an', 'the', 'of', 'in', 'on', 'at', 'to', 'for', 'and', 'or', 'is', 'are', 'was', 'be', 'by', 'with', 'as', 'it', 'its', 'from', 'that', 'this', 'has', 'have', 'after', 'new', 'news', 'says', 'said', 'will', 'over', 'more', 'year', 'day', 'time', 'people', 'report', 'story'];
+const COMMON = new Set(COMMON_WORDS.flatMap((w) => analyzeText(w).map((t) => t.stem)));
+
+/** Is this stem one of the words nearly every story contains? */
+export const isCommonStem = (stem: string): boolean => COMMON.has(stem);
+
+/**
+ * Function words many stories contain, though not nearly all: a query may use them, but the index should not
+ * file a topic under one when it has a rarer word ("news about japan" under "japan", not "about").
+ */
+const FREQUENT = new Set(
+  ['about', 'into', 'than', 'then', 'they', 'their', 'there', 'were', 'which', 'while', 'would', 'could', 'should', 'been', 'also', 'what', 'when', 'where', 'who', 'why', 'how', 'but', 'all', 'not', 'can', 'had', 'his', 'her', 'she', 'he', 'we', 'you', 'our', 'out', 'up', 'down', 'off', 'most', 'some', 'such', 'only', 'other', 'these', 'those', 'because', 'before', 'against', 'under', 'between', 'during', 'still', 'just', 'back', 'if', 'no', 'so', 'them', 'him', 'may', 'one', 'two']
     .flatMap((w) => analyzeText(w).map((t) => t.stem)),
 );
+export const isFrequentStem = (stem: string): boolean => FREQUENT.has(stem);
+
+/** Does a prefix search for this start a common word ("new*" finds "news"), and so match nearly every story? */
+export const isCommonPrefix = (prefix: string): boolean => COMMON_WORDS.some((w) => w.startsWith(prefix));
+
+/** A term that common words alone satisfy: a common word, a phrase of common words ("of the"), a prefix of one. */
+function isCommonTerm(t: TermNode): boolean {
+  if (t.match === 'stem') return t.words.every(isCommonStem);
+  return t.prefix && isCommonPrefix(t.words[0]!);
+}
 
 /** Can the node be true for a story that contains none of the query's words? */
 function canMatchWithoutWords(node: QueryNode): boolean {
@@ -300,7 +320,7 @@ function canMatchWithoutWords(node: QueryNode): boolean {
 function satisfiedByCommonWords(node: QueryNode): boolean {
   switch (node.type) {
     case 'term':
-      return node.match === 'stem' && node.words.length === 1 && COMMON.has(node.words[0]!);
+      return isCommonTerm(node);
     case 'not':
       return true;
     case 'and':
@@ -311,7 +331,7 @@ function satisfiedByCommonWords(node: QueryNode): boolean {
 }
 
 function firstCommon(node: QueryNode): TermNode | null {
-  if (node.type === 'term') return node.match === 'stem' && node.words.length === 1 && COMMON.has(node.words[0]!) ? node : null;
+  if (node.type === 'term') return isCommonTerm(node) ? node : null;
   if (node.type === 'not') return null;
   for (const c of node.children) {
     const t = firstCommon(c);
@@ -334,7 +354,8 @@ export function parseQuery(query: string, limits: QueryLimits = DEFAULT_QUERY_LI
   }
   if (satisfiedByCommonWords(ast)) {
     const t = firstCommon(ast);
-    throw new QueryError(t?.position ?? 0, 'a more specific word', `the query would match almost every story: "${t?.label ?? ''}" appears in most news; use a more specific word`, 'refused');
+    const common = t?.prefix ? `"${t.label}" finds "${COMMON_WORDS.find((w) => w.startsWith(t.words[0]!))}", which appears` : `"${t?.label ?? ''}" appears`;
+    throw new QueryError(t?.position ?? 0, 'a more specific word', `the query would match almost every story: ${common} in most news; use a more specific word`, 'refused');
   }
   return ast;
 }

@@ -355,6 +355,14 @@ export const OPTIONS = [
     fix: 'set a whole number of emails, for example 5',
   },
   {
+    env: 'HERALD_RATE_LIMIT_PREVIEWS_PER_MINUTE',
+    key: 'rateLimitPreviewsPerMinute',
+    schema: positiveInt.max(10000),
+    default: '10',
+    description: 'Alert previews one subscriber may ask for per minute; creating an alert or changing its query counts as one too, since each replays the recent stories.',
+    fix: 'set a whole number of previews, for example 10',
+  },
+  {
     env: 'HERALD_PUSH_CONCURRENCY',
     key: 'pushConcurrency',
     schema: positiveInt.max(1000),
@@ -530,6 +538,14 @@ export const OPTIONS = [
     schema: positiveInt.max(1000),
     default: '20',
     description: 'Most own alerts (custom queries) one reader may keep.',
+    fix: 'set a whole number between 1 and 1000',
+  },
+  {
+    env: 'HERALD_MAX_PUSH_DEVICES_PER_SUBSCRIBER',
+    key: 'maxPushDevicesPerSubscriber',
+    schema: positiveInt.max(1000),
+    default: '20',
+    description: 'Most devices (browsers) one reader may register for push; every alert goes to each of them. Registering a known device again always succeeds.',
     fix: 'set a whole number between 1 and 1000',
   },
   {

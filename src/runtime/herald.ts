@@ -5,6 +5,7 @@ import { loadFeeds, loadTopics, type FeedConfig, type Topic } from '../config/ca
 import { publicBaseUrl } from '../config/load.ts';
 import type { Config } from '../config/options.ts';
 import { classifyStory } from '../classify/classify-story.ts';
+import { createAnalysisCache } from '../classify/analysis-cache.ts';
 import { createTopicRegistry } from '../classify/registry.ts';
 import { createMailer } from '../deliver/email/mailer.ts';
 import { sendEmailAlert } from '../deliver/email/send-alert.ts';
@@ -161,15 +162,17 @@ export function createHerald(opts: HeraldOptions) {
     },
   };
 
+  // Readers' previews and the console's backtests replay the same recent stories: analyzed once per process.
+  const previewAnalyses = createAnalysisCache({ maxStories: config.previewMaxStories, storyLimits });
   const web = buildWebApp({
     redis, subscribers, digests, ledger, topics, clock, log, stories,
     vapidPublicKey: opts.secrets.vapid.publicKey,
     signingKey: opts.secrets.signingKey,
     secureCookies: base.startsWith('https:'),
-    mailer, pushSender: sender, baseUrl: base, prefix, pushServices: config.pushServices, trustProxy: config.trustProxy,
-    limits: { writesPerMinute: config.rateLimitWritesPerMinute, emailsPerHour: config.rateLimitEmailsPerHour },
+    mailer, pushSender: sender, baseUrl: base, prefix, pushServices: config.pushServices, maxPushDevices: config.maxPushDevicesPerSubscriber, trustProxy: config.trustProxy,
+    limits: { writesPerMinute: config.rateLimitWritesPerMinute, emailsPerHour: config.rateLimitEmailsPerHour, previewsPerMinute: config.rateLimitPreviewsPerMinute },
     alerts: {
-      customs, subscribers, stories, recent, clock, queryLimits, storyLimits,
+      customs, subscribers, stories, recent, clock, queryLimits, analyses: previewAnalyses,
       bestMinScore: config.bestMinScore,
       maxAlertsPerSubscriber: config.maxAlertsPerSubscriber,
       previewMaxDays: config.previewMaxDays,
@@ -189,7 +192,7 @@ export function createHerald(opts: HeraldOptions) {
       redis, prefix, queues: everyQueue, stats, adminToken: opts.secrets.adminToken, clock,
       console: {
         feeds: feedStore, stories, subscribers, ledger, recent, topics, poll: pollDeps, checkFeed: fetchFeedCounted,
-        index: () => registry.current(), topicName, bestMinScore: config.bestMinScore, storyLimits,
+        index: () => registry.current(), topicName, bestMinScore: config.bestMinScore, storyLimits, analyses: previewAnalyses,
         previewMaxDays: config.previewMaxDays, previewMaxStories: config.previewMaxStories,
         queues: { push: queues.push, email: queues.email },
       },
@@ -212,6 +215,7 @@ export function createHerald(opts: HeraldOptions) {
     stores: { subscribers, stories, ledger, digests, feeds: feedStore, stats, customs, recent },
     metrics,
     registry,
+    previewAnalyses,
 
     /** Starts the workers of the given roles (web is served by the caller, which owns the port). */
     async start(roles: readonly Role[]) {

@@ -63,6 +63,8 @@ export class CustomTopicLimitError extends Error {
   override name = 'CustomTopicLimitError';
 }
 
+const limitError = (max: number) => new CustomTopicLimitError(`you already have ${max} alerts, the most allowed: delete one first`);
+
 const parse = (json: string | null | undefined): CustomTopic | null => (json ? (JSON.parse(json) as CustomTopic) : null);
 
 export function createCustomTopicStore(redis: RedisClient, prefix: string, opts: { changeLogLength?: number } = {}) {
@@ -74,17 +76,21 @@ export function createCustomTopicStore(redis: RedisClient, prefix: string, opts:
   const announce = (id: string, ownerId: string) => announceScript(idx.version, idx.changes, idx.all, idx.floor, id, ownerId, String(logLength)) as Promise<number>;
 
   return {
+    /** Throws CustomTopicLimitError when the owner already has `maxPerOwner` alerts: one HLEN, checked before costlier work. */
+    async checkRoom(ownerId: string, maxPerOwner: number): Promise<void> {
+      if ((await redis.hlen(customTopicsKey(prefix, ownerId))) >= maxPerOwner) throw limitError(maxPerOwner);
+    },
+
     /** Stores a new alert for the owner, unless they already have `maxPerOwner`. */
     async create(ownerId: string, input: { name: string; query: string }, now: number, maxPerOwner: number): Promise<CustomTopic> {
       const topic: CustomTopic = { id: newCustomTopicId(), ownerId, name: input.name, query: input.query, createdAt: now, updatedAt: now };
-      // Filed in the index before the record exists (processes skip an id without a record), announced again
-      // after: a crash in between leaves at worst an index entry without a record, never an alert no index knows.
-      await announce(topic.id, ownerId);
+      // Announced only once the record is written, so a refused create (at the limit, or two tabs racing for the
+      // last place) leaves no trace in the change log. The record and the announcement are in different slots
+      // ({s:<id>} and {ct}), so no one script does both: a crash between the two leaves an alert its owner sees
+      // but no classifier matches until its next change (an edit or delete announces it), never an announced id
+      // without a record.
       const created = (await createScript(customTopicsKey(prefix, ownerId), topic.id, JSON.stringify(topic), String(maxPerOwner))) as number;
-      if (created === 0) {
-        await announce(topic.id, '');
-        throw new CustomTopicLimitError(`you already have ${maxPerOwner} alerts, the most allowed: delete one first`);
-      }
+      if (created === 0) throw limitError(maxPerOwner);
       await announce(topic.id, ownerId);
       return topic;
     },

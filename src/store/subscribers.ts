@@ -99,6 +99,16 @@ const toEmailHealth = (h: Record<string, string>): EmailHealth => ({
   disabledReason: h.emailDisabledReason ?? null,
 });
 
+/** KEYS: the subscriber's devices. ARGV: device id, record, most allowed ('' = no cap). A known endpoint is always replaced. */
+const ADD_DEVICE = `
+if ARGV[3] ~= '' and redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1`;
+
+export class PushDeviceLimitError extends Error {
+  override name = 'PushDeviceLimitError';
+}
+
 /** Counts a hard bounce for the current address; disables it at the threshold. Returns [bounces, disabled]. */
 const HARD_BOUNCE = `
 if redis.call('HGET', KEYS[1], 'email') ~= ARGV[1] then return {0, 0} end
@@ -127,6 +137,7 @@ const sendViewOf = ([profile = [], push = [], follows = []]: readonly string[][]
 export function createSubscriberStore(redis: RedisClient, prefix: string) {
   const hardBounceScript = defineScript(redis, 'heraldHardBounce', 1, HARD_BOUNCE);
   const forSendScript = defineScript(redis, 'heraldSubscriberForSend', 3, FOR_SEND);
+  const addDeviceScript = defineScript(redis, 'heraldAddPushDevice', 1, ADD_DEVICE);
   const keys = (id: string) => subscriberKeys(prefix, id);
   const sendKeys = (id: string): [string, string, string] => {
     const k = keys(id);
@@ -334,12 +345,17 @@ export function createSubscriberStore(redis: RedisClient, prefix: string) {
       return { instant, daily };
     },
 
-    async addPushSubscription(id: string, sub: { endpoint: string; keys: { p256dh: string; auth: string } }, now: number, vapidPublicKey?: string) {
+    /**
+     * Stores a device (replacing the record of the same endpoint, which a browser re-sends with fresh keys). With
+     * `maxDevices`, a new endpoint past that many throws PushDeviceLimitError; checked and written in one step.
+     */
+    async addPushSubscription(id: string, sub: { endpoint: string; keys: { p256dh: string; auth: string } }, now: number, vapidPublicKey?: string, maxDevices?: number) {
       const record: PushSubscriptionRecord = {
         id: pushSubscriptionId(sub.endpoint), endpoint: sub.endpoint, keys: sub.keys, createdAt: now,
         ...(vapidPublicKey ? { vapidPublicKey } : {}),
       };
-      await redis.hset(keys(id).push, record.id, JSON.stringify(record));
+      const added = (await addDeviceScript(keys(id).push, record.id, JSON.stringify(record), maxDevices === undefined ? '' : String(maxDevices))) as number;
+      if (added === 0) throw new PushDeviceLimitError(`you already have ${maxDevices} devices getting notifications, the most allowed: remove one of them first`);
       return record;
     },
 

@@ -15,7 +15,7 @@ import type { Limiters, SecuritySettings } from './security.ts';
 
 export interface WebDeps {
   /** Readers' own alerts API (src/web/routes/alerts.ts). */
-  alerts: Omit<AlertRoutesOptions, 'authenticate'>;
+  alerts: Omit<AlertRoutesOptions, 'authenticate' | 'limitReplay'>;
   redis: RedisClient;
   subscribers: SubscriberStore;
   digests: DigestStore;
@@ -39,6 +39,8 @@ export interface WebDeps {
   prefix: string;
   /** Push service origins a subscription endpoint must belong to (HERALD_PUSH_SERVICES). */
   pushServices: readonly string[];
+  /** Most push devices one subscriber may register (HERALD_MAX_PUSH_DEVICES_PER_SUBSCRIBER). */
+  maxPushDevices: number;
   limits: SecuritySettings;
   trustProxy: boolean;
 }

@@ -10,6 +10,8 @@ import { HttpError } from './http-error.ts';
 export interface SecuritySettings {
   writesPerMinute: number;
   emailsPerHour: number;
+  /** Alert previews (and alert creations and query changes, which replay too) per subscriber. */
+  previewsPerMinute: number;
 }
 
 const STATE_CHANGING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -39,6 +41,8 @@ function needsCsrf(req: FastifyRequest): boolean {
 export interface Limiters {
   /** Counts one email about to be sent for each given key (ip, subscriber, address); 429 past the hourly cap. */
   email(req: FastifyRequest, keys: string[]): Promise<void>;
+  /** Counts one replay of the recent stories (a preview, or a new or changed alert query); 429 past the cap. */
+  replay(req: FastifyRequest, subscriberId: string): Promise<void>;
 }
 
 /** Registers helmet, CSRF and the write rate limits on the root instance; returns the email limiter for routes. */
@@ -120,6 +124,10 @@ export function registerSecurity(app: FastifyInstance, deps: Pick<WebDeps, 'redi
     async email(req, keys) {
       // Addresses are counted by hash: the rate-limit keys in Redis should not list readers' addresses.
       for (const key of [`ip:${req.ip}`, ...keys]) await check('emails', settings.emailsPerHour, HOUR_MS, req, hashToken(key), 'emails');
+    },
+    async replay(req, subscriberId) {
+      // A replay costs far more than any other write (thousands of stories matched): its own, lower cap.
+      await check('previews', settings.previewsPerMinute, 60_000, req, subscriberId, 'previews for this subscriber');
     },
   };
 }

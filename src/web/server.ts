@@ -47,7 +47,7 @@ export function buildWebApp(deps: WebDeps): FastifyInstance {
   app.register(pushSubscriptionRoutes(ctx));
   app.register(inboxRoutes(ctx));
   app.register(unsubscribeRoutes(ctx));
-  app.register(alertRoutes, { ...deps.alerts, authenticate: ctx.authenticate });
+  app.register(alertRoutes, { ...deps.alerts, authenticate: ctx.authenticate, limitReplay: limiters.replay });
   app.register(deliveryRoutes(ctx));
   app.register(digestRoutes(ctx));
 

@@ -107,6 +107,23 @@ describe('TopicIndex', () => {
     expect(idx.size).toBe(1);
   });
 
+  // A topic filed under "the" or "news" was a candidate of every story: evaluated for each, the index a linear scan.
+  it.each([
+    ['the zyzzyva', 'zyzzyva'],
+    ['zyzzyva the', 'zyzzyva'],
+    ['news about zyzzyva', 'zyzzyva'],
+    ['news about japan', 'japan'],
+    ['"the zyzzyva"', 'zyzzyva'],
+    ['"of the" zyzzyva', 'zyzzyva'],
+    ['new* zyzzyva', 'zyzzyva'],
+    ['"the Hague" OR "bank of Japan"', 'hague, japan'],
+  ])('files %j under its least common word (%s), not a word nearly every story has', (query, word) => {
+    const idx = new TopicIndex([compileTopic({ id: 'a', name: 'A', query })]);
+    const everyday = analyzeStory(story('The news of the day: new talks on the bank', 'The minister said the news was about the year ahead.'));
+    expect(idx.candidates(everyday)).toEqual([]);
+    for (const w of word.split(', ')) expect(idx.candidates(analyzeStory(story(`Talk of ${w}`))).map((c) => c.id)).toEqual(['a']);
+  });
+
   it('files an AND under its rarest side, never under the language', () => {
     const idx = new TopicIndex([compileTopic({ id: 'a', name: 'A', query: 'lang:en AND jaishankar' })]);
     expect(idx.candidates(analyzeStory(story('English words only')))).toEqual([]);
@@ -142,5 +159,47 @@ describe('TopicIndex under churn', () => {
     const found = view(matchStory(seed, idx));
     expect(found.length).toBeGreaterThan(100);
     expect(found).toEqual(view(explainStoryLinear(seed, [...live.values()])));
+  });
+});
+
+describe('TopicIndex: removing topics filed under one word', () => {
+  // Three ways to be filed under "japan": beside a source (a source costs more), twice over (both sides of the
+  // OR need "japan": two entries of one topic in one list), and as a prefix beside a language.
+  const N = 60;
+  const queryOf = (i: number) => [`japan source:feed${i}`, `japan OR "bank of japan"`, `japan* lang:en`][i % 3]!;
+  const topic = (i: number, query = queryOf(i)) => compileTopic({ id: `t${i}`, name: `T${i}`, query });
+  const news = story('Bank of Japan raises rates', 'Tokyo markets rose.', [], { feedId: 'feed3' });
+  const elsewhere = story('Osaka expo closes');
+
+  type Op = ['add', number, string?] | ['remove', number];
+  const range = (from: number, to: number, step = 1) => Array.from({ length: Math.ceil((to - from) / step) }, (_, k) => from + k * step);
+  const removeAll = (ids: number[]): Op[] => ids.map((i) => ['remove', i]);
+  it.each<[string, Op[]]>([
+    ['oldest first', removeAll(range(0, N))],
+    ['newest first', removeAll(range(0, N).reverse())],
+    ['every third, then the rest', removeAll([...range(0, N, 3), ...range(1, N, 3), ...range(2, N, 3)])],
+    ['each removed and added back in turn', range(0, N).flatMap((i): Op[] => [['remove', i], ['add', i]])],
+    ['each replaced by a query filed elsewhere, then back', [...range(0, N).map((i): Op => ['add', i, `osaka t${i}x`]), ...range(0, N, 2).map((i): Op => ['add', i])]],
+    ['removed twice, and unknown ids', [...removeAll([5, 5, 17, 999]), ['add', 5], ...removeAll([5, 6])]],
+  ])('%s: after every step the candidates are exactly the topics left, and matches are a linear scan\'s', (_, ops) => {
+    const live = new Map(range(0, N).map((i) => [`t${i}`, topic(i)]));
+    const idx = new TopicIndex(live.values());
+    const ids = (ts: { id: string }[]) => ts.map((t) => t.id).sort();
+    const view = (ms: readonly { topicId: string; score: number }[]) => ms.map((m) => `${m.topicId}:${m.score}`);
+    for (const op of ops) {
+      if (op[0] === 'remove') {
+        idx.remove(`t${op[1]}`);
+        live.delete(`t${op[1]}`);
+      } else {
+        const t = topic(op[1], op[2]);
+        idx.add(t);
+        live.set(t.id, t);
+      }
+      const filedUnderJapan = [...live.values()].filter((t) => !t.query.startsWith('osaka'));
+      expect(ids(idx.candidates(analyzeStory(news)))).toEqual(ids(filedUnderJapan));
+      expect(ids(idx.candidates(analyzeStory(elsewhere)))).toEqual(ids([...live.values()].filter((t) => t.query.startsWith('osaka'))));
+      expect(view(matchStory(news, idx))).toEqual(view(explainStoryLinear(news, [...live.values()])));
+      expect(idx.size).toBe(live.size);
+    }
   });
 });

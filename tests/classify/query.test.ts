@@ -68,12 +68,28 @@ describe('parseQuery: errors say where and what was expected', () => {
     ['japan OR -cricket', 0, 'a word the story must contain', 'refused'],
     ['the', 0, 'a more specific word', 'refused'],
     ['news OR japan', 0, 'a more specific word', 'refused'],
+    // Phrases of common words and prefixes of one match nearly every story just as well.
+    ['"of the"', 0, 'a more specific word', 'refused'],
+    ['japan OR "in the"', 9, 'a more specific word', 'refused'],
+    ['the*', 0, 'a more specific word', 'refused'],
+    ['title:new*', 6, 'a more specific word', 'refused'],
   ])('%j fails at %i expecting %s', (query, position, expected, code) => {
     const err = fail(query);
     expect(err.position).toBe(position);
     expect(err.expected).toContain(expected);
     expect(err.code).toBe(code);
     expect(err.message.length).toBeGreaterThan(10);
+  });
+
+  it.each([
+    ['"of the"', 'the query would match almost every story: "of the" appears in most news; use a more specific word'],
+    ['new*', 'the query would match almost every story: "new*" finds "new", which appears in most news; use a more specific word'],
+  ])('says why %j is refused, as for "the"', (query, message) => {
+    expect(fail(query).message).toBe(message);
+  });
+
+  it('accepts common words beside a specific one, and prefixes that start no common word', () => {
+    for (const q of ['"of the" zyzzyva', 'new* AND zyzzyva', 'thai*', '"the Hague"']) expect(() => parseQuery(q)).not.toThrow();
   });
 
   it('says why a pure negation is refused', () => {

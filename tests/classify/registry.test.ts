@@ -78,8 +78,13 @@ describe('topic registry: the compiled index follows Redis across processes', ()
     const store = createCustomTopicStore(web, `${prefix}-limit`);
     await store.create('sub9', { name: 'One', query: 'japan' }, 1, 2);
     await store.create('sub9', { name: 'Two', query: 'india' }, 2, 2);
+    const version = await store.version();
     await expect(store.create('sub9', { name: 'Three', query: 'quad' }, 1, 2)).rejects.toThrow(/already have 2 alerts/);
+    await expect(store.checkRoom('sub9', 2)).rejects.toThrow(/already have 2 alerts/);
+    await expect(store.checkRoom('sub9', 3)).resolves.toBeUndefined();
     expect((await store.list('sub9')).map((t) => t.name)).toEqual(['One', 'Two']);
+    // Refused in the create script itself (two tabs racing past checkRoom): nothing was announced.
+    expect(await store.version()).toBe(version);
     await deletePrefix(web, `${prefix}-limit`);
   });
 });

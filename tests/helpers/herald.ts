@@ -67,6 +67,7 @@ export async function startTestHerald(opts: {
     // Every test client is 127.0.0.1: the rate limits get their own tests with low values.
     HERALD_RATE_LIMIT_WRITES_PER_MINUTE: '10000',
     HERALD_RATE_LIMIT_EMAILS_PER_HOUR: '1000',
+    HERALD_RATE_LIMIT_PREVIEWS_PER_MINUTE: '10000',
     ...(opts.pushOrigin ? { HERALD_PUSH_SERVICES: opts.pushOrigin } : {}),
     ...opts.env,
   });

@@ -23,7 +23,7 @@ interface Case {
   message?: RegExp;
 }
 interface Ctx {
-  a: { id: string; token: string; deviceId: string };
+  a: { id: string; token: string; deviceId: string; device: { endpoint: string; keys: { p256dh: string; auth: string } } };
   b: { id: string; token: string };
 }
 
@@ -112,7 +112,8 @@ describe('bad input on every endpoint: a clear 4xx and nothing changed', () => {
   let ctx: Ctx;
 
   beforeAll(async () => {
-    h = await startWebHarness('web-bad-input');
+    // A's one device is all a reader may register here, so the cap is reachable.
+    h = await startWebHarness('web-bad-input', { HERALD_MAX_PUSH_DEVICES_PER_SUBSCRIBER: '1' });
     const a = await h.newSubscriber({ email: 'a@example.test', timeZone: 'Asia/Kolkata', topics: { japan: { cadence: 'instant', channels: ['push', 'email'] }, cricket: { cadence: 'daily', channels: [] } } });
     await h.confirm('a@example.test');
     const device = h.push.newDevice();
@@ -120,7 +121,7 @@ describe('bad input on every endpoint: a clear 4xx and nothing changed', () => {
     expect(added.status).toBe(201);
     await h.t.herald.stores.ledger.addToInbox(a.id, { storyId: 'story-a', title: 'A story', url: 'https://wire.example.test/a', topicId: 'japan', why: 'Matched: Japan in title', channel: 'push', at: h.clock.now(), read: false });
     const b = await h.newSubscriber({ topics: { japan: { cadence: 'instant', channels: ['push'] } } });
-    ctx = { a: { id: a.id, token: a.token, deviceId: added.body.id }, b: { id: b.id, token: b.token } };
+    ctx = { a: { id: a.id, token: a.token, deviceId: added.body.id, device: device.subscription }, b: { id: b.id, token: b.token } };
   });
   afterAll(async () => h?.close());
 
@@ -138,6 +139,19 @@ describe('bad input on every endpoint: a clear 4xx and nothing changed', () => {
     if (c.field) expect(res.body.fields.map((f: { field: string }) => f.field)).toContain(c.field);
     if (c.message) expect(res.body.error).toMatch(c.message);
     expect(await h.snapshot()).toEqual(before);
+  });
+
+  it('push: a device past the cap -> 409 saying to remove one, and nothing changed; the known device registers again', async () => {
+    const before = await h.snapshot();
+    const res = await webClient(h.t.baseUrl).raw('/api/me/push-subscriptions', { method: 'POST', token: ctx.a.token, body: h.push.newDevice().subscription });
+    expect(res.status).toBe(409);
+    expect(res.body.error).toBe('you already have 1 devices getting notifications, the most allowed: remove one of them first');
+    expect(await h.snapshot()).toEqual(before);
+    // Pressing "Allow notifications" again sends the same endpoint: the same device, not one more.
+    const again = await webClient(h.t.baseUrl).raw('/api/me/push-subscriptions', { method: 'POST', token: ctx.a.token, body: ctx.a.device });
+    expect(again.status).toBe(201);
+    expect(again.body.id).toBe(ctx.a.deviceId);
+    expect((await webClient(h.t.baseUrl).api('/api/me', { token: ctx.a.token })).body.devices).toHaveLength(1);
   });
 
   it('the comparison sees reader data: a valid change does show up in it', async () => {

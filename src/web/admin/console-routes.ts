@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import type { Queue } from 'bullmq';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { FeedSchema, type Topic } from '../../config/catalog.ts';
+import type { AnalysisCache } from '../../classify/analysis-cache.ts';
 import { backtestQuery, type PreviewResult } from '../../classify/preview.ts';
 import { CATALOG_QUERY_LIMITS } from '../../classify/registry.ts';
 import { compileTopic, type StoryLimits, type TopicIndex } from '../../classify/match.ts';
@@ -33,6 +34,8 @@ export interface ConsoleDeps {
   topicName: (id: string) => string;
   bestMinScore: number;
   storyLimits: StoryLimits;
+  /** The recent stories' analyses, shared with readers' previews. */
+  analyses: AnalysisCache;
   previewMaxDays: number;
   previewMaxStories: number;
   /** The poller's dependencies: "add" runs its probe. */
@@ -160,16 +163,16 @@ export function consoleRoutes(deps: ConsoleDeps) {
       const ids = await deps.recent.between(now - deps.previewMaxDays * DAY_MS, now, deps.previewMaxStories);
       return deps.stories.getMany(ids);
     };
-    const backtest = (t: Topic, query: string, stories: Awaited<ReturnType<typeof replayStories>>): PreviewResult =>
+    const backtest = (t: Topic, query: string, stories: Awaited<ReturnType<typeof replayStories>>): Promise<PreviewResult> =>
       backtestQuery(compileTopic({ id: t.id, name: t.name, query, minScore: t.minScore }, CATALOG_QUERY_LIMITS), stories, {
-        quality: 'all', bestMinScore: deps.bestMinScore, storyLimits: deps.storyLimits,
+        quality: 'all', bestMinScore: deps.bestMinScore, analyses: deps.analyses,
       });
 
     type TopicReq = { Params: { id: string }; Body: Record<string, unknown> | undefined };
     app.get<TopicReq>('/admin/topics/:id', async (req, reply) => {
       const t = deps.topics.find((x) => x.id === req.params.id);
       if (!t) return reply.code(404).send({ error: `no catalog topic "${req.params.id}"` });
-      const current = backtest(t, t.query, await replayStories());
+      const current = await backtest(t, t.query, await replayStories());
       return html(reply, 200, renderBacktest({ topic: t, edited: t.query, days: deps.previewMaxDays, current, result: null, error: null }));
     });
 
@@ -178,11 +181,11 @@ export function consoleRoutes(deps: ConsoleDeps) {
       if (!t) return reply.code(404).send({ error: `no catalog topic "${req.params.id}"` });
       const edited = str(req.body?.query);
       const stories = await replayStories();
-      const current = backtest(t, t.query, stories);
+      const current = await backtest(t, t.query, stories);
       let result: PreviewResult;
       try {
         if (!edited.trim()) throw new Error('the query is empty');
-        result = backtest(t, edited, stories);
+        result = await backtest(t, edited, stories);
       } catch (err) {
         return html(reply, 400, renderBacktest({ topic: t, edited, days: deps.previewMaxDays, current, result: null, error: `the edited query does not compile: ${(err as Error).message}` }));
       }

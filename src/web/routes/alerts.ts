@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { compileTopic, type CompiledTopic, type StoryLimits } from '../../classify/match.ts';
+import type { AnalysisCache } from '../../classify/analysis-cache.ts';
+import { compileTopic, type CompiledTopic } from '../../classify/match.ts';
 import { backtestQuery, tooBroad, type PreviewResult } from '../../classify/preview.ts';
 import { QueryError, type QueryLimits } from '../../classify/query.ts';
 import type { Clock, Follow } from '../../model.ts';
@@ -23,7 +24,10 @@ export interface AlertRoutesOptions {
   recent: RecentStories;
   clock: Clock;
   queryLimits: QueryLimits;
-  storyLimits: StoryLimits;
+  /** The recent stories' analyses, kept across previews. */
+  analyses: AnalysisCache;
+  /** Counts one replay for the subscriber; throws the server's 429 past the cap. */
+  limitReplay: (req: FastifyRequest, subscriberId: string) => Promise<void>;
   bestMinScore: number;
   maxAlertsPerSubscriber: number;
   previewMaxDays: number;
@@ -74,16 +78,17 @@ export async function alertRoutes(app: FastifyInstance, opts: AlertRoutesOptions
     }
   };
 
-  const replay = async (subscriberId: string, topic: CompiledTopic, days: number): Promise<PreviewResult> => {
+  const replay = async (req: FastifyRequest, subscriberId: string, topic: CompiledTopic, days: number): Promise<PreviewResult> => {
+    await opts.limitReplay(req, subscriberId);
     const now = opts.clock.now();
     const ids = await opts.recent.between(now - days * DAY_MS, now, opts.previewMaxStories);
     const [stories, sub] = await Promise.all([opts.stories.getMany(ids), opts.subscribers.get(subscriberId)]);
-    return backtestQuery(topic, stories, { quality: sub?.quality ?? 'all', bestMinScore: opts.bestMinScore, storyLimits: opts.storyLimits });
+    return backtestQuery(topic, stories, { quality: sub?.quality ?? 'all', bestMinScore: opts.bestMinScore, analyses: opts.analyses });
   };
 
   /** Refuses (400) a query that would have matched most recent stories. */
-  const refuseIfTooBroad = async (subscriberId: string, topic: CompiledTopic, reply: FastifyReply): Promise<boolean> => {
-    const why = tooBroad(await replay(subscriberId, topic, opts.previewMaxDays), opts.queryMaxMatchRatio, opts.previewMaxDays);
+  const refuseIfTooBroad = async (req: FastifyRequest, subscriberId: string, topic: CompiledTopic, reply: FastifyReply): Promise<boolean> => {
+    const why = tooBroad(await replay(req, subscriberId, topic, opts.previewMaxDays), opts.queryMaxMatchRatio, opts.previewMaxDays);
     if (!why) return false;
     void reply.code(400).send({ error: `query refused: ${why}`, code: 'refused', position: 0, expected: 'a more specific query', field: 'query' });
     return true;
@@ -105,9 +110,12 @@ export async function alertRoutes(app: FastifyInstance, opts: AlertRoutesOptions
     const body = parseBody(CreateAlertBody, req.body, reply);
     if (!body) return reply;
     const topic = compile('preview', body.name, body.query, reply);
-    if (!topic || (await refuseIfTooBroad(id, topic, reply))) return reply;
+    if (!topic) return reply;
     let created: CustomTopic;
     try {
+      // A reader at the limit is told so for one HLEN, before the replay of every recent story.
+      await opts.customs.checkRoom(id, opts.maxAlertsPerSubscriber);
+      if (await refuseIfTooBroad(req, id, topic, reply)) return reply;
       created = await opts.customs.create(id, { name: body.name, query: body.query }, opts.clock.now(), opts.maxAlertsPerSubscriber);
     } catch (err) {
       if (err instanceof CustomTopicLimitError) return reply.code(409).send({ error: err.message });
@@ -126,7 +134,7 @@ export async function alertRoutes(app: FastifyInstance, opts: AlertRoutesOptions
     if (!current) return reply.code(404).send({ error: 'you have no alert with this id' });
     if (body.query !== undefined) {
       const topic = compile(current.id, body.name ?? current.name, body.query, reply);
-      if (!topic || (await refuseIfTooBroad(id, topic, reply))) return reply;
+      if (!topic || (await refuseIfTooBroad(req, id, topic, reply))) return reply;
     }
     const updated = body.name !== undefined || body.query !== undefined
       ? await opts.customs.update(id, current.id, { ...(body.name !== undefined ? { name: body.name } : {}), ...(body.query !== undefined ? { query: body.query } : {}) }, opts.clock.now())
@@ -159,7 +167,7 @@ export async function alertRoutes(app: FastifyInstance, opts: AlertRoutesOptions
     }
     const topic = compile('query', 'Preview', body.query, reply);
     if (!topic) return reply;
-    const result = await replay(id, topic, days);
+    const result = await replay(req, id, topic, days);
     const why = tooBroad(result, opts.queryMaxMatchRatio, days);
     if (why) return reply.code(400).send({ error: `query refused: ${why}`, code: 'refused', position: 0, expected: 'a more specific query', field: 'query' });
     return { query: body.query, days, ...result };

@@ -2,6 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { renderPushPayload } from '../../deliver/push/payload.ts';
 import type { WebContext } from '../context.ts';
 import { HttpError, parseBody } from '../http-error.ts';
+import { PushDeviceLimitError } from '../../store/subscribers.ts';
 import { isAllowedPushEndpoint } from '../push-endpoint.ts';
 import { DeviceParams, PushSubscriptionBody } from '../schemas.ts';
 
@@ -16,9 +17,15 @@ export const pushSubscriptionRoutes = (ctx: WebContext): FastifyPluginAsync => a
         fields: [{ field: 'endpoint', message: 'must be an https endpoint of a known push service' }],
       });
     }
-    // The page hands the browser the current key, so that is the key this subscription is bound to.
-    const record = await deps.subscribers.addPushSubscription(id, body, deps.clock.now(), deps.vapidPublicKey);
-    return reply.code(201).send({ id: record.id });
+    try {
+      // The page hands the browser the current key, so that is the key this subscription is bound to.
+      const record = await deps.subscribers.addPushSubscription(id, body, deps.clock.now(), deps.vapidPublicKey, deps.maxPushDevices);
+      return reply.code(201).send({ id: record.id });
+    } catch (err) {
+      // Every alert fans out to every device: without a cap one reader could make each push cost hundreds.
+      if (err instanceof PushDeviceLimitError) throw new HttpError(409, err.message);
+      throw err;
+    }
   });
 
   app.delete('/api/me/push-subscriptions/:deviceId', async (req, reply) => {
