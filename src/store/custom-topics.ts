@@ -84,13 +84,18 @@ export function createCustomTopicStore(redis: RedisClient, prefix: string, opts:
     /** Stores a new alert for the owner, unless they already have `maxPerOwner`. */
     async create(ownerId: string, input: { name: string; query: string }, now: number, maxPerOwner: number): Promise<CustomTopic> {
       const topic: CustomTopic = { id: newCustomTopicId(), ownerId, name: input.name, query: input.query, createdAt: now, updatedAt: now };
-      // Announced only once the record is written, so a refused create (at the limit, or two tabs racing for the
-      // last place) leaves no trace in the change log. The record and the announcement are in different slots
-      // ({s:<id>} and {ct}), so no one script does both: a crash between the two leaves an alert its owner sees
-      // but no classifier matches until its next change (an edit or delete announces it), never an announced id
-      // without a record.
+      // At the limit nothing is announced: a refused create leaves no trace in the change log.
+      await this.checkRoom(ownerId, maxPerOwner);
+      // The record ({s:<id>}) and the index ({ct}) are in different slots, so no one script writes both. Filed in
+      // the index first (processes skip an id without a record) and announced again after: a crash in between
+      // leaves at worst an index entry without a record, never an alert its owner sees that no classifier matches.
+      await announce(topic.id, ownerId);
       const created = (await createScript(customTopicsKey(prefix, ownerId), topic.id, JSON.stringify(topic), String(maxPerOwner))) as number;
-      if (created === 0) throw limitError(maxPerOwner);
+      if (created === 0) {
+        // Two tabs raced past the check for the last place: this one withdraws its entry.
+        await announce(topic.id, '');
+        throw limitError(maxPerOwner);
+      }
       await announce(topic.id, ownerId);
       return topic;
     },

@@ -83,7 +83,7 @@ describe('topic registry: the compiled index follows Redis across processes', ()
     await expect(store.checkRoom('sub9', 2)).rejects.toThrow(/already have 2 alerts/);
     await expect(store.checkRoom('sub9', 3)).resolves.toBeUndefined();
     expect((await store.list('sub9')).map((t) => t.name)).toEqual(['One', 'Two']);
-    // Refused in the create script itself (two tabs racing past checkRoom): nothing was announced.
+    // Refused at the limit: nothing was announced.
     expect(await store.version()).toBe(version);
     await deletePrefix(web, `${prefix}-limit`);
   });
