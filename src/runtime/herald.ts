@@ -133,10 +133,13 @@ export function createHerald(opts: HeraldOptions) {
   };
   const pushDeps = {
     subscribers, stories: deliveryStories, ledger, sender, enqueue, topicName, clock, log: log.child({ role: 'push' }),
-    burstWindowMs: config.pushBurstWindowSeconds * 1000, inboxUrl: `${base}/`,
+    burstWindowMs: config.pushBurstWindowSeconds * 1000, inboxUrl: `${base}/`, jobLockMs: config.jobLockSeconds * 1000,
   };
   const hardBounceLimit = config.emailHardBounceLimit;
-  const emailDeps = { subscribers, stories, ledger, mailer, topicName, links, messageIdDomain, hardBounceLimit, clock, log: log.child({ role: 'email' }) };
+  const emailDeps = {
+    subscribers, stories, ledger, mailer, topicName, links, messageIdDomain, hardBounceLimit, clock, log: log.child({ role: 'email' }),
+    jobLockMs: config.jobLockSeconds * 1000,
+  };
   const digestDeps = {
     subscribers, stories: deliveryStories, digests, ledger, mailer, enqueue, topicName, links, messageIdDomain, hardBounceLimit, clock, log: log.child({ role: 'digest' }),
     viewUrl: (subscriberId: string, localDate: string) => digestViewUrl(base, opts.secrets.signingKey, subscriberId, localDate),

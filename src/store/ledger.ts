@@ -55,17 +55,25 @@ const DAY_SECONDS = 24 * 60 * 60;
  * makes a retried or re-run job unable to send twice. A record left in "sending" by a worker that died is
  * claimed again (counted in `reclaims`): whether that earlier attempt reached the service is unknowable,
  * so the resend carries the same Topic header / Message-ID for the receiver to collapse.
+ * A "sending" record claimed by another job less than ARGV[4] ms ago (the job lock) is left to it: that
+ * attempt may be alive and sending, and two live claims of one alert are how it went out twice. The same
+ * job takes its own claim over at once: BullMQ runs one attempt of a job at a time, so the earlier one ended.
+ * The claimed answer carries the new `attempts`, the claim's token for `requeue`.
  */
 const claimLua = (ended: string, claimed: string) => `
 local status = redis.call('HGET', KEYS[1], 'status')
 if status == 'sent' or status == 'failed' or status == 'skipped' or status == 'held' then return ${ended} end
-if status == 'sending' then redis.call('HINCRBY', KEYS[1], 'reclaims', 1) end
+if status == 'sending' then
+  local fresh = tonumber(ARGV[3]) - tonumber(redis.call('HGET', KEYS[1], 'updatedAt') or '0') < tonumber(ARGV[4])
+  if fresh and redis.call('HGET', KEYS[1], 'jobId') ~= ARGV[1] then return ${ended} end
+  redis.call('HINCRBY', KEYS[1], 'reclaims', 1)
+end
 redis.call('HSET', KEYS[1], 'status', 'sending', 'jobId', ARGV[1], 'topicId', ARGV[2], 'updatedAt', ARGV[3])
 local res = 'claimed'
 if redis.call('HSETNX', KEYS[1], 'createdAt', ARGV[3]) == 1 then res = 'created' end
-redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+local attempt = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 return ${claimed}`;
-const CLAIM = claimLua('status', 'res');
+const CLAIM = claimLua('{status}', '{res, attempt}');
 /**
  * The claim of a push attempt, answering also what the attempt reads next (the record as claimed, KEYS[2] the
  * subscriber's last push time, KEYS[3..5] the caller's three hashes in the same slot: the subscriber's
@@ -76,6 +84,17 @@ const CLAIM_READ = claimLua(
   '{status}',
   "{res, redis.call('HGETALL', KEYS[1]), redis.call('GET', KEYS[2]) or false, redis.call('HGETALL', KEYS[3]), redis.call('HGETALL', KEYS[4]), redis.call('HGETALL', KEYS[5])}",
 );
+
+/**
+ * A transient failure of one attempt: the record waits for the next one, the error kept. Only while the
+ * record is still that attempt's claim (ARGV[1] job, ARGV[2] attempts at its claim): a late failure of an
+ * attempt another one took over, or of a send that has since ended, must not reopen the record (it was
+ * then claimed and sent again, and `sent` counted twice).
+ */
+const REQUEUE = `
+if redis.call('HGET', KEYS[1], 'status') ~= 'sending' or redis.call('HGET', KEYS[1], 'jobId') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'queued', 'lastError', ARGV[3], 'updatedAt', ARGV[4])
+return 1`;
 
 /** Opens a record as "queued" when its job is enqueued; a record that exists (a re-classified story) is left as it is. */
 const OPEN = `
@@ -217,6 +236,7 @@ function toRecord(h: Record<string, string>): DeliveryRecord | null {
 
 export function createLedger(redis: RedisClient, prefix: string) {
   const claimScript = defineScript(redis, 'heraldLedgerClaim', 1, CLAIM);
+  const requeueScript = defineScript(redis, 'heraldLedgerRequeue', 1, REQUEUE);
   // Its key count fixed: passed per call, ioredis Cluster's auto-pipelining failed these claims ("All keys in
   // the pipeline should belong to the same slots allocation group", the 3-master cluster test). Like every
   // script, defined here with the store: a command defined later, while an auto-pipeline of this client is
@@ -262,23 +282,32 @@ export function createLedger(redis: RedisClient, prefix: string) {
     indexTurn({ key: ledgerDayKey(prefix, Math.floor(at / DAY_MS), shardOf(subscriberId)), at, member: `${subscriberId} ${storyId} ${channel}` });
 
   return {
-    async claim(subscriberId: string, storyId: string, channel: Channel, jobId: string, topicId: string, now: number) {
-      const res = (await claimScript(alertKey(prefix, subscriberId, storyId, channel), jobId, topicId, String(now))) as string;
+    /**
+     * `takeoverAfterMs`: how old another job's "sending" claim must be before this one takes it over (the job
+     * lock, HERALD_JOB_LOCK_SECONDS: by then BullMQ has given a dead worker's job to another). `attempt` is
+     * the claim's token for `requeue`.
+     */
+    async claim(subscriberId: string, storyId: string, channel: Channel, jobId: string, topicId: string, now: number, takeoverAfterMs: number): Promise<
+      { claimed: false; status: DeliveryStatus } | { claimed: true; attempt: number }
+    > {
+      const [res, attempt] = (await claimScript(alertKey(prefix, subscriberId, storyId, channel), jobId, topicId, String(now), takeoverAfterMs)) as [string, number?];
+      if (res !== 'claimed' && res !== 'created') return { claimed: false, status: res as DeliveryStatus };
       // Indexed once, by whichever script created the record.
       if (res === 'created') await index(subscriberId, storyId, channel, now);
-      return res === 'claimed' || res === 'created' ? { claimed: true as const } : { claimed: false as const, status: res as DeliveryStatus };
+      return { claimed: true, attempt: attempt! };
     },
 
     /**
      * `claim` for a push attempt, with the record as claimed and the subscriber's last push time (for the
      * burst rule) read in the same command, and the three hashes at `sendKeys` (`subscribers.forSendKeys`, in
-     * the subscriber's slot), answered in `reads` in their order (for `subscribers.forSendOf`).
+     * the subscriber's slot), answered in `reads` in their order (for `subscribers.forSendOf`). The record's
+     * `attempts` is the claim's token for `requeue`.
      */
-    async claimPush(subscriberId: string, storyId: string, jobId: string, topicId: string, now: number, sendKeys: readonly [string, string, string]): Promise<
+    async claimPush(subscriberId: string, storyId: string, jobId: string, topicId: string, now: number, takeoverAfterMs: number, sendKeys: readonly [string, string, string]): Promise<
       { claimed: false; status: DeliveryStatus } | { claimed: true; record: DeliveryRecord; lastPushAt: number | null; reads: string[][] }
     > {
       const [res, flat, last, ...reads] = (await claimReadScript(
-        alertKey(prefix, subscriberId, storyId, 'push'), lastPushKey(prefix, subscriberId), ...sendKeys, jobId, topicId, String(now),
+        alertKey(prefix, subscriberId, storyId, 'push'), lastPushKey(prefix, subscriberId), ...sendKeys, jobId, topicId, String(now), takeoverAfterMs,
       )) as [string, string[]?, (string | false)?, ...string[][]];
       if (res !== 'claimed' && res !== 'created') return { claimed: false, status: res as DeliveryStatus };
       if (res === 'created') await index(subscriberId, storyId, 'push', now);
@@ -339,9 +368,14 @@ export function createLedger(redis: RedisClient, prefix: string) {
       );
     },
 
-    /** A transient failure: the record waits for the next attempt with the error kept. */
-    async requeue(subscriberId: string, storyId: string, channel: Channel, error: string, now: number) {
-      await redis.hset(alertKey(prefix, subscriberId, storyId, channel), { status: 'queued', lastError: error.slice(0, 500), updatedAt: String(now) });
+    /**
+     * A transient failure of the attempt that holds `claim` (its job and its claim's `attempt`): the record
+     * waits for the next attempt with the error kept. False, and nothing written, when the record is no longer
+     * that claim (ended, or taken over by another attempt): that attempt, not this one, decides what follows.
+     */
+    async requeue(subscriberId: string, storyId: string, channel: Channel, claim: { jobId: string; attempt: number }, error: string, now: number): Promise<boolean> {
+      const res = await requeueScript(alertKey(prefix, subscriberId, storyId, channel), claim.jobId, claim.attempt, error.slice(0, 500), String(now));
+      return res === 1;
     },
 
     async markDeviceDone(subscriberId: string, storyId: string, deviceId: string) {

@@ -109,7 +109,7 @@ describe('digest sweep', () => {
     await logStory('2027-11-09T00:20:00Z', { title: 'India and Japan sign chip pact in Tokyo' });
     const pushed = await logStory('2027-11-09T00:30:00Z', { title: 'Yen falls to a new low' });
     for (const r of [mark, omit]) {
-      await t.herald.stores.ledger.claim(r.id, pushed.id, 'push', 'j', 'japan', clock.now());
+      await t.herald.stores.ledger.claim(r.id, pushed.id, 'push', 'j', 'japan', clock.now(), 30_000);
       await t.herald.stores.ledger.finish(r.id, pushed.id, 'push', 'sent', clock.now());
     }
     await tick('2027-11-09T02:30:00Z');

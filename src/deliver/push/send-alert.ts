@@ -24,6 +24,8 @@ export interface PushDeliverDeps {
   log: Logger;
   /** Non-breaking matches within this long after a push are bundled (0: never). */
   burstWindowMs: number;
+  /** HERALD_JOB_LOCK_SECONDS in ms: another job's claim younger than this is left alone (see `ledger.claim`). */
+  jobLockMs: number;
 }
 
 export { RetryLater };
@@ -147,7 +149,7 @@ export async function deliverPushAlert(
 ): Promise<AlertResult> {
   const { subscriberId, storyId, topicId } = data;
   // The subscriber's profile, devices and follows are read by the claim's own script: one command per alert.
-  const claim = await deps.ledger.claimPush(subscriberId, storyId, jobId, topicId, deps.clock.now(), deps.subscribers.forSendKeys(subscriberId));
+  const claim = await deps.ledger.claimPush(subscriberId, storyId, jobId, topicId, deps.clock.now(), deps.jobLockMs, deps.subscribers.forSendKeys(subscriberId));
   if (!claim.claimed) return { kind: 'ended', summary: `already ${claim.status}` };
   const { record, lastPushAt } = claim;
   const { who, devices, follows } = deps.subscribers.forSendOf(claim.reads);
@@ -201,7 +203,10 @@ export async function deliverPushAlert(
   const done = record.devicesDone.length + res.reached;
   const after = deps.clock.now();
   if (res.retry) {
-    await deps.ledger.requeue(subscriberId, storyId, 'push', res.problems.join('; '), after);
+    // Refused when another attempt took the record over meanwhile: that one owns what happens next.
+    if (!(await deps.ledger.requeue(subscriberId, storyId, 'push', { jobId, attempt: record.attempts }, res.problems.join('; '), after))) {
+      return { kind: 'ended', summary: 'taken over by another attempt' };
+    }
     return { kind: 'retry', reason: res.problems.join('; '), retryAfterMs: res.retryAfterMs };
   }
   if (done === 0) return fail(res.problems.length > 0 ? res.problems.join('; ') : 'every push subscription was gone');

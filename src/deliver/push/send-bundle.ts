@@ -30,7 +30,7 @@ export async function sendPushBundle(deps: PushDeliverDeps & { inboxUrl: string 
   }
   const ledgerId = bundleLedgerId(bundleId);
   // No topic on the bundle's own record: the topic counters count the held alerts it carries, once each.
-  const claim = await deps.ledger.claim(subscriberId, ledgerId, 'push', jobId, '', now);
+  const claim = await deps.ledger.claim(subscriberId, ledgerId, 'push', jobId, '', now, deps.jobLockMs);
   if (!claim.claimed) return `already ${claim.status}`;
 
   const [stories, devices, record] = await Promise.all([
@@ -56,7 +56,8 @@ export async function sendPushBundle(deps: PushDeliverDeps & { inboxUrl: string 
   const after = deps.clock.now();
   const done = (record?.devicesDone.length ?? 0) + res.reached;
   if (res.retry) {
-    await deps.ledger.requeue(subscriberId, ledgerId, 'push', res.problems.join('; '), after);
+    // Refused when another attempt took the bundle over meanwhile: that one sends and releases it.
+    if (!(await deps.ledger.requeue(subscriberId, ledgerId, 'push', { jobId, attempt: claim.attempt }, res.problems.join('; '), after))) return 'taken over by another attempt';
     throw new RetryLater(res.problems.join('; '), res.retryAfterMs);
   }
   const outcome = done > 0 ? 'sent' : 'failed';
