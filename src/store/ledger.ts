@@ -120,6 +120,14 @@ ${finishStepLua('ARGV[1]', 'ARGV[2]', { reason: 'ARGV[3]', lastError: 'ARGV[4]',
 if created == 1 then return 2 end
 return 1`;
 
+/** Keeps the newest `limit` entries of the inbox, the trimmed ones' bodies going with them; leaves them in `over`. */
+const inboxTrimLua = (k: { index: string; items: string; limit: string }) => `
+local over = redis.call('ZRANGE', ${k.index}, 0, -(tonumber(${k.limit}) + 1))
+if #over > 0 then
+  redis.call('ZREMRANGEBYRANK', ${k.index}, 0, -(tonumber(${k.limit}) + 1))
+  redis.call('HDEL', ${k.items}, unpack(over))
+end`;
+
 /**
  * The inbox step, shared by INBOX_ADD and FINISH_SENT: the entry added under `member` (its JSON body in the
  * items hash), then entries past the newest `limit` trimmed with their bodies; leaves them in `over`.
@@ -127,11 +135,7 @@ return 1`;
 const inboxAddLua = (k: { index: string; items: string; at: string; member: string; limit: string; item: string }) => `
 redis.call('ZADD', ${k.index}, ${k.at}, ${k.member})
 redis.call('HSET', ${k.items}, ${k.member}, ${k.item})
-local over = redis.call('ZRANGE', ${k.index}, 0, -(tonumber(${k.limit}) + 1))
-if #over > 0 then
-  redis.call('ZREMRANGEBYRANK', ${k.index}, 0, -(tonumber(${k.limit}) + 1))
-  redis.call('HDEL', ${k.items}, unpack(over))
-end`;
+${inboxTrimLua(k)}`;
 
 /**
  * A push alert that reached its devices, in one step: every reached device marked (ARGV[8..]), the record
@@ -164,6 +168,44 @@ return 1`;
 const INBOX_ADD = `
 ${inboxAddLua({ index: 'KEYS[1]', items: 'KEYS[2]', at: 'ARGV[1]', member: 'ARGV[2]', limit: 'ARGV[3]', item: 'ARGV[4]' })}
 return #over`;
+
+/**
+ * Releases held alerts after the bundle or digest carrying them went out: for each record (KEYS[4..]) whose
+ * story, topic and inbox JSON are the ARGV triple at 6 + 3(i-1), one step: the record ends once (FINISH's
+ * rule: 0 when it had already ended, 2 when it was new), its story leaves the held set (KEYS[1]) either way,
+ * and the inbox (KEYS[2], KEYS[3]) gets its entry when the record ended here and one was given. The inbox is
+ * trimmed to ARGV[5] once, not per alert. ARGV[1..4]: status, now, reason, via.
+ */
+const RELEASE = `
+local out = {}
+local added = 0
+for i = 4, #KEYS do
+  local a = 6 + (i - 4) * 3
+  local story, topic, item = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+  local status = redis.call('HGET', KEYS[i], 'status')
+  local moved = 0
+  if status ~= 'sent' and status ~= 'failed' and status ~= 'skipped' then
+    redis.call('HSET', KEYS[i], 'status', ARGV[1], 'updatedAt', ARGV[2])
+    if ARGV[3] ~= '' then redis.call('HSET', KEYS[i], 'reason', ARGV[3]) end
+    if ARGV[4] ~= '' then redis.call('HSET', KEYS[i], 'via', ARGV[4]) end
+    if topic ~= '' then redis.call('HSET', KEYS[i], 'topicId', topic) end
+    moved = 1
+    if redis.call('HSETNX', KEYS[i], 'createdAt', ARGV[2]) == 1 then moved = 2 end
+    if item ~= '' then
+      redis.call('ZADD', KEYS[2], ARGV[2], story .. ':push')
+      redis.call('HSET', KEYS[3], story .. ':push', item)
+      added = added + 1
+    end
+  end
+  redis.call('ZREM', KEYS[1], story)
+  out[#out + 1] = moved
+end
+if added > 0 then
+${inboxTrimLua({ index: 'KEYS[2]', items: 'KEYS[3]', limit: 'ARGV[5]' })}
+end
+return out`;
+/** Held alerts per RELEASE script: a bounded time for which one script holds Redis, and few round trips. */
+const RELEASE_CHUNK = 500;
 
 /** The status field of each record in KEYS (false where there is none: a nil would end the Lua table). */
 const STATUSES = `
@@ -249,6 +291,7 @@ export function createLedger(redis: RedisClient, prefix: string) {
   const reservePushScript = defineScript(redis, 'heraldReservePush', 1, RESERVE_PUSH);
   const inboxAddScript = defineScript(redis, 'heraldInboxAdd', 2, INBOX_ADD);
   const statusesScript = defineScript(redis, 'heraldLedgerStatuses', null, STATUSES);
+  const releaseScript = defineScript(redis, 'heraldLedgerRelease', null, RELEASE);
   // Counts of one event-loop turn are summed: a batch's finish scripts come back in one pipelined reply, so
   // their counts go out as one HINCRBY per topic and field instead of one per alert.
   const countTurn = perTurn<{ key: string; field: string }>((events) => {
@@ -418,12 +461,36 @@ export function createLedger(redis: RedisClient, prefix: string) {
       return ids.map((x, i) => ({ ...x, topicId: topics[i] ?? '' }));
     },
 
-    /** After the bundle or digest carrying them was confirmed: each record ends, the held set forgets them. */
-    async release(subscriberId: string, bucket: HeldBucket, items: HeldAlert[], outcome: { status: FinalStatus; via: string; reason?: string }, now: number) {
-      for (const item of items) {
-        await this.finish(subscriberId, item.storyId, 'push', outcome.status, now, { via: outcome.via, reason: outcome.reason, topicId: item.topicId });
+    /**
+     * After the bundle or digest carrying them went out: each record ends (unless it already had), leaves the
+     * held set and, when the item has `inbox`, joins the inbox, as one step per alert (RELEASE), RELEASE_CHUNK
+     * alerts per script. Returns the items whose record this ended: only those are counted.
+     */
+    async release(
+      subscriberId: string,
+      bucket: HeldBucket,
+      items: readonly (HeldAlert & { inbox?: InboxItem })[],
+      outcome: { status: FinalStatus; via: string; reason?: string },
+      now: number,
+    ): Promise<HeldAlert[]> {
+      const ended: HeldAlert[] = [];
+      for (let i = 0; i < items.length; i += RELEASE_CHUNK) {
+        const chunk = items.slice(i, i + RELEASE_CHUNK);
+        const moved = (await releaseScript(
+          3 + chunk.length, heldKey(prefix, subscriberId, bucket), inboxKey(prefix, subscriberId), inboxItemsKey(prefix, subscriberId),
+          ...chunk.map((h) => alertKey(prefix, subscriberId, h.storyId, 'push')),
+          outcome.status, String(now), outcome.reason ?? '', outcome.via, INBOX_LIMIT,
+          ...chunk.flatMap((h) => [h.storyId, h.topicId, h.inbox ? JSON.stringify(h.inbox) : '']),
+        )) as number[];
+        await Promise.all(chunk.map(async (h, k) => {
+          if (moved[k] === 2) await index(subscriberId, h.storyId, 'push', now);
+          if (moved[k]! >= 1) await bump(h.topicId, 'push', outcome.status);
+        }));
+        chunk.forEach((h, k) => {
+          if (moved[k]! >= 1) ended.push({ storyId: h.storyId, topicId: h.topicId, at: h.at });
+        });
       }
-      if (items.length > 0) await redis.zrem(heldKey(prefix, subscriberId, bucket), ...items.map((i) => i.storyId));
+      return ended;
     },
 
     /**

@@ -20,15 +20,22 @@ export async function sendPushBundle(deps: PushDeliverDeps & { inboxUrl: string 
   const who = await deps.subscribers.forDelivery(subscriberId);
   if (!who) return 'skipped: subscriber gone';
   const quiet = quietHoursAt(now, effectiveZone(who.subscriber.timeZone).zone, who.prefs.quietHours);
+  const ledgerId = bundleLedgerId(bundleId);
   const held = await deps.ledger.held(subscriberId, 'bundle');
-  if (held.length === 0) return 'nothing held';
+  if (held.length === 0) {
+    // This job's earlier attempt may have released them all and died before ending the bundle's own record.
+    const earlier = await deps.ledger.get(subscriberId, ledgerId, 'push');
+    if (earlier?.status === 'sending' && earlier.jobId === jobId) {
+      await deps.ledger.finish(subscriberId, ledgerId, 'push', earlier.devicesDone.length > 0 ? 'sent' : 'failed', now);
+    }
+    return 'nothing held';
+  }
   if (quiet.active) {
     // The reader moved or widened their quiet hours since: wait for the new end.
     const next = String(quiet.endsAt);
     await deps.enqueue('PushBundleSend', { subscriberId, bundleId: next }, { jobId: jobIds.bundle(subscriberId, next), delay: Math.max(0, quiet.endsAt - now) });
     return 'still quiet: moved to the end of the quiet hours';
   }
-  const ledgerId = bundleLedgerId(bundleId);
   // No topic on the bundle's own record: the topic counters count the held alerts it carries, once each.
   const claim = await deps.ledger.claim(subscriberId, ledgerId, 'push', jobId, '', now, deps.jobLockMs);
   if (!claim.claimed) return `already ${claim.status}`;
@@ -61,14 +68,16 @@ export async function sendPushBundle(deps: PushDeliverDeps & { inboxUrl: string 
     throw new RetryLater(res.problems.join('; '), res.retryAfterMs);
   }
   const outcome = done > 0 ? 'sent' : 'failed';
+  // The held alerts end (each with its inbox entry) before the bundle's own record does: if this attempt dies in
+  // between, the bundle is still this job's claim, and the retry (no device left to reach) releases whatever is
+  // still held. Ended first, the bundle answered the retry "already sent" and the rest stayed held for ever.
+  const released = items.map((i) => ({
+    ...i.held,
+    ...(outcome === 'sent' ? { inbox: { storyId: i.story.id, title: i.story.title, url: i.story.url, topicId: i.held.topicId, why: 'bundled', channel: 'push' as const, at: after, read: false } } : {}),
+  }));
+  await deps.ledger.release(subscriberId, 'bundle', released, { status: outcome, via: `bundle:${bundleId}` }, after);
+  if (outcome === 'sent') await deps.ledger.notePush(subscriberId, after);
   await deps.ledger.finish(subscriberId, ledgerId, 'push', outcome, after, { error: res.problems.join('; ') || undefined });
-  await deps.ledger.release(subscriberId, 'bundle', items.map((i) => i.held), { status: outcome, via: `bundle:${bundleId}` }, after);
-  if (outcome === 'sent') {
-    await deps.ledger.notePush(subscriberId, after);
-    for (const i of items) {
-      await deps.ledger.addToInbox(subscriberId, { storyId: i.story.id, title: i.story.title, url: i.story.url, topicId: i.held.topicId, why: 'bundled', channel: 'push', at: after, read: false });
-    }
-  }
   deps.log.info({ subscriber_id: subscriberId, bundle_id: bundleId, stories: items.length, devices: done }, `push bundle ${outcome}`);
   return outcome;
 }
