@@ -44,7 +44,7 @@ export const topicStatsKey = (prefix: string, topicId: string) => `${prefix}:{t:
 export type DeliveryStatus = 'queued' | 'sending' | 'held' | 'sent' | 'failed' | 'skipped';
 export type FinalStatus = 'sent' | 'failed' | 'skipped';
 export const FINAL_STATUSES: readonly DeliveryStatus[] = ['sent', 'failed', 'skipped'];
-export type SkipReason = 'quiet-hours' | 'cap' | 'muted' | 'already-pushed' | 'no-device' | 'no-email' | 'email-disabled' | 'rolled-into-digest';
+export type SkipReason = 'quiet-hours' | 'cap' | 'muted' | 'already-pushed' | 'no-device' | 'no-email' | 'email-disabled' | 'rolled-into-digest' | 'story-gone';
 /** bundle: sent as one notification when quiet hours or a burst window end; digest: goes into the next digest. */
 export type HeldBucket = 'bundle' | 'digest';
 export const INBOX_LIMIT = 200;
@@ -470,6 +470,7 @@ export function createLedger(redis: RedisClient, prefix: string) {
       subscriberId: string,
       bucket: HeldBucket,
       items: readonly (HeldAlert & { inbox?: InboxItem })[],
+      /** `via` '' for alerts that ended without the bundle or digest carrying them. */
       outcome: { status: FinalStatus; via: string; reason?: string },
       now: number,
     ): Promise<HeldAlert[]> {

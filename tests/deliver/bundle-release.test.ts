@@ -85,4 +85,25 @@ describe('push bundle: held alerts end with it', () => {
     expect(await ledger.get(r.id, 'bundle-b1', 'push')).toMatchObject({ status: 'sent' });
     expect((await ledger.topicStats(['japan'])).japan!.push.sent - sentBefore).toBe(5);
   });
+
+  it("a held alert whose story is gone is skipped as story-gone by the bundle that finds it, not left for the next one", async () => {
+    const r = await readerWithHeld(3, { gone: 1 });
+    const gone = r.held[2]!;
+    expect(await sendPushBundle(deps(), { subscriberId: r.id, bundleId: 'b2' }, 'bundle-job-2')).toBe('sent');
+    expect(sink.forDevice(r.device).map((p) => p.payload.title)).toEqual(['2 new stories in Japan']);
+    // Before, it stayed held, and every later bundle read it again.
+    expect(await ledger.get(r.id, gone.id, 'push')).toMatchObject({ status: 'skipped', reason: 'story-gone', via: null });
+    expect(await ledger.held(r.id, 'bundle')).toEqual([]);
+    expect((await ledger.inbox(r.id)).map((i) => i.storyId).sort()).toEqual([r.held[0]!.id, r.held[1]!.id].sort());
+    expect(await sendPushBundle(deps(), { subscriberId: r.id, bundleId: 'b3' }, 'bundle-job-3')).toBe('nothing held');
+  });
+
+  it('every held story gone: no push, each alert skipped as story-gone, the bundle skipped', async () => {
+    const r = await readerWithHeld(2, { gone: 2 });
+    expect(await sendPushBundle(deps(), { subscriberId: r.id, bundleId: 'b4' }, 'bundle-job-4')).toBe('skipped: held stories no longer exist');
+    expect(sink.forDevice(r.device)).toEqual([]);
+    for (const s of r.held) expect(await ledger.get(r.id, s.id, 'push')).toMatchObject({ status: 'skipped', reason: 'story-gone' });
+    expect(await ledger.held(r.id, 'bundle')).toEqual([]);
+    expect(await ledger.get(r.id, 'bundle-b4', 'push')).toMatchObject({ status: 'skipped', reason: 'held stories no longer exist' });
+  });
 });

@@ -47,9 +47,13 @@ export async function sendPushBundle(deps: PushDeliverDeps & { inboxUrl: string 
   ]);
   const byId = new Map(stories.map((s) => [s.id, s]));
   const items = held.filter((h) => byId.has(h.storyId)).map((h) => ({ story: byId.get(h.storyId)!, topicName: deps.topicName(h.topicId), held: h }));
+  // A held alert whose story expired or was deleted can go into no bundle: it ends here, or every later bundle
+  // would read it again and it would stay held for ever.
+  const gone = held.filter((h) => !byId.has(h.storyId));
+  if (gone.length > 0) await deps.ledger.release(subscriberId, 'bundle', gone, { status: 'skipped', via: '', reason: 'story-gone' }, now);
   if (items.length === 0 || devices.length === 0) {
     const reason = items.length === 0 ? 'held stories no longer exist' : 'no-device';
-    await deps.ledger.release(subscriberId, 'bundle', held, { status: 'skipped', via: `bundle:${bundleId}`, reason }, now);
+    await deps.ledger.release(subscriberId, 'bundle', items.map((i) => i.held), { status: 'skipped', via: `bundle:${bundleId}`, reason }, now);
     await deps.ledger.finish(subscriberId, ledgerId, 'push', 'skipped', now, { reason });
     return `skipped: ${reason}`;
   }
