@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { jobIds } from '../../src/queue/jobs.ts';
 import { manualClock } from '../helpers/clock.ts';
 import type { TestHerald } from '../helpers/herald.ts';
 import type { PushSink } from './support/push-sink.ts';
@@ -15,8 +16,8 @@ describe('delivery: every alert ends once', () => {
   let t: TestHerald;
   let world: PushWorld | undefined;
 
-  const reader = async () => {
-    const id = await addSubscriber(t, clock.now());
+  const reader = async (opts: Parameters<typeof addSubscriber>[2] = {}) => {
+    const id = await addSubscriber(t, clock.now(), opts);
     const device = sink.newDevice();
     await t.herald.stores.subscribers.addPushSubscription(id, device.subscription, clock.now());
     return { id, device: device.id };
@@ -26,7 +27,15 @@ describe('delivery: every alert ends once', () => {
     await t.herald.stores.stories.put(story);
     return story;
   };
-  const record = (sub: string, story: string) => t.herald.stores.ledger.get(sub, story, 'push');
+  const record = (sub: string, story: string, channel: 'push' | 'email' = 'push') => t.herald.stores.ledger.get(sub, story, channel);
+  const until = async (ok: () => boolean | Promise<boolean>, timeoutMs = 20_000) => {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await ok())) {
+      if (Date.now() > deadline) throw new Error(`not reached within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  const ended = (sub: string, story: string, channel: 'push' | 'email' = 'push') => until(async () => !['queued', 'sending'].includes((await record(sub, story, channel))?.status ?? 'queued'));
 
   beforeAll(async () => {
     world = await startPushWorld('delivery-ends', clock, { sink: { delayMs: 50 }, env: { HERALD_JOB_LOCK_SECONDS: '2' } });
@@ -49,5 +58,55 @@ describe('delivery: every alert ends once', () => {
     expect(sink.forDevice(r.device)).toHaveLength(1);
     expect(await record(r.id, story.id)).toMatchObject({ status: 'sent' });
     expect((await t.herald.stores.ledger.topicStats(['japan'])).japan!.push.sent - before).toBe(1);
+  });
+
+  describe("a retry keeps to the reader's rules", () => {
+    const quiet = { quietHours: { from: '22:00', to: '07:00' } };
+    /** A push answered 429 (Retry-After 2 s) at 21:59 UTC; when that request has arrived, `meanwhile` runs at 23:30. */
+    const pushRetriedAt2330 = async (r: { id: string; device: string }, meanwhile: () => Promise<void> = async () => {}) => {
+      clock.set('2027-03-01T21:59:00Z');
+      const story = await newStory();
+      sink.script(r.device, [{ status: 429, headers: { 'retry-after': '2' } }]);
+      await enqueueAlert(t, 'push', r.id, story.id);
+      await until(async () => sink.requests.some((q) => q.deviceId === r.device) && (await record(r.id, story.id))?.status === 'queued');
+      clock.set('2027-03-01T23:30:00Z');
+      await meanwhile();
+      await ended(r.id, story.id);
+      return story;
+    };
+
+    it('a push answered 429 before quiet hours, whose reader unfollowed the topic meanwhile, is skipped at its retry, not sent', async () => {
+      const r = await reader({ prefs: quiet });
+      const story = await pushRetriedAt2330(r, () => t.herald.stores.subscribers.setFollows(r.id, { india: { cadence: 'instant', channels: ['push'] } }));
+      // Before: delivered at 23:30, inside quiet hours, for a topic the reader had left.
+      expect(sink.requests.filter((q) => q.deviceId === r.device).map((q) => q.status)).toEqual([429]);
+      expect(await record(r.id, story.id)).toMatchObject({ status: 'skipped', reason: 'muted', attempts: 2 });
+    });
+
+    it('a push answered 429 before quiet hours is held for the bundle at its retry inside them, not sent', async () => {
+      const r = await reader({ prefs: quiet });
+      const story = await pushRetriedAt2330(r);
+      expect(sink.requests.filter((q) => q.deviceId === r.device).map((q) => q.status)).toEqual([429]);
+      expect(await record(r.id, story.id)).toMatchObject({ status: 'held', reason: 'quiet-hours' });
+      const bundleAt = Date.parse('2027-03-02T07:00:00Z');
+      const bundle = await t.herald.queues.push.getJob(jobIds.bundle(r.id, String(bundleAt)));
+      expect(bundle?.opts.delay).toBe(bundleAt - clock.now());
+      // Its release is another test's subject (push-dispatch): gone, so this file's queues can be idle again.
+      await bundle!.remove();
+    });
+
+    it('an email answered 451, whose reader muted the topic meanwhile, is skipped at its retry, not sent', async () => {
+      clock.set('2027-03-01T12:00:00Z');
+      const address = 'muted-later@example.test';
+      const id = await addSubscriber(t, clock.now(), { email: address, topics: { japan: { cadence: 'instant', channels: ['email'] } } });
+      world!.smtp.script(address, { tempFail: 1, code: 451 });
+      const story = await newStory();
+      await enqueueAlert(t, 'email', id, story.id, 'japan', { backoff: { type: 'delivery', delay: 2000 } });
+      await until(async () => (await record(id, story.id, 'email'))?.status === 'queued');
+      await t.herald.stores.subscribers.setFollows(id, { japan: { cadence: 'instant', channels: ['email'], mutedUntil: clock.now() + 7 * 86_400_000 } });
+      await ended(id, story.id, 'email');
+      expect(world!.smtp.to(address)).toEqual([]);
+      expect(await record(id, story.id, 'email')).toMatchObject({ status: 'skipped', reason: 'muted', attempts: 2 });
+    });
   });
 });

@@ -5,6 +5,7 @@ import type { JobCatalog } from '../../queue/jobs.ts';
 import type { Ledger } from '../../store/ledger.ts';
 import type { StoryStore } from '../../store/stories.ts';
 import type { SubscriberStore } from '../../store/subscribers.ts';
+import { followWants } from '../follow-wants.ts';
 import { RetryLater } from '../retry.ts';
 import type { Mailer, MailOutcome } from './mailer.ts';
 import { renderAlertEmail, type UnsubscribeLinks } from './render.ts';
@@ -64,8 +65,8 @@ export async function sendEmailAlert(deps: EmailDeliverDeps, data: JobCatalog['A
     await deps.ledger.finish(subscriberId, storyId, 'email', 'skipped', deps.clock.now(), { reason });
     return `skipped: ${reason}`;
   };
-  const follow = follows[topicId];
-  if (follow?.cadence !== 'instant' || !follow.channels.includes('email')) return skip('muted');
+  // Checked on every attempt: a retry can come after the reader unfollowed or muted the topic.
+  if (!followWants(follows[topicId], 'email', deps.clock.now())) return skip('muted');
   const address = who.subscriber.email;
   if (!address) return skip('no-email');
   if (who.emailHealth.disabledAt !== null) return skip('email-disabled');

@@ -7,6 +7,7 @@ import type { HeldBucket, Ledger } from '../../store/ledger.ts';
 import type { StoryStore } from '../../store/stories.ts';
 import type { DeliveryPrefs, SubscriberStore } from '../../store/subscribers.ts';
 import { effectiveZone, localDate } from '../../digest/schedule.ts';
+import { followWants } from '../follow-wants.ts';
 import { quietHoursAt } from '../quiet-hours.ts';
 import { deliveryBackoffMs, RetryLater } from '../retry.ts';
 import { MAX_PAYLOAD_BYTES, renderPushPayload } from './payload.ts';
@@ -165,11 +166,13 @@ export async function deliverPushAlert(
   const { zone } = effectiveZone(who.subscriber.timeZone);
   const breaking = isBreaking(story, now);
   const firstAttempt = record.attempts <= 1 && record.devicesDone.length === 0;
-  const follow = follows[topicId];
-  const decision = firstAttempt
+  // The reader's rules (unfollowed or muted, quiet hours, bursts) hold for every attempt, not only the first: a
+  // retry can come an hour later. Once a device has the alert, a retry only finishes the delivery to the others:
+  // holding or skipping it then would notify the reader twice, or record as skipped an alert they got.
+  const decision = record.devicesDone.length === 0
     ? decidePush({
         now, zone, prefs: who.prefs, breaking,
-        following: follow?.cadence === 'instant' && follow.channels.includes('push'),
+        following: followWants(follows[topicId], 'push', now),
         devices: devices.length,
         hasDigest: who.subscriber.email !== null && who.emailHealth.disabledAt === null,
         lastPushAt,
