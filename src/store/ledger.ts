@@ -171,16 +171,16 @@ return #over`;
 
 /**
  * Releases held alerts after the bundle or digest carrying them went out: for each record (KEYS[4..]) whose
- * story, topic and inbox JSON are the ARGV triple at 6 + 3(i-1), one step: the record ends once (FINISH's
+ * story, topic and inbox JSON are the ARGV triple at 7 + 3(i-1), one step: the record ends once (FINISH's
  * rule: 0 when it had already ended, 2 when it was new), its story leaves the held set (KEYS[1]) either way,
  * and the inbox (KEYS[2], KEYS[3]) gets its entry when the record ended here and one was given. The inbox is
- * trimmed to ARGV[5] once, not per alert. ARGV[1..4]: status, now, reason, via.
+ * trimmed to ARGV[5] once, not per alert. ARGV[1..4]: status, now, reason, via; ARGV[6]: error.
  */
 const RELEASE = `
 local out = {}
 local added = 0
 for i = 4, #KEYS do
-  local a = 6 + (i - 4) * 3
+  local a = 7 + (i - 4) * 3
   local story, topic, item = ARGV[a], ARGV[a + 1], ARGV[a + 2]
   local status = redis.call('HGET', KEYS[i], 'status')
   local moved = 0
@@ -188,6 +188,7 @@ for i = 4, #KEYS do
     redis.call('HSET', KEYS[i], 'status', ARGV[1], 'updatedAt', ARGV[2])
     if ARGV[3] ~= '' then redis.call('HSET', KEYS[i], 'reason', ARGV[3]) end
     if ARGV[4] ~= '' then redis.call('HSET', KEYS[i], 'via', ARGV[4]) end
+    if ARGV[6] ~= '' then redis.call('HSET', KEYS[i], 'lastError', ARGV[6]) end
     if topic ~= '' then redis.call('HSET', KEYS[i], 'topicId', topic) end
     moved = 1
     if redis.call('HSETNX', KEYS[i], 'createdAt', ARGV[2]) == 1 then moved = 2 end
@@ -204,6 +205,17 @@ if added > 0 then
 ${inboxTrimLua({ index: 'KEYS[2]', items: 'KEYS[3]', limit: 'ARGV[5]' })}
 end
 return out`;
+/**
+ * BullMQ gave up on the job of this record (ARGV[1]): the record ends as failed with ARGV[2] as its error, when it
+ * still waits for that job: "queued" (the last attempt's transient failure), or "sending" under that job's claim
+ * (an attempt that died). Another job's claim, a held record or an ended one is left alone (0).
+ */
+const GIVE_UP = `
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= 'queued' and not (status == 'sending' and redis.call('HGET', KEYS[1], 'jobId') == ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'failed', 'lastError', ARGV[2], 'updatedAt', ARGV[3])
+return 1`;
+
 /** Held alerts per RELEASE script: a bounded time for which one script holds Redis, and few round trips. */
 const RELEASE_CHUNK = 500;
 
@@ -292,6 +304,7 @@ export function createLedger(redis: RedisClient, prefix: string) {
   const inboxAddScript = defineScript(redis, 'heraldInboxAdd', 2, INBOX_ADD);
   const statusesScript = defineScript(redis, 'heraldLedgerStatuses', null, STATUSES);
   const releaseScript = defineScript(redis, 'heraldLedgerRelease', null, RELEASE);
+  const giveUpScript = defineScript(redis, 'heraldLedgerGiveUp', 1, GIVE_UP);
   // Counts of one event-loop turn are summed: a batch's finish scripts come back in one pipelined reply, so
   // their counts go out as one HINCRBY per topic and field instead of one per alert.
   const countTurn = perTurn<{ key: string; field: string }>((events) => {
@@ -421,6 +434,17 @@ export function createLedger(redis: RedisClient, prefix: string) {
       return res === 1;
     },
 
+    /**
+     * The job `jobId` will not run again (attempts used up): its record, if it still waits for that job, ends as
+     * failed with `error`, so the ledger and the counters show it instead of "queued" for ever. True when it did.
+     */
+    async giveUp(subscriberId: string, storyId: string, channel: Channel, jobId: string, error: string, now: number): Promise<boolean> {
+      const key = alertKey(prefix, subscriberId, storyId, channel);
+      const moved = (await giveUpScript(key, jobId, error.slice(0, 500), String(now))) === 1;
+      if (moved) await bump((await redis.hget(key, 'topicId')) ?? '', channel, 'failed');
+      return moved;
+    },
+
     async markDeviceDone(subscriberId: string, storyId: string, deviceId: string) {
       await redis.hset(alertKey(prefix, subscriberId, storyId, 'push'), `dev:${deviceId}`, '1');
     },
@@ -470,8 +494,8 @@ export function createLedger(redis: RedisClient, prefix: string) {
       subscriberId: string,
       bucket: HeldBucket,
       items: readonly (HeldAlert & { inbox?: InboxItem })[],
-      /** `via` '' for alerts that ended without the bundle or digest carrying them. */
-      outcome: { status: FinalStatus; via: string; reason?: string },
+      /** `via` '' for alerts that ended without the bundle or digest carrying them; `error` kept as `lastError`. */
+      outcome: { status: FinalStatus; via: string; reason?: string; error?: string },
       now: number,
     ): Promise<HeldAlert[]> {
       const ended: HeldAlert[] = [];
@@ -480,7 +504,7 @@ export function createLedger(redis: RedisClient, prefix: string) {
         const moved = (await releaseScript(
           3 + chunk.length, heldKey(prefix, subscriberId, bucket), inboxKey(prefix, subscriberId), inboxItemsKey(prefix, subscriberId),
           ...chunk.map((h) => alertKey(prefix, subscriberId, h.storyId, 'push')),
-          outcome.status, String(now), outcome.reason ?? '', outcome.via, INBOX_LIMIT,
+          outcome.status, String(now), outcome.reason ?? '', outcome.via, INBOX_LIMIT, (outcome.error ?? '').slice(0, 500),
           ...chunk.flatMap((h) => [h.storyId, h.topicId, h.inbox ? JSON.stringify(h.inbox) : '']),
         )) as number[];
         await Promise.all(chunk.map(async (h, k) => {

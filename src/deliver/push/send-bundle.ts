@@ -6,6 +6,8 @@ import { RetryLater } from '../retry.ts';
 import { renderBundlePayload } from './payload.ts';
 import { pushTopic } from './policy.ts';
 import { sendToDevices, type PushDeliverDeps } from './send-alert.ts';
+import type { Story } from '../../model.ts';
+import { FINAL_STATUSES, type HeldAlert } from '../../store/ledger.ts';
 
 export const bundleLedgerId = (bundleId: string) => `bundle-${bundleId}`;
 
@@ -45,12 +47,7 @@ export async function sendPushBundle(deps: PushDeliverDeps & { inboxUrl: string 
     deps.subscribers.pushSubscriptions(subscriberId),
     deps.ledger.get(subscriberId, ledgerId, 'push'),
   ]);
-  const byId = new Map(stories.map((s) => [s.id, s]));
-  const items = held.filter((h) => byId.has(h.storyId)).map((h) => ({ story: byId.get(h.storyId)!, topicName: deps.topicName(h.topicId), held: h }));
-  // A held alert whose story expired or was deleted can go into no bundle: it ends here, or every later bundle
-  // would read it again and it would stay held for ever.
-  const gone = held.filter((h) => !byId.has(h.storyId));
-  if (gone.length > 0) await deps.ledger.release(subscriberId, 'bundle', gone, { status: 'skipped', via: '', reason: 'story-gone' }, now);
+  const items = await withStories(deps, subscriberId, held, stories, now);
   if (items.length === 0 || devices.length === 0) {
     const reason = items.length === 0 ? 'held stories no longer exist' : 'no-device';
     await deps.ledger.release(subscriberId, 'bundle', items.map((i) => i.held), { status: 'skipped', via: `bundle:${bundleId}`, reason }, now);
@@ -72,16 +69,54 @@ export async function sendPushBundle(deps: PushDeliverDeps & { inboxUrl: string 
     throw new RetryLater(res.problems.join('; '), res.retryAfterMs);
   }
   const outcome = done > 0 ? 'sent' : 'failed';
-  // The held alerts end (each with its inbox entry) before the bundle's own record does: if this attempt dies in
-  // between, the bundle is still this job's claim, and the retry (no device left to reach) releases whatever is
-  // still held. Ended first, the bundle answered the retry "already sent" and the rest stayed held for ever.
-  const released = items.map((i) => ({
-    ...i.held,
-    ...(outcome === 'sent' ? { inbox: { storyId: i.story.id, title: i.story.title, url: i.story.url, topicId: i.held.topicId, why: 'bundled', channel: 'push' as const, at: after, read: false } } : {}),
-  }));
-  await deps.ledger.release(subscriberId, 'bundle', released, { status: outcome, via: `bundle:${bundleId}` }, after);
-  if (outcome === 'sent') await deps.ledger.notePush(subscriberId, after);
-  await deps.ledger.finish(subscriberId, ledgerId, 'push', outcome, after, { error: res.problems.join('; ') || undefined });
+  await endBundle(deps, subscriberId, bundleId, items, outcome, after, res.problems.join('; ') || undefined);
   deps.log.info({ subscriber_id: subscriberId, bundle_id: bundleId, stories: items.length, devices: done }, `push bundle ${outcome}`);
   return outcome;
+}
+
+type BundleItem = { story: Story; topicName: string; held: HeldAlert };
+
+/**
+ * The held alerts whose story is still there, as bundle items. One whose story expired or was deleted can go into
+ * no bundle: it ends here as skipped ('story-gone'), or every later bundle would read it again and it would stay
+ * held for ever.
+ */
+async function withStories(deps: PushDeliverDeps, subscriberId: string, held: HeldAlert[], stories: Story[], now: number): Promise<BundleItem[]> {
+  const byId = new Map(stories.map((s) => [s.id, s]));
+  const gone = held.filter((h) => !byId.has(h.storyId));
+  if (gone.length > 0) await deps.ledger.release(subscriberId, 'bundle', gone, { status: 'skipped', via: '', reason: 'story-gone' }, now);
+  return held.filter((h) => byId.has(h.storyId)).map((h) => ({ story: byId.get(h.storyId)!, topicName: deps.topicName(h.topicId), held: h }));
+}
+
+/**
+ * Ends a bundle that went out (or failed for good): its held alerts end with its outcome, each with its inbox entry
+ * when sent, before the bundle's own record does. If the attempt dies in between, the bundle is still this job's
+ * claim, and the retry (no device left to reach) releases whatever is still held; ended first, the bundle
+ * answered the retry "already sent" and the rest stayed held for ever.
+ */
+async function endBundle(deps: PushDeliverDeps, subscriberId: string, bundleId: string, items: BundleItem[], outcome: 'sent' | 'failed', at: number, error?: string) {
+  const released = items.map((i) => ({
+    ...i.held,
+    ...(outcome === 'sent' ? { inbox: { storyId: i.story.id, title: i.story.title, url: i.story.url, topicId: i.held.topicId, why: 'bundled', channel: 'push' as const, at, read: false } } : {}),
+  }));
+  await deps.ledger.release(subscriberId, 'bundle', released, { status: outcome, via: `bundle:${bundleId}`, ...(outcome === 'failed' && error ? { error } : {}) }, at);
+  if (outcome === 'sent') await deps.ledger.notePush(subscriberId, at);
+  await deps.ledger.finish(subscriberId, bundleLedgerId(bundleId), 'push', outcome, at, { error });
+}
+
+/**
+ * BullMQ gave up on a bundle (its last attempt failed too): it ends as sent if a device got it, else as failed
+ * with `reason`, and the held alerts it was for (held by its release time, the bundle id; later ones wait for
+ * their own bundle) end with it, so none waits for a bundle that will not come. Nothing to do when the bundle's
+ * record has already ended.
+ */
+export async function giveUpBundle(deps: PushDeliverDeps, data: JobCatalog['PushBundleSend'], reason: string): Promise<void> {
+  const { subscriberId, bundleId } = data;
+  const now = deps.clock.now();
+  const record = await deps.ledger.get(subscriberId, bundleLedgerId(bundleId), 'push');
+  if (record && FINAL_STATUSES.includes(record.status)) return;
+  const releaseAt = Number(bundleId);
+  const held = (await deps.ledger.held(subscriberId, 'bundle')).filter((h) => !Number.isFinite(releaseAt) || h.at <= releaseAt);
+  const items = await withStories(deps, subscriberId, held, await deps.stories.getMany(held.map((h) => h.storyId)), now);
+  await endBundle(deps, subscriberId, bundleId, items, (record?.devicesDone.length ?? 0) > 0 ? 'sent' : 'failed', now, reason);
 }
