@@ -1,7 +1,7 @@
 import type { ConnectionOptions, Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import { startQueueWorker } from '../queue/queues.ts';
-import type { HandlerMap, QueueName } from '../queue/jobs.ts';
+import type { GiveUpMap, HandlerMap, QueueName } from '../queue/jobs.ts';
 import type { Stats } from '../store/stats.ts';
 import { DELIVERY_BACKOFF, deliveryBackoffMs } from './retry.ts';
 
@@ -13,7 +13,11 @@ import { DELIVERY_BACKOFF, deliveryBackoffMs } from './retry.ts';
 export function startDispatcher(
   queue: Extract<QueueName, 'push' | 'email' | 'digest'>,
   handlers: HandlerMap,
-  opts: { connection: ConnectionOptions; prefix: string; concurrency: number; lockSeconds: number; log: Logger; stats?: Stats; now?: () => number; random?: () => number; shard?: number },
+  opts: {
+    connection: ConnectionOptions; prefix: string; concurrency: number; lockSeconds: number; log: Logger; stats?: Stats; now?: () => number; random?: () => number; shard?: number;
+    /** What to record for a delivery BullMQ gives up on (its ledger record ends as failed). */
+    giveUp?: GiveUpMap;
+  },
 ): Worker {
   const random = opts.random ?? Math.random;
   return startQueueWorker(queue, handlers, {

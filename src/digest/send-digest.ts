@@ -156,8 +156,9 @@ export async function sendDigest(deps: DigestDeps, data: JobCatalog['DigestSend'
   });
 
   if (storyIds.length === 0 && !who.prefs.digestSendEmpty) {
-    await deps.digests.complete(subscriberId, date, 'skipped', windowEnd, deps.clock.now());
+    // Released before the date is completed, as below.
     await deps.ledger.release(subscriberId, 'digest', held, { status: 'skipped', via: `digest:${date}` }, deps.clock.now());
+    await deps.digests.complete(subscriberId, date, 'skipped', windowEnd, deps.clock.now());
     log.info({ reason: 'no stories' }, 'digest skipped');
     return 'skipped: empty';
   }
@@ -179,10 +180,12 @@ export async function sendDigest(deps: DigestDeps, data: JobCatalog['DigestSend'
     throw new UnrecoverableError(outcome.reason);
   }
   const now = deps.clock.now();
+  // A held push reached the reader inside this digest: its record ends as skipped (its reason kept) via the digest.
+  // Before the date is completed: an attempt that dies in between leaves the date claimable by the retry, which
+  // releases the rest; completed first, the retry answered "already sent" and they were held into the next digest.
+  await deps.ledger.release(subscriberId, 'digest', held, { status: 'skipped', via: `digest:${date}` }, now);
   await deps.digests.complete(subscriberId, date, 'sent', windowEnd, now);
   await deps.subscribers.recordEmailDelivered(subscriberId);
-  // A held push reached the reader inside this digest: its record ends as skipped (its reason kept) via the digest.
-  await deps.ledger.release(subscriberId, 'digest', held, { status: 'skipped', via: `digest:${date}` }, now);
   log.info({ stories: storyIds.length }, 'digest sent');
   return 'sent';
 }

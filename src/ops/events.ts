@@ -58,6 +58,16 @@ export function withLedgerEvents(ledger: Ledger, events: Events, seenAt: (storyI
       if (moved) await ended(storyId, 'push', 'sent', undefined);
       return moved;
     },
+    async giveUp(subscriberId, storyId, channel, jobId, error, now) {
+      const moved = await ledger.giveUp(subscriberId, storyId, channel, jobId, error, now);
+      if (moved) await ended(storyId, channel, 'failed', error);
+      return moved;
+    },
+    async release(subscriberId, bucket, items, outcome, now) {
+      const released = await ledger.release(subscriberId, bucket, items, outcome, now);
+      await Promise.all(released.map((h) => ended(h.storyId, 'push', outcome.status, outcome.reason ?? outcome.error)));
+      return released;
+    },
   };
 }
 

@@ -44,6 +44,13 @@ export type HeraldJob<N extends JobName> = Job<JobCatalog[N], unknown, N>;
 export type Handler<N extends JobName> = (data: JobCatalog[N], job: HeraldJob<N>) => Promise<unknown>;
 /** A missing handler is a compile error. */
 export type HandlerMap = { [N in JobName]: Handler<N> };
+/**
+ * What to record when BullMQ gives up on a job (its attempts used up, a permanent error, stalled too often): a
+ * delivery's ledger record must end as failed rather than wait as "queued" for a retry that never comes.
+ * `reason` says how many attempts there were and the last error.
+ */
+export type GiveUpHandler<N extends JobName> = (data: JobCatalog[N], job: HeraldJob<N>, reason: string) => Promise<unknown>;
+export type GiveUpMap = { [N in JobName]?: GiveUpHandler<N> };
 
 /** BullMQ forbids ':' in custom ids; '-' is safe because every part is base64url or hex without '-'. */
 const safe = (part: string) => part.replace(/[^A-Za-z0-9_]/g, '_');

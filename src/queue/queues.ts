@@ -3,7 +3,7 @@ import { Queue, Worker, type ConnectionOptions, type JobsOptions, type WorkerOpt
 import type { Logger } from 'pino';
 import type { Stats } from '../store/stats.ts';
 import { pushShardName, pushShardOf } from './shards.ts';
-import { DEFAULT_JOB_OPTIONS, QUEUE_NAMES, QUEUE_OF, type HandlerMap, type HeraldJob, type JobCatalog, type JobName, type QueueName } from './jobs.ts';
+import { DEFAULT_JOB_OPTIONS, QUEUE_NAMES, QUEUE_OF, type GiveUpHandler, type GiveUpMap, type HandlerMap, type HeraldJob, type JobCatalog, type JobName, type QueueName } from './jobs.ts';
 
 /**
  * Each queue's name carries its own hash tag ({push}, {email}, ...): all of one queue's keys share a
@@ -105,6 +105,8 @@ export function startQueueWorker(
     shard?: number;
     /** Queue-specific worker settings (lock duration, backoff strategy...). */
     workerOptions?: Omit<WorkerOptions, 'connection' | 'prefix' | 'concurrency' | 'name'>;
+    /** What to record for a job BullMQ gives up on, by job name. */
+    giveUp?: GiveUpMap;
   },
 ): Worker {
   const queueName = queue === 'push' ? pushShardName(opts.shard ?? 0) : queue;
@@ -126,10 +128,43 @@ export function startQueueWorker(
   worker.on('completed', (job) => void count(job.name, 'completed'));
   worker.on('failed', (job, err) => {
     // A job with attempts left goes back to the queue (delayed): that is a retry, not a failure.
-    const final = !job || err.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
+    const final = !job || isGivenUp(job, err);
     void count(job?.name ?? 'unknown', final ? 'failed' : 'retried');
     opts.log.warn({ queue, job_id: job?.id, job_name: job?.name, attempts: job?.attemptsMade, final, err: err.message }, final ? 'job failed' : 'job will be retried');
   });
   worker.on('error', (err) => opts.log.error({ queue, err: err.message }, 'worker error'));
+  if (opts.giveUp) recordGiveUps(worker, opts.giveUp, queue, opts.log);
   return worker;
+}
+
+/** What a give-up step records as the reason: how many attempts the job had and its last error. */
+export function giveUpReason(attemptsMade: number, lastError: string): string {
+  return `gave up after ${attemptsMade} attempt${attemptsMade === 1 ? '' : 's'}: ${lastError}`;
+}
+
+/** BullMQ will not run the job again: a permanent error, or its attempts are used up. */
+const isGivenUp = (job: { attemptsMade: number; opts: { attempts?: number } }, err: Error) =>
+  err.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
+
+/**
+ * Runs the give-up step of each job BullMQ gives up on. From the 'failed' event, which has no caller to throw to,
+ * so a step's own error is logged; the worker's close waits for the steps still running, or a shutdown would
+ * cut them off and leave their records waiting.
+ */
+function recordGiveUps(worker: Worker, giveUp: GiveUpMap, queue: QueueName, log: Logger) {
+  const running = new Set<Promise<unknown>>();
+  worker.on('failed', (job, err) => {
+    if (!job || !isGivenUp(job, err)) return;
+    const step = giveUp[job.name as JobName] as GiveUpHandler<JobName> | undefined;
+    if (!step) return;
+    const done: Promise<unknown> = step(job.data, job as HeraldJob<JobName>, giveUpReason(job.attemptsMade, err.message))
+      .catch((e: Error) => log.error({ queue, job_id: job.id, job_name: job.name, err: e.message }, 'recording a given-up job failed'))
+      .finally(() => running.delete(done));
+    running.add(done);
+  });
+  const close = worker.close.bind(worker);
+  worker.close = async (force?: boolean) => {
+    await close(force);
+    await Promise.allSettled(running);
+  };
 }

@@ -13,14 +13,15 @@ import { digestViewUrl, unsubscribeUrl } from '../deliver/email/signed-links.ts'
 import { startDispatcher } from '../deliver/dispatcher.ts';
 import { cachedStories } from '../deliver/story-cache.ts';
 import { sendPushAlert, sendPushBatch } from '../deliver/push/send-alert.ts';
-import { sendPushBundle } from '../deliver/push/send-bundle.ts';
+import { giveUpBundle, sendPushBundle } from '../deliver/push/send-bundle.ts';
+import { giveUpAlert } from '../deliver/give-up.ts';
 import { createWebPushSender } from '../deliver/push/web-push-sender.ts';
 import { runDigestTick, sendDigest } from '../digest/send-digest.ts';
 import { ingestFeed, ingestPushed, runPollTick } from '../ingest/poll.ts';
 import { ingestRoutes } from '../ingest/routes.ts';
 import { ingestSettingsFrom } from '../ingest/settings.ts';
 import { systemClock, type Clock } from '../model.ts';
-import type { HandlerMap, QueueName } from '../queue/jobs.ts';
+import type { GiveUpMap, HandlerMap, QueueName } from '../queue/jobs.ts';
 import { allQueues, closeQueues, createEnqueue, createPushShards, createQueues, startQueueWorker } from '../queue/queues.ts';
 import { consumedShards } from '../queue/shards.ts';
 import { createCustomTopicStore, isCustomTopicId } from '../store/custom-topics.ts';
@@ -134,10 +135,13 @@ export function createHerald(opts: HeraldOptions) {
   };
   const pushDeps = {
     subscribers, stories: deliveryStories, ledger, sender, enqueue, topicName, clock, log: log.child({ role: 'push' }),
-    burstWindowMs: config.pushBurstWindowSeconds * 1000, inboxUrl: `${base}/`,
+    burstWindowMs: config.pushBurstWindowSeconds * 1000, inboxUrl: `${base}/`, jobLockMs: config.jobLockSeconds * 1000,
   };
   const hardBounceLimit = config.emailHardBounceLimit;
-  const emailDeps = { subscribers, stories, ledger, mailer, topicName, links, messageIdDomain, hardBounceLimit, clock, log: log.child({ role: 'email' }) };
+  const emailDeps = {
+    subscribers, stories, ledger, mailer, topicName, links, messageIdDomain, hardBounceLimit, clock, log: log.child({ role: 'email' }),
+    jobLockMs: config.jobLockSeconds * 1000,
+  };
   const digestDeps = {
     subscribers, stories: deliveryStories, digests, ledger, mailer, enqueue, topicName, links, messageIdDomain, hardBounceLimit, clock, log: log.child({ role: 'digest' }),
     viewUrl: (subscriberId: string, localDate: string) => digestViewUrl(base, opts.secrets.signingKey, subscriberId, localDate),
@@ -164,6 +168,14 @@ export function createHerald(opts: HeraldOptions) {
 
   // Readers' previews and the console's backtests replay the same recent stories: analyzed once per process.
   const previewAnalyses = createAnalysisCache({ maxStories: config.previewMaxStories, storyLimits });
+
+  // A delivery BullMQ gives up on ends as failed in the ledger, with the attempts and the last error.
+  const giveUp: GiveUpMap = {
+    AlertSendPush: (d, job, reason) => giveUpAlert(pushDeps, d, 'push', job.id ?? '', reason),
+    AlertSendEmail: (d, job, reason) => giveUpAlert(emailDeps, d, 'email', job.id ?? '', reason),
+    PushBundleSend: (d, _job, reason) => giveUpBundle(pushDeps, d, reason),
+  };
+
   const web = buildWebApp({
     redis, subscribers, digests, ledger, topics, clock, log, stories,
     vapidPublicKey: opts.secrets.vapid.publicKey,
@@ -226,12 +238,12 @@ export function createHerald(opts: HeraldOptions) {
         if (queue === 'push') {
           // Each consumed shard gets its own worker with the configured concurrency: shards are independent queues.
           for (const shard of consumedShards(config.pushShards, config.pushShardsConsumed)) {
-            workers.push(startDispatcher(queue, handlers, { ...common, lockSeconds: config.jobLockSeconds, shard }));
+            workers.push(startDispatcher(queue, handlers, { ...common, lockSeconds: config.jobLockSeconds, shard, giveUp }));
           }
         } else {
           workers.push(
             queue === 'email' || queue === 'digest'
-              ? startDispatcher(queue, handlers, { ...common, lockSeconds: config.jobLockSeconds })
+              ? startDispatcher(queue, handlers, { ...common, lockSeconds: config.jobLockSeconds, giveUp })
               : startQueueWorker(queue, handlers, {
                   ...common,
                   // A killed poller or classifier has its fetch or fan-out taken over as soon as a dispatcher's would be.

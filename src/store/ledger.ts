@@ -44,7 +44,7 @@ export const topicStatsKey = (prefix: string, topicId: string) => `${prefix}:{t:
 export type DeliveryStatus = 'queued' | 'sending' | 'held' | 'sent' | 'failed' | 'skipped';
 export type FinalStatus = 'sent' | 'failed' | 'skipped';
 export const FINAL_STATUSES: readonly DeliveryStatus[] = ['sent', 'failed', 'skipped'];
-export type SkipReason = 'quiet-hours' | 'cap' | 'muted' | 'already-pushed' | 'no-device' | 'no-email' | 'email-disabled' | 'rolled-into-digest';
+export type SkipReason = 'quiet-hours' | 'cap' | 'muted' | 'already-pushed' | 'no-device' | 'no-email' | 'email-disabled' | 'rolled-into-digest' | 'story-gone';
 /** bundle: sent as one notification when quiet hours or a burst window end; digest: goes into the next digest. */
 export type HeldBucket = 'bundle' | 'digest';
 export const INBOX_LIMIT = 200;
@@ -55,17 +55,25 @@ const DAY_SECONDS = 24 * 60 * 60;
  * makes a retried or re-run job unable to send twice. A record left in "sending" by a worker that died is
  * claimed again (counted in `reclaims`): whether that earlier attempt reached the service is unknowable,
  * so the resend carries the same Topic header / Message-ID for the receiver to collapse.
+ * A "sending" record claimed by another job less than ARGV[4] ms ago (the job lock) is left to it: that
+ * attempt may be alive and sending, and two live claims of one alert are how it went out twice. The same
+ * job takes its own claim over at once: BullMQ runs one attempt of a job at a time, so the earlier one ended.
+ * The claimed answer carries the new `attempts`, the claim's token for `requeue`.
  */
 const claimLua = (ended: string, claimed: string) => `
 local status = redis.call('HGET', KEYS[1], 'status')
 if status == 'sent' or status == 'failed' or status == 'skipped' or status == 'held' then return ${ended} end
-if status == 'sending' then redis.call('HINCRBY', KEYS[1], 'reclaims', 1) end
+if status == 'sending' then
+  local fresh = tonumber(ARGV[3]) - tonumber(redis.call('HGET', KEYS[1], 'updatedAt') or '0') < tonumber(ARGV[4])
+  if fresh and redis.call('HGET', KEYS[1], 'jobId') ~= ARGV[1] then return ${ended} end
+  redis.call('HINCRBY', KEYS[1], 'reclaims', 1)
+end
 redis.call('HSET', KEYS[1], 'status', 'sending', 'jobId', ARGV[1], 'topicId', ARGV[2], 'updatedAt', ARGV[3])
 local res = 'claimed'
 if redis.call('HSETNX', KEYS[1], 'createdAt', ARGV[3]) == 1 then res = 'created' end
-redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+local attempt = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 return ${claimed}`;
-const CLAIM = claimLua('status', 'res');
+const CLAIM = claimLua('{status}', '{res, attempt}');
 /**
  * The claim of a push attempt, answering also what the attempt reads next (the record as claimed, KEYS[2] the
  * subscriber's last push time, KEYS[3..5] the caller's three hashes in the same slot: the subscriber's
@@ -76,6 +84,17 @@ const CLAIM_READ = claimLua(
   '{status}',
   "{res, redis.call('HGETALL', KEYS[1]), redis.call('GET', KEYS[2]) or false, redis.call('HGETALL', KEYS[3]), redis.call('HGETALL', KEYS[4]), redis.call('HGETALL', KEYS[5])}",
 );
+
+/**
+ * A transient failure of one attempt: the record waits for the next one, the error kept. Only while the
+ * record is still that attempt's claim (ARGV[1] job, ARGV[2] attempts at its claim): a late failure of an
+ * attempt another one took over, or of a send that has since ended, must not reopen the record (it was
+ * then claimed and sent again, and `sent` counted twice).
+ */
+const REQUEUE = `
+if redis.call('HGET', KEYS[1], 'status') ~= 'sending' or redis.call('HGET', KEYS[1], 'jobId') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'queued', 'lastError', ARGV[3], 'updatedAt', ARGV[4])
+return 1`;
 
 /** Opens a record as "queued" when its job is enqueued; a record that exists (a re-classified story) is left as it is. */
 const OPEN = `
@@ -101,6 +120,14 @@ ${finishStepLua('ARGV[1]', 'ARGV[2]', { reason: 'ARGV[3]', lastError: 'ARGV[4]',
 if created == 1 then return 2 end
 return 1`;
 
+/** Keeps the newest `limit` entries of the inbox, the trimmed ones' bodies going with them; leaves them in `over`. */
+const inboxTrimLua = (k: { index: string; items: string; limit: string }) => `
+local over = redis.call('ZRANGE', ${k.index}, 0, -(tonumber(${k.limit}) + 1))
+if #over > 0 then
+  redis.call('ZREMRANGEBYRANK', ${k.index}, 0, -(tonumber(${k.limit}) + 1))
+  redis.call('HDEL', ${k.items}, unpack(over))
+end`;
+
 /**
  * The inbox step, shared by INBOX_ADD and FINISH_SENT: the entry added under `member` (its JSON body in the
  * items hash), then entries past the newest `limit` trimmed with their bodies; leaves them in `over`.
@@ -108,11 +135,7 @@ return 1`;
 const inboxAddLua = (k: { index: string; items: string; at: string; member: string; limit: string; item: string }) => `
 redis.call('ZADD', ${k.index}, ${k.at}, ${k.member})
 redis.call('HSET', ${k.items}, ${k.member}, ${k.item})
-local over = redis.call('ZRANGE', ${k.index}, 0, -(tonumber(${k.limit}) + 1))
-if #over > 0 then
-  redis.call('ZREMRANGEBYRANK', ${k.index}, 0, -(tonumber(${k.limit}) + 1))
-  redis.call('HDEL', ${k.items}, unpack(over))
-end`;
+${inboxTrimLua(k)}`;
 
 /**
  * A push alert that reached its devices, in one step: every reached device marked (ARGV[8..]), the record
@@ -145,6 +168,56 @@ return 1`;
 const INBOX_ADD = `
 ${inboxAddLua({ index: 'KEYS[1]', items: 'KEYS[2]', at: 'ARGV[1]', member: 'ARGV[2]', limit: 'ARGV[3]', item: 'ARGV[4]' })}
 return #over`;
+
+/**
+ * Releases held alerts after the bundle or digest carrying them went out: for each record (KEYS[4..]) whose
+ * story, topic and inbox JSON are the ARGV triple at 7 + 3(i-1), one step: the record ends once (FINISH's
+ * rule: 0 when it had already ended, 2 when it was new), its story leaves the held set (KEYS[1]) either way,
+ * and the inbox (KEYS[2], KEYS[3]) gets its entry when the record ended here and one was given. The inbox is
+ * trimmed to ARGV[5] once, not per alert. ARGV[1..4]: status, now, reason, via; ARGV[6]: error.
+ */
+const RELEASE = `
+local out = {}
+local added = 0
+for i = 4, #KEYS do
+  local a = 7 + (i - 4) * 3
+  local story, topic, item = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+  local status = redis.call('HGET', KEYS[i], 'status')
+  local moved = 0
+  if status ~= 'sent' and status ~= 'failed' and status ~= 'skipped' then
+    redis.call('HSET', KEYS[i], 'status', ARGV[1], 'updatedAt', ARGV[2])
+    if ARGV[3] ~= '' then redis.call('HSET', KEYS[i], 'reason', ARGV[3]) end
+    if ARGV[4] ~= '' then redis.call('HSET', KEYS[i], 'via', ARGV[4]) end
+    if ARGV[6] ~= '' then redis.call('HSET', KEYS[i], 'lastError', ARGV[6]) end
+    if topic ~= '' then redis.call('HSET', KEYS[i], 'topicId', topic) end
+    moved = 1
+    if redis.call('HSETNX', KEYS[i], 'createdAt', ARGV[2]) == 1 then moved = 2 end
+    if item ~= '' then
+      redis.call('ZADD', KEYS[2], ARGV[2], story .. ':push')
+      redis.call('HSET', KEYS[3], story .. ':push', item)
+      added = added + 1
+    end
+  end
+  redis.call('ZREM', KEYS[1], story)
+  out[#out + 1] = moved
+end
+if added > 0 then
+${inboxTrimLua({ index: 'KEYS[2]', items: 'KEYS[3]', limit: 'ARGV[5]' })}
+end
+return out`;
+/**
+ * BullMQ gave up on the job of this record (ARGV[1]): the record ends as failed with ARGV[2] as its error, when it
+ * still waits for that job: "queued" (the last attempt's transient failure), or "sending" under that job's claim
+ * (an attempt that died). Another job's claim, a held record or an ended one is left alone (0).
+ */
+const GIVE_UP = `
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= 'queued' and not (status == 'sending' and redis.call('HGET', KEYS[1], 'jobId') == ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'failed', 'lastError', ARGV[2], 'updatedAt', ARGV[3])
+return 1`;
+
+/** Held alerts per RELEASE script: a bounded time for which one script holds Redis, and few round trips. */
+const RELEASE_CHUNK = 500;
 
 /** The status field of each record in KEYS (false where there is none: a nil would end the Lua table). */
 const STATUSES = `
@@ -217,6 +290,7 @@ function toRecord(h: Record<string, string>): DeliveryRecord | null {
 
 export function createLedger(redis: RedisClient, prefix: string) {
   const claimScript = defineScript(redis, 'heraldLedgerClaim', 1, CLAIM);
+  const requeueScript = defineScript(redis, 'heraldLedgerRequeue', 1, REQUEUE);
   // Its key count fixed: passed per call, ioredis Cluster's auto-pipelining failed these claims ("All keys in
   // the pipeline should belong to the same slots allocation group", the 3-master cluster test). Like every
   // script, defined here with the store: a command defined later, while an auto-pipeline of this client is
@@ -229,6 +303,8 @@ export function createLedger(redis: RedisClient, prefix: string) {
   const reservePushScript = defineScript(redis, 'heraldReservePush', 1, RESERVE_PUSH);
   const inboxAddScript = defineScript(redis, 'heraldInboxAdd', 2, INBOX_ADD);
   const statusesScript = defineScript(redis, 'heraldLedgerStatuses', null, STATUSES);
+  const releaseScript = defineScript(redis, 'heraldLedgerRelease', null, RELEASE);
+  const giveUpScript = defineScript(redis, 'heraldLedgerGiveUp', 1, GIVE_UP);
   // Counts of one event-loop turn are summed: a batch's finish scripts come back in one pipelined reply, so
   // their counts go out as one HINCRBY per topic and field instead of one per alert.
   const countTurn = perTurn<{ key: string; field: string }>((events) => {
@@ -263,23 +339,32 @@ export function createLedger(redis: RedisClient, prefix: string) {
     indexTurn({ key: ledgerDayKey(prefix, Math.floor(at / DAY_MS), shardOf(subscriberId)), at, member: `${subscriberId} ${storyId} ${channel}` });
 
   return {
-    async claim(subscriberId: string, storyId: string, channel: Channel, jobId: string, topicId: string, now: number) {
-      const res = (await claimScript(alertKey(prefix, subscriberId, storyId, channel), jobId, topicId, String(now))) as string;
+    /**
+     * `takeoverAfterMs`: how old another job's "sending" claim must be before this one takes it over (the job
+     * lock, HERALD_JOB_LOCK_SECONDS: by then BullMQ has given a dead worker's job to another). `attempt` is
+     * the claim's token for `requeue`.
+     */
+    async claim(subscriberId: string, storyId: string, channel: Channel, jobId: string, topicId: string, now: number, takeoverAfterMs: number): Promise<
+      { claimed: false; status: DeliveryStatus } | { claimed: true; attempt: number }
+    > {
+      const [res, attempt] = (await claimScript(alertKey(prefix, subscriberId, storyId, channel), jobId, topicId, String(now), takeoverAfterMs)) as [string, number?];
+      if (res !== 'claimed' && res !== 'created') return { claimed: false, status: res as DeliveryStatus };
       // Indexed once, by whichever script created the record.
       if (res === 'created') await index(subscriberId, storyId, channel, now);
-      return res === 'claimed' || res === 'created' ? { claimed: true as const } : { claimed: false as const, status: res as DeliveryStatus };
+      return { claimed: true, attempt: attempt! };
     },
 
     /**
      * `claim` for a push attempt, with the record as claimed and the subscriber's last push time (for the
      * burst rule) read in the same command, and the three hashes at `sendKeys` (`subscribers.forSendKeys`, in
-     * the subscriber's slot), answered in `reads` in their order (for `subscribers.forSendOf`).
+     * the subscriber's slot), answered in `reads` in their order (for `subscribers.forSendOf`). The record's
+     * `attempts` is the claim's token for `requeue`.
      */
-    async claimPush(subscriberId: string, storyId: string, jobId: string, topicId: string, now: number, sendKeys: readonly [string, string, string]): Promise<
+    async claimPush(subscriberId: string, storyId: string, jobId: string, topicId: string, now: number, takeoverAfterMs: number, sendKeys: readonly [string, string, string]): Promise<
       { claimed: false; status: DeliveryStatus } | { claimed: true; record: DeliveryRecord; lastPushAt: number | null; reads: string[][] }
     > {
       const [res, flat, last, ...reads] = (await claimReadScript(
-        alertKey(prefix, subscriberId, storyId, 'push'), lastPushKey(prefix, subscriberId), ...sendKeys, jobId, topicId, String(now),
+        alertKey(prefix, subscriberId, storyId, 'push'), lastPushKey(prefix, subscriberId), ...sendKeys, jobId, topicId, String(now), takeoverAfterMs,
       )) as [string, string[]?, (string | false)?, ...string[][]];
       if (res !== 'claimed' && res !== 'created') return { claimed: false, status: res as DeliveryStatus };
       if (res === 'created') await index(subscriberId, storyId, 'push', now);
@@ -340,9 +425,25 @@ export function createLedger(redis: RedisClient, prefix: string) {
       );
     },
 
-    /** A transient failure: the record waits for the next attempt with the error kept. */
-    async requeue(subscriberId: string, storyId: string, channel: Channel, error: string, now: number) {
-      await redis.hset(alertKey(prefix, subscriberId, storyId, channel), { status: 'queued', lastError: error.slice(0, 500), updatedAt: String(now) });
+    /**
+     * A transient failure of the attempt that holds `claim` (its job and its claim's `attempt`): the record
+     * waits for the next attempt with the error kept. False, and nothing written, when the record is no longer
+     * that claim (ended, or taken over by another attempt): that attempt, not this one, decides what follows.
+     */
+    async requeue(subscriberId: string, storyId: string, channel: Channel, claim: { jobId: string; attempt: number }, error: string, now: number): Promise<boolean> {
+      const res = await requeueScript(alertKey(prefix, subscriberId, storyId, channel), claim.jobId, claim.attempt, error.slice(0, 500), String(now));
+      return res === 1;
+    },
+
+    /**
+     * The job `jobId` will not run again (attempts used up): its record, if it still waits for that job, ends as
+     * failed with `error`, so the ledger and the counters show it instead of "queued" for ever. True when it did.
+     */
+    async giveUp(subscriberId: string, storyId: string, channel: Channel, jobId: string, error: string, now: number): Promise<boolean> {
+      const key = alertKey(prefix, subscriberId, storyId, channel);
+      const moved = (await giveUpScript(key, jobId, error.slice(0, 500), String(now))) === 1;
+      if (moved) await bump((await redis.hget(key, 'topicId')) ?? '', channel, 'failed');
+      return moved;
     },
 
     async markDeviceDone(subscriberId: string, storyId: string, deviceId: string) {
@@ -389,12 +490,37 @@ export function createLedger(redis: RedisClient, prefix: string) {
       return ids.map((x, i) => ({ ...x, topicId: topics[i] ?? '' }));
     },
 
-    /** After the bundle or digest carrying them was confirmed: each record ends, the held set forgets them. */
-    async release(subscriberId: string, bucket: HeldBucket, items: HeldAlert[], outcome: { status: FinalStatus; via: string; reason?: string }, now: number) {
-      for (const item of items) {
-        await this.finish(subscriberId, item.storyId, 'push', outcome.status, now, { via: outcome.via, reason: outcome.reason, topicId: item.topicId });
+    /**
+     * After the bundle or digest carrying them went out: each record ends (unless it already had), leaves the
+     * held set and, when the item has `inbox`, joins the inbox, as one step per alert (RELEASE), RELEASE_CHUNK
+     * alerts per script. Returns the items whose record this ended: only those are counted.
+     */
+    async release(
+      subscriberId: string,
+      bucket: HeldBucket,
+      items: readonly (HeldAlert & { inbox?: InboxItem })[],
+      /** `via` '' for alerts that ended without the bundle or digest carrying them; `error` kept as `lastError`. */
+      outcome: { status: FinalStatus; via: string; reason?: string; error?: string },
+      now: number,
+    ): Promise<HeldAlert[]> {
+      const ended: HeldAlert[] = [];
+      for (let i = 0; i < items.length; i += RELEASE_CHUNK) {
+        const chunk = items.slice(i, i + RELEASE_CHUNK);
+        const moved = (await releaseScript(
+          3 + chunk.length, heldKey(prefix, subscriberId, bucket), inboxKey(prefix, subscriberId), inboxItemsKey(prefix, subscriberId),
+          ...chunk.map((h) => alertKey(prefix, subscriberId, h.storyId, 'push')),
+          outcome.status, String(now), outcome.reason ?? '', outcome.via, INBOX_LIMIT, (outcome.error ?? '').slice(0, 500),
+          ...chunk.flatMap((h) => [h.storyId, h.topicId, h.inbox ? JSON.stringify(h.inbox) : '']),
+        )) as number[];
+        await Promise.all(chunk.map(async (h, k) => {
+          if (moved[k] === 2) await index(subscriberId, h.storyId, 'push', now);
+          if (moved[k]! >= 1) await bump(h.topicId, 'push', outcome.status);
+        }));
+        chunk.forEach((h, k) => {
+          if (moved[k]! >= 1) ended.push({ storyId: h.storyId, topicId: h.topicId, at: h.at });
+        });
       }
-      if (items.length > 0) await redis.zrem(heldKey(prefix, subscriberId, bucket), ...items.map((i) => i.storyId));
+      return ended;
     },
 
     /**

@@ -11,7 +11,7 @@ describe('ledger records open at enqueue time', () => {
     const entry = { subscriberId: 'sub1', storyId: 'st1', channel: 'push' as const, jobId: 'alert-sub1-st1-push', topicId: 'japan' };
     await ledger.open([entry], 1000);
     expect(await ledger.get('sub1', 'st1', 'push')).toMatchObject({ status: 'queued', attempts: 0, jobId: entry.jobId, topicId: 'japan', createdAt: 1000 });
-    expect(await ledger.claim('sub1', 'st1', 'push', entry.jobId, 'japan', 2000)).toEqual({ claimed: true });
+    expect(await ledger.claim('sub1', 'st1', 'push', entry.jobId, 'japan', 2000, 30_000)).toEqual({ claimed: true, attempt: 1 });
     expect(await ledger.finish('sub1', 'st1', 'push', 'sent', 3000)).toBe(true);
     await ledger.open([entry], 4000);
     expect(await ledger.get('sub1', 'st1', 'push')).toMatchObject({ status: 'sent', attempts: 1, createdAt: 1000, updatedAt: 3000 });
@@ -29,9 +29,9 @@ describe('ledger records open at enqueue time', () => {
   it('reads the statuses of 150,000 stories (a digest window after a long outage) without overflowing', { timeout: 60_000 }, async () => {
     // Spread into one command, 150,000 keys overflowed the JavaScript call stack (RangeError).
     const ids = Array.from({ length: 150_000 }, (_, i) => `story${i}`);
-    await ledger.claim('reader', 'story149999', 'push', 'j', 'japan', 1000);
+    await ledger.claim('reader', 'story149999', 'push', 'j', 'japan', 1000, 30_000);
     await ledger.finish('reader', 'story149999', 'push', 'sent', 2000);
-    await ledger.claim('reader', 'story7', 'push', 'j', 'japan', 1000);
+    await ledger.claim('reader', 'story7', 'push', 'j', 'japan', 1000, 30_000);
     const got = await ledger.statuses('reader', ids, 'push');
     expect([...got]).toEqual([['story7', 'sending'], ['story149999', 'sent']]);
   });

@@ -17,7 +17,7 @@ describe('ledger: push claim with reads, and the one-step sent write', () => {
 
   it('claims a queued record and answers it as claimed, with no last push yet', async () => {
     await ledger.open([{ subscriberId: 'a', storyId: 's1', channel: 'push', jobId: 'j1', topicId: 'japan' }], 1000);
-    const claim = await ledger.claimPush('a', 's1', 'j1', 'japan', 2000, sendKeys('a'));
+    const claim = await ledger.claimPush('a', 's1', 'j1', 'japan', 2000, 30_000, sendKeys('a'));
     expect(claim).toEqual({ claimed: true, lastPushAt: null, reads: [[], [], []], record: expect.objectContaining({ status: 'sending', attempts: 1, jobId: 'j1', topicId: 'japan', createdAt: 1000, updatedAt: 2000, devicesDone: [] }) });
   });
 
@@ -35,21 +35,21 @@ describe('ledger: push claim with reads, and the one-step sent write', () => {
   });
 
   it('an ended record is not claimed again; the next alert sees the last push time', async () => {
-    expect(await ledger.claimPush('a', 's1', 'j1', 'japan', 5000, sendKeys('a'))).toEqual({ claimed: false, status: 'sent' });
-    const next = await ledger.claimPush('a', 's2', 'j2', 'japan', 6000, sendKeys('a'));
+    expect(await ledger.claimPush('a', 's1', 'j1', 'japan', 5000, 30_000, sendKeys('a'))).toEqual({ claimed: false, status: 'sent' });
+    const next = await ledger.claimPush('a', 's2', 'j2', 'japan', 6000, 30_000, sendKeys('a'));
     expect(next).toMatchObject({ claimed: true, lastPushAt: 3000, record: { status: 'sending', attempts: 1, createdAt: 6000 } });
   });
 
   it('a record reclaimed after a dead worker shows its devices already reached', async () => {
-    await ledger.claimPush('b', 's1', 'j1', 'japan', 1000, sendKeys('b'));
+    await ledger.claimPush('b', 's1', 'j1', 'japan', 1000, 30_000, sendKeys('b'));
     await ledger.markDeviceDone('b', 's1', 'd1');
-    const again = await ledger.claimPush('b', 's1', 'j1', 'japan', 2000, sendKeys('b'));
+    const again = await ledger.claimPush('b', 's1', 'j1', 'japan', 2000, 30_000, sendKeys('b'));
     expect(again).toMatchObject({ claimed: true, record: { status: 'sending', attempts: 2, reclaims: 1, devicesDone: ['d1'] } });
   });
 
   it('counts every alert of a batch finishing side by side, per topic, once each', async () => {
     const topics = Array.from({ length: 50 }, (_, i) => (i < 30 ? 'counted-a' : 'counted-b'));
-    await Promise.all(topics.map((_, i) => ledger.claimPush(`e${i}`, 'sb', 'jb', topics[i]!, 1000, sendKeys(`e${i}`))));
+    await Promise.all(topics.map((_, i) => ledger.claimPush(`e${i}`, 'sb', 'jb', topics[i]!, 1000, 30_000, sendKeys(`e${i}`))));
     const first = await Promise.all(topics.map((topicId, i) => ledger.finishPushSent(`e${i}`, 'sb', 2000, { devices: ['d1'], inbox: { ...item('sb', 2000), topicId } })));
     expect(first.every(Boolean)).toBe(true);
     // Each finish resolved after its count was written: read at once, nothing is missing.
@@ -66,7 +66,7 @@ describe('ledger: push claim with reads, and the one-step sent write', () => {
     const day = Date.UTC(2027, 2, 3, 12);
     const zadd = vi.spyOn(redis, 'zadd');
     try {
-      const claims = await Promise.all(Array.from({ length: 50 }, (_, i) => ledger.claimPush(`x${i}`, 'si', 'ji', 'japan', day + i, sendKeys(`x${i}`))));
+      const claims = await Promise.all(Array.from({ length: 50 }, (_, i) => ledger.claimPush(`x${i}`, 'si', 'ji', 'japan', day + i, 30_000, sendKeys(`x${i}`))));
       expect(claims.every((c) => c.claimed)).toBe(true);
       // Resolved means written: the export, read at once, finds every record.
       const listed: string[] = [];
@@ -85,7 +85,7 @@ describe('ledger: push claim with reads, and the one-step sent write', () => {
 
   it('keeps the inbox at its limit, dropping the oldest entry with its body', async () => {
     for (let i = 0; i < 201; i++) {
-      await ledger.claimPush('c', `s${i}`, `j${i}`, 'japan', i + 1, sendKeys('c'));
+      await ledger.claimPush('c', `s${i}`, `j${i}`, 'japan', i + 1, 30_000, sendKeys('c'));
       await ledger.finishPushSent('c', `s${i}`, i + 1, { devices: ['d1'], inbox: item(`s${i}`, i + 1) });
     }
     const inbox = await ledger.inbox('c', 500);

@@ -3,6 +3,7 @@ import { classifyMailError } from '../../src/deliver/email/mailer.ts';
 import { renderAlertEmail } from '../../src/deliver/email/render.ts';
 import { bundleTitle, MAX_PAYLOAD_BYTES, renderBundlePayload, renderPushPayload } from '../../src/deliver/push/payload.ts';
 import { isBreaking, pushTopic, pushTtlSeconds, pushUrgency } from '../../src/deliver/push/policy.ts';
+import { followWants } from '../../src/deliver/follow-wants.ts';
 import { decidePush } from '../../src/deliver/push/send-alert.ts';
 import { classifyPushResponse, parseRetryAfter } from '../../src/deliver/push/web-push-sender.ts';
 import { quietHoursAt } from '../../src/deliver/quiet-hours.ts';
@@ -213,5 +214,19 @@ describe('email', () => {
     expect(mail.subject).toBe('Japan <3: Tom & Jerry <img src=x onerror=alert(1)>');
     expect(mail.text.length).toBeLessThan(2000);
     expect(mail.headers).toEqual({ 'List-Unsubscribe': '<https://h.test/u?t=japan>', 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click' });
+  });
+});
+
+describe('followWants: checked again at every attempt', () => {
+  const now = T('2027-01-15T12:00:00Z');
+  it.each([
+    ['followed instantly on the channel', { cadence: 'instant', channels: ['push', 'email'] }, 'push', true],
+    ['not followed any more', undefined, 'push', false],
+    ['followed on the other channel only', { cadence: 'instant', channels: ['email'] }, 'push', false],
+    ['followed for the daily digest', { cadence: 'daily', channels: ['email'] }, 'email', false],
+    ['muted until later', { cadence: 'instant', channels: ['email'], mutedUntil: now + 1 }, 'email', false],
+    ['muted until now: the mute has ended', { cadence: 'instant', channels: ['email'], mutedUntil: now }, 'email', true],
+  ] as const)('%s', (_name, follow, channel, wants) => {
+    expect(followWants(follow === undefined ? undefined : { ...follow, channels: [...follow.channels] }, channel, now)).toBe(wants);
   });
 });

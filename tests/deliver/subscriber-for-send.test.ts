@@ -30,14 +30,14 @@ describe('subscribers.forSend', () => {
     const { id } = await createReader(subscribers, { email: null, timeZone: 'Europe/London', digestTime: '08:00' }, 1000);
     await subscribers.setFollows(id, { japan: { cadence: 'instant', channels: ['push'] } });
     await subscribers.addPushSubscription(id, { endpoint: 'https://push.example.test/c', keys: { p256dh: 'BPm', auth: 'au3' } }, 2000);
-    const claim = await ledger.claimPush(id, 'story-1', 'job-1', 'japan', 3000, subscribers.forSendKeys(id));
+    const claim = await ledger.claimPush(id, 'story-1', 'job-1', 'japan', 3000, 30_000, subscribers.forSendKeys(id));
     expect(claim.claimed).toBe(true);
     if (!claim.claimed) return;
     expect(subscribers.forSendOf(claim.reads)).toEqual(await subscribers.forSend(id));
     expect(subscribers.forSendOf(claim.reads).devices.map((d) => d.endpoint)).toEqual(['https://push.example.test/c']);
     expect(claim.record).toMatchObject({ status: 'sending', attempts: 1 });
     await ledger.finishPushSent(id, 'story-1', 4000, { devices: [], inbox: { storyId: 'story-1', title: 't', url: 'https://n.test/1', topicId: 'japan', why: 'w', channel: 'push', at: 4000, read: false } });
-    expect(await ledger.claimPush(id, 'story-1', 'job-1', 'japan', 5000, subscribers.forSendKeys(id))).toEqual({ claimed: false, status: 'sent' });
+    expect(await ledger.claimPush(id, 'story-1', 'job-1', 'japan', 5000, 30_000, subscribers.forSendKeys(id))).toEqual({ claimed: false, status: 'sent' });
   });
 
   it("first claims sent beside other commands of the same tick: every command answered (the script is defined with its store, not at first use)", async () => {
@@ -51,8 +51,8 @@ describe('subscribers.forSend', () => {
       const { id } = await createReader(subscribers, { email: null, timeZone: 'UTC', digestTime: '08:00' }, 1000);
       const [before, claimOne, claimWithView, after] = await Promise.all([
         piped.get(`${prefix}:none`),
-        ledger.claimPush(id, 'story-2', 'job-2', 'japan', 2000, view.forSendKeys(id)),
-        ledger.claimPush(id, 'story-3', 'job-3', 'japan', 2000, view.forSendKeys(id)),
+        ledger.claimPush(id, 'story-2', 'job-2', 'japan', 2000, 30_000, view.forSendKeys(id)),
+        ledger.claimPush(id, 'story-3', 'job-3', 'japan', 2000, 30_000, view.forSendKeys(id)),
         piped.exists(`${prefix}:none`),
       ]);
       expect(before).toBeNull();

@@ -109,7 +109,7 @@ describe('digest sweep', () => {
     await logStory('2027-11-09T00:20:00Z', { title: 'India and Japan sign chip pact in Tokyo' });
     const pushed = await logStory('2027-11-09T00:30:00Z', { title: 'Yen falls to a new low' });
     for (const r of [mark, omit]) {
-      await t.herald.stores.ledger.claim(r.id, pushed.id, 'push', 'j', 'japan', clock.now());
+      await t.herald.stores.ledger.claim(r.id, pushed.id, 'push', 'j', 'japan', clock.now(), 30_000);
       await t.herald.stores.ledger.finish(r.id, pushed.id, 'push', 'sent', clock.now());
     }
     await tick('2027-11-09T02:30:00Z');
@@ -253,7 +253,8 @@ describe('digest sweep', () => {
     };
     expect(await altered('d', '2027-11-19')).toBe(400);
     expect(await altered('s', 'someone-else')).toBe(400);
-    expect(await altered('sig', `${url.searchParams.get('sig')!.slice(0, -1)}A`)).toBe(400);
+    const sig = url.searchParams.get('sig')!;
+    expect(await altered('sig', `${sig.slice(0, -1)}${sig.endsWith('A') ? 'B' : 'A'}`)).toBe(400);
     const stopAll = new URL(/Stop all Herald emails: (\S+)/.exec(mail.text!)![1]!);
     expect((await fetch(`${t.baseUrl}/digest?s=${r.id}&d=all&sig=${stopAll.searchParams.get('sig')}`)).status).toBe(400);
 

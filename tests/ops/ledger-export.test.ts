@@ -52,7 +52,7 @@ describe('ledger time index (real Redis)', () => {
       if (i % 4 === 0) await ledger.finish(`r${i}`, 'story', 'email', 'skipped', at, { reason: 'no-email', topicId: 'japan' });
       else if (i % 4 === 1) await ledger.hold(`r${i}`, 'story', 'japan', 'bundle', 'quiet-hours', at);
       else {
-        await ledger.claim(`r${i}`, 'story', 'push', `job${i}`, 'japan', at);
+        await ledger.claim(`r${i}`, 'story', 'push', `job${i}`, 'japan', at, 30_000);
         await ledger.finish(`r${i}`, 'story', 'push', 'sent', at + 500);
       }
     }

@@ -92,7 +92,7 @@ describe('inbox, topic tuning, devices, unsubscribe and deletion', () => {
     await h.confirm('gone@example.test');
     await api('/api/me/push-subscriptions', { method: 'POST', token: b.token, body: h.push.newDevice().subscription });
     await h.t.herald.stores.ledger.addToInbox(b.id, item('s9', 'push', 3000));
-    await h.t.herald.stores.ledger.claim(b.id, 's9', 'push', 'job-1', 'japan', 3000);
+    await h.t.herald.stores.ledger.claim(b.id, 's9', 'push', 'job-1', 'japan', 3000, 30_000);
     const keysOf = async () => Object.keys(await h.snapshot()).filter((k) => k.includes(`{s:${b.id}}`));
     expect((await keysOf()).length).toBeGreaterThan(4);
     const before = await h.snapshot();

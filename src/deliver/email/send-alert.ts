@@ -5,6 +5,7 @@ import type { JobCatalog } from '../../queue/jobs.ts';
 import type { Ledger } from '../../store/ledger.ts';
 import type { StoryStore } from '../../store/stories.ts';
 import type { SubscriberStore } from '../../store/subscribers.ts';
+import { followWants } from '../follow-wants.ts';
 import { RetryLater } from '../retry.ts';
 import type { Mailer, MailOutcome } from './mailer.ts';
 import { renderAlertEmail, type UnsubscribeLinks } from './render.ts';
@@ -21,6 +22,8 @@ export interface EmailDeliverDeps {
   log: Logger;
   /** Hard bounces in a row that disable the address. */
   hardBounceLimit: number;
+  /** HERALD_JOB_LOCK_SECONDS in ms: another job's claim younger than this is left alone (see `ledger.claim`). */
+  jobLockMs: number;
 }
 
 export { RetryLater };
@@ -49,7 +52,7 @@ export async function noteBounce(
 export async function sendEmailAlert(deps: EmailDeliverDeps, data: JobCatalog['AlertSendEmail'], jobId: string): Promise<string> {
   const { subscriberId, storyId, topicId } = data;
   const log = deps.log.child({ subscriber_id: subscriberId, story_id: storyId, job_id: jobId, channel: 'email' });
-  const claim = await deps.ledger.claim(subscriberId, storyId, 'email', jobId, topicId, deps.clock.now());
+  const claim = await deps.ledger.claim(subscriberId, storyId, 'email', jobId, topicId, deps.clock.now(), deps.jobLockMs);
   if (!claim.claimed) return `already ${claim.status}`;
 
   const [story, who, follows] = await Promise.all([deps.stories.get(storyId), deps.subscribers.forDelivery(subscriberId), deps.subscribers.follows(subscriberId)]);
@@ -62,8 +65,8 @@ export async function sendEmailAlert(deps: EmailDeliverDeps, data: JobCatalog['A
     await deps.ledger.finish(subscriberId, storyId, 'email', 'skipped', deps.clock.now(), { reason });
     return `skipped: ${reason}`;
   };
-  const follow = follows[topicId];
-  if (follow?.cadence !== 'instant' || !follow.channels.includes('email')) return skip('muted');
+  // Checked on every attempt: a retry can come after the reader unfollowed or muted the topic.
+  if (!followWants(follows[topicId], 'email', deps.clock.now())) return skip('muted');
   const address = who.subscriber.email;
   if (!address) return skip('no-email');
   if (who.emailHealth.disabledAt !== null) return skip('email-disabled');
@@ -72,7 +75,8 @@ export async function sendEmailAlert(deps: EmailDeliverDeps, data: JobCatalog['A
   const outcome = await deps.mailer.send({ ...email, to: address, messageId: alertMessageId(subscriberId, storyId, deps.messageIdDomain) });
   const now = deps.clock.now();
   if (outcome.kind === 'retry') {
-    await deps.ledger.requeue(subscriberId, storyId, 'email', outcome.reason, now);
+    // Refused when another attempt took the record over meanwhile: that one owns what happens next.
+    if (!(await deps.ledger.requeue(subscriberId, storyId, 'email', { jobId, attempt: claim.attempt }, outcome.reason, now))) return 'taken over by another attempt';
     throw new RetryLater(outcome.reason);
   }
   if (outcome.kind === 'permanent') {

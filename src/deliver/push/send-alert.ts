@@ -7,6 +7,7 @@ import type { HeldBucket, Ledger } from '../../store/ledger.ts';
 import type { StoryStore } from '../../store/stories.ts';
 import type { DeliveryPrefs, SubscriberStore } from '../../store/subscribers.ts';
 import { effectiveZone, localDate } from '../../digest/schedule.ts';
+import { followWants } from '../follow-wants.ts';
 import { quietHoursAt } from '../quiet-hours.ts';
 import { deliveryBackoffMs, RetryLater } from '../retry.ts';
 import { MAX_PAYLOAD_BYTES, renderPushPayload } from './payload.ts';
@@ -24,6 +25,8 @@ export interface PushDeliverDeps {
   log: Logger;
   /** Non-breaking matches within this long after a push are bundled (0: never). */
   burstWindowMs: number;
+  /** HERALD_JOB_LOCK_SECONDS in ms: another job's claim younger than this is left alone (see `ledger.claim`). */
+  jobLockMs: number;
 }
 
 export { RetryLater };
@@ -147,8 +150,30 @@ export async function deliverPushAlert(
 ): Promise<AlertResult> {
   const { subscriberId, storyId, topicId } = data;
   // The subscriber's profile, devices and follows are read by the claim's own script: one command per alert.
-  const claim = await deps.ledger.claimPush(subscriberId, storyId, jobId, topicId, deps.clock.now(), deps.subscribers.forSendKeys(subscriberId));
+  const claim = await deps.ledger.claimPush(subscriberId, storyId, jobId, topicId, deps.clock.now(), deps.jobLockMs, deps.subscribers.forSendKeys(subscriberId));
   if (!claim.claimed) return { kind: 'ended', summary: `already ${claim.status}` };
+  try {
+    return await deliverClaimed(deps, data, jobId, render, claim);
+  } catch (err) {
+    // An error after the claim (a stored record that does not parse, a connection lost half-way) fails this
+    // attempt like a 5xx would: the record goes back to queued under this claim and the caller retries it (the
+    // job, or for a batch a single job of its own), instead of the record staying in "sending" under a batch
+    // that went on. A refused requeue (the record ended or was taken over) leaves the error to the job.
+    const reason = (err as Error).message;
+    if (!(await deps.ledger.requeue(subscriberId, storyId, 'push', { jobId, attempt: claim.record.attempts }, reason, deps.clock.now()))) throw err;
+    return { kind: 'retry', reason, retryAfterMs: null };
+  }
+}
+
+/** deliverPushAlert once the claim is held. */
+async function deliverClaimed(
+  deps: PushDeliverDeps,
+  data: JobCatalog['AlertSendPush'],
+  jobId: string,
+  render: PayloadRenderer,
+  claim: Extract<Awaited<ReturnType<PushDeliverDeps['ledger']['claimPush']>>, { claimed: true }>,
+): Promise<AlertResult> {
+  const { subscriberId, storyId, topicId } = data;
   const { record, lastPushAt } = claim;
   const { who, devices, follows } = deps.subscribers.forSendOf(claim.reads);
   const story = await deps.stories.get(storyId);
@@ -163,11 +188,13 @@ export async function deliverPushAlert(
   const { zone } = effectiveZone(who.subscriber.timeZone);
   const breaking = isBreaking(story, now);
   const firstAttempt = record.attempts <= 1 && record.devicesDone.length === 0;
-  const follow = follows[topicId];
-  const decision = firstAttempt
+  // The reader's rules (unfollowed or muted, quiet hours, bursts) hold for every attempt, not only the first: a
+  // retry can come an hour later. Once a device has the alert, a retry only finishes the delivery to the others:
+  // holding or skipping it then would notify the reader twice, or record as skipped an alert they got.
+  const decision = record.devicesDone.length === 0
     ? decidePush({
         now, zone, prefs: who.prefs, breaking,
-        following: follow?.cadence === 'instant' && follow.channels.includes('push'),
+        following: followWants(follows[topicId], 'push', now),
         devices: devices.length,
         hasDigest: who.subscriber.email !== null && who.emailHealth.disabledAt === null,
         lastPushAt,
@@ -201,7 +228,10 @@ export async function deliverPushAlert(
   const done = record.devicesDone.length + res.reached;
   const after = deps.clock.now();
   if (res.retry) {
-    await deps.ledger.requeue(subscriberId, storyId, 'push', res.problems.join('; '), after);
+    // Refused when another attempt took the record over meanwhile: that one owns what happens next.
+    if (!(await deps.ledger.requeue(subscriberId, storyId, 'push', { jobId, attempt: record.attempts }, res.problems.join('; '), after))) {
+      return { kind: 'ended', summary: 'taken over by another attempt' };
+    }
     return { kind: 'retry', reason: res.problems.join('; '), retryAfterMs: res.retryAfterMs };
   }
   if (done === 0) return fail(res.problems.length > 0 ? res.problems.join('; ') : 'every push subscription was gone');
@@ -244,14 +274,21 @@ export async function sendPushBatch(
 ): Promise<{ sent: number; ended: number; failed: number; retried: number }> {
   const alerts = data.alerts.map((a) => ({ ...a, storyId: data.storyId }));
   const render = memoRenderer();
-  const results = await Promise.all(alerts.map((a) => deliverPushAlert(deps, a, jobId, render)));
+  // Settled, not Promise.all: one alert's error (Redis lost mid-way) must not drop the retry jobs of the others,
+  // which were requeued in the ledger and wait for them.
+  const settled = await Promise.allSettled(alerts.map((a) => deliverPushAlert(deps, a, jobId, render)));
+  const results = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   const retries = alerts.flatMap((a, i) => {
-    const r = results[i]!;
-    if (r.kind !== 'retry') return [];
-    const delay = deliveryBackoffMs(1, BATCH_RETRY_BASE_MS, new RetryLater(r.reason, r.retryAfterMs), random);
+    const r = settled[i]!;
+    if (r.status !== 'fulfilled' || r.value.kind !== 'retry') return [];
+    const delay = deliveryBackoffMs(1, BATCH_RETRY_BASE_MS, new RetryLater(r.value.reason, r.value.retryAfterMs), random);
     return [{ data: a, opts: { jobId: jobIds.alert(a.subscriberId, a.storyId, 'push'), delay } }];
   });
   await deps.enqueue.bulk('AlertSendPush', retries);
+  // The alerts that threw are left to the batch's own retry: its claims are this job's, taken over at once, and
+  // the alerts that ended are no-ops for it.
+  const thrown = settled.find((r) => r.status === 'rejected');
+  if (thrown) throw thrown.reason;
   const count = (pred: (r: AlertResult) => boolean) => results.filter(pred).length;
   return {
     sent: count((r) => r.kind === 'ended' && r.summary === 'sent'),
@@ -277,4 +314,3 @@ async function hold(
   }
   return `held for ${bucket}: ${reason}`;
 }
-

@@ -6,6 +6,8 @@ import { RetryLater } from '../retry.ts';
 import { renderBundlePayload } from './payload.ts';
 import { pushTopic } from './policy.ts';
 import { sendToDevices, type PushDeliverDeps } from './send-alert.ts';
+import type { Story } from '../../model.ts';
+import { FINAL_STATUSES, type HeldAlert } from '../../store/ledger.ts';
 
 export const bundleLedgerId = (bundleId: string) => `bundle-${bundleId}`;
 
@@ -20,17 +22,24 @@ export async function sendPushBundle(deps: PushDeliverDeps & { inboxUrl: string 
   const who = await deps.subscribers.forDelivery(subscriberId);
   if (!who) return 'skipped: subscriber gone';
   const quiet = quietHoursAt(now, effectiveZone(who.subscriber.timeZone).zone, who.prefs.quietHours);
+  const ledgerId = bundleLedgerId(bundleId);
   const held = await deps.ledger.held(subscriberId, 'bundle');
-  if (held.length === 0) return 'nothing held';
+  if (held.length === 0) {
+    // This job's earlier attempt may have released them all and died before ending the bundle's own record.
+    const earlier = await deps.ledger.get(subscriberId, ledgerId, 'push');
+    if (earlier?.status === 'sending' && earlier.jobId === jobId) {
+      await deps.ledger.finish(subscriberId, ledgerId, 'push', earlier.devicesDone.length > 0 ? 'sent' : 'failed', now);
+    }
+    return 'nothing held';
+  }
   if (quiet.active) {
     // The reader moved or widened their quiet hours since: wait for the new end.
     const next = String(quiet.endsAt);
     await deps.enqueue('PushBundleSend', { subscriberId, bundleId: next }, { jobId: jobIds.bundle(subscriberId, next), delay: Math.max(0, quiet.endsAt - now) });
     return 'still quiet: moved to the end of the quiet hours';
   }
-  const ledgerId = bundleLedgerId(bundleId);
   // No topic on the bundle's own record: the topic counters count the held alerts it carries, once each.
-  const claim = await deps.ledger.claim(subscriberId, ledgerId, 'push', jobId, '', now);
+  const claim = await deps.ledger.claim(subscriberId, ledgerId, 'push', jobId, '', now, deps.jobLockMs);
   if (!claim.claimed) return `already ${claim.status}`;
 
   const [stories, devices, record] = await Promise.all([
@@ -38,11 +47,10 @@ export async function sendPushBundle(deps: PushDeliverDeps & { inboxUrl: string 
     deps.subscribers.pushSubscriptions(subscriberId),
     deps.ledger.get(subscriberId, ledgerId, 'push'),
   ]);
-  const byId = new Map(stories.map((s) => [s.id, s]));
-  const items = held.filter((h) => byId.has(h.storyId)).map((h) => ({ story: byId.get(h.storyId)!, topicName: deps.topicName(h.topicId), held: h }));
+  const items = await withStories(deps, subscriberId, held, stories, now);
   if (items.length === 0 || devices.length === 0) {
     const reason = items.length === 0 ? 'held stories no longer exist' : 'no-device';
-    await deps.ledger.release(subscriberId, 'bundle', held, { status: 'skipped', via: `bundle:${bundleId}`, reason }, now);
+    await deps.ledger.release(subscriberId, 'bundle', items.map((i) => i.held), { status: 'skipped', via: `bundle:${bundleId}`, reason }, now);
     await deps.ledger.finish(subscriberId, ledgerId, 'push', 'skipped', now, { reason });
     return `skipped: ${reason}`;
   }
@@ -56,18 +64,59 @@ export async function sendPushBundle(deps: PushDeliverDeps & { inboxUrl: string 
   const after = deps.clock.now();
   const done = (record?.devicesDone.length ?? 0) + res.reached;
   if (res.retry) {
-    await deps.ledger.requeue(subscriberId, ledgerId, 'push', res.problems.join('; '), after);
+    // Refused when another attempt took the bundle over meanwhile: that one sends and releases it.
+    if (!(await deps.ledger.requeue(subscriberId, ledgerId, 'push', { jobId, attempt: claim.attempt }, res.problems.join('; '), after))) return 'taken over by another attempt';
     throw new RetryLater(res.problems.join('; '), res.retryAfterMs);
   }
   const outcome = done > 0 ? 'sent' : 'failed';
-  await deps.ledger.finish(subscriberId, ledgerId, 'push', outcome, after, { error: res.problems.join('; ') || undefined });
-  await deps.ledger.release(subscriberId, 'bundle', items.map((i) => i.held), { status: outcome, via: `bundle:${bundleId}` }, after);
-  if (outcome === 'sent') {
-    await deps.ledger.notePush(subscriberId, after);
-    for (const i of items) {
-      await deps.ledger.addToInbox(subscriberId, { storyId: i.story.id, title: i.story.title, url: i.story.url, topicId: i.held.topicId, why: 'bundled', channel: 'push', at: after, read: false });
-    }
-  }
+  await endBundle(deps, subscriberId, bundleId, items, outcome, after, res.problems.join('; ') || undefined);
   deps.log.info({ subscriber_id: subscriberId, bundle_id: bundleId, stories: items.length, devices: done }, `push bundle ${outcome}`);
   return outcome;
+}
+
+type BundleItem = { story: Story; topicName: string; held: HeldAlert };
+
+/**
+ * The held alerts whose story is still there, as bundle items. One whose story expired or was deleted can go into
+ * no bundle: it ends here as skipped ('story-gone'), or every later bundle would read it again and it would stay
+ * held for ever.
+ */
+async function withStories(deps: PushDeliverDeps, subscriberId: string, held: HeldAlert[], stories: Story[], now: number): Promise<BundleItem[]> {
+  const byId = new Map(stories.map((s) => [s.id, s]));
+  const gone = held.filter((h) => !byId.has(h.storyId));
+  if (gone.length > 0) await deps.ledger.release(subscriberId, 'bundle', gone, { status: 'skipped', via: '', reason: 'story-gone' }, now);
+  return held.filter((h) => byId.has(h.storyId)).map((h) => ({ story: byId.get(h.storyId)!, topicName: deps.topicName(h.topicId), held: h }));
+}
+
+/**
+ * Ends a bundle that went out (or failed for good): its held alerts end with its outcome, each with its inbox entry
+ * when sent, before the bundle's own record does. If the attempt dies in between, the bundle is still this job's
+ * claim, and the retry (no device left to reach) releases whatever is still held; ended first, the bundle
+ * answered the retry "already sent" and the rest stayed held for ever.
+ */
+async function endBundle(deps: PushDeliverDeps, subscriberId: string, bundleId: string, items: BundleItem[], outcome: 'sent' | 'failed', at: number, error?: string) {
+  const released = items.map((i) => ({
+    ...i.held,
+    ...(outcome === 'sent' ? { inbox: { storyId: i.story.id, title: i.story.title, url: i.story.url, topicId: i.held.topicId, why: 'bundled', channel: 'push' as const, at, read: false } } : {}),
+  }));
+  await deps.ledger.release(subscriberId, 'bundle', released, { status: outcome, via: `bundle:${bundleId}`, ...(outcome === 'failed' && error ? { error } : {}) }, at);
+  if (outcome === 'sent') await deps.ledger.notePush(subscriberId, at);
+  await deps.ledger.finish(subscriberId, bundleLedgerId(bundleId), 'push', outcome, at, { error });
+}
+
+/**
+ * BullMQ gave up on a bundle (its last attempt failed too): it ends as sent if a device got it, else as failed
+ * with `reason`, and the held alerts it was for (held by its release time, the bundle id; later ones wait for
+ * their own bundle) end with it, so none waits for a bundle that will not come. Nothing to do when the bundle's
+ * record has already ended.
+ */
+export async function giveUpBundle(deps: PushDeliverDeps, data: JobCatalog['PushBundleSend'], reason: string): Promise<void> {
+  const { subscriberId, bundleId } = data;
+  const now = deps.clock.now();
+  const record = await deps.ledger.get(subscriberId, bundleLedgerId(bundleId), 'push');
+  if (record && FINAL_STATUSES.includes(record.status)) return;
+  const releaseAt = Number(bundleId);
+  const held = (await deps.ledger.held(subscriberId, 'bundle')).filter((h) => !Number.isFinite(releaseAt) || h.at <= releaseAt);
+  const items = await withStories(deps, subscriberId, held, await deps.stories.getMany(held.map((h) => h.storyId)), now);
+  await endBundle(deps, subscriberId, bundleId, items, (record?.devicesDone.length ?? 0) > 0 ? 'sent' : 'failed', now, reason);
 }

@@ -22,6 +22,8 @@ export interface Answer {
   headers?: Record<string, string>;
   /** The answer's body (an error page, a JSON reason). */
   body?: string;
+  /** This answer comes this long after the request (instead of the sink's `delayMs`): a slow failure. */
+  delayMs?: number;
 }
 
 /**
@@ -65,7 +67,8 @@ export async function startPushSink(opts: { maxBodyBytes?: number; decrypt?: boo
         received.push({ deviceId, headers: req.headers, bodyBytes: body.length, payload });
       }
       // A service that takes a moment to answer keeps sends in flight, as real ones do.
-      if (opts.delayMs) setTimeout(() => res.writeHead(answer.status, answer.headers).end(answer.body), opts.delayMs);
+      const delayMs = answer.delayMs ?? opts.delayMs;
+      if (delayMs) setTimeout(() => res.writeHead(answer.status, answer.headers).end(answer.body), delayMs);
       else res.writeHead(answer.status, answer.headers).end(answer.body);
     });
   });

@@ -1,0 +1,109 @@
+import pino from 'pino';
+import webpush from 'web-push';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sendPushBundle } from '../../src/deliver/push/send-bundle.ts';
+import { createWebPushSender, type PushSender } from '../../src/deliver/push/web-push-sender.ts';
+import type { Enqueue } from '../../src/queue/queues.ts';
+import { createLedger, type Ledger } from '../../src/store/ledger.ts';
+import { createStoryStore } from '../../src/store/stories.ts';
+import { createSubscriberStore } from '../../src/store/subscribers.ts';
+import { manualClock } from '../helpers/clock.ts';
+import { isolatedRedis } from '../helpers/isolated-redis.ts';
+import { createReader } from '../helpers/readers.ts';
+import { startPushSink, type PushSink } from './support/push-sink.ts';
+import { makeStory } from './support/world.ts';
+
+/**
+ * A bundle of held pushes, sent by the handler the dispatcher runs (called here as BullMQ would: the same job
+ * id again for a retry) with the real stores on Redis, web-push's signing and Herald's encryption, to a local
+ * HTTPS push service that decrypts what it gets. Every held alert must end with the bundle, even when an
+ * attempt dies half-way.
+ */
+describe('push bundle: held alerts end with it', () => {
+  const { redis, prefix } = isolatedRedis('bundle-release');
+  const clock = manualClock('2027-04-01T07:00:00Z');
+  const subscribers = createSubscriberStore(redis, prefix);
+  const stories = createStoryStore(redis, prefix);
+  const ledger = createLedger(redis, prefix);
+  let sink: PushSink;
+  let sender: PushSender;
+  // The paths under test never enqueue (that is the "still quiet" path): a call would be a mistake.
+  const enqueue = Object.assign(async () => { throw new Error('unexpected enqueue'); }, { bulk: async () => { throw new Error('unexpected enqueue'); } }) as Enqueue;
+  const deps = (l: Ledger = ledger) => ({
+    subscribers, stories, ledger: l, sender, enqueue, clock, log: pino({ level: 'silent' }),
+    topicName: (id: string) => (id === 'japan' ? 'Japan' : id), burstWindowMs: 0, jobLockMs: 30_000, inboxUrl: 'https://herald.example.test/',
+  });
+
+  beforeAll(async () => {
+    sink = await startPushSink();
+    sender = createWebPushSender({ ...webpush.generateVAPIDKeys(), subject: 'mailto:ops@example.test' }, { ca: sink.ca });
+  }, 30_000);
+  afterAll(async () => {
+    sender?.close();
+    await sink?.close();
+  });
+
+  /** A reader with one device and `n` pushes held for the bundle (quiet hours), oldest first. */
+  const readerWithHeld = async (n: number, opts: { gone?: number } = {}) => {
+    const { id } = await createReader(subscribers, { timeZone: 'UTC' }, clock.now());
+    const device = sink.newDevice();
+    await subscribers.addPushSubscription(id, device.subscription, clock.now());
+    const held = [];
+    for (let i = 0; i < n; i++) {
+      const story = makeStory(clock.now() - 60_000, { title: `Held story ${i}` });
+      // The last `gone` stories are never stored: expired or deleted while their alerts were held.
+      if (i < n - (opts.gone ?? 0)) await stories.put(story);
+      await ledger.hold(id, story.id, 'japan', 'bundle', 'quiet-hours', clock.now() - 1000 + i);
+      held.push(story);
+    }
+    return { id, device: device.id, held };
+  };
+
+  it('an attempt that dies after the push went out: the retry releases every held alert into the inbox, with no second push', async () => {
+    const r = await readerWithHeld(5);
+    const sentBefore = (await ledger.topicStats(['japan'])).japan!.push.sent;
+    // The first attempt's release fails (a lost Redis connection, a kill), after the service took the push.
+    let fail = true;
+    const faulty: Ledger = {
+      ...ledger,
+      async release(...args) {
+        if (fail) {
+          fail = false;
+          throw new Error('Connection is closed.');
+        }
+        return ledger.release(...args);
+      },
+    };
+    await expect(sendPushBundle(deps(faulty), { subscriberId: r.id, bundleId: 'b1' }, 'bundle-job-1')).rejects.toThrow('Connection is closed.');
+    // BullMQ's retry of the same job.
+    expect(await sendPushBundle(deps(faulty), { subscriberId: r.id, bundleId: 'b1' }, 'bundle-job-1')).toBe('sent');
+
+    expect(sink.forDevice(r.device).map((p) => p.payload.title)).toEqual(['5 new stories in Japan']);
+    expect(await ledger.held(r.id, 'bundle')).toEqual([]);
+    for (const s of r.held) expect(await ledger.get(r.id, s.id, 'push')).toMatchObject({ status: 'sent', reason: 'quiet-hours', via: 'bundle:b1' });
+    expect((await ledger.inbox(r.id)).map((i) => i.storyId).sort()).toEqual(r.held.map((s) => s.id).sort());
+    expect(await ledger.get(r.id, 'bundle-b1', 'push')).toMatchObject({ status: 'sent' });
+    expect((await ledger.topicStats(['japan'])).japan!.push.sent - sentBefore).toBe(5);
+  });
+
+  it("a held alert whose story is gone is skipped as story-gone by the bundle that finds it, not left for the next one", async () => {
+    const r = await readerWithHeld(3, { gone: 1 });
+    const gone = r.held[2]!;
+    expect(await sendPushBundle(deps(), { subscriberId: r.id, bundleId: 'b2' }, 'bundle-job-2')).toBe('sent');
+    expect(sink.forDevice(r.device).map((p) => p.payload.title)).toEqual(['2 new stories in Japan']);
+    // Before, it stayed held, and every later bundle read it again.
+    expect(await ledger.get(r.id, gone.id, 'push')).toMatchObject({ status: 'skipped', reason: 'story-gone', via: null });
+    expect(await ledger.held(r.id, 'bundle')).toEqual([]);
+    expect((await ledger.inbox(r.id)).map((i) => i.storyId).sort()).toEqual([r.held[0]!.id, r.held[1]!.id].sort());
+    expect(await sendPushBundle(deps(), { subscriberId: r.id, bundleId: 'b3' }, 'bundle-job-3')).toBe('nothing held');
+  });
+
+  it('every held story gone: no push, each alert skipped as story-gone, the bundle skipped', async () => {
+    const r = await readerWithHeld(2, { gone: 2 });
+    expect(await sendPushBundle(deps(), { subscriberId: r.id, bundleId: 'b4' }, 'bundle-job-4')).toBe('skipped: held stories no longer exist');
+    expect(sink.forDevice(r.device)).toEqual([]);
+    for (const s of r.held) expect(await ledger.get(r.id, s.id, 'push')).toMatchObject({ status: 'skipped', reason: 'story-gone' });
+    expect(await ledger.held(r.id, 'bundle')).toEqual([]);
+    expect(await ledger.get(r.id, 'bundle-b4', 'push')).toMatchObject({ status: 'skipped', reason: 'held stories no longer exist' });
+  });
+});

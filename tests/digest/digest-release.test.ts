@@ -1,0 +1,78 @@
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createMailer, type Mailer } from '../../src/deliver/email/mailer.ts';
+import { sendDigest } from '../../src/digest/send-digest.ts';
+import type { Enqueue } from '../../src/queue/queues.ts';
+import { createDigestStore } from '../../src/store/digests.ts';
+import { createLedger, type Ledger } from '../../src/store/ledger.ts';
+import { createStoryStore } from '../../src/store/stories.ts';
+import { createSubscriberStore } from '../../src/store/subscribers.ts';
+import { manualClock } from '../helpers/clock.ts';
+import { isolatedRedis } from '../helpers/isolated-redis.ts';
+import { createReader } from '../helpers/readers.ts';
+import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.ts';
+import { makeStory } from '../deliver/support/world.ts';
+
+/**
+ * A digest carrying pushes held for it (over the daily cap), sent by the handler the digest dispatcher runs,
+ * called as BullMQ would (the same job id again for a retry), with the real stores on Redis and nodemailer to
+ * an in-process SMTP server. The held pushes must end with the digest even when an attempt dies half-way.
+ */
+describe('digest: held pushes end with it', () => {
+  const { redis, prefix } = isolatedRedis('digest-release');
+  const clock = manualClock('2027-04-01T08:00:00Z');
+  const subscribers = createSubscriberStore(redis, prefix);
+  const stories = createStoryStore(redis, prefix);
+  const digests = createDigestStore(redis, prefix);
+  const ledger = createLedger(redis, prefix);
+  let smtp: SmtpSink;
+  let mailer: Mailer;
+  // A digest send never enqueues: a call would be a mistake.
+  const enqueue = Object.assign(async () => { throw new Error('unexpected enqueue'); }, { bulk: async () => { throw new Error('unexpected enqueue'); } }) as Enqueue;
+  const deps = (l: Ledger) => ({
+    subscribers, stories, digests, ledger: l, mailer, enqueue, clock, log: pino({ level: 'silent' }),
+    topicName: (id: string) => (id === 'japan' ? 'Japan' : id),
+    links: () => ({ topic: 'https://herald.example.test/u/t', all: 'https://herald.example.test/u/all', manage: 'https://herald.example.test/' }),
+    viewUrl: () => 'https://herald.example.test/digest', storiesPerTopic: 10, messageIdDomain: 'herald.example.test', hardBounceLimit: 3,
+  });
+
+  beforeAll(async () => {
+    smtp = await startSmtpSink();
+    mailer = createMailer({ url: smtp.url, from: 'Herald <herald@herald.example.test>', poolSize: 1, clock });
+  });
+  afterAll(async () => {
+    mailer?.close();
+    await smtp?.close();
+  });
+
+  it('an attempt that dies after the mail went out: the retry releases the held pushes and completes the date', async () => {
+    const { id } = await createReader(subscribers, { email: 'held@example.test', timeZone: 'UTC', digestTime: '08:00' }, clock.now());
+    const held = [makeStory(clock.now() - 3_600_000, { title: 'Held for the digest one' }), makeStory(clock.now() - 3_600_000, { title: 'Held for the digest two' })];
+    for (const [i, s] of held.entries()) {
+      await stories.put(s);
+      await ledger.hold(id, s.id, 'japan', 'digest', 'cap', clock.now() - 60_000 + i);
+    }
+    let fail = true;
+    const faulty: Ledger = {
+      ...ledger,
+      async release(...args) {
+        if (fail) {
+          fail = false;
+          throw new Error('Connection is closed.');
+        }
+        return ledger.release(...args);
+      },
+    };
+    const data = { subscriberId: id, localDate: '2027-04-01', dueAt: clock.now() };
+    await expect(sendDigest(deps(faulty), data, 'digest-job-1')).rejects.toThrow('Connection is closed.');
+    // BullMQ's retry of the same job. Before, the date was already complete: "already sent", the pushes still held.
+    expect(await sendDigest(deps(faulty), data, 'digest-job-1')).toBe('sent');
+    expect(await ledger.held(id, 'digest')).toEqual([]);
+    for (const s of held) expect(await ledger.get(id, s.id, 'push')).toMatchObject({ status: 'skipped', reason: 'cap', via: 'digest:2027-04-01' });
+    expect((await digests.record(id, '2027-04-01')).status).toBe('sent');
+    // The retry mails the digest again, with the same Message-ID for the receiver to collapse (README).
+    const mails = smtp.to('held@example.test');
+    expect(mails.map((m) => m.messageId)).toEqual([`<digest.${id}.2027-04-01@herald.example.test>`, `<digest.${id}.2027-04-01@herald.example.test>`]);
+    expect(mails[1]!.text).toContain('Held for the digest one');
+  });
+});
