@@ -94,6 +94,7 @@ const CLAIM_READ = claimLua(
 const REQUEUE = `
 if redis.call('HGET', KEYS[1], 'status') ~= 'sending' or redis.call('HGET', KEYS[1], 'jobId') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'queued', 'lastError', ARGV[3], 'updatedAt', ARGV[4])
+if ARGV[5] == '1' then redis.call('HINCRBY', KEYS[1], 'reclaims', 1) end
 return 1`;
 
 /** Opens a record as "queued" when its job is enqueued; a record that exists (a re-classified story) is left as it is. */
@@ -430,8 +431,12 @@ export function createLedger(redis: RedisClient, prefix: string) {
      * waits for the next attempt with the error kept. False, and nothing written, when the record is no longer
      * that claim (ended, or taken over by another attempt): that attempt, not this one, decides what follows.
      */
-    async requeue(subscriberId: string, storyId: string, channel: Channel, claim: { jobId: string; attempt: number }, error: string, now: number): Promise<boolean> {
-      const res = await requeueScript(alertKey(prefix, subscriberId, storyId, channel), claim.jobId, claim.attempt, error.slice(0, 500), String(now));
+    /**
+     * `outcomeUnknown`: the attempt broke off where it may already have reached the service (an error half-way):
+     * counted in `reclaims`, like a claim taken over from a dead worker, since the next attempt may resend.
+     */
+    async requeue(subscriberId: string, storyId: string, channel: Channel, claim: { jobId: string; attempt: number }, error: string, now: number, outcomeUnknown = false): Promise<boolean> {
+      const res = await requeueScript(alertKey(prefix, subscriberId, storyId, channel), claim.jobId, claim.attempt, error.slice(0, 500), String(now), outcomeUnknown ? '1' : '0');
       return res === 1;
     },
 

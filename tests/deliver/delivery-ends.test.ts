@@ -179,9 +179,12 @@ describe('delivery: every alert ends once', () => {
       const batch = (await t.herald.queues.push.getJob(batchId)) as Job;
       expect(batch.returnvalue).toEqual({ sent: 1, ended: 1, failed: 0, retried: 2 });
       for (const r of [slow, broken]) expect((await t.herald.queues.push.getJob(jobIds.alert(r.id, story.id, 'push')))?.name).toBe('AlertSendPush');
-      expect(await record(broken.id, story.id)).toMatchObject({ status: 'queued', attempts: 1 });
+      // Broken off half-way, the attempt's outcome is unknown: counted as a reclaim, so a resend is on the record.
+      expect(await record(broken.id, story.id)).toMatchObject({ status: 'queued', attempts: 1, reclaims: 1 });
       expect((await record(broken.id, story.id))!.lastError).toMatch(/JSON/);
+      // A 429 is a known outcome (nothing was delivered): no reclaim.
       await until(async () => (await record(slow.id, story.id))?.status === 'sent');
+      expect((await record(slow.id, story.id))!.reclaims).toBe(0);
       expect(sink.forDevice(slow.device)).toHaveLength(1);
       // The unreadable record would be retried for hours: its job is this test's to end.
       await (await t.herald.queues.push.getJob(jobIds.alert(broken.id, story.id, 'push')))!.remove();
