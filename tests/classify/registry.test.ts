@@ -31,7 +31,8 @@ describe('topic registry: the compiled index follows Redis across processes', ()
     workerB = testRedis();
   });
   afterAll(async () => {
-    await deletePrefix(web, prefix);
+    // The tests' own prefixes too, removed here as well as in each test: a failed assertion skips a test's own cleanup.
+    for (const p of [prefix, `${prefix}-log`, `${prefix}-limit`]) await deletePrefix(web, p);
     await Promise.all([web.quit(), workerA.quit(), workerB.quit()]);
   });
 
