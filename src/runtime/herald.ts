@@ -14,7 +14,7 @@ import { startDispatcher } from '../deliver/dispatcher.ts';
 import { cachedStories } from '../deliver/story-cache.ts';
 import { sendPushAlert, sendPushBatch } from '../deliver/push/send-alert.ts';
 import { giveUpBundle, sendPushBundle } from '../deliver/push/send-bundle.ts';
-import { giveUpAlert } from '../deliver/give-up.ts';
+import { giveUpAlert, giveUpBatch } from '../deliver/give-up.ts';
 import { createWebPushSender } from '../deliver/push/web-push-sender.ts';
 import { runDigestTick, sendDigest } from '../digest/send-digest.ts';
 import { ingestFeed, ingestPushed, runPollTick } from '../ingest/poll.ts';
@@ -174,6 +174,7 @@ export function createHerald(opts: HeraldOptions) {
     AlertSendPush: (d, job, reason) => giveUpAlert(pushDeps, d, 'push', job.id ?? '', reason),
     AlertSendEmail: (d, job, reason) => giveUpAlert(emailDeps, d, 'email', job.id ?? '', reason),
     PushBundleSend: (d, _job, reason) => giveUpBundle(pushDeps, d, reason),
+    AlertSendPushBatch: (d, job, reason) => giveUpBatch(pushDeps, d, job.id ?? '', reason),
   };
 
   const web = buildWebApp({

@@ -189,5 +189,31 @@ describe('delivery: every alert ends once', () => {
       // The unreadable record would be retried for hours: its job is this test's to end.
       await (await t.herald.queues.push.getJob(jobIds.alert(broken.id, story.id, 'push')))!.remove();
     });
+
+    it('a batch that gives up hands each alert still waiting to a job of its own, which delivers it once the fault is gone', async () => {
+      const [ok, stuck] = [await reader(), await reader()];
+      // The reader's follows hash is a string: the claim's script fails half-way, on every attempt of the batch.
+      const follows = subscriberKeys(t.prefix, stuck.id).follows;
+      await t.herald.redis.del(follows);
+      await t.herald.redis.set(follows, 'not a hash');
+      const story = await newStory();
+      const alerts: PushBatchAlert[] = [ok, stuck].map((r) => ({ subscriberId: r.id, topicId: 'japan', why: 'Matched: japan' }));
+      const batchId = jobIds.pushBatch(story.id, 1, 0);
+      // As the classifier does: every record opens under its batch before the job exists.
+      await t.herald.stores.ledger.open(alerts.map((a) => ({ subscriberId: a.subscriberId, storyId: story.id, channel: 'push' as const, jobId: batchId, topicId: 'japan' })), clock.now());
+      await t.herald.enqueue('AlertSendPushBatch', { storyId: story.id, alerts }, { jobId: batchId, attempts: 2, backoff: { type: 'exponential', delay: 100 } });
+      await failedJob('push', batchId);
+      expect((await t.herald.queues.push.getJob(batchId))!.failedReason).toMatch(/WRONGTYPE/);
+      expect(await record(ok.id, story.id)).toMatchObject({ status: 'sent' });
+      // Before: the stuck alert stayed "sending" under a batch that would never run again.
+      const single = jobIds.alert(stuck.id, story.id, 'push');
+      await until(async () => (await t.herald.queues.push.getJob(single))?.name === 'AlertSendPush');
+      expect((await record(stuck.id, story.id))!.reclaims).toBeGreaterThanOrEqual(1);
+      await t.herald.redis.del(follows);
+      await t.herald.stores.subscribers.setFollows(stuck.id, { japan: { cadence: 'instant', channels: ['push'] } });
+      await until(async () => (await record(stuck.id, story.id))?.status === 'sent', 40_000);
+      expect(sink.forDevice(stuck.device)).toHaveLength(1);
+      expect(sink.forDevice(ok.device)).toHaveLength(1);
+    }, 60_000);
   });
 });
