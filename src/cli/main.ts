@@ -1,6 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { runClassifyCommand } from '../classify/cli.ts';
-import { loadConfig, renderConfigTable, withConfigTable } from '../config/load.ts';
+import { ConfigError, hideUrlPasswords, loadConfig, renderConfigTable, withConfigTable } from '../config/load.ts';
+import type { Config } from '../config/options.ts';
 import { createRedis, redisHealth } from '../store/redis.ts';
 import { feedsCommand } from '../ingest/cli.ts';
 import { runTraceCommand } from '../ops/trace-cli.ts';
@@ -38,7 +39,14 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'health': {
       // For container health checks of worker roles: is this process's Redis reachable with this config?
-      const config = loadConfig();
+      let config: Config;
+      try {
+        config = loadConfig();
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        process.stderr.write(`herald health: ${err.message}\n`);
+        return 2;
+      }
       const target = config.redisClusterNodes ?? config.redisUrl;
       if (!target) {
         process.stderr.write('herald health: REDIS_URL is not set\n');
@@ -52,7 +60,7 @@ export async function main(argv: string[]): Promise<number> {
         process.stdout.write('ok\n');
         return 0;
       } catch (err) {
-        process.stderr.write(`herald health: Redis at ${target} does not answer: ${(err as Error).message}\n`);
+        process.stderr.write(`herald health: Redis at ${hideUrlPasswords(target)} does not answer: ${(err as Error).message}\n`);
         return 1;
       } finally {
         redis.disconnect();

@@ -18,7 +18,9 @@ function rawValue(
 ): { value?: string; problem?: string } {
   const direct = env[spec.env];
   const filePath = spec.secret ? env[`${spec.env}_FILE`] : undefined;
-  if (direct !== undefined && direct !== '' && filePath) {
+  // A value of only spaces is unset, as an empty one is: read as a number it would be 0 (port 0, bundling off).
+  const given = direct !== undefined && direct.trim() !== '';
+  if (given && filePath) {
     return { problem: `${spec.env} and ${spec.env}_FILE are both set: keep one of them` };
   }
   if (filePath) {
@@ -29,7 +31,7 @@ function rawValue(
       return { problem: `${spec.env}_FILE=${filePath} cannot be read (${(err as Error).message}): fix the path or its permissions` };
     }
   }
-  if (direct !== undefined && direct !== '') return { value: direct };
+  if (given) return { value: direct };
   return spec.default === undefined ? {} : { value: spec.default };
 }
 
@@ -37,6 +39,14 @@ function rawValue(
  * Reads every declared option from `env`, validates it and returns a frozen Config.
  * All problems are collected so the operator fixes them in one go.
  */
+/**
+ * The text with the password of every URL in it (redis://:pw@host, smtp://user:pw@host) replaced by "***":
+ * connection URLs carry credentials, and error messages and CLI output end up in logs and terminals.
+ */
+export function hideUrlPasswords(text: string): string {
+  return text.replace(/(\/\/[^/@\s,:]*:)[^/@\s,]+@/g, '$1***@');
+}
+
 export function loadConfig(
   env: Readonly<Record<string, string | undefined>> = process.env,
   readFile: ReadFile = (p) => readFileSync(p, 'utf8'),
@@ -53,7 +63,7 @@ export function loadConfig(
     if (parsed.success) {
       out[spec.key] = parsed.data;
     } else {
-      const shown = spec.secret ? '(secret value hidden)' : JSON.stringify(value);
+      const shown = spec.secret ? '(secret value hidden)' : JSON.stringify(typeof value === 'string' ? hideUrlPasswords(value) : value);
       const why = parsed.error.issues.map((i) => i.message).join('; ');
       problems.push(`${spec.env}=${shown} is invalid: ${why}. Fix: ${spec.fix}`);
     }

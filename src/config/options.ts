@@ -46,7 +46,7 @@ const url = (protocols: string[]) =>
         return false;
       }
     },
-    { message: `must be a URL starting with ${protocols.join(' or ')}//` },
+    { message: `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}` },
   );
 
 export const OPTIONS = [

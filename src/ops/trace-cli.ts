@@ -3,11 +3,12 @@ import { Redis } from 'ioredis';
 import pino from 'pino';
 import { CatalogError, loadTopics } from '../config/catalog.ts';
 import { createTopicRegistry } from '../classify/registry.ts';
-import { ConfigError, loadConfig } from '../config/load.ts';
+import { ConfigError, hideUrlPasswords, loadConfig } from '../config/load.ts';
 import { isCustomTopicId, createCustomTopicStore } from '../store/custom-topics.ts';
 import { createLedger } from '../store/ledger.ts';
 import { createRecentStories } from '../store/recent-stories.ts';
 import { createStoryStore } from '../store/stories.ts';
+import { createRedis, isCluster, isClusterTarget, redisHealth, type RedisClient } from '../store/redis.ts';
 import { createSubscriberStore } from '../store/subscribers.ts';
 import { renderTraceText, traceAlert, TraceLookupError } from './trace.ts';
 
@@ -64,13 +65,16 @@ export async function runTraceCommand(argv: string[], io: TraceIo): Promise<numb
     }
     throw err;
   }
-  const url = config.redisUrl ?? 'redis://127.0.0.1:6379';
-  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null, connectTimeout: 3000 });
+  // The same Redis the workers use: a cluster's nodes when they are configured.
+  const target = config.redisClusterNodes ?? config.redisUrl ?? 'redis://127.0.0.1:6379';
+  const redis: RedisClient = isClusterTarget(target)
+    ? createRedis(target, { name: 'herald-trace' })
+    : new Redis(target, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null, connectTimeout: 3000 });
   redis.on('error', () => undefined);
   try {
-    await redis.connect();
+    await (isCluster(redis) ? redisHealth(redis, 3000) : redis.connect());
   } catch (err) {
-    io.err(`herald trace: Redis does not answer at ${url} (${(err as Error).message}). Start Herald's Redis or set REDIS_URL.\n`);
+    io.err(`herald trace: Redis does not answer at ${hideUrlPasswords(target)} (${(err as Error).message}). Start Herald's Redis or set REDIS_URL.\n`);
     redis.disconnect();
     return 1;
   }

@@ -276,5 +276,16 @@ describe('operator console: feeds, topics, trace, ledger', () => {
     expect(trace.channels).toContainEqual(expect.objectContaining({ channel: 'email', outcome: 'sent' }));
 
     expect(await runTraceCommand(['--subscriber', 'nobody@example.test', '--story', STORY_URL], io)).toBe(1);
+
+    // A Redis that does not answer is named without its password; cluster nodes, when configured, are the ones asked.
+    err.length = 0;
+    const env = { ...io.env, REDIS_URL: 'redis://:hunter2@127.0.0.1:1' };
+    expect(await runTraceCommand(['--subscriber', 'a@example.test', '--story', STORY_URL], { ...io, env })).toBe(1);
+    expect(err.join('')).toContain('Redis does not answer at redis://:***@127.0.0.1:1');
+    expect(err.join('')).not.toContain('hunter2');
+    err.length = 0;
+    const clusterEnv = { ...io.env, REDIS_URL: undefined, REDIS_CLUSTER_NODES: '127.0.0.1:1,127.0.0.1:2' };
+    expect(await runTraceCommand(['--subscriber', 'a@example.test', '--story', STORY_URL], { ...io, env: clusterEnv })).toBe(1);
+    expect(err.join('')).toContain('Redis does not answer at 127.0.0.1:1,127.0.0.1:2');
   });
 });

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CatalogError, loadTopics, parseFeeds, parseTopics } from '../../src/config/catalog.ts';
-import { ConfigError, loadConfig, renderConfigTable } from '../../src/config/load.ts';
+import { ConfigError, hideUrlPasswords, loadConfig, renderConfigTable } from '../../src/config/load.ts';
 import { OPTIONS } from '../../src/config/options.ts';
 
 const problemsOf = (env: Record<string, string>) => {
@@ -50,6 +50,21 @@ describe('config', () => {
     expect(problems).toHaveLength(2);
     expect(problems.join('\n')).not.toContain('tiny-secret');
     expect(problems.join('\n')).toContain('(secret value hidden)');
+  });
+
+  it('hides the passwords in connection URLs it quotes, and says which schemes it wants', () => {
+    const problems = problemsOf({ REDIS_URL: 'redis://:hunter2-redis@db1:6379,db2:6379', SMTP_URL: 'smpt://alerts:hunter2-smtp@mail.example.org:587' }).join('\n');
+    expect(problems).not.toContain('hunter2');
+    expect(problems).toContain('REDIS_URL="redis://:***@db1:6379,db2:6379" is invalid');
+    expect(problems).toContain('SMTP_URL="smpt://alerts:***@mail.example.org:587" is invalid: must be a URL starting with smtp:// or smtps://');
+    expect(hideUrlPasswords('a redis://u:p@h:1,redis://:q@h:2 and smtp://user@h')).toBe('a redis://u:***@h:1,redis://:***@h:2 and smtp://user@h');
+  });
+
+  it('takes a value of only spaces as unset: the default, not the number 0', () => {
+    const config = loadConfig({ HERALD_PORT: ' ', HERALD_PUSH_BURST_WINDOW_SECONDS: '  ' });
+    expect(config.port).toBe(loadConfig({}).port);
+    expect(config.pushBurstWindowSeconds).toBeGreaterThan(0);
+    expect(config.pushBurstWindowSeconds).toBe(loadConfig({}).pushBurstWindowSeconds);
   });
 
   it('reads every secret from its *_FILE twin, trimmed', () => {

@@ -65,9 +65,17 @@ describe('herald start, as a new user runs it', () => {
   it('herald health exits 0 when Redis answers and 1 with the reason when it does not', async () => {
     const ok = herald(['health'], { REDIS_URL: TEST_REDIS_URL });
     expect(await ok.exited).toBe(0);
-    const down = herald(['health'], { REDIS_URL: `redis://127.0.0.1:${await freePort()}` });
+    const port = await freePort();
+    const down = herald(['health'], { REDIS_URL: `redis://:hunter2@127.0.0.1:${port}` });
     expect(await down.exited).toBe(1);
-    expect(down.out.stderr).toContain('does not answer');
+    // The reason names the Redis, never its password.
+    expect(down.out.stderr).toContain(`Redis at redis://:***@127.0.0.1:${port} does not answer`);
+    expect(down.out.stderr).not.toContain('hunter2');
+    // A configuration error is a message and status 2, not a stack trace.
+    const wrong = herald(['health'], { REDIS_URL: 'http://wrong' });
+    expect(await wrong.exited).toBe(2);
+    expect(wrong.out.stderr).toContain('REDIS_URL="http://wrong" is invalid');
+    expect(wrong.out.stderr).not.toMatch(/at .*\.ts:\d+/);
   }, 20_000);
 
   it('answers a usage error with exit status 2', async () => {
