@@ -130,3 +130,25 @@ describe('admin console', () => {
     expect(blocked.headers.get('retry-after')).toBe('60');
   });
 });
+
+describe('admin console, shutting down', () => {
+  it('a graceful shutdown ends the live streams of open console tabs instead of waiting for them', async () => {
+    const smtp = await startSmtpSink();
+    const t = await startTestHerald({ name: 'console-close', clock: manualClock('2027-01-15T12:00:00Z'), smtpUrl: smtp.url });
+    let ended = false;
+    await new Promise<void>((resolve, reject) => {
+      const req = request(`${t.baseUrl}/admin/events`, { headers: auth }, (res) => {
+        res.once('data', () => resolve());
+        res.on('end', () => void (ended = true));
+        res.on('error', () => void (ended = true));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    // Before: app.close() waited for the tab to go away, so the shutdown deadline killed the process instead.
+    const closed = await Promise.race([t.close().then(() => 'closed'), new Promise((r) => setTimeout(() => r('still open after 5 s'), 5000))]);
+    expect(closed).toBe('closed');
+    expect(ended).toBe(true);
+    await smtp.close();
+  }, 20_000);
+});

@@ -131,7 +131,13 @@ export function adminRoutes(deps: AdminDeps): FastifyPluginAsync {
       return reply.type('image/svg+xml; charset=utf-8').send(chart.svg);
     });
 
-    // Server-sent events: a queue snapshot every few seconds while the page is open.
+    // Server-sent events: a queue snapshot every few seconds while the page is open. The streams are ended when
+    // the server closes: an open console tab held app.close() (and so a graceful shutdown) for as long as it stayed.
+    const live = new Set<() => void>();
+    // preClose: it runs before the server waits for its open connections, onClose only after.
+    app.addHook('preClose', async () => {
+      for (const end of live) end();
+    });
     app.get('/admin/events', (req, reply) => {
       reply.hijack();
       const res = reply.raw;
@@ -145,7 +151,13 @@ export function adminRoutes(deps: AdminDeps): FastifyPluginAsync {
       };
       void send();
       const timer = setInterval(() => void send(), deps.liveIntervalMs ?? 5000);
-      req.raw.on('close', () => clearInterval(timer));
+      const end = () => {
+        clearInterval(timer);
+        live.delete(end);
+        res.end();
+      };
+      live.add(end);
+      req.raw.on('close', end);
     });
 
     await app.register(consoleRoutes({ ...deps.console, clock: deps.clock }));
