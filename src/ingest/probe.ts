@@ -33,7 +33,8 @@ export async function probeFeed(url: string, s: Pick<IngestSettings, 'fetchTimeo
       title: toPlainText(feed.title, 300), items: feed.items.length,
       sample: feed.items.slice(0, SAMPLE).map((item) => ({
         title: toPlainText(item.title, 300) || toPlainText(item.summaryHtml, 120),
-        link: item.link ? (canonicalUrl(item.link, res.finalUrl) ?? item.link) : null,
+        // Only a link the poller would keep (http or https): a feed's javascript: link must not become a console link.
+        link: item.link ? canonicalUrl(item.link, res.finalUrl) : null,
         published: ((t) => (t === null ? null : new Date(t).toISOString()))(parseFeedDate(item.published) ?? parseFeedDate(item.updated)),
       })),
     };

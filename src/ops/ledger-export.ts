@@ -48,14 +48,19 @@ export async function* exportLedger(entries: AsyncIterable<LedgerEntry>, format:
   yield '\n]\n';
 }
 
+const EARLIEST = Date.UTC(2000, 0, 1);
+const LATEST = Date.UTC(9999, 11, 31, 23, 59, 59);
+
 /** Validates an export request's range: ISO dates or times; `to` defaults to now, `from` to a day before `to`. */
 export function parseExportRange(q: { from?: string; to?: string; format?: string }, now: number): { from: number; to: number; format: ExportFormat } | { error: string } {
   const format = q.format ?? 'csv';
   if (format !== 'csv' && format !== 'json') return { error: `format must be csv or json, not "${format}"` };
+  // Within years 2000-9999: the extremes JavaScript dates allow made a day before `to` an invalid date (500).
+  const plausible = (t: number) => Number.isFinite(t) && t >= EARLIEST && t <= LATEST;
   const to = q.to ? Date.parse(q.to) : now;
-  if (!Number.isFinite(to)) return { error: `"to" is not a date or time: ${q.to}` };
+  if (!plausible(to)) return { error: `"to" is not a date or time between 2000 and 9999: ${q.to}` };
   const from = q.from ? Date.parse(q.from) : to - 86_400_000;
-  if (!Number.isFinite(from)) return { error: `"from" is not a date or time: ${q.from}` };
+  if (!plausible(from)) return { error: `"from" is not a date or time between 2000 and 9999: ${q.from ?? '(a day before "to")'}` };
   if (from >= to) return { error: '"from" must be before "to"' };
   if (to - from > EXPORT_MAX_DAYS * 86_400_000) return { error: `a range of at most ${EXPORT_MAX_DAYS} days can be exported (the ledger's time index keeps that long)` };
   return { from, to, format };
