@@ -19,7 +19,10 @@ describe('ledger export formats', () => {
     [{}, { from: T0 - DAY, to: T0, format: 'csv' }],
     [{ from: '2027-01-30', to: '2027-01-31', format: 'json' }, { from: Date.parse('2027-01-30'), to: Date.parse('2027-01-31'), format: 'json' }],
     [{ format: 'xml' }, { error: 'format must be csv or json, not "xml"' }],
-    [{ from: 'soon' }, { error: '"from" is not a date or time: soon' }],
+    [{ from: 'soon' }, { error: '"from" is not a date or time between 2000 and 9999: soon' }],
+    // The earliest time JavaScript knows: the default "from", a day before, is no date at all (it threw: 500).
+    [{ to: '-271821-04-20T00:00:00Z' }, { error: '"to" is not a date or time between 2000 and 9999: -271821-04-20T00:00:00Z' }],
+    [{ to: '2000-01-01T12:00:00Z' }, { error: '"from" is not a date or time between 2000 and 9999: (a day before "to")' }],
     [{ from: '2027-02-01', to: '2027-01-01' }, { error: '"from" must be before "to"' }],
     [{ from: '2026-01-01', to: '2027-01-01' }, { error: 'a range of at most 35 days can be exported (the ledger\'s time index keeps that long)' }],
   ])('parseExportRange(%j)', (q, out) => {
