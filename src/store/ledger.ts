@@ -430,8 +430,6 @@ export function createLedger(redis: RedisClient, prefix: string) {
      * A transient failure of the attempt that holds `claim` (its job and its claim's `attempt`): the record
      * waits for the next attempt with the error kept. False, and nothing written, when the record is no longer
      * that claim (ended, or taken over by another attempt): that attempt, not this one, decides what follows.
-     */
-    /**
      * `outcomeUnknown`: the attempt broke off where it may already have reached the service (an error half-way):
      * counted in `reclaims`, like a claim taken over from a dead worker, since the next attempt may resend.
      */

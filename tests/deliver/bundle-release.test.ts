@@ -3,11 +3,11 @@ import webpush from 'web-push';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sendPushBundle } from '../../src/deliver/push/send-bundle.ts';
 import { createWebPushSender, type PushSender } from '../../src/deliver/push/web-push-sender.ts';
-import type { Enqueue } from '../../src/queue/queues.ts';
 import { createLedger, type Ledger } from '../../src/store/ledger.ts';
 import { createStoryStore } from '../../src/store/stories.ts';
 import { createSubscriberStore } from '../../src/store/subscribers.ts';
 import { manualClock } from '../helpers/clock.ts';
+import { noEnqueue, releaseFailingOnce } from '../helpers/faults.ts';
 import { isolatedRedis } from '../helpers/isolated-redis.ts';
 import { createReader } from '../helpers/readers.ts';
 import { startPushSink, type PushSink } from './support/push-sink.ts';
@@ -27,10 +27,8 @@ describe('push bundle: held alerts end with it', () => {
   const ledger = createLedger(redis, prefix);
   let sink: PushSink;
   let sender: PushSender;
-  // The paths under test never enqueue (that is the "still quiet" path): a call would be a mistake.
-  const enqueue = Object.assign(async () => { throw new Error('unexpected enqueue'); }, { bulk: async () => { throw new Error('unexpected enqueue'); } }) as Enqueue;
   const deps = (l: Ledger = ledger) => ({
-    subscribers, stories, ledger: l, sender, enqueue, clock, log: pino({ level: 'silent' }),
+    subscribers, stories, ledger: l, sender, enqueue: noEnqueue, clock, log: pino({ level: 'silent' }),
     topicName: (id: string) => (id === 'japan' ? 'Japan' : id), burstWindowMs: 0, jobLockMs: 30_000, inboxUrl: 'https://herald.example.test/',
   });
 
@@ -63,17 +61,7 @@ describe('push bundle: held alerts end with it', () => {
     const r = await readerWithHeld(5);
     const sentBefore = (await ledger.topicStats(['japan'])).japan!.push.sent;
     // The first attempt's release fails (a lost Redis connection, a kill), after the service took the push.
-    let fail = true;
-    const faulty: Ledger = {
-      ...ledger,
-      async release(...args) {
-        if (fail) {
-          fail = false;
-          throw new Error('Connection is closed.');
-        }
-        return ledger.release(...args);
-      },
-    };
+    const faulty = releaseFailingOnce(ledger);
     await expect(sendPushBundle(deps(faulty), { subscriberId: r.id, bundleId: 'b1' }, 'bundle-job-1')).rejects.toThrow('Connection is closed.');
     // BullMQ's retry of the same job.
     expect(await sendPushBundle(deps(faulty), { subscriberId: r.id, bundleId: 'b1' }, 'bundle-job-1')).toBe('sent');

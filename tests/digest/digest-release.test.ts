@@ -2,12 +2,12 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMailer, type Mailer } from '../../src/deliver/email/mailer.ts';
 import { sendDigest } from '../../src/digest/send-digest.ts';
-import type { Enqueue } from '../../src/queue/queues.ts';
 import { createDigestStore } from '../../src/store/digests.ts';
 import { createLedger, type Ledger } from '../../src/store/ledger.ts';
 import { createStoryStore } from '../../src/store/stories.ts';
 import { createSubscriberStore } from '../../src/store/subscribers.ts';
 import { manualClock } from '../helpers/clock.ts';
+import { noEnqueue, releaseFailingOnce } from '../helpers/faults.ts';
 import { isolatedRedis } from '../helpers/isolated-redis.ts';
 import { createReader } from '../helpers/readers.ts';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.ts';
@@ -27,10 +27,8 @@ describe('digest: held pushes end with it', () => {
   const ledger = createLedger(redis, prefix);
   let smtp: SmtpSink;
   let mailer: Mailer;
-  // A digest send never enqueues: a call would be a mistake.
-  const enqueue = Object.assign(async () => { throw new Error('unexpected enqueue'); }, { bulk: async () => { throw new Error('unexpected enqueue'); } }) as Enqueue;
   const deps = (l: Ledger) => ({
-    subscribers, stories, digests, ledger: l, mailer, enqueue, clock, log: pino({ level: 'silent' }),
+    subscribers, stories, digests, ledger: l, mailer, enqueue: noEnqueue, clock, log: pino({ level: 'silent' }),
     topicName: (id: string) => (id === 'japan' ? 'Japan' : id),
     links: () => ({ topic: 'https://herald.example.test/u/t', all: 'https://herald.example.test/u/all', manage: 'https://herald.example.test/' }),
     viewUrl: () => 'https://herald.example.test/digest', storiesPerTopic: 10, messageIdDomain: 'herald.example.test', hardBounceLimit: 3,
@@ -52,17 +50,7 @@ describe('digest: held pushes end with it', () => {
       await stories.put(s);
       await ledger.hold(id, s.id, 'japan', 'digest', 'cap', clock.now() - 60_000 + i);
     }
-    let fail = true;
-    const faulty: Ledger = {
-      ...ledger,
-      async release(...args) {
-        if (fail) {
-          fail = false;
-          throw new Error('Connection is closed.');
-        }
-        return ledger.release(...args);
-      },
-    };
+    const faulty = releaseFailingOnce(ledger);
     const data = { subscriberId: id, localDate: '2027-04-01', dueAt: clock.now() };
     await expect(sendDigest(deps(faulty), data, 'digest-job-1')).rejects.toThrow('Connection is closed.');
     // BullMQ's retry of the same job. Before, the date was already complete: "already sent", the pushes still held.

@@ -158,10 +158,10 @@ export async function deliverPushAlert(
     // An error after the claim (a stored record that does not parse, a connection lost half-way) fails this
     // attempt like a 5xx would: the record goes back to queued under this claim and the caller retries it (the
     // job, or for a batch a single job of its own), instead of the record staying in "sending" under a batch
-    // that went on. A refused requeue (the record ended or was taken over) leaves the error to the job.
+    // that went on. Where it broke off is unknown (the push may have reached the device before a ledger write
+    // failed), so it counts as a reclaim. A refused requeue (the record ended or was taken over) leaves the
+    // error to the job.
     const reason = (err as Error).message;
-    // Where it broke off is unknown (the push may have reached the device before a ledger write failed): the
-    // record counts it as a reclaim, so a resend by the next attempt is on the record.
     if (!(await deps.ledger.requeue(subscriberId, storyId, 'push', { jobId, attempt: claim.record.attempts }, reason, deps.clock.now(), true))) throw err;
     return { kind: 'retry', reason, retryAfterMs: null };
   }
