@@ -485,6 +485,14 @@ export const OPTIONS = [
     fix: 'set a whole number of seconds between 2 and 600',
   },
   {
+    env: 'HERALD_GIVE_UP_SWEEP_SECONDS',
+    key: 'giveUpSweepSeconds',
+    schema: positiveInt.min(1).max(3600),
+    default: '60',
+    description: 'How often a dispatcher looks for deliveries BullMQ gave up on whose failure was never written to the ledger (the process died at that moment): they end as failed, not "queued" for ever.',
+    fix: 'set a whole number of seconds between 1 and 3600',
+  },
+  {
     env: 'HERALD_SHUTDOWN_TIMEOUT_SECONDS',
     key: 'shutdownTimeoutSeconds',
     schema: positiveInt,

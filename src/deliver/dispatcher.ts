@@ -2,6 +2,7 @@ import type { ConnectionOptions, Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import { startQueueWorker } from '../queue/queues.ts';
 import type { GiveUpMap, HandlerMap, QueueName } from '../queue/jobs.ts';
+import type { RedisClient } from '../store/redis.ts';
 import type { Stats } from '../store/stats.ts';
 import { DELIVERY_BACKOFF, deliveryBackoffMs } from './retry.ts';
 
@@ -17,6 +18,8 @@ export function startDispatcher(
     connection: ConnectionOptions; prefix: string; concurrency: number; lockSeconds: number; log: Logger; stats?: Stats; now?: () => number; random?: () => number; shard?: number;
     /** What to record for a delivery BullMQ gives up on (its ledger record ends as failed). */
     giveUp?: GiveUpMap;
+    /** Looks for given-up deliveries whose failure no process wrote (src/queue/give-up-sweep.ts). */
+    giveUpSweep?: { redis: RedisClient; everyMs: number };
   },
 ): Worker {
   const random = opts.random ?? Math.random;

@@ -68,6 +68,8 @@ export const jobIds = {
 };
 
 const DAY = 24 * 60 * 60;
+/** Failed delivery jobs are kept this long (seconds): the give-up sweep's first look goes as far back. */
+export const FAILED_DELIVERY_KEPT_SECONDS = 14 * DAY;
 /** Retries with exponential backoff for transient failures; kept jobs let deterministic ids dedupe re-adds. */
 export const DEFAULT_JOB_OPTIONS: { readonly [N in JobName]: JobsOptions } = {
   FeedPollTick: { removeOnComplete: true, removeOnFail: 100 },
@@ -75,12 +77,12 @@ export const DEFAULT_JOB_OPTIONS: { readonly [N in JobName]: JobsOptions } = {
   FeedFetch: { attempts: 1, removeOnComplete: true, removeOnFail: { age: DAY } },
   StoryClassify: { attempts: 5, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: { age: DAY }, removeOnFail: { age: 7 * DAY } },
   // 'delivery': exponential with jitter that honours Retry-After (src/deliver/retry.ts), registered by the dispatchers.
-  AlertSendPush: { attempts: 8, backoff: { type: 'delivery', delay: 5000 }, removeOnComplete: { age: 3 * DAY }, removeOnFail: { age: 14 * DAY } },
+  AlertSendPush: { attempts: 8, backoff: { type: 'delivery', delay: 5000 }, removeOnComplete: { age: 3 * DAY }, removeOnFail: { age: FAILED_DELIVERY_KEPT_SECONDS } },
   // A batch fails as a whole only when Redis does (each alert's own failures end in the ledger or leave as
   // single jobs); retried, its ledger claims make every alert already ended a no-op.
-  AlertSendPushBatch: { attempts: 8, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: { age: 3 * DAY }, removeOnFail: { age: 14 * DAY } },
-  AlertSendEmail: { attempts: 8, backoff: { type: 'delivery', delay: 5000 }, removeOnComplete: { age: 3 * DAY }, removeOnFail: { age: 14 * DAY } },
-  PushBundleSend: { attempts: 8, backoff: { type: 'delivery', delay: 5000 }, removeOnComplete: { age: 3 * DAY }, removeOnFail: { age: 14 * DAY } },
+  AlertSendPushBatch: { attempts: 8, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: { age: 3 * DAY }, removeOnFail: { age: FAILED_DELIVERY_KEPT_SECONDS } },
+  AlertSendEmail: { attempts: 8, backoff: { type: 'delivery', delay: 5000 }, removeOnComplete: { age: 3 * DAY }, removeOnFail: { age: FAILED_DELIVERY_KEPT_SECONDS } },
+  PushBundleSend: { attempts: 8, backoff: { type: 'delivery', delay: 5000 }, removeOnComplete: { age: 3 * DAY }, removeOnFail: { age: FAILED_DELIVERY_KEPT_SECONDS } },
   DigestTick: { removeOnComplete: true, removeOnFail: 100 },
-  DigestSend: { attempts: 10, backoff: { type: 'delivery', delay: 10000 }, removeOnComplete: { age: 3 * DAY }, removeOnFail: { age: 14 * DAY } },
+  DigestSend: { attempts: 10, backoff: { type: 'delivery', delay: 10000 }, removeOnComplete: { age: 3 * DAY }, removeOnFail: { age: FAILED_DELIVERY_KEPT_SECONDS } },
 };

@@ -1,9 +1,11 @@
 import { hostname } from 'node:os';
 import { Queue, Worker, type ConnectionOptions, type JobsOptions, type WorkerOptions } from 'bullmq';
 import type { Logger } from 'pino';
+import type { RedisClient } from '../store/redis.ts';
 import type { Stats } from '../store/stats.ts';
+import { giveUpReason, scheduleGiveUpSweeps } from './give-up-sweep.ts';
 import { pushShardName, pushShardOf } from './shards.ts';
-import { DEFAULT_JOB_OPTIONS, QUEUE_NAMES, QUEUE_OF, type GiveUpHandler, type GiveUpMap, type HandlerMap, type HeraldJob, type JobCatalog, type JobName, type QueueName } from './jobs.ts';
+import { DEFAULT_JOB_OPTIONS, FAILED_DELIVERY_KEPT_SECONDS, QUEUE_NAMES, QUEUE_OF, type GiveUpHandler, type GiveUpMap, type HandlerMap, type HeraldJob, type JobCatalog, type JobName, type QueueName } from './jobs.ts';
 
 /**
  * Each queue's name carries its own hash tag ({push}, {email}, ...): all of one queue's keys share a
@@ -107,6 +109,8 @@ export function startQueueWorker(
     workerOptions?: Omit<WorkerOptions, 'connection' | 'prefix' | 'concurrency' | 'name'>;
     /** What to record for a job BullMQ gives up on, by job name. */
     giveUp?: GiveUpMap;
+    /** Looks for given-up jobs whose step never ran, every `everyMs` (see give-up-sweep.ts). */
+    giveUpSweep?: { redis: RedisClient; everyMs: number };
   },
 ): Worker {
   const queueName = queue === 'push' ? pushShardName(opts.shard ?? 0) : queue;
@@ -133,14 +137,24 @@ export function startQueueWorker(
     opts.log.warn({ queue, job_id: job?.id, job_name: job?.name, attempts: job?.attemptsMade, final, err: err.message }, final ? 'job failed' : 'job will be retried');
   });
   worker.on('error', (err) => opts.log.error({ queue, err: err.message }, 'worker error'));
-  if (opts.giveUp) recordGiveUps(worker, opts.giveUp, queue, opts.log);
+  if (opts.giveUp) {
+    recordGiveUps(worker, opts.giveUp, queue, opts.log);
+    if (opts.giveUpSweep) {
+      // The step above runs in this process; a process that dies before it ran leaves the job to the sweep.
+      const { redis, everyMs } = opts.giveUpSweep;
+      const own = new Queue(bullQueueName(queueName), { connection: opts.connection, prefix: opts.prefix });
+      const stop = scheduleGiveUpSweeps(redis, own, opts.giveUp, { everyMs, graceMs: everyMs, lookbackMs: FAILED_DELIVERY_KEPT_SECONDS * 1000, log: opts.log });
+      const close = worker.close.bind(worker);
+      worker.close = async (force?: boolean) => {
+        await close(force);
+        await stop();
+        await own.close();
+      };
+    }
+  }
   return worker;
 }
 
-/** What a give-up step records as the reason: how many attempts the job had and its last error. */
-export function giveUpReason(attemptsMade: number, lastError: string): string {
-  return `gave up after ${attemptsMade} attempt${attemptsMade === 1 ? '' : 's'}: ${lastError}`;
-}
 
 /** BullMQ will not run the job again: a permanent error, or its attempts are used up. */
 const isGivenUp = (job: { attemptsMade: number; opts: { attempts?: number } }, err: Error) =>

@@ -176,6 +176,8 @@ export function createHerald(opts: HeraldOptions) {
     PushBundleSend: (d, _job, reason) => giveUpBundle(pushDeps, d, reason),
     AlertSendPushBatch: (d, job, reason) => giveUpBatch(pushDeps, d, job.id ?? '', reason),
   };
+  // For the give-ups no process recorded (it died at that moment): one sweep per queue per interval, any dispatcher.
+  const giveUpSweep = { redis: queueConnection, everyMs: config.giveUpSweepSeconds * 1000 };
 
   const web = buildWebApp({
     redis, subscribers, digests, ledger, topics, clock, log, stories,
@@ -239,12 +241,12 @@ export function createHerald(opts: HeraldOptions) {
         if (queue === 'push') {
           // Each consumed shard gets its own worker with the configured concurrency: shards are independent queues.
           for (const shard of consumedShards(config.pushShards, config.pushShardsConsumed)) {
-            workers.push(startDispatcher(queue, handlers, { ...common, lockSeconds: config.jobLockSeconds, shard, giveUp }));
+            workers.push(startDispatcher(queue, handlers, { ...common, lockSeconds: config.jobLockSeconds, shard, giveUp, giveUpSweep }));
           }
         } else {
           workers.push(
             queue === 'email' || queue === 'digest'
-              ? startDispatcher(queue, handlers, { ...common, lockSeconds: config.jobLockSeconds, giveUp })
+              ? startDispatcher(queue, handlers, { ...common, lockSeconds: config.jobLockSeconds, giveUp, giveUpSweep })
               : startQueueWorker(queue, handlers, {
                   ...common,
                   // A killed poller or classifier has its fetch or fan-out taken over as soon as a dispatcher's would be.

@@ -40,7 +40,7 @@ describe('delivery: every alert ends once', () => {
   const ended = (sub: string, story: string, channel: 'push' | 'email' = 'push') => until(async () => !['queued', 'sending'].includes((await record(sub, story, channel))?.status ?? 'queued'));
 
   beforeAll(async () => {
-    world = await startPushWorld('delivery-ends', clock, { sink: { delayMs: 50 }, env: { HERALD_JOB_LOCK_SECONDS: '2' } });
+    world = await startPushWorld('delivery-ends', clock, { sink: { delayMs: 50 }, env: { HERALD_JOB_LOCK_SECONDS: '2', HERALD_GIVE_UP_SWEEP_SECONDS: '1' } });
     ({ sink, t } = world);
   }, 60_000);
   afterAll(() => world?.close());
@@ -129,6 +129,35 @@ describe('delivery: every alert ends once', () => {
       expect(sink.requests.filter((q) => q.deviceId === r.device).map((q) => q.status)).toEqual([500, 500, 500]);
       expect(await record(r.id, story.id)).toMatchObject({ status: 'failed', attempts: 3, lastError: `gave up after 3 attempts: ${await deviceIdOf(r.id)}: push service answered 500` });
       expect((await t.herald.stores.ledger.topicStats(['japan'])).japan!.push.failed - failedBefore).toBe(1);
+    });
+
+    it("a give-up whose write fails (Redis away at that moment) is written by the dispatcher's sweep: failed, counted once", async () => {
+      const ledger = t.herald.stores.ledger;
+      const failedBefore = (await ledger.topicStats(['japan'])).japan!.push.failed;
+      const r = await reader();
+      const story = await newStory();
+      sink.script(r.device, [{ status: 500 }]);
+      // The dispatcher's own give-up step fails once, as a dropped connection would make it (or a process that
+      // died just after BullMQ failed the job never runs it).
+      const giveUp = ledger.giveUp;
+      let refused = 0;
+      ledger.giveUp = async (...args) => {
+        if (refused++ === 0) throw new Error('Connection is closed.');
+        return giveUp(...args);
+      };
+      try {
+        await enqueueAlert(t, 'push', r.id, story.id, 'japan', { attempts: 1 });
+        await failedJob('push', jobIds.alert(r.id, story.id, 'push'));
+        // Before: "queued" for ever. The sweep (every second here, with a second's grace) writes it.
+        await ended(r.id, story.id);
+      } finally {
+        ledger.giveUp = giveUp;
+      }
+      expect(refused).toBeGreaterThanOrEqual(2);
+      expect(await record(r.id, story.id)).toMatchObject({ status: 'failed', attempts: 1, lastError: `gave up after 1 attempt: ${await deviceIdOf(r.id)}: push service answered 500` });
+      // Later sweeps do not count it again.
+      await new Promise((res) => setTimeout(res, 2500));
+      expect((await ledger.topicStats(['japan'])).japan!.push.failed - failedBefore).toBe(1);
     });
 
     it('an SMTP server answering 451 to every attempt: after the last one the email record is failed', async () => {

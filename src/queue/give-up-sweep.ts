@@ -1,0 +1,102 @@
+import { randomUUID } from 'node:crypto';
+import { Job, Queue } from 'bullmq';
+import type { Logger } from 'pino';
+import type { RedisClient } from '../store/redis.ts';
+import type { GiveUpHandler, GiveUpMap, HeraldJob, JobName } from './jobs.ts';
+
+/** What a give-up step records as the reason: how many attempts the job had and its last error. */
+export function giveUpReason(attemptsMade: number, lastError: string): string {
+  return `gave up after ${attemptsMade} attempt${attemptsMade === 1 ? '' : 's'}: ${lastError}`;
+}
+
+export interface SweepOptions {
+  /** Real time (BullMQ stamps finishedOn with the worker's Date.now, not Herald's clock). */
+  now: number;
+  /** Jobs failed this recently are left to the step the failing worker runs itself. */
+  graceMs: number;
+  /** How far back the first sweep of a queue looks: as long as failed jobs are kept (removeOnFail). */
+  lookbackMs: number;
+  log: Logger;
+  /** Job ids read per call. */
+  pageSize?: number;
+}
+
+/** Where a queue's sweep has got to: jobs failed at or after this time (ms) are looked at next. */
+export const sweepMarkKey = (queue: Queue) => queue.toKey('herald-giveup-mark');
+
+/**
+ * Runs the give-up step again for jobs BullMQ failed while no step ran: the worker's process died between BullMQ
+ * moving the job to failed and the step's write, or the write itself failed (Redis away for a moment). Without
+ * this, such a delivery's ledger record would wait as "queued" for ever. Every step only changes records still
+ * waiting for that job, so a job looked at twice changes nothing more.
+ *
+ * Reads the failed jobs by the time they failed (BullMQ's failed set is scored by finishedOn), from the queue's
+ * mark up to `now - graceMs`, oldest first. The mark then moves past them, but never past a job whose step threw:
+ * that one is tried again at the next sweep.
+ */
+export async function sweepGivenUp(redis: RedisClient, queue: Queue, giveUp: GiveUpMap, opts: SweepOptions): Promise<{ recorded: number; errors: number }> {
+  const client = redis;
+  const markKey = sweepMarkKey(queue);
+  const stored = await client.get(markKey);
+  const from = stored !== null && Number.isFinite(Number(stored)) ? Number(stored) : opts.now - opts.lookbackMs;
+  const upTo = opts.now - opts.graceMs;
+  if (upTo < from) return { recorded: 0, errors: 0 };
+  const page = opts.pageSize ?? 200;
+  let recorded = 0;
+  let errors = 0;
+  let firstError = Infinity;
+  // Pages by score, not by position: jobs failing meanwhile, or a failed job retried from the console, do not
+  // shift the window over one that was never looked at.
+  let after = from;
+  let skip = 0;
+  for (;;) {
+    const flat = await client.zrangebyscore(queue.keys.failed!, after, upTo, 'WITHSCORES', 'LIMIT', skip, page);
+    if (flat.length === 0) break;
+    for (let i = 0; i < flat.length; i += 2) {
+      const id = flat[i]!;
+      const at = Number(flat[i + 1]);
+      if (at === after) skip++;
+      else {
+        after = at;
+        skip = 1;
+      }
+      const job = (await Job.fromId(queue, id)) as HeraldJob<JobName> | undefined;
+      const step = job ? (giveUp[job.name] as GiveUpHandler<JobName> | undefined) : undefined;
+      if (!job || !step) continue;
+      try {
+        await step(job.data, job, giveUpReason(job.attemptsMade, job.failedReason ?? 'unknown error'));
+        recorded++;
+      } catch (err) {
+        errors++;
+        firstError = Math.min(firstError, at);
+        opts.log.error({ queue: queue.name, job_id: id, job_name: job.name, err: (err as Error).message }, 'recording a given-up job failed again; next sweep retries it');
+      }
+    }
+    if (flat.length < 2 * page) break;
+  }
+  await client.set(markKey, String(Math.min(upTo + 1, firstError)));
+  return { recorded, errors };
+}
+
+/**
+ * Sweeps the queue every `everyMs` from this process, while no other process of the deployment does (a lock as
+ * long as the interval): however many dispatchers consume a queue, one sweep runs per interval. Returns the stop.
+ */
+export function scheduleGiveUpSweeps(redis: RedisClient, queue: Queue, giveUp: GiveUpMap, opts: { everyMs: number; graceMs: number; lookbackMs: number; log: Logger }): () => Promise<void> {
+  const token = randomUUID();
+  let running: Promise<unknown> = Promise.resolve();
+  const tick = async () => {
+    if ((await redis.set(`${sweepMarkKey(queue)}:lock`, token, 'PX', opts.everyMs, 'NX')) !== 'OK') return;
+    const res = await sweepGivenUp(redis, queue, giveUp, { now: Date.now(), graceMs: opts.graceMs, lookbackMs: opts.lookbackMs, log: opts.log });
+    if (res.recorded > 0) opts.log.info({ queue: queue.name, ...res }, 'given-up jobs recorded by the sweep');
+  };
+  const timer = setInterval(() => {
+    running = tick().catch((err: Error) => opts.log.warn({ queue: queue.name, err: err.message }, 'give-up sweep failed; the next one retries'));
+  }, opts.everyMs);
+  // A sweep is never a reason to keep a process alive.
+  timer.unref();
+  return async () => {
+    clearInterval(timer);
+    await running;
+  };
+}

@@ -1,0 +1,102 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { UnrecoverableError, Worker } from 'bullmq';
+import pino from 'pino';
+import { sweepGivenUp, sweepMarkKey } from '../../src/queue/give-up-sweep.ts';
+import type { GiveUpMap } from '../../src/queue/jobs.ts';
+import { bullQueueName, closeQueues, createQueues, type Queues } from '../../src/queue/queues.ts';
+import { createRedis, type RedisClient } from '../../src/store/redis.ts';
+import { deletePrefix, TEST_REDIS_URL, testRedis, uniquePrefix } from '../helpers/redis.ts';
+
+/**
+ * The sweep behind the give-up steps, on a real BullMQ queue: jobs are failed by a worker that records nothing
+ * (as a dispatcher does when its process dies between BullMQ failing the job and the step's write).
+ */
+describe('give-up sweep (real BullMQ and Redis)', () => {
+  const prefix = uniquePrefix('giveup-sweep');
+  const log = pino({ level: 'silent' });
+  let connection: RedisClient;
+  let queues: Queues;
+  let redis: RedisClient;
+  let worker: Worker;
+
+  beforeAll(async () => {
+    connection = createRedis(TEST_REDIS_URL, { forQueue: true, name: 'giveup-sweep-test' });
+    redis = testRedis();
+    queues = createQueues(connection, prefix);
+    // Fails every job at once, for good, and records nothing.
+    worker = new Worker(bullQueueName('email'), async (job) => {
+      throw new UnrecoverableError(`SMTP answered 554 for ${job.id}`);
+    }, { connection, prefix, concurrency: 4 });
+  });
+  afterAll(async () => {
+    await worker.close();
+    await closeQueues(queues);
+    await deletePrefix(redis, prefix);
+    await Promise.all([connection.quit(), redis.quit()]);
+  });
+
+  const failJobs = async (ids: string[]) => {
+    await queues.email.addBulk(ids.map((id) => ({ name: 'AlertSendEmail', data: { subscriberId: `s-${id}`, storyId: 'st', topicId: 'japan', why: 'x' }, opts: { jobId: id } })));
+    const deadline = Date.now() + 10_000;
+    while ((await queues.email.getFailedCount()) < ids.length + failedBefore) {
+      if (Date.now() > deadline) throw new Error('jobs were not failed');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    failedBefore += ids.length;
+  };
+  let failedBefore = 0;
+  /** A give-up map that records each call, and throws for the ids in `broken` (once each). */
+  const recorder = (broken: Set<string> = new Set()) => {
+    const calls: { id: string; reason: string }[] = [];
+    const map: GiveUpMap = {
+      AlertSendEmail: async (_d, job, reason) => {
+        if (broken.delete(job.id!)) throw new Error('Redis went away');
+        calls.push({ id: job.id!, reason });
+      },
+    };
+    return { calls, map };
+  };
+
+  const sweep = (map: GiveUpMap, graceMs = 0, pageSize?: number) =>
+    sweepGivenUp(redis, queues.email, map, { now: Date.now(), graceMs, lookbackMs: 86_400_000, log, ...(pageSize ? { pageSize } : {}) });
+
+  it('records each job failed since the last sweep once, with its attempts and error, and leaves the newest to their own worker', async () => {
+    await failJobs(['a', 'b', 'c']);
+    const { calls, map } = recorder();
+    // A minute's grace: they were just failed, and their own worker's step may be running.
+    expect(await sweep(map, 60_000)).toEqual({ recorded: 0, errors: 0 });
+    // Without it, the three are recorded, each with the reason its own step would have written.
+    expect(await sweep(map)).toEqual({ recorded: 3, errors: 0 });
+    expect(calls.map((c) => c.id).sort()).toEqual(['a', 'b', 'c']);
+    expect(calls[0]!.reason).toMatch(/^gave up after 1 attempt: SMTP answered 554 for [abc]$/);
+    // The next sweep starts where this one stopped: nothing is looked at twice.
+    expect(await sweep(map)).toEqual({ recorded: 0, errors: 0 });
+    expect(calls).toHaveLength(3);
+  });
+
+  it('tries a job whose step failed again at the next sweep, until it is recorded', async () => {
+    await failJobs(['d', 'e']);
+    const { calls, map } = recorder(new Set(['d']));
+    expect(await sweep(map)).toEqual({ recorded: 1, errors: 1 });
+    expect(calls.map((c) => c.id)).toEqual(['e']);
+    const again = await sweep(map);
+    expect(again.errors).toBe(0);
+    expect(calls.map((c) => c.id)).toContain('d');
+    // Then the mark is past both.
+    const recorded = calls.length;
+    expect(await sweep(map)).toEqual({ recorded: 0, errors: 0 });
+    expect(calls).toHaveLength(recorded);
+  });
+
+  it('pages through many jobs failed in the same millisecond without missing or repeating one', async () => {
+    const ids = Array.from({ length: 57 }, (_, i) => `many-${i}`);
+    await failJobs(ids);
+    // All of them at one score, older than the mark's grace: paging by position within one score must hold.
+    const at = (await redis.zscore(queues.email.keys.failed!, 'many-0')) as string;
+    await redis.zadd(queues.email.keys.failed!, ...ids.flatMap((id) => [at, id]));
+    await redis.set(sweepMarkKey(queues.email), at);
+    const { calls, map } = recorder();
+    expect(await sweep(map, 0, 10)).toEqual({ recorded: 57, errors: 0 });
+    expect(calls.map((c) => c.id).sort()).toEqual([...ids].sort());
+  });
+});
