@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { z } from 'zod';
 import { OPTIONS, type Config, type OptionSpec } from './options.ts';
 
 export class ConfigError extends Error {
@@ -47,6 +48,10 @@ export function hideUrlPasswords(text: string): string {
   return text.replace(/(\/\/[^/@\s,:]*:)[^/@\s,]+@/g, '$1***@');
 }
 
+/** A number as an operator writes one: decimal digits, optionally signed and with a fractional part. */
+const DECIMAL = /^\s*[+-]?(\d+(\.\d*)?|\.\d+)\s*$/;
+const isCoercedNumber = (schema: z.ZodType) => schema instanceof z.ZodNumber && schema.def.coerce === true;
+
 export function loadConfig(
   env: Readonly<Record<string, string | undefined>> = process.env,
   readFile: ReadFile = (p) => readFileSync(p, 'utf8'),
@@ -57,6 +62,11 @@ export function loadConfig(
     const { value, problem } = rawValue(spec, env, readFile);
     if (problem) {
       problems.push(problem);
+      continue;
+    }
+    if (typeof value === 'string' && isCoercedNumber(spec.schema) && !DECIMAL.test(value)) {
+      // Number() would take "0x1F", "1e3" or "0b11" as numbers: in a config file they are typos, not intent.
+      problems.push(`${spec.env}=${JSON.stringify(value)} is invalid: expected a number written in decimal digits. Fix: ${spec.fix}`);
       continue;
     }
     const parsed = spec.schema.safeParse(value);

@@ -60,6 +60,16 @@ describe('config', () => {
     expect(hideUrlPasswords('a redis://u:p@h:1,redis://:q@h:2 and smtp://user@h')).toBe('a redis://u:***@h:1,redis://:***@h:2 and smtp://user@h');
   });
 
+  it('wants numbers in decimal digits: hexadecimal, exponents and binary are refused, decimals and spaces kept', () => {
+    for (const [env, value] of [['HERALD_PORT', '0x1F90'], ['HERALD_JOB_LOCK_SECONDS', '3e1'], ['HERALD_PUSH_CONCURRENCY', '0b100'], ['HERALD_PORT', '80 80']]) {
+      const problems = problemsOf({ [env!]: value! });
+      expect(problems).toHaveLength(1);
+      expect(problems[0]).toBe(`${env}=${JSON.stringify(value)} is invalid: expected a number written in decimal digits. Fix: ${OPTIONS.find((o) => o.env === env)!.fix}`);
+    }
+    const config = loadConfig({ HERALD_PORT: ' 8080 ', HERALD_JOB_LOCK_SECONDS: '45', HERALD_QUERY_MAX_MATCH_RATIO: '.25' });
+    expect([config.port, config.jobLockSeconds, config.queryMaxMatchRatio]).toEqual([8080, 45, 0.25]);
+  });
+
   it('takes a value of only spaces as unset: the default, not the number 0', () => {
     const config = loadConfig({ HERALD_PORT: ' ', HERALD_PUSH_BURST_WINDOW_SECONDS: '  ' });
     expect(config.port).toBe(loadConfig({}).port);
