@@ -19,6 +19,8 @@ export interface SweepOptions {
   log: Logger;
   /** Job ids read per call. */
   pageSize?: number;
+  /** Jobs looked at per sweep, about: the first sweep of a queue with many failed jobs is spread over several. */
+  maxJobs?: number;
 }
 
 /** Where a queue's sweep has got to: jobs failed at or after this time (ms) are looked at next. */
@@ -31,17 +33,19 @@ export const sweepMarkKey = (queue: Queue) => queue.toKey('herald-giveup-mark');
  * waiting for that job, so a job looked at twice changes nothing more.
  *
  * Reads the failed jobs by the time they failed (BullMQ's failed set is scored by finishedOn), from the queue's
- * mark up to `now - graceMs`, oldest first. The mark then moves past them, but never past a job whose step threw:
- * that one is tried again at the next sweep.
+ * mark up to `now - graceMs`, oldest first, about `maxJobs` of them. The mark then moves past them, but never past
+ * a job whose step threw: that one is tried again at the next sweep.
  */
 export async function sweepGivenUp(redis: RedisClient, queue: Queue, giveUp: GiveUpMap, opts: SweepOptions): Promise<{ recorded: number; errors: number }> {
-  const client = redis;
   const markKey = sweepMarkKey(queue);
-  const stored = await client.get(markKey);
+  const stored = await redis.get(markKey);
   const from = stored !== null && Number.isFinite(Number(stored)) ? Number(stored) : opts.now - opts.lookbackMs;
   const upTo = opts.now - opts.graceMs;
   if (upTo < from) return { recorded: 0, errors: 0 };
   const page = opts.pageSize ?? 200;
+  const maxJobs = opts.maxJobs ?? 2000;
+  let looked = 0;
+  let cutAt = Infinity;
   let recorded = 0;
   let errors = 0;
   let firstError = Infinity;
@@ -50,7 +54,7 @@ export async function sweepGivenUp(redis: RedisClient, queue: Queue, giveUp: Giv
   let after = from;
   let skip = 0;
   for (;;) {
-    const flat = await client.zrangebyscore(queue.keys.failed!, after, upTo, 'WITHSCORES', 'LIMIT', skip, page);
+    const flat = await redis.zrangebyscore(queue.keys.failed!, after, upTo, 'WITHSCORES', 'LIMIT', skip, page);
     if (flat.length === 0) break;
     for (let i = 0; i < flat.length; i += 2) {
       const id = flat[i]!;
@@ -60,6 +64,7 @@ export async function sweepGivenUp(redis: RedisClient, queue: Queue, giveUp: Giv
         after = at;
         skip = 1;
       }
+      looked++;
       const job = (await Job.fromId(queue, id)) as HeraldJob<JobName> | undefined;
       const step = job ? (giveUp[job.name] as GiveUpHandler<JobName> | undefined) : undefined;
       if (!job || !step) continue;
@@ -73,8 +78,14 @@ export async function sweepGivenUp(redis: RedisClient, queue: Queue, giveUp: Giv
       }
     }
     if (flat.length < 2 * page) break;
+    // Enough for one sweep: the next starts at this score (its jobs looked at again, which changes nothing).
+    // Never while still at the first score, or a crowd failed in one millisecond would stop every sweep there.
+    if (looked >= maxJobs && after > from) {
+      cutAt = after;
+      break;
+    }
   }
-  await client.set(markKey, String(Math.min(upTo + 1, firstError)));
+  await redis.set(markKey, String(Math.min(upTo + 1, cutAt, firstError)));
   return { recorded, errors };
 }
 

@@ -57,8 +57,8 @@ describe('give-up sweep (real BullMQ and Redis)', () => {
     return { calls, map };
   };
 
-  const sweep = (map: GiveUpMap, graceMs = 0, pageSize?: number) =>
-    sweepGivenUp(redis, queues.email, map, { now: Date.now(), graceMs, lookbackMs: 86_400_000, log, ...(pageSize ? { pageSize } : {}) });
+  const sweep = (map: GiveUpMap, graceMs = 0, pageSize?: number, maxJobs?: number) =>
+    sweepGivenUp(redis, queues.email, map, { now: Date.now(), graceMs, lookbackMs: 86_400_000, log, ...(pageSize ? { pageSize } : {}), ...(maxJobs ? { maxJobs } : {}) });
 
   it('records each job failed since the last sweep once, with its attempts and error, and leaves the newest to their own worker', async () => {
     await failJobs(['a', 'b', 'c']);
@@ -98,5 +98,22 @@ describe('give-up sweep (real BullMQ and Redis)', () => {
     const { calls, map } = recorder();
     expect(await sweep(map, 0, 10)).toEqual({ recorded: 57, errors: 0 });
     expect(calls.map((c) => c.id).sort()).toEqual([...ids].sort());
+  });
+
+  it('spreads a long backlog over several sweeps, each taking up where the last stopped, none missed', async () => {
+    const ids = Array.from({ length: 30 }, (_, i) => `backlog-${i}`);
+    await failJobs(ids);
+    // Three jobs per millisecond, older than the grace: cuts fall inside and between crowds of one score.
+    const failed = queues.email.keys.failed!;
+    const base = Number(await redis.zscore(failed, 'backlog-0'));
+    await redis.zadd(failed, ...ids.flatMap((id, i) => [base + Math.floor(i / 3), id]));
+    await redis.set(sweepMarkKey(queues.email), String(base));
+    const { calls, map } = recorder();
+    const per: number[] = [];
+    for (let k = 0; k < 10 && new Set(calls.map((c) => c.id)).size < ids.length; k++) per.push((await sweep(map, 0, 4, 8)).recorded);
+    expect(new Set(calls.map((c) => c.id))).toEqual(new Set(ids));
+    // More than one sweep, none of them over the cap by more than a page.
+    expect(per.length).toBeGreaterThan(2);
+    for (const n of per) expect(n).toBeLessThanOrEqual(8 + 4);
   });
 });
