@@ -83,11 +83,29 @@ function httpUrl(raw: string, base?: string): URL | null {
 /** Canonical form of a parsed URL (changes it). */
 function canonicalOf(u: URL): string {
   u.hash = '';
-  if (u.search && TRACKING_IN_QUERY.test(u.search)) {
-    for (const key of [...u.searchParams.keys()]) if (TRACKING.test(key)) u.searchParams.delete(key);
-    if ([...u.searchParams.keys()].length === 0) u.search = '';
-  }
+  if (u.search && TRACKING_IN_QUERY.test(u.search)) u.search = withoutTracking(u.search);
   return u.toString();
+}
+
+/**
+ * The query without its tracking parameters, every other parameter left byte for byte as published.
+ * Not URLSearchParams: deleting one re-serializes the whole query as a form ("a%20b" becomes "a+b", "1,2"
+ * "1%2C2", "~" "%7E", a bare "flag" "flag="), so a link with a utm_ parameter got another identity than
+ * the same link without one, and some servers read the rewritten query as a different page.
+ */
+function withoutTracking(search: string): string {
+  const kept = search.slice(1).split('&').filter((pair) => {
+    const eq = pair.indexOf('=');
+    const rawKey = (eq < 0 ? pair : pair.slice(0, eq)).replace(/\+/g, ' ');
+    let key = rawKey;
+    try {
+      key = decodeURIComponent(rawKey);
+    } catch {
+      // A malformed escape in a key: compared as it stands.
+    }
+    return !TRACKING.test(key);
+  });
+  return kept.length > 0 ? `?${kept.join('&')}` : '';
 }
 
 /** The link as published (resolved, fragment kept): what the reader clicks. */

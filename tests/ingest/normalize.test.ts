@@ -29,6 +29,10 @@ describe('canonicalUrl', () => {
     ['http://example.test:8080/x', 'http://example.test:8080/x'],
     ['https://example.test/a?utm_source=rss&utm_medium=feed&id=7&fbclid=1&gclid=2', 'https://example.test/a?id=7'],
     ['https://example.test/a?utm_campaign=x', 'https://example.test/a'],
+    // The parameters that stay are left as published: deleting through URLSearchParams re-encoded them all.
+    ['https://example.test/a?ids=1,2&utm_source=rss', 'https://example.test/a?ids=1,2'],
+    ['https://example.test/search?q=a%20b&fbclid=x&path=/x/y&v=~1', 'https://example.test/search?q=a%20b&path=/x/y&v=~1'],
+    ['https://example.test/a?amp&utm_medium=feed', 'https://example.test/a?amp'],
     ['/relative/path', 'https://base.example.test/relative/path'],
     ['javascript:alert(1)', null],
     ['mailto:a@example.test', null],
