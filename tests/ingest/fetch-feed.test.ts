@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isForbiddenAddress } from '../../src/ingest/address-guard.ts';
 import { fetchFeed, FetchError, type FetchRequest } from '../../src/ingest/fetch-feed.ts';
 import { fixture } from '../helpers/http-fixtures.ts';
 
@@ -211,10 +212,21 @@ describe('SSRF guard (on by default)', () => {
   const guarded = (url: string) => ({ ...req('/'), url, allowPrivate: false, allowAddress: (a: string) => a === '127.0.0.2' });
 
   it('refuses loopback, private and metadata addresses, literal or resolved', async () => {
-    for (const url of [srv.url('/new-home.xml'), 'http://10.0.0.1/feed', 'http://169.254.169.254/latest/meta-data/', 'http://[::1]/feed', srv.url('/new-home.xml').replace('127.0.0.1', 'localhost')]) {
+    for (const url of [
+      srv.url('/new-home.xml'), 'http://10.0.0.1/feed', 'http://169.254.169.254/latest/meta-data/', 'http://[::1]/feed', srv.url('/new-home.xml').replace('127.0.0.1', 'localhost'),
+      // IPv6 forms that reach an IPv4 address, which the URL parser writes in hex ([64:ff9b::a9fe:a9fe]).
+      'http://[::ffff:127.0.0.1]/feed', 'http://[64:ff9b::169.254.169.254]/latest/meta-data/', 'http://[64:ff9b::10.0.0.1]/feed', 'http://[::127.0.0.1]/feed', 'http://[2002:a00:1::1]/feed',
+    ]) {
       const e = await failure(guarded(url));
       expect(e.code, url).toBe('forbidden-address');
     }
+  });
+
+  it('an IPv6 address is judged by the IPv4 address it carries, however it is written', () => {
+    for (const a of ['::ffff:7f00:1', '::ffff:127.0.0.1', '64:ff9b::a9fe:a9fe', '64:ff9b::169.254.169.254', '64:ff9b::a00:1', '::7f00:1', '::ffff:0:a00:1', '2002:c0a8:101::1', '64:ff9b:1::808:808', 'fe80::1%eth0']) {
+      expect(isForbiddenAddress(a), a).toBe(true);
+    }
+    for (const a of ['::ffff:808:808', '64:ff9b::808:808', '2002:808:808::1', '2606:4700:4700::1111']) expect(isForbiddenAddress(a), a).toBe(false);
   });
 
   it('checks every redirect hop: a public feed redirecting to 127.0.0.1, localhost or 169.254.169.254 is refused', async () => {
