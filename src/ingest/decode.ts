@@ -4,8 +4,9 @@ import chardet from 'chardet';
 /**
  * Bytes to text the way feed readers do it. Precedence (RFC 7303 §3 and XML 1.0 Appendix F):
  * a byte-order mark, then the HTTP charset, then the XML prolog's encoding, then UTF-8.
- * Real feeds lie, so two repairs follow the rules: a label TextDecoder does not know is ignored, and
- * bytes that are not valid UTF-8 where UTF-8 was assumed or declared are read as windows-1252
+ * Real feeds lie, so repairs follow the rules: a label TextDecoder does not know is ignored; an HTTP
+ * charset is overruled by the prolog when the bytes prove the header wrong (see decodeBody); and bytes
+ * that are not valid UTF-8 where UTF-8 was assumed or declared are otherwise read as windows-1252
  * (what a browser does with Latin-1 text served without a charset).
  */
 
@@ -80,13 +81,21 @@ export function decodeBody(bytes: Uint8Array, contentType?: string | null): Deco
   }
   if (chosen === null || chosen === 'utf-8') {
     if (validUtf8(bytes)) return { text: demoronize(utf8(bytes)), encoding: 'utf-8', source: chosen ? source : 'default' };
+    // The reverse misconfiguration: a server-wide "charset=utf-8" over a feed whose bytes are not UTF-8 and
+    // whose prolog names their encoding (windows-1251, ISO-8859-2...). The header is proven wrong; the
+    // prolog is the publisher's own word, where windows-1252 would be a guess.
+    if (source === 'http' && fromProlog && fromProlog !== 'utf-8') return decodeAs(bytes, fromProlog, 'prolog');
     const guessed = chosen === null ? guessMultiByte(bytes) : null;
     if (guessed) return { text: new TextDecoder(guessed).decode(bytes), encoding: guessed, source: 'fallback' };
     // Declared or assumed UTF-8 that is not: Latin-1 / windows-1252 bytes are by far the usual cause.
     return { text: demoronize(new TextDecoder('windows-1252').decode(bytes)), encoding: 'windows-1252', source: 'fallback' };
   }
-  const text = new TextDecoder(chosen).decode(bytes);
-  return { text: chosen === 'windows-1252' ? demoronize(text) : text, encoding: chosen, source };
+  return decodeAs(bytes, chosen, source);
+}
+
+function decodeAs(bytes: Uint8Array, encoding: string, source: CharsetSource): Decoded {
+  const text = new TextDecoder(encoding).decode(bytes);
+  return { text: encoding === 'windows-1252' ? demoronize(text) : text, encoding, source };
 }
 
 const MULTI_BYTE = new Set(['Big5', 'GB18030', 'Shift_JIS', 'EUC-JP', 'EUC-KR']);

@@ -56,6 +56,17 @@ describe('charset decoding', () => {
     expect(feed.items[0]!.title).toBe('Grüße aus Köln');
   });
 
+  it('a server-wide UTF-8 charset over a windows-1251 feed that says windows-1251 is read as windows-1251', async () => {
+    const cp1251 = Buffer.from('<?xml version="1.0" encoding="windows-1251"?><a>\xcd\xee\xe2\xee\xf1\xf2\xe8</a>', 'latin1');
+    expect(decodeBody(cp1251, 'application/rss+xml; charset=utf-8')).toMatchObject({ text: expect.stringContaining('Новости'), encoding: 'windows-1251', source: 'prolog' });
+    const feed = Buffer.from('<?xml version="1.0" encoding="ISO-8859-2"?><rss version="2.0"><channel><title>\xa3\xf3d\xbc</title><item><title>Za\xbf\xf3\xb3\xe6 g\xea\xb6l\xb1 ja\xbc\xf1</title></item></channel></rss>', 'latin1');
+    const parsed = await parseFeedBody(feed, { contentType: 'text/xml; charset=UTF-8' });
+    expect(parsed).toMatchObject({ title: 'Łódź', encoding: 'iso-8859-2' });
+    expect(parsed.items[0]!.title).toBe('Zażółć gęślą jaźń');
+    // Valid UTF-8 under the same header is still UTF-8, whatever the prolog says (the header wins).
+    expect(decodeBody(Buffer.from('<?xml version="1.0" encoding="windows-1251"?><a>Żółć</a>'), 'text/xml; charset=utf-8').encoding).toBe('utf-8');
+  });
+
   it('an unknown HTTP charset label is ignored rather than fatal', () => {
     expect(decodeBody(Buffer.from('<a>é</a>'), 'text/xml; charset=x-made-up').text).toBe('<a>é</a>');
   });
