@@ -157,6 +157,19 @@ function parseRfc822(s: string): number | null {
   return Number.isFinite(t) ? t : null;
 }
 
+/** A zone Date.parse understands: a UTC or US abbreviation, or a numeric offset. */
+const HAS_ZONE = /\b(?:UTC?|GMT|Z|[ECMP][SD]T)\b|[+-]\d{2}:?\d{2}\b/i;
+
+/**
+ * Date.parse for the formats only it knows ("June 10, 2003 04:00", "2003/06/10 04:00"), with a date that
+ * names no zone read as UTC: Date.parse reads it in the server's local zone, so the same item got another
+ * time on a server set to New York than on one set to UTC. An appended zone would override one the date
+ * has (the last one wins), so it is added only when the date has none.
+ */
+function parseAsUtc(s: string): number {
+  return Date.parse(HAS_ZONE.test(s) ? s : `${s} GMT`);
+}
+
 /**
  * A feed date to epoch ms (UTC), or null. ISO 8601 and RFC 822 dates without a zone are read as UTC (never the
  * server's local zone); localized month names and common mistakes are forgiven; nonsense gives null.
@@ -174,7 +187,7 @@ export function parseFeedDate(raw: string | null | undefined): number | null {
     // 01/02/03: day-first or month-first depends on the publisher's country; guessing would misdate news.
     t = null;
   } else {
-    t = parseRfc822(s) ?? Date.parse(s);
+    t = parseRfc822(s) ?? parseAsUtc(s);
   }
   // Years before 1990 are parse accidents ("01/02/03"), not news.
   return t !== null && Number.isFinite(t) && t > Date.UTC(1990, 0, 1) ? t : null;

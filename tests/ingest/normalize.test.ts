@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canonicalUrl, identifyItem, normalizeItem, parseFeedDate, toPlainText } from '../../src/ingest/normalize.ts';
 import type { ParsedItem } from '../../src/ingest/parse-feed.ts';
 
@@ -62,6 +62,29 @@ describe('parseFeedDate (UTC, with fallbacks)', () => {
     ['01/02/03', null],
     ['', null],
   ])('%j → %s', (raw, iso) => {
+    const t = parseFeedDate(raw);
+    expect(t === null ? null : new Date(t).toISOString()).toBe(iso);
+  });
+});
+
+describe('parseFeedDate on a server whose local zone is not UTC', () => {
+  // Node reads TZ again when it changes; this file runs in its own process (pool: forks).
+  const saved = process.env.TZ;
+  beforeAll(() => void (process.env.TZ = 'America/New_York'));
+  afterAll(() => void (saved === undefined ? delete process.env.TZ : (process.env.TZ = saved)));
+
+  it.each([
+    // Formats only Date.parse reads: without a zone they are UTC, as every other zone-less feed date.
+    ['June 10, 2003 04:00:00', '2003-06-10T04:00:00.000Z'],
+    ['2003/06/10 04:00:00', '2003-06-10T04:00:00.000Z'],
+    ['10 June 2003', '2003-06-10T00:00:00.000Z'],
+    // A zone the date names still counts.
+    ['June 10, 2003 04:00:00 +0200', '2003-06-10T02:00:00.000Z'],
+    ['June 10, 2003 04:00:00 PDT', '2003-06-10T11:00:00.000Z'],
+    ['Tue Jun 10 2003 04:00:00 GMT+0200 (CEST)', '2003-06-10T02:00:00.000Z'],
+    ['Thu, 14 Jan 2027 09:15:00', '2027-01-14T09:15:00.000Z'],
+  ])('%j → %s', (raw, iso) => {
+    expect(new Date().getTimezoneOffset(), 'the local zone took effect').not.toBe(0);
     const t = parseFeedDate(raw);
     expect(t === null ? null : new Date(t).toISOString()).toBe(iso);
   });
