@@ -1,6 +1,6 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import type { Readable } from 'node:stream';
+import { pipeline, type Readable } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import { checkLiteralHost, ForbiddenAddressError, guardedLookup, type AddressException } from './address-guard.ts';
 
@@ -196,10 +196,10 @@ async function readBody(res: IncomingMessage, u: URL, req: FetchRequest, deadlin
     res.destroy();
     throw new FetchError('too-large', `body of ${declared} bytes exceeds the ${req.maxBytes}-byte limit`, res.statusCode ?? null);
   }
-  let stream: Readable = res;
-  if (encoding === 'gzip' || encoding === 'x-gzip') stream = res.pipe(createGunzip());
-  else if (encoding === 'deflate') stream = res.pipe(createInflate());
-  else if (encoding === 'br') stream = res.pipe(createBrotliDecompress());
+  const decompressor = encoding === 'gzip' || encoding === 'x-gzip' ? createGunzip() : encoding === 'deflate' ? createInflate() : encoding === 'br' ? createBrotliDecompress() : null;
+  // pipeline, not pipe: pipe does not pass the response's errors on, so a connection dropped in the middle
+  // of a compressed body left the decompressor waiting for the whole-exchange timeout, reported as one.
+  const stream: Readable = decompressor ? pipeline(res, decompressor, () => undefined) : res;
   const chunks: Buffer[] = [];
   let size = 0;
   const timer = setTimeout(() => {

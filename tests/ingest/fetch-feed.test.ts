@@ -91,6 +91,12 @@ beforeAll(async () => {
     res.on('error', () => undefined);
     pump();
   });
+  // The connection drops in the middle of a compressed body.
+  srv.on('/gzip-cut.xml', (_q, res) => {
+    res.writeHead(200, { 'content-encoding': 'gzip' });
+    res.write(gzipSync(Buffer.alloc(100_000, 0x61)).subarray(0, 30));
+    setTimeout(() => res.socket?.destroy(), 50);
+  });
   srv.on('/gzip-bomb.xml', (_q, res) => void res.writeHead(200, { 'content-encoding': 'gzip' }).end(gzipSync(Buffer.alloc(50 * 1024 * 1024, 0x20))));
   // Slow loris: headers at once, then a byte every 100 ms, forever.
   srv.on('/slow.xml', (_q, res) => {
@@ -146,6 +152,13 @@ describe('fetchFeed', () => {
     // The server could not push the whole 50 MB: the connection was dropped soon after the cap.
     await new Promise((r) => setTimeout(r, 200));
     expect(srv.bytesSent.get('/huge-chunked.xml')!).toBeLessThan(30 * 1024 * 1024);
+  });
+
+  it('a connection dropped in the middle of a gzip body fails at once as a network error, not at the timeout', async () => {
+    const started = Date.now();
+    const e = await failure(req('/gzip-cut.xml', { timeoutMs: 4000 }));
+    expect(e.code).toBe('network');
+    expect(Date.now() - started).toBeLessThan(2000);
   });
 
   it('a gzip bomb is stopped at the cap on the decompressed size', async () => {
