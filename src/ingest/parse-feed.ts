@@ -137,10 +137,37 @@ const attr = (v: unknown, name: string): string | null => {
   return attrs && typeof attrs[name] === 'string' ? (attrs[name] as string) : null;
 };
 
-/** Position of the root element, skipping the prolog, comments, processing instructions and DOCTYPE. */
+/**
+ * Position of the root element, skipping the prolog, comments, processing instructions and DOCTYPE (with
+ * its internal subset). Skipped by their own syntax, not by looking for the first "<" and a letter: a
+ * comment before the root that mentions markup ("<!-- made by <a href=...>Feedgen</a> -->") made that
+ * "<a" the root, and a feed was refused as "root element <a>".
+ */
 function rootStart(xml: string): number {
-  const m = /<[A-Za-z_]/.exec(xml);
-  return m ? m.index : -1;
+  let at = 0;
+  for (;;) {
+    const lt = xml.indexOf('<', at);
+    if (lt < 0) return -1;
+    let end: number;
+    if (xml.startsWith('<!--', lt)) end = xml.indexOf('-->', lt + 4) + 3;
+    else if (xml.startsWith('<?', lt)) end = xml.indexOf('?>', lt + 2) + 2;
+    else if (xml[lt + 1] === '!') {
+      const gt = xml.indexOf('>', lt);
+      if (gt < 0) return -1;
+      // "[" looked for between its own "<!" and ">" only: a search to the end would make many declarations quadratic.
+      const subset = xml.slice(lt, gt).indexOf('[');
+      if (subset < 0) end = gt + 1;
+      else {
+        const subsetEnd = xml.indexOf(']', lt + subset);
+        if (subsetEnd < 0) return -1;
+        end = xml.indexOf('>', subsetEnd) + 1;
+      }
+    } else if (/[A-Za-z_]/.test(xml[lt + 1] ?? '')) return lt;
+    else end = lt + 1;
+    // An unterminated comment, instruction or declaration: no root element follows.
+    if (end <= lt) return -1;
+    at = end;
+  }
 }
 
 /**

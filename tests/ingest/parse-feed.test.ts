@@ -226,6 +226,15 @@ describe('bad input', () => {
     expect(feed.items[39_999]!.title).toBe('Story 39999');
   }, 60_000);
 
+  it('a comment before the root that mentions markup is skipped as a comment', async () => {
+    const feed = await parseFeedBody(Buffer.from('<?xml version="1.0"?>\n<!-- made by <a href="https://gen.example.test/">Feedgen</a> -->\n<rss version="2.0"><channel><title>Commented</title><item><title>One</title></item></channel></rss>'));
+    expect(feed).toMatchObject({ format: 'rss2.0', title: 'Commented' });
+    const page = await refusal('<!-- <p>cached</p> --><!DOCTYPE html><html><head><link rel="alternate" type="application/rss+xml" href="/rss"></head></html>', 'https://site.example.test/');
+    expect(page).toMatchObject({ code: 'html-not-feed', feedUrl: 'https://site.example.test/rss' });
+    const entities = await refusal('<!-- <rss> --><!DOCTYPE rss [<!ENTITY a "x">]><rss version="2.0"><channel><title>&a;</title></channel></rss>');
+    expect(entities.code).toBe('xml-entities');
+  });
+
   it('whitespace before the XML declaration is tolerated', async () => {
     expect((await parse('hostile/leading-whitespace.xml')).items[0]!.title).toBe('Still a feed');
   });
