@@ -1,6 +1,7 @@
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { decodeBody } from '../../src/ingest/decode.ts';
+import { normalizeItem } from '../../src/ingest/normalize.ts';
 import { parseFeedBody, ParseError } from '../../src/ingest/parse-feed.ts';
 import { fixture } from '../helpers/http-fixtures.ts';
 
@@ -138,6 +139,19 @@ describe('formats', () => {
     const j11 = await parse('formats/feed11.json');
     expect(j11).toMatchObject({ language: 'es', hub: 'https://hub.example.test/json' });
     expect(j11.items[0]).toMatchObject({ link: 'https://json11.example.test/a', author: 'Redacción', updated: '2027-01-14T09:00:00Z' });
+  });
+
+  it('JSON Feed: an item title and summary are plain text, their "<" kept as text through normalization', async () => {
+    const doc = JSON.stringify({
+      version: 'https://jsonfeed.org/version/1.1', title: 'Plain',
+      items: [{ id: '1', url: 'https://json.example.test/1', title: 'The <video> element, explained', summary: 'Why x<y matters to <canvas> users &amp; others', content_html: '<p>Body</p>' }],
+    });
+    const feed = await parseFeedBody(Buffer.from(doc));
+    const n = normalizeItem(feed.items[0]!, 'json', 'https://json.example.test/feed.json', Date.parse('2027-01-15T00:00:00Z'));
+    expect('story' in n && { title: n.story.title, summary: n.story.summary }).toEqual({
+      title: 'The <video> element, explained',
+      summary: 'Why x<y matters to <canvas> users & others',
+    });
   });
 
   it('malformed JSON gets a line and column; JSON that is not a JSON Feed is named as such', async () => {
