@@ -14,7 +14,7 @@ const BLOCK = new Set(['p', 'br', 'div', 'li', 'ul', 'ol', 'tr', 'td', 'th', 'h1
  * non-text content skipped, every HTML entity decoded, whitespace collapsed. `maxChars` bounds the work.
  */
 export function toPlainText(html: string, maxChars = Infinity): string {
-  if (!/[<&]/.test(html)) return collapse(html).slice(0, maxChars);
+  if (!/[<&]/.test(html)) return clip(collapse(html), maxChars);
   const input = maxChars === Infinity ? html : html.slice(0, maxChars * 8 + 4096);
   tk.src = input;
   tk.out = '';
@@ -24,7 +24,17 @@ export function toPlainText(html: string, maxChars = Infinity): string {
   tokenizer.reset();
   tokenizer.write(input);
   tokenizer.end();
-  return collapse(tk.out).slice(0, maxChars);
+  return clip(collapse(tk.out), maxChars);
+}
+
+/**
+ * The first `max` UTF-16 units, without the first half of a pair cut off at the end: a lone surrogate is no
+ * character, and becomes U+FFFD (or an encoding error) in a push payload, a mail or a JSON API reply.
+ */
+function clip(s: string, max: number): string {
+  if (s.length <= max) return s;
+  const last = s.charCodeAt(max - 1);
+  return s.slice(0, last >= 0xd800 && last <= 0xdbff ? max - 1 : max);
 }
 
 const tk = { src: '', out: '', skipDepth: 0, open: '' };

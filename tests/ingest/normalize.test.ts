@@ -22,6 +22,17 @@ describe('toPlainText', () => {
   });
 });
 
+describe('toPlainText length limit', () => {
+  it('never ends in half of a surrogate pair', () => {
+    // 'a' then emoji (two UTF-16 units each): a 300-unit cut falls inside the 150th emoji.
+    for (const text of ['a' + '😀'.repeat(200), '<b>a</b>' + '😀'.repeat(200)]) {
+      const out = toPlainText(text, 300);
+      expect(out).toBe('a' + '😀'.repeat(149));
+      expect(/[\ud800-\udbff]$/.test(out)).toBe(false);
+    }
+  });
+});
+
 describe('canonicalUrl', () => {
   it.each([
     ['HTTPS://Example.TEST:443/Path?b=2&a=1#frag', 'https://example.test/Path?b=2&a=1'],
