@@ -1,7 +1,7 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { pipeline, type Readable } from 'node:stream';
-import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
+import { pipeline, Transform, type Readable } from 'node:stream';
+import { createBrotliDecompress, createGunzip, createInflate, createInflateRaw } from 'node:zlib';
 import { checkLiteralHost, ForbiddenAddressError, guardedLookup, type AddressException } from './address-guard.ts';
 
 /** HTTP side of polling: one conditional GET with redirects, decompression, time limits and a size cap. */
@@ -196,7 +196,7 @@ async function readBody(res: IncomingMessage, u: URL, req: FetchRequest, deadlin
     res.destroy();
     throw new FetchError('too-large', `body of ${declared} bytes exceeds the ${req.maxBytes}-byte limit`, res.statusCode ?? null);
   }
-  const decompressor = encoding === 'gzip' || encoding === 'x-gzip' ? createGunzip() : encoding === 'deflate' ? createInflate() : encoding === 'br' ? createBrotliDecompress() : null;
+  const decompressor = encoding === 'gzip' || encoding === 'x-gzip' ? createGunzip() : encoding === 'deflate' ? createDeflateDecoder() : encoding === 'br' ? createBrotliDecompress() : null;
   // pipeline, not pipe: pipe does not pass the response's errors on, so a connection dropped in the middle
   // of a compressed body left the decompressor waiting for the whole-exchange timeout, reported as one.
   const stream: Readable = decompressor ? pipeline(res, decompressor, () => undefined) : res;
@@ -232,6 +232,40 @@ async function readBody(res: IncomingMessage, u: URL, req: FetchRequest, deadlin
     clearTimeout(timer);
   }
   return Buffer.concat(chunks);
+}
+
+/**
+ * "deflate" means zlib-wrapped deflate (RFC 9110 §8.4.1.2), but some servers (old IIS, hand-written PHP) send
+ * raw deflate, which browsers and feed readers accept: the first two bytes tell which, a zlib header being
+ * compression method 8 with a check value that makes the pair a multiple of 31.
+ */
+function createDeflateDecoder(): Transform {
+  let inner: Transform | null = null;
+  let head = Buffer.alloc(0);
+  return new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      if (!inner) {
+        head = Buffer.concat([head, chunk]);
+        if (head.length < 2) return done();
+        const zlibWrapped = (head[0]! & 0x0f) === 8 && ((head[0]! << 8) | head[1]!) % 31 === 0;
+        inner = zlibWrapped ? createInflate() : createInflateRaw();
+        inner.on('data', (data: Buffer) => this.push(data));
+        inner.on('error', (err) => this.destroy(err));
+        chunk = head;
+      }
+      if (inner.write(chunk)) done();
+      else inner.once('drain', () => done());
+    },
+    flush(done) {
+      if (!inner) return done(head.length > 0 ? Object.assign(new Error('unexpected end of file'), { code: 'Z_BUF_ERROR' }) : null);
+      inner.once('end', () => done());
+      inner.end();
+    },
+    destroy(err, done) {
+      inner?.destroy();
+      done(err);
+    },
+  });
 }
 
 function toFetchError(err: unknown, u: URL): FetchError {

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
-import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
+import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isForbiddenAddress } from '../../src/ingest/address-guard.ts';
 import { fetchFeed, FetchError, type FetchRequest } from '../../src/ingest/fetch-feed.ts';
@@ -58,6 +58,8 @@ beforeAll(async () => {
   });
   srv.on('/gzip.xml', (_q, res) => void res.writeHead(200, { 'content-encoding': 'gzip' }).end(gzipSync(feedBody)));
   srv.on('/deflate.xml', (_q, res) => void res.writeHead(200, { 'content-encoding': 'deflate' }).end(deflateSync(feedBody)));
+  // Raw deflate without the zlib wrapper, as some servers send "deflate".
+  srv.on('/raw-deflate.xml', (_q, res) => void res.writeHead(200, { 'content-encoding': 'deflate' }).end(deflateRawSync(feedBody)));
   srv.on('/br.xml', (_q, res) => void res.writeHead(200, { 'content-encoding': 'br' }).end(brotliCompressSync(feedBody)));
   srv.on('/bad-gzip.xml', (_q, res) => void res.writeHead(200, { 'content-encoding': 'gzip' }).end('this is not gzip'));
   // 50 MB announced and streamed: the download must stop at the cap, long before the end.
@@ -136,7 +138,7 @@ describe('fetchFeed', () => {
     expect((await fetchFeed(req('/conditional.xml', { etag: '"old"', lastModified: 'Wed, 13 Jan 2027 10:00:00 GMT' }))).kind).toBe('ok');
   });
 
-  it.each(['/gzip.xml', '/deflate.xml', '/br.xml'])('%s is decompressed', async (path) => {
+  it.each(['/gzip.xml', '/deflate.xml', '/raw-deflate.xml', '/br.xml'])('%s is decompressed', async (path) => {
     const r = await fetchFeed(req(path));
     expect(r.kind === 'ok' && r.body.equals(feedBody)).toBe(true);
   });
