@@ -83,7 +83,7 @@ export async function fetchFeed(req: FetchRequest): Promise<FetchResult> {
     const status = res.statusCode ?? 0;
     const cache = cacheHeaders(res);
     if (REDIRECTS.has(status)) {
-      res.resume();
+      discard(res);
       const location = res.headers.location;
       if (!location) throw new FetchError('http-status', `HTTP ${status} redirect without a Location from ${u}`, status, cache);
       if (hop >= maxRedirects) throw new FetchError('too-many-redirects', `more than ${maxRedirects} redirects starting at ${req.url}`, status, cache);
@@ -96,15 +96,15 @@ export async function fetchFeed(req: FetchRequest): Promise<FetchResult> {
     const finalUrl = u.toString();
     const common: Common = { status, finalUrl, permanentUrl: hop > 0 && permanent ? finalUrl : null, cache };
     if (status === 304) {
-      res.resume();
+      discard(res);
       return { ...common, kind: 'not-modified' };
     }
     if (status === 410) {
-      res.resume();
+      discard(res);
       throw new FetchError('gone', `HTTP 410 Gone from ${finalUrl}: the publisher removed this feed`, status, cache);
     }
     if (status < 200 || status >= 300) {
-      res.resume();
+      discard(res);
       throw new FetchError('http-status', `HTTP ${status} ${res.statusMessage ?? ''} from ${finalUrl}`.trim(), status, cache);
     }
     const body = await readBody(res, u, req, deadline);
@@ -118,6 +118,25 @@ export async function fetchFeed(req: FetchRequest): Promise<FetchResult> {
       hubLinks: parseLinkHeader(header(res, 'link')),
     };
   }
+}
+
+/** Past this, the body of an answer Herald does not read is not worth a reusable connection. */
+const DISCARD_LIMIT = 64 * 1024;
+
+/**
+ * Drops the body of an answer Herald does not read (a redirect, a 304, an error). A short one is drained, so
+ * the keep-alive connection can serve the next request; a longer one closes the connection. Drained
+ * unbounded, a redirect or a 500 with an endless body kept downloading after fetchFeed had returned, past
+ * the size cap and until the deadline: gigabytes a poll from a local server.
+ */
+function discard(res: IncomingMessage) {
+  if (Number(res.headers['content-length'] ?? 0) > DISCARD_LIMIT) return void res.destroy();
+  let size = 0;
+  res.on('data', (chunk: Buffer) => {
+    size += chunk.byteLength;
+    if (size > DISCARD_LIMIT) res.destroy();
+  });
+  res.resume();
 }
 
 const header = (res: IncomingMessage, name: string) => {

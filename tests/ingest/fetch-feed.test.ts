@@ -115,6 +115,21 @@ beforeAll(async () => {
   srv.on('/temporary', (_q, res) => void res.writeHead(301, { location: '/temporary-2' }).end());
   srv.on('/temporary-2', (_q, res) => void res.writeHead(302, { location: '/new-home.xml' }).end());
   srv.on('/new-home.xml', (_q, res) => void res.writeHead(200).end(feedBody));
+  // A redirect and an error whose bodies never end: nothing Herald reads, nothing it should download.
+  for (const [path, status] of [['/redirect-flood', 302], ['/error-flood', 500]] as const) {
+    srv.on(path, (_q, res) => {
+      res.writeHead(status, { location: '/new-home.xml' });
+      const chunk = Buffer.alloc(64 * 1024, 0x61);
+      const pump = () => {
+        while (!res.destroyed) {
+          srv.bytesSent.set(path, (srv.bytesSent.get(path) ?? 0) + chunk.length);
+          if (!res.write(chunk)) return void res.once('drain', pump);
+        }
+      };
+      res.on('error', () => undefined);
+      pump();
+    });
+  }
   srv.on('/gone.xml', (_q, res) => void res.writeHead(410).end('gone'));
   srv.on('/busy.xml', (_q, res) => void res.writeHead(503, { 'retry-after': '7200' }).end());
   srv.on('/hub-header.xml', (_q, res) => void res.writeHead(200, { link: '<https://hub.example.test/>; rel="hub", <https://f.example.test/feed>; rel="self"' }).end(feedBody));
@@ -161,6 +176,15 @@ describe('fetchFeed', () => {
     const e = await failure(req('/gzip-cut.xml', { timeoutMs: 4000 }));
     expect(e.code).toBe('network');
     expect(Date.now() - started).toBeLessThan(2000);
+  });
+
+  it('the endless body of a redirect or an error is not downloaded', async () => {
+    expect((await fetchFeed(req('/redirect-flood'))).kind).toBe('ok');
+    expect((await failure(req('/error-flood'))).code).toBe('http-status');
+    // Drained, both went on downloading after fetchFeed returned (gigabytes in a second from a local server).
+    await new Promise((r) => setTimeout(r, 500));
+    expect(srv.bytesSent.get('/redirect-flood')!).toBeLessThan(20 * 1024 * 1024);
+    expect(srv.bytesSent.get('/error-flood')!).toBeLessThan(20 * 1024 * 1024);
   });
 
   it('a gzip bomb is stopped at the cap on the decompressed size', async () => {
