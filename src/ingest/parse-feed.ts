@@ -180,26 +180,42 @@ function refuseEntityDeclarations(prolog: string) {
   }
 }
 
+/**
+ * How good a feed an alternate link's type promises: RSS and Atom first, then JSON Feed (application/json
+ * only as JSON Feed 1.0 advised it); null for any other type. Compared exactly, parameters aside: a match
+ * anywhere in the type took WordPress's oEmbed link (application/json+oembed), which comes first in many of
+ * its pages, for the feed.
+ */
+function feedLinkRank(type: string): number | null {
+  const t = type.split(';')[0]!.trim().toLowerCase();
+  if (t === 'application/rss+xml' || t === 'application/atom+xml') return 0;
+  if (t === 'application/feed+json') return 1;
+  if (t === 'application/json') return 2;
+  return null;
+}
+
 /** `<link rel="alternate" type="application/rss+xml" href>` of an HTML page, resolved against the page URL. */
 export function findAdvertisedFeed(html: string, baseUrl?: string): string | null {
-  let found: string | null = null;
+  // Typed by assertion: TypeScript does not see the parser's callback assign it, and would narrow it to null.
+  let found = null as { href: string; rank: number } | null;
   const p = new HtmlParser({
     onopentag(name, attrs) {
-      if (found || name !== 'link') return;
+      if (name !== 'link' || !attrs.href) return;
       const rel = (attrs.rel ?? '').toLowerCase().split(/\s+/);
-      const type = (attrs.type ?? '').toLowerCase();
-      if (rel.includes('alternate') && /application\/(rss|atom)\+xml|application\/(feed\+)?json/.test(type) && attrs.href) {
-        try {
-          found = new URL(attrs.href, baseUrl).toString();
-        } catch {
-          found = attrs.href;
-        }
-      }
+      const rank = feedLinkRank(attrs.type ?? '');
+      if (!rel.includes('alternate') || rank === null || (found && found.rank <= rank)) return;
+      found = { href: attrs.href, rank };
     },
   });
   p.write(html.slice(0, 256 * 1024));
   p.end();
-  return found;
+  const href = found?.href;
+  if (href === undefined) return null;
+  try {
+    return new URL(href, baseUrl).toString();
+  } catch {
+    return href;
+  }
 }
 
 function detectFormat(root: string): FeedFormat | 'html' | null {

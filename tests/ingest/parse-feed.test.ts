@@ -170,6 +170,16 @@ describe('bad input', () => {
     expect(err.message).toContain('https://news.example.test/feeds/all.rss');
   });
 
+  it('an HTML page advertising oEmbed and REST JSON before its RSS feed: the RSS feed is named', async () => {
+    // The head of a WordPress page: oEmbed and REST API links are "alternate" too.
+    const page = '<!DOCTYPE html><html><head><link rel="alternate" type="application/json+oembed" href="/wp-json/oembed/1.0/embed?url=x">'
+      + '<link rel="alternate" type="application/json" href="/wp-json/wp/v2/pages/2"><link rel="alternate" type="application/rss+xml" title="Feed" href="/feed/"></head><body></body></html>';
+    const err = await refusal(page, 'https://blog.example.test/about/');
+    expect(err).toMatchObject({ code: 'html-not-feed', feedUrl: 'https://blog.example.test/feed/' });
+    const oembedOnly = await refusal('<!DOCTYPE html><html><head><link rel="alternate" type="application/json+oembed" href="/oembed"></head></html>', 'https://blog.example.test/');
+    expect(oembedOnly).toMatchObject({ code: 'html-not-feed', feedUrl: null });
+  });
+
   it('an HTML page without one says so', async () => {
     const err = await refusal(fixture('feeds/hostile/html-no-alternate.html'));
     expect(err).toMatchObject({ code: 'html-not-feed', feedUrl: null });
