@@ -70,8 +70,10 @@ export function decodeBody(bytes: Uint8Array, contentType?: string | null): Deco
     chosen = fromHttp;
     source = 'http';
     // A server-wide "charset=ISO-8859-1" over a feed whose prolog says UTF-8 and whose bytes are valid UTF-8
-    // is the common misconfiguration; every feed reader trusts the document then.
-    if (fromHttp !== 'utf-8' && fromProlog === 'utf-8' && validUtf8(bytes)) {
+    // is the common misconfiguration; every feed reader trusts the document then. A prolog that names no
+    // encoding says UTF-8 too (XML's default), and a feed's valid UTF-8 is not Latin-1 by accident.
+    const saysUtf8 = fromProlog === 'utf-8' || prologEncoding(bytes) === null;
+    if (fromHttp !== 'utf-8' && saysUtf8 && validUtf8(bytes)) {
       chosen = 'utf-8';
       source = 'prolog';
     }

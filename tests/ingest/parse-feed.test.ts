@@ -57,6 +57,15 @@ describe('charset decoding', () => {
     expect(feed.items[0]!.title).toBe('Grüße aus Köln');
   });
 
+  it('a server-wide Latin-1 charset over a valid UTF-8 feed that declares no encoding is read as UTF-8 (XML\'s default)', async () => {
+    const body = Buffer.from('<?xml version="1.0"?><rss version="2.0"><channel><title>Köln</title><item><title>Grüße aus Köln</title></item></channel></rss>');
+    const feed = await parseFeedBody(body, { contentType: 'application/rss+xml; charset=ISO-8859-1' });
+    expect(feed).toMatchObject({ title: 'Köln', encoding: 'utf-8' });
+    expect(feed.items[0]!.title).toBe('Grüße aus Köln');
+    // Bytes that are not UTF-8 keep the header's charset.
+    expect(decodeBody(Buffer.from('<rss><title>K\xf6ln</title></rss>', 'latin1'), 'text/xml; charset=ISO-8859-1').text).toBe('<rss><title>Köln</title></rss>');
+  });
+
   it('a server-wide UTF-8 charset over a windows-1251 feed that says windows-1251 is read as windows-1251', async () => {
     const cp1251 = Buffer.from('<?xml version="1.0" encoding="windows-1251"?><a>\xcd\xee\xe2\xee\xf1\xf2\xe8</a>', 'latin1');
     expect(decodeBody(cp1251, 'application/rss+xml; charset=utf-8')).toMatchObject({ text: expect.stringContaining('Новости'), encoding: 'windows-1251', source: 'prolog' });
