@@ -37,11 +37,15 @@ function sniffBom(bytes: Uint8Array): { encoding: string; length: number } | nul
   if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) return { encoding: 'utf-8', length: 3 };
   if (bytes[0] === 0xff && bytes[1] === 0xfe) return { encoding: 'utf-16le', length: 2 };
   if (bytes[0] === 0xfe && bytes[1] === 0xff) return { encoding: 'utf-16be', length: 2 };
-  // No BOM, but "<?" in UTF-16 (XML 1.0 Appendix F): the prolog itself shows the byte order.
-  if (bytes[0] === 0x3c && bytes[1] === 0x00 && bytes[2] === 0x3f && bytes[3] === 0x00) return { encoding: 'utf-16le', length: 0 };
-  if (bytes[0] === 0x00 && bytes[1] === 0x3c && bytes[2] === 0x00 && bytes[3] === 0x3f) return { encoding: 'utf-16be', length: 0 };
+  // No BOM, but "<?" in UTF-16 (XML 1.0 Appendix F): the prolog itself shows the byte order. So does any
+  // first "<" or whitespace beside a NUL, a byte no 8-bit XML document holds: a UTF-16 feed without a BOM
+  // or a declaration (served as charset=utf-16, or with nothing) was read as UTF-8 and refused.
+  if (startsXml(bytes[0]) && bytes[1] === 0x00) return { encoding: 'utf-16le', length: 0 };
+  if (bytes[0] === 0x00 && startsXml(bytes[1])) return { encoding: 'utf-16be', length: 0 };
   return null;
 }
+
+const startsXml = (b: number | undefined) => b === 0x3c || b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d;
 
 /** The encoding pseudo-attribute of the XML declaration, read as ASCII (it must be ASCII to be read at all). */
 export function prologEncoding(bytes: Uint8Array): string | null {

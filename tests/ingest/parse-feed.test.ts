@@ -44,6 +44,16 @@ describe('charset decoding', () => {
     expect(feed.encoding).toBe(encoding);
   });
 
+  it('UTF-16 without a BOM or an XML declaration is recognised by its NUL bytes, in either byte order', async () => {
+    const le = Buffer.from('\n<rss version="2.0"><channel><title>Ünï</title><item><title>Ελληνικά</title></item></channel></rss>', 'utf16le');
+    const be = Buffer.from(le).swap16();
+    for (const [body, contentType, encoding] of [[le, 'application/rss+xml; charset=utf-16', 'utf-16le'], [be, 'text/xml; charset=UTF-16BE', 'utf-16be'], [le, undefined, 'utf-16le']] as const) {
+      const feed = await parseFeedBody(body, { contentType });
+      expect(feed, encoding).toMatchObject({ title: 'Ünï', encoding });
+      expect(feed.items[0]!.title).toBe('Ελληνικά');
+    }
+  });
+
   it('the HTTP charset wins over the prolog (RFC 7303), and a BOM wins over both', () => {
     const cp1251 = Buffer.from('<?xml version="1.0" encoding="iso-8859-1"?><a>\xcd\xee\xe2\xee\xf1\xf2\xe8</a>', 'latin1');
     expect(decodeBody(cp1251, 'application/rss+xml; charset=windows-1251').text).toContain('Новости');
