@@ -154,7 +154,10 @@ function parseRfc822(s: string): number | null {
   const month = MONTHS[m[2]!.toLowerCase()];
   if (month === undefined) return null;
   let year = Number(m[3]);
-  if (year < 100) year += year < 70 ? 2000 : 1900;
+  // Only a year written with two digits is abbreviated (RFC 2822 §4.3): "0001", .NET's DateTime.MinValue
+  // that feeds print for "no date", is the year 1, not 2001.
+  if (m[3]!.length === 2) year += year < 70 ? 2000 : 1900;
+  else if (m[3]!.length === 3) year += 1900;
   let offset = 0;
   const zone = m[7];
   if (zone) {
