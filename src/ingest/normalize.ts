@@ -148,6 +148,7 @@ const MONTHS: Record<string, number> = {};
 /** RFC 822 style "[Day,] DD Mon YY[YY] HH:MM[:SS] [zone]", with localized names and missing colons forgiven. */
 const RFC822 = /^(?:[\p{L}.]+,?\s+)?(\d{1,2})\s+([\p{L}]+)\.?\s+(\d{2,4})\s+(\d{1,2}):?(\d{2})(?::?(\d{2}))?\s*([+-]\d{2}:?\d{2}|[A-Za-z]{1,5})?$/u;
 
+/** Epoch ms; null when `s` is not in this format, NaN when it is but names no real moment. */
 function parseRfc822(s: string): number | null {
   const m = RFC822.exec(s);
   if (!m) return null;
@@ -166,8 +167,21 @@ function parseRfc822(s: string): number | null {
     else if (NAMED_ZONES[zone.toUpperCase()] !== undefined) offset = NAMED_ZONES[zone.toUpperCase()]!;
     else return null;
   }
-  const t = Date.UTC(year, month, Number(m[1]), Number(m[4]), Number(m[5]), Number(m[6] ?? 0)) - offset * 60_000;
+  const [day, hour, minute, second] = [Number(m[1]), Number(m[4]), Number(m[5]), Number(m[6] ?? 0)];
+  // NaN, not null: the date is in this format but does not exist, and Date.parse would roll it over.
+  if (!isCalendarDate(year, month, day) || hour > 23 || minute > 59 || second > 60) return NaN;
+  const t = Date.UTC(year, month, day, hour, minute, second) - offset * 60_000;
   return Number.isFinite(t) ? t : null;
+}
+
+/**
+ * Whether the day exists in that month (month 0-11). Date.UTC and Date.parse roll the rest over: "31 Feb"
+ * was 3 March, "25:15" the next day; nonsense gives null, so the item falls back to another date.
+ */
+function isCalendarDate(year: number, month: number, day: number): boolean {
+  const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
+  const days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month];
+  return days !== undefined && day >= 1 && day <= days;
 }
 
 /** A zone Date.parse understands: a UTC or US abbreviation, or a numeric offset. */
@@ -194,6 +208,8 @@ export function parseFeedDate(raw: string | null | undefined): number | null {
   let t: number | null = null;
   const iso = /^(\d{4}-\d{2}-\d{2})(?:[ T](\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?))?\s*(Z|[+-]\d{2}(?::?\d{2})?)?$/i.exec(s);
   if (iso) {
+    const [y, mo, d] = iso[1]!.split('-').map(Number) as [number, number, number];
+    if (!isCalendarDate(y, mo - 1, d)) return null;
     const zone = iso[3] ? (/^[+-]\d{2}$/.test(iso[3]) ? `${iso[3]}:00` : iso[3].replace(/^([+-]\d{2})(\d{2})$/, '$1:$2')) : 'Z';
     t = Date.parse(`${iso[1]}T${(iso[2] ?? '00:00:00').replace(',', '.')}${zone}`);
   } else if (/^\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}\b/.test(s)) {

@@ -73,6 +73,12 @@ describe('parseFeedDate (UTC, with fallbacks)', () => {
     ['2027-01-14', '2027-01-14T00:00:00.000Z'],
     ['not a date at all', null],
     ['2027-02-30T99:99:99Z', null],
+    // Days and hours that do not exist are nonsense, not the next month or day.
+    ['2027-02-29T10:00:00Z', null],
+    ['2028-02-29T10:00:00Z', '2028-02-29T10:00:00.000Z'],
+    ['Thu, 31 Jun 2027 09:15:00 GMT', null],
+    ['Thu, 14 Jan 2027 25:15:00 GMT', null],
+    ['Tue, 29 Feb 2028 09:15:00 GMT', '2028-02-29T09:15:00.000Z'],
     ['01/02/03', null],
     ['', null],
   ])('%j → %s', (raw, iso) => {
