@@ -270,19 +270,20 @@ export async function parseFeedBody(
     throw new ParseError('not-a-feed', `root element <${name}> is not RSS, RDF or Atom`);
   }
 
-  const fast = opts.rssParserOnly ? null : parseFastXml(doc, format);
+  const xml = format === 'atom1.0' ? xhtmlAsHtml(doc) : doc;
+  const fast = opts.rssParserOnly ? null : parseFastXml(xml, format);
   if (fast) return { ...fast, encoding: decoded.encoding };
   // The fast path refuses deep nesting as it reads; a document it gave up on is checked before rss-parser.
-  if (nestedDeeperThan(doc, MAX_DEPTH)) throw tooDeep();
+  if (nestedDeeperThan(xml, MAX_DEPTH)) throw tooDeep();
   let feed: Raw & { items: Raw[] };
   try {
-    feed = await parseXml(doc);
+    feed = await parseXml(xml);
   } catch (err) {
     try {
-      feed = await parseXml(repairXml(doc));
+      feed = await parseXml(repairXml(xml));
     } catch {
-      // Report the first error, in the document as served.
-      const e = err as Error;
+      // Report the first error, in the document as served (a rewritten XHTML construct moves columns).
+      const e = (xml === doc ? err : await parseXml(doc).then(() => err, (first: unknown) => first)) as Error;
       const at = xmlErrorPosition(e);
       const what = e.message.split('\n')[0] ?? 'parse error';
       throw new ParseError('malformed-xml', `malformed XML${at ? ` at line ${at.line}, column ${at.column}` : ''}: ${what}`, at);
@@ -292,6 +293,56 @@ export async function parseFeedBody(
 }
 
 const DEFAULT_MAX_BYTES = 5 * 1024 * 1024;
+
+/**
+ * Atom's XHTML text constructs (type="xhtml", the markup inside the element) rewritten as the equivalent
+ * escaped HTML (type="html"). xml2js keeps an element's text apart from its child elements, so rss-parser
+ * read '<title type="xhtml"><div>The <em>new</em> bridge opens</div></title>' as no title at all (an entry
+ * without a summary was then dropped) and an XHTML summary with its words out of order; rewritten, both
+ * parsers read each construct as the text of one element, in order. Linear: each construct is scanned
+ * once, and one that is never closed ends the rewriting (the parser reports it).
+ */
+export function xhtmlAsHtml(doc: string): string {
+  if (!doc.includes('xhtml')) return doc;
+  const open = /<([A-Za-z_][\w.:-]*)(\s[^<>]*?\btype\s*=\s*)(["'])xhtml\3([^<>]*)>/g;
+  let out = '';
+  let from = 0;
+  for (let m = open.exec(doc); m; m = open.exec(doc)) {
+    if (m[4]!.endsWith('/')) continue;
+    const innerStart = m.index + m[0].length;
+    const innerEnd = closingTagAt(doc, m[1]!, innerStart);
+    if (innerEnd < 0) break;
+    out += `${doc.slice(from, m.index)}<${m[1]}${m[2]}${m[3]}html${m[3]}${m[4]}>${escapeXhtml(doc.slice(innerStart, innerEnd))}`;
+    from = innerEnd;
+    open.lastIndex = innerEnd;
+  }
+  return from === 0 ? doc : out + doc.slice(from);
+}
+
+/** Index of the "</name>" that closes an element whose content starts at `from`, or -1. */
+function closingTagAt(doc: string, name: string, from: number): number {
+  const tag = new RegExp(`<(/?)${name.replace(/[.]/g, '\\.')}(?=[\\s/>])`, 'g');
+  tag.lastIndex = from;
+  let depth = 1;
+  for (let m = tag.exec(doc); m; m = tag.exec(doc)) {
+    const gt = doc.indexOf('>', m.index);
+    if (gt < 0) return -1;
+    if (m[1]) depth--;
+    else if (doc[gt - 1] !== '/') depth++;
+    if (depth === 0) return m.index;
+    tag.lastIndex = gt + 1;
+  }
+  return -1;
+}
+
+/** XHTML markup as the text of an XML element; a CDATA section's text is escaped once more, as HTML text. */
+function escapeXhtml(markup: string): string {
+  const xmlText = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  return markup
+    .split(/(<!\[CDATA\[[\s\S]*?\]\]>)/)
+    .map((part, i) => (i % 2 === 1 ? xmlText(xmlText(part.slice(9, -3))) : xmlText(part)))
+    .join('');
+}
 
 /**
  * Some servers send a .gz file as the body without Content-Encoding; feed readers sniff the gzip magic.

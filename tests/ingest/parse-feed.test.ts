@@ -1,7 +1,7 @@
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { decodeBody } from '../../src/ingest/decode.ts';
-import { normalizeItem } from '../../src/ingest/normalize.ts';
+import { normalizeItem, toPlainText } from '../../src/ingest/normalize.ts';
 import { parseFeedBody, ParseError } from '../../src/ingest/parse-feed.ts';
 import { fixture } from '../helpers/http-fixtures.ts';
 
@@ -149,6 +149,19 @@ describe('formats', () => {
     const a10 = await parse('formats/atom10.xml');
     expect(a10.items.map((i) => i.title)).toEqual(['Rail strike called off <i>after talks</i>', 'Entry with a broken date']);
     expect(a10.items[1]!.published).toBe('yesterday-ish');
+  });
+
+  // xml2js keeps an element's text apart from its child elements: rss-parser gave an XHTML title as none at
+  // all (the first entry, without a summary, was then dropped) and an XHTML summary's words out of order.
+  it.each([false, true])('Atom XHTML titles and summaries are read as text, in order (rss-parser only: %s)', async (rssParserOnly) => {
+    const feed = await parseFeedBody(fixture('feeds/formats/atom10-xhtml.xml'), { rssParserOnly });
+    expect(toPlainText(feed.title)).toBe('Herald test: XHTML & Atom');
+    const now = Date.parse('2027-01-15T00:00:00Z');
+    const stories = feed.items.map((i) => normalizeItem(i, 'xhtml', 'https://xhtml.example.test/atom.xml', now)).map((n) => ('story' in n ? [n.story.title, n.story.summary] : n.skip));
+    expect(stories).toEqual([
+      ['The new harbour bridge opens', ''],
+      ['Storm warning lifted', 'Winds eased overnight. Ferries run again & on time <soon> today.'],
+    ]);
   });
 
   it('JSON Feed: relative URLs resolved against feed_url, numeric ids, content_text escaped, hubs, authors', async () => {
