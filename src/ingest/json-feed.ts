@@ -123,7 +123,9 @@ export function parseJsonFeed(text: string, baseUrl?: string): ParsedFeed {
   for (const raw of root.items as unknown[]) {
     const it = obj(raw);
     if (!it) continue;
-    const id = it.id === undefined || it.id === null ? null : String(it.id);
+    // A string (numbers are common in 1.0 feeds); anything else is no id: String({}) gave every such item
+    // the guid "[object Object]", so they all shared one story id and all but one were lost.
+    const id = typeof it.id === 'string' || typeof it.id === 'number' ? String(it.id) : null;
     items.push({
       guid: id && id.trim() ? id : null,
       link: resolve(str(it.url) ?? str(it.external_url), base),

@@ -1,7 +1,7 @@
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { decodeBody } from '../../src/ingest/decode.ts';
-import { normalizeItem, toPlainText } from '../../src/ingest/normalize.ts';
+import { identifyItem, normalizeItem, toPlainText } from '../../src/ingest/normalize.ts';
 import { parseFeedBody, ParseError } from '../../src/ingest/parse-feed.ts';
 import { fixture } from '../helpers/http-fixtures.ts';
 
@@ -184,6 +184,17 @@ describe('formats', () => {
       title: 'The <video> element, explained',
       summary: 'Why x<y matters to <canvas> users & others',
     });
+  });
+
+  it('JSON Feed: an id that is neither a string nor a number is no id, so such items keep their own identities', async () => {
+    const doc = JSON.stringify({
+      version: 'https://jsonfeed.org/version/1.1', title: 'Ids',
+      items: [{ id: { n: 1 }, url: 'https://json.example.test/1', title: 'One' }, { id: ['2'], url: 'https://json.example.test/2', title: 'Two' }, { id: 3, title: 'Three' }],
+    });
+    const feed = await parseFeedBody(Buffer.from(doc));
+    expect(feed.items.map((i) => i.guid)).toEqual([null, null, '3']);
+    const ids = feed.items.map((i) => identifyItem(i, 'json', 'https://json.example.test/feed.json')).map((x) => ('id' in x ? x.id : x.skip));
+    expect(new Set(ids).size).toBe(3);
   });
 
   it('malformed JSON gets a line and column; JSON that is not a JSON Feed is named as such', async () => {
