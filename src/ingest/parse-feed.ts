@@ -72,6 +72,17 @@ const rssUtils = createRequire(import.meta.url)('rss-parser/lib/utils.js') as {
   getContent(content: unknown): string;
   getLink(links: unknown, rel: string, fallbackIdx: number): string | undefined;
 };
+/*
+ * rss-parser's getLink reads links[i].$.rel, but xml2js gives an Atom <link/> without attributes as an empty
+ * string: the TypeError made a feed holding one fail as malformed XML (it is, for the fast path, a link
+ * without an href). The same lookup, skipping links without attributes.
+ */
+rssUtils.getLink = (links, rel, fallbackIdx) => {
+  if (!Array.isArray(links)) return undefined;
+  const attrs = (l: unknown) => (l && typeof l === 'object' ? ((l as Raw).$ as Record<string, string> | undefined) : undefined);
+  for (const l of links) if (attrs(l)?.rel === rel) return attrs(l)!.href;
+  return attrs(links[fallbackIdx])?.href;
+};
 const proto = parser as unknown as {
   options: { customFields: { item: FieldSpec[] } };
   parseItemRss(xmlItem: Raw, itemFields: FieldSpec[]): Raw;

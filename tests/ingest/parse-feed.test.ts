@@ -302,6 +302,13 @@ describe('bad input', () => {
     expect(entities.code).toBe('xml-entities');
   });
 
+  it('an Atom <link/> without attributes in a feed that needs repair is a link without an href, not a parse failure', async () => {
+    const doc = '<feed xmlns="http://www.w3.org/2005/Atom"><title>Q & A</title><link/><entry><title>One</title><link/><link href="https://a.example.test/1"/></entry></feed>';
+    const feed = await parseFeedBody(Buffer.from(doc));
+    expect(feed).toMatchObject({ title: 'Q & A', link: null });
+    expect(feed.items.map((i) => i.title)).toEqual(['One']);
+  });
+
   it('whitespace before the XML declaration is tolerated', async () => {
     expect((await parse('hostile/leading-whitespace.xml')).items[0]!.title).toBe('Still a feed');
   });
