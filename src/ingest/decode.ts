@@ -4,8 +4,9 @@ import chardet from 'chardet';
 /**
  * Bytes to text the way feed readers do it. Precedence (RFC 7303 §3 and XML 1.0 Appendix F):
  * a byte-order mark, then the HTTP charset, then the XML prolog's encoding, then UTF-8.
- * Real feeds lie, so two repairs follow the rules: a label TextDecoder does not know is ignored, and
- * bytes that are not valid UTF-8 where UTF-8 was assumed or declared are read as windows-1252
+ * Real feeds lie, so repairs follow the rules: a label TextDecoder does not know is ignored; an HTTP
+ * charset is overruled by the prolog when the bytes prove the header wrong (see decodeBody); and bytes
+ * that are not valid UTF-8 where UTF-8 was assumed or declared are otherwise read as windows-1252
  * (what a browser does with Latin-1 text served without a charset).
  */
 
@@ -36,11 +37,15 @@ function sniffBom(bytes: Uint8Array): { encoding: string; length: number } | nul
   if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) return { encoding: 'utf-8', length: 3 };
   if (bytes[0] === 0xff && bytes[1] === 0xfe) return { encoding: 'utf-16le', length: 2 };
   if (bytes[0] === 0xfe && bytes[1] === 0xff) return { encoding: 'utf-16be', length: 2 };
-  // No BOM, but "<?" in UTF-16 (XML 1.0 Appendix F): the prolog itself shows the byte order.
-  if (bytes[0] === 0x3c && bytes[1] === 0x00 && bytes[2] === 0x3f && bytes[3] === 0x00) return { encoding: 'utf-16le', length: 0 };
-  if (bytes[0] === 0x00 && bytes[1] === 0x3c && bytes[2] === 0x00 && bytes[3] === 0x3f) return { encoding: 'utf-16be', length: 0 };
+  // No BOM, but "<?" in UTF-16 (XML 1.0 Appendix F): the prolog itself shows the byte order. So does any
+  // first "<" or whitespace beside a NUL, a byte no 8-bit XML document holds: a UTF-16 feed without a BOM
+  // or a declaration (served as charset=utf-16, or with nothing) was read as UTF-8 and refused.
+  if (startsXml(bytes[0]) && bytes[1] === 0x00) return { encoding: 'utf-16le', length: 0 };
+  if (bytes[0] === 0x00 && startsXml(bytes[1])) return { encoding: 'utf-16be', length: 0 };
   return null;
 }
+
+const startsXml = (b: number | undefined) => b === 0x3c || b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d;
 
 /** The encoding pseudo-attribute of the XML declaration, read as ASCII (it must be ASCII to be read at all). */
 export function prologEncoding(bytes: Uint8Array): string | null {
@@ -69,8 +74,10 @@ export function decodeBody(bytes: Uint8Array, contentType?: string | null): Deco
     chosen = fromHttp;
     source = 'http';
     // A server-wide "charset=ISO-8859-1" over a feed whose prolog says UTF-8 and whose bytes are valid UTF-8
-    // is the common misconfiguration; every feed reader trusts the document then.
-    if (fromHttp !== 'utf-8' && fromProlog === 'utf-8' && validUtf8(bytes)) {
+    // is the common misconfiguration; every feed reader trusts the document then. A prolog that names no
+    // encoding says UTF-8 too (XML's default), and a feed's valid UTF-8 is not Latin-1 by accident.
+    const saysUtf8 = fromProlog === 'utf-8' || prologEncoding(bytes) === null;
+    if (fromHttp !== 'utf-8' && saysUtf8 && validUtf8(bytes)) {
       chosen = 'utf-8';
       source = 'prolog';
     }
@@ -80,13 +87,21 @@ export function decodeBody(bytes: Uint8Array, contentType?: string | null): Deco
   }
   if (chosen === null || chosen === 'utf-8') {
     if (validUtf8(bytes)) return { text: demoronize(utf8(bytes)), encoding: 'utf-8', source: chosen ? source : 'default' };
+    // The reverse misconfiguration: a server-wide "charset=utf-8" over a feed whose bytes are not UTF-8 and
+    // whose prolog names their encoding (windows-1251, ISO-8859-2...). The header is proven wrong; the
+    // prolog is the publisher's own word, where windows-1252 would be a guess.
+    if (source === 'http' && fromProlog && fromProlog !== 'utf-8') return decodeAs(bytes, fromProlog, 'prolog');
     const guessed = chosen === null ? guessMultiByte(bytes) : null;
     if (guessed) return { text: new TextDecoder(guessed).decode(bytes), encoding: guessed, source: 'fallback' };
     // Declared or assumed UTF-8 that is not: Latin-1 / windows-1252 bytes are by far the usual cause.
     return { text: demoronize(new TextDecoder('windows-1252').decode(bytes)), encoding: 'windows-1252', source: 'fallback' };
   }
-  const text = new TextDecoder(chosen).decode(bytes);
-  return { text: chosen === 'windows-1252' ? demoronize(text) : text, encoding: chosen, source };
+  return decodeAs(bytes, chosen, source);
+}
+
+function decodeAs(bytes: Uint8Array, encoding: string, source: CharsetSource): Decoded {
+  const text = new TextDecoder(encoding).decode(bytes);
+  return { text: encoding === 'windows-1252' ? demoronize(text) : text, encoding, source };
 }
 
 const MULTI_BYTE = new Set(['Big5', 'GB18030', 'Shift_JIS', 'EUC-JP', 'EUC-KR']);

@@ -1,7 +1,7 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import type { Readable } from 'node:stream';
-import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
+import { pipeline, Transform, type Readable } from 'node:stream';
+import { createBrotliDecompress, createGunzip, createInflate, createInflateRaw } from 'node:zlib';
 import { checkLiteralHost, ForbiddenAddressError, guardedLookup, type AddressException } from './address-guard.ts';
 
 /** HTTP side of polling: one conditional GET with redirects, decompression, time limits and a size cap. */
@@ -83,7 +83,7 @@ export async function fetchFeed(req: FetchRequest): Promise<FetchResult> {
     const status = res.statusCode ?? 0;
     const cache = cacheHeaders(res);
     if (REDIRECTS.has(status)) {
-      res.resume();
+      discard(res);
       const location = res.headers.location;
       if (!location) throw new FetchError('http-status', `HTTP ${status} redirect without a Location from ${u}`, status, cache);
       if (hop >= maxRedirects) throw new FetchError('too-many-redirects', `more than ${maxRedirects} redirects starting at ${req.url}`, status, cache);
@@ -96,15 +96,15 @@ export async function fetchFeed(req: FetchRequest): Promise<FetchResult> {
     const finalUrl = u.toString();
     const common: Common = { status, finalUrl, permanentUrl: hop > 0 && permanent ? finalUrl : null, cache };
     if (status === 304) {
-      res.resume();
+      discard(res);
       return { ...common, kind: 'not-modified' };
     }
     if (status === 410) {
-      res.resume();
+      discard(res);
       throw new FetchError('gone', `HTTP 410 Gone from ${finalUrl}: the publisher removed this feed`, status, cache);
     }
     if (status < 200 || status >= 300) {
-      res.resume();
+      discard(res);
       throw new FetchError('http-status', `HTTP ${status} ${res.statusMessage ?? ''} from ${finalUrl}`.trim(), status, cache);
     }
     const body = await readBody(res, u, req, deadline);
@@ -118,6 +118,25 @@ export async function fetchFeed(req: FetchRequest): Promise<FetchResult> {
       hubLinks: parseLinkHeader(header(res, 'link')),
     };
   }
+}
+
+/** Past this, the body of an answer Herald does not read is not worth a reusable connection. */
+const DISCARD_LIMIT = 64 * 1024;
+
+/**
+ * Drops the body of an answer Herald does not read (a redirect, a 304, an error). A short one is drained, so
+ * the keep-alive connection can serve the next request; a longer one closes the connection. Drained
+ * unbounded, a redirect or a 500 with an endless body kept downloading after fetchFeed had returned, past
+ * the size cap and until the deadline: gigabytes a poll from a local server.
+ */
+function discard(res: IncomingMessage) {
+  if (Number(res.headers['content-length'] ?? 0) > DISCARD_LIMIT) return void res.destroy();
+  let size = 0;
+  res.on('data', (chunk: Buffer) => {
+    size += chunk.byteLength;
+    if (size > DISCARD_LIMIT) res.destroy();
+  });
+  res.resume();
 }
 
 const header = (res: IncomingMessage, name: string) => {
@@ -196,10 +215,10 @@ async function readBody(res: IncomingMessage, u: URL, req: FetchRequest, deadlin
     res.destroy();
     throw new FetchError('too-large', `body of ${declared} bytes exceeds the ${req.maxBytes}-byte limit`, res.statusCode ?? null);
   }
-  let stream: Readable = res;
-  if (encoding === 'gzip' || encoding === 'x-gzip') stream = res.pipe(createGunzip());
-  else if (encoding === 'deflate') stream = res.pipe(createInflate());
-  else if (encoding === 'br') stream = res.pipe(createBrotliDecompress());
+  const decompressor = encoding === 'gzip' || encoding === 'x-gzip' ? createGunzip() : encoding === 'deflate' ? createDeflateDecoder() : encoding === 'br' ? createBrotliDecompress() : null;
+  // pipeline, not pipe: pipe does not pass the response's errors on, so a connection dropped in the middle
+  // of a compressed body left the decompressor waiting for the whole-exchange timeout, reported as one.
+  const stream: Readable = decompressor ? pipeline(res, decompressor, () => undefined) : res;
   const chunks: Buffer[] = [];
   let size = 0;
   const timer = setTimeout(() => {
@@ -232,6 +251,40 @@ async function readBody(res: IncomingMessage, u: URL, req: FetchRequest, deadlin
     clearTimeout(timer);
   }
   return Buffer.concat(chunks);
+}
+
+/**
+ * "deflate" means zlib-wrapped deflate (RFC 9110 §8.4.1.2), but some servers (old IIS, hand-written PHP) send
+ * raw deflate, which browsers and feed readers accept: the first two bytes tell which, a zlib header being
+ * compression method 8 with a check value that makes the pair a multiple of 31.
+ */
+function createDeflateDecoder(): Transform {
+  let inner: Transform | null = null;
+  let head = Buffer.alloc(0);
+  return new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      if (!inner) {
+        head = Buffer.concat([head, chunk]);
+        if (head.length < 2) return done();
+        const zlibWrapped = (head[0]! & 0x0f) === 8 && ((head[0]! << 8) | head[1]!) % 31 === 0;
+        inner = zlibWrapped ? createInflate() : createInflateRaw();
+        inner.on('data', (data: Buffer) => this.push(data));
+        inner.on('error', (err) => this.destroy(err));
+        chunk = head;
+      }
+      if (inner.write(chunk)) done();
+      else inner.once('drain', () => done());
+    },
+    flush(done) {
+      if (!inner) return done(head.length > 0 ? Object.assign(new Error('unexpected end of file'), { code: 'Z_BUF_ERROR' }) : null);
+      inner.once('end', () => done());
+      inner.end();
+    },
+    destroy(err, done) {
+      inner?.destroy();
+      done(err);
+    },
+  });
 }
 
 function toFetchError(err: unknown, u: URL): FetchError {

@@ -123,12 +123,14 @@ export function parseJsonFeed(text: string, baseUrl?: string): ParsedFeed {
   for (const raw of root.items as unknown[]) {
     const it = obj(raw);
     if (!it) continue;
-    const id = it.id === undefined || it.id === null ? null : String(it.id);
+    // A string (numbers are common in 1.0 feeds); anything else is no id: String({}) gave every such item
+    // the guid "[object Object]", so they all shared one story id and all but one were lost.
+    const id = typeof it.id === 'string' || typeof it.id === 'number' ? String(it.id) : null;
     items.push({
       guid: id && id.trim() ? id : null,
       link: resolve(str(it.url) ?? str(it.external_url), base),
-      title: str(it.title) ?? '',
-      summaryHtml: str(it.summary) ?? str(it.content_html) ?? escapeText(str(it.content_text) ?? ''),
+      title: plainMarkup(str(it.title) ?? ''),
+      summaryHtml: ((t) => (t === null ? null : plainMarkup(t)))(str(it.summary)) ?? str(it.content_html) ?? escapeText(str(it.content_text) ?? ''),
       categories: Array.isArray(it.tags) ? (it.tags as unknown[]).filter((t): t is string => typeof t === 'string') : [],
       published: str(it.date_published),
       updated: str(it.date_modified),
@@ -151,3 +153,11 @@ export function parseJsonFeed(text: string, baseUrl?: string): ParsedFeed {
 
 /** content_text is plain text; the normalizer treats summaries as HTML, so markup characters are escaped. */
 const escapeText = (t: string) => t.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+
+/**
+ * An item's title and summary are plain text in JSON Feed, but the normalizer reads them as HTML, so
+ * "The <video> element" lost its tag name and "x<y" everything after the x. Their "<" are escaped; their
+ * "&" are not, as publishers do put entities there ("Blackletter &amp; thick", a real feed) and a feed
+ * reader shows them decoded.
+ */
+const plainMarkup = (t: string) => t.replace(/</g, '&lt;');

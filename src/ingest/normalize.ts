@@ -14,7 +14,7 @@ const BLOCK = new Set(['p', 'br', 'div', 'li', 'ul', 'ol', 'tr', 'td', 'th', 'h1
  * non-text content skipped, every HTML entity decoded, whitespace collapsed. `maxChars` bounds the work.
  */
 export function toPlainText(html: string, maxChars = Infinity): string {
-  if (!/[<&]/.test(html)) return collapse(html).slice(0, maxChars);
+  if (!/[<&]/.test(html)) return clip(collapse(html), maxChars);
   const input = maxChars === Infinity ? html : html.slice(0, maxChars * 8 + 4096);
   tk.src = input;
   tk.out = '';
@@ -24,7 +24,17 @@ export function toPlainText(html: string, maxChars = Infinity): string {
   tokenizer.reset();
   tokenizer.write(input);
   tokenizer.end();
-  return collapse(tk.out).slice(0, maxChars);
+  return clip(collapse(tk.out), maxChars);
+}
+
+/**
+ * The first `max` UTF-16 units, without the first half of a pair cut off at the end: a lone surrogate is no
+ * character, and becomes U+FFFD (or an encoding error) in a push payload, a mail or a JSON API reply.
+ */
+function clip(s: string, max: number): string {
+  if (s.length <= max) return s;
+  const last = s.charCodeAt(max - 1);
+  return s.slice(0, last >= 0xd800 && last <= 0xdbff ? max - 1 : max);
 }
 
 const tk = { src: '', out: '', skipDepth: 0, open: '' };
@@ -83,11 +93,29 @@ function httpUrl(raw: string, base?: string): URL | null {
 /** Canonical form of a parsed URL (changes it). */
 function canonicalOf(u: URL): string {
   u.hash = '';
-  if (u.search && TRACKING_IN_QUERY.test(u.search)) {
-    for (const key of [...u.searchParams.keys()]) if (TRACKING.test(key)) u.searchParams.delete(key);
-    if ([...u.searchParams.keys()].length === 0) u.search = '';
-  }
+  if (u.search && TRACKING_IN_QUERY.test(u.search)) u.search = withoutTracking(u.search);
   return u.toString();
+}
+
+/**
+ * The query without its tracking parameters, every other parameter left byte for byte as published.
+ * Not URLSearchParams: deleting one re-serializes the whole query as a form ("a%20b" becomes "a+b", "1,2"
+ * "1%2C2", "~" "%7E", a bare "flag" "flag="), so a link with a utm_ parameter got another identity than
+ * the same link without one, and some servers read the rewritten query as a different page.
+ */
+function withoutTracking(search: string): string {
+  const kept = search.slice(1).split('&').filter((pair) => {
+    const eq = pair.indexOf('=');
+    const rawKey = (eq < 0 ? pair : pair.slice(0, eq)).replace(/\+/g, ' ');
+    let key = rawKey;
+    try {
+      key = decodeURIComponent(rawKey);
+    } catch {
+      // A malformed escape in a key: compared as it stands.
+    }
+    return !TRACKING.test(key);
+  });
+  return kept.length > 0 ? `?${kept.join('&')}` : '';
 }
 
 /** The link as published (resolved, fragment kept): what the reader clicks. */
@@ -120,13 +148,17 @@ const MONTHS: Record<string, number> = {};
 /** RFC 822 style "[Day,] DD Mon YY[YY] HH:MM[:SS] [zone]", with localized names and missing colons forgiven. */
 const RFC822 = /^(?:[\p{L}.]+,?\s+)?(\d{1,2})\s+([\p{L}]+)\.?\s+(\d{2,4})\s+(\d{1,2}):?(\d{2})(?::?(\d{2}))?\s*([+-]\d{2}:?\d{2}|[A-Za-z]{1,5})?$/u;
 
+/** Epoch ms; null when `s` is not in this format, NaN when it is but names no real moment. */
 function parseRfc822(s: string): number | null {
   const m = RFC822.exec(s);
   if (!m) return null;
   const month = MONTHS[m[2]!.toLowerCase()];
   if (month === undefined) return null;
   let year = Number(m[3]);
-  if (year < 100) year += year < 70 ? 2000 : 1900;
+  // Only a year written with two digits is abbreviated (RFC 2822 §4.3): "0001", .NET's DateTime.MinValue
+  // that feeds print for "no date", is the year 1, not 2001.
+  if (m[3]!.length === 2) year += year < 70 ? 2000 : 1900;
+  else if (m[3]!.length === 3) year += 1900;
   let offset = 0;
   const zone = m[7];
   if (zone) {
@@ -135,8 +167,34 @@ function parseRfc822(s: string): number | null {
     else if (NAMED_ZONES[zone.toUpperCase()] !== undefined) offset = NAMED_ZONES[zone.toUpperCase()]!;
     else return null;
   }
-  const t = Date.UTC(year, month, Number(m[1]), Number(m[4]), Number(m[5]), Number(m[6] ?? 0)) - offset * 60_000;
+  const [day, hour, minute, second] = [Number(m[1]), Number(m[4]), Number(m[5]), Number(m[6] ?? 0)];
+  // NaN, not null: the date is in this format but does not exist, and Date.parse would roll it over.
+  if (!isCalendarDate(year, month, day) || hour > 23 || minute > 59 || second > 60) return NaN;
+  const t = Date.UTC(year, month, day, hour, minute, second) - offset * 60_000;
   return Number.isFinite(t) ? t : null;
+}
+
+/**
+ * Whether the day exists in that month (month 0-11). Date.UTC and Date.parse roll the rest over: "31 Feb"
+ * was 3 March, "25:15" the next day; nonsense gives null, so the item falls back to another date.
+ */
+function isCalendarDate(year: number, month: number, day: number): boolean {
+  const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
+  const days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month];
+  return days !== undefined && day >= 1 && day <= days;
+}
+
+/** A zone Date.parse understands: a UTC or US abbreviation, or a numeric offset. */
+const HAS_ZONE = /\b(?:UTC?|GMT|Z|[ECMP][SD]T)\b|[+-]\d{2}:?\d{2}\b/i;
+
+/**
+ * Date.parse for the formats only it knows ("June 10, 2003 04:00", "2003/06/10 04:00"), with a date that
+ * names no zone read as UTC: Date.parse reads it in the server's local zone, so the same item got another
+ * time on a server set to New York than on one set to UTC. An appended zone would override one the date
+ * has (the last one wins), so it is added only when the date has none.
+ */
+function parseAsUtc(s: string): number {
+  return Date.parse(HAS_ZONE.test(s) ? s : `${s} GMT`);
 }
 
 /**
@@ -150,13 +208,15 @@ export function parseFeedDate(raw: string | null | undefined): number | null {
   let t: number | null = null;
   const iso = /^(\d{4}-\d{2}-\d{2})(?:[ T](\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?))?\s*(Z|[+-]\d{2}(?::?\d{2})?)?$/i.exec(s);
   if (iso) {
+    const [y, mo, d] = iso[1]!.split('-').map(Number) as [number, number, number];
+    if (!isCalendarDate(y, mo - 1, d)) return null;
     const zone = iso[3] ? (/^[+-]\d{2}$/.test(iso[3]) ? `${iso[3]}:00` : iso[3].replace(/^([+-]\d{2})(\d{2})$/, '$1:$2')) : 'Z';
     t = Date.parse(`${iso[1]}T${(iso[2] ?? '00:00:00').replace(',', '.')}${zone}`);
   } else if (/^\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}\b/.test(s)) {
     // 01/02/03: day-first or month-first depends on the publisher's country; guessing would misdate news.
     t = null;
   } else {
-    t = parseRfc822(s) ?? Date.parse(s);
+    t = parseRfc822(s) ?? parseAsUtc(s);
   }
   // Years before 1990 are parse accidents ("01/02/03"), not news.
   return t !== null && Number.isFinite(t) && t > Date.UTC(1990, 0, 1) ? t : null;

@@ -72,6 +72,17 @@ const rssUtils = createRequire(import.meta.url)('rss-parser/lib/utils.js') as {
   getContent(content: unknown): string;
   getLink(links: unknown, rel: string, fallbackIdx: number): string | undefined;
 };
+/*
+ * rss-parser's getLink reads links[i].$.rel, but xml2js gives an Atom <link/> without attributes as an empty
+ * string: the TypeError made a feed holding one fail as malformed XML (it is, for the fast path, a link
+ * without an href). The same lookup, skipping links without attributes.
+ */
+rssUtils.getLink = (links, rel, fallbackIdx) => {
+  if (!Array.isArray(links)) return undefined;
+  const attrs = (l: unknown) => (l && typeof l === 'object' ? ((l as Raw).$ as Record<string, string> | undefined) : undefined);
+  for (const l of links) if (attrs(l)?.rel === rel) return attrs(l)!.href;
+  return attrs(links[fallbackIdx])?.href;
+};
 const proto = parser as unknown as {
   options: { customFields: { item: FieldSpec[] } };
   parseItemRss(xmlItem: Raw, itemFields: FieldSpec[]): Raw;
@@ -137,10 +148,37 @@ const attr = (v: unknown, name: string): string | null => {
   return attrs && typeof attrs[name] === 'string' ? (attrs[name] as string) : null;
 };
 
-/** Position of the root element, skipping the prolog, comments, processing instructions and DOCTYPE. */
+/**
+ * Position of the root element, skipping the prolog, comments, processing instructions and DOCTYPE (with
+ * its internal subset). Skipped by their own syntax, not by looking for the first "<" and a letter: a
+ * comment before the root that mentions markup ("<!-- made by <a href=...>Feedgen</a> -->") made that
+ * "<a" the root, and a feed was refused as "root element <a>".
+ */
 function rootStart(xml: string): number {
-  const m = /<[A-Za-z_]/.exec(xml);
-  return m ? m.index : -1;
+  let at = 0;
+  for (;;) {
+    const lt = xml.indexOf('<', at);
+    if (lt < 0) return -1;
+    let end: number;
+    if (xml.startsWith('<!--', lt)) end = xml.indexOf('-->', lt + 4) + 3;
+    else if (xml.startsWith('<?', lt)) end = xml.indexOf('?>', lt + 2) + 2;
+    else if (xml[lt + 1] === '!') {
+      const gt = xml.indexOf('>', lt);
+      if (gt < 0) return -1;
+      // "[" looked for between its own "<!" and ">" only: a search to the end would make many declarations quadratic.
+      const subset = xml.slice(lt, gt).indexOf('[');
+      if (subset < 0) end = gt + 1;
+      else {
+        const subsetEnd = xml.indexOf(']', lt + subset);
+        if (subsetEnd < 0) return -1;
+        end = xml.indexOf('>', subsetEnd) + 1;
+      }
+    } else if (/[A-Za-z_]/.test(xml[lt + 1] ?? '')) return lt;
+    else end = lt + 1;
+    // An unterminated comment, instruction or declaration: no root element follows.
+    if (end <= lt) return -1;
+    at = end;
+  }
 }
 
 /**
@@ -153,26 +191,42 @@ function refuseEntityDeclarations(prolog: string) {
   }
 }
 
+/**
+ * How good a feed an alternate link's type promises: RSS and Atom first, then JSON Feed (application/json
+ * only as JSON Feed 1.0 advised it); null for any other type. Compared exactly, parameters aside: a match
+ * anywhere in the type took WordPress's oEmbed link (application/json+oembed), which comes first in many of
+ * its pages, for the feed.
+ */
+function feedLinkRank(type: string): number | null {
+  const t = type.split(';')[0]!.trim().toLowerCase();
+  if (t === 'application/rss+xml' || t === 'application/atom+xml') return 0;
+  if (t === 'application/feed+json') return 1;
+  if (t === 'application/json') return 2;
+  return null;
+}
+
 /** `<link rel="alternate" type="application/rss+xml" href>` of an HTML page, resolved against the page URL. */
 export function findAdvertisedFeed(html: string, baseUrl?: string): string | null {
-  let found: string | null = null;
+  // Typed by assertion: TypeScript does not see the parser's callback assign it, and would narrow it to null.
+  let found = null as { href: string; rank: number } | null;
   const p = new HtmlParser({
     onopentag(name, attrs) {
-      if (found || name !== 'link') return;
+      if (name !== 'link' || !attrs.href) return;
       const rel = (attrs.rel ?? '').toLowerCase().split(/\s+/);
-      const type = (attrs.type ?? '').toLowerCase();
-      if (rel.includes('alternate') && /application\/(rss|atom)\+xml|application\/(feed\+)?json/.test(type) && attrs.href) {
-        try {
-          found = new URL(attrs.href, baseUrl).toString();
-        } catch {
-          found = attrs.href;
-        }
-      }
+      const rank = feedLinkRank(attrs.type ?? '');
+      if (!rel.includes('alternate') || rank === null || (found && found.rank <= rank)) return;
+      found = { href: attrs.href, rank };
     },
   });
   p.write(html.slice(0, 256 * 1024));
   p.end();
-  return found;
+  const href = found?.href;
+  if (href === undefined) return null;
+  try {
+    return new URL(href, baseUrl).toString();
+  } catch {
+    return href;
+  }
 }
 
 function detectFormat(root: string): FeedFormat | 'html' | null {
@@ -227,19 +281,20 @@ export async function parseFeedBody(
     throw new ParseError('not-a-feed', `root element <${name}> is not RSS, RDF or Atom`);
   }
 
-  const fast = opts.rssParserOnly ? null : parseFastXml(doc, format);
+  const xml = format === 'atom1.0' ? xhtmlAsHtml(doc) : doc;
+  const fast = opts.rssParserOnly ? null : parseFastXml(xml, format);
   if (fast) return { ...fast, encoding: decoded.encoding };
   // The fast path refuses deep nesting as it reads; a document it gave up on is checked before rss-parser.
-  if (nestedDeeperThan(doc, MAX_DEPTH)) throw tooDeep();
+  if (nestedDeeperThan(xml, MAX_DEPTH)) throw tooDeep();
   let feed: Raw & { items: Raw[] };
   try {
-    feed = await parseXml(doc);
+    feed = await parseXml(xml);
   } catch (err) {
     try {
-      feed = await parseXml(repairXml(doc));
+      feed = await parseXml(repairXml(xml));
     } catch {
-      // Report the first error, in the document as served.
-      const e = err as Error;
+      // Report the first error, in the document as served (a rewritten XHTML construct moves columns).
+      const e = (xml === doc ? err : await parseXml(doc).then(() => err, (first: unknown) => first)) as Error;
       const at = xmlErrorPosition(e);
       const what = e.message.split('\n')[0] ?? 'parse error';
       throw new ParseError('malformed-xml', `malformed XML${at ? ` at line ${at.line}, column ${at.column}` : ''}: ${what}`, at);
@@ -249,6 +304,56 @@ export async function parseFeedBody(
 }
 
 const DEFAULT_MAX_BYTES = 5 * 1024 * 1024;
+
+/**
+ * Atom's XHTML text constructs (type="xhtml", the markup inside the element) rewritten as the equivalent
+ * escaped HTML (type="html"). xml2js keeps an element's text apart from its child elements, so rss-parser
+ * read '<title type="xhtml"><div>The <em>new</em> bridge opens</div></title>' as no title at all (an entry
+ * without a summary was then dropped) and an XHTML summary with its words out of order; rewritten, both
+ * parsers read each construct as the text of one element, in order. Linear: each construct is scanned
+ * once, and one that is never closed ends the rewriting (the parser reports it).
+ */
+export function xhtmlAsHtml(doc: string): string {
+  if (!doc.includes('xhtml')) return doc;
+  const open = /<([A-Za-z_][\w.:-]*)(\s[^<>]*?\btype\s*=\s*)(["'])xhtml\3([^<>]*)>/g;
+  let out = '';
+  let from = 0;
+  for (let m = open.exec(doc); m; m = open.exec(doc)) {
+    if (m[4]!.endsWith('/')) continue;
+    const innerStart = m.index + m[0].length;
+    const innerEnd = closingTagAt(doc, m[1]!, innerStart);
+    if (innerEnd < 0) break;
+    out += `${doc.slice(from, m.index)}<${m[1]}${m[2]}${m[3]}html${m[3]}${m[4]}>${escapeXhtml(doc.slice(innerStart, innerEnd))}`;
+    from = innerEnd;
+    open.lastIndex = innerEnd;
+  }
+  return from === 0 ? doc : out + doc.slice(from);
+}
+
+/** Index of the "</name>" that closes an element whose content starts at `from`, or -1. */
+function closingTagAt(doc: string, name: string, from: number): number {
+  const tag = new RegExp(`<(/?)${name.replace(/[.]/g, '\\.')}(?=[\\s/>])`, 'g');
+  tag.lastIndex = from;
+  let depth = 1;
+  for (let m = tag.exec(doc); m; m = tag.exec(doc)) {
+    const gt = doc.indexOf('>', m.index);
+    if (gt < 0) return -1;
+    if (m[1]) depth--;
+    else if (doc[gt - 1] !== '/') depth++;
+    if (depth === 0) return m.index;
+    tag.lastIndex = gt + 1;
+  }
+  return -1;
+}
+
+/** XHTML markup as the text of an XML element; a CDATA section's text is escaped once more, as HTML text. */
+function escapeXhtml(markup: string): string {
+  const xmlText = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  return markup
+    .split(/(<!\[CDATA\[[\s\S]*?\]\]>)/)
+    .map((part, i) => (i % 2 === 1 ? xmlText(xmlText(part.slice(9, -3))) : xmlText(part)))
+    .join('');
+}
 
 /**
  * Some servers send a .gz file as the body without Content-Encoding; feed readers sniff the gzip magic.

@@ -48,7 +48,9 @@ export function hintIntervalMs(hints: Partial<FeedHints> | undefined): number | 
   if (!hints) return null;
   const candidates: number[] = [];
   if (hints.ttlMinutes) candidates.push(hints.ttlMinutes * 60_000);
-  if (hints.updatePeriod && PERIOD_MS[hints.updatePeriod]) candidates.push(PERIOD_MS[hints.updatePeriod]! / (hints.updateFrequency ?? 1));
+  // The syndication module's default period is daily: sy:updateFrequency alone means that many times a day.
+  const period = hints.updatePeriod ?? (hints.updateFrequency ? 'daily' : null);
+  if (period && PERIOD_MS[period]) candidates.push(PERIOD_MS[period]! / (hints.updateFrequency ?? 1));
   return candidates.length ? Math.max(...candidates) : null;
 }
 

@@ -35,11 +35,16 @@ function repairText(segment: string): string {
 export function repairXml(text: string): string {
   let out = '';
   let i = 0;
+  // Each search result is kept until the scan passes it: searching again for both markers on every
+  // section made a document of many CDATA sections and no comment (or the reverse) quadratic, as each
+  // search for the absent one read to the end again (40,000 CDATA titles, 1.8 MB: 36 s).
+  let cdata = text.indexOf('<![CDATA[');
+  let comment = text.indexOf('<!--');
   while (i < text.length) {
-    const cdata = text.indexOf('<![CDATA[', i);
-    const comment = text.indexOf('<!--', i);
-    const next = [cdata, comment].filter((n) => n >= 0).sort((a, b) => a - b)[0];
-    if (next === undefined) {
+    if (cdata >= 0 && cdata < i) cdata = text.indexOf('<![CDATA[', i);
+    if (comment >= 0 && comment < i) comment = text.indexOf('<!--', i);
+    const next = cdata < 0 ? comment : comment < 0 ? cdata : Math.min(cdata, comment);
+    if (next < 0) {
       out += repairText(text.slice(i));
       break;
     }

@@ -18,7 +18,7 @@ describe('herald feeds check', () => {
     const { code, out } = await run(['check', '--json', `${fixtures}formats`, `${fixtures}hostile/billion-laughs.xml`, `${fixtures}hostile/html-with-alternate.html`]);
     expect(code).toBe(0);
     const lines = out.trim().split('\n').map((l) => JSON.parse(l) as CheckLine);
-    expect(lines).toHaveLength(12);
+    expect(lines).toHaveLength(13);
     const byName = new Map(lines.map((l) => [l.file.split('/').pop()!, l]));
     expect(byName.get('rss20-full.xml')).toEqual({
       file: `${fixtures}formats/rss20-full.xml`, ok: true, format: 'rss2.0', title: 'Herald test: Full RSS 2.0', items: 4,

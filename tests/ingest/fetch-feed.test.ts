@@ -1,7 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
-import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
+import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isForbiddenAddress } from '../../src/ingest/address-guard.ts';
 import { fetchFeed, FetchError, type FetchRequest } from '../../src/ingest/fetch-feed.ts';
 import { fixture } from '../helpers/http-fixtures.ts';
 
@@ -57,6 +58,8 @@ beforeAll(async () => {
   });
   srv.on('/gzip.xml', (_q, res) => void res.writeHead(200, { 'content-encoding': 'gzip' }).end(gzipSync(feedBody)));
   srv.on('/deflate.xml', (_q, res) => void res.writeHead(200, { 'content-encoding': 'deflate' }).end(deflateSync(feedBody)));
+  // Raw deflate without the zlib wrapper, as some servers send "deflate".
+  srv.on('/raw-deflate.xml', (_q, res) => void res.writeHead(200, { 'content-encoding': 'deflate' }).end(deflateRawSync(feedBody)));
   srv.on('/br.xml', (_q, res) => void res.writeHead(200, { 'content-encoding': 'br' }).end(brotliCompressSync(feedBody)));
   srv.on('/bad-gzip.xml', (_q, res) => void res.writeHead(200, { 'content-encoding': 'gzip' }).end('this is not gzip'));
   // 50 MB announced and streamed: the download must stop at the cap, long before the end.
@@ -90,6 +93,12 @@ beforeAll(async () => {
     res.on('error', () => undefined);
     pump();
   });
+  // The connection drops in the middle of a compressed body.
+  srv.on('/gzip-cut.xml', (_q, res) => {
+    res.writeHead(200, { 'content-encoding': 'gzip' });
+    res.write(gzipSync(Buffer.alloc(100_000, 0x61)).subarray(0, 30));
+    setTimeout(() => res.socket?.destroy(), 50);
+  });
   srv.on('/gzip-bomb.xml', (_q, res) => void res.writeHead(200, { 'content-encoding': 'gzip' }).end(gzipSync(Buffer.alloc(50 * 1024 * 1024, 0x20))));
   // Slow loris: headers at once, then a byte every 100 ms, forever.
   srv.on('/slow.xml', (_q, res) => {
@@ -106,6 +115,21 @@ beforeAll(async () => {
   srv.on('/temporary', (_q, res) => void res.writeHead(301, { location: '/temporary-2' }).end());
   srv.on('/temporary-2', (_q, res) => void res.writeHead(302, { location: '/new-home.xml' }).end());
   srv.on('/new-home.xml', (_q, res) => void res.writeHead(200).end(feedBody));
+  // A redirect and an error whose bodies never end: nothing Herald reads, nothing it should download.
+  for (const [path, status] of [['/redirect-flood', 302], ['/error-flood', 500]] as const) {
+    srv.on(path, (_q, res) => {
+      res.writeHead(status, { location: '/new-home.xml' });
+      const chunk = Buffer.alloc(64 * 1024, 0x61);
+      const pump = () => {
+        while (!res.destroyed) {
+          srv.bytesSent.set(path, (srv.bytesSent.get(path) ?? 0) + chunk.length);
+          if (!res.write(chunk)) return void res.once('drain', pump);
+        }
+      };
+      res.on('error', () => undefined);
+      pump();
+    });
+  }
   srv.on('/gone.xml', (_q, res) => void res.writeHead(410).end('gone'));
   srv.on('/busy.xml', (_q, res) => void res.writeHead(503, { 'retry-after': '7200' }).end());
   srv.on('/hub-header.xml', (_q, res) => void res.writeHead(200, { link: '<https://hub.example.test/>; rel="hub", <https://f.example.test/feed>; rel="self"' }).end(feedBody));
@@ -129,7 +153,7 @@ describe('fetchFeed', () => {
     expect((await fetchFeed(req('/conditional.xml', { etag: '"old"', lastModified: 'Wed, 13 Jan 2027 10:00:00 GMT' }))).kind).toBe('ok');
   });
 
-  it.each(['/gzip.xml', '/deflate.xml', '/br.xml'])('%s is decompressed', async (path) => {
+  it.each(['/gzip.xml', '/deflate.xml', '/raw-deflate.xml', '/br.xml'])('%s is decompressed', async (path) => {
     const r = await fetchFeed(req(path));
     expect(r.kind === 'ok' && r.body.equals(feedBody)).toBe(true);
   });
@@ -145,6 +169,22 @@ describe('fetchFeed', () => {
     // The server could not push the whole 50 MB: the connection was dropped soon after the cap.
     await new Promise((r) => setTimeout(r, 200));
     expect(srv.bytesSent.get('/huge-chunked.xml')!).toBeLessThan(30 * 1024 * 1024);
+  });
+
+  it('a connection dropped in the middle of a gzip body fails at once as a network error, not at the timeout', async () => {
+    const started = Date.now();
+    const e = await failure(req('/gzip-cut.xml', { timeoutMs: 4000 }));
+    expect(e.code).toBe('network');
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
+  it('the endless body of a redirect or an error is not downloaded', async () => {
+    expect((await fetchFeed(req('/redirect-flood'))).kind).toBe('ok');
+    expect((await failure(req('/error-flood'))).code).toBe('http-status');
+    // Drained, both went on downloading after fetchFeed returned (gigabytes in a second from a local server).
+    await new Promise((r) => setTimeout(r, 500));
+    expect(srv.bytesSent.get('/redirect-flood')!).toBeLessThan(20 * 1024 * 1024);
+    expect(srv.bytesSent.get('/error-flood')!).toBeLessThan(20 * 1024 * 1024);
   });
 
   it('a gzip bomb is stopped at the cap on the decompressed size', async () => {
@@ -211,10 +251,21 @@ describe('SSRF guard (on by default)', () => {
   const guarded = (url: string) => ({ ...req('/'), url, allowPrivate: false, allowAddress: (a: string) => a === '127.0.0.2' });
 
   it('refuses loopback, private and metadata addresses, literal or resolved', async () => {
-    for (const url of [srv.url('/new-home.xml'), 'http://10.0.0.1/feed', 'http://169.254.169.254/latest/meta-data/', 'http://[::1]/feed', srv.url('/new-home.xml').replace('127.0.0.1', 'localhost')]) {
+    for (const url of [
+      srv.url('/new-home.xml'), 'http://10.0.0.1/feed', 'http://169.254.169.254/latest/meta-data/', 'http://[::1]/feed', srv.url('/new-home.xml').replace('127.0.0.1', 'localhost'),
+      // IPv6 forms that reach an IPv4 address, which the URL parser writes in hex ([64:ff9b::a9fe:a9fe]).
+      'http://[::ffff:127.0.0.1]/feed', 'http://[64:ff9b::169.254.169.254]/latest/meta-data/', 'http://[64:ff9b::10.0.0.1]/feed', 'http://[::127.0.0.1]/feed', 'http://[2002:a00:1::1]/feed',
+    ]) {
       const e = await failure(guarded(url));
       expect(e.code, url).toBe('forbidden-address');
     }
+  });
+
+  it('an IPv6 address is judged by the IPv4 address it carries, however it is written', () => {
+    for (const a of ['::ffff:7f00:1', '::ffff:127.0.0.1', '64:ff9b::a9fe:a9fe', '64:ff9b::169.254.169.254', '64:ff9b::a00:1', '::7f00:1', '::ffff:0:a00:1', '2002:c0a8:101::1', '64:ff9b:1::808:808', 'fe80::1%eth0']) {
+      expect(isForbiddenAddress(a), a).toBe(true);
+    }
+    for (const a of ['::ffff:808:808', '64:ff9b::808:808', '2002:808:808::1', '2606:4700:4700::1111']) expect(isForbiddenAddress(a), a).toBe(false);
   });
 
   it('checks every redirect hop: a public feed redirecting to 127.0.0.1, localhost or 169.254.169.254 is refused', async () => {

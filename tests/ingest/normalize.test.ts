@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canonicalUrl, identifyItem, normalizeItem, parseFeedDate, toPlainText } from '../../src/ingest/normalize.ts';
 import type { ParsedItem } from '../../src/ingest/parse-feed.ts';
 
@@ -22,6 +22,17 @@ describe('toPlainText', () => {
   });
 });
 
+describe('toPlainText length limit', () => {
+  it('never ends in half of a surrogate pair', () => {
+    // 'a' then emoji (two UTF-16 units each): a 300-unit cut falls inside the 150th emoji.
+    for (const text of ['a' + '😀'.repeat(200), '<b>a</b>' + '😀'.repeat(200)]) {
+      const out = toPlainText(text, 300);
+      expect(out).toBe('a' + '😀'.repeat(149));
+      expect(/[\ud800-\udbff]$/.test(out)).toBe(false);
+    }
+  });
+});
+
 describe('canonicalUrl', () => {
   it.each([
     ['HTTPS://Example.TEST:443/Path?b=2&a=1#frag', 'https://example.test/Path?b=2&a=1'],
@@ -29,6 +40,10 @@ describe('canonicalUrl', () => {
     ['http://example.test:8080/x', 'http://example.test:8080/x'],
     ['https://example.test/a?utm_source=rss&utm_medium=feed&id=7&fbclid=1&gclid=2', 'https://example.test/a?id=7'],
     ['https://example.test/a?utm_campaign=x', 'https://example.test/a'],
+    // The parameters that stay are left as published: deleting through URLSearchParams re-encoded them all.
+    ['https://example.test/a?ids=1,2&utm_source=rss', 'https://example.test/a?ids=1,2'],
+    ['https://example.test/search?q=a%20b&fbclid=x&path=/x/y&v=~1', 'https://example.test/search?q=a%20b&path=/x/y&v=~1'],
+    ['https://example.test/a?amp&utm_medium=feed', 'https://example.test/a?amp'],
     ['/relative/path', 'https://base.example.test/relative/path'],
     ['javascript:alert(1)', null],
     ['mailto:a@example.test', null],
@@ -48,6 +63,9 @@ describe('parseFeedDate (UTC, with fallbacks)', () => {
     ['Seg, 24 Set 2018 19:42:40 -0300', '2018-09-24T22:42:40.000Z'],
     ['Do, 14 Mär 2019 10:00:00 +0100', '2019-03-14T09:00:00.000Z'],
     ['03 Apr 02 1500 GMT', '2002-04-03T15:00:00.000Z'],
+    // .NET's DateTime.MinValue, printed by feeds for "no date": the year 1, not 2001.
+    ['Mon, 01 Jan 0001 00:00:00 GMT', null],
+    ['Sat, 01 Jan 0011 00:00:00 GMT', null],
     ['2027-01-14T09:40:00Z', '2027-01-14T09:40:00.000Z'],
     ['2027-01-14T09:40:00+05:30', '2027-01-14T04:10:00.000Z'],
     ['2027-01-14 09:40:00', '2027-01-14T09:40:00.000Z'],
@@ -55,9 +73,38 @@ describe('parseFeedDate (UTC, with fallbacks)', () => {
     ['2027-01-14', '2027-01-14T00:00:00.000Z'],
     ['not a date at all', null],
     ['2027-02-30T99:99:99Z', null],
+    // Days and hours that do not exist are nonsense, not the next month or day.
+    ['2027-02-29T10:00:00Z', null],
+    ['2028-02-29T10:00:00Z', '2028-02-29T10:00:00.000Z'],
+    ['Thu, 31 Jun 2027 09:15:00 GMT', null],
+    ['Thu, 14 Jan 2027 25:15:00 GMT', null],
+    ['Tue, 29 Feb 2028 09:15:00 GMT', '2028-02-29T09:15:00.000Z'],
     ['01/02/03', null],
     ['', null],
   ])('%j → %s', (raw, iso) => {
+    const t = parseFeedDate(raw);
+    expect(t === null ? null : new Date(t).toISOString()).toBe(iso);
+  });
+});
+
+describe('parseFeedDate on a server whose local zone is not UTC', () => {
+  // Node reads TZ again when it changes; this file runs in its own process (pool: forks).
+  const saved = process.env.TZ;
+  beforeAll(() => void (process.env.TZ = 'America/New_York'));
+  afterAll(() => void (saved === undefined ? delete process.env.TZ : (process.env.TZ = saved)));
+
+  it.each([
+    // Formats only Date.parse reads: without a zone they are UTC, as every other zone-less feed date.
+    ['June 10, 2003 04:00:00', '2003-06-10T04:00:00.000Z'],
+    ['2003/06/10 04:00:00', '2003-06-10T04:00:00.000Z'],
+    ['10 June 2003', '2003-06-10T00:00:00.000Z'],
+    // A zone the date names still counts.
+    ['June 10, 2003 04:00:00 +0200', '2003-06-10T02:00:00.000Z'],
+    ['June 10, 2003 04:00:00 PDT', '2003-06-10T11:00:00.000Z'],
+    ['Tue Jun 10 2003 04:00:00 GMT+0200 (CEST)', '2003-06-10T02:00:00.000Z'],
+    ['Thu, 14 Jan 2027 09:15:00', '2027-01-14T09:15:00.000Z'],
+  ])('%j → %s', (raw, iso) => {
+    expect(new Date().getTimezoneOffset(), 'the local zone took effect').not.toBe(0);
     const t = parseFeedDate(raw);
     expect(t === null ? null : new Date(t).toISOString()).toBe(iso);
   });

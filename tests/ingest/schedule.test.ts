@@ -16,6 +16,7 @@ describe('nextCheckAt: the longest interval any hint asks for, within [min, max]
     ['<ttl>120</ttl>', { hints: { ttlMinutes: 120 } }, 120],
     ['sy:updatePeriod hourly, frequency 2', { hints: { updatePeriod: 'hourly', updateFrequency: 2 } }, 30],
     ['sy:updatePeriod daily: capped at max', { hints: { updatePeriod: 'daily' } }, 360],
+    ['sy:updateFrequency 8 without a period: daily is the default, 3 hours', { hints: { updatePeriod: null, updateFrequency: 8 } }, 180],
     ['Cache-Control max-age=1800', { cacheControl: 'public, max-age=1800' }, 30],
     ['Cache-Control s-maxage=600', { cacheControl: 's-maxage=600, max-age=60' }, 10],
     ['Expires in 45 minutes', { expires: new Date(NOW + 45 * 60_000).toUTCString() }, 45],
