@@ -1,3 +1,4 @@
+import { firstReadableDate } from './normalize.ts';
 import type { FeedFormat, ParsedFeed, ParsedItem } from './parse-feed.ts';
 import { MAX_DEPTH, NotPlainXml, scanXml, tooDeep } from './xml-scan.ts';
 
@@ -221,8 +222,8 @@ export function parseFastXml(doc: string, format: FeedFormat): ParsedFeed | null
           title: (atom ? value(f('title')) : (value(f('title')) ?? value(f('dc:title')))) ?? '',
           summaryHtml: raw(f('summary')) ?? (atom ? raw(f('content')) : raw(f('description'))) ?? raw(f('content:encoded')) ?? '',
           categories,
-          published: value(f('pubDate')) ?? value(f('pubdate')) ?? value(f('published')) ?? value(f('issued')) ?? value(f('dc:date')) ?? value(f('created')),
-          updated: value(f('updated')) ?? value(f('modified')),
+          published: firstReadableDate([value(f('pubDate')), value(f('pubdate')), value(f('published')), value(f('issued')), value(f('dc:date')), value(f('created'))]),
+          updated: firstReadableDate([value(f('updated')), value(f('modified'))]),
           author: atom ? (i.authorName?.trim() ? i.authorName : null) : (value(f('dc:creator')) ?? value(f('author'))),
           language: (atom ? null : value(f('dc:language'))) ?? language,
           image: imageOf(i, itunes && !atom && !rdf && format === 'rss2.0'),

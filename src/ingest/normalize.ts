@@ -222,6 +222,18 @@ export function parseFeedDate(raw: string | null | undefined): number | null {
   return t !== null && Number.isFinite(t) && t > Date.UTC(1990, 0, 1) ? t : null;
 }
 
+/**
+ * The date an item is published at, from the raw dates its feed gives in order of preference (pubDate, published,
+ * dc:date...): the first one parseFeedDate can read, else the first given. A feed whose pubDate is garbage
+ * ("Not available", a template placeholder) often carries a good dc:date beside it.
+ */
+export function firstReadableDate(candidates: readonly (string | null)[]): string | null {
+  const given = candidates.filter((c): c is string => c !== null);
+  // The usual item has one date: nothing to choose, nothing parsed twice.
+  if (given.length <= 1) return given[0] ?? null;
+  return given.find((c) => parseFeedDate(c) !== null) ?? given[0]!;
+}
+
 const MAX_TITLE = 300;
 const MAX_SUMMARY = 2000;
 

@@ -5,6 +5,7 @@ import Parser from 'rss-parser';
 import { decodeBody } from './decode.ts';
 import { parseFastXml } from './fast-xml.ts';
 import { parseJsonFeed } from './json-feed.ts';
+import { firstReadableDate } from './normalize.ts';
 import { ParseError } from './parse-error.ts';
 import { repairXml } from './xml-repair.ts';
 import { MAX_DEPTH, nestedDeeperThan, tooDeep } from './xml-scan.ts';
@@ -454,8 +455,8 @@ function toParsedFeed(feed: Raw & { items: Raw[] }, format: FeedFormat): Omit<Pa
       title: text(i.title) ?? '',
       summaryHtml: text(i.summary) ?? text(i.content) ?? text(i['content:encoded']) ?? '',
       categories: categoriesOf(i),
-      published: text(i.pubDate) ?? text(i.pubdate) ?? text(i.published) ?? text(i.issued) ?? text(i['dc:date']) ?? text(i.date) ?? text(i.created),
-      updated: text(i.updated) ?? text(i.modified),
+      published: firstReadableDate([text(i.pubDate), text(i.pubdate), text(i.published), text(i.issued), text(i['dc:date']), text(i.date), text(i.created)]),
+      updated: firstReadableDate([text(i.updated), text(i.modified)]),
       author: text(i.creator) ?? text(i.author) ?? text(i['dc:creator']),
       language: text(i.language) ?? language,
       image: imageOf(i),

@@ -151,6 +151,20 @@ describe('formats', () => {
     expect(a10.items[1]!.published).toBe('yesterday-ish');
   });
 
+  // Before: the unreadable pubDate was the only date kept, so the item was dated when it was first seen.
+  it.each([false, true])('a pubDate nobody can read gives way to a readable dc:date beside it (rss-parser only: %s)', async (rssParserOnly) => {
+    const body = Buffer.from(`<?xml version="1.0"?><rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/"><channel><title>Dates</title>
+<item><title>Harbour reopens</title><link>https://dates.example.test/1</link><pubDate>Not available</pubDate><dc:date>2027-01-14T08:30:00Z</dc:date></item>
+<item><title>Bridge closes</title><link>https://dates.example.test/2</link><pubDate>Thu, 14 Jan 2027 10:00:00 GMT</pubDate><dc:date>2027-01-01T00:00:00Z</dc:date></item>
+<item><title>Ferry delayed</title><link>https://dates.example.test/3</link><pubDate>soon</pubDate></item>
+</channel></rss>`);
+    const feed = await parseFeedBody(body, { rssParserOnly });
+    expect(feed.items.map((i) => i.published)).toEqual(['2027-01-14T08:30:00Z', 'Thu, 14 Jan 2027 10:00:00 GMT', 'soon']);
+    const now = Date.parse('2027-01-15T00:00:00Z');
+    const published = feed.items.map((i) => normalizeItem(i, 'dates', 'https://dates.example.test/', now)).map((n) => ('story' in n ? new Date(n.story.publishedAt).toISOString() : n.skip));
+    expect(published).toEqual(['2027-01-14T08:30:00.000Z', '2027-01-14T10:00:00.000Z', '2027-01-15T00:00:00.000Z']);
+  });
+
   // xml2js keeps an element's text apart from its child elements: rss-parser gave an XHTML title as none at
   // all (the first entry, without a summary, was then dropped) and an XHTML summary's words out of order.
   it.each([false, true])('Atom XHTML titles and summaries are read as text, in order (rss-parser only: %s)', async (rssParserOnly) => {
