@@ -64,6 +64,15 @@ const defaultAgents = {
 };
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
+/**
+ * Whether a redirect hop may change the feed's stored URL: a 301 or 308 (RFC 9110 §15.4.2, §15.4.9), and not
+ * from https to http. A downgrade is followed for this fetch, but stored it would send every later poll, and the
+ * conditional-GET validators with it, in clear text on the word of one answer.
+ */
+export function isPermanentHop(status: number, from: URL, to: URL): boolean {
+  return (status === 301 || status === 308) && !(from.protocol === 'https:' && to.protocol === 'http:');
+}
+
 export async function fetchFeed(req: FetchRequest): Promise<FetchResult> {
   const deadline = Date.now() + req.timeoutMs;
   const maxRedirects = req.maxRedirects ?? 5;
@@ -89,7 +98,7 @@ export async function fetchFeed(req: FetchRequest): Promise<FetchResult> {
       if (hop >= maxRedirects) throw new FetchError('too-many-redirects', `more than ${maxRedirects} redirects starting at ${req.url}`, status, cache);
       const next = new URL(location, u).toString();
       if (seen.has(next)) throw new FetchError('redirect-loop', `redirect loop: ${u} leads back to ${next}`, status, cache);
-      if (status !== 301 && status !== 308) permanent = false;
+      permanent &&= isPermanentHop(status, u, new URL(next));
       url = next;
       continue;
     }

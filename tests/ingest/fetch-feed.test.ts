@@ -3,7 +3,7 @@ import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isForbiddenAddress } from '../../src/ingest/address-guard.ts';
-import { fetchFeed, FetchError, type FetchRequest } from '../../src/ingest/fetch-feed.ts';
+import { fetchFeed, FetchError, isPermanentHop, type FetchRequest } from '../../src/ingest/fetch-feed.ts';
 import { fixture } from '../helpers/http-fixtures.ts';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -214,6 +214,18 @@ describe('fetchFeed', () => {
     expect((await failure(req('/loop-a'))).code).toBe('redirect-loop');
     expect((await failure(req('/hop0'))).code).toBe('too-many-redirects');
     expect((await fetchFeed(req('/hop2'))).kind).toBe('ok');
+  });
+
+  it.each([
+    [301, 'https://a.test/feed', 'https://b.test/feed', true],
+    [308, 'http://a.test/feed', 'https://a.test/feed', true],
+    [302, 'https://a.test/feed', 'https://a.test/new', false],
+    [307, 'https://a.test/feed', 'https://a.test/new', false],
+    // Followed, but not stored: later polls would go out in clear text.
+    [301, 'https://a.test/feed', 'http://a.test/feed', false],
+    [308, 'https://a.test/feed', 'http://mirror.test/feed', false],
+  ])('a %i from %s to %s changes the stored URL: %s', (status, from, to, permanent) => {
+    expect(isPermanentHop(status, new URL(from), new URL(to))).toBe(permanent);
   });
 
   it('301 and 308 all the way: the new URL is permanent; a 302 on the way keeps the old one', async () => {
