@@ -70,6 +70,18 @@ end
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]))
 return out`;
 
+/**
+ * KEYS[1] current generation, KEYS[2] previous; ARGV field/from/to triples: a field still owned by `from` in
+ * either generation is handed to `to` (CLAIM reads the previous generation first, so both are checked).
+ */
+const REPOINT = `
+for i = 1, #ARGV, 3 do
+  for k = 1, 2 do
+    if redis.call('HGET', KEYS[k], ARGV[i]) == ARGV[i + 1] then redis.call('HSET', KEYS[k], ARGV[i], ARGV[i + 2]) end
+  end
+end
+return 0`;
+
 /** KEYS[1] current generation, KEYS[2] previous: each field's owner, from the previous generation marked with '~'. */
 const SEEN = `
 local cur = redis.call('HMGET', KEYS[1], unpack(ARGV))
@@ -270,6 +282,7 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
   redis.defineCommand('heraldClaim', { numberOfKeys: 2, lua: CLAIM });
   const createStoryScript = defineScript(redis, 'heraldCreateStory', 2, CREATE_STORY);
   redis.defineCommand('heraldSeen', { numberOfKeys: 2, lua: SEEN });
+  redis.defineCommand('heraldRepoint', { numberOfKeys: 2, lua: REPOINT });
   redis.defineCommand('heraldNear', { numberOfKeys: 3, lua: NEAR });
   /** Runs commands in one round trip; returns each reply (errors thrown). */
   const batch = async (cmds: Cmd[]): Promise<unknown[]> => {
@@ -396,9 +409,11 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
       ]);
 
       const linkReplies = (await batch(claims)) as string[][];
+      const ownLink = new Set<number>();
       shards.forEach(([, idx], k) => idx.forEach((i, j) => {
         const o = linkReplies[k]![j];
         if (o && o !== cands[i]!.id) target.set(i, { id: o, similarity: 1 });
+        else if (o) ownLink.add(i);
       }));
 
       // Across feeds, near: an atomic decision per item for those no link claim merged (see NEAR), at most
@@ -430,6 +445,21 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
         });
       }
 
+      // An item merged as a near-duplicate claimed its link under its own id, a story that is never written:
+      // the claim now names the story it joined, or the next item with that link would join no story at all.
+      const repoint = new Map<number, string[]>();
+      for (const i of ownLink) {
+        const t = target.get(i);
+        if (!t) continue;
+        const link = fields[i]!.link!;
+        const shard = link.charCodeAt(2) % LINK_SHARDS;
+        const triples = repoint.get(shard) ?? [];
+        triples.push(link, cands[i]!.id, t.id);
+        repoint.set(shard, triples);
+      }
+      for (const [shard, triples] of repoint) {
+        for (const part of chunksOf(triples, 3 * (FIELDS_PER_CALL / 2))) writes.push(['heraldRepoint', linkKey(prefix, shard, seenGen), linkKey(prefix, shard, seenGen - 1), ...part]);
+      }
       const creates: number[] = [];
       for (const i of fresh) {
         const c = cands[i]!;

@@ -227,6 +227,23 @@ describe('ingestFeed', () => {
     await queues.classify.drain();
   });
 
+  it('an item merged as a near-duplicate passes its link on: a later item with that link joins the same story', async () => {
+    // The paper's item joins the wire's story by its text; the aggregator only has the paper's link (with
+    // tracking parameters) and no shared text, so the link alone must lead it to the wire's story.
+    const summary = 'Heavy rain flooded the old town of Porto overnight and the river Douro rose two metres above its usual level, the city council said on Sunday.';
+    const title = 'Floods in Porto as the Douro rises two metres overnight';
+    const body = (o: Parameters<typeof item>[0]) => Buffer.from(rss(item(o)));
+    const at = (feed: string) => ({ contentType: null, baseUrl: `https://${feed}.example.test/feed` });
+    expect((await ingestBody(deps, 'wire-pt', body({ guid: 'wpt-1', link: 'https://wire-pt.example.test/porto', title, summary }), at('wire-pt'))).report.created).toBe(1);
+    expect((await ingestBody(deps, 'paper-pt', body({ guid: 'ppt-1', link: 'https://paper-pt.example.test/porto-floods', title: `${title} - Wire`, summary }), at('paper-pt'))).report.merged).toBe(1);
+    const agg = await ingestBody(deps, 'agg-pt', body({ guid: 'apt-1', link: 'https://paper-pt.example.test/porto-floods?utm_source=agg', title: 'Porto', summary: 'Read more.' }), at('agg-pt'));
+    expect(agg.report).toMatchObject({ created: 0, merged: 1 });
+    const ids = (await jobsOf('StoryClassify')).map((j) => (j.data as { storyId: string }).storyId);
+    expect(ids).toHaveLength(1);
+    expect((await deps.stories.get(ids[0]!))?.sources?.map((s) => s.feedId).sort()).toEqual(['agg-pt', 'paper-pt', 'wire-pt']);
+    await queues.classify.drain();
+  });
+
   it('five outlets carrying one wire story, ingested at the same instant, make one story and one classification', async () => {
     // As when their WebSub hubs deliver within the same moment: every ingest looks for near-duplicates before
     // any has written its own story. Different links, so only the near-duplicate decision can join them.
