@@ -5,7 +5,8 @@ import type { RedisClient } from '../../src/store/redis.ts';
 import pino from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ingestBody, ingestFeed, runPollTick, type PollDeps } from '../../src/ingest/poll.ts';
-import { closeQueues, createEnqueue, createQueues, type Queues } from '../../src/queue/queues.ts';
+import type { HandlerMap } from '../../src/queue/jobs.ts';
+import { closeQueues, createEnqueue, createQueues, startQueueWorker, type Queues } from '../../src/queue/queues.ts';
 import { createFeedStore } from '../../src/store/feeds.ts';
 import { createRedis } from '../../src/store/redis.ts';
 import { createStoryStore } from '../../src/store/stories.ts';
@@ -363,6 +364,40 @@ describe('feed health', () => {
     } finally {
       slowSite.closeAllConnections();
       await new Promise((r) => slowSite.close(r));
+    }
+  });
+});
+
+describe('poll tick and worker', () => {
+  it('a feed whose fetch failed is fetched again when its backoff ends, and its host slot is free meanwhile', async () => {
+    // Its own feed registry, so that the tick sees only this feed; the real queue and a real worker.
+    const own: PollDeps = { ...deps, feeds: createFeedStore(redis, `${prefix}:retry`) };
+    const conn = createRedis(TEST_REDIS_URL, { forQueue: true });
+    const worker = startQueueWorker('feeds', { FeedFetch: (d: { feedId: string }) => ingestFeed(own, d.feedId) } as unknown as HandlerMap, {
+      connection: conn, prefix, concurrency: 1, log: pino({ level: 'silent' }),
+    });
+    const until = async (what: () => Promise<boolean>) => {
+      for (let t = 0; t < 100 && !(await what()); t++) await new Promise((r) => setTimeout(r, 50));
+      return what();
+    };
+    const host = new URL(site.url('/')).host;
+    try {
+      site.set('/flaky.xml', { status: 500 });
+      await own.feeds.add({ id: 'flaky', url: site.url('/flaky.xml') }, clock.now());
+      expect((await runPollTick(own)).enqueued).toBe(1);
+      expect(await until(async () => (await own.feeds.state('flaky')).consecutiveFailures === 1)).toBe(true);
+      expect(await until(async () => (await own.feeds.hostInflight(host)) === 0)).toBe(true);
+
+      site.set('/flaky.xml', { body: rss(item({ guid: 'flaky-1', title: 'Back again' })) });
+      clock.set((await own.feeds.state('flaky')).nextCheckAt!);
+      expect((await runPollTick(own)).enqueued).toBe(1);
+      expect(await until(async () => (await own.feeds.state('flaky')).lastSuccessAt !== null)).toBe(true);
+      expect(await own.feeds.state('flaky')).toMatchObject({ consecutiveFailures: 0, lastSuccessAt: clock.now() });
+      expect(await until(async () => (await own.feeds.hostInflight(host)) === 0)).toBe(true);
+    } finally {
+      await worker.close();
+      await conn.quit();
+      await queues.classify.drain();
     }
   });
 });
