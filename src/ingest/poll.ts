@@ -230,18 +230,16 @@ export async function ingestBody(
       },
     });
   }
-  const outcomes = await deps.stories.ingestBatch(cands, { threshold: NEAR_DUPLICATE_THRESHOLD, now });
-  const toClassify: string[] = [];
+  // Classification is queued by the store, between writing the stories and recording the items as seen.
+  const handOver = (ids: string[]) => deps.enqueue.bulk('StoryClassify', ids.map((storyId) => ({ data: { storyId }, opts: { jobId: jobIds.storyClassify(storyId) } })));
+  const outcomes = await deps.stories.ingestBatch(cands, { threshold: NEAR_DUPLICATE_THRESHOLD, now, handOver });
   for (const o of outcomes) {
-    if (o.outcome === 'created') {
-      report.created++;
-      toClassify.push(o.id);
-    } else if (o.outcome === 'updated') report.updated++;
+    if (o.outcome === 'created') report.created++;
+    else if (o.outcome === 'updated') report.updated++;
     else if (o.outcome === 'merged') report.merged++;
     else if (o.outcome === 'skipped') report.skipped.push(o.reason);
     else report.duplicates++;
   }
-  await deps.enqueue.bulk('StoryClassify', toClassify.map((storyId) => ({ data: { storyId }, opts: { jobId: jobIds.storyClassify(storyId) } })));
   return { parsed, report };
 }
 

@@ -273,6 +273,13 @@ export interface IngestOptions {
   /** Fraction of equal signature rows (the MinHash estimate of Jaccard similarity) at which two items are one story. */
   threshold: number;
   now: number;
+  /**
+   * Hands the stories to classify (new ones, and existing ones never classified) to the next stage. Called after
+   * their records are written and before the items are recorded as seen: a poller that dies in between, or a
+   * hand-over that fails, leaves the items unseen, so the re-run finds their stories unclassified and hands
+   * them over again instead of taking them for known items.
+   */
+  handOver?: (storyIds: string[]) => Promise<void>;
 }
 
 type Cmd = [string, ...(string | number)[]];
@@ -477,18 +484,37 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
         writes.push(['hsetnx', sourcesKey(prefix, s.id), s.feedId, JSON.stringify({ url: s.url, at: opts.now })]);
         out[i] = { outcome: 'created', id: s.id };
       }
+      const seen: Cmd[] = [];
       if (seenWrites.length) {
-        for (const pairs of chunksOf(seenWrites, 2 * FIELDS_PER_CALL)) writes.push(['hset', seenKey(prefix, feedId, seenGen), ...pairs]);
-        writes.push(['pexpire', seenKey(prefix, feedId, seenGen), 2 * SEEN_GEN_MS]);
+        for (const pairs of chunksOf(seenWrites, 2 * FIELDS_PER_CALL)) seen.push(['hset', seenKey(prefix, feedId, seenGen), ...pairs]);
+        seen.push(['pexpire', seenKey(prefix, feedId, seenGen), 2 * SEEN_GEN_MS]);
       }
-      const replies = await batch(writes);
-      // A story that already existed (a poller that crashed after creating it) is not new.
+      // With stories to hand over, the seen index is written only after the hand-over (see handOver).
+      const handing = creates.length > 0 && opts.handOver !== undefined;
+      const replies = await batch(handing ? writes : [...writes, ...seen]);
+      // A story that already existed (a poller that crashed after creating it, a WebSub delivery racing a poll)
+      // is not new; it is handed over again while it is not classified (the job id makes that a no-op while
+      // the first hand-over's job is kept).
+      const toClassify: string[] = [];
+      const existed: string[] = [];
       let created = 0;
       for (const i of fresh) {
         const o = out[i]!;
         if (o.outcome !== 'created') continue;
         const at = creates[created++]!;
-        if (replies[at] !== CREATE_FIELDS) out[i] = { outcome: 'duplicate', id: o.id };
+        if (replies[at] === CREATE_FIELDS) toClassify.push(o.id);
+        else {
+          out[i] = { outcome: 'duplicate', id: o.id };
+          existed.push(o.id);
+        }
+      }
+      if (handing) {
+        const classified = (await batch(existed.map((id): Cmd => ['hexists', storyKey(prefix, id), 'classifiedAt']))) as number[];
+        existed.forEach((id, k) => {
+          if (classified[k] !== 1) toClassify.push(id);
+        });
+        if (toClassify.length > 0) await opts.handOver!(toClassify);
+        await batch(seen);
       }
       return out as IngestOutcome[];
     },

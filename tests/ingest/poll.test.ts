@@ -195,6 +195,37 @@ describe('ingestFeed', () => {
     expect(await deps.stories.classifiedAt(id)).not.toBeNull();
   });
 
+  it('a fetch that dies before its new stories are queued for classification leaves them to the next fetch, which queues them once', async () => {
+    // The queue's Redis fails once (a lost connection, a failover): the stories are written but no job exists.
+    let failOnce = true;
+    const flaky: PollDeps = {
+      ...deps,
+      enqueue: Object.assign((...a: Parameters<PollDeps['enqueue']>) => deps.enqueue(...a), {
+        bulk: (async (name, items) => {
+          if (failOnce && name === 'StoryClassify') {
+            failOnce = false;
+            throw new Error('Connection is closed.');
+          }
+          return deps.enqueue.bulk(name, items);
+        }) as PollDeps['enqueue']['bulk'],
+      }),
+    };
+    site.set('/handover.xml', { body: rss(item({ guid: 'ho-1', link: 'https://ho.example.test/1', title: 'Bridge closed after barge strike', summary: 'Traffic is diverted.' })) });
+    await deps.feeds.add({ id: 'handover', url: site.url('/handover.xml') }, clock.now());
+    await expect(ingestFeed(flaky, 'handover')).rejects.toThrow('Connection is closed.');
+    expect(await jobsOf('StoryClassify')).toHaveLength(0);
+    clock.advance(600_000);
+    expect(await ingestFeed(flaky, 'handover')).toMatchObject({ created: 0, duplicates: 1 });
+    const ids = (await jobsOf('StoryClassify')).map((j) => (j.data as { storyId: string }).storyId);
+    expect(ids).toHaveLength(1);
+    expect(await deps.stories.get(ids[0]!)).toMatchObject({ title: 'Bridge closed after barge strike' });
+    // Queued now, so seen: a third fetch neither queues nor counts it again.
+    clock.advance(600_000);
+    expect(await ingestFeed(flaky, 'handover')).toMatchObject({ created: 0, duplicates: 1 });
+    expect(await jobsOf('StoryClassify')).toHaveLength(1);
+    await queues.classify.drain();
+  });
+
   it('a publisher changing its guid scheme does not make known items new: the link still identifies them', async () => {
     site.set('/guids.xml', { body: rss(item({ guid: 'old-scheme-1', link: 'https://guids.example.test/a?utm_source=x', title: 'Same article' })) });
     await deps.feeds.add({ id: 'guids', url: site.url('/guids.xml') }, clock.now());
