@@ -134,7 +134,11 @@ async function fetchAndIngest(deps: PollDeps, feed: FeedConfig, state: FeedState
   }
   if (result.kind === 'not-modified') {
     await deps.feeds.recordSuccess(feed.id, { status: 304, etag: state.etag, lastModified: state.lastModified }, now);
-    await scheduleAfterSuccess(deps, feed.id, state, result.cache, null, now);
+    // An unchanged feed names the hub it named before: the lease is renewed from the state, or a feed that stays
+    // unchanged through the renewal window (304 on every fallback poll) would let its subscription lapse.
+    const ws = state.websub;
+    const websub = ws ? await maybeSubscribe(deps, feed.id, ws, { hub: ws.hub, topic: ws.topic }, now) : ws;
+    await scheduleAfterSuccess(deps, feed.id, { ...state, websub }, result.cache, null, now);
     return emptyReport(feed.id, 'not-modified');
   }
   let parsed: ParsedFeed;

@@ -399,6 +399,34 @@ describe('feed health', () => {
   });
 });
 
+describe('WebSub from the poller', () => {
+  it('renews the lease before it ends while the feed answers 304 Not Modified', async () => {
+    const hubPosts = () => site.hits('/hub').filter((r) => r.method === 'POST').length;
+    site.set('/hub', { status: 202 });
+    const atom = `<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom"><title>Quiet</title>
+      <link rel="hub" href="${site.url('/hub')}"/><link rel="self" href="${site.url('/quiet.xml')}"/><id>urn:quiet</id><updated>2027-01-13T09:00:00Z</updated>
+      <entry><id>q1</id><title>The only entry</title><link href="https://quiet.example.test/q1"/><updated>2027-01-13T09:00:00Z</updated></entry></feed>`;
+    site.set('/quiet.xml', (req) => (req.headers['if-none-match'] === '"q-1"' ? { status: 304 } : { headers: { etag: '"q-1"', 'content-type': 'application/atom+xml' }, body: atom }));
+    const pushDeps: PollDeps = { ...deps, settings: { ...settings, websub: { ...settings.websub, enabled: true } } };
+    await deps.feeds.add({ id: 'quiet', url: site.url('/quiet.xml') }, clock.now());
+    expect((await ingestFeed(pushDeps, 'quiet')).created).toBe(1);
+    expect(hubPosts()).toBe(1);
+    // The hub verified the request with a five-day lease.
+    const ws = (await deps.feeds.state('quiet')).websub!;
+    const leaseUntil = clock.now() + 5 * 86_400_000;
+    await deps.feeds.setWebSub('quiet', { ...ws, status: 'active', leaseUntil });
+    clock.advance(2 * 3_600_000);
+    expect((await ingestFeed(pushDeps, 'quiet')).status).toBe('not-modified');
+    expect(hubPosts()).toBe(1);
+    // Less than a day before the lease ends the feed is still unchanged: the subscription is renewed all the same.
+    clock.set(leaseUntil - 6 * 3_600_000);
+    expect((await ingestFeed(pushDeps, 'quiet')).status).toBe('not-modified');
+    expect(hubPosts()).toBe(2);
+    expect((await deps.feeds.state('quiet')).websub).toMatchObject({ status: 'active', requestedAt: clock.now(), secret: ws.secret });
+    await queues.classify.drain();
+  });
+});
+
 describe('poll tick and worker', () => {
   it('a feed whose fetch failed is fetched again when its backoff ends, and its host slot is free meanwhile', async () => {
     // Its own feed registry, so that the tick sees only this feed; the real queue and a real worker.
