@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Clock } from '../model.ts';
 import type { FeedStore } from '../store/feeds.ts';
 import type { IngestReport } from './poll.ts';
-import { verifySignature } from './websub.ts';
+import { awaitsVerification, verifySignature } from './websub.ts';
 
 export interface IngestRouteDeps {
   feeds: FeedStore;
@@ -37,7 +37,7 @@ export async function ingestRoutes(app: FastifyInstance, deps: IngestRouteDeps) 
       if (ws) await deps.feeds.setWebSub(feedId, { ...ws, status: 'denied', reason: q['hub.reason'] ?? 'denied by the hub' });
       return reply.code(200).send('');
     }
-    if (mode === 'subscribe' && feed && ws && ws.topic === q['hub.topic'] && ws.status !== 'denied' && q['hub.challenge']) {
+    if (mode === 'subscribe' && feed && ws && awaitsVerification(ws, q['hub.topic'], now) && q['hub.challenge']) {
       const lease = Number(q['hub.lease_seconds']);
       await deps.feeds.setWebSub(feedId, { ...ws, status: 'active', leaseUntil: Number.isFinite(lease) && lease > 0 ? now + lease * 1000 : null });
       // Updates now arrive by push: polling drops to the fallback interval.

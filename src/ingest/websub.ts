@@ -36,6 +36,17 @@ export function needsSubscription(current: WebSubState | null, want: { hub: stri
   return left < Math.max(leaseSeconds * 1000 * RENEW_SHARE, 0) || left < 86_400_000;
 }
 
+/**
+ * Whether a verification of intent for `topic` is one we wait for: hubs verify right after our (new or renewed)
+ * request, which sets requestedAt. Any other is refused: anyone can call the callback with the feed's public URL
+ * as topic, and honouring a forged "subscribe" with a ten-year lease would stop every renewal while the hub's
+ * real lease ran out. A verification that comes too late is asked for again with the next request.
+ */
+export function awaitsVerification(ws: WebSubState, topic: string | undefined, now: number): boolean {
+  // No lower bound: the web process's clock may be a little behind the poller's that set requestedAt.
+  return ws.status !== 'denied' && ws.topic === topic && now - ws.requestedAt <= PENDING_RETRY_MS;
+}
+
 /** Asks the hub for a (new or renewed) subscription when needed; the outcome is kept on the feed's state. */
 export async function maybeSubscribe(
   deps: { feeds: FeedStore; log: Logger; settings: { websub: WebSubSettings } },
