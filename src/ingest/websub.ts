@@ -66,17 +66,20 @@ export async function maybeSubscribe(
     'hub.secret': secret,
     'hub.lease_seconds': String(s.leaseSeconds),
   });
+  // Recorded before the request is sent: a hub may verify intent before its answer reaches us, and the callback
+  // honours only a request on record (awaitsVerification). A renewal stays active on its current lease meanwhile.
+  const renewing = current?.status === 'active' && current.hub === want.hub && current.topic === want.topic;
+  const asked: WebSubState = { hub: want.hub, topic: want.topic, secret, status: renewing ? 'active' : 'pending', leaseUntil: renewing ? current.leaseUntil : null, requestedAt: now };
+  await deps.feeds.setWebSub(feedId, asked);
   let next: WebSubState;
   try {
     const status = await postForm(want.hub, form.toString(), s);
-    next =
-      status >= 200 && status < 300
-        ? { hub: want.hub, topic: want.topic, secret, status: current?.status === 'active' ? 'active' : 'pending', leaseUntil: current?.leaseUntil ?? null, requestedAt: now }
-        : { hub: want.hub, topic: want.topic, secret, status: 'denied', leaseUntil: null, requestedAt: now, reason: `hub answered HTTP ${status}` };
+    // Accepted: the state is left as recorded, or as the hub's verification (already in, perhaps) set it.
+    next = status >= 200 && status < 300 ? asked : { ...asked, status: 'denied', leaseUntil: null, reason: `hub answered HTTP ${status}` };
   } catch (err) {
-    next = { hub: want.hub, topic: want.topic, secret, status: 'denied', leaseUntil: null, requestedAt: now, reason: `hub unreachable: ${(err as Error).message}` };
+    next = { ...asked, status: 'denied', leaseUntil: null, reason: `hub unreachable: ${(err as Error).message}` };
   }
-  await deps.feeds.setWebSub(feedId, next);
+  if (next !== asked) await deps.feeds.setWebSub(feedId, next);
   deps.log.info({ feed_id: feedId, hub: want.hub, websub_status: next.status, reason: next.reason }, 'websub subscription requested');
   return next;
 }

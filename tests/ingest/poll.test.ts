@@ -1,6 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { UnrecoverableError } from 'bullmq';
+import Fastify from 'fastify';
+import { ingestRoutes } from '../../src/ingest/routes.ts';
 import type { RedisClient } from '../../src/store/redis.ts';
 import pino from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -424,6 +426,42 @@ describe('WebSub from the poller', () => {
     expect(hubPosts()).toBe(2);
     expect((await deps.feeds.state('quiet')).websub).toMatchObject({ status: 'active', requestedAt: clock.now(), secret: ws.secret });
     await queues.classify.drain();
+  });
+});
+
+describe('WebSub with a hub that verifies before it answers', () => {
+  it('the verification that arrives while the subscription request is still open makes the subscription active', async () => {
+    // Hubs may verify intent at once, before their 202 reaches us: the request must already be on record then,
+    // and the answer must not put the verified subscription back to pending.
+    const app = Fastify();
+    await app.register(ingestRoutes, { feeds: deps.feeds, clock, maxBytes: 1_000_000, pushFallbackMs: 7_200_000, ingest: () => Promise.reject(new Error('no delivery expected')) });
+    const callbackBase = await app.listen({ port: 0, host: '127.0.0.1' });
+    const verified: number[] = [];
+    const hub = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const form = new URLSearchParams(Buffer.concat(chunks).toString());
+        const u = new URL(form.get('hub.callback')!);
+        for (const [k, v] of Object.entries({ 'hub.mode': 'subscribe', 'hub.topic': form.get('hub.topic')!, 'hub.challenge': 'c-123', 'hub.lease_seconds': '864000' })) u.searchParams.set(k, v);
+        void fetch(u).then((r) => verified.push(r.status)).finally(() => res.writeHead(202).end());
+      });
+    });
+    await new Promise<void>((r) => hub.listen(0, '127.0.0.1', r));
+    const hubUrl = `http://127.0.0.1:${(hub.address() as AddressInfo).port}/`;
+    try {
+      site.set('/sync.xml', { headers: { link: `<${hubUrl}>; rel="hub", <${site.url('/sync.xml')}>; rel="self"` }, body: rss(item({ guid: 'sync-1', title: 'Synchronously verified' })) });
+      await deps.feeds.add({ id: 'sync', url: site.url('/sync.xml') }, clock.now());
+      const syncDeps: PollDeps = { ...deps, settings: { ...settings, websub: { ...settings.websub, enabled: true, callbackBase } } };
+      await ingestFeed(syncDeps, 'sync');
+      expect(verified).toEqual([200]);
+      expect((await deps.feeds.state('sync')).websub).toMatchObject({ status: 'active', leaseUntil: clock.now() + 864_000_000 });
+    } finally {
+      hub.closeAllConnections();
+      await new Promise((r) => hub.close(r));
+      await app.close();
+      await queues.classify.drain();
+    }
   });
 });
 
