@@ -61,6 +61,12 @@ export async function ingestRoutes(app: FastifyInstance, deps: IngestRouteDeps) 
       req.log.warn({ feed_id: feedId }, 'websub delivery ignored: X-Hub-Signature missing or wrong');
       return reply.code(202).send({ accepted: false });
     }
+    // A paused or disabled feed takes no items, pushed or polled: the hub is acknowledged (it delivers until its
+    // lease ends, and a 410 could make it drop a subscription that resuming expects to find) and ignored.
+    if (state.disabledAt) {
+      req.log.info({ feed_id: feedId, reason: state.disabledReason }, 'websub delivery ignored: the feed is paused or disabled');
+      return reply.code(202).send({ accepted: false });
+    }
     const report = await deps.ingest(feedId, body, (req.headers['content-type'] as string | undefined) ?? null, feed.url);
     return reply.code(202).send({ accepted: true, created: report.created, items: report.items });
   });
