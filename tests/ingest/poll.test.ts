@@ -278,6 +278,14 @@ describe('ingestFeed', () => {
     await queues.classify.drain();
   });
 
+  it('two outlets\' wordless items (a photo, a video) stay two stories', async () => {
+    const at = (feed: string) => ({ contentType: null, baseUrl: `https://${feed}.example.test/feed` });
+    const a = await ingestBody(deps, 'pics-a', Buffer.from(rss(item({ guid: 'pa-1', link: 'https://pics-a.example.test/photo/1', title: '📷', summary: '' }))), at('pics-a'));
+    const b = await ingestBody(deps, 'pics-b', Buffer.from(rss(item({ guid: 'pb-1', link: 'https://pics-b.example.test/video/9', title: '🎥 ▶', summary: '' }))), at('pics-b'));
+    expect([a.report.created, b.report.created, b.report.merged]).toEqual([1, 1, 0]);
+    await queues.classify.drain();
+  });
+
   it('five outlets carrying one wire story, ingested at the same instant, make one story and one classification', async () => {
     // As when their WebSub hubs deliver within the same moment: every ingest looks for near-duplicates before
     // any has written its own story. Different links, so only the near-duplicate decision can join them.
