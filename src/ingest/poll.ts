@@ -51,11 +51,20 @@ const leaseMs = (s: IngestSettings) => s.fetchTimeoutMs + 60_000;
  */
 export async function runPollTick(deps: PollDeps): Promise<{ enqueued: number; deferred: number }> {
   const now = deps.clock.now();
-  const due = await deps.feeds.due(now, TICK_BATCH);
+  // Every due feed is looked at, a page at a time: a host with more due feeds than one page (a site's 1,000
+  // section feeds) filled the page with feeds it had no slot for, and kept every other host's due feeds out of
+  // the tick for as long as its backlog lasted.
+  const due: string[] = [];
+  for (;;) {
+    const page = await deps.feeds.due(now, TICK_BATCH, due.length);
+    due.push(...page);
+    if (page.length < TICK_BATCH) break;
+  }
+  const feeds = await deps.feeds.getMany(due);
   const picked: string[] = [];
   let deferred = 0;
-  for (const feedId of due) {
-    const feed = await deps.feeds.get(feedId);
+  for (const [k, feedId] of due.entries()) {
+    const feed = feeds[k];
     if (!feed) {
       await deps.feeds.remove(feedId);
       continue;

@@ -114,6 +114,22 @@ describe('poll tick', () => {
   });
 });
 
+describe('poll tick fairness', () => {
+  it('a host with more due feeds than one page does not keep other hosts\' feeds out of the tick', async () => {
+    // 1,000 section feeds of one site fell due just before a feed of another site; the site takes 2 at a time.
+    const own: PollDeps = { ...deps, feeds: createFeedStore(redis, `${prefix}:fair`) };
+    const now = clock.now();
+    try {
+      for (let k = 0; k < 1000; k++) await own.feeds.add({ id: `section-${k}`, url: `https://big.example.test/section/${k}.xml` }, now - 60_000 + k);
+      await own.feeds.add({ id: 'small', url: 'https://small.example.test/feed.xml' }, now - 1000);
+      expect(await runPollTick(own)).toEqual({ enqueued: 3, deferred: 998 });
+      expect(await fetchIds()).toContain('small');
+    } finally {
+      await queues.feeds.drain();
+    }
+  });
+});
+
 describe('ingestFeed', () => {
   it('turns a feed into stories: exact dedup inside the feed, classification queued once, next check from <ttl>', async () => {
     site.set('/full.xml', (req) => (req.headers['if-none-match'] === '"full-1"' ? { status: 304 } : { headers: { etag: '"full-1"' }, body: fixture('feeds/formats/rss20-full.xml') }));
