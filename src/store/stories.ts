@@ -16,6 +16,13 @@ const sha = (value: string) => hash('sha1', value, 'base64url').slice(0, 16);
 export const topicLogKey = (prefix: string, topicId: string) => `${prefix}:{t:${topicId}}:log`;
 
 const DAY_MS = 86_400_000;
+/**
+ * Story records and their sources are kept 8 days after they were created or last changed: as far back as
+ * digests, previews and digest pages look (TOPIC_LOG_RETENTION_MS, RECENT_RETENTION_MS); readers of an older id
+ * already treat it as gone. Without it every story ever ingested stayed in Redis, whose policy is noeviction.
+ * The seen index outlives them, so an item a feed still lists afterwards is not new again.
+ */
+export const STORY_TTL_MS = 8 * DAY_MS;
 /** Seen items and links are remembered for one to two 30-day generations. */
 const SEEN_GEN_MS = 30 * DAY_MS;
 const seenKey = (prefix: string, feedId: string, gen: number) => `${prefix}:{f:${feedId}}:seen:${gen}`;
@@ -49,11 +56,13 @@ const createFields = (s: Story, contentHash: string): string[] =>
   ['id', s.id, 'feedId', s.feedId, 'contentHash', contentHash, 'json', JSON.stringify(storedOf(s))];
 const CREATE_FIELDS = 4;
 
-/** For put(): the whole record and its first source, only when absent (an import never overwrites a story). */
+/** For put(): the whole record and its first source, only when absent (an import never overwrites a story); ARGV[1] the TTL (ms). */
 const CREATE_STORY = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]))
+redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[1]))
 return 1`;
 
 /** KEYS[1] current generation, KEYS[2] previous; ARGV[1] TTL (ms), then field/owner pairs: each field keeps its first owner; returns the owners. */
@@ -371,7 +380,7 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
         if (id && edited && !('skip' in edited)) {
           const prevStory = ownJson.get(i) ? (JSON.parse(ownJson.get(i)!) as StoredStory) : storedOf(edited);
           const next: StoredStory = { ...prevStory, title: edited.title, summary: edited.summary, categories: edited.categories, updatedAt: opts.now };
-          writes.push(['hset', storyKey(prefix, id), 'json', JSON.stringify(next), 'contentHash', c.contentHash]);
+          writes.push(['hset', storyKey(prefix, id), 'json', JSON.stringify(next), 'contentHash', c.contentHash], ['pexpire', storyKey(prefix, id), STORY_TTL_MS]);
           out[i] = { outcome: 'updated', id };
         } else {
           out[i] = { outcome: 'duplicate', id: known };
@@ -473,7 +482,11 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
         const t = target.get(i);
         if (t) {
           remember(i, t.id);
-          writes.push(['hsetnx', sourcesKey(prefix, t.id), feedId, JSON.stringify({ url: c.url, at: opts.now })]);
+          // A merge is a change: the story (when it still exists; PEXPIRE creates nothing) and its sources stay on.
+          writes.push(
+            ['hsetnx', sourcesKey(prefix, t.id), feedId, JSON.stringify({ url: c.url, at: opts.now })],
+            ['pexpire', sourcesKey(prefix, t.id), STORY_TTL_MS], ['pexpire', storyKey(prefix, t.id), STORY_TTL_MS],
+          );
           out[i] = { outcome: 'merged', id: t.id, similarity: t.similarity };
           continue;
         }
@@ -481,7 +494,11 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
         remember(i, s.id);
         writes.push(['hset', storyKey(prefix, s.id), ...createFields(s, c.contentHash)]);
         creates.push(writes.length - 1);
-        writes.push(['hsetnx', sourcesKey(prefix, s.id), s.feedId, JSON.stringify({ url: s.url, at: opts.now })]);
+        writes.push(
+          ['pexpire', storyKey(prefix, s.id), STORY_TTL_MS],
+          ['hsetnx', sourcesKey(prefix, s.id), s.feedId, JSON.stringify({ url: s.url, at: opts.now })],
+          ['pexpire', sourcesKey(prefix, s.id), STORY_TTL_MS],
+        );
         out[i] = { outcome: 'created', id: s.id };
       }
       const seen: Cmd[] = [];
@@ -526,7 +543,7 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
     async put(story: Story): Promise<boolean> {
       const created = await createStoryScript(
         storyKey(prefix, story.id), sourcesKey(prefix, story.id),
-        story.feedId, JSON.stringify({ url: story.url, at: story.firstSeenAt }), ...createFields(story, ''),
+        STORY_TTL_MS, story.feedId, JSON.stringify({ url: story.url, at: story.firstSeenAt }), ...createFields(story, ''),
       );
       const others = (story.sources ?? []).filter((src) => src.feedId !== story.feedId);
       if (created === 1 && others.length > 0) {

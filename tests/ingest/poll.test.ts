@@ -302,6 +302,24 @@ describe('ingestFeed', () => {
     await queues.classify.drain();
   });
 
+  it('story records and their sources expire: kept 8 days after they were created or last changed, never for ever', async () => {
+    const summary = 'The central bank raised its key interest rate by a quarter point to 4.5 percent on Thursday, its third rise this year, citing persistent inflation.';
+    const title = 'Central bank raises key rate to 4.5 percent, third rise this year';
+    const at = (feed: string) => ({ contentType: null, baseUrl: `https://${feed}.example.test/feed` });
+    const created = await ingestBody(deps, 'ttl-wire', Buffer.from(rss(item({ guid: 'ttl-1', link: 'https://ttl-wire.example.test/rate', title, summary }))), at('ttl-wire'));
+    expect(created.report.created).toBe(1);
+    const [job] = await jobsOf('StoryClassify');
+    const id = (job!.data as { storyId: string }).storyId;
+    expect((await ingestBody(deps, 'ttl-paper', Buffer.from(rss(item({ guid: 'ttl-p', link: 'https://ttl-paper.example.test/rate', title: `${title} - Wire`, summary }))), at('ttl-paper'))).report.merged).toBe(1);
+    const week = 8 * 86_400_000;
+    const ttls = async (storyId: string) => Promise.all([redis.pttl(`${prefix}:{st:${storyId}}:story`), redis.pttl(`${prefix}:{st:${storyId}}:sources`)]);
+    for (const ttl of await ttls(id)) expect(ttl).toBeGreaterThan(week - 60_000), expect(ttl).toBeLessThanOrEqual(week);
+    // An imported story too.
+    await deps.stories.put({ id: 'ttl-import', feedId: 'ttl-wire', guid: null, url: 'https://ttl-wire.example.test/import', title: 'Imported', summary: '', categories: [], publishedAt: clock.now(), firstSeenAt: clock.now(), sources: [{ feedId: 'ttl-paper', url: 'https://ttl-paper.example.test/import' }] });
+    for (const ttl of await ttls('ttl-import')) expect(ttl).toBeGreaterThan(week - 60_000), expect(ttl).toBeLessThanOrEqual(week);
+    await queues.classify.drain();
+  });
+
   it('five outlets carrying one wire story, ingested at the same instant, make one story and one classification', async () => {
     // As when their WebSub hubs deliver within the same moment: every ingest looks for near-duplicates before
     // any has written its own story. Different links, so only the near-duplicate decision can join them.
