@@ -426,10 +426,13 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
 
       const linkReplies = (await batch(claims)) as string[][];
       const ownLink = new Set<number>();
+      const linkMerged: number[] = [];
       shards.forEach(([, idx], k) => idx.forEach((i, j) => {
         const o = linkReplies[k]![j];
-        if (o && o !== cands[i]!.id) target.set(i, { id: o, similarity: 1 });
-        else if (o) ownLink.add(i);
+        if (o && o !== cands[i]!.id) {
+          target.set(i, { id: o, similarity: 1 });
+          linkMerged.push(i);
+        } else if (o) ownLink.add(i);
       }));
 
       // Across feeds, near: an atomic decision per item for those no link claim merged (see NEAR), at most
@@ -509,6 +512,7 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
       // With stories to hand over, the seen index is written only after the hand-over (see handOver).
       const handing = creates.length > 0 && opts.handOver !== undefined;
       const replies = await batch(handing ? writes : [...writes, ...seen]);
+      await settleLinkRaces([...ownLink].filter((i) => target.has(i)), linkMerged);
       // A story that already existed (a poller that crashed after creating it, a WebSub delivery racing a poll)
       // is not new; it is handed over again while it is not classified (the job id makes that a no-op while
       // the first hand-over's job is kept).
@@ -534,6 +538,39 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
         await batch(seen);
       }
       return out as IngestOutcome[];
+
+      /**
+       * Another feed's item may join one of ours by its link between our claim and its re-pointing (a feed
+       * ingested at the same instant): its source went to our item's id, which is no story. Each side looks after
+       * its own write, so one of them sees the other: the items merged as near-duplicates (`moved`, re-pointed by
+       * now) bring any source written on their id to the story they joined; the items merged by link (`joined`)
+       * whose story does not exist read the claim again and follow it when it has moved.
+       */
+      async function settleLinkRaces(moved: number[], joined: number[]) {
+        const fix: Cmd[] = [];
+        const add = (storyId: string, feed: string, source: string) =>
+          fix.push(['hsetnx', sourcesKey(prefix, storyId), feed, source], ['pexpire', sourcesKey(prefix, storyId), STORY_TTL_MS]);
+        const stray = (await batch(moved.map((i): Cmd => ['hgetall', sourcesKey(prefix, cands[i]!.id)]))) as Record<string, string>[];
+        moved.forEach((i, k) => {
+          const entries = Object.entries(stray[k]!);
+          for (const [feed, source] of entries) add(target.get(i)!.id, feed, source);
+          if (entries.length > 0) fix.push(['unlink', sourcesKey(prefix, cands[i]!.id)]);
+        });
+        const exists = (await batch(joined.map((i): Cmd => ['exists', storyKey(prefix, target.get(i)!.id)]))) as number[];
+        const missing = joined.filter((_, k) => exists[k] === 0);
+        const claims = (await batch(missing.map((i): Cmd => {
+          const link = fields[i]!.link!;
+          const shard = link.charCodeAt(2) % LINK_SHARDS;
+          return ['heraldSeen', linkKey(prefix, shard, seenGen), linkKey(prefix, shard, seenGen - 1), link];
+        }))) as (string | null)[][];
+        missing.forEach((i, k) => {
+          const now = claims[k]![0]?.replace(/^~/, '');
+          if (!now || now === target.get(i)!.id) return;
+          add(now, feedId, JSON.stringify({ url: cands[i]!.url, at: opts.now }));
+          out[i] = { outcome: 'merged', id: now, similarity: 1 };
+        });
+        await batch(fix);
+      }
     },
 
     /**

@@ -320,6 +320,78 @@ describe('ingestFeed', () => {
     await queues.classify.drain();
   });
 
+  /** A story store whose batches matching `when` wait, once `held` says so, until `open()` is called. */
+  const gatedStories = (when: (cmds: [string, ...unknown[]][]) => boolean) => {
+    let open = () => undefined as void;
+    const gate = new Promise<void>((r) => (open = r));
+    let onHeld = () => undefined as void;
+    const held = new Promise<void>((r) => (onHeld = r));
+    const gated = new Proxy(redis, {
+      get(target, prop) {
+        if (prop === 'pipeline') {
+          return (cmds: [string, ...unknown[]][]) => {
+            const pipe = target.pipeline(cmds as never);
+            if (when(cmds)) {
+              const exec = pipe.exec.bind(pipe);
+              pipe.exec = (async () => (onHeld(), await gate, exec())) as typeof pipe.exec;
+            }
+            return pipe;
+          };
+        }
+        const v = Reflect.get(target, prop) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    return { stories: createStoryStore(gated as RedisClient, prefix), held, open };
+  };
+  const fire = (o: { title: string; summary: string }) => ({
+    wire: Buffer.from(rss(item({ guid: `w-${o.title}`, link: `https://wire-fr.example.test/${encodeURIComponent(o.title)}`, ...o }))),
+    paper: Buffer.from(rss(item({ guid: `p-${o.title}`, link: `https://paper-fr.example.test/${encodeURIComponent(o.title)}`, title: `${o.title} - Wire`, summary: o.summary }))),
+    agg: Buffer.from(rss(item({ guid: `a-${o.title}`, link: `https://paper-fr.example.test/${encodeURIComponent(o.title)}?utm_source=agg`, title: `Read: ${o.title.split(' ').slice(0, 2).join(' ')}`, summary: 'More at the link.' }))),
+  });
+  const at = (feed: string) => ({ contentType: null, baseUrl: `https://${feed}.example.test/feed` });
+  const sourcesOfTheOneStory = async () => {
+    const ids = (await jobsOf('StoryClassify')).map((j) => (j.data as { storyId: string }).storyId);
+    expect(ids).toHaveLength(1);
+    return (await deps.stories.get(ids[0]!))?.sources?.map((s) => s.feedId).sort();
+  };
+
+  it('an item that joins by link the item of another feed while that one is being merged as a near-duplicate ends on the same story', async () => {
+    // The paper's item claims its link, then waits (its near-duplicate decision not yet made) while the
+    // aggregator's item, with the same link and no shared text, joins it by that link; then the paper's item is
+    // merged into the wire's story. Both sources must end on the wire's story.
+    const b = fire({ title: 'Forest fire near Marseille contained after three days', summary: 'Firefighters contained a forest fire that burned 2,000 hectares near Marseille after three days, the regional prefecture said on Wednesday.' });
+    expect((await ingestBody(deps, 'wire-fr', b.wire, at('wire-fr'))).report.created).toBe(1);
+    const paperStore = gatedStories((cmds) => cmds.some((c) => c[0] === 'heraldNear'));
+    const paper = ingestBody({ ...deps, stories: paperStore.stories }, 'paper-fr', b.paper, at('paper-fr'));
+    await paperStore.held;
+    const agg = await ingestBody(deps, 'agg-fr', b.agg, at('agg-fr'));
+    paperStore.open();
+    expect((await paper).report.merged).toBe(1);
+    expect(agg.report).toMatchObject({ created: 0, merged: 1 });
+    expect(await sourcesOfTheOneStory()).toEqual(['agg-fr', 'paper-fr', 'wire-fr']);
+    await queues.classify.drain();
+  });
+
+  it('an item that read another feed\'s item as its link\'s owner just before that item was merged as a near-duplicate ends on the same story', async () => {
+    // The other order: the aggregator reads the claim (the paper's item), then waits before writing while the
+    // paper's item is merged into the wire's story and its claim re-pointed.
+    const b = fire({ title: 'Lyon metro line B closed for a week of repairs', summary: 'Line B of the Lyon metro will close for a week from Monday for track repairs, the transport authority announced, with replacement buses every five minutes.' });
+    expect((await ingestBody(deps, 'wire-fr', b.wire, at('wire-fr'))).report.created).toBe(1);
+    const paperStore = gatedStories((cmds) => cmds.some((c) => c[0] === 'heraldNear'));
+    const aggStore = gatedStories((cmds) => cmds.some((c) => c[0] === 'hsetnx'));
+    const paper = ingestBody({ ...deps, stories: paperStore.stories }, 'paper-fr', b.paper, at('paper-fr'));
+    await paperStore.held;
+    const agg = ingestBody({ ...deps, stories: aggStore.stories }, 'agg-fr', b.agg, at('agg-fr'));
+    await aggStore.held;
+    paperStore.open();
+    expect((await paper).report.merged).toBe(1);
+    aggStore.open();
+    expect((await agg).report).toMatchObject({ created: 0, merged: 1 });
+    expect(await sourcesOfTheOneStory()).toEqual(['agg-fr', 'paper-fr', 'wire-fr']);
+    await queues.classify.drain();
+  });
+
   it('five outlets carrying one wire story, ingested at the same instant, make one story and one classification', async () => {
     // As when their WebSub hubs deliver within the same moment: every ingest looks for near-duplicates before
     // any has written its own story. Different links, so only the near-duplicate decision can join them.
