@@ -63,13 +63,18 @@ export async function runPollTick(deps: PollDeps): Promise<{ enqueued: number; d
   const feeds = await deps.feeds.getMany(due);
   const picked: string[] = [];
   let deferred = 0;
+  // A host found full stays full for the rest of the tick: its other due feeds are deferred without asking
+  // Redis each time (a due feed holds no live slot: both its due time and its lease were set `leaseMs` ahead).
+  const full = new Set<string>();
   for (const [k, feedId] of due.entries()) {
     const feed = feeds[k];
     if (!feed) {
       await deps.feeds.remove(feedId);
       continue;
     }
-    if (!(await deps.feeds.acquireHost(hostOf(feed.url), feedId, now, leaseMs(deps.settings), deps.settings.hostConcurrency))) {
+    const host = hostOf(feed.url);
+    if (full.has(host) || !(await deps.feeds.acquireHost(host, feedId, now, leaseMs(deps.settings), deps.settings.hostConcurrency))) {
+      full.add(host);
       deferred++;
       continue;
     }
