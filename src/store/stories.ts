@@ -209,6 +209,30 @@ end
 if registered then redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4])) end
 return table.concat(out, '\\n')`;
 
+/**
+ * A new guid on a known link is the same item when the publisher changed its guid scheme; a link that other
+ * guids of the same document still carry names none of them (a feed linking every item to its home page). Such
+ * a link, looked up for an item with a guid, is dropped from the item's keys (not an identity, not claimed, not
+ * recorded): when it is known as the story of an item this document still lists by its guid, or when several
+ * guids of this document carry it. Without this, every new item of such a feed was taken for an edit of the
+ * first one, and new items of one fetch for duplicates of each other.
+ */
+function dropSharedLinks(fields: { guid: string | null; link: string | null }[], owner: ReadonlyMap<string, string>) {
+  const listed = new Set(fields.map((f) => (f.guid ? owner.get(f.guid) : undefined)).filter((id) => id !== undefined));
+  const guidsOf = new Map<string, Set<string>>();
+  for (const f of fields) {
+    if (!f.guid || !f.link) continue;
+    const guids = guidsOf.get(f.link) ?? new Set<string>();
+    guids.add(f.guid);
+    guidsOf.set(f.link, guids);
+  }
+  for (const f of fields) {
+    if (!f.guid || !f.link) continue;
+    const known = owner.get(f.link);
+    if (guidsOf.get(f.link)!.size > 1 || (known !== undefined && listed.has(known))) f.link = null;
+  }
+}
+
 /** Digests look back at most this far; older log entries are trimmed. */
 export const TOPIC_LOG_RETENTION_MS = 8 * 24 * 60 * 60 * 1000;
 
@@ -353,6 +377,7 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
         }
       });
       await lookUp([...new Set(unresolved)]);
+      dropSharedLinks(fields, owner);
       const present = fields.map((f) => [f.guid, f.link, f.content].filter((x): x is string => x !== null));
 
       const identity = fields.map((f) => (f.guid ? owner.get(f.guid) : undefined) ?? (f.link ? owner.get(f.link) : undefined) ?? null);

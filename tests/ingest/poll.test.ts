@@ -255,6 +255,22 @@ describe('ingestFeed', () => {
     await queues.classify.drain();
   });
 
+  it('items of one feed that all link to its home page are each a story, and a new one is a new story, not an edit of the first', async () => {
+    // A new guid on a known link is the same item only when the publisher changed its guids: here the other
+    // guids are still listed, so the link names no item.
+    const press = (titles: string[]) => rss(titles.map((t, k) => item({ guid: `press-${k}`, link: 'https://press.example.test/', title: t, summary: `${t}. Details in the release.` })).join(''));
+    const titles = ['Ministry announces a rail line to the airport', 'Ministry publishes its annual budget report', 'Minister visits flood-hit districts'];
+    site.set('/press.xml', { body: press(titles) });
+    await deps.feeds.add({ id: 'press', url: site.url('/press.xml') }, clock.now());
+    expect(await ingestFeed(deps, 'press')).toMatchObject({ created: 3, duplicates: 0 });
+    site.set('/press.xml', { body: press([...titles, 'Ministry opens a consultation on water prices']) });
+    clock.advance(600_000);
+    expect(await ingestFeed(deps, 'press')).toMatchObject({ created: 1, updated: 0, duplicates: 3 });
+    const stories = await deps.stories.getMany((await jobsOf('StoryClassify')).map((j) => (j.data as { storyId: string }).storyId));
+    expect(stories.map((st) => st.title).sort()).toEqual([...titles, 'Ministry opens a consultation on water prices'].sort());
+    await queues.classify.drain();
+  });
+
   it('the same event carried by several feeds becomes one story with every source recorded', async () => {
     const summary = 'A magnitude 6.1 earthquake struck off the coast of Hokkaido in northern Japan on Tuesday, the Japan Meteorological Agency said. No tsunami warning was issued.';
     site.set('/wire.xml', { body: rss(item({ guid: 'w1', link: 'https://wire.example.test/quake', title: 'Earthquake of magnitude 6.1 strikes off Hokkaido, no tsunami warning', summary })) });
