@@ -575,9 +575,11 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
         const fix: Cmd[] = [];
         const add = (storyId: string, feed: string, source: string) =>
           fix.push(['hsetnx', sourcesKey(prefix, storyId), feed, source], ['pexpire', sourcesKey(prefix, storyId), STORY_TTL_MS]);
-        const stray = (await batch(moved.map((i): Cmd => ['hgetall', sourcesKey(prefix, cands[i]!.id)]))) as Record<string, string>[];
+        // (A story of that id written by an earlier run keeps its sources.)
+        const stray = (await batch(moved.flatMap((i): Cmd[] => [['exists', storyKey(prefix, cands[i]!.id)], ['hgetall', sourcesKey(prefix, cands[i]!.id)]]))) as unknown[];
         moved.forEach((i, k) => {
-          const entries = Object.entries(stray[k]!);
+          if (stray[2 * k] !== 0) return;
+          const entries = Object.entries(stray[2 * k + 1] as Record<string, string>);
           for (const [feed, source] of entries) add(target.get(i)!.id, feed, source);
           if (entries.length > 0) fix.push(['unlink', sourcesKey(prefix, cands[i]!.id)]);
         });
