@@ -45,16 +45,21 @@ const NEAR_CHUNK = 25;
 /** In the last minutes of a UTC day the decision also reads tomorrow's hash: pollers' clocks differ. */
 const NEAR_MIDNIGHT_MS = 5 * 60_000;
 
-/**
- * The fields of a story record as written at creation. HSET writes them in one atomic command and answers how
- * many fields it added: all of them for a new record, none for one that already existed (a poller that crashed
- * after creating it, a WebSub delivery racing a poll). That answer decides whether the story is new, without a
- * script per story. An existing record is rewritten with the same item's fields (same id: same feed and guid
- * or link); fields written later, such as classifiedAt, are kept.
- */
+/** The fields of a story record as written at creation. */
 const createFields = (s: Story, contentHash: string): string[] =>
   ['id', s.id, 'feedId', s.feedId, 'contentHash', contentHash, 'json', JSON.stringify(storedOf(s))];
-const CREATE_FIELDS = 4;
+
+/**
+ * For ingestBatch: KEYS[1] the story; ARGV[1] the TTL (ms), then createFields. Writes the record only when there
+ * is none, and answers 1 if it did. A record that already exists (a poller that crashed after creating it, a
+ * WebSub delivery racing a poll) is left as it is: the racing fetch may carry an older version of the item,
+ * and rewriting the record with it put that version back for good (see ingestBatch's seen index).
+ */
+const CREATE_RECORD = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]))
+return 1`;
 
 /** For put(): the whole record and its first source, only when absent (an import never overwrites a story); ARGV[1] the TTL (ms). */
 const CREATE_STORY = `
@@ -323,6 +328,7 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
   const createStoryScript = defineScript(redis, 'heraldCreateStory', 2, CREATE_STORY);
   redis.defineCommand('heraldSeen', { numberOfKeys: 2, lua: SEEN });
   redis.defineCommand('heraldRepoint', { numberOfKeys: 2, lua: REPOINT });
+  redis.defineCommand('heraldCreateRecord', { numberOfKeys: 1, lua: CREATE_RECORD });
   redis.defineCommand('heraldNear', { numberOfKeys: 3, lua: NEAR });
   /** Runs commands in one round trip; returns each reply (errors thrown). */
   const batch = async (cmds: Cmd[]): Promise<unknown[]> => {
@@ -392,8 +398,8 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
       const writes: Cmd[] = [];
       const seenWrites: string[] = [];
       // Entries found only in the previous generation are carried into the current one.
-      const remember = (i: number, id: string) => {
-        for (const f of present[i]!) if (!inCurrent.has(f)) seenWrites.push(f, id);
+      const remember = (i: number, id: string, except?: string) => {
+        for (const f of present[i]!) if (!inCurrent.has(f) && f !== except) seenWrites.push(f, id);
       };
       cands.forEach((c, i) => {
         const id = identity[i];
@@ -519,24 +525,24 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
           continue;
         }
         const s = built.get(i)!;
-        remember(i, s.id);
-        writes.push(['hset', storyKey(prefix, s.id), ...createFields(s, c.contentHash)]);
+        // The text is recorded as seen once the record is known to hold it (below).
+        remember(i, s.id, fields[i]!.content);
+        writes.push(['heraldCreateRecord', storyKey(prefix, s.id), STORY_TTL_MS, ...createFields(s, c.contentHash)]);
         creates.push(writes.length - 1);
         writes.push(
-          ['pexpire', storyKey(prefix, s.id), STORY_TTL_MS],
           ['hsetnx', sourcesKey(prefix, s.id), s.feedId, JSON.stringify({ url: s.url, at: opts.now })],
           ['pexpire', sourcesKey(prefix, s.id), STORY_TTL_MS],
         );
         out[i] = { outcome: 'created', id: s.id };
       }
-      const seen: Cmd[] = [];
-      if (seenWrites.length) {
-        for (const pairs of chunksOf(seenWrites, 2 * FIELDS_PER_CALL)) seen.push(['hset', seenKey(prefix, feedId, seenGen), ...pairs]);
-        seen.push(['pexpire', seenKey(prefix, feedId, seenGen), 2 * SEEN_GEN_MS]);
-      }
-      // With stories to hand over, the seen index is written only after the hand-over (see handOver).
-      const handing = creates.length > 0 && opts.handOver !== undefined;
-      const replies = await batch(handing ? writes : [...writes, ...seen]);
+      const seen = (): Cmd[] => {
+        if (seenWrites.length === 0) return [];
+        const cmds = chunksOf(seenWrites, 2 * FIELDS_PER_CALL).map((pairs): Cmd => ['hset', seenKey(prefix, feedId, seenGen), ...pairs]);
+        return [...cmds, ['pexpire', seenKey(prefix, feedId, seenGen), 2 * SEEN_GEN_MS]];
+      };
+      // With stories created, the seen index is written after them and after the hand-over (see handOver).
+      const creating = creates.length > 0;
+      const replies = await batch(creating ? writes : [...writes, ...seen()]);
       await settleLinkRaces([...ownLink].filter((i) => target.has(i)), linkMerged);
       // A story that already existed (a poller that crashed after creating it, a WebSub delivery racing a poll)
       // is not new; it is handed over again while it is not classified (the job id makes that a no-op while
@@ -548,19 +554,24 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
         const o = out[i]!;
         if (o.outcome !== 'created') continue;
         const at = creates[created++]!;
-        if (replies[at] === CREATE_FIELDS) toClassify.push(o.id);
-        else {
+        if (replies[at] === 1) {
+          toClassify.push(o.id);
+          seenWrites.push(fields[i]!.content, o.id);
+        } else {
+          // Its text is not recorded: the record may hold another version, which the next fetch compares.
           out[i] = { outcome: 'duplicate', id: o.id };
           existed.push(o.id);
         }
       }
-      if (handing) {
-        const classified = (await batch(existed.map((id): Cmd => ['hexists', storyKey(prefix, id), 'classifiedAt']))) as number[];
-        existed.forEach((id, k) => {
-          if (classified[k] !== 1) toClassify.push(id);
-        });
-        if (toClassify.length > 0) await opts.handOver!(toClassify);
-        await batch(seen);
+      if (creating) {
+        if (opts.handOver) {
+          const classified = (await batch(existed.map((id): Cmd => ['hexists', storyKey(prefix, id), 'classifiedAt']))) as number[];
+          existed.forEach((id, k) => {
+            if (classified[k] !== 1) toClassify.push(id);
+          });
+          if (toClassify.length > 0) await opts.handOver(toClassify);
+        }
+        await batch(seen());
       }
       return out as IngestOutcome[];
 

@@ -410,6 +410,25 @@ describe('ingestFeed', () => {
     await queues.classify.drain();
   });
 
+  it.skipIf(onCluster)('a poll and a WebSub delivery racing on a new item the publisher edits in between leave the story at the text the feed now has', async () => {
+    // The poll fetched the first version and is slow to write it; the delivery, with the corrected title, is
+    // ingested in between. The slower write must not put the first version back over the second for good.
+    const v = (title: string) => Buffer.from(rss(item({ guid: 'race-1', link: 'https://race.example.test/1', title, summary: 'The bridge will reopen on Monday.' })));
+    const at = { contentType: null, baseUrl: 'https://race.example.test/feed' };
+    const slow = gatedStories((cmds) => cmds.some((c) => c[0] === 'hset' && String(c[1]).endsWith(':story')) || cmds.some((c) => String(c[0]).startsWith('heraldCreate')));
+    const poll = ingestBody({ ...deps, stories: slow.stories }, 'race', v('Bridge to reopen on Tuesday'), at);
+    await slow.held;
+    expect((await ingestBody(deps, 'race', v('Bridge to reopen on Monday'), at)).report.created).toBe(1);
+    slow.open();
+    expect((await poll).report).toMatchObject({ created: 0, duplicates: 1 });
+    // The feed now says Monday: whatever the race left, the next fetch of it ends with Monday.
+    clock.advance(600_000);
+    await ingestBody(deps, 'race', v('Bridge to reopen on Monday'), at);
+    const [job] = await jobsOf('StoryClassify');
+    expect(await deps.stories.get((job!.data as { storyId: string }).storyId)).toMatchObject({ title: 'Bridge to reopen on Monday' });
+    await queues.classify.drain();
+  });
+
   it('five outlets carrying one wire story, ingested at the same instant, make one story and one classification', async () => {
     // As when their WebSub hubs deliver within the same moment: every ingest looks for near-duplicates before
     // any has written its own story. Different links, so only the near-duplicate decision can join them.
