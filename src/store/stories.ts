@@ -61,6 +61,17 @@ redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]))
 return 1`;
 
+/**
+ * For an edited item: KEYS[1] the story; ARGV[1] the content hash the edit was decided against, ARGV[2] the new
+ * one, ARGV[3] the new JSON, ARGV[4] the TTL (ms). Writes only while the record still has ARGV[1], answering 1:
+ * a racing fetch that wrote another version in between wins, and this one (perhaps older) is not put back over it.
+ */
+const UPDATE_RECORD = `
+if redis.call('HGET', KEYS[1], 'contentHash') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'json', ARGV[3], 'contentHash', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]))
+return 1`;
+
 /** For put(): the whole record and its first source, only when absent (an import never overwrites a story); ARGV[1] the TTL (ms). */
 const CREATE_STORY = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
@@ -329,6 +340,7 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
   redis.defineCommand('heraldSeen', { numberOfKeys: 2, lua: SEEN });
   redis.defineCommand('heraldRepoint', { numberOfKeys: 2, lua: REPOINT });
   redis.defineCommand('heraldCreateRecord', { numberOfKeys: 1, lua: CREATE_RECORD });
+  redis.defineCommand('heraldUpdateRecord', { numberOfKeys: 1, lua: UPDATE_RECORD });
   redis.defineCommand('heraldNear', { numberOfKeys: 3, lua: NEAR });
   /** Runs commands in one round trip; returns each reply (errors thrown). */
   const batch = async (cmds: Cmd[]): Promise<unknown[]> => {
@@ -397,6 +409,8 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
 
       const writes: Cmd[] = [];
       const seenWrites: string[] = [];
+      /** Edited items and the index of their write. */
+      const updates: [number, number][] = [];
       // Entries found only in the previous generation are carried into the current one.
       const remember = (i: number, id: string, except?: string) => {
         for (const f of present[i]!) if (!inCurrent.has(f) && f !== except) seenWrites.push(f, id);
@@ -405,15 +419,18 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
         const id = identity[i];
         const known = id ?? owner.get(fields[i]!.content) ?? null;
         if (known === null) return;
-        remember(i, known);
         const hash = ownHash.get(i);
         const edited = id && hash && hash !== c.contentHash ? c.story() : null;
-        if (id && edited && !('skip' in edited)) {
+        if (id && hash && edited && !('skip' in edited)) {
+          // The new text is recorded as seen once the record is known to hold it (below).
+          remember(i, known, fields[i]!.content);
           const prevStory = ownJson.get(i) ? (JSON.parse(ownJson.get(i)!) as StoredStory) : storedOf(edited);
           const next: StoredStory = { ...prevStory, title: edited.title, summary: edited.summary, categories: edited.categories, updatedAt: opts.now };
-          writes.push(['hset', storyKey(prefix, id), 'json', JSON.stringify(next), 'contentHash', c.contentHash], ['pexpire', storyKey(prefix, id), STORY_TTL_MS]);
+          writes.push(['heraldUpdateRecord', storyKey(prefix, id), hash, c.contentHash, JSON.stringify(next), STORY_TTL_MS]);
+          updates.push([i, writes.length - 1]);
           out[i] = { outcome: 'updated', id };
         } else {
+          remember(i, known);
           out[i] = { outcome: 'duplicate', id: known };
         }
       });
@@ -540,9 +557,16 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
         const cmds = chunksOf(seenWrites, 2 * FIELDS_PER_CALL).map((pairs): Cmd => ['hset', seenKey(prefix, feedId, seenGen), ...pairs]);
         return [...cmds, ['pexpire', seenKey(prefix, feedId, seenGen), 2 * SEEN_GEN_MS]];
       };
-      // With stories created, the seen index is written after them and after the hand-over (see handOver).
+      // With stories created or edited, the seen index is written after them (and after the hand-over, see handOver).
       const creating = creates.length > 0;
-      const replies = await batch(creating ? writes : [...writes, ...seen()]);
+      const later = creating || updates.length > 0;
+      const replies = await batch(later ? writes : [...writes, ...seen()]);
+      for (const [i, at] of updates) {
+        const id = identity[i]!;
+        if (replies[at] === 1) seenWrites.push(fields[i]!.content, id);
+        // Another fetch wrote the record in between: its text stands, this one is compared again next time.
+        else out[i] = { outcome: 'duplicate', id };
+      }
       await settleLinkRaces([...ownLink].filter((i) => target.has(i)), linkMerged);
       // A story that already existed (a poller that crashed after creating it, a WebSub delivery racing a poll)
       // is not new; it is handed over again while it is not classified (the job id makes that a no-op while
@@ -563,8 +587,8 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
           existed.push(o.id);
         }
       }
-      if (creating) {
-        if (opts.handOver) {
+      if (later) {
+        if (opts.handOver && creating) {
           const classified = (await batch(existed.map((id): Cmd => ['hexists', storyKey(prefix, id), 'classifiedAt']))) as number[];
           existed.forEach((id, k) => {
             if (classified[k] !== 1) toClassify.push(id);

@@ -429,6 +429,26 @@ describe('ingestFeed', () => {
     await queues.classify.drain();
   });
 
+  it.skipIf(onCluster)('a poll and a WebSub delivery racing on an edit do not put the older text back over the newer one for good', async () => {
+    // The story exists; the poll fetched the second version and is slow to write it, the delivery brings the
+    // third and is ingested in between. The third is what the feed says from then on.
+    const v = (title: string) => Buffer.from(rss(item({ guid: 'edit-race-1', link: 'https://edit-race.example.test/1', title, summary: 'Counting continues.' })));
+    const at = { contentType: null, baseUrl: 'https://edit-race.example.test/feed' };
+    expect((await ingestBody(deps, 'edit-race', v('Election: early results'), at)).report.created).toBe(1);
+    const slow = gatedStories((cmds) => cmds.some((c) => (c[0] === 'hset' || String(c[0]).startsWith('heraldUpdate')) && String(c[1]).endsWith(':story')));
+    clock.advance(60_000);
+    const poll = ingestBody({ ...deps, stories: slow.stories }, 'edit-race', v('Election: half the votes counted'), at);
+    await slow.held;
+    expect((await ingestBody(deps, 'edit-race', v('Election: final results'), at)).report.updated).toBe(1);
+    slow.open();
+    await poll;
+    clock.advance(600_000);
+    await ingestBody(deps, 'edit-race', v('Election: final results'), at);
+    const [job] = await jobsOf('StoryClassify');
+    expect(await deps.stories.get((job!.data as { storyId: string }).storyId)).toMatchObject({ title: 'Election: final results' });
+    await queues.classify.drain();
+  });
+
   it('five outlets carrying one wire story, ingested at the same instant, make one story and one classification', async () => {
     // As when their WebSub hubs deliver within the same moment: every ingest looks for near-duplicates before
     // any has written its own story. Different links, so only the near-duplicate decision can join them.
