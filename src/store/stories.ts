@@ -626,10 +626,10 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
           return ['heraldSeen', linkKey(prefix, shard, seenGen), linkKey(prefix, shard, seenGen - 1), link];
         }))) as (string | null)[][];
         missing.forEach((i, k) => {
-          const now = claims[k]![0]?.replace(/^~/, '');
-          if (!now || now === target.get(i)!.id) return;
-          add(now, feedId, JSON.stringify({ url: cands[i]!.url, at: opts.now }));
-          out[i] = { outcome: 'merged', id: now, similarity: 1 };
+          const claimant = claims[k]![0]?.replace(/^~/, '');
+          if (!claimant || claimant === target.get(i)!.id) return;
+          add(claimant, feedId, JSON.stringify({ url: cands[i]!.url, at: opts.now }));
+          out[i] = { outcome: 'merged', id: claimant, similarity: 1 };
         });
         await batch(fix);
       }
