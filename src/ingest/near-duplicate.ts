@@ -176,8 +176,14 @@ export function jaccard(a: { title: string; summary: string }, b: { title: strin
   return union === 0 ? 0 : inter / union;
 }
 
-/** One bucket name per band, `<band>:<hash>`: stories sharing any band's bucket are candidates. */
+/**
+ * One bucket name per band, `<band>:<hash>`: stories sharing any band's bucket are candidates. Text without a
+ * word (an item titled "📷" with an image for summary) has an empty signature, every row EMPTY, equal to every
+ * other such item's: no buckets, so that it neither finds nor is found as a near-duplicate of anything.
+ */
 export function bandKeys(sig: Signature): string[] {
+  // Densified signatures have no EMPTY row unless no bin was filled at all.
+  if (sig[0] === EMPTY) return [];
   const out = new Array<string>(BANDS);
   for (let b = 0; b < BANDS; b++) {
     let h = 0x811c9dc5;

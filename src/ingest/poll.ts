@@ -51,16 +51,30 @@ const leaseMs = (s: IngestSettings) => s.fetchTimeoutMs + 60_000;
  */
 export async function runPollTick(deps: PollDeps): Promise<{ enqueued: number; deferred: number }> {
   const now = deps.clock.now();
-  const due = await deps.feeds.due(now, TICK_BATCH);
+  // Every due feed is looked at, a page at a time: a host with more due feeds than one page (a site's 1,000
+  // section feeds) filled the page with feeds it had no slot for, and kept every other host's due feeds out of
+  // the tick for as long as its backlog lasted.
+  const due: string[] = [];
+  for (;;) {
+    const page = await deps.feeds.due(now, TICK_BATCH, due.length);
+    due.push(...page);
+    if (page.length < TICK_BATCH) break;
+  }
+  const feeds = await deps.feeds.getMany(due);
   const picked: string[] = [];
   let deferred = 0;
-  for (const feedId of due) {
-    const feed = await deps.feeds.get(feedId);
+  // A host found full stays full for the rest of the tick: its other due feeds are deferred without asking
+  // Redis each time (a due feed holds no live slot: both its due time and its lease were set `leaseMs` ahead).
+  const full = new Set<string>();
+  for (const [k, feedId] of due.entries()) {
+    const feed = feeds[k];
     if (!feed) {
       await deps.feeds.remove(feedId);
       continue;
     }
-    if (!(await deps.feeds.acquireHost(hostOf(feed.url), feedId, now, leaseMs(deps.settings), deps.settings.hostConcurrency))) {
+    const host = hostOf(feed.url);
+    if (full.has(host) || !(await deps.feeds.acquireHost(host, feedId, now, leaseMs(deps.settings), deps.settings.hostConcurrency))) {
+      full.add(host);
       deferred++;
       continue;
     }
@@ -134,7 +148,11 @@ async function fetchAndIngest(deps: PollDeps, feed: FeedConfig, state: FeedState
   }
   if (result.kind === 'not-modified') {
     await deps.feeds.recordSuccess(feed.id, { status: 304, etag: state.etag, lastModified: state.lastModified }, now);
-    await scheduleAfterSuccess(deps, feed.id, state, result.cache, null, now);
+    // An unchanged feed names the hub it named before: the lease is renewed from the state, or a feed that stays
+    // unchanged through the renewal window (304 on every fallback poll) would let its subscription lapse.
+    const ws = state.websub;
+    const websub = ws ? await maybeSubscribe(deps, feed.id, ws, { hub: ws.hub, topic: ws.topic }, now) : ws;
+    await scheduleAfterSuccess(deps, feed.id, { ...state, websub }, result.cache, null, now);
     return emptyReport(feed.id, 'not-modified');
   }
   let parsed: ParsedFeed;
@@ -230,18 +248,16 @@ export async function ingestBody(
       },
     });
   }
-  const outcomes = await deps.stories.ingestBatch(cands, { threshold: NEAR_DUPLICATE_THRESHOLD, now });
-  const toClassify: string[] = [];
+  // Classification is queued by the store, between writing the stories and recording the items as seen.
+  const handOver = (ids: string[]) => deps.enqueue.bulk('StoryClassify', ids.map((storyId) => ({ data: { storyId }, opts: { jobId: jobIds.storyClassify(storyId) } })));
+  const outcomes = await deps.stories.ingestBatch(cands, { threshold: NEAR_DUPLICATE_THRESHOLD, now, handOver });
   for (const o of outcomes) {
-    if (o.outcome === 'created') {
-      report.created++;
-      toClassify.push(o.id);
-    } else if (o.outcome === 'updated') report.updated++;
+    if (o.outcome === 'created') report.created++;
+    else if (o.outcome === 'updated') report.updated++;
     else if (o.outcome === 'merged') report.merged++;
     else if (o.outcome === 'skipped') report.skipped.push(o.reason);
     else report.duplicates++;
   }
-  await deps.enqueue.bulk('StoryClassify', toClassify.map((storyId) => ({ data: { storyId }, opts: { jobId: jobIds.storyClassify(storyId) } })));
   return { parsed, report };
 }
 

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Clock } from '../model.ts';
 import type { FeedStore } from '../store/feeds.ts';
 import type { IngestReport } from './poll.ts';
-import { verifySignature } from './websub.ts';
+import { awaitsVerification, verifySignature } from './websub.ts';
 
 export interface IngestRouteDeps {
   feeds: FeedStore;
@@ -37,7 +37,7 @@ export async function ingestRoutes(app: FastifyInstance, deps: IngestRouteDeps) 
       if (ws) await deps.feeds.setWebSub(feedId, { ...ws, status: 'denied', reason: q['hub.reason'] ?? 'denied by the hub' });
       return reply.code(200).send('');
     }
-    if (mode === 'subscribe' && feed && ws && ws.topic === q['hub.topic'] && ws.status !== 'denied' && q['hub.challenge']) {
+    if (mode === 'subscribe' && feed && ws && awaitsVerification(ws, q['hub.topic'], now) && q['hub.challenge']) {
       const lease = Number(q['hub.lease_seconds']);
       await deps.feeds.setWebSub(feedId, { ...ws, status: 'active', leaseUntil: Number.isFinite(lease) && lease > 0 ? now + lease * 1000 : null });
       // Updates now arrive by push: polling drops to the fallback interval.
@@ -59,6 +59,12 @@ export async function ingestRoutes(app: FastifyInstance, deps: IngestRouteDeps) 
     // WebSub §8: a delivery with a missing or wrong signature is acknowledged but ignored.
     if (!verifySignature(state.websub.secret, body, req.headers['x-hub-signature'] as string | undefined)) {
       req.log.warn({ feed_id: feedId }, 'websub delivery ignored: X-Hub-Signature missing or wrong');
+      return reply.code(202).send({ accepted: false });
+    }
+    // A paused or disabled feed takes no items, pushed or polled: the hub is acknowledged (it delivers until its
+    // lease ends, and a 410 could make it drop a subscription that resuming expects to find) and ignored.
+    if (state.disabledAt) {
+      req.log.info({ feed_id: feedId, reason: state.disabledReason }, 'websub delivery ignored: the feed is paused or disabled');
       return reply.code(202).send({ accepted: false });
     }
     const report = await deps.ingest(feedId, body, (req.headers['content-type'] as string | undefined) ?? null, feed.url);

@@ -36,6 +36,17 @@ export function needsSubscription(current: WebSubState | null, want: { hub: stri
   return left < Math.max(leaseSeconds * 1000 * RENEW_SHARE, 0) || left < 86_400_000;
 }
 
+/**
+ * Whether a verification of intent for `topic` is one we wait for: hubs verify right after our (new or renewed)
+ * request, which sets requestedAt. Any other is refused: anyone can call the callback with the feed's public URL
+ * as topic, and honouring a forged "subscribe" with a ten-year lease would stop every renewal while the hub's
+ * real lease ran out. A verification that comes too late is asked for again with the next request.
+ */
+export function awaitsVerification(ws: WebSubState, topic: string | undefined, now: number): boolean {
+  // No lower bound: the web process's clock may be a little behind the poller's that set requestedAt.
+  return ws.status !== 'denied' && ws.topic === topic && now - ws.requestedAt <= PENDING_RETRY_MS;
+}
+
 /** Asks the hub for a (new or renewed) subscription when needed; the outcome is kept on the feed's state. */
 export async function maybeSubscribe(
   deps: { feeds: FeedStore; log: Logger; settings: { websub: WebSubSettings } },
@@ -55,17 +66,20 @@ export async function maybeSubscribe(
     'hub.secret': secret,
     'hub.lease_seconds': String(s.leaseSeconds),
   });
+  // Recorded before the request is sent: a hub may verify intent before its answer reaches us, and the callback
+  // honours only a request on record (awaitsVerification). A renewal stays active on its current lease meanwhile.
+  const renewing = current?.status === 'active' && current.hub === want.hub && current.topic === want.topic;
+  const asked: WebSubState = { hub: want.hub, topic: want.topic, secret, status: renewing ? 'active' : 'pending', leaseUntil: renewing ? current.leaseUntil : null, requestedAt: now };
+  await deps.feeds.setWebSub(feedId, asked);
   let next: WebSubState;
   try {
     const status = await postForm(want.hub, form.toString(), s);
-    next =
-      status >= 200 && status < 300
-        ? { hub: want.hub, topic: want.topic, secret, status: current?.status === 'active' ? 'active' : 'pending', leaseUntil: current?.leaseUntil ?? null, requestedAt: now }
-        : { hub: want.hub, topic: want.topic, secret, status: 'denied', leaseUntil: null, requestedAt: now, reason: `hub answered HTTP ${status}` };
+    // Accepted: the state is left as recorded, or as the hub's verification (already in, perhaps) set it.
+    next = status >= 200 && status < 300 ? asked : { ...asked, status: 'denied', leaseUntil: null, reason: `hub answered HTTP ${status}` };
   } catch (err) {
-    next = { hub: want.hub, topic: want.topic, secret, status: 'denied', leaseUntil: null, requestedAt: now, reason: `hub unreachable: ${(err as Error).message}` };
+    next = { ...asked, status: 'denied', leaseUntil: null, reason: `hub unreachable: ${(err as Error).message}` };
   }
-  await deps.feeds.setWebSub(feedId, next);
+  if (next !== asked) await deps.feeds.setWebSub(feedId, next);
   deps.log.info({ feed_id: feedId, hub: want.hub, websub_status: next.status, reason: next.reason }, 'websub subscription requested');
   return next;
 }

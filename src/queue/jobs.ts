@@ -73,8 +73,10 @@ export const FAILED_DELIVERY_KEPT_SECONDS = 14 * DAY;
 /** Retries with exponential backoff for transient failures; kept jobs let deterministic ids dedupe re-adds. */
 export const DEFAULT_JOB_OPTIONS: { readonly [N in JobName]: JobsOptions } = {
   FeedPollTick: { removeOnComplete: true, removeOnFail: 100 },
-  // Removed on completion so the next poll can fetch the same feed again under the same id.
-  FeedFetch: { attempts: 1, removeOnComplete: true, removeOnFail: { age: DAY } },
+  // Removed when it ends, either way, so the next poll can fetch the same feed again under the same id: a failed
+  // job kept for a day made every later add a no-op, so a feed that failed once was not fetched for a day, and each
+  // tick's host slot for it was held until its lease ran out. The failure itself is kept on the feed's state.
+  FeedFetch: { attempts: 1, removeOnComplete: true, removeOnFail: true },
   StoryClassify: { attempts: 5, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: { age: DAY }, removeOnFail: { age: 7 * DAY } },
   // 'delivery': exponential with jitter that honours Retry-After (src/deliver/retry.ts), registered by the dispatchers.
   AlertSendPush: { attempts: 8, backoff: { type: 'delivery', delay: 5000 }, removeOnComplete: { age: 3 * DAY }, removeOnFail: { age: FAILED_DELIVERY_KEPT_SECONDS } },

@@ -1,4 +1,4 @@
-import { defineScript, runCommands, type Command, type RedisClient } from './redis.ts';
+import { chunksOf, defineScript, FIELDS_PER_CALL, runCommands, type Command, type RedisClient } from './redis.ts';
 import type { FeedConfig } from '../config/catalog.ts';
 
 /** Owns the feed registry, the next-check schedule, each feed's fetch and health state, and per-host fetch slots. */
@@ -107,8 +107,17 @@ export function createFeedStore(redis: RedisClient, prefix: string) {
       const feed = await this.get(feedId);
       if (feed) await redis.hset(registryKey(prefix), feedId, JSON.stringify({ ...feed, url }));
     },
-    async due(now: number, limit: number): Promise<string[]> {
-      return redis.zrangebyscore(dueKey(prefix), '-inf', now, 'LIMIT', 0, limit);
+    /** Ids of feeds due by `now`, earliest first, from `offset` on. */
+    async due(now: number, limit: number, offset = 0): Promise<string[]> {
+      return redis.zrangebyscore(dueKey(prefix), '-inf', now, 'LIMIT', offset, limit);
+    },
+    /** The feeds with these ids, in order (null for an id no longer configured): one HMGET per thousand. */
+    async getMany(feedIds: readonly string[]): Promise<(FeedConfig | null)[]> {
+      const out: (FeedConfig | null)[] = [];
+      for (const ids of chunksOf(feedIds, FIELDS_PER_CALL)) {
+        for (const j of await redis.hmget(registryKey(prefix), ...ids)) out.push(j ? (JSON.parse(j) as FeedConfig) : null);
+      }
+      return out;
     },
     async scheduleNext(feedId: string, at: number) {
       await redis.zadd(dueKey(prefix), 'XX', at, feedId);

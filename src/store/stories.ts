@@ -16,6 +16,13 @@ const sha = (value: string) => hash('sha1', value, 'base64url').slice(0, 16);
 export const topicLogKey = (prefix: string, topicId: string) => `${prefix}:{t:${topicId}}:log`;
 
 const DAY_MS = 86_400_000;
+/**
+ * Story records and their sources are kept 8 days after they were created or last changed: as far back as
+ * digests, previews and digest pages look (TOPIC_LOG_RETENTION_MS, RECENT_RETENTION_MS); readers of an older id
+ * already treat it as gone. Without it every story ever ingested stayed in Redis, whose policy is noeviction.
+ * The seen index outlives them, so an item a feed still lists afterwards is not new again.
+ */
+export const STORY_TTL_MS = 8 * DAY_MS;
 /** Seen items and links are remembered for one to two 30-day generations. */
 const SEEN_GEN_MS = 30 * DAY_MS;
 const seenKey = (prefix: string, feedId: string, gen: number) => `${prefix}:{f:${feedId}}:seen:${gen}`;
@@ -38,22 +45,40 @@ const NEAR_CHUNK = 25;
 /** In the last minutes of a UTC day the decision also reads tomorrow's hash: pollers' clocks differ. */
 const NEAR_MIDNIGHT_MS = 5 * 60_000;
 
-/**
- * The fields of a story record as written at creation. HSET writes them in one atomic command and answers how
- * many fields it added: all of them for a new record, none for one that already existed (a poller that crashed
- * after creating it, a WebSub delivery racing a poll). That answer decides whether the story is new, without a
- * script per story. An existing record is rewritten with the same item's fields (same id: same feed and guid
- * or link); fields written later, such as classifiedAt, are kept.
- */
+/** The fields of a story record as written at creation. */
 const createFields = (s: Story, contentHash: string): string[] =>
   ['id', s.id, 'feedId', s.feedId, 'contentHash', contentHash, 'json', JSON.stringify(storedOf(s))];
-const CREATE_FIELDS = 4;
 
-/** For put(): the whole record and its first source, only when absent (an import never overwrites a story). */
+/**
+ * For ingestBatch: KEYS[1] the story; ARGV[1] the TTL (ms), then createFields. Writes the record only when there
+ * is none, and answers 1 if it did. A record that already exists (a poller that crashed after creating it, a
+ * WebSub delivery racing a poll) is left as it is: the racing fetch may carry an older version of the item,
+ * and rewriting the record with it put that version back for good (see ingestBatch's seen index).
+ */
+const CREATE_RECORD = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]))
+return 1`;
+
+/**
+ * For an edited item: KEYS[1] the story; ARGV[1] the content hash the edit was decided against, ARGV[2] the new
+ * one, ARGV[3] the new JSON, ARGV[4] the TTL (ms). Writes only while the record still has ARGV[1], answering 1:
+ * a racing fetch that wrote another version in between wins, and this one (perhaps older) is not put back over it.
+ */
+const UPDATE_RECORD = `
+if redis.call('HGET', KEYS[1], 'contentHash') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'json', ARGV[3], 'contentHash', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]))
+return 1`;
+
+/** For put(): the whole record and its first source, only when absent (an import never overwrites a story); ARGV[1] the TTL (ms). */
 const CREATE_STORY = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]))
+redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[1]))
 return 1`;
 
 /** KEYS[1] current generation, KEYS[2] previous; ARGV[1] TTL (ms), then field/owner pairs: each field keeps its first owner; returns the owners. */
@@ -69,6 +94,18 @@ for i = 2, #ARGV, 2 do
 end
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]))
 return out`;
+
+/**
+ * KEYS[1] current generation, KEYS[2] previous; ARGV field/from/to triples: a field still owned by `from` in
+ * either generation is handed to `to` (CLAIM reads the previous generation first, so both are checked).
+ */
+const REPOINT = `
+for i = 1, #ARGV, 3 do
+  for k = 1, 2 do
+    if redis.call('HGET', KEYS[k], ARGV[i]) == ARGV[i + 1] then redis.call('HSET', KEYS[k], ARGV[i], ARGV[i + 2]) end
+  end
+end
+return 0`;
 
 /** KEYS[1] current generation, KEYS[2] previous: each field's owner, from the previous generation marked with '~'. */
 const SEEN = `
@@ -188,6 +225,30 @@ end
 if registered then redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4])) end
 return table.concat(out, '\\n')`;
 
+/**
+ * A new guid on a known link is the same item when the publisher changed its guid scheme; a link that other
+ * guids of the same document still carry names none of them (a feed linking every item to its home page). Such
+ * a link, looked up for an item with a guid, is dropped from the item's keys (not an identity, not claimed, not
+ * recorded): when it is known as the story of an item this document still lists by its guid, or when several
+ * guids of this document carry it. Without this, every new item of such a feed was taken for an edit of the
+ * first one, and new items of one fetch for duplicates of each other.
+ */
+function dropSharedLinks(fields: { guid: string | null; link: string | null }[], owner: ReadonlyMap<string, string>) {
+  const listed = new Set(fields.map((f) => (f.guid ? owner.get(f.guid) : undefined)).filter((id) => id !== undefined));
+  const guidsOf = new Map<string, Set<string>>();
+  for (const f of fields) {
+    if (!f.guid || !f.link) continue;
+    const guids = guidsOf.get(f.link) ?? new Set<string>();
+    guids.add(f.guid);
+    guidsOf.set(f.link, guids);
+  }
+  for (const f of fields) {
+    if (!f.guid || !f.link) continue;
+    const known = owner.get(f.link);
+    if (guidsOf.get(f.link)!.size > 1 || (known !== undefined && listed.has(known))) f.link = null;
+  }
+}
+
 /** Digests look back at most this far; older log entries are trimmed. */
 export const TOPIC_LOG_RETENTION_MS = 8 * 24 * 60 * 60 * 1000;
 
@@ -261,6 +322,13 @@ export interface IngestOptions {
   /** Fraction of equal signature rows (the MinHash estimate of Jaccard similarity) at which two items are one story. */
   threshold: number;
   now: number;
+  /**
+   * Hands the stories to classify (new ones, and existing ones never classified) to the next stage. Called after
+   * their records are written and before the items are recorded as seen: a poller that dies in between, or a
+   * hand-over that fails, leaves the items unseen, so the re-run finds their stories unclassified and hands
+   * them over again instead of taking them for known items.
+   */
+  handOver?: (storyIds: string[]) => Promise<void>;
 }
 
 type Cmd = [string, ...(string | number)[]];
@@ -270,6 +338,9 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
   redis.defineCommand('heraldClaim', { numberOfKeys: 2, lua: CLAIM });
   const createStoryScript = defineScript(redis, 'heraldCreateStory', 2, CREATE_STORY);
   redis.defineCommand('heraldSeen', { numberOfKeys: 2, lua: SEEN });
+  redis.defineCommand('heraldRepoint', { numberOfKeys: 2, lua: REPOINT });
+  redis.defineCommand('heraldCreateRecord', { numberOfKeys: 1, lua: CREATE_RECORD });
+  redis.defineCommand('heraldUpdateRecord', { numberOfKeys: 1, lua: UPDATE_RECORD });
   redis.defineCommand('heraldNear', { numberOfKeys: 3, lua: NEAR });
   /** Runs commands in one round trip; returns each reply (errors thrown). */
   const batch = async (cmds: Cmd[]): Promise<unknown[]> => {
@@ -324,6 +395,7 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
         }
       });
       await lookUp([...new Set(unresolved)]);
+      dropSharedLinks(fields, owner);
       const present = fields.map((f) => [f.guid, f.link, f.content].filter((x): x is string => x !== null));
 
       const identity = fields.map((f) => (f.guid ? owner.get(f.guid) : undefined) ?? (f.link ? owner.get(f.link) : undefined) ?? null);
@@ -337,23 +409,28 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
 
       const writes: Cmd[] = [];
       const seenWrites: string[] = [];
+      /** Edited items and the index of their write. */
+      const updates: [number, number][] = [];
       // Entries found only in the previous generation are carried into the current one.
-      const remember = (i: number, id: string) => {
-        for (const f of present[i]!) if (!inCurrent.has(f)) seenWrites.push(f, id);
+      const remember = (i: number, id: string, except?: string) => {
+        for (const f of present[i]!) if (!inCurrent.has(f) && f !== except) seenWrites.push(f, id);
       };
       cands.forEach((c, i) => {
         const id = identity[i];
         const known = id ?? owner.get(fields[i]!.content) ?? null;
         if (known === null) return;
-        remember(i, known);
         const hash = ownHash.get(i);
         const edited = id && hash && hash !== c.contentHash ? c.story() : null;
-        if (id && edited && !('skip' in edited)) {
+        if (id && hash && edited && !('skip' in edited)) {
+          // The new text is recorded as seen once the record is known to hold it (below).
+          remember(i, known, fields[i]!.content);
           const prevStory = ownJson.get(i) ? (JSON.parse(ownJson.get(i)!) as StoredStory) : storedOf(edited);
           const next: StoredStory = { ...prevStory, title: edited.title, summary: edited.summary, categories: edited.categories, updatedAt: opts.now };
-          writes.push(['hset', storyKey(prefix, id), 'json', JSON.stringify(next), 'contentHash', c.contentHash]);
+          writes.push(['heraldUpdateRecord', storyKey(prefix, id), hash, c.contentHash, JSON.stringify(next), STORY_TTL_MS]);
+          updates.push([i, writes.length - 1]);
           out[i] = { outcome: 'updated', id };
         } else {
+          remember(i, known);
           out[i] = { outcome: 'duplicate', id: known };
         }
       });
@@ -396,9 +473,14 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
       ]);
 
       const linkReplies = (await batch(claims)) as string[][];
+      const ownLink = new Set<number>();
+      const linkMerged: number[] = [];
       shards.forEach(([, idx], k) => idx.forEach((i, j) => {
         const o = linkReplies[k]![j];
-        if (o && o !== cands[i]!.id) target.set(i, { id: o, similarity: 1 });
+        if (o && o !== cands[i]!.id) {
+          target.set(i, { id: o, similarity: 1 });
+          linkMerged.push(i);
+        } else if (o) ownLink.add(i);
       }));
 
       // Across feeds, near: an atomic decision per item for those no link claim merged (see NEAR), at most
@@ -430,37 +512,127 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
         });
       }
 
+      // An item merged as a near-duplicate claimed its link under its own id, a story that is never written:
+      // the claim now names the story it joined, or the next item with that link would join no story at all.
+      const repoint = new Map<number, string[]>();
+      for (const i of ownLink) {
+        const t = target.get(i);
+        if (!t) continue;
+        const link = fields[i]!.link!;
+        const shard = link.charCodeAt(2) % LINK_SHARDS;
+        const triples = repoint.get(shard) ?? [];
+        triples.push(link, cands[i]!.id, t.id);
+        repoint.set(shard, triples);
+      }
+      for (const [shard, triples] of repoint) {
+        for (const part of chunksOf(triples, 3 * (FIELDS_PER_CALL / 2))) writes.push(['heraldRepoint', linkKey(prefix, shard, seenGen), linkKey(prefix, shard, seenGen - 1), ...part]);
+      }
       const creates: number[] = [];
       for (const i of fresh) {
         const c = cands[i]!;
         const t = target.get(i);
         if (t) {
           remember(i, t.id);
-          writes.push(['hsetnx', sourcesKey(prefix, t.id), feedId, JSON.stringify({ url: c.url, at: opts.now })]);
+          // A merge is a change: the story (when it still exists; PEXPIRE creates nothing) and its sources stay on.
+          writes.push(
+            ['hsetnx', sourcesKey(prefix, t.id), feedId, JSON.stringify({ url: c.url, at: opts.now })],
+            ['pexpire', sourcesKey(prefix, t.id), STORY_TTL_MS], ['pexpire', storyKey(prefix, t.id), STORY_TTL_MS],
+          );
           out[i] = { outcome: 'merged', id: t.id, similarity: t.similarity };
           continue;
         }
         const s = built.get(i)!;
-        remember(i, s.id);
-        writes.push(['hset', storyKey(prefix, s.id), ...createFields(s, c.contentHash)]);
+        // The text is recorded as seen once the record is known to hold it (below).
+        remember(i, s.id, fields[i]!.content);
+        writes.push(['heraldCreateRecord', storyKey(prefix, s.id), STORY_TTL_MS, ...createFields(s, c.contentHash)]);
         creates.push(writes.length - 1);
-        writes.push(['hsetnx', sourcesKey(prefix, s.id), s.feedId, JSON.stringify({ url: s.url, at: opts.now })]);
+        writes.push(
+          ['hsetnx', sourcesKey(prefix, s.id), s.feedId, JSON.stringify({ url: s.url, at: opts.now })],
+          ['pexpire', sourcesKey(prefix, s.id), STORY_TTL_MS],
+        );
         out[i] = { outcome: 'created', id: s.id };
       }
-      if (seenWrites.length) {
-        for (const pairs of chunksOf(seenWrites, 2 * FIELDS_PER_CALL)) writes.push(['hset', seenKey(prefix, feedId, seenGen), ...pairs]);
-        writes.push(['pexpire', seenKey(prefix, feedId, seenGen), 2 * SEEN_GEN_MS]);
+      const seen = (): Cmd[] => {
+        if (seenWrites.length === 0) return [];
+        const cmds = chunksOf(seenWrites, 2 * FIELDS_PER_CALL).map((pairs): Cmd => ['hset', seenKey(prefix, feedId, seenGen), ...pairs]);
+        return [...cmds, ['pexpire', seenKey(prefix, feedId, seenGen), 2 * SEEN_GEN_MS]];
+      };
+      // With stories created or edited, the seen index is written after them (and after the hand-over, see handOver).
+      const creating = creates.length > 0;
+      const later = creating || updates.length > 0;
+      const replies = await batch(later ? writes : [...writes, ...seen()]);
+      for (const [i, at] of updates) {
+        const id = identity[i]!;
+        if (replies[at] === 1) seenWrites.push(fields[i]!.content, id);
+        // Another fetch wrote the record in between: its text stands, this one is compared again next time.
+        else out[i] = { outcome: 'duplicate', id };
       }
-      const replies = await batch(writes);
-      // A story that already existed (a poller that crashed after creating it) is not new.
+      await settleLinkRaces([...ownLink].filter((i) => target.has(i)), linkMerged);
+      // A story that already existed (a poller that crashed after creating it, a WebSub delivery racing a poll)
+      // is not new; it is handed over again while it is not classified (the job id makes that a no-op while
+      // the first hand-over's job is kept).
+      const toClassify: string[] = [];
+      const existed: string[] = [];
       let created = 0;
       for (const i of fresh) {
         const o = out[i]!;
         if (o.outcome !== 'created') continue;
         const at = creates[created++]!;
-        if (replies[at] !== CREATE_FIELDS) out[i] = { outcome: 'duplicate', id: o.id };
+        if (replies[at] === 1) {
+          toClassify.push(o.id);
+          seenWrites.push(fields[i]!.content, o.id);
+        } else {
+          // Its text is not recorded: the record may hold another version, which the next fetch compares.
+          out[i] = { outcome: 'duplicate', id: o.id };
+          existed.push(o.id);
+        }
+      }
+      if (later) {
+        if (opts.handOver && creating) {
+          const classified = (await batch(existed.map((id): Cmd => ['hexists', storyKey(prefix, id), 'classifiedAt']))) as number[];
+          existed.forEach((id, k) => {
+            if (classified[k] !== 1) toClassify.push(id);
+          });
+          if (toClassify.length > 0) await opts.handOver(toClassify);
+        }
+        await batch(seen());
       }
       return out as IngestOutcome[];
+
+      /**
+       * Another feed's item may join one of ours by its link between our claim and its re-pointing (a feed
+       * ingested at the same instant): its source went to our item's id, which is no story. Each side looks after
+       * its own write, so one of them sees the other: the items merged as near-duplicates (`moved`, re-pointed by
+       * now) bring any source written on their id to the story they joined; the items merged by link (`joined`)
+       * whose story does not exist read the claim again and follow it when it has moved.
+       */
+      async function settleLinkRaces(moved: number[], joined: number[]) {
+        const fix: Cmd[] = [];
+        const add = (storyId: string, feed: string, source: string) =>
+          fix.push(['hsetnx', sourcesKey(prefix, storyId), feed, source], ['pexpire', sourcesKey(prefix, storyId), STORY_TTL_MS]);
+        // (A story of that id written by an earlier run keeps its sources.)
+        const stray = (await batch(moved.flatMap((i): Cmd[] => [['exists', storyKey(prefix, cands[i]!.id)], ['hgetall', sourcesKey(prefix, cands[i]!.id)]]))) as unknown[];
+        moved.forEach((i, k) => {
+          if (stray[2 * k] !== 0) return;
+          const entries = Object.entries(stray[2 * k + 1] as Record<string, string>);
+          for (const [feed, source] of entries) add(target.get(i)!.id, feed, source);
+          if (entries.length > 0) fix.push(['unlink', sourcesKey(prefix, cands[i]!.id)]);
+        });
+        const exists = (await batch(joined.map((i): Cmd => ['exists', storyKey(prefix, target.get(i)!.id)]))) as number[];
+        const missing = joined.filter((_, k) => exists[k] === 0);
+        const claims = (await batch(missing.map((i): Cmd => {
+          const link = fields[i]!.link!;
+          const shard = link.charCodeAt(2) % LINK_SHARDS;
+          return ['heraldSeen', linkKey(prefix, shard, seenGen), linkKey(prefix, shard, seenGen - 1), link];
+        }))) as (string | null)[][];
+        missing.forEach((i, k) => {
+          const claimant = claims[k]![0]?.replace(/^~/, '');
+          if (!claimant || claimant === target.get(i)!.id) return;
+          add(claimant, feedId, JSON.stringify({ url: cands[i]!.url, at: opts.now }));
+          out[i] = { outcome: 'merged', id: claimant, similarity: 1 };
+        });
+        await batch(fix);
+      }
     },
 
     /**
@@ -470,7 +642,7 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
     async put(story: Story): Promise<boolean> {
       const created = await createStoryScript(
         storyKey(prefix, story.id), sourcesKey(prefix, story.id),
-        story.feedId, JSON.stringify({ url: story.url, at: story.firstSeenAt }), ...createFields(story, ''),
+        STORY_TTL_MS, story.feedId, JSON.stringify({ url: story.url, at: story.firstSeenAt }), ...createFields(story, ''),
       );
       const others = (story.sources ?? []).filter((src) => src.feedId !== story.feedId);
       if (created === 1 && others.length > 0) {
@@ -508,11 +680,15 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
       return out;
     },
 
-    /** Logs the story under each topic it matched: digests read these logs (fan-out on read). */
+    /**
+     * Logs the story under each topic it matched: digests read these logs (fan-out on read). A log nothing is
+     * written to for the retention holds only entries past it: it expires then (a topic taken out of the catalog,
+     * an own alert whose removal stopped before forgetTopicLog), instead of staying for ever.
+     */
     async logForTopics(storyId: string, topicIds: string[], at: number) {
       await runCommands(redis, topicIds.flatMap((topicId): Cmd[] => {
         const key = topicLogKey(prefix, topicId);
-        return [['zadd', key, at, storyId], ['zremrangebyscore', key, '-inf', at - TOPIC_LOG_RETENTION_MS]];
+        return [['zadd', key, at, storyId], ['zremrangebyscore', key, '-inf', at - TOPIC_LOG_RETENTION_MS], ['pexpire', key, TOPIC_LOG_RETENTION_MS]];
       }));
     },
 

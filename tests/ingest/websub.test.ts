@@ -102,6 +102,31 @@ describe('WebSub: subscribe, verify intent, take signed pushes, renew the lease'
     expect(unknown.status).toBe(410);
   });
 
+  it('a verification of intent nobody asked for (no request pending) cannot stretch the lease', async () => {
+    // Anyone can reach the callback and knows the topic (the feed's public URL): a forged "subscribe" with a ten-year
+    // lease would stop every renewal, and the hub's real lease would end with nobody noticing.
+    clock.advance(2 * 3_600_000);
+    const before = (await t.herald.stores.feeds.state('pushed')).websub;
+    const q = (mode: string, extra: string) => `${t.baseUrl}/websub/pushed?hub.mode=${mode}&hub.topic=${encodeURIComponent(feedUrl)}&hub.challenge=forged${extra}`;
+    expect((await fetch(q('subscribe', '&hub.lease_seconds=315360000'))).status).toBe(404);
+    expect((await t.herald.stores.feeds.state('pushed')).websub).toEqual(before);
+  });
+
+  it('a paused feed takes no pushed items until it is resumed', async () => {
+    // The operator paused it (a feed spewing spam, say): the hub keeps delivering until its lease ends.
+    const feeds = t.herald.stores.feeds;
+    await feeds.pause('pushed', clock.now());
+    try {
+      const r = await hub.publish(hub.subscriptions[0]!, atom(hub.url, feedUrl, [{ id: 'while-paused', title: 'Delivered while paused' }]));
+      expect(r).toEqual({ status: 202, body: { accepted: false } });
+      await t.waitIdle();
+      expect(await t.herald.stores.stories.get(storyIdFor('pushed', 'while-paused'))).toBeNull();
+    } finally {
+      await feeds.resume('pushed', clock.now());
+      await feeds.scheduleNext('pushed', clock.now() + 7_200_000);
+    }
+  });
+
   it('renews the lease before it ends', async () => {
     expect(hub.requests()).toBe(1);
     clock.advance(86_400_000 - 6 * 3_600_000);
