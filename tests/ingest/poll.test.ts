@@ -6,6 +6,7 @@ import { ingestRoutes } from '../../src/ingest/routes.ts';
 import type { RedisClient } from '../../src/store/redis.ts';
 import pino from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describeFeedHealth } from '../../src/ingest/health.ts';
 import { ingestBody, ingestFeed, runPollTick, type PollDeps } from '../../src/ingest/poll.ts';
 import type { HandlerMap } from '../../src/queue/jobs.ts';
 import { closeQueues, createEnqueue, createQueues, startQueueWorker, type Queues } from '../../src/queue/queues.ts';
@@ -493,6 +494,20 @@ describe('feed health', () => {
     clock.advance(7_200_000);
     await ingestFeed(deps, 'busy');
     expect(await deps.feeds.state('busy')).toMatchObject({ consecutiveFailures: 0, lastError: null, failingSince: null });
+    await queues.classify.drain();
+  });
+
+  it('a feed dated in German is read for its last item and its rhythm, and flagged stale once it falls silent', async () => {
+    // Before: Date.parse reads no German month, so the feed had no last item time and could never be stale.
+    const days = ['Do, 10 Dez 2026 08:00:00 +0100', 'Fr, 11 Dez 2026 08:00:00 +0100', 'Sa, 12 Dez 2026 08:00:00 +0100'];
+    site.set('/de.xml', { body: rss(days.map((date, i) => item({ guid: `de-${i}`, title: `Meldung ${i}`, date })).join('')) });
+    await deps.feeds.add({ id: 'de', url: site.url('/de.xml') }, clock.now());
+    await ingestFeed(deps, 'de');
+    const s = await deps.feeds.state('de');
+    expect(s.lastItemAt).toBe(Date.parse('2026-12-12T07:00:00Z'));
+    expect(s.cadenceMs).toBe(86_400_000);
+    // 13 January 2027 is a month after its last item, far past four usual gaps.
+    expect(describeFeedHealth((await deps.feeds.get('de'))!, s, clock.now()).status).toBe('stale');
     await queues.classify.drain();
   });
 
