@@ -50,18 +50,6 @@ const createFields = (s: Story, contentHash: string): string[] =>
   ['id', s.id, 'feedId', s.feedId, 'contentHash', contentHash, 'json', JSON.stringify(storedOf(s))];
 
 /**
- * For ingestBatch: KEYS[1] the story; ARGV[1] the TTL (ms), then createFields. Writes the record only when there
- * is none, and answers 1 if it did. A record that already exists (a poller that crashed after creating it, a
- * WebSub delivery racing a poll) is left as it is: the racing fetch may carry an older version of the item,
- * and rewriting the record with it put that version back for good (see ingestBatch's seen index).
- */
-const CREATE_RECORD = `
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]))
-return 1`;
-
-/**
  * For an edited item: KEYS[1] the story; ARGV[1] the content hash the edit was decided against, ARGV[2] the new
  * one, ARGV[3] the new JSON, ARGV[4] the TTL (ms). Writes only while the record still has ARGV[1], answering 1:
  * a racing fetch that wrote another version in between wins, and this one (perhaps older) is not put back over it.
@@ -72,7 +60,13 @@ redis.call('HSET', KEYS[1], 'json', ARGV[3], 'contentHash', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]))
 return 1`;
 
-/** For put(): the whole record and its first source, only when absent (an import never overwrites a story); ARGV[1] the TTL (ms). */
+/**
+ * KEYS[1] the story, KEYS[2] its sources; ARGV[1] the TTL (ms), ARGV[2..3] the first source (feed, JSON), then
+ * createFields. Writes the record and its first source only when there is no record, and answers 1 if it did.
+ * A record that already exists (a poller that crashed after creating it, a WebSub delivery racing a poll, an
+ * import of a known story) is left as it is: the racing fetch may carry an older version of the item, and
+ * rewriting the record with it put that version back for good (see ingestBatch's seen index).
+ */
 const CREATE_STORY = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
@@ -339,7 +333,6 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
   const createStoryScript = defineScript(redis, 'heraldCreateStory', 2, CREATE_STORY);
   redis.defineCommand('heraldSeen', { numberOfKeys: 2, lua: SEEN });
   redis.defineCommand('heraldRepoint', { numberOfKeys: 2, lua: REPOINT });
-  redis.defineCommand('heraldCreateRecord', { numberOfKeys: 1, lua: CREATE_RECORD });
   redis.defineCommand('heraldUpdateRecord', { numberOfKeys: 1, lua: UPDATE_RECORD });
   redis.defineCommand('heraldNear', { numberOfKeys: 3, lua: NEAR });
   /** Runs commands in one round trip; returns each reply (errors thrown). */
@@ -544,12 +537,9 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
         const s = built.get(i)!;
         // The text is recorded as seen once the record is known to hold it (below).
         remember(i, s.id, fields[i]!.content);
-        writes.push(['heraldCreateRecord', storyKey(prefix, s.id), STORY_TTL_MS, ...createFields(s, c.contentHash)]);
+        // Record and first source in one script (one slot): one command per new story instead of three.
+        writes.push(['heraldCreateStory', storyKey(prefix, s.id), sourcesKey(prefix, s.id), STORY_TTL_MS, s.feedId, JSON.stringify({ url: s.url, at: opts.now }), ...createFields(s, c.contentHash)]);
         creates.push(writes.length - 1);
-        writes.push(
-          ['hsetnx', sourcesKey(prefix, s.id), s.feedId, JSON.stringify({ url: s.url, at: opts.now })],
-          ['pexpire', sourcesKey(prefix, s.id), STORY_TTL_MS],
-        );
         out[i] = { outcome: 'created', id: s.id };
       }
       const seen = (): Cmd[] => {
