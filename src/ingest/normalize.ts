@@ -127,6 +127,8 @@ const NAMED_ZONES: Record<string, number> = {
   GMT: 0, UT: 0, UTC: 0, Z: 0, EST: -300, EDT: -240, CST: -360, CDT: -300, MST: -420, MDT: -360, PST: -480, PDT: -420,
   CET: 60, CEST: 120, EET: 120, EEST: 180, WET: 0, WEST: 60, BST: 60, IST: 330, JST: 540, KST: 540, MSK: 180,
   AEST: 600, AEDT: 660, HKT: 480, SGT: 480,
+  // German-language publishers write their own names for CET and CEST; New Zealand's and a few more seen in feeds.
+  MEZ: 60, MESZ: 120, NZST: 720, NZDT: 780, ACST: 570, ACDT: 630, AWST: 480, PHT: 480, WIB: 420, ICT: 420, PKT: 300, SAST: 120, AKST: -540, AKDT: -480, HST: -600,
 };
 /** Month names and abbreviations feeds actually use (English, and the Romance and Germanic ones seen in the wild). */
 const MONTHS: Record<string, number> = {};
