@@ -233,17 +233,26 @@ export function findAdvertisedFeed(html: string, baseUrl?: string): string | nul
 function detectFormat(root: string): FeedFormat | 'html' | null {
   const tag = /^<([A-Za-z_][\w.:-]*)([^>]*)>?/.exec(root);
   if (!tag) return null;
-  const name = tag[1]!.toLowerCase();
+  // XML names are case-sensitive, and both parsers read them so: <RSS> or <rdf:rdf> is no feed root (see misnamedRoot).
+  const name = tag[1]!;
   const attrs = tag[2] ?? '';
   if (name === 'rss') {
     const version = /version\s*=\s*["']([^"']*)["']/.exec(attrs)?.[1] ?? '';
     return /^0\.9/.test(version) ? 'rss0.9x' : 'rss2.0';
   }
-  if (name === 'rdf:rdf' || name.endsWith(':rdf') || name === 'rdf') {
+  if (name === 'RDF' || name.endsWith(':RDF')) {
     return /my\.netscape\.com\/rdf\/simple\/0\.9/.test(root.slice(0, 4096)) ? 'rss0.9x' : 'rss1.0';
   }
   if (name === 'feed') return /version\s*=\s*["']0\.3["']|purl\.org\/atom\/ns#/.test(attrs) ? 'atom0.3' : 'atom1.0';
-  if (name === 'html' || name === 'head' || name === 'body') return 'html';
+  if (['html', 'head', 'body'].includes(name.toLowerCase())) return 'html';
+  return null;
+}
+
+/** For a root that would be a feed's in other letter case (<RSS>, <Feed>, <rdf:rdf>): the name it should have. */
+function misnamedRoot(name: string): string | null {
+  const lower = name.toLowerCase();
+  if (lower === 'rss' || lower === 'feed') return lower;
+  if (lower === 'rdf' || lower.endsWith(':rdf')) return `${name.slice(0, -3)}RDF`;
   return null;
 }
 
@@ -279,7 +288,8 @@ export async function parseFeedBody(
   if (format === 'html') throwHtml(doc, opts.baseUrl);
   if (format === null) {
     const name = /^<([^\s>/]+)/.exec(doc.slice(start))?.[1] ?? '?';
-    throw new ParseError('not-a-feed', `root element <${name}> is not RSS, RDF or Atom`);
+    const meant = misnamedRoot(name);
+    throw new ParseError('not-a-feed', `root element <${name}> is not RSS, RDF or Atom${meant ? ` (XML names are case-sensitive: a feed's root is <${meant}>)` : ''}`);
   }
 
   const xml = format === 'atom1.0' ? xhtmlAsHtml(doc) : doc;

@@ -323,6 +323,16 @@ describe('bad input', () => {
     expect(feed.items.map((i) => i.title)).toEqual(['One']);
   });
 
+  // Before: accepted as RSS, then refused by the parser as 'malformed XML: Feed not recognized as RSS 1 or 2'.
+  it.each([
+    ['<RSS version="2.0"><channel><title>T</title></channel></RSS>', 'root element <RSS> is not RSS, RDF or Atom (XML names are case-sensitive: a feed\'s root is <rss>)'],
+    ['<rdf:rdf xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><channel><title>T</title></channel></rdf:rdf>', "root element <rdf:rdf> is not RSS, RDF or Atom (XML names are case-sensitive: a feed's root is <rdf:RDF>)"],
+  ])('a feed root in the wrong letter case is not-a-feed, naming the right one: %s', async (xml, message) => {
+    const err = await parseFeedBody(Buffer.from(`<?xml version="1.0"?>${xml}`)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ParseError);
+    expect(err).toMatchObject({ code: 'not-a-feed', message });
+  });
+
   it('whitespace before the XML declaration is tolerated', async () => {
     expect((await parse('hostile/leading-whitespace.xml')).items[0]!.title).toBe('Still a feed');
   });
