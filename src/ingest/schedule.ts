@@ -94,9 +94,12 @@ export function nextCheckAt(input: ScheduleInput): number {
  * (and at least a day): it may have moved or stopped without telling anyone.
  */
 export function isStale(lastItemAt: number | null, cadenceMs: number | null, now: number): boolean {
-  if (lastItemAt === null || cadenceMs === null) return false;
+  if (lastItemAt === null) return false;
+  // Too few dated items to know the feed's rhythm: a week without a new one.
+  if (cadenceMs === null) return now - lastItemAt > UNKNOWN_CADENCE_STALE_MS;
   return now - lastItemAt > Math.max(4 * cadenceMs, 86_400_000);
 }
+const UNKNOWN_CADENCE_STALE_MS = 7 * 86_400_000;
 
 /** Median gap between consecutive publication times: robust to a burst or a long pause. */
 export function medianGapMs(times: readonly number[]): number | null {

@@ -42,6 +42,8 @@ export interface FeedState {
   /** Publication time of the newest item, and the feed's usual gap between items (median). */
   lastItemAt: number | null;
   cadenceMs: number | null;
+  /** When a fetch last brought a new story: what staleness goes by for a feed whose items carry no dates. */
+  lastNewItemAt: number | null;
   title: string | null;
   format: string | null;
   websub: WebSubState | null;
@@ -155,6 +157,7 @@ export function createFeedStore(redis: RedisClient, prefix: string) {
         nextCheckAt: num(h.nextCheckAt),
         lastItemAt: num(h.lastItemAt),
         cadenceMs: num(h.cadenceMs),
+        lastNewItemAt: num(h.lastNewItemAt),
         title: str(h.title),
         format: str(h.format),
         websub: h.websub ? (JSON.parse(h.websub) as WebSubState) : null,
@@ -207,7 +210,8 @@ export function createFeedStore(redis: RedisClient, prefix: string) {
     async recordItems(feedId: string, created: number, now: number) {
       const day = Math.floor(now / DAY_MS);
       const key = itemsKey(prefix, feedId);
-      const tx = redis.multi().hincrby(key, String(day), created);
+      // One slot ({f:<id>}): the day's count and the feed's last new item in one transaction.
+      const tx = redis.multi().hincrby(key, String(day), created).hset(stateKey(prefix, feedId), 'lastNewItemAt', String(now));
       const stale = Array.from({ length: 7 }, (_, i) => String(day - ITEMS_PER_DAY_RETENTION_DAYS - i));
       tx.hdel(key, ...stale);
       await tx.exec();

@@ -506,6 +506,7 @@ describe('feed health', () => {
     const s = await deps.feeds.state('de');
     expect(s.lastItemAt).toBe(Date.parse('2026-12-12T07:00:00Z'));
     expect(s.cadenceMs).toBe(86_400_000);
+    expect(s.lastNewItemAt).toBe(clock.now());
     // 13 January 2027 is a month after its last item, far past four usual gaps.
     expect(describeFeedHealth((await deps.feeds.get('de'))!, s, clock.now()).status).toBe('stale');
     await queues.classify.drain();

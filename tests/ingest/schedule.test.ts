@@ -55,13 +55,16 @@ describe('staleness', () => {
     expect(isStale(NOW - 20 * H, H, NOW)).toBe(false);
     expect(isStale(NOW - 5 * 24 * H, 24 * H, NOW)).toBe(true);
     expect(isStale(null, H, NOW)).toBe(false);
+    // Too few dated items for a rhythm: a week. Before, such a feed was never stale.
+    expect(isStale(NOW - 8 * 24 * H, null, NOW)).toBe(true);
+    expect(isStale(NOW - 6 * 24 * H, null, NOW)).toBe(false);
   });
 
   it('health status: disabled, failing, stale, ok, new', () => {
     const s: FeedState = {
       etag: null, lastModified: null, lastStatus: 200, lastError: null, lastErrorCode: null, lastErrorAt: null, lastSuccessAt: NOW - H,
       lastCheckAt: NOW - H, consecutiveFailures: 0, failingSince: null, disabledAt: null, disabledReason: null, nextCheckAt: NOW + H,
-      lastItemAt: NOW - 2 * H, cadenceMs: H, title: 'T', format: 'rss2.0', websub: null,
+      lastItemAt: NOW - 2 * H, cadenceMs: H, lastNewItemAt: NOW - 2 * H, title: 'T', format: 'rss2.0', websub: null,
     };
     const feed = { id: 'f', url: 'https://f.test/' };
     expect(describeFeedHealth(feed, s, NOW).status).toBe('ok');
@@ -69,6 +72,10 @@ describe('staleness', () => {
     expect(describeFeedHealth(feed, { ...s, consecutiveFailures: 2, lastError: 'x', lastErrorCode: 'timeout' }, NOW)).toMatchObject({ status: 'failing', lastError: { code: 'timeout', message: 'x' } });
     expect(describeFeedHealth(feed, { ...s, disabledAt: NOW, disabledReason: '410 Gone' }, NOW)).toMatchObject({ status: 'disabled', disabledReason: '410 Gone', nextCheckAt: null });
     expect(describeFeedHealth(feed, { ...s, lastSuccessAt: null }, NOW).status).toBe('new');
+    // A feed whose items carry no dates goes by when it last brought a new story.
+    const undated = { ...s, lastItemAt: null, cadenceMs: null };
+    expect(describeFeedHealth(feed, { ...undated, lastNewItemAt: NOW - 3 * 24 * H }, NOW).status).toBe('ok');
+    expect(describeFeedHealth(feed, { ...undated, lastNewItemAt: NOW - 8 * 24 * H }, NOW).status).toBe('stale');
   });
 });
 
