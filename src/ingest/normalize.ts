@@ -92,7 +92,9 @@ function httpUrl(raw: string, base?: string): URL | null {
 
 /** Canonical form of a parsed URL (changes it). */
 function canonicalOf(u: URL): string {
-  u.hash = '';
+  // A hashbang (#!/article/123) names the article on sites that route in the browser: two articles differ
+  // only there, so dropping it made them one item. Any other fragment is a place in the page.
+  if (!u.hash.startsWith('#!')) u.hash = '';
   if (u.search && TRACKING_IN_QUERY.test(u.search)) u.search = withoutTracking(u.search);
   return u.toString();
 }

@@ -40,6 +40,9 @@ describe('canonicalUrl', () => {
     ['http://example.test:8080/x', 'http://example.test:8080/x'],
     ['https://example.test/a?utm_source=rss&utm_medium=feed&id=7&fbclid=1&gclid=2', 'https://example.test/a?id=7'],
     ['https://example.test/a?utm_campaign=x', 'https://example.test/a'],
+    // A hashbang names the article (before, every article of such a site had one canonical URL); a plain fragment does not.
+    ['https://example.test/#!/news/123?utm_source=rss', 'https://example.test/#!/news/123?utm_source=rss'],
+    ['https://example.test/news/123#comments', 'https://example.test/news/123'],
     // The parameters that stay are left as published: deleting through URLSearchParams re-encoded them all.
     ['https://example.test/a?ids=1,2&utm_source=rss', 'https://example.test/a?ids=1,2'],
     ['https://example.test/search?q=a%20b&fbclid=x&path=/x/y&v=~1', 'https://example.test/search?q=a%20b&path=/x/y&v=~1'],
