@@ -62,6 +62,21 @@ describe('push payload', () => {
     expect(p.stories.length).toBeLessThan(300);
   });
 
+  it('a bundle spanning 120 topics, or a story of a very long topic name, fits with its title, body and URL', () => {
+    const items = Array.from({ length: 120 }, (_, i) => ({ story: { ...story, id: `st${i}`, title: `Story ${i}` }, topicName: `Custom topic number ${i} about things` }));
+    for (const max of [MAX_PAYLOAD_BYTES, Math.floor(MAX_PAYLOAD_BYTES / 2)]) {
+      const json = renderBundlePayload(items, 'bundle-1', 'https://h.test/', max);
+      expect(Buffer.byteLength(json)).toBeLessThanOrEqual(max);
+      const p = JSON.parse(json);
+      expect(p.title).toBe('120 new stories in Custom topic number 0 about things, Custom topic number 1 about things, Custom topic number 2 about things and more');
+      expect(p.body.split('\n')).toHaveLength(5);
+      expect(p.topic.startsWith('Custom topic number 0 about things, Custom topic number 1')).toBe(true);
+    }
+    const single = renderPushPayload(story, 'x'.repeat(5000), 'why');
+    expect(Buffer.byteLength(single)).toBeLessThanOrEqual(MAX_PAYLOAD_BYTES);
+    expect(JSON.parse(single)).toMatchObject({ url: story.url, title: story.title });
+  });
+
   it('drops an image that is not https rather than sending it', () => {
     expect(JSON.parse(renderPushPayload({ ...story, image: 'javascript:alert(1)' }, 'Japan', 'why')).image).toBeUndefined();
   });
