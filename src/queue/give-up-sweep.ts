@@ -104,19 +104,26 @@ const stillAt = (scores: (string | null)[], score: number) => scores.filter((s) 
  */
 export function scheduleGiveUpSweeps(redis: RedisClient, queue: Queue, giveUp: GiveUpMap, opts: { everyMs: number; graceMs: number; lookbackMs: number; log: Logger }): () => Promise<void> {
   const token = randomUUID();
-  let running: Promise<unknown> = Promise.resolve();
+  let running: Promise<unknown> | null = null;
   const tick = async () => {
     if ((await redis.set(`${sweepMarkKey(queue)}:lock`, token, 'PX', opts.everyMs, 'NX')) !== 'OK') return;
     const res = await sweepGivenUp(redis, queue, giveUp, { now: Date.now(), graceMs: opts.graceMs, lookbackMs: opts.lookbackMs, log: opts.log });
     if (res.recorded > 0) opts.log.info({ queue: queue.name, ...res }, 'given-up jobs recorded by the sweep');
   };
   const timer = setInterval(() => {
-    running = tick().catch((err: Error) => opts.log.warn({ queue: queue.name, err: err.message }, 'give-up sweep failed; the next one retries'));
+    // One sweep at a time: a sweep longer than the interval outlives its lock, and a second one started beside it
+    // ran the same jobs' steps again at once (and the stop awaited only the newest, leaving the first running).
+    if (running) return;
+    running = tick()
+      .catch((err: Error) => opts.log.warn({ queue: queue.name, err: err.message }, 'give-up sweep failed; the next one retries'))
+      .finally(() => {
+        running = null;
+      });
   }, opts.everyMs);
   // A sweep is never a reason to keep a process alive.
   timer.unref();
   return async () => {
     clearInterval(timer);
-    await running;
+    if (running) await running;
   };
 }

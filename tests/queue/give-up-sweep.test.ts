@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Job, UnrecoverableError, Worker } from 'bullmq';
 import pino from 'pino';
-import { sweepGivenUp, sweepMarkKey } from '../../src/queue/give-up-sweep.ts';
+import { scheduleGiveUpSweeps, sweepGivenUp, sweepMarkKey } from '../../src/queue/give-up-sweep.ts';
 import type { GiveUpMap } from '../../src/queue/jobs.ts';
 import { bullQueueName, closeQueues, createQueues, type Queues } from '../../src/queue/queues.ts';
 import { createRedis, type RedisClient } from '../../src/store/redis.ts';
@@ -151,5 +151,30 @@ describe('give-up sweep (real BullMQ and Redis)', () => {
     }
     const deadline = Date.now() + 10_000;
     while ((await queues.email.getFailedCount()) < failedBefore && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  });
+
+  it('never runs two sweeps of a queue at once in one process, and its stop waits for the one running', async () => {
+    await failAtOneScore(['slow-0']);
+    let active = 0;
+    let most = 0;
+    let steps = 0;
+    const map: GiveUpMap = {
+      AlertSendEmail: async () => {
+        active++;
+        steps++;
+        most = Math.max(most, active);
+        await new Promise((r) => setTimeout(r, 300));
+        active--;
+      },
+    };
+    // Sweeps every 40 ms; the step takes 300 ms, so later ticks come while the first sweep is still in its step.
+    const stop = scheduleGiveUpSweeps(redis, queues.email, map, { everyMs: 40, graceMs: 0, lookbackMs: 86_400_000, log });
+    const deadline = Date.now() + 5_000;
+    while (steps === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 150));
+    await stop();
+    expect(active).toBe(0);
+    expect(most).toBe(1);
+    expect(steps).toBe(1);
   });
 });
