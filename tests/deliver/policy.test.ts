@@ -164,6 +164,13 @@ describe('quiet hours', () => {
     ['2027-01-15T13:00:00+05:30', 'Asia/Kolkata', { from: '12:00', to: '14:00' }, '2027-01-15T14:00:00+05:30'],
     // Spring forward in New York: quiet until 07:00 EDT, which is 11:00 UTC.
     ['2027-03-14T01:30:00-05:00', 'America/New_York', w, '2027-03-14T07:00:00-04:00'],
+    // An end the spring-forward change skips (02:30 in Berlin on 28 March) is the first minute after the gap,
+    // 03:00, as for a digest time: not 03:30, an hour after the clock passed it.
+    ['2027-03-28T01:30:00+01:00', 'Europe/Berlin', { from: '22:00', to: '02:30' }, '2027-03-28T03:00:00+02:00'],
+    // Lord Howe's clock goes 02:00 -> 02:30: an end at 02:15 is 02:30, not 02:45.
+    ['2027-10-03T01:50:00+10:30', 'Australia/Lord_Howe', { from: '22:00', to: '02:15' }, '2027-10-03T02:30:00+11:00'],
+    // 02:15 on Berlin's second pass through 02:00-03:00 (31 October): quiet until 02:30 of that pass, not for a minute.
+    ['2027-10-31T02:15:00+01:00', 'Europe/Berlin', { from: '02:00', to: '02:30' }, '2027-10-31T02:30:00+01:00'],
   ])('%s in %s', (at, zone, window, endsAt) => {
     const q = quietHoursAt(Date.parse(at), zone, window);
     expect(q).toEqual(endsAt === null ? { active: false } : { active: true, endsAt: Date.parse(endsAt) });
