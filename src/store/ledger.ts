@@ -226,12 +226,19 @@ local out = {}
 for i = 1, #KEYS do out[i] = redis.call('HGET', KEYS[i], 'status') end
 return out`;
 
-/** Reserves one of today's pushes under the cap; the counter expires after two days. */
+/**
+ * Reserves one of the day's pushes (KEYS[1], expiring after two days) under the cap for the alert KEYS[2], once:
+ * the slot is marked on the record (capSlot, the local date), and an alert that holds one keeps it without taking
+ * another. Marked on the record rather than inferred from the attempt count, since an attempt that broke off after
+ * its claim and before the cap left its retry counted as no first attempt, and that retry was pushed uncapped.
+ */
 const RESERVE_PUSH = `
+if redis.call('HEXISTS', KEYS[2], 'capSlot') == 1 then return 1 end
 local n = tonumber(redis.call('GET', KEYS[1]) or '0')
 if n >= tonumber(ARGV[1]) then return 0 end
 redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('HSET', KEYS[2], 'capSlot', ARGV[3])
 return 1`;
 
 export interface DeliveryRecord {
@@ -301,7 +308,7 @@ export function createLedger(redis: RedisClient, prefix: string) {
   const openScript = defineScript(redis, 'heraldLedgerOpen', 1, OPEN);
   const finishScript = defineScript(redis, 'heraldLedgerFinish', 1, FINISH);
   const holdScript = defineScript(redis, 'heraldLedgerHold', 2, HOLD);
-  const reservePushScript = defineScript(redis, 'heraldReservePush', 1, RESERVE_PUSH);
+  const reservePushScript = defineScript(redis, 'heraldReservePush', 2, RESERVE_PUSH);
   const inboxAddScript = defineScript(redis, 'heraldInboxAdd', 2, INBOX_ADD);
   const statusesScript = defineScript(redis, 'heraldLedgerStatuses', null, STATUSES);
   const releaseScript = defineScript(redis, 'heraldLedgerRelease', null, RELEASE);
@@ -553,9 +560,13 @@ export function createLedger(redis: RedisClient, prefix: string) {
       }
     },
 
-    /** Takes one of the subscriber's daily pushes; false once `cap` were sent on that local date. */
-    async reservePush(subscriberId: string, localDate: string, cap: number): Promise<boolean> {
-      return ((await reservePushScript(pushCountKey(prefix, subscriberId, localDate), cap, 2 * DAY_SECONDS)) as number) === 1;
+    /**
+     * Takes one of the subscriber's daily pushes for the alert on `storyId`; false once `cap` were taken on that
+     * local date. An alert takes one slot whatever its attempts: one that holds a slot already is answered true.
+     */
+    async reservePush(subscriberId: string, storyId: string, localDate: string, cap: number): Promise<boolean> {
+      const key = pushCountKey(prefix, subscriberId, localDate);
+      return ((await reservePushScript(key, alertKey(prefix, subscriberId, storyId, 'push'), cap, 2 * DAY_SECONDS, localDate)) as number) === 1;
     },
 
     async pushesOn(subscriberId: string, localDate: string): Promise<number> {

@@ -189,7 +189,6 @@ async function deliverClaimed(
   const now = deps.clock.now();
   const { zone } = effectiveZone(who.subscriber.timeZone);
   const breaking = isBreaking(story, now);
-  const firstAttempt = record.attempts <= 1 && record.devicesDone.length === 0;
   // The reader's rules (unfollowed or muted, quiet hours, bursts) hold for every attempt, not only the first: a
   // retry can come an hour later. Once a device has the alert, a retry only finishes the delivery to the others:
   // holding or skipping it then would notify the reader twice, or record as skipped an alert they got.
@@ -210,9 +209,11 @@ async function deliverClaimed(
   }
   if (decision.kind === 'hold') return { kind: 'ended', summary: await hold(deps, data, decision.bucket, decision.reason, decision.releaseAt, now) };
 
-  // The cap counts individual pushes on the reader's local date; a retry does not take a second slot.
-  if (firstAttempt && who.prefs.dailyPushCap !== null && !breaking) {
-    const ok = await deps.ledger.reservePush(subscriberId, localDate(now, zone), who.prefs.dailyPushCap);
+  // The cap counts individual pushes on the reader's local date; a retry does not take a second slot (the slot is
+  // marked on the record), and one whose earlier attempt broke off before the cap takes its slot now. Never once a
+  // device has the alert: refused then, it would be recorded as skipped though the reader got it.
+  if (record.devicesDone.length === 0 && who.prefs.dailyPushCap !== null && !breaking) {
+    const ok = await deps.ledger.reservePush(subscriberId, storyId, localDate(now, zone), who.prefs.dailyPushCap);
     if (!ok) {
       if (who.subscriber.email !== null && who.emailHealth.disabledAt === null) return { kind: 'ended', summary: await hold(deps, data, 'digest', 'cap', null, now) };
       await deps.ledger.finish(subscriberId, storyId, 'push', 'skipped', now, { reason: 'cap' });
