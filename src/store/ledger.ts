@@ -15,6 +15,7 @@ const inboxItemsKey = (prefix: string, subscriberId: string) => `${prefix}:{s:${
 const heldKey = (prefix: string, subscriberId: string, bucket: HeldBucket) => `${prefix}:{s:${subscriberId}}:held:${bucket}`;
 const pushCountKey = (prefix: string, subscriberId: string, localDate: string) => `${prefix}:{s:${subscriberId}}:pushcount:${localDate}`;
 const lastPushKey = (prefix: string, subscriberId: string) => `${prefix}:{s:${subscriberId}}:lastpush`;
+const bundleLeaseKey = (prefix: string, subscriberId: string) => `${prefix}:{s:${subscriberId}}:bundling`;
 /**
  * Time index of the ledger: per UTC day, sorted sets of `<subscriber> <story> <channel>` by creation time,
  * spread over LEDGER_DAY_SHARDS keys so a busy day is not one hot Cluster slot. Written by a separate
@@ -217,6 +218,21 @@ if status ~= 'queued' and not (status == 'sending' and redis.call('HGET', KEYS[1
 redis.call('HSET', KEYS[1], 'status', 'failed', 'lastError', ARGV[2], 'updatedAt', ARGV[3])
 return 1`;
 
+/**
+ * The subscriber's bundle lease (KEYS[1]) for ARGV[1], for ARGV[2] ms: taken (0) when free or already this owner's
+ * (a retry of the same bundle), else the milliseconds until it frees.
+ */
+const BUNDLE_LEASE = `
+local owner = redis.call('GET', KEYS[1])
+if owner and owner ~= ARGV[1] then return math.max(1, redis.call('PTTL', KEYS[1])) end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 0`;
+
+/** Gives the lease up, only while ARGV[1] holds it (a lease that expired may be another bundle's now). */
+const BUNDLE_UNLEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0`;
+
 /** Held alerts per RELEASE script: a bounded time for which one script holds Redis, and few round trips. */
 const RELEASE_CHUNK = 500;
 
@@ -313,6 +329,8 @@ export function createLedger(redis: RedisClient, prefix: string) {
   const statusesScript = defineScript(redis, 'heraldLedgerStatuses', null, STATUSES);
   const releaseScript = defineScript(redis, 'heraldLedgerRelease', null, RELEASE);
   const giveUpScript = defineScript(redis, 'heraldLedgerGiveUp', 1, GIVE_UP);
+  const bundleLeaseScript = defineScript(redis, 'heraldBundleLease', 1, BUNDLE_LEASE);
+  const bundleUnleaseScript = defineScript(redis, 'heraldBundleUnlease', 1, BUNDLE_UNLEASE);
   // Counts of one event-loop turn are summed: a batch's finish scripts come back in one pipelined reply, so
   // their counts go out as one HINCRBY per topic and field instead of one per alert.
   const countTurn = perTurn<{ key: string; field: string }>((events) => {
@@ -488,6 +506,18 @@ export function createLedger(redis: RedisClient, prefix: string) {
       )) as number;
       if (res === 2) await index(subscriberId, storyId, 'push', now);
       return res >= 1;
+    },
+
+    /**
+     * One bundle of a subscriber at a time: takes their bundle lease for `owner` (a bundle's ledger id) for `ms`.
+     * 0 when taken (or already `owner`'s), else the milliseconds until the other bundle's lease ends.
+     */
+    async takeBundleLease(subscriberId: string, owner: string, ms: number): Promise<number> {
+      return (await bundleLeaseScript(bundleLeaseKey(prefix, subscriberId), owner, ms)) as number;
+    },
+
+    async dropBundleLease(subscriberId: string, owner: string): Promise<void> {
+      await bundleUnleaseScript(bundleLeaseKey(prefix, subscriberId), owner);
     },
 
     /** Held alerts, oldest first; they stay held until `release` after the bundle or digest is confirmed. */

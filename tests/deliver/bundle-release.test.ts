@@ -74,6 +74,23 @@ describe('push bundle: held alerts end with it', () => {
     expect((await ledger.topicStats(['japan'])).japan!.push.sent - sentBefore).toBe(5);
   });
 
+  it('two bundles of one reader due at once (their release times passed during an outage) send one notification', async () => {
+    const r = await readerWithHeld(3);
+    // Two release times, both due: BullMQ hands both jobs to a dispatcher at once, side by side.
+    const jobs = [['b-early', 'bundle-job-early'], ['b-late', 'bundle-job-late']] as const;
+    const results = await Promise.allSettled(jobs.map(([bundleId, jobId]) => sendPushBundle(deps(), { subscriberId: r.id, bundleId }, jobId)));
+    // Before: both read the same held alerts and both pushed them.
+    expect(sink.forDevice(r.device).map((p) => p.payload.title)).toEqual(['3 new stories in Japan']);
+    expect(results.filter((x) => x.status === 'fulfilled').map((x) => (x as PromiseFulfilledResult<string>).value)).toEqual(['sent']);
+    expect(await ledger.held(r.id, 'bundle')).toEqual([]);
+    // The one that waited is retried by BullMQ: it finds nothing held.
+    const waited = results.findIndex((x) => x.status === 'rejected');
+    expect((results[waited] as PromiseRejectedResult).reason).toMatchObject({ name: 'RetryLater' });
+    expect(await sendPushBundle(deps(), { subscriberId: r.id, bundleId: jobs[waited]![0] }, jobs[waited]![1])).toBe('nothing held');
+    expect(sink.forDevice(r.device)).toHaveLength(1);
+    for (const s of r.held) expect(await ledger.get(r.id, s.id, 'push')).toMatchObject({ status: 'sent' });
+  });
+
   it("a held alert whose story is gone is skipped as story-gone by the bundle that finds it, not left for the next one", async () => {
     const r = await readerWithHeld(3, { gone: 1 });
     const gone = r.held[2]!;

@@ -17,6 +17,22 @@ export const bundleLedgerId = (bundleId: string) => `bundle-${bundleId}`;
  * records end as sent "via bundle" only after a device confirmed it.
  */
 export async function sendPushBundle(deps: PushDeliverDeps & { inboxUrl: string }, data: JobCatalog['PushBundleSend'], jobId: string): Promise<string> {
+  const { subscriberId } = data;
+  const ledgerId = bundleLedgerId(data.bundleId);
+  // One bundle of a reader at a time, from before it reads what is held until it has released it: two bundles due
+  // together (release times passed during an outage, a reader who changed their quiet hours) read the same held
+  // alerts and both pushed them. The other waits and then finds nothing held.
+  const busyMs = await deps.ledger.takeBundleLease(subscriberId, ledgerId, deps.jobLockMs);
+  if (busyMs > 0) throw new RetryLater('another bundle of this reader is being sent', busyMs);
+  try {
+    return await sendLeasedBundle(deps, data, jobId);
+  } finally {
+    await deps.ledger.dropBundleLease(subscriberId, ledgerId);
+  }
+}
+
+/** sendPushBundle once the reader's bundle lease is held. */
+async function sendLeasedBundle(deps: PushDeliverDeps & { inboxUrl: string }, data: JobCatalog['PushBundleSend'], jobId: string): Promise<string> {
   const { subscriberId, bundleId } = data;
   const now = deps.clock.now();
   const who = await deps.subscribers.forDelivery(subscriberId);
