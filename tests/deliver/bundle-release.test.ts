@@ -1,7 +1,9 @@
 import pino from 'pino';
 import webpush from 'web-push';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deliverPushAlert } from '../../src/deliver/push/send-alert.ts';
 import { sendPushBundle } from '../../src/deliver/push/send-bundle.ts';
+import type { Enqueue } from '../../src/queue/queues.ts';
 import { createWebPushSender, type PushSender } from '../../src/deliver/push/web-push-sender.ts';
 import { createLedger, type Ledger } from '../../src/store/ledger.ts';
 import { createStoryStore } from '../../src/store/stories.ts';
@@ -110,5 +112,37 @@ describe('push bundle: held alerts end with it', () => {
     for (const s of r.held) expect(await ledger.get(r.id, s.id, 'push')).toMatchObject({ status: 'skipped', reason: 'story-gone' });
     expect(await ledger.held(r.id, 'bundle')).toEqual([]);
     expect(await ledger.get(r.id, 'bundle-b4', 'push')).toMatchObject({ status: 'skipped', reason: 'held stories no longer exist' });
+  });
+
+  it('an alert held by quiet hours whose bundle job could not be enqueued is held again at its retry, with its bundle', async () => {
+    clock.set('2027-04-01T23:00:00Z');
+    try {
+      const { id } = await createReader(subscribers, { timeZone: 'UTC' }, clock.now());
+      await subscribers.addPushSubscription(id, sink.newDevice().subscription, clock.now());
+      await subscribers.setFollows(id, { japan: { cadence: 'instant', channels: ['push'] } });
+      await subscribers.setPrefs(id, { quietHours: { from: '22:00', to: '07:00' } }, clock.now());
+      const story = makeStory(clock.now());
+      await stories.put(story);
+      // The push queue lives in another slot than the reader's records: its add can fail alone (a failover).
+      const bundles: string[] = [];
+      let failNext = true;
+      const enqueue = Object.assign(async (name: string, _data: unknown, opts?: { jobId?: string }) => {
+        if (failNext) {
+          failNext = false;
+          throw new Error('Connection is closed.');
+        }
+        bundles.push(`${name} ${opts?.jobId}`);
+      }, { bulk: async () => undefined }) as unknown as Enqueue;
+      const d = { ...deps(), enqueue };
+      const data = { subscriberId: id, storyId: story.id, topicId: 'japan', why: 'Matched: Japan' };
+      // The first attempt fails (BullMQ retries the job); the retry must leave the alert held with a bundle to end it.
+      await deliverPushAlert(d, data, 'alert-job').catch(() => undefined);
+      await deliverPushAlert(d, data, 'alert-job');
+      expect(await ledger.get(id, story.id, 'push')).toMatchObject({ status: 'held', reason: 'quiet-hours' });
+      // Before: the first attempt held the alert, then lost its bundle job; the retry found it held and ended there.
+      expect(bundles).toEqual([`PushBundleSend bundle-${id}-${Date.parse('2027-04-02T07:00:00Z')}`]);
+    } finally {
+      clock.set('2027-04-01T07:00:00Z');
+    }
   });
 });

@@ -309,11 +309,14 @@ async function hold(
   releaseAt: number | null,
   now: number,
 ): Promise<string> {
-  await deps.ledger.hold(data.subscriberId, data.storyId, data.topicId, bucket, reason, now);
   if (bucket === 'bundle' && releaseAt !== null) {
-    // One bundle job per release time: every alert held for the same window lands in the same job id.
+    // One bundle job per release time: every alert held for the same window lands in the same job id. Enqueued
+    // before the hold: the job is in another Redis slot than the record, and when its add failed after the hold,
+    // the retry found the alert held and ended there, held with no bundle to release it. Failing first, the
+    // record is still this attempt's claim and the retry holds it again.
     const bundleId = String(releaseAt);
     await deps.enqueue('PushBundleSend', { subscriberId: data.subscriberId, bundleId }, { jobId: jobIds.bundle(data.subscriberId, bundleId), delay: Math.max(0, releaseAt - now) });
   }
+  await deps.ledger.hold(data.subscriberId, data.storyId, data.topicId, bucket, reason, now);
   return `held for ${bucket}: ${reason}`;
 }
