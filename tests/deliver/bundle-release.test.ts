@@ -2,7 +2,7 @@ import pino from 'pino';
 import webpush from 'web-push';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deliverPushAlert } from '../../src/deliver/push/send-alert.ts';
-import { sendPushBundle } from '../../src/deliver/push/send-bundle.ts';
+import { giveUpBundle, sendPushBundle } from '../../src/deliver/push/send-bundle.ts';
 import type { Enqueue } from '../../src/queue/queues.ts';
 import { createWebPushSender, type PushSender } from '../../src/deliver/push/web-push-sender.ts';
 import { createLedger, type Ledger } from '../../src/store/ledger.ts';
@@ -144,5 +144,21 @@ describe('push bundle: held alerts end with it', () => {
     } finally {
       clock.set('2027-04-01T07:00:00Z');
     }
+  });
+
+  it("a given-up bundle's step waits for the reader's bundle being sent, and does not fail the alerts that one delivers", async () => {
+    const r = await readerWithHeld(2);
+    // The bundle being sent is answered slowly; meanwhile an earlier bundle of the reader is given up on.
+    sink.script(r.device, [{ status: 201, delayMs: 400 }]);
+    const sending = sendPushBundle(deps(), { subscriberId: r.id, bundleId: 'b-sending' }, 'bundle-job-sending');
+    await new Promise((res) => setTimeout(res, 150));
+    const step = await giveUpBundle(deps(), { subscriberId: r.id, bundleId: 'b-given-up' }, 'gave up after 8 attempts: push service answered 500').then(() => 'done', (err: Error) => err.name);
+    expect(await sending).toBe('sent');
+    // Before: the step failed both held alerts under the bundle that was delivering them, which then ended nothing.
+    for (const s of r.held) expect(await ledger.get(r.id, s.id, 'push')).toMatchObject({ status: 'sent', via: 'bundle:b-sending' });
+    // It is retried (by the sweep) once that bundle is done, and then finds nothing held.
+    expect(step).toBe('RetryLater');
+    await giveUpBundle(deps(), { subscriberId: r.id, bundleId: 'b-given-up' }, 'gave up after 8 attempts: push service answered 500');
+    for (const s of r.held) expect(await ledger.get(r.id, s.id, 'push')).toMatchObject({ status: 'sent', via: 'bundle:b-sending' });
   });
 });

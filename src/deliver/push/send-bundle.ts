@@ -127,6 +127,19 @@ async function endBundle(deps: PushDeliverDeps, subscriberId: string, bundleId: 
  * record has already ended.
  */
 export async function giveUpBundle(deps: PushDeliverDeps, data: JobCatalog['PushBundleSend'], reason: string): Promise<void> {
+  // Under the reader's bundle lease too: run beside another bundle that was sending the same held alerts, this
+  // step failed them while the reader got them. Busy, the step throws and the give-up sweep runs it again later.
+  const ledgerId = bundleLedgerId(data.bundleId);
+  const busyMs = await deps.ledger.takeBundleLease(data.subscriberId, ledgerId, deps.jobLockMs);
+  if (busyMs > 0) throw new RetryLater('another bundle of this reader is being sent', busyMs);
+  try {
+    await giveUpLeasedBundle(deps, data, reason);
+  } finally {
+    await deps.ledger.dropBundleLease(data.subscriberId, ledgerId);
+  }
+}
+
+async function giveUpLeasedBundle(deps: PushDeliverDeps, data: JobCatalog['PushBundleSend'], reason: string): Promise<void> {
   const { subscriberId, bundleId } = data;
   const now = deps.clock.now();
   const record = await deps.ledger.get(subscriberId, bundleLedgerId(bundleId), 'push');
