@@ -50,24 +50,30 @@ export async function sweepGivenUp(redis: RedisClient, queue: Queue, giveUp: Giv
   let errors = 0;
   let firstError = Infinity;
   // Pages by score, not by position: jobs failing meanwhile, or a failed job retried from the console, do not
-  // shift the window over one that was never looked at.
+  // shift the window over one that was never looked at. Within one score (ties in member order), the next page
+  // skips the jobs looked at that are still there at that score: a count of those looked at skipped one never
+  // looked at for each that left the set meanwhile (retried from the console, removed).
   let after = from;
-  let skip = 0;
+  let seenAtScore: string[] = [];
   for (;;) {
+    const skip = seenAtScore.length === 0 ? 0 : stillAt(await redis.zmscore(queue.keys.failed!, ...seenAtScore), after);
     const flat = await redis.zrangebyscore(queue.keys.failed!, after, upTo, 'WITHSCORES', 'LIMIT', skip, page);
     if (flat.length === 0) break;
     for (let i = 0; i < flat.length; i += 2) {
       const id = flat[i]!;
       const at = Number(flat[i + 1]);
-      if (at === after) skip++;
+      if (at === after) seenAtScore.push(id);
       else {
         after = at;
-        skip = 1;
+        seenAtScore = [id];
       }
       looked++;
       const job = (await Job.fromId(queue, id)) as HeraldJob<JobName> | undefined;
       const step = job ? (giveUp[job.name] as GiveUpHandler<JobName> | undefined) : undefined;
       if (!job || !step) continue;
+      // Read a page ago: a job retried since (from the console) waits for a new attempt, which its record waits
+      // for too; giving it up now would fail that record under it.
+      if (!(await job.isFailed())) continue;
       try {
         await step(job.data, job, giveUpReason(job.attemptsMade, job.failedReason ?? 'unknown error'));
         recorded++;
@@ -89,25 +95,35 @@ export async function sweepGivenUp(redis: RedisClient, queue: Queue, giveUp: Giv
   return { recorded, errors };
 }
 
+/** How many of the scores ZMSCORE answered are still `score`: jobs looked at that are still in the set there. */
+const stillAt = (scores: (string | null)[], score: number) => scores.filter((s) => s !== null && Number(s) === score).length;
+
 /**
  * Sweeps the queue every `everyMs` from this process, while no other process of the deployment does (a lock as
  * long as the interval): however many dispatchers consume a queue, one sweep runs per interval. Returns the stop.
  */
 export function scheduleGiveUpSweeps(redis: RedisClient, queue: Queue, giveUp: GiveUpMap, opts: { everyMs: number; graceMs: number; lookbackMs: number; log: Logger }): () => Promise<void> {
   const token = randomUUID();
-  let running: Promise<unknown> = Promise.resolve();
+  let running: Promise<unknown> | null = null;
   const tick = async () => {
     if ((await redis.set(`${sweepMarkKey(queue)}:lock`, token, 'PX', opts.everyMs, 'NX')) !== 'OK') return;
     const res = await sweepGivenUp(redis, queue, giveUp, { now: Date.now(), graceMs: opts.graceMs, lookbackMs: opts.lookbackMs, log: opts.log });
     if (res.recorded > 0) opts.log.info({ queue: queue.name, ...res }, 'given-up jobs recorded by the sweep');
   };
   const timer = setInterval(() => {
-    running = tick().catch((err: Error) => opts.log.warn({ queue: queue.name, err: err.message }, 'give-up sweep failed; the next one retries'));
+    // One sweep at a time: a sweep longer than the interval outlives its lock, and a second one started beside it
+    // ran the same jobs' steps again at once (and the stop awaited only the newest, leaving the first running).
+    if (running) return;
+    running = tick()
+      .catch((err: Error) => opts.log.warn({ queue: queue.name, err: err.message }, 'give-up sweep failed; the next one retries'))
+      .finally(() => {
+        running = null;
+      });
   }, opts.everyMs);
   // A sweep is never a reason to keep a process alive.
   timer.unref();
   return async () => {
     clearInterval(timer);
-    await running;
+    if (running) await running;
   };
 }

@@ -35,8 +35,12 @@ export function consumedShards(shards: number, only: readonly number[] | undefin
 
 /**
  * The fan-out jobs for one story's push alerts: grouped by their subscribers' shard, in batches of at most
- * `size`, each with a deterministic id (the story, the shard, the batch's place), so classifying the story
- * again adds nothing while the first jobs are kept.
+ * `size`, each with a deterministic id (the story, the shard, the batch's place and a tag of its subscribers), so
+ * classifying the story again with the same followers adds nothing while the first jobs are kept. The tag is
+ * there for a run with other followers (a classification retried after its enqueues, a reader following in
+ * between): named by place alone, a batch that now held a new reader met the first run's job, without them, and
+ * was not added, so their record, opened under it, stayed queued with no job to send it. A reader planned in
+ * two batches is sent once: the ledger's claim lets one of them through.
  */
 export function planPushBatches(
   storyId: string,
@@ -52,9 +56,13 @@ export function planPushBatches(
   }
   const size = Math.max(1, opts.size);
   return [...byShard].flatMap(([shard, list]) =>
-    Array.from({ length: Math.ceil(list.length / size) }, (_, n) => ({
-      jobId: jobIds.pushBatch(storyId, shard, n),
-      data: { storyId, alerts: list.slice(n * size, (n + 1) * size) },
-    })),
+    Array.from({ length: Math.ceil(list.length / size) }, (_, n) => {
+      const alertsOf = list.slice(n * size, (n + 1) * size);
+      return { jobId: `${jobIds.pushBatch(storyId, shard, n)}-${membersTag(alertsOf)}`, data: { storyId, alerts: alertsOf } };
+    }),
   );
 }
+
+/** 8 hex characters naming a batch's set of subscribers (in any order). */
+const membersTag = (alerts: readonly PushBatchAlert[]) =>
+  createHash('sha1').update(alerts.map((a) => a.subscriberId).sort().join('\n')).digest('hex').slice(0, 8);

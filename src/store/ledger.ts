@@ -15,6 +15,7 @@ const inboxItemsKey = (prefix: string, subscriberId: string) => `${prefix}:{s:${
 const heldKey = (prefix: string, subscriberId: string, bucket: HeldBucket) => `${prefix}:{s:${subscriberId}}:held:${bucket}`;
 const pushCountKey = (prefix: string, subscriberId: string, localDate: string) => `${prefix}:{s:${subscriberId}}:pushcount:${localDate}`;
 const lastPushKey = (prefix: string, subscriberId: string) => `${prefix}:{s:${subscriberId}}:lastpush`;
+const bundleLeaseKey = (prefix: string, subscriberId: string) => `${prefix}:{s:${subscriberId}}:bundling`;
 /**
  * Time index of the ledger: per UTC day, sorted sets of `<subscriber> <story> <channel>` by creation time,
  * spread over LEDGER_DAY_SHARDS keys so a busy day is not one hot Cluster slot. Written by a separate
@@ -217,6 +218,21 @@ if status ~= 'queued' and not (status == 'sending' and redis.call('HGET', KEYS[1
 redis.call('HSET', KEYS[1], 'status', 'failed', 'lastError', ARGV[2], 'updatedAt', ARGV[3])
 return 1`;
 
+/**
+ * The subscriber's bundle lease (KEYS[1]) for ARGV[1], for ARGV[2] ms: taken (0) when free or already this owner's
+ * (a retry of the same bundle), else the milliseconds until it frees.
+ */
+const BUNDLE_LEASE = `
+local owner = redis.call('GET', KEYS[1])
+if owner and owner ~= ARGV[1] then return math.max(1, redis.call('PTTL', KEYS[1])) end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 0`;
+
+/** Gives the lease up, only while ARGV[1] holds it (a lease that expired may be another bundle's now). */
+const BUNDLE_UNLEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0`;
+
 /** Held alerts per RELEASE script: a bounded time for which one script holds Redis, and few round trips. */
 const RELEASE_CHUNK = 500;
 
@@ -226,12 +242,19 @@ local out = {}
 for i = 1, #KEYS do out[i] = redis.call('HGET', KEYS[i], 'status') end
 return out`;
 
-/** Reserves one of today's pushes under the cap; the counter expires after two days. */
+/**
+ * Reserves one of the day's pushes (KEYS[1], expiring after two days) under the cap for the alert KEYS[2], once:
+ * the slot is marked on the record (capSlot, the local date), and an alert that holds one keeps it without taking
+ * another. Marked on the record rather than inferred from the attempt count, since an attempt that broke off after
+ * its claim and before the cap left its retry counted as no first attempt, and that retry was pushed uncapped.
+ */
 const RESERVE_PUSH = `
+if redis.call('HEXISTS', KEYS[2], 'capSlot') == 1 then return 1 end
 local n = tonumber(redis.call('GET', KEYS[1]) or '0')
 if n >= tonumber(ARGV[1]) then return 0 end
 redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('HSET', KEYS[2], 'capSlot', ARGV[3])
 return 1`;
 
 export interface DeliveryRecord {
@@ -301,11 +324,13 @@ export function createLedger(redis: RedisClient, prefix: string) {
   const openScript = defineScript(redis, 'heraldLedgerOpen', 1, OPEN);
   const finishScript = defineScript(redis, 'heraldLedgerFinish', 1, FINISH);
   const holdScript = defineScript(redis, 'heraldLedgerHold', 2, HOLD);
-  const reservePushScript = defineScript(redis, 'heraldReservePush', 1, RESERVE_PUSH);
+  const reservePushScript = defineScript(redis, 'heraldReservePush', 2, RESERVE_PUSH);
   const inboxAddScript = defineScript(redis, 'heraldInboxAdd', 2, INBOX_ADD);
   const statusesScript = defineScript(redis, 'heraldLedgerStatuses', null, STATUSES);
   const releaseScript = defineScript(redis, 'heraldLedgerRelease', null, RELEASE);
   const giveUpScript = defineScript(redis, 'heraldLedgerGiveUp', 1, GIVE_UP);
+  const bundleLeaseScript = defineScript(redis, 'heraldBundleLease', 1, BUNDLE_LEASE);
+  const bundleUnleaseScript = defineScript(redis, 'heraldBundleUnlease', 1, BUNDLE_UNLEASE);
   // Counts of one event-loop turn are summed: a batch's finish scripts come back in one pipelined reply, so
   // their counts go out as one HINCRBY per topic and field instead of one per alert.
   const countTurn = perTurn<{ key: string; field: string }>((events) => {
@@ -483,6 +508,18 @@ export function createLedger(redis: RedisClient, prefix: string) {
       return res >= 1;
     },
 
+    /**
+     * One bundle of a subscriber at a time: takes their bundle lease for `owner` (a bundle's ledger id) for `ms`.
+     * 0 when taken (or already `owner`'s), else the milliseconds until the other bundle's lease ends.
+     */
+    async takeBundleLease(subscriberId: string, owner: string, ms: number): Promise<number> {
+      return (await bundleLeaseScript(bundleLeaseKey(prefix, subscriberId), owner, ms)) as number;
+    },
+
+    async dropBundleLease(subscriberId: string, owner: string): Promise<void> {
+      await bundleUnleaseScript(bundleLeaseKey(prefix, subscriberId), owner);
+    },
+
     /** Held alerts, oldest first; they stay held until `release` after the bundle or digest is confirmed. */
     async held(subscriberId: string, bucket: HeldBucket): Promise<HeldAlert[]> {
       const flat = await redis.zrange(heldKey(prefix, subscriberId, bucket), 0, -1, 'WITHSCORES');
@@ -553,9 +590,13 @@ export function createLedger(redis: RedisClient, prefix: string) {
       }
     },
 
-    /** Takes one of the subscriber's daily pushes; false once `cap` were sent on that local date. */
-    async reservePush(subscriberId: string, localDate: string, cap: number): Promise<boolean> {
-      return ((await reservePushScript(pushCountKey(prefix, subscriberId, localDate), cap, 2 * DAY_SECONDS)) as number) === 1;
+    /**
+     * Takes one of the subscriber's daily pushes for the alert on `storyId`; false once `cap` were taken on that
+     * local date. An alert takes one slot whatever its attempts: one that holds a slot already is answered true.
+     */
+    async reservePush(subscriberId: string, storyId: string, localDate: string, cap: number): Promise<boolean> {
+      const key = pushCountKey(prefix, subscriberId, localDate);
+      return ((await reservePushScript(key, alertKey(prefix, subscriberId, storyId, 'push'), cap, 2 * DAY_SECONDS, localDate)) as number) === 1;
     },
 
     async pushesOn(subscriberId: string, localDate: string): Promise<number> {

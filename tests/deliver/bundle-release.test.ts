@@ -1,7 +1,9 @@
 import pino from 'pino';
 import webpush from 'web-push';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sendPushBundle } from '../../src/deliver/push/send-bundle.ts';
+import { deliverPushAlert } from '../../src/deliver/push/send-alert.ts';
+import { giveUpBundle, sendPushBundle } from '../../src/deliver/push/send-bundle.ts';
+import type { Enqueue } from '../../src/queue/queues.ts';
 import { createWebPushSender, type PushSender } from '../../src/deliver/push/web-push-sender.ts';
 import { createLedger, type Ledger } from '../../src/store/ledger.ts';
 import { createStoryStore } from '../../src/store/stories.ts';
@@ -74,6 +76,23 @@ describe('push bundle: held alerts end with it', () => {
     expect((await ledger.topicStats(['japan'])).japan!.push.sent - sentBefore).toBe(5);
   });
 
+  it('two bundles of one reader due at once (their release times passed during an outage) send one notification', async () => {
+    const r = await readerWithHeld(3);
+    // Two release times, both due: BullMQ hands both jobs to a dispatcher at once, side by side.
+    const jobs = [['b-early', 'bundle-job-early'], ['b-late', 'bundle-job-late']] as const;
+    const results = await Promise.allSettled(jobs.map(([bundleId, jobId]) => sendPushBundle(deps(), { subscriberId: r.id, bundleId }, jobId)));
+    // Before: both read the same held alerts and both pushed them.
+    expect(sink.forDevice(r.device).map((p) => p.payload.title)).toEqual(['3 new stories in Japan']);
+    expect(results.filter((x) => x.status === 'fulfilled').map((x) => (x as PromiseFulfilledResult<string>).value)).toEqual(['sent']);
+    expect(await ledger.held(r.id, 'bundle')).toEqual([]);
+    // The one that waited is retried by BullMQ: it finds nothing held.
+    const waited = results.findIndex((x) => x.status === 'rejected');
+    expect((results[waited] as PromiseRejectedResult).reason).toMatchObject({ name: 'RetryLater' });
+    expect(await sendPushBundle(deps(), { subscriberId: r.id, bundleId: jobs[waited]![0] }, jobs[waited]![1])).toBe('nothing held');
+    expect(sink.forDevice(r.device)).toHaveLength(1);
+    for (const s of r.held) expect(await ledger.get(r.id, s.id, 'push')).toMatchObject({ status: 'sent' });
+  });
+
   it("a held alert whose story is gone is skipped as story-gone by the bundle that finds it, not left for the next one", async () => {
     const r = await readerWithHeld(3, { gone: 1 });
     const gone = r.held[2]!;
@@ -93,5 +112,53 @@ describe('push bundle: held alerts end with it', () => {
     for (const s of r.held) expect(await ledger.get(r.id, s.id, 'push')).toMatchObject({ status: 'skipped', reason: 'story-gone' });
     expect(await ledger.held(r.id, 'bundle')).toEqual([]);
     expect(await ledger.get(r.id, 'bundle-b4', 'push')).toMatchObject({ status: 'skipped', reason: 'held stories no longer exist' });
+  });
+
+  it('an alert held by quiet hours whose bundle job could not be enqueued is held again at its retry, with its bundle', async () => {
+    clock.set('2027-04-01T23:00:00Z');
+    try {
+      const { id } = await createReader(subscribers, { timeZone: 'UTC' }, clock.now());
+      await subscribers.addPushSubscription(id, sink.newDevice().subscription, clock.now());
+      await subscribers.setFollows(id, { japan: { cadence: 'instant', channels: ['push'] } });
+      await subscribers.setPrefs(id, { quietHours: { from: '22:00', to: '07:00' } }, clock.now());
+      const story = makeStory(clock.now());
+      await stories.put(story);
+      // The push queue lives in another slot than the reader's records: its add can fail alone (a failover).
+      const bundles: string[] = [];
+      let failNext = true;
+      const enqueue = Object.assign(async (name: string, _data: unknown, opts?: { jobId?: string }) => {
+        if (failNext) {
+          failNext = false;
+          throw new Error('Connection is closed.');
+        }
+        bundles.push(`${name} ${opts?.jobId}`);
+      }, { bulk: async () => undefined }) as unknown as Enqueue;
+      const d = { ...deps(), enqueue };
+      const data = { subscriberId: id, storyId: story.id, topicId: 'japan', why: 'Matched: Japan' };
+      // The first attempt fails (BullMQ retries the job); the retry must leave the alert held with a bundle to end it.
+      await deliverPushAlert(d, data, 'alert-job').catch(() => undefined);
+      await deliverPushAlert(d, data, 'alert-job');
+      expect(await ledger.get(id, story.id, 'push')).toMatchObject({ status: 'held', reason: 'quiet-hours' });
+      // Before: the first attempt held the alert, then lost its bundle job; the retry found it held and ended there.
+      expect(bundles).toEqual([`PushBundleSend bundle-${id}-${Date.parse('2027-04-02T07:00:00Z')}`]);
+    } finally {
+      clock.set('2027-04-01T07:00:00Z');
+    }
+  });
+
+  it("a given-up bundle's step waits for the reader's bundle being sent, and does not fail the alerts that one delivers", async () => {
+    const r = await readerWithHeld(2);
+    // The bundle being sent is answered slowly; meanwhile an earlier bundle of the reader is given up on.
+    sink.script(r.device, [{ status: 201, delayMs: 400 }]);
+    const sending = sendPushBundle(deps(), { subscriberId: r.id, bundleId: 'b-sending' }, 'bundle-job-sending');
+    await new Promise((res) => setTimeout(res, 150));
+    const step = await giveUpBundle(deps(), { subscriberId: r.id, bundleId: 'b-given-up' }, 'gave up after 8 attempts: push service answered 500').then(() => 'done', (err: Error) => err.name);
+    expect(await sending).toBe('sent');
+    // Before: the step failed both held alerts under the bundle that was delivering them, which then ended nothing.
+    for (const s of r.held) expect(await ledger.get(r.id, s.id, 'push')).toMatchObject({ status: 'sent', via: 'bundle:b-sending' });
+    // It is retried (by the sweep) once that bundle is done, and then finds nothing held.
+    expect(step).toBe('RetryLater');
+    await giveUpBundle(deps(), { subscriberId: r.id, bundleId: 'b-given-up' }, 'gave up after 8 attempts: push service answered 500');
+    for (const s of r.held) expect(await ledger.get(r.id, s.id, 'push')).toMatchObject({ status: 'sent', via: 'bundle:b-sending' });
   });
 });

@@ -223,6 +223,29 @@ describe('delivery: every alert ends once', () => {
       });
     });
 
+    it('an alert whose first attempt broke off before the daily cap was checked still keeps to the cap at its retry', async () => {
+      clock.set('2027-03-05T09:00:00Z');
+      // No email: a push over the cap is skipped, not held for a digest.
+      const r = await reader({ prefs: { dailyPushCap: 1 } });
+      const first = await newStory();
+      await enqueueAlert(t, 'push', r.id, first.id);
+      await ended(r.id, first.id);
+      expect(await t.herald.stores.ledger.pushesOn(r.id, '2027-03-05')).toBe(1);
+      clock.advance(30 * 60_000);
+      // A device record that does not parse: the next alert's first attempt throws after its claim, before the cap.
+      const devices = subscriberKeys(t.prefix, r.id).push;
+      await t.herald.redis.hset(devices, 'unreadable', '{not json');
+      const second = await newStory();
+      await enqueueAlert(t, 'push', r.id, second.id, 'japan', { backoff: { type: 'fixed', delay: 1500 } });
+      await until(async () => (await record(r.id, second.id))?.lastError?.includes('JSON') === true);
+      await t.herald.redis.hdel(devices, 'unreadable');
+      await ended(r.id, second.id);
+      // Before: the retry counted as no first attempt, took no slot and was pushed: two pushes on a cap of one.
+      expect(sink.forDevice(r.device)).toHaveLength(1);
+      expect(await record(r.id, second.id)).toMatchObject({ status: 'skipped', reason: 'cap' });
+      expect(await t.herald.stores.ledger.pushesOn(r.id, '2027-03-05')).toBe(1);
+    });
+
     it('a batch that gives up hands each alert still waiting to a job of its own, which delivers it once the fault is gone', async () => {
       const [ok, stuck] = [await reader(), await reader()];
       // The reader's follows hash is a string: the claim's script fails half-way, on every attempt of the batch.

@@ -62,6 +62,21 @@ describe('push payload', () => {
     expect(p.stories.length).toBeLessThan(300);
   });
 
+  it('a bundle spanning 120 topics, or a story of a very long topic name, fits with its title, body and URL', () => {
+    const items = Array.from({ length: 120 }, (_, i) => ({ story: { ...story, id: `st${i}`, title: `Story ${i}` }, topicName: `Custom topic number ${i} about things` }));
+    for (const max of [MAX_PAYLOAD_BYTES, Math.floor(MAX_PAYLOAD_BYTES / 2)]) {
+      const json = renderBundlePayload(items, 'bundle-1', 'https://h.test/', max);
+      expect(Buffer.byteLength(json)).toBeLessThanOrEqual(max);
+      const p = JSON.parse(json);
+      expect(p.title).toBe('120 new stories in Custom topic number 0 about things, Custom topic number 1 about things, Custom topic number 2 about things and more');
+      expect(p.body.split('\n')).toHaveLength(5);
+      expect(p.topic.startsWith('Custom topic number 0 about things, Custom topic number 1')).toBe(true);
+    }
+    const single = renderPushPayload(story, 'x'.repeat(5000), 'why');
+    expect(Buffer.byteLength(single)).toBeLessThanOrEqual(MAX_PAYLOAD_BYTES);
+    expect(JSON.parse(single)).toMatchObject({ url: story.url, title: story.title });
+  });
+
   it('drops an image that is not https rather than sending it', () => {
     expect(JSON.parse(renderPushPayload({ ...story, image: 'javascript:alert(1)' }, 'Japan', 'why')).image).toBeUndefined();
   });
@@ -149,6 +164,13 @@ describe('quiet hours', () => {
     ['2027-01-15T13:00:00+05:30', 'Asia/Kolkata', { from: '12:00', to: '14:00' }, '2027-01-15T14:00:00+05:30'],
     // Spring forward in New York: quiet until 07:00 EDT, which is 11:00 UTC.
     ['2027-03-14T01:30:00-05:00', 'America/New_York', w, '2027-03-14T07:00:00-04:00'],
+    // An end the spring-forward change skips (02:30 in Berlin on 28 March) is the first minute after the gap,
+    // 03:00, as for a digest time: not 03:30, an hour after the clock passed it.
+    ['2027-03-28T01:30:00+01:00', 'Europe/Berlin', { from: '22:00', to: '02:30' }, '2027-03-28T03:00:00+02:00'],
+    // Lord Howe's clock goes 02:00 -> 02:30: an end at 02:15 is 02:30, not 02:45.
+    ['2027-10-03T01:50:00+10:30', 'Australia/Lord_Howe', { from: '22:00', to: '02:15' }, '2027-10-03T02:30:00+11:00'],
+    // 02:15 on Berlin's second pass through 02:00-03:00 (31 October): quiet until 02:30 of that pass, not for a minute.
+    ['2027-10-31T02:15:00+01:00', 'Europe/Berlin', { from: '02:00', to: '02:30' }, '2027-10-31T02:30:00+01:00'],
   ])('%s in %s', (at, zone, window, endsAt) => {
     const q = quietHoursAt(Date.parse(at), zone, window);
     expect(q).toEqual(endsAt === null ? { active: false } : { active: true, endsAt: Date.parse(endsAt) });

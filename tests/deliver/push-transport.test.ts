@@ -36,6 +36,21 @@ describe('push transport', () => {
     await sink?.close();
   });
 
+  it('a stored endpoint that is no https URL (or none at all) fails that device for good, naming it, never throws', async () => {
+    const sender = createWebPushSender(vapid, { timeoutMs: 2000 });
+    try {
+      // Stored before the API checked endpoints: "mailto:" parses as a URL whose origin is "null", which no VAPID
+      // audience can name; "http:" would send the subscription's keys' ciphertext and VAPID token in the clear.
+      for (const endpoint of ['mailto:ops@example.test', 'data:text/plain,x', 'http://127.0.0.1:9/push', 'not a url', undefined]) {
+        const outcome = await sender.send(device(endpoint as string), '{}', opts);
+        expect(outcome).toMatchObject({ kind: 'permanent', status: 0, reason: expect.stringMatching(/^invalid push endpoint/) });
+      }
+      expect(sender.stats().requests).toBe(0);
+    } finally {
+      sender.close();
+    }
+  });
+
   it('a refused connection is a retry naming the cause', async () => {
     const closed = createTcpServer();
     await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));

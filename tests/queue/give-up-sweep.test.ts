@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { UnrecoverableError, Worker } from 'bullmq';
+import { Job, UnrecoverableError, Worker } from 'bullmq';
 import pino from 'pino';
-import { sweepGivenUp, sweepMarkKey } from '../../src/queue/give-up-sweep.ts';
+import { scheduleGiveUpSweeps, sweepGivenUp, sweepMarkKey } from '../../src/queue/give-up-sweep.ts';
 import type { GiveUpMap } from '../../src/queue/jobs.ts';
 import { bullQueueName, closeQueues, createQueues, type Queues } from '../../src/queue/queues.ts';
 import { createRedis, type RedisClient } from '../../src/store/redis.ts';
@@ -115,5 +115,66 @@ describe('give-up sweep (real BullMQ and Redis)', () => {
     // More than one sweep, none of them over the cap by more than a page.
     expect(per.length).toBeGreaterThan(2);
     for (const n of per) expect(n).toBeLessThanOrEqual(8 + 4);
+  });
+
+  /** Fails `ids`, then puts them all at one score older than any grace, with the mark there. */
+  const failAtOneScore = async (ids: string[]) => {
+    await failJobs(ids);
+    const failed = queues.email.keys.failed!;
+    const at = Number(await redis.zscore(failed, ids[0]!));
+    await redis.zadd(failed, ...ids.flatMap((id) => [at, id]));
+    await redis.set(sweepMarkKey(queues.email), String(at));
+  };
+  const retry = async (id: string) => (await Job.fromId(queues.email, id))!.retry();
+
+  it('runs no step for a job retried from the console after the sweep read its page, and still misses none of the rest', async () => {
+    const ids = ['pg-0', 'pg-1', 'pg-2', 'pg-3', 'pg-4', 'pg-5'];
+    await failAtOneScore(ids);
+    // Held in the queue once retried: its new attempt must find its record still waiting for it.
+    await queues.email.pause();
+    try {
+      const calls: string[] = [];
+      const map: GiveUpMap = {
+        AlertSendEmail: async (_d, job) => {
+          calls.push(job.id!);
+          // An operator retries pg-0 (looked at) and pg-1 (on this page, not yet looked at) meanwhile.
+          if (job.id === 'pg-0') await retry('pg-1');
+          if (job.id === 'pg-0') await retry('pg-0');
+        },
+      };
+      await sweep(map, 0, 2);
+      // pg-1 waits for a new attempt: giving it up would fail the record that attempt is for. And the two that left
+      // the failed set do not shift the next page over pg-2 and pg-3.
+      expect(calls).toEqual(['pg-0', 'pg-2', 'pg-3', 'pg-4', 'pg-5']);
+    } finally {
+      await queues.email.resume();
+    }
+    const deadline = Date.now() + 10_000;
+    while ((await queues.email.getFailedCount()) < failedBefore && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  });
+
+  it('never runs two sweeps of a queue at once in one process, and its stop waits for the one running', async () => {
+    await failAtOneScore(['slow-0']);
+    let active = 0;
+    let most = 0;
+    let steps = 0;
+    const map: GiveUpMap = {
+      AlertSendEmail: async () => {
+        active++;
+        steps++;
+        most = Math.max(most, active);
+        await new Promise((r) => setTimeout(r, 300));
+        active--;
+      },
+    };
+    // Sweeps every 40 ms; the step takes 300 ms, so later ticks come while the first sweep is still in its step.
+    const stop = scheduleGiveUpSweeps(redis, queues.email, map, { everyMs: 40, graceMs: 0, lookbackMs: 86_400_000, log });
+    const deadline = Date.now() + 5_000;
+    while (steps === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 150));
+    await stop();
+    expect(active).toBe(0);
+    expect(most).toBe(1);
+    expect(steps).toBe(1);
   });
 });

@@ -9,8 +9,8 @@ import { planPushBatches, pushShardOf } from '../../src/queue/shards.ts';
  */
 const alert = (subscriberId: string): PushBatchAlert => ({ subscriberId, topicId: 'japan', why: `Matched: japan (${subscriberId})` });
 const subs = (n: number) => Array.from({ length: n }, (_, i) => `sub${i}`);
-/** The plan reduced to job id -> subscribers, in order. */
-const shape = (plan: ReturnType<typeof planPushBatches>) => plan.map((b) => [b.jobId, b.data.alerts.map((a) => a.subscriberId)]);
+/** The plan reduced to job id (without its subscribers' tag) -> subscribers, in order. */
+const shape = (plan: ReturnType<typeof planPushBatches>) => plan.map((b) => [b.jobId.replace(/-[0-9a-f]{8}$/, ''), b.data.alerts.map((a) => a.subscriberId)]);
 
 describe('planPushBatches', () => {
   it('pins the shard hash: moving a subscriber to another shard would split its FIFO order across queues', () => {
@@ -60,7 +60,7 @@ describe('planPushBatches', () => {
     expect([...planned].sort((a, b) => a.subscriberId.localeCompare(b.subscriberId))).toEqual([...alerts].sort((a, b) => a.subscriberId.localeCompare(b.subscriberId)));
     expect(new Set(plan.map((b) => b.jobId)).size).toBe(plan.length);
     for (const b of plan) {
-      const [, shard] = /^pushbatch-st1-(\d+)-\d+$/.exec(b.jobId)!;
+      const [, shard] = /^pushbatch-st1-(\d+)-\d+-[0-9a-f]{8}$/.exec(b.jobId)!;
       expect(b.data.alerts.length).toBeGreaterThan(0);
       expect(b.data.alerts.length).toBeLessThanOrEqual(size);
       expect(b.data.alerts.every((a) => pushShardOf(a.subscriberId, shards) === Number(shard))).toBe(true);
@@ -75,6 +75,15 @@ describe('planPushBatches', () => {
     const a = planPushBatches('feed:1/x', alerts, { shards: 5, size: 4 });
     const b = planPushBatches('feed:1/x', alerts.map((x) => ({ ...x })), { shards: 5, size: 4 });
     expect(b).toEqual(a);
-    for (const { jobId } of a) expect(jobId).toMatch(/^pushbatch-feed_1_x-\d+-\d+$/);
+    for (const { jobId } of a) expect(jobId).toMatch(/^pushbatch-feed_1_x-\d+-\d+-[0-9a-f]{8}$/);
+  });
+
+  it('names a batch by its subscribers too: the same followers in another order give the same ids, a new follower new ones', () => {
+    const plan = planPushBatches('st2', subs(5).map(alert), { shards: 1, size: 3 });
+    expect(planPushBatches('st2', ['sub2', 'sub1', 'sub0', 'sub4', 'sub3'].map(alert), { shards: 1, size: 3 }).map((b) => b.jobId)).toEqual(plan.map((b) => b.jobId));
+    // A reader who followed between two runs: the second batch holds them, so it is a job of its own.
+    const again = planPushBatches('st2', [...subs(5), 'late'].map(alert), { shards: 1, size: 3 });
+    expect(again[0]!.jobId).toBe(plan[0]!.jobId);
+    expect(again[1]!.jobId).not.toBe(plan[1]!.jobId);
   });
 });

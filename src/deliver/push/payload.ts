@@ -25,10 +25,13 @@ const MAX_IMAGE_URL_CHARS = 1000;
 
 const byteLength = (s: string) => Buffer.byteLength(s, 'utf8');
 
-/** Shrinks the body (never the URL) until the JSON fits in `maxBytes`; then the why-line and title. */
+/**
+ * Shrinks the body (never the URL) until the JSON fits in `maxBytes`; then the why-line, the topic name (a
+ * custom topic's name is the reader's own text, of any length) and the title.
+ */
 function fit(payload: PushPayload, maxBytes: number): string {
   let json = JSON.stringify(payload);
-  for (const field of ['body', 'why', 'title'] as const) {
+  for (const field of ['body', 'why', 'topic', 'title'] as const) {
     while (byteLength(json) > maxBytes && payload[field].length > 0) {
       const next = truncate(payload[field], Math.floor(payload[field].length * 0.7));
       payload[field] = next === '…' || next.length >= payload[field].length ? '' : next;
@@ -82,7 +85,9 @@ export function renderBundlePayload(
     title: bundleTitle(items),
     body: items.slice(0, 5).map((i) => `• ${truncate(displayText(i.story.title), 120)}`).join('\n'),
     url: items.length === 1 ? items[0]!.story.url : inboxUrl,
-    topic: [...new Set(items.map((i) => i.topicName))].join(', '),
+    // Bounded like the title: a bundle spanning a hundred topics listed them all, past the push service's 4 KB
+    // even at the 413 retry's half size (the body was emptied first and the bundle then failed for good).
+    topic: truncate([...new Set(items.map((i) => i.topicName))].join(', '), 200),
     why: 'Held during your quiet hours or bundled to avoid a burst of notifications',
     storyId: bundleId,
     stories: items.map((i) => i.story.id),

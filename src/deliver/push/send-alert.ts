@@ -189,7 +189,6 @@ async function deliverClaimed(
   const now = deps.clock.now();
   const { zone } = effectiveZone(who.subscriber.timeZone);
   const breaking = isBreaking(story, now);
-  const firstAttempt = record.attempts <= 1 && record.devicesDone.length === 0;
   // The reader's rules (unfollowed or muted, quiet hours, bursts) hold for every attempt, not only the first: a
   // retry can come an hour later. Once a device has the alert, a retry only finishes the delivery to the others:
   // holding or skipping it then would notify the reader twice, or record as skipped an alert they got.
@@ -210,9 +209,11 @@ async function deliverClaimed(
   }
   if (decision.kind === 'hold') return { kind: 'ended', summary: await hold(deps, data, decision.bucket, decision.reason, decision.releaseAt, now) };
 
-  // The cap counts individual pushes on the reader's local date; a retry does not take a second slot.
-  if (firstAttempt && who.prefs.dailyPushCap !== null && !breaking) {
-    const ok = await deps.ledger.reservePush(subscriberId, localDate(now, zone), who.prefs.dailyPushCap);
+  // The cap counts individual pushes on the reader's local date; a retry does not take a second slot (the slot is
+  // marked on the record), and one whose earlier attempt broke off before the cap takes its slot now. Never once a
+  // device has the alert: refused then, it would be recorded as skipped though the reader got it.
+  if (record.devicesDone.length === 0 && who.prefs.dailyPushCap !== null && !breaking) {
+    const ok = await deps.ledger.reservePush(subscriberId, storyId, localDate(now, zone), who.prefs.dailyPushCap);
     if (!ok) {
       if (who.subscriber.email !== null && who.emailHealth.disabledAt === null) return { kind: 'ended', summary: await hold(deps, data, 'digest', 'cap', null, now) };
       await deps.ledger.finish(subscriberId, storyId, 'push', 'skipped', now, { reason: 'cap' });
@@ -308,11 +309,14 @@ async function hold(
   releaseAt: number | null,
   now: number,
 ): Promise<string> {
-  await deps.ledger.hold(data.subscriberId, data.storyId, data.topicId, bucket, reason, now);
   if (bucket === 'bundle' && releaseAt !== null) {
-    // One bundle job per release time: every alert held for the same window lands in the same job id.
+    // One bundle job per release time: every alert held for the same window lands in the same job id. Enqueued
+    // before the hold: the job is in another Redis slot than the record, and when its add failed after the hold,
+    // the retry found the alert held and ended there, held with no bundle to release it. Failing first, the
+    // record is still this attempt's claim and the retry holds it again.
     const bundleId = String(releaseAt);
     await deps.enqueue('PushBundleSend', { subscriberId: data.subscriberId, bundleId }, { jobId: jobIds.bundle(data.subscriberId, bundleId), delay: Math.max(0, releaseAt - now) });
   }
+  await deps.ledger.hold(data.subscriberId, data.storyId, data.topicId, bucket, reason, now);
   return `held for ${bucket}: ${reason}`;
 }

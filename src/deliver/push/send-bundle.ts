@@ -17,6 +17,22 @@ export const bundleLedgerId = (bundleId: string) => `bundle-${bundleId}`;
  * records end as sent "via bundle" only after a device confirmed it.
  */
 export async function sendPushBundle(deps: PushDeliverDeps & { inboxUrl: string }, data: JobCatalog['PushBundleSend'], jobId: string): Promise<string> {
+  const { subscriberId } = data;
+  const ledgerId = bundleLedgerId(data.bundleId);
+  // One bundle of a reader at a time, from before it reads what is held until it has released it: two bundles due
+  // together (release times passed during an outage, a reader who changed their quiet hours) read the same held
+  // alerts and both pushed them. The other waits and then finds nothing held.
+  const busyMs = await deps.ledger.takeBundleLease(subscriberId, ledgerId, deps.jobLockMs);
+  if (busyMs > 0) throw new RetryLater('another bundle of this reader is being sent', busyMs);
+  try {
+    return await sendLeasedBundle(deps, data, jobId);
+  } finally {
+    await deps.ledger.dropBundleLease(subscriberId, ledgerId);
+  }
+}
+
+/** sendPushBundle once the reader's bundle lease is held. */
+async function sendLeasedBundle(deps: PushDeliverDeps & { inboxUrl: string }, data: JobCatalog['PushBundleSend'], jobId: string): Promise<string> {
   const { subscriberId, bundleId } = data;
   const now = deps.clock.now();
   const who = await deps.subscribers.forDelivery(subscriberId);
@@ -111,6 +127,19 @@ async function endBundle(deps: PushDeliverDeps, subscriberId: string, bundleId: 
  * record has already ended.
  */
 export async function giveUpBundle(deps: PushDeliverDeps, data: JobCatalog['PushBundleSend'], reason: string): Promise<void> {
+  // Under the reader's bundle lease too: run beside another bundle that was sending the same held alerts, this
+  // step failed them while the reader got them. Busy, the step throws and the give-up sweep runs it again later.
+  const ledgerId = bundleLedgerId(data.bundleId);
+  const busyMs = await deps.ledger.takeBundleLease(data.subscriberId, ledgerId, deps.jobLockMs);
+  if (busyMs > 0) throw new RetryLater('another bundle of this reader is being sent', busyMs);
+  try {
+    await giveUpLeasedBundle(deps, data, reason);
+  } finally {
+    await deps.ledger.dropBundleLease(data.subscriberId, ledgerId);
+  }
+}
+
+async function giveUpLeasedBundle(deps: PushDeliverDeps, data: JobCatalog['PushBundleSend'], reason: string): Promise<void> {
   const { subscriberId, bundleId } = data;
   const now = deps.clock.now();
   const record = await deps.ledger.get(subscriberId, bundleLedgerId(bundleId), 'push');

@@ -120,6 +120,15 @@ export function createVapidCache(vapid: VapidKeys, clock: Clock) {
   };
 }
 
+/** new URL without the throw (URL.parse is Node 22). */
+function parseUrl(s: string): URL | null {
+  try {
+    return new URL(s);
+  } catch {
+    return null;
+  }
+}
+
 const MAX_PAUSE_MS = 60_000;
 
 /** Connections kept open to one push service: enough for a dispatcher's concurrency, bounded for the service. */
@@ -189,11 +198,12 @@ export function createWebPushSender(
 
   return {
     async send(sub, payload, o) {
-      let url: URL;
-      try {
-        url = new URL(sub.endpoint);
-      } catch {
-        return { kind: 'permanent', status: 0, reason: `invalid push endpoint "${sub.endpoint.slice(0, 100)}"` };
+      // A stored endpoint the settings API would refuse today (stored before it checked them, or by hand): only an
+      // https URL names a push service. "mailto:x" parses with the origin "null", and signing the VAPID header for
+      // it threw out of send, failing the whole alert (the reader's other devices too) on every attempt.
+      const url = parseUrl(String(sub.endpoint));
+      if (!url || url.protocol !== 'https:') {
+        return { kind: 'permanent', status: 0, reason: `invalid push endpoint "${String(sub.endpoint).slice(0, 100)}": not an https URL` };
       }
       const pair = vapidKeyFor(vapid, sub);
       if (!pair) {
