@@ -30,15 +30,18 @@ export interface DkimOptions {
 /**
  * The one place nodemailer errors are read: SMTP 5xx is permanent, 4xx and connection trouble are not.
  * A hard bounce of the address is a 5xx answer to RCPT TO (nodemailer's EENVELOPE), or an enhanced status
- * 5.1.x (bad mailbox) from a server that checks recipients after DATA. Any other refusal of the message
+ * 5.1.x (bad mailbox; not 5.1.7/5.1.8, the sender's address) from a server that checks recipients after DATA. Any other refusal of the message
  * (552 size, 550 5.7.1 content) says nothing about the address, and must not count toward disabling it.
  */
 export function classifyMailError(err: { responseCode?: number; code?: string; command?: string; message: string }): MailOutcome {
   const code = err.responseCode;
   if (code !== undefined && code >= 500) {
-    // nodemailer reports MAIL FROM refusals as EENVELOPE too: those are about the sender.
-    const envelope = err.code === 'EENVELOPE' && !/MAIL/i.test(err.command ?? '');
-    const recipient = envelope || /RCPT/i.test(err.command ?? '') || /\b5\.1\.\d{1,3}\b/.test(err.message);
+    // nodemailer reports MAIL FROM refusals as EENVELOPE too: those are about the sender, whatever their text says
+    // (Postfix answers a sender domain it cannot resolve with '553 5.1.8', which is no word on any reader's mailbox).
+    if (/MAIL/i.test(err.command ?? '')) return { kind: 'permanent', reason: `SMTP ${code}: ${err.message}`, hardBounce: false };
+    const envelope = err.code === 'EENVELOPE';
+    // 5.1.x is the addressing class, but 5.1.7 and 5.1.8 (RFC 3463) name the sender's address, not the recipient's.
+    const recipient = envelope || /RCPT/i.test(err.command ?? '') || /\b5\.1\.(?![78]\b)\d{1,3}\b/.test(err.message);
     return { kind: 'permanent', reason: `SMTP ${code}: ${err.message}`, hardBounce: recipient };
   }
   return { kind: 'retry', reason: code ? `SMTP ${code}: ${err.message}` : `${err.code ?? 'error'}: ${err.message}` };
