@@ -162,8 +162,10 @@ export async function sendDigest(deps: DigestDeps, data: JobCatalog['DigestSend'
     log.info({ reason: 'no stories' }, 'digest skipped');
     return 'skipped: empty';
   }
-  // Each topic carries its own signed stop link; the footer and List-Unsubscribe stop all email.
-  const linked = groups.map((g) => ({ ...g, stopUrl: deps.links(subscriberId, g.topicId).topic }));
+  // Each daily topic carries its own signed stop link; the footer and List-Unsubscribe stop all email. A topic
+  // here only through pushes held for the digest gets none: its follow has no email to stop, so the link's
+  // POST changed nothing while its page said "unsubscribed" (the reader changes holding on the settings page).
+  const linked = groups.map((g) => (follows[g.topicId]?.cadence === 'daily' ? { ...g, stopUrl: deps.links(subscriberId, g.topicId).topic } : g));
   // Only a digest that leaves stories out has a page: kept before the send, so its links work on arrival.
   const overflows = groups.some((g) => (g.more ?? 0) > 0);
   if (overflows) await deps.digests.saveView(subscriberId, date, view);

@@ -63,4 +63,24 @@ describe('digest: held pushes end with it', () => {
     expect(mails.map((m) => m.messageId)).toEqual([`<digest.${id}.2027-04-01@herald.example.test>`, `<digest.${id}.2027-04-01@herald.example.test>`]);
     expect(mails[1]!.text).toContain('Held for the digest one');
   });
+
+  it('a topic there only through held pushes offers no "Stop … emails" link: stopping its email would change nothing', async () => {
+    const { id } = await createReader(subscribers, { email: 'held-only@example.test', timeZone: 'UTC', digestTime: '08:00' }, clock.now());
+    // Followed for pushes only: its stories reach the digest because pushes over the cap were held for it.
+    await subscribers.setFollows(id, { japan: { cadence: 'instant', channels: ['push'] } });
+    const s = makeStory(clock.now() - 3_600_000, { title: 'Held push over the cap' });
+    await stories.put(s);
+    await ledger.hold(id, s.id, 'japan', 'digest', 'cap', clock.now() - 60_000);
+    expect(await sendDigest(deps(ledger), { subscriberId: id, localDate: '2027-04-01', dueAt: clock.now() }, 'digest-held-only')).toBe('sent');
+    const [mail] = smtp.to('held-only@example.test');
+    expect(mail!.text).toContain('Held push over the cap');
+    // What the link's POST does for this follow: nothing, yet the page would say "unsubscribed from Japan emails".
+    const before = await subscribers.follows(id);
+    await subscribers.stopEmail(id, 'japan', clock.now());
+    expect(await subscribers.follows(id)).toEqual(before);
+    expect(mail!.text).not.toContain('Stop Japan emails');
+    expect(mail!.html).not.toContain('Stop Japan emails');
+    // The footer's links still stop all email or open the settings.
+    expect(mail!.text).toContain('Stop all Herald emails: https://herald.example.test/u/all');
+  });
 });
