@@ -36,6 +36,13 @@ export interface DigestDeps {
 }
 
 const FIRST_DIGEST_LOOKBACK_MS = 24 * 60 * 60 * 1000;
+/**
+ * A digest covers the topic logs up to this long before it reads them. The classifier stamps a log entry with its
+ * clock reading and writes it a round trip later (from another machine, its clock maybe a little behind): an entry
+ * stamped before the read but written after it fell between two windows and was in neither digest. Entries of the
+ * last minute wait for the next digest instead.
+ */
+export const LOG_SETTLE_MS = 60_000;
 const TICK_BATCH = 1000;
 /** A tick hands out at most this many batches; the rest stay due for the next minute. */
 const TICK_MAX_BATCHES = 100;
@@ -116,7 +123,8 @@ export async function sendDigest(deps: DigestDeps, data: JobCatalog['DigestSend'
   if (!claim.claimed) return 'already sent';
 
   const address = who.subscriber.email;
-  const windowEnd = deps.clock.now();
+  const windowStart = claim.windowStart ?? data.dueAt - FIRST_DIGEST_LOOKBACK_MS;
+  const windowEnd = Math.max(windowStart, deps.clock.now() - LOG_SETTLE_MS);
   if (!address || who.emailHealth.disabledAt !== null) {
     const reason = !address ? 'no email address' : 'email address disabled after hard bounces';
     // Pushes held for this digest can reach the reader no other way now: they end, with the reason.
@@ -131,7 +139,6 @@ export async function sendDigest(deps: DigestDeps, data: JobCatalog['DigestSend'
   const dailyTopics = Object.entries(follows)
     .filter(([, f]) => f.cadence === 'daily' && !(f.mutedUntil !== undefined && f.mutedUntil > windowEnd))
     .map(([t]) => t);
-  const windowStart = claim.windowStart ?? data.dueAt - FIRST_DIGEST_LOOKBACK_MS;
   const topicStories: { topicId: string; storyIds: string[] }[] = await Promise.all(
     dailyTopics.map(async (topicId) => ({ topicId, storyIds: await deps.stories.loggedBetween(topicId, windowStart, windowEnd) })),
   );
