@@ -37,6 +37,9 @@ export function nextDigestAt(after: number, zone: string, hhmm: string): number 
   throw new Error('unreachable: a local time occurs at least once within three days');
 }
 
+/** Longer than any fall-back shift in the tz database (two hours, Antarctica/Troll): `at` minus this is before the change. */
+const MAX_FALL_BACK_MS = 3 * 60 * 60_000;
+
 function atLocalTime(day: DateTime, hour: number, minute: number): number {
   const zone = day.zone;
   const target = hour * 60 + minute;
@@ -52,8 +55,11 @@ function atLocalTime(day: DateTime, hour: number, minute: number): number {
     while (wall(at - 60_000).date === date && wall(at - 60_000).minutes >= target) at -= 60_000;
     return at;
   }
-  // On a fall-back day the wall time may occur twice (30- or 60-minute shifts): take the first.
-  for (const shift of [60, 30]) {
+  // On a fall-back day the wall time may occur twice: take the first. Luxon may have picked the second; the
+  // first is earlier by the shift, read from the offsets rather than assumed (30 min at Lord Howe, 60 in most
+  // zones, 120 at Antarctica/Troll, where a list of 60 and 30 sent the digest at the second occurrence).
+  const shift = DateTime.fromMillis(at - MAX_FALL_BACK_MS, { zone }).offset - DateTime.fromMillis(at, { zone }).offset;
+  if (shift > 0) {
     const earlier = at - shift * 60_000;
     const w = wall(earlier);
     if (w.date === date && w.minutes === target) return earlier;

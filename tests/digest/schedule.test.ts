@@ -25,6 +25,11 @@ describe('nextDigestAt across the 2027 DST changes', () => {
     ['Europe/London', '01:30', '2027-10-30T02:00:00Z', '2027-10-31T00:30:00Z', 'fall back: first 01:30 (BST)'],
     ['Europe/London', '01:30', '2027-10-31T00:30:00Z', '2027-11-01T01:30:00Z', 'not the second 01:30 (GMT)'],
     ['Europe/London', '08:00', '2027-10-31T00:00:00Z', '2027-10-31T08:00:00Z', 'GMT after the change'],
+    // Fall-back shifts other than an hour: 30 minutes at Lord Howe (02:00 +11 -> 01:30 +10:30), two hours at Troll (03:00 +02 -> 01:00 +00).
+    ['Australia/Lord_Howe', '01:45', '2027-04-03T00:00:00Z', '2027-04-03T14:45:00Z', 'fall back by 30 min: first 01:45 (+11)'],
+    ['Australia/Lord_Howe', '01:45', '2027-04-03T14:45:00Z', '2027-04-04T15:15:00Z', 'not the second 01:45 (+10:30)'],
+    ['Antarctica/Troll', '01:30', '2027-10-30T12:00:00Z', '2027-10-30T23:30:00Z', 'fall back by two hours: first 01:30 (+02)'],
+    ['Antarctica/Troll', '01:30', '2027-10-30T23:30:00Z', '2027-11-01T01:30:00Z', 'not the second 01:30 (+00) the same day'],
     ['Asia/Kolkata', '08:00', '2027-03-14T00:00:00Z', '2027-03-14T02:30:00Z', 'UTC+05:30'],
     ['Asia/Kolkata', '08:00', '2027-03-14T02:30:00Z', '2027-03-15T02:30:00Z', 'strictly after'],
     ['Asia/Kolkata', '02:30', '2027-11-06T20:00:00Z', '2027-11-06T21:00:00Z', '02:30 IST is 21:00 UTC the day before'],
