@@ -1,4 +1,5 @@
 import nodemailer from 'nodemailer';
+import addressparser from 'nodemailer/lib/addressparser';
 import { systemClock, type Clock } from '../../model.ts';
 import { createOriginLimiter, realSleep } from '../rate-limit.ts';
 import { buildMimeMessage, newBoundary, parseSender } from './mime.ts';
@@ -48,6 +49,18 @@ export function classifyMailError(err: { responseCode?: number; code?: string; c
 }
 
 /**
+ * Whether `to` is one bare address, exactly as nodemailer will read it. nodemailer parses the envelope's
+ * recipients as an address list, so a stored address holding CR/LF, a space or angle brackets (written before
+ * validation, or by hand) was delivered to whatever address it contained: 'a@x.test\r\nRCPT TO:<b@y.test>' went
+ * to b@y.test, with a's signed unsubscribe links in it.
+ */
+export function isBareRecipient(to: string): boolean {
+  if (/[\x00-\x20\x7f<>,;"()\\]/.test(to)) return false;
+  const parsed = addressparser(to, { flatten: true });
+  return parsed.length === 1 && parsed[0]!.address === to;
+}
+
+/**
  * A pooled SMTP transport: `poolSize` connections reused across messages, at most `ratePerSecond`
  * messages handed to the server per second, DKIM-signed when configured (nodemailer signs `raw` messages too).
  */
@@ -72,6 +85,8 @@ export function createMailer(opts: { url: string; user?: string; password?: stri
   const limiter = opts.ratePerSecond ? createOriginLimiter(opts.ratePerSecond, systemClock, realSleep) : null;
   return {
     async send(mail) {
+      // Refused like a mailbox that does not exist: a hard bounce, so the address is disabled and the reader told.
+      if (!isBareRecipient(mail.to)) return { kind: 'permanent', reason: 'invalid recipient address: not one plain address', hardBounce: true };
       await limiter?.take(opts.url);
       // Built here, not by nodemailer's MailComposer: see mime.ts for the measured cost that avoids.
       const raw = buildMimeMessage({ ...mail, from: sender, date: new Date(clock.now()), boundary: newBoundary() });
