@@ -88,6 +88,34 @@ describe('digest: held pushes end with it', () => {
     expect(mails.filter((m) => m.text!.includes(late.title))).toHaveLength(1);
   });
 
+  it('two digests of one reader in flight together (a catch-up still retrying when the day\'s is due): the window never moves back', async () => {
+    clock.set('2027-04-05T08:00:00Z');
+    const { id } = await createReader(subscribers, { email: 'overlap@example.test', timeZone: 'UTC', digestTime: '08:00' }, clock.now());
+    await subscribers.setFollows(id, { japan: { cadence: 'daily', channels: [] } });
+    await digests.initWindow(id, clock.now() - 3 * 86_400_000);
+    const s1 = makeStory(clock.now() - 3_600_000, { title: 'Before both digests read the log' });
+    await stories.put(s1);
+    await stories.logForTopics(s1.id, ['japan'], clock.now() - 3_600_000);
+    // The catch-up's send hangs on a slow server until the day's digest has been sent and confirmed.
+    let release!: () => void;
+    const slow: Mailer = { send: async (m) => { await new Promise<void>((r) => (release = r)); return mailer.send(m); }, close: () => {} };
+    const catchUp = sendDigest({ ...deps(ledger), mailer: slow }, { subscriberId: id, localDate: '2027-04-03', dueAt: clock.now() - 2 * 86_400_000 }, 'digest-catch-up');
+    await new Promise((r) => setTimeout(r, 50));
+    clock.advance(10 * 60_000);
+    const s2 = makeStory(clock.now() - 5 * 60_000, { title: 'Between the two reads' });
+    await stories.put(s2);
+    await stories.logForTopics(s2.id, ['japan'], clock.now() - 5 * 60_000);
+    expect(await sendDigest(deps(ledger), { subscriberId: id, localDate: '2027-04-05', dueAt: clock.now() }, 'digest-today')).toBe('sent');
+    const todayEnd = (await digests.state(id)).windowStart;
+    release();
+    expect(await catchUp).toBe('sent');
+    // The catch-up read the log first: its window ends earlier, and confirming it last must not move the window back.
+    expect((await digests.state(id)).windowStart).toBe(todayEnd);
+    clock.advance(86_400_000);
+    expect(await sendDigest(deps(ledger), { subscriberId: id, localDate: '2027-04-06', dueAt: clock.now() }, 'digest-next')).toBe('skipped: empty');
+    expect(smtp.to('overlap@example.test').filter((m) => m.text!.includes(s2.title))).toHaveLength(1);
+  });
+
   it('a topic there only through held pushes offers no "Stop … emails" link: stopping its email would change nothing', async () => {
     const { id } = await createReader(subscribers, { email: 'held-only@example.test', timeZone: 'UTC', digestTime: '08:00' }, clock.now());
     // Followed for pushes only: its stories reach the digest because pushes over the cap were held for it.
