@@ -195,6 +195,9 @@ describe('email', () => {
     // A server that checks the mailbox only after DATA.
     [{ responseCode: 550, code: 'EMESSAGE', command: 'DATA', message: '5.1.1 user unknown' }, { kind: 'permanent', reason: 'SMTP 550: 5.1.1 user unknown', hardBounce: true }],
     [{ responseCode: 451, code: 'EENVELOPE', message: 'try later' }, { kind: 'retry', reason: 'SMTP 451: try later' }],
+    // The session refused before any envelope (Herald's credentials, a relay turning connections away): retried.
+    [{ responseCode: 535, code: 'EAUTH', command: 'AUTH PLAIN', message: 'Invalid login: 535 5.7.8 Authentication credentials invalid' }, { kind: 'retry', reason: 'SMTP 535: Invalid login: 535 5.7.8 Authentication credentials invalid' }],
+    [{ responseCode: 554, code: 'EPROTOCOL', command: 'CONN', message: 'Invalid greeting. response=554 Too many connections' }, { kind: 'retry', reason: 'SMTP 554: Invalid greeting. response=554 Too many connections' }],
     [{ responseCode: 421, message: 'busy' }, { kind: 'retry', reason: 'SMTP 421: busy' }],
     [{ code: 'ECONNREFUSED', message: 'connect ECONNREFUSED' }, { kind: 'retry', reason: 'ECONNREFUSED: connect ECONNREFUSED' }],
   ])('%j -> %j', (err, expected) => {

@@ -29,13 +29,20 @@ export interface DkimOptions {
 }
 
 /**
- * The one place nodemailer errors are read: SMTP 5xx is permanent, 4xx and connection trouble are not.
+ * The one place nodemailer errors are read: SMTP 5xx to the message is permanent, 4xx and connection trouble
+ * (a 5xx refusal of the session included) are not.
  * A hard bounce of the address is a 5xx answer to RCPT TO (nodemailer's EENVELOPE), or an enhanced status
  * 5.1.x (bad mailbox; not 5.1.7/5.1.8, the sender's address) from a server that checks recipients after DATA. Any other refusal of the message
  * (552 size, 550 5.7.1 content) says nothing about the address, and must not count toward disabling it.
  */
 export function classifyMailError(err: { responseCode?: number; code?: string; command?: string; message: string }): MailOutcome {
   const code = err.responseCode;
+  // A 5xx before any envelope (the greeting, EHLO, AUTH) refuses the session, not this message: a relay turning
+  // connections away or credentials the operator has to fix. Every mail of that moment fails alike, and ending
+  // them as permanent lost every alert and digest sent until the fix; retried, they go out once it is made.
+  if (code !== undefined && code >= 500 && (err.code === 'EAUTH' || /^(CONN|EHLO|HELO|LHLO|AUTH|STARTTLS)\b/i.test(err.command ?? ''))) {
+    return { kind: 'retry', reason: `SMTP ${code}: ${err.message}` };
+  }
   if (code !== undefined && code >= 500) {
     // nodemailer reports MAIL FROM refusals as EENVELOPE too: those are about the sender, whatever their text says
     // (Postfix answers a sender domain it cannot resolve with '553 5.1.8', which is no word on any reader's mailbox).
