@@ -29,6 +29,8 @@ export interface DigestDeps {
   viewUrl: (subscriberId: string, localDate: string) => string;
   /** Stories of one topic an email lists; the rest are on the digest's page. */
   storiesPerTopic: number;
+  /** HERALD_DIGEST_SETTLE_SECONDS in ms (LOG_SETTLE_MS when not given): see LOG_SETTLE_MS. */
+  logSettleMs?: number;
   messageIdDomain: string;
   hardBounceLimit: number;
   clock: Clock;
@@ -42,7 +44,7 @@ const FIRST_DIGEST_LOOKBACK_MS = 24 * 60 * 60 * 1000;
  * stamped before the read but written after it fell between two windows and was in neither digest. Entries of the
  * last minute wait for the next digest instead.
  */
-export const LOG_SETTLE_MS = 60_000;
+export const LOG_SETTLE_MS = 60_000; // the default of HERALD_DIGEST_SETTLE_SECONDS
 const TICK_BATCH = 1000;
 /** A tick hands out at most this many batches; the rest stay due for the next minute. */
 const TICK_MAX_BATCHES = 100;
@@ -124,7 +126,7 @@ export async function sendDigest(deps: DigestDeps, data: JobCatalog['DigestSend'
 
   const address = who.subscriber.email;
   const windowStart = claim.windowStart ?? data.dueAt - FIRST_DIGEST_LOOKBACK_MS;
-  const windowEnd = Math.max(windowStart, deps.clock.now() - LOG_SETTLE_MS);
+  const windowEnd = Math.max(windowStart, deps.clock.now() - (deps.logSettleMs ?? LOG_SETTLE_MS));
   if (!address || who.emailHealth.disabledAt !== null) {
     const reason = !address ? 'no email address' : 'email address disabled after hard bounces';
     // Pushes held for this digest can reach the reader no other way now: they end, with the reason.
