@@ -2,12 +2,18 @@ import { DateTime } from 'luxon';
 
 /** Pure digest timing. All instants are epoch milliseconds; zones are IANA names. */
 
+/**
+ * Luxon's own words for the zone of the process running it: each process (web, tick, dispatcher, on machines set
+ * up apart) would read a reader's "local" differently, so their digest time and date would not agree.
+ */
+const PROCESS_ZONES = new Set(['local', 'system', 'default']);
+
 /** Zone names are few and the tz database does not change while Herald runs: remember each answer. */
 const zoneValidity = new Map<string, boolean>();
 export function isValidTimeZone(zone: string): boolean {
   let valid = zoneValidity.get(zone);
   if (valid === undefined) {
-    valid = DateTime.now().setZone(zone).isValid;
+    valid = !PROCESS_ZONES.has(zone.toLowerCase()) && DateTime.now().setZone(zone).isValid;
     // Bounded: arbitrary strings from requests must not grow this without limit.
     if (zoneValidity.size < 10_000) zoneValidity.set(zone, valid);
   }
@@ -28,7 +34,7 @@ export function nextDigestAt(after: number, zone: string, hhmm: string): number 
   const t = parseLocalTime(hhmm);
   if (!t) throw new Error(`invalid digest time "${hhmm}"`);
   const local = DateTime.fromMillis(after, { zone });
-  if (!local.isValid) throw new Error(`unknown time zone "${zone}"`);
+  if (!local.isValid || !isValidTimeZone(zone)) throw new Error(`unknown time zone "${zone}"`);
   for (let dayOffset = 0; dayOffset <= 2; dayOffset++) {
     const day = local.startOf('day').plus({ days: dayOffset });
     const candidate = atLocalTime(day, t.hour, t.minute);

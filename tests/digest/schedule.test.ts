@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { effectiveDigestTime, effectiveZone, localDate, nextDigestAt } from '../../src/digest/schedule.ts';
+import { effectiveDigestTime, effectiveZone, isValidTimeZone, localDate, nextDigestAt } from '../../src/digest/schedule.ts';
 
 /**
  * 2027 changes: America/New_York springs forward on 14 March (02:00 EST -> 03:00 EDT) and falls back on
@@ -55,6 +55,15 @@ describe('nextDigestAt across the 2027 DST changes', () => {
   it('falls back to UTC for an unknown stored zone and names the problem', () => {
     expect(effectiveZone('Asia/Kolkata')).toEqual({ zone: 'Asia/Kolkata', problem: null });
     expect(effectiveZone('Mars/Olympus')).toEqual({ zone: 'UTC', problem: 'unknown time zone "Mars/Olympus": using UTC' });
+  });
+
+  it('takes no zone that means "the zone of this process" (Luxon\'s local, system, default): processes would disagree', () => {
+    for (const zone of ['local', 'system', 'default', 'Local']) {
+      expect(isValidTimeZone(zone)).toBe(false);
+      expect(effectiveZone(zone)).toEqual({ zone: 'UTC', problem: `unknown time zone "${zone}": using UTC` });
+      expect(() => nextDigestAt(0, zone, '08:00')).toThrow(`unknown time zone "${zone}"`);
+    }
+    expect(isValidTimeZone('Etc/GMT-14')).toBe(true);
   });
 });
 
