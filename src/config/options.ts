@@ -455,6 +455,15 @@ export const OPTIONS = [
     fix: 'set a whole number between 1 and 1000, for example 10',
   },
   {
+    env: 'HERALD_DIGEST_SETTLE_SECONDS',
+    key: 'digestSettleSeconds',
+    schema: z.coerce.number().int().min(0).max(3600),
+    default: '60',
+    description:
+      'A digest covers the topic logs up to this long before it reads them; stories logged later go out with the next digest. Covers a classifier that stamped a story just before the read but wrote it just after (a round trip, or its clock a little behind).',
+    fix: 'set a whole number of seconds between 0 and 3600, for example 60',
+  },
+  {
     env: 'HERALD_DKIM_DOMAIN',
     key: 'dkimDomain',
     schema: z.string().min(1).optional(),

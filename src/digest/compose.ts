@@ -1,5 +1,6 @@
 import type { DigestView, Story } from '../model.ts';
 import type { DigestGroup } from '../deliver/email/render.ts';
+import { canonicalUrl as ingestCanonicalUrl } from '../ingest/normalize.ts';
 
 /** Pure digest composition: which stories, in which groups, marked how. Tested table by table. */
 
@@ -16,10 +17,16 @@ function titleTokens(title: string): Set<string> {
   );
 }
 
-const canonicalUrl = (url: string) => {
+/**
+ * The page a story links to, for "copies of one page": host without www, path without trailing slashes, and the
+ * query without tracking parameters (ingest's rule). The query stays: many sites name articles there
+ * (article.php?id=101, item?id=…), and dropping it made every article of such a site one page, so a digest kept
+ * the first and left out the rest.
+ */
+const pageOf = (url: string) => {
   try {
-    const u = new URL(url);
-    return `${u.hostname.replace(/^www\./, '')}${u.pathname.replace(/\/+$/, '')}`;
+    const u = new URL(ingestCanonicalUrl(url) ?? url);
+    return `${u.hostname.replace(/^www\./, '')}${u.pathname.replace(/\/+$/, '')}${u.search}`;
   } catch {
     return url;
   }
@@ -82,7 +89,7 @@ export function collapseNearDuplicates<S extends Pick<Story, 'title' | 'url'>>(s
   const kept: S[] = [];
   const urls = new Set<string>();
   for (const [i, s] of stories.entries()) {
-    const url = canonicalUrl(s.url);
+    const url = pageOf(s.url);
     if (urls.has(url)) continue;
     const key = keys[i]!;
     const prefix = [...key.tokens].sort(rarestFirst).slice(0, prefixLength(key.tokens.size));

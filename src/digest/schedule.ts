@@ -2,12 +2,18 @@ import { DateTime } from 'luxon';
 
 /** Pure digest timing. All instants are epoch milliseconds; zones are IANA names. */
 
+/**
+ * Luxon's own words for the zone of the process running it: each process (web, tick, dispatcher, on machines set
+ * up apart) would read a reader's "local" differently, so their digest time and date would not agree.
+ */
+const PROCESS_ZONES = new Set(['local', 'system', 'default']);
+
 /** Zone names are few and the tz database does not change while Herald runs: remember each answer. */
 const zoneValidity = new Map<string, boolean>();
 export function isValidTimeZone(zone: string): boolean {
   let valid = zoneValidity.get(zone);
   if (valid === undefined) {
-    valid = DateTime.now().setZone(zone).isValid;
+    valid = !PROCESS_ZONES.has(zone.toLowerCase()) && DateTime.now().setZone(zone).isValid;
     // Bounded: arbitrary strings from requests must not grow this without limit.
     if (zoneValidity.size < 10_000) zoneValidity.set(zone, valid);
   }
@@ -28,7 +34,7 @@ export function nextDigestAt(after: number, zone: string, hhmm: string): number 
   const t = parseLocalTime(hhmm);
   if (!t) throw new Error(`invalid digest time "${hhmm}"`);
   const local = DateTime.fromMillis(after, { zone });
-  if (!local.isValid) throw new Error(`unknown time zone "${zone}"`);
+  if (!local.isValid || !isValidTimeZone(zone)) throw new Error(`unknown time zone "${zone}"`);
   for (let dayOffset = 0; dayOffset <= 2; dayOffset++) {
     const day = local.startOf('day').plus({ days: dayOffset });
     const candidate = atLocalTime(day, t.hour, t.minute);
@@ -36,6 +42,9 @@ export function nextDigestAt(after: number, zone: string, hhmm: string): number 
   }
   throw new Error('unreachable: a local time occurs at least once within three days');
 }
+
+/** Longer than any fall-back shift in the tz database (two hours, Antarctica/Troll): `at` minus this is before the change. */
+const MAX_FALL_BACK_MS = 3 * 60 * 60_000;
 
 function atLocalTime(day: DateTime, hour: number, minute: number): number {
   const zone = day.zone;
@@ -52,8 +61,11 @@ function atLocalTime(day: DateTime, hour: number, minute: number): number {
     while (wall(at - 60_000).date === date && wall(at - 60_000).minutes >= target) at -= 60_000;
     return at;
   }
-  // On a fall-back day the wall time may occur twice (30- or 60-minute shifts): take the first.
-  for (const shift of [60, 30]) {
+  // On a fall-back day the wall time may occur twice: take the first. Luxon may have picked the second; the
+  // first is earlier by the shift, read from the offsets rather than assumed (30 min at Lord Howe, 60 in most
+  // zones, 120 at Antarctica/Troll, where a list of 60 and 30 sent the digest at the second occurrence).
+  const shift = DateTime.fromMillis(at - MAX_FALL_BACK_MS, { zone }).offset - DateTime.fromMillis(at, { zone }).offset;
+  if (shift > 0) {
     const earlier = at - shift * 60_000;
     const w = wall(earlier);
     if (w.date === date && w.minutes === target) return earlier;

@@ -29,6 +29,8 @@ export interface DigestDeps {
   viewUrl: (subscriberId: string, localDate: string) => string;
   /** Stories of one topic an email lists; the rest are on the digest's page. */
   storiesPerTopic: number;
+  /** HERALD_DIGEST_SETTLE_SECONDS in ms (LOG_SETTLE_MS when not given): see LOG_SETTLE_MS. */
+  logSettleMs?: number;
   messageIdDomain: string;
   hardBounceLimit: number;
   clock: Clock;
@@ -36,6 +38,13 @@ export interface DigestDeps {
 }
 
 const FIRST_DIGEST_LOOKBACK_MS = 24 * 60 * 60 * 1000;
+/**
+ * A digest covers the topic logs up to this long before it reads them. The classifier stamps a log entry with its
+ * clock reading and writes it a round trip later (from another machine, its clock maybe a little behind): an entry
+ * stamped before the read but written after it fell between two windows and was in neither digest. Entries of the
+ * last minute wait for the next digest instead.
+ */
+export const LOG_SETTLE_MS = 60_000; // the default of HERALD_DIGEST_SETTLE_SECONDS
 const TICK_BATCH = 1000;
 /** A tick hands out at most this many batches; the rest stay due for the next minute. */
 const TICK_MAX_BATCHES = 100;
@@ -116,7 +125,8 @@ export async function sendDigest(deps: DigestDeps, data: JobCatalog['DigestSend'
   if (!claim.claimed) return 'already sent';
 
   const address = who.subscriber.email;
-  const windowEnd = deps.clock.now();
+  const windowStart = claim.windowStart ?? data.dueAt - FIRST_DIGEST_LOOKBACK_MS;
+  const windowEnd = Math.max(windowStart, deps.clock.now() - (deps.logSettleMs ?? LOG_SETTLE_MS));
   if (!address || who.emailHealth.disabledAt !== null) {
     const reason = !address ? 'no email address' : 'email address disabled after hard bounces';
     // Pushes held for this digest can reach the reader no other way now: they end, with the reason.
@@ -131,7 +141,6 @@ export async function sendDigest(deps: DigestDeps, data: JobCatalog['DigestSend'
   const dailyTopics = Object.entries(follows)
     .filter(([, f]) => f.cadence === 'daily' && !(f.mutedUntil !== undefined && f.mutedUntil > windowEnd))
     .map(([t]) => t);
-  const windowStart = claim.windowStart ?? data.dueAt - FIRST_DIGEST_LOOKBACK_MS;
   const topicStories: { topicId: string; storyIds: string[] }[] = await Promise.all(
     dailyTopics.map(async (topicId) => ({ topicId, storyIds: await deps.stories.loggedBetween(topicId, windowStart, windowEnd) })),
   );
@@ -162,8 +171,10 @@ export async function sendDigest(deps: DigestDeps, data: JobCatalog['DigestSend'
     log.info({ reason: 'no stories' }, 'digest skipped');
     return 'skipped: empty';
   }
-  // Each topic carries its own signed stop link; the footer and List-Unsubscribe stop all email.
-  const linked = groups.map((g) => ({ ...g, stopUrl: deps.links(subscriberId, g.topicId).topic }));
+  // Each daily topic carries its own signed stop link; the footer and List-Unsubscribe stop all email. A topic
+  // here only through pushes held for the digest gets none: its follow has no email to stop, so the link's
+  // POST changed nothing while its page said "unsubscribed" (the reader changes holding on the settings page).
+  const linked = groups.map((g) => (follows[g.topicId]?.cadence === 'daily' ? { ...g, stopUrl: deps.links(subscriberId, g.topicId).topic } : g));
   // Only a digest that leaves stories out has a page: kept before the send, so its links work on arrival.
   const overflows = groups.some((g) => (g.more ?? 0) > 0);
   if (overflows) await deps.digests.saveView(subscriberId, date, view);

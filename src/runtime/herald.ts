@@ -145,7 +145,7 @@ export function createHerald(opts: HeraldOptions) {
   const digestDeps = {
     subscribers, stories: deliveryStories, digests, ledger, mailer, enqueue, topicName, links, messageIdDomain, hardBounceLimit, clock, log: log.child({ role: 'digest' }),
     viewUrl: (subscriberId: string, localDate: string) => digestViewUrl(base, opts.secrets.signingKey, subscriberId, localDate),
-    storiesPerTopic: config.digestStoriesPerTopic,
+    storiesPerTopic: config.digestStoriesPerTopic, logSettleMs: config.digestSettleSeconds * 1000,
   };
 
   const fetchFeedCounted = (feedId: string) => countFeedFetch(events, () => ingestFeed(pollDeps, feedId));

@@ -24,10 +24,15 @@ if s == 'sent' or s == 'skipped' then return {0} end
 redis.call('HSET', KEYS[1], 'status', 'sending', 'jobId', ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 return {1, redis.call('HGET', KEYS[2], 'windowStart')}`;
-/** KEYS[1] the date's record, KEYS[2] the subscriber's digest state; ARGV status, at, window end. */
+/**
+ * KEYS[1] the date's record, KEYS[2] the subscriber's digest state; ARGV status, at, window end. The window only
+ * moves forward: two digests of one reader can be in flight together (a catch-up still retrying when the day's is
+ * due), and the one that read the log first, confirmed last, put the window back over stories already sent.
+ */
 const COMPLETE = `
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'at', ARGV[2])
-redis.call('HSET', KEYS[2], 'windowStart', ARGV[3])
+local current = tonumber(redis.call('HGET', KEYS[2], 'windowStart'))
+if not current or tonumber(ARGV[3]) > current then redis.call('HSET', KEYS[2], 'windowStart', ARGV[3]) end
 return 1`;
 
 export function createDigestStore(redis: RedisClient, prefix: string) {

@@ -74,6 +74,17 @@ describe('createMailer', () => {
     expect(verifyDkim(raw.replace('Subject: ', 'Subject: Re: '), keys.publicKey).signature).toBe(false);
   });
 
+  it('an address that is not one plain address (stored before validation) is refused: the mail goes to nobody it names', async () => {
+    for (const to of ['stored@example.test\r\nRCPT TO:<evil1@example.test>', 'Evil <evil2@example.test>', 'x evil3@example.test', 'stored@example.test, evil4@example.test']) {
+      expect(await mailer.send(mail(to))).toEqual({ kind: 'permanent', reason: 'invalid recipient address: not one plain address', hardBounce: true });
+    }
+    for (const n of [1, 2, 3, 4]) expect(smtp.tries(`evil${n}@example.test`)).toBe(0);
+    expect(smtp.tries('stored@example.test')).toBe(0);
+    // Addresses the settings form accepts still go out.
+    expect(await mailer.send(mail('first.last+tag@example.test'))).toEqual({ kind: 'sent' });
+    expect(smtp.tries('first.last+tag@example.test')).toBe(1);
+  });
+
   it('a subject carrying CR/LF adds no recipient to the envelope or the headers', async () => {
     expect(await mailer.send(mail('inject@example.test', { subject: 'Tokyo\r\nBcc: evil@example.test' }))).toEqual({ kind: 'sent' });
     expect(smtp.to('inject@example.test')[0]?.subject).toBe('Tokyo Bcc: evil@example.test');

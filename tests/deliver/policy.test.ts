@@ -211,9 +211,15 @@ describe('email', () => {
     [{ responseCode: 552, code: 'EMESSAGE', command: 'DATA', message: '5.3.4 too big' }, { kind: 'permanent', reason: 'SMTP 552: 5.3.4 too big', hardBounce: false }],
     [{ responseCode: 550, code: 'EMESSAGE', command: 'DATA', message: '5.7.1 content rejected' }, { kind: 'permanent', reason: 'SMTP 550: 5.7.1 content rejected', hardBounce: false }],
     [{ responseCode: 550, code: 'EENVELOPE', command: 'MAIL FROM', message: '5.7.1 sender refused' }, { kind: 'permanent', reason: 'SMTP 550: 5.7.1 sender refused', hardBounce: false }],
+    // The sender's address refused (5.1.7/5.1.8 name the sender in RFC 3463): no bounce of any reader's address.
+    [{ responseCode: 553, code: 'EENVELOPE', command: 'MAIL FROM', message: 'Mail command failed: 553 5.1.8 <alerts@herald.test>: Sender address rejected: Domain not found' }, { kind: 'permanent', reason: 'SMTP 553: Mail command failed: 553 5.1.8 <alerts@herald.test>: Sender address rejected: Domain not found', hardBounce: false }],
+    [{ responseCode: 550, code: 'EMESSAGE', command: 'DATA', message: '5.1.7 bad sender mailbox syntax' }, { kind: 'permanent', reason: 'SMTP 550: 5.1.7 bad sender mailbox syntax', hardBounce: false }],
     // A server that checks the mailbox only after DATA.
     [{ responseCode: 550, code: 'EMESSAGE', command: 'DATA', message: '5.1.1 user unknown' }, { kind: 'permanent', reason: 'SMTP 550: 5.1.1 user unknown', hardBounce: true }],
     [{ responseCode: 451, code: 'EENVELOPE', message: 'try later' }, { kind: 'retry', reason: 'SMTP 451: try later' }],
+    // The session refused before any envelope (Herald's credentials, a relay turning connections away): retried.
+    [{ responseCode: 535, code: 'EAUTH', command: 'AUTH PLAIN', message: 'Invalid login: 535 5.7.8 Authentication credentials invalid' }, { kind: 'retry', reason: 'SMTP 535: Invalid login: 535 5.7.8 Authentication credentials invalid' }],
+    [{ responseCode: 554, code: 'EPROTOCOL', command: 'CONN', message: 'Invalid greeting. response=554 Too many connections' }, { kind: 'retry', reason: 'SMTP 554: Invalid greeting. response=554 Too many connections' }],
     [{ responseCode: 421, message: 'busy' }, { kind: 'retry', reason: 'SMTP 421: busy' }],
     [{ code: 'ECONNREFUSED', message: 'connect ECONNREFUSED' }, { kind: 'retry', reason: 'ECONNREFUSED: connect ECONNREFUSED' }],
   ])('%j -> %j', (err, expected) => {

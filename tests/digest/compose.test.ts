@@ -25,6 +25,14 @@ describe('digest composition', () => {
     expect(collapseNearDuplicates([a, a2, b, c]).map((x) => x.id)).toEqual(['a', 'b']);
   });
 
+  it('keeps different articles of a site that names them in the query (article.php?id=…, item?id=…)', () => {
+    const q1 = s('q1', 'Kerala beat Karnataka in Ranji Trophy final', 'https://news.w3.test/article.php?id=101', 2);
+    const q2 = s('q2', 'Monsoon reaches Kerala two days early', 'https://news.w3.test/article.php?id=102', 1);
+    // Tracking parameters still name the same page.
+    const q1Again = s('q1b', 'Different title for the same page', 'https://www.news.w3.test/article.php?id=101&utm_source=rss', 0);
+    expect(collapseNearDuplicates([q1, q2, q1Again]).map((x) => x.id)).toEqual(['q1', 'q2']);
+  });
+
   it('finds the same near-duplicates as comparing every pair, on titles that often collapse', () => {
     // The reference: each story against every story kept before it.
     const allPairs = <S extends { title: string; url: string }>(list: S[]) => {

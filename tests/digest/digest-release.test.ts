@@ -48,7 +48,8 @@ describe('digest: held pushes end with it', () => {
     const held = [makeStory(clock.now() - 3_600_000, { title: 'Held for the digest one' }), makeStory(clock.now() - 3_600_000, { title: 'Held for the digest two' })];
     for (const [i, s] of held.entries()) {
       await stories.put(s);
-      await ledger.hold(id, s.id, 'japan', 'digest', 'cap', clock.now() - 60_000 + i);
+      // Held two minutes before the digest: held within its last minute, they would wait for the next one (LOG_SETTLE_MS).
+      await ledger.hold(id, s.id, 'japan', 'digest', 'cap', clock.now() - 120_000 + i);
     }
     const faulty = releaseFailingOnce(ledger);
     const data = { subscriberId: id, localDate: '2027-04-01', dueAt: clock.now() };
@@ -62,5 +63,76 @@ describe('digest: held pushes end with it', () => {
     const mails = smtp.to('held@example.test');
     expect(mails.map((m) => m.messageId)).toEqual([`<digest.${id}.2027-04-01@herald.example.test>`, `<digest.${id}.2027-04-01@herald.example.test>`]);
     expect(mails[1]!.text).toContain('Held for the digest one');
+  });
+
+  it('a story the classifier stamped just before a digest read the log, but wrote just after, goes out with the next digest', async () => {
+    clock.set('2027-04-02T08:00:00Z');
+    const { id } = await createReader(subscribers, { email: 'late-log@example.test', timeZone: 'UTC', digestTime: '08:00' }, clock.now());
+    await subscribers.setFollows(id, { japan: { cadence: 'daily', channels: [] } });
+    const early = makeStory(clock.now() - 3_600_000, { title: 'Logged an hour before the digest' });
+    await stories.put(early);
+    await stories.logForTopics(early.id, ['japan'], clock.now() - 3_600_000);
+    // classifyStory takes its clock reading, then writes the log entry with it: a round trip (or a clock on another
+    // machine a little behind) later. The digest reads the log in between.
+    const late = makeStory(clock.now(), { title: 'Stamped before the read, written after it' });
+    await stories.put(late);
+    const stamp = clock.now();
+    clock.advance(50);
+    expect(await sendDigest(deps(ledger), { subscriberId: id, localDate: '2027-04-02', dueAt: stamp }, 'digest-late-1')).toBe('sent');
+    await stories.logForTopics(late.id, ['japan'], stamp);
+    clock.advance(24 * 3_600_000);
+    expect(await sendDigest(deps(ledger), { subscriberId: id, localDate: '2027-04-03', dueAt: clock.now() }, 'digest-late-2')).toBe('sent');
+    const mails = smtp.to('late-log@example.test');
+    expect(mails).toHaveLength(2);
+    expect(mails[0]!.text).toContain(early.title);
+    expect(mails.filter((m) => m.text!.includes(late.title))).toHaveLength(1);
+  });
+
+  it('two digests of one reader in flight together (a catch-up still retrying when the day\'s is due): the window never moves back', async () => {
+    clock.set('2027-04-05T08:00:00Z');
+    const { id } = await createReader(subscribers, { email: 'overlap@example.test', timeZone: 'UTC', digestTime: '08:00' }, clock.now());
+    await subscribers.setFollows(id, { japan: { cadence: 'daily', channels: [] } });
+    await digests.initWindow(id, clock.now() - 3 * 86_400_000);
+    const s1 = makeStory(clock.now() - 3_600_000, { title: 'Before both digests read the log' });
+    await stories.put(s1);
+    await stories.logForTopics(s1.id, ['japan'], clock.now() - 3_600_000);
+    // The catch-up's send hangs on a slow server until the day's digest has been sent and confirmed.
+    let release!: () => void;
+    const slow: Mailer = { send: async (m) => { await new Promise<void>((r) => (release = r)); return mailer.send(m); }, close: () => {} };
+    const catchUp = sendDigest({ ...deps(ledger), mailer: slow }, { subscriberId: id, localDate: '2027-04-03', dueAt: clock.now() - 2 * 86_400_000 }, 'digest-catch-up');
+    await new Promise((r) => setTimeout(r, 50));
+    clock.advance(10 * 60_000);
+    const s2 = makeStory(clock.now() - 5 * 60_000, { title: 'Between the two reads' });
+    await stories.put(s2);
+    await stories.logForTopics(s2.id, ['japan'], clock.now() - 5 * 60_000);
+    expect(await sendDigest(deps(ledger), { subscriberId: id, localDate: '2027-04-05', dueAt: clock.now() }, 'digest-today')).toBe('sent');
+    const todayEnd = (await digests.state(id)).windowStart;
+    release();
+    expect(await catchUp).toBe('sent');
+    // The catch-up read the log first: its window ends earlier, and confirming it last must not move the window back.
+    expect((await digests.state(id)).windowStart).toBe(todayEnd);
+    clock.advance(86_400_000);
+    expect(await sendDigest(deps(ledger), { subscriberId: id, localDate: '2027-04-06', dueAt: clock.now() }, 'digest-next')).toBe('skipped: empty');
+    expect(smtp.to('overlap@example.test').filter((m) => m.text!.includes(s2.title))).toHaveLength(1);
+  });
+
+  it('a topic there only through held pushes offers no "Stop … emails" link: stopping its email would change nothing', async () => {
+    const { id } = await createReader(subscribers, { email: 'held-only@example.test', timeZone: 'UTC', digestTime: '08:00' }, clock.now());
+    // Followed for pushes only: its stories reach the digest because pushes over the cap were held for it.
+    await subscribers.setFollows(id, { japan: { cadence: 'instant', channels: ['push'] } });
+    const s = makeStory(clock.now() - 3_600_000, { title: 'Held push over the cap' });
+    await stories.put(s);
+    await ledger.hold(id, s.id, 'japan', 'digest', 'cap', clock.now() - 120_000);
+    expect(await sendDigest(deps(ledger), { subscriberId: id, localDate: '2027-04-01', dueAt: clock.now() }, 'digest-held-only')).toBe('sent');
+    const [mail] = smtp.to('held-only@example.test');
+    expect(mail!.text).toContain('Held push over the cap');
+    // What the link's POST does for this follow: nothing, yet the page would say "unsubscribed from Japan emails".
+    const before = await subscribers.follows(id);
+    await subscribers.stopEmail(id, 'japan', clock.now());
+    expect(await subscribers.follows(id)).toEqual(before);
+    expect(mail!.text).not.toContain('Stop Japan emails');
+    expect(mail!.html).not.toContain('Stop Japan emails');
+    // The footer's links still stop all email or open the settings.
+    expect(mail!.text).toContain('Stop all Herald emails: https://herald.example.test/u/all');
   });
 });

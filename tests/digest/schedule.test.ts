@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { effectiveDigestTime, effectiveZone, localDate, nextDigestAt } from '../../src/digest/schedule.ts';
+import { effectiveDigestTime, effectiveZone, isValidTimeZone, localDate, nextDigestAt } from '../../src/digest/schedule.ts';
 
 /**
  * 2027 changes: America/New_York springs forward on 14 March (02:00 EST -> 03:00 EDT) and falls back on
@@ -25,6 +25,11 @@ describe('nextDigestAt across the 2027 DST changes', () => {
     ['Europe/London', '01:30', '2027-10-30T02:00:00Z', '2027-10-31T00:30:00Z', 'fall back: first 01:30 (BST)'],
     ['Europe/London', '01:30', '2027-10-31T00:30:00Z', '2027-11-01T01:30:00Z', 'not the second 01:30 (GMT)'],
     ['Europe/London', '08:00', '2027-10-31T00:00:00Z', '2027-10-31T08:00:00Z', 'GMT after the change'],
+    // Fall-back shifts other than an hour: 30 minutes at Lord Howe (02:00 +11 -> 01:30 +10:30), two hours at Troll (03:00 +02 -> 01:00 +00).
+    ['Australia/Lord_Howe', '01:45', '2027-04-03T00:00:00Z', '2027-04-03T14:45:00Z', 'fall back by 30 min: first 01:45 (+11)'],
+    ['Australia/Lord_Howe', '01:45', '2027-04-03T14:45:00Z', '2027-04-04T15:15:00Z', 'not the second 01:45 (+10:30)'],
+    ['Antarctica/Troll', '01:30', '2027-10-30T12:00:00Z', '2027-10-30T23:30:00Z', 'fall back by two hours: first 01:30 (+02)'],
+    ['Antarctica/Troll', '01:30', '2027-10-30T23:30:00Z', '2027-11-01T01:30:00Z', 'not the second 01:30 (+00) the same day'],
     ['Asia/Kolkata', '08:00', '2027-03-14T00:00:00Z', '2027-03-14T02:30:00Z', 'UTC+05:30'],
     ['Asia/Kolkata', '08:00', '2027-03-14T02:30:00Z', '2027-03-15T02:30:00Z', 'strictly after'],
     ['Asia/Kolkata', '02:30', '2027-11-06T20:00:00Z', '2027-11-06T21:00:00Z', '02:30 IST is 21:00 UTC the day before'],
@@ -50,6 +55,15 @@ describe('nextDigestAt across the 2027 DST changes', () => {
   it('falls back to UTC for an unknown stored zone and names the problem', () => {
     expect(effectiveZone('Asia/Kolkata')).toEqual({ zone: 'Asia/Kolkata', problem: null });
     expect(effectiveZone('Mars/Olympus')).toEqual({ zone: 'UTC', problem: 'unknown time zone "Mars/Olympus": using UTC' });
+  });
+
+  it('takes no zone that means "the zone of this process" (Luxon\'s local, system, default): processes would disagree', () => {
+    for (const zone of ['local', 'system', 'default', 'Local']) {
+      expect(isValidTimeZone(zone)).toBe(false);
+      expect(effectiveZone(zone)).toEqual({ zone: 'UTC', problem: `unknown time zone "${zone}": using UTC` });
+      expect(() => nextDigestAt(0, zone, '08:00')).toThrow(`unknown time zone "${zone}"`);
+    }
+    expect(isValidTimeZone('Etc/GMT-14')).toBe(true);
   });
 });
 

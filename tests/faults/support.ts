@@ -24,6 +24,9 @@ export function faultEnv(prefix: string, opts: { feeds?: { id: string; url: stri
     HERALD_JOB_LOCK_SECONDS: '2',
     HERALD_SHUTDOWN_TIMEOUT_SECONDS: '20',
     HERALD_PUSH_BURST_WINDOW_SECONDS: '0',
+    // Digests are handed out seconds after their stories were classified: with the default settle interval
+    // those stories would wait for the next day's digest, which these tests never reach.
+    HERALD_DIGEST_SETTLE_SECONDS: '0',
     LOG_LEVEL: 'info',
   });
   writeFileSync(env.HERALD_FEEDS_FILE!, JSON.stringify({ feeds: opts.feeds ?? [] }));

@@ -1,4 +1,5 @@
 import nodemailer from 'nodemailer';
+import addressparser from 'nodemailer/lib/addressparser';
 import { systemClock, type Clock } from '../../model.ts';
 import { createOriginLimiter, realSleep } from '../rate-limit.ts';
 import { buildMimeMessage, newBoundary, parseSender } from './mime.ts';
@@ -28,20 +29,42 @@ export interface DkimOptions {
 }
 
 /**
- * The one place nodemailer errors are read: SMTP 5xx is permanent, 4xx and connection trouble are not.
+ * The one place nodemailer errors are read: SMTP 5xx to the message is permanent, 4xx and connection trouble
+ * (a 5xx refusal of the session included) are not.
  * A hard bounce of the address is a 5xx answer to RCPT TO (nodemailer's EENVELOPE), or an enhanced status
- * 5.1.x (bad mailbox) from a server that checks recipients after DATA. Any other refusal of the message
+ * 5.1.x (bad mailbox; not 5.1.7/5.1.8, the sender's address) from a server that checks recipients after DATA. Any other refusal of the message
  * (552 size, 550 5.7.1 content) says nothing about the address, and must not count toward disabling it.
  */
 export function classifyMailError(err: { responseCode?: number; code?: string; command?: string; message: string }): MailOutcome {
   const code = err.responseCode;
+  // A 5xx before any envelope (the greeting, EHLO, AUTH) refuses the session, not this message: a relay turning
+  // connections away or credentials the operator has to fix. Every mail of that moment fails alike, and ending
+  // them as permanent lost every alert and digest sent until the fix; retried, they go out once it is made.
+  if (code !== undefined && code >= 500 && (err.code === 'EAUTH' || /^(CONN|EHLO|HELO|LHLO|AUTH|STARTTLS)\b/i.test(err.command ?? ''))) {
+    return { kind: 'retry', reason: `SMTP ${code}: ${err.message}` };
+  }
   if (code !== undefined && code >= 500) {
-    // nodemailer reports MAIL FROM refusals as EENVELOPE too: those are about the sender.
-    const envelope = err.code === 'EENVELOPE' && !/MAIL/i.test(err.command ?? '');
-    const recipient = envelope || /RCPT/i.test(err.command ?? '') || /\b5\.1\.\d{1,3}\b/.test(err.message);
+    // nodemailer reports MAIL FROM refusals as EENVELOPE too: those are about the sender, whatever their text says
+    // (Postfix answers a sender domain it cannot resolve with '553 5.1.8', which is no word on any reader's mailbox).
+    if (/MAIL/i.test(err.command ?? '')) return { kind: 'permanent', reason: `SMTP ${code}: ${err.message}`, hardBounce: false };
+    const envelope = err.code === 'EENVELOPE';
+    // 5.1.x is the addressing class, but 5.1.7 and 5.1.8 (RFC 3463) name the sender's address, not the recipient's.
+    const recipient = envelope || /RCPT/i.test(err.command ?? '') || /\b5\.1\.(?![78]\b)\d{1,3}\b/.test(err.message);
     return { kind: 'permanent', reason: `SMTP ${code}: ${err.message}`, hardBounce: recipient };
   }
   return { kind: 'retry', reason: code ? `SMTP ${code}: ${err.message}` : `${err.code ?? 'error'}: ${err.message}` };
+}
+
+/**
+ * Whether `to` is one bare address, exactly as nodemailer will read it. nodemailer parses the envelope's
+ * recipients as an address list, so a stored address holding CR/LF, a space or angle brackets (written before
+ * validation, or by hand) was delivered to whatever address it contained: 'a@x.test\r\nRCPT TO:<b@y.test>' went
+ * to b@y.test, with a's signed unsubscribe links in it.
+ */
+export function isBareRecipient(to: string): boolean {
+  if (/[\x00-\x20\x7f<>,;"()\\]/.test(to)) return false;
+  const parsed = addressparser(to, { flatten: true });
+  return parsed.length === 1 && parsed[0]!.address === to;
 }
 
 /**
@@ -69,6 +92,8 @@ export function createMailer(opts: { url: string; user?: string; password?: stri
   const limiter = opts.ratePerSecond ? createOriginLimiter(opts.ratePerSecond, systemClock, realSleep) : null;
   return {
     async send(mail) {
+      // Refused like a mailbox that does not exist: a hard bounce, so the address is disabled and the reader told.
+      if (!isBareRecipient(mail.to)) return { kind: 'permanent', reason: 'invalid recipient address: not one plain address', hardBounce: true };
       await limiter?.take(opts.url);
       // Built here, not by nodemailer's MailComposer: see mime.ts for the measured cost that avoids.
       const raw = buildMimeMessage({ ...mail, from: sender, date: new Date(clock.now()), boundary: newBoundary() });
