@@ -59,10 +59,16 @@ export const digestMessageId = (subscriberId: string, date: string, domain: stri
  * they have a working email address and something can go into a digest (a daily topic, or pushes held
  * for it by their quiet-hours or cap choice); otherwise unscheduled.
  */
-export async function rescheduleDigest(deps: Pick<DigestDeps, 'subscribers' | 'digests' | 'clock'>, subscriberId: string) {
-  const [who, follows] = await Promise.all([deps.subscribers.forDelivery(subscriberId), deps.subscribers.follows(subscriberId)]);
-  const feedsDigest = Object.values(follows).some((f) => f.cadence === 'daily') || (who !== null && (who.prefs.heldAlerts === 'digest' || who.prefs.dailyPushCap !== null));
-  if (!who || !who.subscriber.email || who.emailHealth.disabledAt !== null || !feedsDigest) {
+export async function rescheduleDigest(deps: Pick<DigestDeps, 'subscribers' | 'digests' | 'clock' | 'ledger'>, subscriberId: string) {
+  const [who, follows, heldForIt] = await Promise.all([
+    deps.subscribers.forDelivery(subscriberId), deps.subscribers.follows(subscriberId), deps.ledger.hasHeld(subscriberId, 'digest'),
+  ]);
+  // Pushes already held for the digest keep it scheduled, whatever the reader changed since (held alerts now go
+  // to a bundle, no daily topic left, the address removed): its send delivers them, or ends them with the reason
+  // when there is no address to send to. Unscheduled, they would wait for ever.
+  const feedsDigest = heldForIt || Object.values(follows).some((f) => f.cadence === 'daily') || (who !== null && (who.prefs.heldAlerts === 'digest' || who.prefs.dailyPushCap !== null));
+  const canMail = who !== null && who.subscriber.email !== null && who.emailHealth.disabledAt === null;
+  if (!who || !feedsDigest || (!canMail && !heldForIt)) {
     await deps.digests.unschedule(subscriberId);
     return null;
   }

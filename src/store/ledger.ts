@@ -521,6 +521,11 @@ export function createLedger(redis: RedisClient, prefix: string) {
     },
 
     /** Held alerts, oldest first; they stay held until `release` after the bundle or digest is confirmed. */
+    /** Whether any alert waits in the bucket (one ZCARD, for callers that need no more). */
+    async hasHeld(subscriberId: string, bucket: HeldBucket): Promise<boolean> {
+      return (await redis.zcard(heldKey(prefix, subscriberId, bucket))) > 0;
+    },
+
     async held(subscriberId: string, bucket: HeldBucket): Promise<HeldAlert[]> {
       const flat = await redis.zrange(heldKey(prefix, subscriberId, bucket), 0, -1, 'WITHSCORES');
       const ids: { storyId: string; at: number }[] = [];

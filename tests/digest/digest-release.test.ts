@@ -1,7 +1,7 @@
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMailer, type Mailer } from '../../src/deliver/email/mailer.ts';
-import { sendDigest } from '../../src/digest/send-digest.ts';
+import { rescheduleDigest, sendDigest } from '../../src/digest/send-digest.ts';
 import { createDigestStore } from '../../src/store/digests.ts';
 import { createLedger, type Ledger } from '../../src/store/ledger.ts';
 import { createStoryStore } from '../../src/store/stories.ts';
@@ -134,5 +134,26 @@ describe('digest: held pushes end with it', () => {
     expect(mail!.html).not.toContain('Stop Japan emails');
     // The footer's links still stop all email or open the settings.
     expect(mail!.text).toContain('Stop all Herald emails: https://herald.example.test/u/all');
+  });
+
+  // Before: the change unscheduled the reader's digest, and the pushes held for it waited for ever.
+  it('pushes held for the digest keep it scheduled after the reader stops feeding it, and it ends them', async () => {
+    const { id } = await createReader(subscribers, { email: 'switched@example.test', timeZone: 'UTC', digestTime: '08:00' }, clock.now());
+    await subscribers.setFollows(id, { japan: { cadence: 'instant', channels: ['push'] } });
+    const held = makeStory(clock.now() - 3_600_000, { title: 'Held before the switch' });
+    await stories.put(held);
+    await ledger.hold(id, held.id, 'japan', 'digest', 'quiet-hours', clock.now() - 120_000);
+    // No daily topic, held alerts to a bundle from now on, and then no address at all.
+    await subscribers.setPrefs(id, { heldAlerts: 'bundle' }, clock.now());
+    const due = await rescheduleDigest(deps(ledger), id);
+    expect(due).not.toBeNull();
+    await subscribers.removeEmail(id, clock.now());
+    expect(await rescheduleDigest(deps(ledger), id)).toBe(due);
+    expect((await digests.due(due!, 100)).map((d) => d.subscriberId)).toContain(id);
+    // Its send has no address to mail: the held push ends with the reason, and nothing keeps the digest on.
+    await sendDigest(deps(ledger), { subscriberId: id, localDate: '2027-04-02', dueAt: due! }, 'digest-switched');
+    expect(await ledger.held(id, 'digest')).toEqual([]);
+    expect((await ledger.get(id, held.id, 'push'))!.status).toBe('skipped');
+    expect(await rescheduleDigest(deps(ledger), id)).toBeNull();
   });
 });

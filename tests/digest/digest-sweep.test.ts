@@ -24,7 +24,7 @@ describe('digest sweep', () => {
   };
   const reader = async (email: string, timeZone: string, digestTime: string, prefs = {}) => {
     const id = await addSubscriber(t, clock.now(), { email, timeZone, digestTime, topics: { japan: { cadence: 'daily', channels: [] } }, prefs });
-    const dueAt = await rescheduleDigest({ subscribers: t.herald.stores.subscribers, digests: t.herald.stores.digests, clock }, id);
+    const dueAt = await rescheduleDigest({ subscribers: t.herald.stores.subscribers, digests: t.herald.stores.digests, ledger: t.herald.stores.ledger, clock }, id);
     return { id, dueAt: dueAt === null ? null : new Date(dueAt).toISOString() };
   };
   const logStory = async (iso: string, patch: Parameters<typeof makeStory>[1] = {}) => {
@@ -176,7 +176,7 @@ describe('digest sweep', () => {
     clock.set('2027-11-17T00:00:00Z');
     const { id } = await createReader(t.herald.stores.subscribers, { email: 'mars@example.test', timeZone: 'Mars/Olympus', digestTime: '08:00' }, clock.now());
     await t.herald.stores.subscribers.setFollows(id, { japan: { cadence: 'daily', channels: [] } });
-    const due = await rescheduleDigest({ subscribers: t.herald.stores.subscribers, digests: t.herald.stores.digests, clock }, id);
+    const due = await rescheduleDigest({ subscribers: t.herald.stores.subscribers, digests: t.herald.stores.digests, ledger: t.herald.stores.ledger, clock }, id);
     expect(new Date(due!).toISOString()).toBe('2027-11-17T08:00:00.000Z');
     await logStory('2027-11-17T01:00:00Z');
     await tick('2027-11-17T08:00:00Z');
@@ -261,7 +261,7 @@ describe('digest sweep', () => {
 
     // A digest that fits in its email has no page; a correctly signed link to it says so.
     const small = await addSubscriber(t, clock.now(), { email: 'small@example.test', timeZone: 'UTC', digestTime: '09:00', topics: { india: { cadence: 'daily', channels: [] } } });
-    await rescheduleDigest({ subscribers: t.herald.stores.subscribers, digests: t.herald.stores.digests, clock }, small);
+    await rescheduleDigest({ subscribers: t.herald.stores.subscribers, digests: t.herald.stores.digests, ledger: t.herald.stores.ledger, clock }, small);
     const one = makeStory(at('2027-11-20T02:00:00Z'), { title: 'India story' });
     await t.herald.stores.stories.put(one);
     await t.herald.stores.stories.logForTopics(one.id, ['india'], at('2027-11-20T02:00:00Z'));
