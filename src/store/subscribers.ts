@@ -235,8 +235,9 @@ export function createSubscriberStore(redis: RedisClient, prefix: string) {
       if (!sub || sub.pendingEmail !== email) return { ok: false, reason: 'superseded' };
       if (sub.email && sub.email.toLowerCase() !== email.toLowerCase()) await this.dropEmailIndex(id, sub.email);
       await redis.hset(keys(id).profile, { email, pendingEmail: '', updatedAt: String(now) });
-      // A new address starts with a clean record: the hard bounces belonged to the old one.
-      if (sub.email?.toLowerCase() !== email.toLowerCase()) await redis.hdel(keys(id).profile, 'emailBounces', 'emailDisabledAt', 'emailDisabledReason');
+      // A confirmed address starts with a clean record: a new one's bounces belonged to the old one, and the same
+      // one, disabled after bounces, has just received the confirmation and had its link followed: it works again.
+      await redis.hdel(keys(id).profile, 'emailBounces', 'emailDisabledAt', 'emailDisabledReason');
       await redis.set(emailKey(prefix, email), id);
       return { ok: true, subscriberId: id, email };
     },

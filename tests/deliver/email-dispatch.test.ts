@@ -94,6 +94,15 @@ describe('email dispatch', () => {
     expect(me.emailStatus).toMatchObject({ disabled: true, hardBounces: 2 });
     expect(me.emailStatus.reason).toContain('SMTP 550');
 
+    // The same address again, once the mailbox works: a confirmation is sent, and following it enables the address.
+    // Before, re-saving it changed nothing: the reader had to remove the address and add it again.
+    smtp.script('gone@example.test', { tempFail: 0 });
+    const same = await fetch(`${t.baseUrl}/api/me`, { method: 'PUT', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ email: 'gone@example.test' }) }).then((r) => r.json());
+    expect(same.pendingEmail).toBe('gone@example.test');
+    expect((await followConfirmation(confirmationLink(smtp.to('gone@example.test')))).status).toBe(200);
+    const again = await fetch(`${t.baseUrl}/api/me`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.json());
+    expect(again).toMatchObject({ email: 'gone@example.test', pendingEmail: null, emailStatus: { disabled: false, hardBounces: 0 } });
+
     // A new address waits for its confirmation, then starts clean.
     const put = await fetch(`${t.baseUrl}/api/me`, { method: 'PUT', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ email: 'new@example.test' }) }).then((r) => r.json());
     expect(put.pendingEmail).toBe('new@example.test');

@@ -492,7 +492,7 @@ function showEmailStatus(status) {
   if (old) old.remove();
   if (!status || !status.disabled) return;
   const note = el('p', { id: 'email-status', role: 'alert', class: 'warning',
-    text: `Emails to this address stopped after ${status.hardBounces} refused deliveries (${status.reason || 'refused by the mail server'}). Save a corrected address to receive them again.` });
+    text: `Emails to this address stopped after ${status.hardBounces} refused deliveries (${status.reason || 'refused by the mail server'}). Save a corrected address, or save this one again once it works, to get a confirmation link and receive them again.` });
   $('#email').after(note);
 }
 

@@ -61,7 +61,10 @@ export const settingsRoutes = (ctx: WebContext): FastifyPluginAsync => async (ap
     if (email === null) return { kind: 'remove' };
     const sub = id ? await deps.subscribers.get(id) : null;
     const same = (a: string | null | undefined) => !!a && a.toLowerCase() === email.toLowerCase();
-    if (same(sub?.email)) return sub?.pendingEmail ? { kind: 'cancel-pending' } : { kind: 'none' };
+    // The same address again is no change, unless hard bounces disabled it: then the reader says it works again,
+    // which a confirmation proves (before, re-saving it did nothing, and only removing and re-adding it helped).
+    const disabled = id !== null && sub?.email ? (await deps.subscribers.forDelivery(id))?.emailHealth.disabledAt != null : false;
+    if (same(sub?.email) && !disabled) return sub?.pendingEmail ? { kind: 'cancel-pending' } : { kind: 'none' };
     if (same(sub?.pendingEmail)) return { kind: 'none' };
     await checkEmailLimit(ctx, req, id, email);
     return { kind: 'confirm', address: email };
