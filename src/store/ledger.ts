@@ -618,10 +618,14 @@ export function createLedger(redis: RedisClient, prefix: string) {
       await redis.set(lastPushKey(prefix, subscriberId), String(at), 'EX', DAY_SECONDS);
     },
 
-    /** A reader opened the alert: counted once per record. */
-    async recordClick(subscriberId: string, storyId: string, channel: Channel, now: number): Promise<boolean> {
+    /**
+     * A reader opened the alert: counted once per record. `via` (a bundle's `bundle:<id>`): the alert counts only
+     * if that bundle carried it, so a click on a bundle reports no alert it did not hold.
+     */
+    async recordClick(subscriberId: string, storyId: string, channel: Channel, now: number, via?: string): Promise<boolean> {
       const key = alertKey(prefix, subscriberId, storyId, channel);
-      if ((await redis.hget(key, 'status')) !== 'sent') return false;
+      const [status, carriedBy] = await redis.hmget(key, 'status', 'via');
+      if (status !== 'sent' || (via !== undefined && carriedBy !== via)) return false;
       const first = (await redis.hsetnx(key, 'clickedAt', String(now))) === 1;
       if (first) await bump((await redis.hget(key, 'topicId')) ?? '', channel, 'clicked');
       return first;

@@ -75,4 +75,12 @@ export function describeZodError(error: z.ZodError): { error: string; fields: { 
 }
 
 /** A reader opened an alert (sent by the service worker on notification click). */
-export const ClickBody = z.object({ storyId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'a story id'), channel: z.enum(['push', 'email']).default('push') }).strict();
+/** More story ids than a bundle's payload can carry under the push size limit. */
+const MAX_BUNDLE_CLICK_STORIES = 200;
+const storyIdField = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'a story id');
+/** A click on a notification: one alert, or a bundle (storyId its bundle id) with the stories it listed. */
+export const ClickBody = z.object({
+  storyId: storyIdField,
+  channel: z.enum(['push', 'email']).default('push'),
+  stories: z.array(storyIdField).max(MAX_BUNDLE_CLICK_STORIES).optional(),
+}).strict();

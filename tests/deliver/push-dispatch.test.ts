@@ -229,6 +229,18 @@ describe('push dispatch', () => {
       const after = await t.herald.stores.ledger.topicStats(['japan', 'india']);
       expect(after.japan!.push.sent - sentBefore.japan!.push.sent).toBe(3);
       expect(after.india!.push.sent - sentBefore.india!.push.sent).toBe(1);
+
+      // A click on the bundle (what the service worker posts) counts the alerts it carried, under their topics, once;
+      // a story it did not carry (the breaking one went alone) is not counted by it. Before, no topic counted it.
+      const token = await t.herald.stores.subscribers.issueToken(id);
+      const click = (body: object) => fetch(`${t.baseUrl}/api/me/clicks`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) }).then((r) => r.json());
+      const bundle = { storyId: got[1]!.payload.storyId, channel: 'push', stories: [...(got[1]!.payload.stories as string[]), breaking.id] };
+      expect(await click(bundle)).toEqual({ counted: true });
+      expect(await click(bundle)).toEqual({ counted: false });
+      const clicked = await t.herald.stores.ledger.topicStats(['japan', 'india']);
+      expect(clicked.japan!.push.clicked - after.japan!.push.clicked).toBe(2);
+      expect(clicked.india!.push.clicked - after.india!.push.clicked).toBe(1);
+      expect((await record(id, breaking.id))!.clickedAt).toBeNull();
     });
 
     it('bundles a burst: the first push goes at once, the next matches within the window go as one', async () => {

@@ -10,6 +10,10 @@ import type { Story } from '../../model.ts';
 import { FINAL_STATUSES, type HeldAlert } from '../../store/ledger.ts';
 
 export const bundleLedgerId = (bundleId: string) => `bundle-${bundleId}`;
+/** What the alerts a bundle carried have as `via`. */
+export const bundleVia = (bundleId: string) => `bundle:${bundleId}`;
+/** The `via` of the alerts carried by the bundle whose ledger id (the id its notification names) this is, or null. */
+export const viaOfBundleLedgerId = (ledgerId: string): string | null => (ledgerId.startsWith('bundle-') ? bundleVia(ledgerId.slice('bundle-'.length)) : null);
 
 /**
  * Sends the pushes held by quiet hours or a burst as one notification ("5 new stories in Japan, India").
@@ -66,7 +70,7 @@ async function sendLeasedBundle(deps: PushDeliverDeps & { inboxUrl: string }, da
   const items = await withStories(deps, subscriberId, held, stories, now);
   if (items.length === 0 || devices.length === 0) {
     const reason = items.length === 0 ? 'held stories no longer exist' : 'no-device';
-    await deps.ledger.release(subscriberId, 'bundle', items.map((i) => i.held), { status: 'skipped', via: `bundle:${bundleId}`, reason }, now);
+    await deps.ledger.release(subscriberId, 'bundle', items.map((i) => i.held), { status: 'skipped', via: bundleVia(bundleId), reason }, now);
     await deps.ledger.finish(subscriberId, ledgerId, 'push', 'skipped', now, { reason });
     return `skipped: ${reason}`;
   }
@@ -115,7 +119,7 @@ async function endBundle(deps: PushDeliverDeps, subscriberId: string, bundleId: 
     ...i.held,
     ...(outcome === 'sent' ? { inbox: { storyId: i.story.id, title: i.story.title, url: i.story.url, topicId: i.held.topicId, why: 'bundled', channel: 'push' as const, at, read: false } } : {}),
   }));
-  await deps.ledger.release(subscriberId, 'bundle', released, { status: outcome, via: `bundle:${bundleId}`, ...(outcome === 'failed' && error ? { error } : {}) }, at);
+  await deps.ledger.release(subscriberId, 'bundle', released, { status: outcome, via: bundleVia(bundleId), ...(outcome === 'failed' && error ? { error } : {}) }, at);
   if (outcome === 'sent') await deps.ledger.notePush(subscriberId, at);
   await deps.ledger.finish(subscriberId, bundleLedgerId(bundleId), 'push', outcome, at, { error });
 }

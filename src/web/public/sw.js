@@ -61,7 +61,8 @@ async function openAlert(data) {
   // The click is also counted once per alert in the delivery ledger (clicked per topic and channel).
   await Promise.allSettled([
     data.storyId ? markRead(data.storyId) : null,
-    data.storyId ? post('/api/me/clicks', { storyId: data.storyId, channel: 'push' }) : null,
+    // A bundle names the stories it carried: their alerts are the ones counted (the server checks each was).
+    data.storyId ? post('/api/me/clicks', { storyId: data.storyId, channel: 'push', ...(Array.isArray(data.stories) ? { stories: data.stories } : {}) }) : null,
     openStory(data.url),
   ]);
 }

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { renderDeliveryMetrics } from '../../deliver/metrics.ts';
+import { viaOfBundleLedgerId } from '../../deliver/push/send-bundle.ts';
 import type { WebContext } from '../context.ts';
 import { parseBody } from '../http-error.ts';
 import { ClickBody } from '../schemas.ts';
@@ -18,6 +19,13 @@ export const deliveryRoutes = (ctx: WebContext): FastifyPluginAsync => async (ap
   app.post('/api/me/clicks', async (req) => {
     const id = await ctx.authenticate(req);
     const body = parseBody(ClickBody, req.body);
-    return { counted: await deps.ledger.recordClick(id, body.storyId, body.channel, deps.clock.now()) };
+    const now = deps.clock.now();
+    if (!body.stories) return { counted: await deps.ledger.recordClick(id, body.storyId, body.channel, now) };
+    // A bundle (its notification names its ledger id): its sends were counted on the alerts it carried, under
+    // their topics, so its click is too.
+    const via = viaOfBundleLedgerId(body.storyId);
+    if (via === null) return { counted: false };
+    const counted = await Promise.all(body.stories.map((s) => deps.ledger.recordClick(id, s, 'push', now, via)));
+    return { counted: counted.some(Boolean) };
   });
 };
