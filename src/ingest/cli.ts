@@ -43,7 +43,10 @@ function filesUnder(path: string): string[] {
 export async function checkFile(file: string, maxBytes: number): Promise<CheckLine> {
   let bytes: Buffer;
   try {
-    if (statSync(file).size > maxBytes) return { file, ok: false, error: { code: 'too-large', message: `file exceeds the ${maxBytes}-byte limit the poller applies` } };
+    const st = statSync(file);
+    // Reading a named pipe or a device would block (or never end) instead of checking a feed.
+    if (!st.isFile()) return { file, ok: false, error: { code: 'not-a-file', message: 'not a regular file (a pipe, socket or device): feeds check reads files' } };
+    if (st.size > maxBytes) return { file, ok: false, error: { code: 'too-large', message: `file exceeds the ${maxBytes}-byte limit the poller applies` } };
     bytes = readFileSync(file);
   } catch (err) {
     return { file, ok: false, error: { code: 'unreadable', message: (err as Error).message } };

@@ -57,6 +57,17 @@ describe('herald feeds check', () => {
     expect(missing.err).toContain('cannot read');
     expect((await run(['frobnicate'])).code).toBe(2);
   });
+
+  it('a named pipe given as a path is refused as not-a-file, not read (which blocked for ever)', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const { mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const fifo = `${mkdtempSync(`${tmpdir()}/herald-fifo-`)}/feed.xml`;
+    execFileSync('mkfifo', [fifo]);
+    const { code, out } = await run(['check', '--json', fifo]);
+    expect(code).toBe(0);
+    expect(JSON.parse(out)).toMatchObject({ file: fifo, ok: false, error: { code: 'not-a-file' } });
+  });
 });
 
 describe('herald feeds add | list | remove', () => {
