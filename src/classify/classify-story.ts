@@ -36,9 +36,13 @@ export interface AlertPlan {
 }
 
 /**
- * Picks, for each instant follower of any matched topic, one alert per channel: the best-scoring topic
- * they follow names the alert, so a reader following both "Japan" and "India" (or an own alert) gets the
- * story once. Readers who chose "only the best" are left out of matches scoring below `bestMinScore`.
+ * Picks, for each instant follower of any matched topic, one alert per channel: the best-scoring topic they
+ * follow on that channel names it, so a reader following both "Japan" and "India" (or an own alert) gets the
+ * story once per channel. Per channel, not per reader: the send checks that the alert's topic still wants its
+ * channel, so an email named by a topic followed by push only was skipped as unfollowed, and a reader following
+ * Japan by push and India by email got no email. A reader whose channels come from two topics has two plans, each
+ * with its own channels (never one channel twice). Readers who chose "only the best" are left out of matches
+ * scoring below `bestMinScore`.
  */
 export function planInstantAlerts(
   matches: readonly TopicMatch[],
@@ -48,6 +52,7 @@ export function planInstantAlerts(
   quality: { of: ReadonlyMap<string, AlertQuality>; bestMinScore: number } = { of: new Map(), bestMinScore: 0 },
 ): AlertPlan[] {
   const plans = new Map<string, AlertPlan>();
+  const planned = new Set<string>();
   const ordered = [...matches].sort((a, b) => b.score - a.score);
   for (const m of ordered) {
     for (const subscriberId of followersOf.get(m.topicId) ?? []) {
@@ -55,9 +60,14 @@ export function planInstantAlerts(
       // The follower set is an index; the subscriber's own record decides.
       if (!follow || follow.cadence !== 'instant' || !followAllows(follow, m.score, now)) continue;
       if (quality.of.get(subscriberId) === 'best' && m.score < quality.bestMinScore) continue;
-      const plan = plans.get(subscriberId);
-      if (!plan) plans.set(subscriberId, { subscriberId, topicId: m.topicId, why: m.why, channels: [...follow.channels] });
-      else for (const c of follow.channels) if (!plan.channels.includes(c)) plan.channels.push(c);
+      for (const c of follow.channels) {
+        if (planned.has(`${subscriberId}\n${c}`)) continue;
+        planned.add(`${subscriberId}\n${c}`);
+        const key = `${subscriberId}\n${m.topicId}`;
+        const plan = plans.get(key);
+        if (plan) plan.channels.push(c);
+        else plans.set(key, { subscriberId, topicId: m.topicId, why: m.why, channels: [c] });
+      }
     }
   }
   return [...plans.values()];

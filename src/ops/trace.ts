@@ -119,24 +119,28 @@ export function explainTrace(input: TraceInput): Trace {
     const f = follows[m.topicId];
     return { topicId: m.topicId, name: input.topicName(m.topicId), score: m.score, why: m.why, follow: block ?? `instant by ${f!.channels.join(' and ') || 'no channel'}` };
   });
-  const plan = planInstantAlerts(
+  // One plan per topic that names a channel of the reader's alerts (two when Japan sends the push and India the email).
+  const plans = planInstantAlerts(
     input.matches,
     new Map(input.matches.map((m) => [m.topicId, [subscriber.id]])),
     new Map([[subscriber.id, follows]]),
     now,
     { of: new Map([[subscriber.id, subscriber.quality]]), bestMinScore: input.bestMinScore },
-  )[0];
+  );
 
   const noAlertReason = (channel: Channel): string => {
     if (input.classifiedAt === null) return 'the story has not been classified yet';
     if (matches.length === 0) return 'the story matches none of the current topics';
-    if (!plan) {
+    if (plans.length === 0) {
       const followed = matches.filter((m) => m.follow !== 'not followed');
       if (followed.length === 0) return `not followed: the reader follows none of the matched topics (${matches.map((m) => m.name).join(', ')})`;
       const reasons = [...new Set(followed.map((m) => m.follow))];
       return reasons.length === 1 ? reasons[0]! : followed.map((m) => `${m.name}: ${m.follow}`).join('; ');
     }
-    if (!plan.channels.includes(channel)) return `channel not chosen: the reader gets ${plan.topicId === '' ? 'this topic' : `"${input.topicName(plan.topicId)}"`} by ${plan.channels.join(' and ') || 'no channel'} only`;
+    if (!plans.some((p) => p.channels.includes(channel))) {
+      const named = plans.map((p) => (p.topicId === '' ? 'this topic' : `"${input.topicName(p.topicId)}"`)).join(' and ');
+      return `channel not chosen: the reader gets ${named} by ${plans.flatMap((p) => p.channels).join(' and ')} only`;
+    }
     if (channel === 'push' && input.pushDevices === 0) return 'push subscription gone: no device to push to';
     if (channel === 'email' && !subscriber.email) return `channel unconfirmed: ${subscriber.pendingEmail ? `${subscriber.pendingEmail} waits for its confirmation link` : 'no email address'}`;
     if (channel === 'email' && input.emailHealth.disabledAt) return `email disabled: ${input.emailHealth.disabledReason ?? 'hard bounces'}`;

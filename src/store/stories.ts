@@ -674,11 +674,14 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
      * Logs the story under each topic it matched: digests read these logs (fan-out on read). A log nothing is
      * written to for the retention holds only entries past it: it expires then (a topic taken out of the catalog,
      * an own alert whose removal stopped before forgetTopicLog), instead of staying for ever.
+     * An entry keeps its first time (NX): a classification retried or run again (its worker died) logged the story
+     * anew at its own clock, which moved it into the next digest window, and a digest that had listed it listed
+     * it again.
      */
     async logForTopics(storyId: string, topicIds: string[], at: number) {
       await runCommands(redis, topicIds.flatMap((topicId): Cmd[] => {
         const key = topicLogKey(prefix, topicId);
-        return [['zadd', key, at, storyId], ['zremrangebyscore', key, '-inf', at - TOPIC_LOG_RETENTION_MS], ['pexpire', key, TOPIC_LOG_RETENTION_MS]];
+        return [['zadd', key, 'NX', at, storyId], ['zremrangebyscore', key, '-inf', at - TOPIC_LOG_RETENTION_MS], ['pexpire', key, TOPIC_LOG_RETENTION_MS]];
       }));
     },
 

@@ -25,10 +25,12 @@ describe('planInstantAlerts', () => {
     ['f', { 'alert.abc': f('instant', ['push']) }],
   ]);
 
-  it('sends one alert per reader, named by the best-scoring topic they follow, on every channel they chose', () => {
+  it('sends one alert per reader and channel, named by the best-scoring topic they follow on that channel', () => {
     const plans = planInstantAlerts(matches, followers, follows, now, { of: new Map([['f', 'best']]), bestMinScore: 3 });
+    // Reader a follows Japan by push and India by email: the email is India's (the send checks its topic wants email).
     expect(plans).toEqual([
-      { subscriberId: 'a', topicId: 'japan', why: 'Matched: Japan in title, Tokyo in title', channels: ['push', 'email'] },
+      { subscriberId: 'a', topicId: 'japan', why: 'Matched: Japan in title, Tokyo in title', channels: ['push'] },
+      { subscriberId: 'a', topicId: 'india', why: 'Matched: India in title', channels: ['email'] },
       { subscriberId: 'd', topicId: 'india', why: 'Matched: India in title', channels: ['push'] },
       { subscriberId: 'e', topicId: 'alert.abc', why: 'Matched: Jaishankar in summary', channels: ['email'] },
     ]);
@@ -41,6 +43,15 @@ describe('planInstantAlerts', () => {
       ['a', 'japan', ['push']],
       ['e', 'alert.abc', ['email']],
       ['f', 'alert.abc', ['push']],
+    ]);
+  });
+
+  it('a channel two followed topics share is planned once, under the stronger topic', () => {
+    const both = new Map([['a', { japan: f('instant', ['email']), india: f('instant', ['email', 'push']) }]]);
+    const plans = planInstantAlerts(matches, new Map([['japan', ['a']], ['india', ['a']]]), both, now);
+    expect(plans.map((p) => [p.subscriberId, p.topicId, p.channels])).toEqual([
+      ['a', 'japan', ['email']],
+      ['a', 'india', ['push']],
     ]);
   });
 });

@@ -23,4 +23,15 @@ describe('topic logs', () => {
     expect(ttl).toBeGreaterThan(TOPIC_LOG_RETENTION_MS - 60_000);
     expect(ttl).toBeLessThanOrEqual(TOPIC_LOG_RETENTION_MS);
   });
+
+  it('a story logged again (a classification retried or run twice) keeps its first time: it is in one digest window', async () => {
+    // Re-stamped at the second run, a story the 08:00 digest had listed was listed again by the next one.
+    const first = Date.parse('2027-03-10T07:50:00Z');
+    const digest = Date.parse('2027-03-10T08:00:00Z');
+    await stories.logForTopics('rerun', ['japan'], first);
+    expect(await stories.loggedBetween('japan', first - 3_600_000, digest)).toEqual(['rerun']);
+    await stories.logForTopics('rerun', ['japan'], digest + 5 * 60_000);
+    expect(await stories.loggedBetween('japan', digest, digest + 86_400_000)).toEqual([]);
+    expect(await stories.loggedBetween('japan', first - 3_600_000, digest)).toEqual(['rerun']);
+  });
 });
