@@ -37,10 +37,6 @@ function rawValue(
 }
 
 /**
- * Reads every declared option from `env`, validates it and returns a frozen Config.
- * All problems are collected so the operator fixes them in one go.
- */
-/**
  * The text with the password of every URL in it (redis://:pw@host, smtp://user:pw@host) replaced by "***":
  * connection URLs carry credentials, and error messages and CLI output end up in logs and terminals.
  */
@@ -52,6 +48,10 @@ export function hideUrlPasswords(text: string): string {
 const DECIMAL = /^\s*[+-]?(\d+(\.\d*)?|\.\d+)\s*$/;
 const isCoercedNumber = (schema: z.ZodType) => schema instanceof z.ZodNumber && schema.def.coerce === true;
 
+/**
+ * Reads every declared option from `env`, validates it and returns a frozen Config.
+ * All problems are collected so the operator fixes them in one go.
+ */
 export function loadConfig(
   env: Readonly<Record<string, string | undefined>> = process.env,
   readFile: ReadFile = (p) => readFileSync(p, 'utf8'),

@@ -1,4 +1,4 @@
-import type { ConnectionOptions, Worker } from 'bullmq';
+import type { ConnectionOptions, Queue, Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import { startQueueWorker } from '../queue/queues.ts';
 import type { GiveUpMap, HandlerMap, QueueName } from '../queue/jobs.ts';
@@ -19,7 +19,7 @@ export function startDispatcher(
     /** What to record for a delivery BullMQ gives up on (its ledger record ends as failed). */
     giveUp?: GiveUpMap;
     /** Looks for given-up deliveries whose failure no process wrote (src/queue/give-up-sweep.ts). */
-    giveUpSweep?: { redis: RedisClient; everyMs: number };
+    giveUpSweep?: { redis: RedisClient; queue: Queue; everyMs: number };
   },
 ): Worker {
   const random = opts.random ?? Math.random;

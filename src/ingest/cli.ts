@@ -8,7 +8,7 @@ import { systemClock } from '../model.ts';
 import { createFeedStore } from '../store/feeds.ts';
 import { checkLiteralHost } from './address-guard.ts';
 import { describeFeedHealth, type FeedHealth } from './health.ts';
-import { canonicalUrl, parseFeedDate, toPlainText } from './normalize.ts';
+import { canonicalUrl, itemDate, toPlainText } from './normalize.ts';
 import { parseFeedBody, ParseError } from './parse-feed.ts';
 
 export interface CliIo {
@@ -66,7 +66,7 @@ export async function checkFile(file: string, maxBytes: number): Promise<CheckLi
             // As the poller does: an item without a title is shown by the start of its summary.
             title: toPlainText(item.title, 300) || toPlainText(item.summaryHtml, 120),
             link: item.link ? (canonicalUrl(item.link, base) ?? item.link) : null,
-            published: ((t) => (t === null ? null : new Date(t).toISOString()))(parseFeedDate(item.published) ?? parseFeedDate(item.updated)),
+            published: ((t) => (t === null ? null : new Date(t).toISOString()))(itemDate(item)),
           }
         : null,
     };

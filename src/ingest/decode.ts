@@ -65,7 +65,8 @@ export function decodeBody(bytes: Uint8Array, contentType?: string | null): Deco
   if (bom) return { text: new TextDecoder(bom.encoding).decode(bytes.subarray(bom.length)), encoding: bom.encoding, source: 'bom' };
 
   const fromHttp = encodingFor(charsetFromContentType(contentType));
-  let fromProlog = encodingFor(prologEncoding(bytes));
+  const prologLabel = prologEncoding(bytes);
+  let fromProlog = encodingFor(prologLabel);
   if (fromProlog && isUtf16(fromProlog)) fromProlog = null;
 
   let chosen: string | null = null;
@@ -76,7 +77,7 @@ export function decodeBody(bytes: Uint8Array, contentType?: string | null): Deco
     // A server-wide "charset=ISO-8859-1" over a feed whose prolog says UTF-8 and whose bytes are valid UTF-8
     // is the common misconfiguration; every feed reader trusts the document then. A prolog that names no
     // encoding says UTF-8 too (XML's default), and a feed's valid UTF-8 is not Latin-1 by accident.
-    const saysUtf8 = fromProlog === 'utf-8' || prologEncoding(bytes) === null;
+    const saysUtf8 = fromProlog === 'utf-8' || prologLabel === null;
     if (fromHttp !== 'utf-8' && saysUtf8 && validUtf8(bytes)) {
       chosen = 'utf-8';
       source = 'prolog';

@@ -27,8 +27,9 @@ export function describeFeedHealth(feed: FeedConfig, s: FeedState, now: number):
   if (s.disabledAt) status = 'disabled';
   else if (s.consecutiveFailures > 0) status = 'failing';
   else if (s.lastSuccessAt === null) status = 'new';
-  // Items without dates: the last time a fetch brought a new one stands in for the newest item's date.
-  else if (isStale(s.lastItemAt ?? s.lastNewItemAt, s.lastItemAt !== null ? s.cadenceMs : null, now)) status = 'stale';
+  // Items without dates: the last time a fetch brought a new one stands in for the newest item's date (their
+  // cadence is null then too: it is measured from the same dates).
+  else if (isStale(s.lastItemAt ?? s.lastNewItemAt, s.cadenceMs, now)) status = 'stale';
   return {
     id: feed.id,
     url: feed.url,

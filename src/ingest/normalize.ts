@@ -226,6 +226,9 @@ export function parseFeedDate(raw: string | null | undefined): number | null {
   return t !== null && Number.isFinite(t) && t > Date.UTC(1990, 0, 1) ? t : null;
 }
 
+/** An item's publication time: its published date, else its updated one (null when neither reads as a date). */
+export const itemDate = (item: Pick<ParsedItem, 'published' | 'updated'>): number | null => parseFeedDate(item.published) ?? parseFeedDate(item.updated);
+
 /**
  * The date an item is published at, from the raw dates its feed gives in order of preference (pubDate, published,
  * dc:date...): the first one parseFeedDate can read, else the first given. A feed whose pubDate is garbage
@@ -317,7 +320,7 @@ export function normalizeItem(item: ParsedItem, feedId: string, feedUrl: string,
   // Items without a title (allowed in RSS) get the summary's opening words.
   if (!title) title = summary.length > 120 ? `${summary.slice(0, 117).replace(/\s+\S*$/, '')}…` : summary;
   if (!title) return { skip: `item ${ident.guid ?? (ident.url || '(no guid, no link)')} has neither title nor summary` };
-  let publishedAt = parseFeedDate(item.published) ?? parseFeedDate(item.updated);
+  let publishedAt = itemDate(item);
   if (publishedAt === null || publishedAt > now + 5 * 60_000) publishedAt = now;
   return {
     id: ident.id,

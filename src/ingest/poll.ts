@@ -8,7 +8,7 @@ import type { FeedState, FeedStore } from '../store/feeds.ts';
 import type { IngestCandidate, StoryStore } from '../store/stories.ts';
 import { fetchFeed, FetchError, type CacheHeaders } from './fetch-feed.ts';
 import { bandKeys, encodeSignature, minhashSignature, NEAR_DUPLICATE_THRESHOLD } from './near-duplicate.ts';
-import { identifyItem, normalizeItem, parseFeedDate } from './normalize.ts';
+import { identifyItem, itemDate, normalizeItem } from './normalize.ts';
 import { parseFeedBody, ParseError, type ParsedFeed } from './parse-feed.ts';
 import { medianGapMs, nextCheckAt } from './schedule.ts';
 import { maybeSubscribe, type WebSubSettings } from './websub.ts';
@@ -164,7 +164,7 @@ async function fetchAndIngest(deps: PollDeps, feed: FeedConfig, state: FeedState
   }
   // Read as the stories' own dates are (localized names, zone-less dates as UTC), or a feed whose dates only
   // parseFeedDate reads would never be found stale, and one with zone-less dates would seem hours off.
-  const dates = parsed.items.map((i) => parseFeedDate(i.published) ?? parseFeedDate(i.updated)).filter((t): t is number => t !== null);
+  const dates = parsed.items.map(itemDate).filter((t): t is number => t !== null);
   // A loop, not Math.max(...dates): spreading a huge archive's dates overflows the call stack.
   const newest = dates.reduce((a, b) => (b > a ? b : a), -Infinity);
   await deps.feeds.recordSuccess(

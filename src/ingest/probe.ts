@@ -1,5 +1,5 @@
 import { fetchFeed, FetchError } from './fetch-feed.ts';
-import { canonicalUrl, parseFeedDate, toPlainText } from './normalize.ts';
+import { canonicalUrl, itemDate, toPlainText } from './normalize.ts';
 import { parseFeedBody, ParseError } from './parse-feed.ts';
 import type { IngestSettings } from './poll.ts';
 
@@ -35,7 +35,7 @@ export async function probeFeed(url: string, s: Pick<IngestSettings, 'fetchTimeo
         title: toPlainText(item.title, 300) || toPlainText(item.summaryHtml, 120),
         // Only a link the poller would keep (http or https): a feed's javascript: link must not become a console link.
         link: item.link ? canonicalUrl(item.link, res.finalUrl) : null,
-        published: ((t) => (t === null ? null : new Date(t).toISOString()))(parseFeedDate(item.published) ?? parseFeedDate(item.updated)),
+        published: ((t) => (t === null ? null : new Date(t).toISOString()))(itemDate(item)),
       })),
     };
   } catch (err) {

@@ -109,8 +109,8 @@ export function startQueueWorker(
     workerOptions?: Omit<WorkerOptions, 'connection' | 'prefix' | 'concurrency' | 'name'>;
     /** What to record for a job BullMQ gives up on, by job name. */
     giveUp?: GiveUpMap;
-    /** Looks for given-up jobs whose step never ran, every `everyMs` (see give-up-sweep.ts). */
-    giveUpSweep?: { redis: RedisClient; everyMs: number };
+    /** Looks for given-up jobs whose step never ran in `queue` (this worker's own), every `everyMs` (see give-up-sweep.ts). */
+    giveUpSweep?: { redis: RedisClient; queue: Queue; everyMs: number };
   },
 ): Worker {
   const queueName = queue === 'push' ? pushShardName(opts.shard ?? 0) : queue;
@@ -141,20 +141,17 @@ export function startQueueWorker(
     recordGiveUps(worker, opts.giveUp, queue, opts.log);
     if (opts.giveUpSweep) {
       // The step above runs in this process; a process that dies before it ran leaves the job to the sweep.
-      const { redis, everyMs } = opts.giveUpSweep;
-      const own = new Queue(bullQueueName(queueName), { connection: opts.connection, prefix: opts.prefix });
+      const { redis, queue: own, everyMs } = opts.giveUpSweep;
       const stop = scheduleGiveUpSweeps(redis, own, opts.giveUp, { everyMs, graceMs: everyMs, lookbackMs: FAILED_DELIVERY_KEPT_SECONDS * 1000, log: opts.log });
       const close = worker.close.bind(worker);
       worker.close = async (force?: boolean) => {
         await close(force);
         await stop();
-        await own.close();
       };
     }
   }
   return worker;
 }
-
 
 /** BullMQ will not run the job again: a permanent error, or its attempts are used up. */
 const isGivenUp = (job: { attemptsMade: number; opts: { attempts?: number } }, err: Error) =>

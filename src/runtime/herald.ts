@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { Worker } from 'bullmq';
+import type { Queue, Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import { loadFeeds, loadTopics, type FeedConfig, type Topic } from '../config/catalog.ts';
 import { publicBaseUrl } from '../config/load.ts';
@@ -177,7 +177,7 @@ export function createHerald(opts: HeraldOptions) {
     AlertSendPushBatch: (d, job, reason) => giveUpBatch(pushDeps, d, job.id ?? '', reason),
   };
   // For the give-ups no process recorded (it died at that moment): one sweep per queue per interval, any dispatcher.
-  const giveUpSweep = { redis: queueConnection, everyMs: config.giveUpSweepSeconds * 1000 };
+  const giveUpSweep = (queue: Queue) => ({ redis: queueConnection, queue, everyMs: config.giveUpSweepSeconds * 1000 });
 
   const web = buildWebApp({
     redis, subscribers, digests, ledger, topics, clock, log, stories,
@@ -241,12 +241,12 @@ export function createHerald(opts: HeraldOptions) {
         if (queue === 'push') {
           // Each consumed shard gets its own worker with the configured concurrency: shards are independent queues.
           for (const shard of consumedShards(config.pushShards, config.pushShardsConsumed)) {
-            workers.push(startDispatcher(queue, handlers, { ...common, lockSeconds: config.jobLockSeconds, shard, giveUp, giveUpSweep }));
+            workers.push(startDispatcher(queue, handlers, { ...common, lockSeconds: config.jobLockSeconds, shard, giveUp, giveUpSweep: giveUpSweep(pushShards[shard]!) }));
           }
         } else {
           workers.push(
             queue === 'email' || queue === 'digest'
-              ? startDispatcher(queue, handlers, { ...common, lockSeconds: config.jobLockSeconds, giveUp, giveUpSweep })
+              ? startDispatcher(queue, handlers, { ...common, lockSeconds: config.jobLockSeconds, giveUp, giveUpSweep: giveUpSweep(queues[queue]) })
               : startQueueWorker(queue, handlers, {
                   ...common,
                   // A killed poller or classifier has its fetch or fan-out taken over as soon as a dispatcher's would be.

@@ -520,12 +520,12 @@ export function createLedger(redis: RedisClient, prefix: string) {
       await bundleUnleaseScript(bundleLeaseKey(prefix, subscriberId), owner);
     },
 
-    /** Held alerts, oldest first; they stay held until `release` after the bundle or digest is confirmed. */
     /** Whether any alert waits in the bucket (one ZCARD, for callers that need no more). */
     async hasHeld(subscriberId: string, bucket: HeldBucket): Promise<boolean> {
       return (await redis.zcard(heldKey(prefix, subscriberId, bucket))) > 0;
     },
 
+    /** Held alerts, oldest first; they stay held until `release` after the bundle or digest is confirmed. */
     async held(subscriberId: string, bucket: HeldBucket): Promise<HeldAlert[]> {
       const flat = await redis.zrange(heldKey(prefix, subscriberId, bucket), 0, -1, 'WITHSCORES');
       const ids: { storyId: string; at: number }[] = [];
@@ -624,10 +624,10 @@ export function createLedger(redis: RedisClient, prefix: string) {
      */
     async recordClick(subscriberId: string, storyId: string, channel: Channel, now: number, via?: string): Promise<boolean> {
       const key = alertKey(prefix, subscriberId, storyId, channel);
-      const [status, carriedBy] = await redis.hmget(key, 'status', 'via');
+      const [status, carriedBy, topicId] = await redis.hmget(key, 'status', 'via', 'topicId');
       if (status !== 'sent' || (via !== undefined && carriedBy !== via)) return false;
       const first = (await redis.hsetnx(key, 'clickedAt', String(now))) === 1;
-      if (first) await bump((await redis.hget(key, 'topicId')) ?? '', channel, 'clicked');
+      if (first) await bump(topicId ?? '', channel, 'clicked');
       return first;
     },
 

@@ -16,18 +16,24 @@ const sha = (value: string) => hash('sha1', value, 'base64url').slice(0, 16);
 export const topicLogKey = (prefix: string, topicId: string) => `${prefix}:{t:${topicId}}:log`;
 
 const DAY_MS = 86_400_000;
+/** Digests look back at most this far; older log entries are trimmed. */
+export const TOPIC_LOG_RETENTION_MS = 8 * DAY_MS;
 /**
  * Story records and their sources are kept 8 days after they were created or last changed: as far back as
  * digests, previews and digest pages look (TOPIC_LOG_RETENTION_MS, RECENT_RETENTION_MS); readers of an older id
  * already treat it as gone. Without it every story ever ingested stayed in Redis, whose policy is noeviction.
  * The seen index outlives them, so an item a feed still lists afterwards is not new again.
  */
-export const STORY_TTL_MS = 8 * DAY_MS;
+const STORY_TTL_MS = TOPIC_LOG_RETENTION_MS;
 /** Seen items and links are remembered for one to two 30-day generations. */
 const SEEN_GEN_MS = 30 * DAY_MS;
 const seenKey = (prefix: string, feedId: string, gen: number) => `${prefix}:{f:${feedId}}:seen:${gen}`;
 const LINK_SHARDS = 16;
 const linkKey = (prefix: string, shard: number, gen: number) => `${prefix}:links:{l:${shard}}:${gen}`;
+/** The shard of a link index field (`l:<sha>`): its first hash character. */
+const linkShard = (link: string) => link.charCodeAt(2) % LINK_SHARDS;
+/** A link shard's current and previous generation keys, the pair every link script takes. */
+const linkKeys = (prefix: string, shard: number, gen: number): [string, string] => [linkKey(prefix, shard, gen), linkKey(prefix, shard, gen - 1)];
 /** Near-duplicates are looked for among stories of today and yesterday (UTC): the same event, not the same topic. */
 const ND_GEN_MS = DAY_MS;
 const ND_GENS = 2;
@@ -44,6 +50,12 @@ const MAX_CANDIDATES = 64;
 const NEAR_CHUNK = 25;
 /** In the last minutes of a UTC day the decision also reads tomorrow's hash: pollers' clocks differ. */
 const NEAR_MIDNIGHT_MS = 5 * 60_000;
+
+/** Adds a feed to a story's sources (kept when present) and keeps the sources as long as the story. */
+const addSourceCmds = (prefix: string, storyId: string, feedId: string, sourceJson: string): Cmd[] => [
+  ['hsetnx', sourcesKey(prefix, storyId), feedId, sourceJson],
+  ['pexpire', sourcesKey(prefix, storyId), STORY_TTL_MS],
+];
 
 /** The fields of a story record as written at creation. */
 const createFields = (s: Story, contentHash: string): string[] =>
@@ -243,8 +255,6 @@ function dropSharedLinks(fields: { guid: string | null; link: string | null }[],
   }
 }
 
-/** Digests look back at most this far; older log entries are trimmed. */
-export const TOPIC_LOG_RETENTION_MS = 8 * 24 * 60 * 60 * 1000;
 
 /** The story's own fields, stored as one JSON value: one argument to write instead of two per field. */
 type StoredStory = Omit<Story, 'sources' | 'id' | 'feedId'>;
@@ -454,14 +464,14 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
       for (const i of fresh) {
         const link = fields[i]!.link;
         if (!link) continue;
-        const shard = link.charCodeAt(2) % LINK_SHARDS;
+        const shard = linkShard(link);
         const idx = byShard.get(shard);
         if (idx) idx.push(i);
         else byShard.set(shard, [i]);
       }
       const shards = [...byShard.entries()].flatMap(([shard, idx]) => chunksOf(idx, FIELDS_PER_CALL / 2).map((part) => [shard, part] as const));
       const claims: Cmd[] = shards.map(([shard, idx]): Cmd => [
-        'heraldClaim', linkKey(prefix, shard, seenGen), linkKey(prefix, shard, seenGen - 1), 2 * SEEN_GEN_MS,
+        'heraldClaim', ...linkKeys(prefix, shard, seenGen), 2 * SEEN_GEN_MS,
         ...idx.flatMap((i) => [fields[i]!.link!, cands[i]!.id]),
       ]);
 
@@ -512,13 +522,13 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
         const t = target.get(i);
         if (!t) continue;
         const link = fields[i]!.link!;
-        const shard = link.charCodeAt(2) % LINK_SHARDS;
+        const shard = linkShard(link);
         const triples = repoint.get(shard) ?? [];
         triples.push(link, cands[i]!.id, t.id);
         repoint.set(shard, triples);
       }
       for (const [shard, triples] of repoint) {
-        for (const part of chunksOf(triples, 3 * (FIELDS_PER_CALL / 2))) writes.push(['heraldRepoint', linkKey(prefix, shard, seenGen), linkKey(prefix, shard, seenGen - 1), ...part]);
+        for (const part of chunksOf(triples, 3 * (FIELDS_PER_CALL / 2))) writes.push(['heraldRepoint', ...linkKeys(prefix, shard, seenGen), ...part]);
       }
       const creates: number[] = [];
       for (const i of fresh) {
@@ -527,10 +537,7 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
         if (t) {
           remember(i, t.id);
           // A merge is a change: the story (when it still exists; PEXPIRE creates nothing) and its sources stay on.
-          writes.push(
-            ['hsetnx', sourcesKey(prefix, t.id), feedId, JSON.stringify({ url: c.url, at: opts.now })],
-            ['pexpire', sourcesKey(prefix, t.id), STORY_TTL_MS], ['pexpire', storyKey(prefix, t.id), STORY_TTL_MS],
-          );
+          writes.push(...addSourceCmds(prefix, t.id, feedId, JSON.stringify({ url: c.url, at: opts.now })), ['pexpire', storyKey(prefix, t.id), STORY_TTL_MS]);
           out[i] = { outcome: 'merged', id: t.id, similarity: t.similarity };
           continue;
         }
@@ -598,8 +605,7 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
        */
       async function settleLinkRaces(moved: number[], joined: number[]) {
         const fix: Cmd[] = [];
-        const add = (storyId: string, feed: string, source: string) =>
-          fix.push(['hsetnx', sourcesKey(prefix, storyId), feed, source], ['pexpire', sourcesKey(prefix, storyId), STORY_TTL_MS]);
+        const add = (storyId: string, feed: string, source: string) => fix.push(...addSourceCmds(prefix, storyId, feed, source));
         // (A story of that id written by an earlier run keeps its sources.)
         const stray = (await batch(moved.flatMap((i): Cmd[] => [['exists', storyKey(prefix, cands[i]!.id)], ['hgetall', sourcesKey(prefix, cands[i]!.id)]]))) as unknown[];
         moved.forEach((i, k) => {
@@ -612,8 +618,8 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
         const missing = joined.filter((_, k) => exists[k] === 0);
         const claims = (await batch(missing.map((i): Cmd => {
           const link = fields[i]!.link!;
-          const shard = link.charCodeAt(2) % LINK_SHARDS;
-          return ['heraldSeen', linkKey(prefix, shard, seenGen), linkKey(prefix, shard, seenGen - 1), link];
+          const shard = linkShard(link);
+          return ['heraldSeen', ...linkKeys(prefix, shard, seenGen), link];
         }))) as (string | null)[][];
         missing.forEach((i, k) => {
           const claimant = claims[k]![0]?.replace(/^~/, '');
@@ -701,10 +707,10 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
      */
     async idForCanonicalUrl(canonical: string, now: number): Promise<string | null> {
       const link = `l:${sha(canonical)}`;
-      const shard = link.charCodeAt(2) % LINK_SHARDS;
+      const shard = linkShard(link);
       const gen = Math.floor(now / SEEN_GEN_MS);
-      const [cur, prev] = await Promise.all([redis.hget(linkKey(prefix, shard, gen), link), redis.hget(linkKey(prefix, shard, gen - 1), link)]);
-      return cur ?? prev;
+      const [cur, prev] = await Promise.all(linkKeys(prefix, shard, gen).map((key) => redis.hget(key, link)));
+      return cur ?? prev ?? null;
     },
 
     /** Story ids logged under the topic in (from, to]. */

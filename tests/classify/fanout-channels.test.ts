@@ -1,24 +1,21 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jobIds } from '../../src/queue/jobs.ts';
 import { manualClock } from '../helpers/clock.ts';
-import { startTestHerald, type TestHerald } from '../helpers/herald.ts';
-import { startScriptedSmtp, type ScriptedSmtp } from '../deliver/support/smtp.ts';
-import { addSubscriber, makeStory, TOPICS } from '../deliver/support/world.ts';
+import type { TestHerald } from '../helpers/herald.ts';
+import { addSubscriber, makeStory, startPushWorld, type PushWorld } from '../deliver/support/world.ts';
 
 /** Classification to delivery, through a whole Herald (real Redis, real SMTP): what a reader's follows ask for arrives. */
 describe('fan-out by channel', () => {
   const clock = manualClock('2027-02-01T09:00:00Z');
-  let smtp: ScriptedSmtp;
+  let world: PushWorld | undefined;
+  let smtp: PushWorld['smtp'];
   let t: TestHerald;
 
   beforeAll(async () => {
-    smtp = await startScriptedSmtp();
-    t = await startTestHerald({ name: 'fanout-channels', clock, smtpUrl: smtp.url, topics: TOPICS });
+    world = await startPushWorld('fanout-channels', clock);
+    ({ smtp, t } = world);
   }, 60_000);
-  afterAll(async () => {
-    await t?.close();
-    await smtp?.close();
-  });
+  afterAll(() => world?.close());
 
   it('a story matching two topics a reader follows on different channels reaches each channel once, under the topic that asked for it', async () => {
     // Japan (the stronger match) by push only, India by email only: the email is India's to send.

@@ -34,6 +34,16 @@ describe('digest: held pushes end with it', () => {
     viewUrl: () => 'https://herald.example.test/digest', storiesPerTopic: 10, messageIdDomain: 'herald.example.test', hardBounceLimit: 3,
   });
 
+  /** A reader following Japan for pushes only, with one story's push held for their digest two minutes ago. */
+  const pushReaderWithHeld = async (email: string, title: string, reason: 'cap' | 'quiet-hours') => {
+    const { id } = await createReader(subscribers, { email, timeZone: 'UTC', digestTime: '08:00' }, clock.now());
+    await subscribers.setFollows(id, { japan: { cadence: 'instant', channels: ['push'] } });
+    const story = makeStory(clock.now() - 3_600_000, { title });
+    await stories.put(story);
+    await ledger.hold(id, story.id, 'japan', 'digest', reason, clock.now() - 120_000);
+    return { id, story };
+  };
+
   beforeAll(async () => {
     smtp = await startSmtpSink();
     mailer = createMailer({ url: smtp.url, from: 'Herald <herald@herald.example.test>', poolSize: 1, clock });
@@ -117,12 +127,8 @@ describe('digest: held pushes end with it', () => {
   });
 
   it('a topic there only through held pushes offers no "Stop … emails" link: stopping its email would change nothing', async () => {
-    const { id } = await createReader(subscribers, { email: 'held-only@example.test', timeZone: 'UTC', digestTime: '08:00' }, clock.now());
     // Followed for pushes only: its stories reach the digest because pushes over the cap were held for it.
-    await subscribers.setFollows(id, { japan: { cadence: 'instant', channels: ['push'] } });
-    const s = makeStory(clock.now() - 3_600_000, { title: 'Held push over the cap' });
-    await stories.put(s);
-    await ledger.hold(id, s.id, 'japan', 'digest', 'cap', clock.now() - 120_000);
+    const { id } = await pushReaderWithHeld('held-only@example.test', 'Held push over the cap', 'cap');
     expect(await sendDigest(deps(ledger), { subscriberId: id, localDate: '2027-04-01', dueAt: clock.now() }, 'digest-held-only')).toBe('sent');
     const [mail] = smtp.to('held-only@example.test');
     expect(mail!.text).toContain('Held push over the cap');
@@ -138,11 +144,7 @@ describe('digest: held pushes end with it', () => {
 
   // Before: the change unscheduled the reader's digest, and the pushes held for it waited for ever.
   it('pushes held for the digest keep it scheduled after the reader stops feeding it, and it ends them', async () => {
-    const { id } = await createReader(subscribers, { email: 'switched@example.test', timeZone: 'UTC', digestTime: '08:00' }, clock.now());
-    await subscribers.setFollows(id, { japan: { cadence: 'instant', channels: ['push'] } });
-    const held = makeStory(clock.now() - 3_600_000, { title: 'Held before the switch' });
-    await stories.put(held);
-    await ledger.hold(id, held.id, 'japan', 'digest', 'quiet-hours', clock.now() - 120_000);
+    const { id, story: held } = await pushReaderWithHeld('switched@example.test', 'Held before the switch', 'quiet-hours');
     // No daily topic, held alerts to a bundle from now on, and then no address at all.
     await subscribers.setPrefs(id, { heldAlerts: 'bundle' }, clock.now());
     const due = await rescheduleDigest(deps(ledger), id);

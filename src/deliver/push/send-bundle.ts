@@ -21,17 +21,23 @@ export const viaOfBundleLedgerId = (ledgerId: string): string | null => (ledgerI
  * records end as sent "via bundle" only after a device confirmed it.
  */
 export async function sendPushBundle(deps: PushDeliverDeps & { inboxUrl: string }, data: JobCatalog['PushBundleSend'], jobId: string): Promise<string> {
-  const { subscriberId } = data;
+  return withBundleLease(deps, data, () => sendLeasedBundle(deps, data, jobId));
+}
+
+/**
+ * Runs `fn` under the reader's bundle lease: one bundle of a reader at a time, from before it reads what is held
+ * until it has released it. Two bundles due together (release times passed during an outage, a reader who changed
+ * their quiet hours) read the same held alerts and both pushed them. Busy, it throws RetryLater: the other bundle
+ * waits, then finds nothing held.
+ */
+async function withBundleLease<T>(deps: PushDeliverDeps, data: JobCatalog['PushBundleSend'], fn: () => Promise<T>): Promise<T> {
   const ledgerId = bundleLedgerId(data.bundleId);
-  // One bundle of a reader at a time, from before it reads what is held until it has released it: two bundles due
-  // together (release times passed during an outage, a reader who changed their quiet hours) read the same held
-  // alerts and both pushed them. The other waits and then finds nothing held.
-  const busyMs = await deps.ledger.takeBundleLease(subscriberId, ledgerId, deps.jobLockMs);
+  const busyMs = await deps.ledger.takeBundleLease(data.subscriberId, ledgerId, deps.jobLockMs);
   if (busyMs > 0) throw new RetryLater('another bundle of this reader is being sent', busyMs);
   try {
-    return await sendLeasedBundle(deps, data, jobId);
+    return await fn();
   } finally {
-    await deps.ledger.dropBundleLease(subscriberId, ledgerId);
+    await deps.ledger.dropBundleLease(data.subscriberId, ledgerId);
   }
 }
 
@@ -133,14 +139,7 @@ async function endBundle(deps: PushDeliverDeps, subscriberId: string, bundleId: 
 export async function giveUpBundle(deps: PushDeliverDeps, data: JobCatalog['PushBundleSend'], reason: string): Promise<void> {
   // Under the reader's bundle lease too: run beside another bundle that was sending the same held alerts, this
   // step failed them while the reader got them. Busy, the step throws and the give-up sweep runs it again later.
-  const ledgerId = bundleLedgerId(data.bundleId);
-  const busyMs = await deps.ledger.takeBundleLease(data.subscriberId, ledgerId, deps.jobLockMs);
-  if (busyMs > 0) throw new RetryLater('another bundle of this reader is being sent', busyMs);
-  try {
-    await giveUpLeasedBundle(deps, data, reason);
-  } finally {
-    await deps.ledger.dropBundleLease(data.subscriberId, ledgerId);
-  }
+  await withBundleLease(deps, data, () => giveUpLeasedBundle(deps, data, reason));
 }
 
 async function giveUpLeasedBundle(deps: PushDeliverDeps, data: JobCatalog['PushBundleSend'], reason: string): Promise<void> {
