@@ -20,6 +20,21 @@ describe('toPlainText', () => {
   ])('%j → %j', (html, text) => {
     expect(toPlainText(html)).toBe(text);
   });
+
+  // Text with only single spaces skips the collapsing replace, and block boundaries add no second space: every
+  // mix of spaces, other whitespace, zero-width spaces, entities and block tags must still come out collapsed.
+  it('collapses every whitespace mix to single spaces, with or without the fast path', () => {
+    const pieces = [' ', '  ', '\n', '\t', '\u00a0', '\u200b', '&nbsp;', '&#32;', '&#10;', '<p>', '</p>', '<br>', '<b>', 'word', 'x'];
+    let seed = 7;
+    const pick = () => pieces[(seed = (seed * 1103515245 + 12345) % 2 ** 31) % pieces.length]!;
+    for (let n = 0; n < 2000; n++) {
+      const html = Array.from({ length: 1 + (n % 12) }, pick).join('');
+      const out = toPlainText(html);
+      expect(out, JSON.stringify(html)).not.toMatch(/[\s\u00a0\u200b]{2}|^[\s\u200b]|[\s\u200b]$|[^\S ]|\u200b/);
+      // Nothing but whitespace is lost or added: the words are the same, in order.
+      expect(out.split(' ').filter(Boolean).join('|'), JSON.stringify(html)).toBe(html.replace(/<b>/g, '').replace(/<[^>]*>/g, ' ').replace(/&nbsp;|&#32;|&#10;/g, ' ').split(/[\s\u00a0\u200b]+/).filter(Boolean).join('|'));
+    }
+  });
 });
 
 describe('toPlainText length limit', () => {
