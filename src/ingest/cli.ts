@@ -65,7 +65,7 @@ export async function checkFile(file: string, maxBytes: number): Promise<CheckLi
         ? {
             // As the poller does: an item without a title is shown by the start of its summary.
             title: toPlainText(item.title, 300) || toPlainText(item.summaryHtml, 120),
-            link: item.link ? (canonicalUrl(item.link, base) ?? item.link) : null,
+            link: item.link ? checkedLink(item.link, base) : null,
             published: ((t) => (t === null ? null : new Date(t).toISOString()))(itemDate(item)),
           }
         : null,
@@ -75,6 +75,14 @@ export async function checkFile(file: string, maxBytes: number): Promise<CheckLi
     return { file, ok: false, error: { code: 'internal', message: (err as Error).message } };
   }
 }
+
+/**
+ * The item's link as the poller would keep it (canonical http or https), like the console's probe. A link with
+ * another scheme (javascript:, data:) is none; a relative one in a file without a channel link has no base to
+ * resolve against here, while the poller has the feed's URL: it is shown as published.
+ */
+const checkedLink = (link: string, base: string | undefined): string | null =>
+  canonicalUrl(link, base) ?? (/^\s*[a-z][a-z0-9+.-]*:/i.test(link) ? null : link);
 
 const clip = (s: string, n: number) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
 

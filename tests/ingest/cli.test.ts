@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { feedIdFor, feedsCommand, type CheckLine } from '../../src/ingest/cli.ts';
@@ -37,6 +40,23 @@ describe('herald feeds check', () => {
     for (const l of lines) {
       if (l.ok) expect(l.title, l.file).not.toMatch(/\uFFFD|Ã|â€/);
       else expect(l.error.code, l.file).toMatch(/^[a-z-]+$/);
+    }
+  });
+
+  it("the first item's link is one the poller would keep: a javascript: link shows as none, a relative one without a base as published", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'herald-check-'));
+    const feed = (channelLink: string, itemLink: string) =>
+      `<?xml version="1.0"?><rss version="2.0"><channel><title>Links</title>${channelLink}<item><title>One</title><link>${itemLink}</link></item></channel></rss>`;
+    writeFileSync(join(dir, 'a-script.xml'), feed('<link>https://links.example.test/</link>', 'javascript:void(0)'));
+    writeFileSync(join(dir, 'b-data.xml'), feed('', 'data:text/html,hi'));
+    writeFileSync(join(dir, 'c-relative.xml'), feed('', '/news/1'));
+    writeFileSync(join(dir, 'd-resolved.xml'), feed('<link>https://links.example.test/</link>', '/news/1#top'));
+    try {
+      const { out } = await run(['check', '--json', dir]);
+      const links = out.trim().split('\n').map((l) => (JSON.parse(l) as CheckLine & { ok: true }).first?.link);
+      expect(links).toEqual([null, null, '/news/1', 'https://links.example.test/news/1']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
