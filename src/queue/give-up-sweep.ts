@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Job, Queue } from 'bullmq';
 import type { Logger } from 'pino';
-import type { RedisClient } from '../store/redis.ts';
+import { defineScript, type RedisClient } from '../store/redis.ts';
 import type { GiveUpHandler, GiveUpMap, HeraldJob, JobName } from './jobs.ts';
 
 /** What a give-up step records as the reason: how many attempts the job had and its last error. */
@@ -98,17 +98,32 @@ export async function sweepGivenUp(redis: RedisClient, queue: Queue, giveUp: Giv
 /** How many of the scores ZMSCORE answered are still `score`: jobs looked at that are still in the set there. */
 const stillAt = (scores: (string | null)[], score: number) => scores.filter((s) => s !== null && Number(s) === score).length;
 
+/** KEYS[1] a sweep lock; ARGV[1] its holder, ARGV[2] ms: extended only while that holder still has it. */
+const EXTEND_LOCK = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('PEXPIRE', KEYS[1], ARGV[2])`;
+
 /**
  * Sweeps the queue every `everyMs` from this process, while no other process of the deployment does (a lock as
  * long as the interval): however many dispatchers consume a queue, one sweep runs per interval. Returns the stop.
  */
 export function scheduleGiveUpSweeps(redis: RedisClient, queue: Queue, giveUp: GiveUpMap, opts: { everyMs: number; graceMs: number; lookbackMs: number; log: Logger }): () => Promise<void> {
   const token = randomUUID();
+  const lock = `${sweepMarkKey(queue)}:lock`;
+  const extend = defineScript(redis, 'heraldExtendSweepLock', 1, EXTEND_LOCK);
   let running: Promise<unknown> | null = null;
   const tick = async () => {
-    if ((await redis.set(`${sweepMarkKey(queue)}:lock`, token, 'PX', opts.everyMs, 'NX')) !== 'OK') return;
-    const res = await sweepGivenUp(redis, queue, giveUp, { now: Date.now(), graceMs: opts.graceMs, lookbackMs: opts.lookbackMs, log: opts.log });
-    if (res.recorded > 0) opts.log.info({ queue: queue.name, ...res }, 'given-up jobs recorded by the sweep');
+    if ((await redis.set(lock, token, 'PX', opts.everyMs, 'NX')) !== 'OK') return;
+    // Kept while the sweep runs: a sweep longer than the interval (a backlog, a slow Redis) lost its lock to
+    // another process's next tick, which swept the same jobs beside it. At the end it is left to expire, so the
+    // next sweep anywhere still waits for the interval.
+    const keep = setInterval(() => void extend(lock, token, opts.everyMs).catch(() => undefined), Math.max(1, Math.floor(opts.everyMs / 3)));
+    try {
+      const res = await sweepGivenUp(redis, queue, giveUp, { now: Date.now(), graceMs: opts.graceMs, lookbackMs: opts.lookbackMs, log: opts.log });
+      if (res.recorded > 0) opts.log.info({ queue: queue.name, ...res }, 'given-up jobs recorded by the sweep');
+    } finally {
+      clearInterval(keep);
+    }
   };
   const timer = setInterval(() => {
     // One sweep at a time: a sweep longer than the interval outlives its lock, and a second one started beside it

@@ -177,4 +177,31 @@ describe('give-up sweep (real BullMQ and Redis)', () => {
     expect(most).toBe(1);
     expect(steps).toBe(1);
   });
+  it('runs one sweep at a time across processes, even when a sweep outlasts its interval', async () => {
+    await failAtOneScore(['slow-1']);
+    let active = 0;
+    let most = 0;
+    let steps = 0;
+    const map: GiveUpMap = {
+      AlertSendEmail: async (_d, job) => {
+        if (job.id !== 'slow-1') return;
+        active++;
+        steps++;
+        most = Math.max(most, active);
+        await new Promise((r) => setTimeout(r, 1200));
+        active--;
+      },
+    };
+    // Two dispatcher processes: each its own connection, each its own scheduler. The step takes 1.2 s, four times
+    // the 300 ms interval: the second process must not start a sweep beside the one still running in the first.
+    const other = testRedis();
+    const stops = [redis, other].map((conn) => scheduleGiveUpSweeps(conn, queues.email, map, { everyMs: 300, graceMs: 0, lookbackMs: 86_400_000, log }));
+    const deadline = Date.now() + 5_000;
+    while (steps === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 1300));
+    await Promise.all(stops.map((stop) => stop()));
+    await other.quit();
+    expect(most).toBe(1);
+    expect(steps).toBe(1);
+  });
 });
