@@ -24,7 +24,8 @@ export interface DigestDeps {
   mailer: Mailer;
   enqueue: Enqueue;
   topicName: (topicId: string) => string;
-  links: (subscriberId: string, topicId: string) => UnsubscribeLinks;
+  /** Stop links of an email to `address`: they act on that address only. */
+  links: (subscriberId: string, topicId: string, address: string) => UnsubscribeLinks;
   /** The signed page of one digest (subscriber, local date). */
   viewUrl: (subscriberId: string, localDate: string) => string;
   /** Stories of one topic an email lists; the rest are on the digest's page. */
@@ -180,12 +181,12 @@ export async function sendDigest(deps: DigestDeps, data: JobCatalog['DigestSend'
   // Each daily topic carries its own signed stop link; the footer and List-Unsubscribe stop all email. A topic
   // here only through pushes held for the digest gets none: its follow has no email to stop, so the link's
   // POST changed nothing while its page said "unsubscribed" (the reader changes holding on the settings page).
-  const linked = groups.map((g) => (follows[g.topicId]?.cadence === 'daily' ? { ...g, stopUrl: deps.links(subscriberId, g.topicId).topic } : g));
+  const linked = groups.map((g) => (follows[g.topicId]?.cadence === 'daily' ? { ...g, stopUrl: deps.links(subscriberId, g.topicId, address).topic } : g));
   // Only a digest that leaves stories out has a page: kept before the send, so its links work on arrival.
   const overflows = groups.some((g) => (g.more ?? 0) > 0);
   if (overflows) await deps.digests.saveView(subscriberId, date, view);
   const email = renderDigestEmail({
-    localDate: date, groups: linked, links: deps.links(subscriberId, 'all'),
+    localDate: date, groups: linked, links: deps.links(subscriberId, 'all', address),
     ...(overflows ? { viewUrl: deps.viewUrl(subscriberId, date) } : {}),
   });
   const outcome = await deps.mailer.send({ ...email, to: address, messageId: digestMessageId(subscriberId, date, deps.messageIdDomain) });

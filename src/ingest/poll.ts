@@ -4,7 +4,7 @@ import type { FeedConfig } from '../config/catalog.ts';
 import type { Clock } from '../model.ts';
 import { jobIds } from '../queue/jobs.ts';
 import type { Enqueue } from '../queue/queues.ts';
-import type { FeedState, FeedStore } from '../store/feeds.ts';
+import { hostOf, type FeedState, type FeedStore } from '../store/feeds.ts';
 import type { IngestCandidate, StoryStore } from '../store/stories.ts';
 import { fetchFeed, FetchError, type CacheHeaders } from './fetch-feed.ts';
 import { bandKeys, encodeSignature, minhashSignature, NEAR_DUPLICATE_THRESHOLD } from './near-duplicate.ts';
@@ -36,13 +36,6 @@ export interface PollDeps {
 }
 
 const TICK_BATCH = 1000;
-const hostOf = (url: string) => {
-  try {
-    return new URL(url).host.toLowerCase();
-  } catch {
-    return 'invalid';
-  }
-};
 const leaseMs = (s: IngestSettings) => s.fetchTimeoutMs + 60_000;
 
 /**
@@ -107,6 +100,7 @@ const emptyReport = (feedId: string, status: IngestReport['status'], skipped: st
  */
 export async function ingestFeed(deps: PollDeps, feedId: string): Promise<IngestReport> {
   const feed = await deps.feeds.get(feedId);
+  // Removed since the tick queued this fetch: `remove` freed the host slot taken for it.
   if (!feed) return emptyReport(feedId, 'skipped', [`feed ${feedId} is no longer configured`]);
   const state = await deps.feeds.state(feedId);
   const host = hostOf(feed.url);
@@ -116,6 +110,8 @@ export async function ingestFeed(deps: PollDeps, feedId: string): Promise<Ingest
     return emptyReport(feedId, 'skipped', [`feed ${feedId} is disabled: ${state.disabledReason ?? ''}`]);
   }
   try {
+    // After the feed was read (see feeds.remove): a removal from now on leaves this fetch its slot.
+    await deps.feeds.markFetching(feedId, leaseMs(deps.settings));
     return await fetchAndIngest(deps, feed, state);
   } finally {
     await deps.feeds.releaseHost(host, feedId);

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Clock } from '../model.ts';
 import type { FeedStore } from '../store/feeds.ts';
 import type { IngestReport } from './poll.ts';
-import { awaitsVerification, verifySignature } from './websub.ts';
+import { atCallbackOf, awaitsVerification, verifySignature } from './websub.ts';
 
 export interface IngestRouteDeps {
   feeds: FeedStore;
@@ -33,11 +33,18 @@ export async function ingestRoutes(app: FastifyInstance, deps: IngestRouteDeps) 
     const ws = state.websub;
     const feed = await deps.feeds.get(feedId);
     const now = deps.clock.now();
-    if (mode === 'denied') {
-      if (ws) await deps.feeds.setWebSub(feedId, { ...ws, status: 'denied', reason: q['hub.reason'] ?? 'denied by the hub' });
+    // Verifications and denials count only at the subscription's own callback: anyone can call the bare one.
+    // (Deliveries, below, are checked by their signature: they still arrive at callbacks of before the token.)
+    const ours = ws !== null && atCallbackOf(ws, q.token);
+    // §5.2: a hub may deny a subscription at any point, an active one too; polling takes over at once.
+    if (mode === 'denied' && ws && ours && q['hub.topic'] === ws.topic) {
+      // requestedAt from now: the next request waits a day from the denial (needsSubscription), not from the last ask.
+      await deps.feeds.setWebSub(feedId, { ...ws, status: 'denied', leaseUntil: null, requestedAt: now, reason: q['hub.reason'] ?? 'denied by the hub' });
+      await deps.feeds.scheduleNext(feedId, now);
+      req.log.warn({ feed_id: feedId, reason: q['hub.reason'] }, 'websub subscription denied by the hub');
       return reply.code(200).send('');
     }
-    if (mode === 'subscribe' && feed && ws && awaitsVerification(ws, q['hub.topic'], now) && q['hub.challenge']) {
+    if (mode === 'subscribe' && feed && ws && ours && awaitsVerification(ws, q['hub.topic'], now) && q['hub.challenge']) {
       const lease = Number(q['hub.lease_seconds']);
       await deps.feeds.setWebSub(feedId, { ...ws, status: 'active', leaseUntil: Number.isFinite(lease) && lease > 0 ? now + lease * 1000 : null });
       // Updates now arrive by push: polling drops to the fallback interval.

@@ -1,4 +1,4 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Logger } from 'pino';
@@ -11,7 +11,7 @@ import { checkLiteralHost, guardedLookup } from './address-guard.ts';
  */
 export interface WebSubSettings {
   enabled: boolean;
-  /** Public base URL hubs can reach; the callback is `<base>/websub/<feedId>`. */
+  /** Public base URL hubs can reach; the callback is `<base>/websub/<feedId>?token=<per subscription>`. */
   callbackBase: string;
   leaseSeconds: number;
   /** Poll interval of a feed with an active subscription. */
@@ -21,7 +21,22 @@ export interface WebSubSettings {
   timeoutMs: number;
 }
 
-export const callbackUrl = (base: string, feedId: string) => `${base.replace(/\/+$/, '')}/websub/${encodeURIComponent(feedId)}`;
+/**
+ * WebSub §5.1: the callback "SHOULD be an unguessable URL that is unique per subscription". A hub's denial (§5.2)
+ * is a bare GET that nothing else authenticates, and the topic is the feed's public URL: only the token tells the
+ * hub's GET from anyone's. Derived from the secret, so a renewal (which keeps it) keeps the callback the hub knows.
+ */
+const callbackToken = (secret: string) => createHash('sha256').update(`websub-callback\n${secret}`).digest('base64url');
+export const callbackUrl = (base: string, feedId: string, secret: string) =>
+  `${base.replace(/\/+$/, '')}/websub/${encodeURIComponent(feedId)}?token=${callbackToken(secret)}`;
+
+/** Whether a GET reached this subscription's own callback (the token of `callbackUrl`), in constant time. */
+export function atCallbackOf(ws: WebSubState, token: unknown): boolean {
+  if (typeof token !== 'string') return false;
+  const expected = Buffer.from(callbackToken(ws.secret));
+  const given = Buffer.from(token);
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
 
 /** Renew when less than this share of the lease is left (and at least a day before it ends). */
 const RENEW_SHARE = 0.2;
@@ -62,7 +77,7 @@ export async function maybeSubscribe(
   const form = new URLSearchParams({
     'hub.mode': 'subscribe',
     'hub.topic': want.topic,
-    'hub.callback': callbackUrl(s.callbackBase, feedId),
+    'hub.callback': callbackUrl(s.callbackBase, feedId, secret),
     'hub.secret': secret,
     'hub.lease_seconds': String(s.leaseSeconds),
   });

@@ -72,9 +72,9 @@ export function createHerald(opts: HeraldOptions) {
   const feeds = opts.feeds ?? loadFeeds(config.feedsFile);
   const base = publicBaseUrl(config);
   const messageIdDomain = new URL(base).hostname;
-  const links = (subscriberId: string, topicId: string) => ({
-    topic: unsubscribeUrl(base, opts.secrets.signingKey, subscriberId, topicId),
-    all: unsubscribeUrl(base, opts.secrets.signingKey, subscriberId, 'all'),
+  const links = (subscriberId: string, topicId: string, address: string) => ({
+    topic: unsubscribeUrl(base, opts.secrets.signingKey, subscriberId, topicId, address),
+    all: unsubscribeUrl(base, opts.secrets.signingKey, subscriberId, 'all', address),
     manage: `${base}/`,
   });
 

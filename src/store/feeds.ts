@@ -6,12 +6,23 @@ const registryKey = (prefix: string) => `${prefix}:feeds`;
 const dueKey = (prefix: string) => `${prefix}:feeds:due`;
 const stateKey = (prefix: string, feedId: string) => `${prefix}:{f:${feedId}}:state`;
 const hostKey = (prefix: string, host: string) => `${prefix}:hosts:{h:${host}}:inflight`;
+/** Set while a fetch of the feed runs (expires with its host lease, should its worker die). */
+const fetchingKey = (prefix: string, feedId: string) => `${prefix}:{f:${feedId}}:fetching`;
 /** New stories per UTC day (field: day number since the epoch), for the console's sparkline. */
 const itemsKey = (prefix: string, feedId: string) => `${prefix}:{f:${feedId}}:items-per-day`;
 const DAY_MS = 86_400_000;
 /** Days of item counts kept per feed: the console shows a week. */
 export const ITEMS_PER_DAY_RETENTION_DAYS = 14;
 export const PAUSED_REASON = 'paused by the operator';
+
+/** The host a feed's fetches count against (per-host slots). */
+export const hostOf = (url: string) => {
+  try {
+    return new URL(url).host.toLowerCase();
+  } catch {
+    return 'invalid';
+  }
+};
 
 export interface WebSubState {
   hub: string;
@@ -91,9 +102,15 @@ export function createFeedStore(redis: RedisClient, prefix: string) {
       return added === 1;
     },
     async remove(feedId: string): Promise<boolean> {
+      // Read before the feed goes: a fetch marks itself running only after it has read the feed (ingestFeed), so
+      // one not marked here either finds no feed or is already past that read.
+      const [feed, fetching] = await Promise.all([this.get(feedId), redis.exists(fetchingKey(prefix, feedId))]);
       const removed = await redis.hdel(registryKey(prefix), feedId);
       await redis.zrem(dueKey(prefix), feedId);
       await redis.del(stateKey(prefix, feedId), itemsKey(prefix, feedId));
+      // The slot the poll tick took for a fetch still queued: that fetch will find no feed and free nothing, and the
+      // host's other feeds waited out the lease (fetch timeout + a minute). A running fetch frees its slot as it ends.
+      if (feed && !fetching) await this.releaseHost(hostOf(feed.url), feedId);
       return removed === 1;
     },
     async get(feedId: string): Promise<FeedConfig | null> {
@@ -133,8 +150,13 @@ export function createFeedStore(redis: RedisClient, prefix: string) {
       const ok = await acquireHostScript(hostKey(prefix, host), String(now), String(now + leaseMs), feedId, String(limit), String(leaseMs * 2));
       return ok === 1;
     },
+    /** A fetch of the feed starts (see `remove`). */
+    async markFetching(feedId: string, leaseMs: number) {
+      await redis.set(fetchingKey(prefix, feedId), '1', 'PX', leaseMs);
+    },
+    /** The feed's fetch is over (or never started): its host slot and its running mark go. */
     async releaseHost(host: string, feedId: string) {
-      await redis.zrem(hostKey(prefix, host), feedId);
+      await Promise.all([redis.zrem(hostKey(prefix, host), feedId), redis.del(fetchingKey(prefix, feedId))]);
     },
     async hostInflight(host: string): Promise<number> {
       return redis.zcard(hostKey(prefix, host));

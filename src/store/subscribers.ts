@@ -233,8 +233,11 @@ export function createSubscriberStore(redis: RedisClient, prefix: string) {
       const sub = await this.get(id);
       // A later change (or removal) of the address wins over an older link still in the mailbox.
       if (!sub || sub.pendingEmail !== email) return { ok: false, reason: 'superseded' };
-      if (sub.email && sub.email.toLowerCase() !== email.toLowerCase()) await this.dropEmailIndex(id, sub.email);
-      await redis.hset(keys(id).profile, { email, pendingEmail: '', updatedAt: String(now) });
+      const changed = sub.email?.toLowerCase() !== email.toLowerCase();
+      if (sub.email && changed) await this.dropEmailIndex(id, sub.email);
+      // emailSince records a change of address: a stop link mailed before links named their address may have gone to
+      // an earlier one, so the unsubscribe route honours such a link only while no change is recorded.
+      await redis.hset(keys(id).profile, { email, pendingEmail: '', updatedAt: String(now), ...(changed ? { emailSince: String(now) } : {}) });
       // A confirmed address starts with a clean record: a new one's bounces belonged to the old one, and the same
       // one, disabled after bounces, has just received the confirmation and had its link followed: it works again.
       await redis.hdel(keys(id).profile, 'emailBounces', 'emailDisabledAt', 'emailDisabledReason');
@@ -257,6 +260,15 @@ export function createSubscriberStore(redis: RedisClient, prefix: string) {
     async dropEmailIndex(id: string, email: string) {
       const key = emailKey(prefix, email);
       if ((await redis.get(key)) === id) await redis.del(key);
+    },
+
+    /**
+     * The confirmed address, and since when it is the one on file: null for an address confirmed before Herald
+     * recorded that (see confirmEmail). Null when there is no address.
+     */
+    async confirmedEmail(id: string): Promise<{ address: string; since: number | null } | null> {
+      const [address, since] = await redis.hmget(keys(id).profile, 'email', 'emailSince');
+      return address ? { address, since: since ? Number(since) : null } : null;
     },
 
     /** The subscriber whose confirmed address this is (case-insensitive), or null. */

@@ -50,7 +50,7 @@ describe('email dispatch', () => {
     expect(m.messageId).toBe(`<alert.${id}.${story.id}.email@127.0.0.1>`);
     const lines = m.headerLines.map((h) => h.line.replace(/\r?\n\s+/g, ' '));
     expect(lines).toContain('List-Unsubscribe-Post: List-Unsubscribe=One-Click');
-    expect(lines.find((l) => l.startsWith('List-Unsubscribe:'))).toMatch(new RegExp(`^List-Unsubscribe: <http://127\\.0\\.0\\.1:\\d+/unsubscribe\\?s=${id}&t=japan&sig=[\\w-]+>$`));
+    expect(lines.find((l) => l.startsWith('List-Unsubscribe:'))).toMatch(new RegExp(`^List-Unsubscribe: <http://127\\.0\\.0\\.1:\\d+/unsubscribe\\?s=${id}&t=japan&a=[\\w-]+&sig=[\\w-]+>$`));
     const raw = smtp.raw.find((r) => r.includes(`alert.${id}.`))!;
     expect(raw).toMatch(/^DKIM-Signature: v=1; a=rsa-sha256; c=relaxed\/relaxed; d=example\.test;\s+q=dns\/txt; s=herald;/m);
     expect(await record(id, story.id)).toMatchObject({ status: 'sent', attempts: 1 });
@@ -141,6 +141,42 @@ describe('email dispatch', () => {
     await enqueueAlert(t, 'email', id, next.id);
     await t.waitIdle();
     expect(await record(id, next.id)).toMatchObject({ status: 'sent' });
+  });
+
+  it('a stop link acts only on the address it was mailed to: after a change of address, an old email stops nothing', async () => {
+    const subs = t.herald.stores.subscribers;
+    const id = await emailSubscriber('moved-from@example.test');
+    const stopLinks = async (address: string) => {
+      const story = await newStory();
+      await enqueueAlert(t, 'email', id, story.id);
+      await t.waitIdle();
+      const m = smtp.to(address).at(-1)!;
+      const header = m.headerLines.map((h) => h.line.replace(/\r?\n\s+/g, ' ')).find((l) => l.startsWith('List-Unsubscribe:'))!;
+      return { oneClick: /<(.+)>/.exec(header)![1]!, all: /Stop all Herald emails: (\S+)/.exec(m.text!)![1]! };
+    };
+    const post = (link: string) => {
+      const u = new URL(link);
+      return t.herald.web.inject({ method: 'POST', url: u.pathname + u.search, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'List-Unsubscribe=One-Click' });
+    };
+    const old = await stopLinks('moved-from@example.test');
+    await subs.confirmEmail(await subs.requestEmail(id, 'moved-to@example.test', clock.now()), clock.now());
+
+    // The old email's one-click POST (a mail client's) and its "stop all" change nothing, and its page offers nothing to press.
+    for (const link of [old.oneClick, old.all]) expect((await post(link)).statusCode).toBe(200);
+    expect((await subs.get(id))?.email).toBe('moved-to@example.test');
+    expect((await subs.follows(id)).japan).toMatchObject({ cadence: 'instant', channels: ['email'] });
+    const u = new URL(old.all);
+    const page = await t.herald.web.inject({ method: 'GET', url: u.pathname + u.search });
+    expect(page.statusCode).toBe(200);
+    expect(page.body).not.toContain('<button');
+    expect(page.body).toContain('no longer');
+
+    // The new address's links work for it.
+    const fresh = await stopLinks('moved-to@example.test');
+    expect((await post(fresh.oneClick)).statusCode).toBe(200);
+    expect((await subs.follows(id)).japan).toBeUndefined();
+    expect((await post(fresh.all)).statusCode).toBe(200);
+    expect((await subs.get(id))?.email).toBeNull();
   });
 
   it('an unfollowed topic or a missing address ends as skipped with the reason', async () => {

@@ -55,6 +55,14 @@ export async function startLocalHub() {
     url: `http://127.0.0.1:${port}/`,
     subscriptions,
     requests: () => requests,
+    /** WebSub §5.2: the hub refuses a subscription (even an accepted one) with a GET to the callback it was given. */
+    async deny(sub: HubSubscription, reason: string) {
+      const u = new URL(sub.callback);
+      u.searchParams.set('hub.mode', 'denied');
+      u.searchParams.set('hub.topic', sub.topic);
+      u.searchParams.set('hub.reason', reason);
+      return (await fetch(u)).status;
+    },
     async publish(sub: HubSubscription, body: string, opts: { contentType?: string; signWith?: string; algo?: string } = {}) {
       const algo = opts.algo ?? 'sha256';
       const sig = createHmac(algo, opts.signWith ?? sub.secret).update(body).digest('hex');

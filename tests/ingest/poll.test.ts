@@ -116,6 +116,62 @@ describe('poll tick', () => {
   });
 });
 
+describe('removing a feed and its host slot', () => {
+  const host = () => new URL(site.url('/')).host;
+  const own = (): PollDeps => ({ ...deps, feeds: createFeedStore(redis, `${prefix}:remove`), settings: { ...settings, hostConcurrency: 1 } });
+
+  it('a feed removed while its fetch waits in the queue frees its host\'s slot at once', async () => {
+    // The tick took the host's one slot for "gone" and queued its fetch; the operator removes it meanwhile. Before,
+    // the queued fetch found no feed and left the slot held for its whole lease (fetch timeout + 60 s, ~75 s by
+    // default): every other feed of the host waited that long.
+    const d = own();
+    try {
+      await d.feeds.add({ id: 'gone', url: site.url('/gone.xml') }, clock.now() - 1000);
+      await d.feeds.add({ id: 'same-host', url: site.url('/same-host.xml') }, clock.now());
+      expect(await runPollTick(d)).toEqual({ enqueued: 1, deferred: 1 });
+      expect(await d.feeds.remove('gone')).toBe(true);
+      expect(await d.feeds.hostInflight(host())).toBe(0);
+      expect(await ingestFeed(d, 'gone')).toMatchObject({ status: 'skipped' });
+      expect(await runPollTick(d)).toEqual({ enqueued: 1, deferred: 0 });
+    } finally {
+      await queues.feeds.drain();
+      for (const id of ['gone', 'same-host']) await d.feeds.remove(id);
+    }
+  });
+
+  it('a feed removed while its fetch runs keeps the slot until that fetch ends', async () => {
+    // A site that answers only on the test's word: the fetch is under way until then.
+    let answer: (() => void) | undefined;
+    const slow = await new Promise<Server>((ok) => {
+      const s = createServer((_req, res) => {
+        answer = () => res.writeHead(200, { 'content-type': 'application/rss+xml' }).end(rss(item({ guid: 'slow-1', title: 'Slow' })));
+      });
+      s.listen(0, '127.0.0.1', () => ok(s));
+    });
+    const slowHost = `127.0.0.1:${(slow.address() as AddressInfo).port}`;
+    const d = own();
+    try {
+      await d.feeds.add({ id: 'running', url: `http://${slowHost}/running.xml` }, clock.now());
+      expect((await runPollTick(d)).enqueued).toBe(1);
+      const fetching = ingestFeed(d, 'running');
+      for (let i = 0; i < 100 && !answer; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(answer).toBeDefined();
+      await d.feeds.remove('running');
+      // Its fetch is under way: the slot stays taken, so the host still gets no more than its limit at once.
+      expect(await d.feeds.hostInflight(slowHost)).toBe(1);
+      answer!();
+      await fetching;
+      expect(await d.feeds.hostInflight(slowHost)).toBe(0);
+    } finally {
+      await queues.feeds.drain();
+      await queues.classify.drain();
+      await d.feeds.remove('running');
+      slow.closeAllConnections();
+      await new Promise((r) => slow.close(r));
+    }
+  });
+});
+
 describe('poll tick fairness', () => {
   it('a host with more due feeds than one page does not keep other hosts\' feeds out of the tick', async () => {
     // 1,000 section feeds of one site fell due just before a feed of another site; the site takes 2 at a time.

@@ -53,7 +53,8 @@ describe('WebSub: subscribe, verify intent, take signed pushes, renew the lease'
   it('subscribes to the advertised hub, answers the verification of intent, and polls only as a fallback', async () => {
     expect(hub.subscriptions).toHaveLength(1);
     const sub = hub.subscriptions[0]!;
-    expect(sub).toMatchObject({ topic: feedUrl, callback: `${t.baseUrl}/websub/pushed`, leaseSeconds: 86400, verified: true });
+    // The callback carries a token only Herald and the hub know (WebSub §5.1: unguessable, unique per subscription).
+    expect(sub).toMatchObject({ topic: feedUrl, callback: expect.stringMatching(new RegExp(`^${t.baseUrl}/websub/pushed\\?token=[\\w-]{43}$`)), leaseSeconds: 86400, verified: true });
     expect(sub.secret).toMatch(/^[0-9a-f]{48}$/);
     const state = await t.herald.stores.feeds.state('pushed');
     expect(state.websub).toMatchObject({ status: 'active', hub: hub.url, leaseUntil: clock.now() + 86_400_000 });
@@ -96,7 +97,7 @@ describe('WebSub: subscribe, verify intent, take signed pushes, renew the lease'
   });
 
   it('verification for a topic never asked for, or an unknown feed, is refused', async () => {
-    const wrong = await fetch(`${t.baseUrl}/websub/pushed?hub.mode=subscribe&hub.topic=${encodeURIComponent('https://evil.example.test/')}&hub.challenge=abc&hub.lease_seconds=10`);
+    const wrong = await fetch(`${hub.subscriptions[0]!.callback}&hub.mode=subscribe&hub.topic=${encodeURIComponent('https://evil.example.test/')}&hub.challenge=abc&hub.lease_seconds=10`);
     expect(wrong.status).toBe(404);
     const unknown = await fetch(`${t.baseUrl}/websub/nope`, { method: 'POST', headers: { 'content-type': 'application/atom+xml' }, body: 'x' });
     expect(unknown.status).toBe(410);
@@ -107,9 +108,51 @@ describe('WebSub: subscribe, verify intent, take signed pushes, renew the lease'
     // lease would stop every renewal, and the hub's real lease would end with nobody noticing.
     clock.advance(2 * 3_600_000);
     const before = (await t.herald.stores.feeds.state('pushed')).websub;
-    const q = (mode: string, extra: string) => `${t.baseUrl}/websub/pushed?hub.mode=${mode}&hub.topic=${encodeURIComponent(feedUrl)}&hub.challenge=forged${extra}`;
-    expect((await fetch(q('subscribe', '&hub.lease_seconds=315360000'))).status).toBe(404);
+    const q = (callback: string) => `${callback}${callback.includes('?') ? '&' : '?'}hub.mode=subscribe&hub.topic=${encodeURIComponent(feedUrl)}&hub.challenge=forged&hub.lease_seconds=315360000`;
+    // Refused at the bare callback, and at the subscription's own (a leak of it) outside the window of a request.
+    for (const callback of [`${t.baseUrl}/websub/pushed`, hub.subscriptions[0]!.callback]) expect((await fetch(q(callback))).status).toBe(404);
     expect((await t.herald.stores.feeds.state('pushed')).websub).toEqual(before);
+  });
+
+  it('a denial nobody can tell came from the hub changes nothing: the active subscription keeps its lease', async () => {
+    // WebSub §5.2 lets a hub deny a subscription at any point, by a GET to the callback that carries nothing signed:
+    // a forged one, believed, dropped the lease and left the feed on slow fallback polls until the next day's retry.
+    const feeds = t.herald.stores.feeds;
+    const before = await feeds.state('pushed');
+    expect(before.websub?.status).toBe('active');
+    const denied = (callback: string, topic = feedUrl) => {
+      const u = new URL(callback);
+      u.searchParams.set('hub.mode', 'denied');
+      u.searchParams.set('hub.topic', topic);
+      u.searchParams.set('hub.reason', 'forged');
+      return t.herald.web.inject({ method: 'GET', url: u.pathname + u.search });
+    };
+    const guessed = new URL(hub.subscriptions[0]!.callback);
+    guessed.searchParams.set('token', 'A'.repeat(43));
+    // The bare callback, a guessed token, and the real callback naming a topic not subscribed to.
+    for (const [callback, topic] of [[`${t.baseUrl}/websub/pushed`, feedUrl], [guessed.toString(), feedUrl], [hub.subscriptions[0]!.callback, 'https://evil.example.test/']] as const) {
+      const res = await denied(callback, topic);
+      expect(await feeds.state('pushed')).toEqual(before);
+      expect(res.statusCode).toBe(404);
+    }
+  });
+
+  it('a forged denial while a request is pending leaves it pending: the hub\'s verification still succeeds', async () => {
+    const feeds = t.herald.stores.feeds;
+    const active = (await feeds.state('pushed')).websub!;
+    await feeds.setWebSub('pushed', { ...active, status: 'pending', leaseUntil: null, requestedAt: clock.now() });
+    try {
+      const forged = await t.herald.web.inject({ method: 'GET', url: `/websub/pushed?hub.mode=denied&hub.topic=${encodeURIComponent(feedUrl)}` });
+      expect((await feeds.state('pushed')).websub?.status).toBe('pending');
+      expect(forged.statusCode).toBe(404);
+      const u = new URL(hub.subscriptions[0]!.callback);
+      for (const [k, v] of Object.entries({ 'hub.mode': 'subscribe', 'hub.topic': feedUrl, 'hub.challenge': 'c-1', 'hub.lease_seconds': '86400' })) u.searchParams.set(k, v);
+      const verified = await t.herald.web.inject({ method: 'GET', url: u.pathname + u.search });
+      expect([verified.statusCode, verified.body]).toEqual([200, 'c-1']);
+    } finally {
+      await feeds.setWebSub('pushed', active);
+      await feeds.scheduleNext('pushed', clock.now() + 7_200_000);
+    }
   });
 
   it('a paused feed takes no pushed items until it is resumed', async () => {
@@ -135,6 +178,13 @@ describe('WebSub: subscribe, verify intent, take signed pushes, renew the lease'
     expect(hub.requests()).toBe(2);
     const state = await t.herald.stores.feeds.state('pushed');
     expect(state.websub?.leaseUntil).toBe(clock.now() + 86_400_000);
+  });
+
+  it('the hub\'s own denial, at the callback it was given, ends the subscription: polling takes over at once', async () => {
+    expect(await hub.deny(hub.subscriptions[0]!, 'publisher revoked it')).toBe(200);
+    const state = await t.herald.stores.feeds.state('pushed');
+    expect(state.websub).toMatchObject({ status: 'denied', leaseUntil: null, reason: 'publisher revoked it' });
+    expect(state.nextCheckAt).toBe(clock.now());
   });
 });
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { unsubscribeUrl } from '../../src/deliver/email/signed-links.ts';
+import { addressTag, unsubscribeUrl } from '../../src/deliver/email/signed-links.ts';
 import { webClient } from '../helpers/web-client.ts';
 import { startWebHarness, type WebHarness } from './harness.ts';
 
@@ -100,11 +100,18 @@ const cases: Case[] = [
   {
     name: "unsubscribe: B's signature on A's id",
     method: 'POST',
-    path: (c) => `/unsubscribe?s=${c.a.id}&t=japan&sig=${new URL(unsubscribeUrl('http://x', SIGNING_KEY, c.b.id, 'japan')).searchParams.get('sig')}`,
+    path: (c) => `/unsubscribe${new URL(unsubscribeUrl('http://x', SIGNING_KEY, c.b.id, 'japan', 'a@example.test')).search.replace(`s=${c.b.id}`, `s=${c.a.id}`)}`,
     auth: 'none',
     status: 400,
   },
-  { name: 'unsubscribe page: altered topic', method: 'GET', path: (c) => `${new URL(unsubscribeUrl('http://x', SIGNING_KEY, c.a.id, 'japan')).pathname}${new URL(unsubscribeUrl('http://x', SIGNING_KEY, c.a.id, 'japan')).search.replace('t=japan', 't=all')}`, auth: 'none', status: 400 },
+  {
+    name: "unsubscribe: another address's tag on A's link",
+    method: 'POST',
+    path: (c) => `/unsubscribe${new URL(unsubscribeUrl('http://x', SIGNING_KEY, c.a.id, 'japan', 'a@example.test')).search.replace(/&a=[^&]+/, `&a=${addressTag(SIGNING_KEY, 'other@example.test')}`)}`,
+    auth: 'none',
+    status: 400,
+  },
+  { name: 'unsubscribe page: altered topic', method: 'GET', path: (c) => `${new URL(unsubscribeUrl('http://x', SIGNING_KEY, c.a.id, 'japan', 'a@example.test')).pathname}${new URL(unsubscribeUrl('http://x', SIGNING_KEY, c.a.id, 'japan', 'a@example.test')).search.replace('t=japan', 't=all')}`, auth: 'none', status: 400 },
 ];
 
 describe('bad input on every endpoint: a clear 4xx and nothing changed', () => {

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHmac } from 'node:crypto';
 import { unsubscribeUrl } from '../../src/deliver/email/signed-links.ts';
+import { subscriberKeys } from '../../src/store/subscribers.ts';
 import { webClient } from '../helpers/web-client.ts';
 import { startWebHarness, type WebHarness } from './harness.ts';
 
@@ -70,7 +72,7 @@ describe('inbox, topic tuning, devices, unsubscribe and deletion', () => {
   });
 
   it('an unsubscribe link GET shows one button; its POST stops that topic by email, and "all" forgets the address', async () => {
-    const link = unsubscribeUrl(h.t.baseUrl, SIGNING_KEY, a.id, 'japan');
+    const link = unsubscribeUrl(h.t.baseUrl, SIGNING_KEY, a.id, 'japan', 'life@example.test');
     const page = await fetch(link);
     const html = await page.text();
     expect(page.status).toBe(200);
@@ -82,9 +84,29 @@ describe('inbox, topic tuning, devices, unsubscribe and deletion', () => {
     expect(res.status).toBe(200);
     expect((await api('/api/me')).body.topics.japan.channels).toEqual(['push']);
     // A mail client's one-click POST carries no body at all sometimes; it still works.
-    await fetch(unsubscribeUrl(h.t.baseUrl, SIGNING_KEY, a.id, 'all'), { method: 'POST' });
+    await fetch(unsubscribeUrl(h.t.baseUrl, SIGNING_KEY, a.id, 'all', 'life@example.test'), { method: 'POST' });
     const after = (await api('/api/me')).body;
     expect([after.email, after.nextDigestAt]).toEqual([null, null]);
+  });
+
+  it('a stop link mailed before links named their address works until the reader changes address, then stops nothing', async () => {
+    const r = await h.newSubscriber({ email: 'legacy@example.test', topics: { japan: { cadence: 'instant', channels: ['push', 'email'] }, cricket: { cadence: 'daily', channels: [] } } });
+    await h.confirm('legacy@example.test');
+    // An address confirmed before Herald recorded when (as every address was when those links were mailed).
+    await h.redis.hdel(subscriberKeys(h.t.prefix, r.id).profile, 'emailSince');
+    const legacy = (topic: string) => `/unsubscribe?s=${r.id}&t=${topic}&sig=${createHmac('sha256', SIGNING_KEY).update(`unsubscribe\n${r.id}\n${topic}`).digest('base64url')}`;
+    const post = (url: string) => h.t.herald.web.inject({ method: 'POST', url, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'List-Unsubscribe=One-Click' });
+    const me = async () => (await api('/api/me', { token: r.token })).body;
+
+    expect((await post(legacy('japan'))).statusCode).toBe(200);
+    expect((await me()).topics.japan.channels).toEqual(['push']);
+    // Such a link may have gone to any earlier address: after a change it stops nothing.
+    expect((await api('/api/me', { method: 'PUT', token: r.token, body: { email: 'legacy-new@example.test' } })).status).toBe(200);
+    await h.confirm('legacy-new@example.test');
+    const stale = await post(legacy('all'));
+    expect(stale.statusCode).toBe(200);
+    expect(stale.body).toContain('no longer gets Herald emails');
+    expect((await me()).email).toBe('legacy-new@example.test');
   });
 
   it('deleting the subscriber removes every key they had, their sessions and their links', async () => {

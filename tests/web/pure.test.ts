@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createHmac } from 'node:crypto';
-import { digestViewUrl, unsubscribeUrl, verifyDigestView, verifyUnsubscribe } from '../../src/deliver/email/signed-links.ts';
+import { addressTag, digestViewUrl, unsubscribeUrl, verifyDigestView, verifyUnsubscribe } from '../../src/deliver/email/signed-links.ts';
 import { followAllows } from '../../src/classify/follow-allows.ts';
 import { planInstantAlerts } from '../../src/classify/classify-story.ts';
 import { renderConfirmEmail, renderManageLinkEmail } from '../../src/web/emails.ts';
@@ -107,10 +107,23 @@ describe('account emails', () => {
 });
 
 describe('signed links', () => {
-  it('an unsubscribe link already in a reader\'s inbox keeps working: its signature is the one Herald has always made', () => {
+  it('an unsubscribe link already in a reader\'s inbox keeps its signature: the one Herald made before links named their address', () => {
     const sig = createHmac('sha256', 'k').update('unsubscribe\nsub1\nall').digest('base64url');
-    expect(unsubscribeUrl('https://h.test', 'k', 'sub1', 'all')).toBe(`https://h.test/unsubscribe?s=sub1&t=all&sig=${sig}`);
-    expect(verifyUnsubscribe('k', 'sub1', 'all', sig)).toBe(true);
+    expect(verifyUnsubscribe('k', 'sub1', 'all', null, sig)).toBe(true);
+    expect(verifyUnsubscribe('k', 'sub2', 'all', null, sig)).toBe(false);
+  });
+
+  it('an unsubscribe link names the address it was mailed to (keyed, case-insensitive) and signs it', () => {
+    const link = new URL(unsubscribeUrl('https://h.test', 'k', 'sub1', 'all', 'Reader@Example.test'));
+    const [a, sig] = [link.searchParams.get('a')!, link.searchParams.get('sig')!];
+    expect([...link.searchParams.keys()]).toEqual(['s', 't', 'a', 'sig']);
+    expect(a).toBe(addressTag('k', 'reader@example.test'));
+    expect(a).not.toBe(addressTag('other-key', 'reader@example.test'));
+    expect(link.search).not.toContain('example');
+    expect(verifyUnsubscribe('k', 'sub1', 'all', a, sig)).toBe(true);
+    expect(verifyUnsubscribe('k', 'sub1', 'all', addressTag('k', 'new@example.test'), sig)).toBe(false);
+    // Neither form's signature passes for the other.
+    expect(verifyUnsubscribe('k', 'sub1', 'all', null, sig)).toBe(false);
   });
 
   it('a digest link opens that reader\'s digest of that date only, and no unsubscribe signature opens one', () => {
@@ -119,7 +132,7 @@ describe('signed links', () => {
     expect(verifyDigestView('k', 'sub1', '2027-03-15', sig)).toBe(false);
     expect(verifyDigestView('k', 'sub2', '2027-03-14', sig)).toBe(false);
     expect(verifyDigestView('other-key', 'sub1', '2027-03-14', sig)).toBe(false);
-    const unsubscribeSig = new URL(unsubscribeUrl('https://h.test', 'k', 'sub1', '2027-03-14')).searchParams.get('sig')!;
+    const unsubscribeSig = new URL(unsubscribeUrl('https://h.test', 'k', 'sub1', '2027-03-14', 'reader@example.test')).searchParams.get('sig')!;
     expect(verifyDigestView('k', 'sub1', '2027-03-14', unsubscribeSig)).toBe(false);
   });
 });

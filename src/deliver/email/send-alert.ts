@@ -16,7 +16,8 @@ export interface EmailDeliverDeps {
   ledger: Ledger;
   mailer: Mailer;
   topicName: (topicId: string) => string;
-  links: (subscriberId: string, topicId: string) => UnsubscribeLinks;
+  /** Stop links of an email to `address`: they act on that address only. */
+  links: (subscriberId: string, topicId: string, address: string) => UnsubscribeLinks;
   messageIdDomain: string;
   clock: Clock;
   log: Logger;
@@ -71,7 +72,7 @@ export async function sendEmailAlert(deps: EmailDeliverDeps, data: JobCatalog['A
   if (!address) return skip('no-email');
   if (who.emailHealth.disabledAt !== null) return skip('email-disabled');
 
-  const email = renderAlertEmail({ story, topicName: deps.topicName(topicId), why: data.why, links: deps.links(subscriberId, topicId) });
+  const email = renderAlertEmail({ story, topicName: deps.topicName(topicId), why: data.why, links: deps.links(subscriberId, topicId, address) });
   const outcome = await deps.mailer.send({ ...email, to: address, messageId: alertMessageId(subscriberId, storyId, deps.messageIdDomain) });
   const now = deps.clock.now();
   if (outcome.kind === 'retry') {

@@ -14,11 +14,25 @@ function verify(key: string, purpose: string, parts: readonly string[], sig: str
   return expected.length === given.length && timingSafeEqual(expected, given);
 }
 
-export const signUnsubscribe = (key: string, subscriberId: string, topic: string) => sign(key, 'unsubscribe', [subscriberId, topic]);
-export const verifyUnsubscribe = (key: string, subscriberId: string, topic: string, sig: string) => verify(key, 'unsubscribe', [subscriberId, topic], sig);
+/**
+ * Names the address an email went to inside its stop links, so a link acts on that address only: a reader who
+ * changed address keeps the new one when an old email's link is clicked (or one-click POSTed by a mail client).
+ * Keyed, so the link (in access logs, in a forwarded email) does not carry a guessable hash of the address.
+ */
+export const addressTag = (key: string, address: string) => sign(key, 'address', [address.toLowerCase()]).slice(0, 22);
 
-export function unsubscribeUrl(baseUrl: string, key: string, subscriberId: string, topic: string): string {
-  const q = new URLSearchParams({ s: subscriberId, t: topic, sig: signUnsubscribe(key, subscriberId, topic) });
+/**
+ * `address` null: a link from before links named their address (signed over subscriber and topic only). Those
+ * stay valid; what they may still do is the route's call.
+ */
+export function verifyUnsubscribe(key: string, subscriberId: string, topic: string, address: string | null, sig: string): boolean {
+  return address === null ? verify(key, 'unsubscribe', [subscriberId, topic], sig) : verify(key, 'unsubscribe-address', [subscriberId, topic, address], sig);
+}
+
+/** The stop link of one topic's emails (or 'all') as mailed to `address`. */
+export function unsubscribeUrl(baseUrl: string, key: string, subscriberId: string, topic: string, address: string): string {
+  const a = addressTag(key, address);
+  const q = new URLSearchParams({ s: subscriberId, t: topic, a, sig: sign(key, 'unsubscribe-address', [subscriberId, topic, a]) });
   return `${baseUrl}/unsubscribe?${q.toString()}`;
 }
 
