@@ -92,11 +92,17 @@ redis.call('PEXPIRE', KEYS[1], ${STORY_TTL_MS})
 redis.call('PEXPIRE', KEYS[2], ${STORY_TTL_MS})
 return 1`;
 
-/** KEYS[1] current generation, KEYS[2] previous; ARGV[1] TTL (ms), then field/owner pairs: each field keeps its first owner; returns the owners. */
+/**
+ * KEYS[1] current generation, KEYS[2] previous, KEYS[3] the next one in the last minutes of the current one (else
+ * the current again); ARGV[1] TTL (ms), then field/owner pairs: each field keeps its first owner; returns the
+ * owners. The next generation is read because pollers' clocks differ: one already past the rollover claims a
+ * link there, and one a second behind, reading only its own two, claimed it again (two stories of one article).
+ */
 const CLAIM = `
 local out = {}
 for i = 2, #ARGV, 2 do
   local owner = redis.call('HGET', KEYS[2], ARGV[i])
+  if not owner and KEYS[3] ~= KEYS[1] then owner = redis.call('HGET', KEYS[3], ARGV[i]) end
   if not owner then
     redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1])
     owner = redis.call('HGET', KEYS[1], ARGV[i])
@@ -374,7 +380,7 @@ type Cmd = [string, ...(string | number)[]];
 
 export function createStoryStore(redis: RedisClient, prefix: string) {
   // EVALSHA: the scripts travel once per connection, not with every story.
-  redis.defineCommand('heraldClaim', { numberOfKeys: 2, lua: CLAIM });
+  redis.defineCommand('heraldClaim', { numberOfKeys: 3, lua: CLAIM });
   const createStoryScript = defineScript(redis, 'heraldCreateStory', 2, CREATE_STORY);
   redis.defineCommand('heraldSeen', { numberOfKeys: 2, lua: SEEN });
   redis.defineCommand('heraldRepoint', { numberOfKeys: 2, lua: REPOINT });
@@ -398,6 +404,8 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
       if (cands.length === 0) return [];
       const feedId = cands[0]!.feedId;
       const seenGen = Math.floor(opts.now / SEEN_GEN_MS);
+      // As for the near-duplicate day (NEAR_MIDNIGHT_MS): another poller's clock may be past the rollover.
+      const lateInGen = (seenGen + 1) * SEEN_GEN_MS - opts.now <= NEAR_MIDNIGHT_MS;
       // Items with a guid are looked up by guid and text first; their link is parsed only if that finds nothing.
       const fields = cands.map((c) => ({
         guid: c.guid ? `g:${sha(c.guid)}` : null,
@@ -506,7 +514,7 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
       }
       const shards = [...byShard.entries()].flatMap(([shard, idx]) => chunksOf(idx, FIELDS_PER_CALL / 2).map((part) => [shard, part] as const));
       const claims: Cmd[] = shards.map(([shard, idx]): Cmd => [
-        'heraldClaim', ...linkKeys(prefix, shard, seenGen), 2 * SEEN_GEN_MS,
+        'heraldClaim', ...linkKeys(prefix, shard, seenGen), linkKey(prefix, shard, lateInGen ? seenGen + 1 : seenGen), 2 * SEEN_GEN_MS,
         ...idx.flatMap((i) => [fields[i]!.link!, cands[i]!.id]),
       ]);
 

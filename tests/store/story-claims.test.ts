@@ -60,13 +60,11 @@ describe('link claims across a 30-day generation rollover', () => {
     expect(await stories.idForCanonicalUrl(link, rollover + 1000)).toBe('early-a');
   });
 
-  // Open: two pollers whose clocks lie on both sides of the rollover. The one ahead claims the link in the new
-  // generation; the one behind, a second later by real time, reads its own current generation and the one
-  // before, never the new one, and claims the link again: two stories for one article (unless their texts are
-  // near-duplicates: NEAR reads tomorrow's hash in the last minutes of a day for this very reason). Fix: CLAIM
-  // takes a third key, the next generation in the last minutes of one (else the current again), and answers
-  // its owner first, as NEAR does with NEAR_MIDNIGHT_MS.
-  it.fails('pollers with clocks a second apart across the rollover make one story of one link', async () => {
+  // Two pollers whose clocks lie on both sides of the rollover. The one ahead claims the link in the new
+  // generation; the one behind, a second later by real time, read only its own current generation and the one
+  // before, and claimed the link again: two stories for one article. CLAIM now also reads the next generation in
+  // the last minutes of one, as NEAR does with NEAR_MIDNIGHT_MS.
+  it('pollers with clocks a second apart across the rollover make one story of one link', async () => {
     const link = 'https://wire.example.test/rollover-skewed-clocks';
     expect(await ingestWith(stories, candidate('ahead', 'b', { link, at: rollover + 1000 }), rollover + 1000)).toEqual({ outcome: 'created', id: 'ahead-b' });
     expect(await ingestWith(stories, candidate('behind', 'b', { link, at: rollover - 1000 }), rollover - 1000)).toEqual({ outcome: 'merged', id: 'ahead-b', similarity: 1 });
