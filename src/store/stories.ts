@@ -92,6 +92,40 @@ redis.call('PEXPIRE', KEYS[1], ${STORY_TTL_MS})
 redis.call('PEXPIRE', KEYS[2], ${STORY_TTL_MS})
 return 1`;
 
+/** How long a story an item merged into may go unwritten before that item is made the story (see JOIN_STORY). */
+const JOIN_SETTLE_MS = 60_000;
+
+/**
+ * An item joins another feed's story (a near-duplicate, or the same link): KEYS[1] that story, KEYS[2] its
+ * sources; ARGV createArgs of the joining item with the story's id first, ARGV[6] now (ms). Answers 1 when the
+ * story exists: the item's feed is added to its sources (kept when present) and both live on. The story's
+ * claims (its near-duplicate registration, its link) are written a round trip before its record, so a poller
+ * that died in between left an id with no story: items joining it were never classified nor sent. When there is
+ * no record, the item's source is written with its time and 0 answered: the caller leaves the item out of its
+ * feed's seen index, so the next fetch decides it again (a record still being written lands meanwhile). A join
+ * JOIN_SETTLE_MS after the first that still finds no record writes the record from this item and answers 2.
+ */
+const JOIN_STORY = `
+local prev = redis.call('HGET', KEYS[2], ARGV[2])
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if not prev then redis.call('HSET', KEYS[2], ARGV[2], ARGV[5]) end
+  redis.call('PEXPIRE', KEYS[1], ${STORY_TTL_MS})
+  redis.call('PEXPIRE', KEYS[2], ${STORY_TTL_MS})
+  return 1
+end
+if not prev then
+  redis.call('HSET', KEYS[2], ARGV[2], ARGV[5])
+  redis.call('PEXPIRE', KEYS[2], ${STORY_TTL_MS})
+  return 0
+end
+local ok, src = pcall(cjson.decode, prev)
+local at = ok and type(src) == 'table' and tonumber(src.at) or nil
+if at and tonumber(ARGV[6]) - at < ${JOIN_SETTLE_MS} then return 0 end
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'feedId', ARGV[2], 'contentHash', ARGV[3], 'json', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ${STORY_TTL_MS})
+redis.call('PEXPIRE', KEYS[2], ${STORY_TTL_MS})
+return 2`;
+
 /**
  * KEYS[1] current generation, KEYS[2] previous, KEYS[3] the next one in the last minutes of the current one (else
  * the current again); ARGV[1] TTL (ms), then field/owner pairs: each field keeps its first owner; returns the
@@ -383,6 +417,7 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
   redis.defineCommand('heraldClaim', { numberOfKeys: 3, lua: CLAIM });
   const createStoryScript = defineScript(redis, 'heraldCreateStory', 2, CREATE_STORY);
   redis.defineCommand('heraldSeen', { numberOfKeys: 2, lua: SEEN });
+  redis.defineCommand('heraldJoinStory', { numberOfKeys: 2, lua: JOIN_STORY });
   redis.defineCommand('heraldRepoint', { numberOfKeys: 2, lua: REPOINT });
   redis.defineCommand('heraldUpdateRecord', { numberOfKeys: 1, lua: UPDATE_RECORD });
   redis.defineCommand('heraldNear', { numberOfKeys: 3, lua: NEAR });
@@ -573,13 +608,15 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
         for (const part of chunksOf(triples, 3 * (FIELDS_PER_CALL / 2))) writes.push(['heraldRepoint', ...linkKeys(prefix, shard, seenGen), ...part]);
       }
       const creates: number[] = [];
+      /** Merged items and the index of their join (JOIN_STORY): seen only once their story is known to exist. */
+      const joins: [number, number][] = [];
       for (const i of fresh) {
         const c = cands[i]!;
         const t = target.get(i);
         if (t) {
-          remember(i, t.id);
-          // A merge is a change: the story (when it still exists; PEXPIRE creates nothing) and its sources stay on.
-          writes.push(...addSourceCmds(prefix, t.id, feedId, JSON.stringify({ url: c.url, at: opts.now })), ['pexpire', storyKey(prefix, t.id), STORY_TTL_MS]);
+          // A merge is a change: the story and its sources stay on.
+          writes.push(['heraldJoinStory', storyKey(prefix, t.id), sourcesKey(prefix, t.id), ...createArgs({ ...built.get(i)!, id: t.id }, c.contentHash, JSON.stringify({ url: c.url, at: opts.now })), opts.now]);
+          joins.push([i, writes.length - 1]);
           out[i] = { outcome: 'merged', id: t.id, similarity: t.similarity };
           continue;
         }
@@ -598,8 +635,19 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
       };
       // With stories created or edited, the seen index is written after them (and after the hand-over, see handOver).
       const creating = creates.length > 0;
-      const later = creating || updates.length > 0;
+      const later = creating || updates.length > 0 || joins.length > 0;
       const replies = await batch(later ? writes : [...writes, ...seen()]);
+      /** Stories written by a join that found none (their first item's poller died before writing them). */
+      const madeByJoin: string[] = [];
+      for (const [i, at] of joins) {
+        const t = target.get(i)!;
+        if (replies[at] === 0) continue;
+        remember(i, t.id);
+        if (replies[at] === 2) {
+          madeByJoin.push(t.id);
+          out[i] = { outcome: 'created', id: t.id };
+        }
+      }
       for (const [i, at] of updates) {
         const id = identity[i]!;
         if (replies[at] === 1) seenWrites.push(fields[i]!.content, id);
@@ -615,7 +663,7 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
       let created = 0;
       for (const i of fresh) {
         const o = out[i]!;
-        if (o.outcome !== 'created') continue;
+        if (o.outcome !== 'created' || target.has(i)) continue;
         const at = creates[created++]!;
         if (replies[at] === 1) {
           toClassify.push(o.id);
@@ -627,7 +675,8 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
         }
       }
       if (later) {
-        if (opts.handOver && creating) {
+        toClassify.push(...madeByJoin);
+        if (opts.handOver && (creating || madeByJoin.length > 0)) {
           const classified = (await batch(existed.map((id): Cmd => ['hexists', storyKey(prefix, id), 'classifiedAt']))) as number[];
           existed.forEach((id, k) => {
             if (classified[k] !== 1) toClassify.push(id);

@@ -454,7 +454,7 @@ describe('ingestFeed', () => {
     const b = fire({ title: 'Lyon metro line B closed for a week of repairs', summary: 'Line B of the Lyon metro will close for a week from Monday for track repairs, the transport authority announced, with replacement buses every five minutes.' });
     expect((await ingestBody(deps, 'wire-fr', b.wire, at('wire-fr'))).report.created).toBe(1);
     const paperStore = gatedStories((cmds) => cmds.some((c) => c[0] === 'heraldNear'));
-    const aggStore = gatedStories((cmds) => cmds.some((c) => c[0] === 'hsetnx'));
+    const aggStore = gatedStories((cmds) => cmds.some((c) => c[0] === 'heraldJoinStory'));
     const paper = ingestBody({ ...deps, stories: paperStore.stories }, 'paper-fr', b.paper, at('paper-fr'));
     await paperStore.held;
     const agg = ingestBody({ ...deps, stories: aggStore.stories }, 'agg-fr', b.agg, at('agg-fr'));
