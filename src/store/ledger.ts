@@ -6,7 +6,8 @@ import type { Channel } from '../model.ts';
  * Owns the delivery ledger: one hash per (subscriber, story, channel), each subscriber's inbox, held
  * alerts and daily push count, and the per-topic delivery counters. All keys of one subscriber carry the
  * tag {s:<id>}, so every script here touches one Cluster slot; the per-topic counters ({t:<id>}) are
- * written by a separate command after the record's own transition, never inside the same script.
+ * written by a separate command after the record's own transition, never inside the same script. While a story's
+ * fan-out is under way, the records it opens are noted in the story's slot ({st:<id>}).
  */
 export const alertKey = (prefix: string, subscriberId: string, storyId: string, channel: Channel) =>
   `${prefix}:{s:${subscriberId}}:alert:${storyId}:${channel}`;
@@ -16,6 +17,10 @@ const heldKey = (prefix: string, subscriberId: string, bucket: HeldBucket) => `$
 const pushCountKey = (prefix: string, subscriberId: string, localDate: string) => `${prefix}:{s:${subscriberId}}:pushcount:${localDate}`;
 const lastPushKey = (prefix: string, subscriberId: string) => `${prefix}:{s:${subscriberId}}:lastpush`;
 const bundleLeaseKey = (prefix: string, subscriberId: string) => `${prefix}:{s:${subscriberId}}:bundling`;
+/** A story's fan-out under way: `<subscriber> <channel>` of each record its classification opens (see `noteFanOut`). */
+const fanOutKey = (prefix: string, storyId: string) => `${prefix}:{st:${storyId}}:fanout`;
+/** As long as a failed classification is kept: it can be retried from the console until then. */
+const FAN_OUT_KEPT_SECONDS = 7 * 24 * 60 * 60;
 /**
  * Time index of the ledger: per UTC day, sorted sets of `<subscriber> <story> <channel>` by creation time,
  * spread over LEDGER_DAY_SHARDS keys so a busy day is not one hot Cluster slot. Written by a separate
@@ -116,8 +121,12 @@ redis.call('HSET', KEYS[1], 'status', ${status}, 'updatedAt', ${at})
 local created = redis.call('HSETNX', KEYS[1], 'createdAt', ${at})
 ${Object.entries(optional).map(([field, arg]) => `if ${arg} ~= '' then redis.call('HSET', KEYS[1], '${field}', ${arg}) end`).join('\n')}`;
 
-/** Moves a record to a final status once; returns 1 only for the transition (2 when it also created the record), so counters count it once. */
+/**
+ * Moves a record to a final status once; returns 1 only for the transition (2 when it also created the record), so
+ * counters count it once. ARGV[7], when not empty: only a record in that status moves.
+ */
 const FINISH = `
+if ARGV[7] ~= '' and redis.call('HGET', KEYS[1], 'status') ~= ARGV[7] then return 0 end
 ${finishStepLua('ARGV[1]', 'ARGV[2]', { reason: 'ARGV[3]', lastError: 'ARGV[4]', via: 'ARGV[5]', topicId: 'ARGV[6]' })}
 if created == 1 then return 2 end
 return 1`;
@@ -414,8 +423,8 @@ export function createLedger(redis: RedisClient, prefix: string) {
     },
 
     /**
-     * Ends a record (sent, failed or skipped with a reason). Returns false when it had already ended.
-     * The topic counter moves only with the transition.
+     * Ends a record (sent, failed or skipped with a reason). Returns false when it had already ended, or with
+     * `detail.from` when it was not in that status. The topic counter moves only with the transition.
      */
     async finish(
       subscriberId: string,
@@ -423,11 +432,11 @@ export function createLedger(redis: RedisClient, prefix: string) {
       channel: Channel,
       status: FinalStatus,
       now: number,
-      detail: { reason?: string; error?: string; via?: string; topicId?: string } = {},
+      detail: { reason?: string; error?: string; via?: string; topicId?: string; from?: DeliveryStatus } = {},
     ): Promise<boolean> {
       const key = alertKey(prefix, subscriberId, storyId, channel);
       const moved = (await finishScript(
-        key, status, String(now), detail.reason ?? '', (detail.error ?? '').slice(0, 500), detail.via ?? '', detail.topicId ?? '',
+        key, status, String(now), detail.reason ?? '', (detail.error ?? '').slice(0, 500), detail.via ?? '', detail.topicId ?? '', detail.from ?? '',
       )) as number;
       if (moved === 2) await index(subscriberId, storyId, channel, now);
       if (moved >= 1) {
@@ -449,6 +458,28 @@ export function createLedger(redis: RedisClient, prefix: string) {
           if (opened === 1) await index(e.subscriberId, e.storyId, e.channel, now);
         }),
       );
+    },
+
+    /**
+     * Notes the records a story's classification is about to open (`open`), until `dropFanOut` once their jobs are
+     * enqueued, and answers those an earlier run of it noted: a run that died between the two left them, and only a
+     * run of the same story can tell which of them it no longer plans. Kept at most FAN_OUT_KEPT_SECONDS.
+     */
+    async noteFanOut(storyId: string, entries: readonly { subscriberId: string; channel: Channel }[]): Promise<{ subscriberId: string; channel: Channel }[]> {
+      const key = fanOutKey(prefix, storyId);
+      const earlier = await redis.smembers(key);
+      const members = entries.map((e) => `${e.subscriberId} ${e.channel}`);
+      await Promise.all(chunksOf(members, FIELDS_PER_CALL).map((slice) => redis.sadd(key, ...slice)));
+      if (members.length > 0) await redis.expire(key, FAN_OUT_KEPT_SECONDS);
+      return earlier.map((m) => {
+        const [subscriberId, channel] = m.split(' ') as [string, Channel];
+        return { subscriberId, channel };
+      });
+    },
+
+    /** The story's fan-out is enqueued (see `noteFanOut`). */
+    async dropFanOut(storyId: string) {
+      await redis.del(fanOutKey(prefix, storyId));
     },
 
     /**
