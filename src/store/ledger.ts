@@ -17,6 +17,11 @@ const heldKey = (prefix: string, subscriberId: string, bucket: HeldBucket) => `$
 const pushCountKey = (prefix: string, subscriberId: string, localDate: string) => `${prefix}:{s:${subscriberId}}:pushcount:${localDate}`;
 const lastPushKey = (prefix: string, subscriberId: string) => `${prefix}:{s:${subscriberId}}:lastpush`;
 const bundleLeaseKey = (prefix: string, subscriberId: string) => `${prefix}:{s:${subscriberId}}:bundling`;
+/**
+ * The reader's bundles of pushes held by quiet hours, by release time (member: the bundle id): what a change of their
+ * quiet hours must bring forward. A bundle's job id names the release time it was first given, not its current one.
+ */
+const quietBundlesKey = (prefix: string, subscriberId: string) => `${prefix}:{s:${subscriberId}}:bundles:quiet`;
 /** A story's fan-out under way: `<subscriber> <channel>` of each record its classification opens (see `noteFanOut`). */
 const fanOutKey = (prefix: string, storyId: string) => `${prefix}:{st:${storyId}}:fanout`;
 /** As long as a failed classification is kept: it can be retried from the console until then. */
@@ -162,15 +167,33 @@ ${inboxAddLua({ index: 'KEYS[3]', items: 'KEYS[4]', at: 'ARGV[1]', member: 'ARGV
 if created == 1 then return 2 end
 return 1`;
 
-/** Holds an alert: the record becomes "held" and the story joins the subscriber's held set, atomically (2: the record is new). */
+/**
+ * Notes quiet-hours bundles (`key`, scored by release time) from the (release time, bundle id) pairs of ARGV[first..]:
+ * those released more than a day before `now` are dropped, and the set expires two days after its last note.
+ */
+const noteQuietBundlesLua = (key: string, now: string, first: number) => `
+redis.call('ZADD', ${key}, unpack(ARGV, ${first}))
+redis.call('ZREMRANGEBYSCORE', ${key}, '-inf', '(' .. (tonumber(${now}) - ${DAY_MS}))
+redis.call('PEXPIRE', ${key}, ${2 * DAY_MS})`;
+
+/**
+ * Holds an alert: the record becomes "held" and the story joins the subscriber's held set, atomically (2: the record
+ * is new). ARGV[5], ARGV[6]: the release time and id of the quiet-hours bundle it waits for, noted in KEYS[3].
+ */
 const HOLD = `
 local status = redis.call('HGET', KEYS[1], 'status')
 if status == 'sent' or status == 'failed' or status == 'skipped' then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'held', 'reason', ARGV[1], 'updatedAt', ARGV[2], 'topicId', ARGV[4])
 local created = redis.call('HSETNX', KEYS[1], 'createdAt', ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+if ARGV[5] then
+${noteQuietBundlesLua('KEYS[3]', 'ARGV[2]', 5)}
+end
 if created == 1 then return 2 end
 return 1`;
+
+/** Notes quiet-hours bundles in KEYS[1]: ARGV[1] now, then (release time, bundle id) pairs. */
+const NOTE_QUIET_BUNDLES = noteQuietBundlesLua('KEYS[1]', 'ARGV[1]', 2);
 
 /**
  * Adds an alert to the subscriber's inbox and keeps the newest ARGV[3] entries (the trimmed ones' bodies go
@@ -294,6 +317,12 @@ export interface InboxItem {
   read: boolean;
 }
 
+/** A bundle of pushes held by quiet hours: its id (that of its job) and when it is due. */
+export interface QuietBundle {
+  bundleId: string;
+  releaseAt: number;
+}
+
 export interface HeldAlert {
   storyId: string;
   topicId: string;
@@ -332,7 +361,8 @@ export function createLedger(redis: RedisClient, prefix: string) {
   const finishSentScript = defineScript(redis, 'heraldLedgerFinishSent', 4, FINISH_SENT);
   const openScript = defineScript(redis, 'heraldLedgerOpen', 1, OPEN);
   const finishScript = defineScript(redis, 'heraldLedgerFinish', 1, FINISH);
-  const holdScript = defineScript(redis, 'heraldLedgerHold', 2, HOLD);
+  const holdScript = defineScript(redis, 'heraldLedgerHold', 3, HOLD);
+  const noteQuietBundlesScript = defineScript(redis, 'heraldNoteQuietBundles', 1, NOTE_QUIET_BUNDLES);
   const reservePushScript = defineScript(redis, 'heraldReservePush', 2, RESERVE_PUSH);
   const inboxAddScript = defineScript(redis, 'heraldInboxAdd', 2, INBOX_ADD);
   const statusesScript = defineScript(redis, 'heraldLedgerStatuses', null, STATUSES);
@@ -530,10 +560,14 @@ export function createLedger(redis: RedisClient, prefix: string) {
       return out;
     },
 
-    /** Holds an alert for a bundle or the next digest; false when the record had already ended. */
-    async hold(subscriberId: string, storyId: string, topicId: string, bucket: HeldBucket, reason: string, now: number): Promise<boolean> {
+    /**
+     * Holds an alert for a bundle or the next digest; false when the record had already ended. `quietBundle`: the
+     * quiet-hours bundle it waits for, noted for `quietBundlesAfter`.
+     */
+    async hold(subscriberId: string, storyId: string, topicId: string, bucket: HeldBucket, reason: string, now: number, quietBundle?: QuietBundle): Promise<boolean> {
       const res = (await holdScript(
-        alertKey(prefix, subscriberId, storyId, 'push'), heldKey(prefix, subscriberId, bucket), reason, String(now), storyId, topicId,
+        alertKey(prefix, subscriberId, storyId, 'push'), heldKey(prefix, subscriberId, bucket), quietBundlesKey(prefix, subscriberId), reason, String(now), storyId, topicId,
+        ...(quietBundle ? [quietBundle.releaseAt, quietBundle.bundleId] : []),
       )) as number;
       if (res === 2) await index(subscriberId, storyId, 'push', now);
       return res >= 1;
@@ -549,6 +583,20 @@ export function createLedger(redis: RedisClient, prefix: string) {
 
     async dropBundleLease(subscriberId: string, owner: string): Promise<void> {
       await bundleUnleaseScript(bundleLeaseKey(prefix, subscriberId), owner);
+    },
+
+    /** The reader's quiet-hours bundles (noted by `hold` and `noteQuietBundles`) released after `at`. */
+    async quietBundlesAfter(subscriberId: string, at: number): Promise<QuietBundle[]> {
+      const flat = await redis.zrangebyscore(quietBundlesKey(prefix, subscriberId), `(${at}`, '+inf', 'WITHSCORES');
+      const out: QuietBundle[] = [];
+      for (let i = 0; i < flat.length; i += 2) out.push({ bundleId: flat[i]!, releaseAt: Number(flat[i + 1]) });
+      return out;
+    },
+
+    /** Notes quiet-hours bundles (a new one, or one whose release moved) for `quietBundlesAfter`. */
+    async noteQuietBundles(subscriberId: string, bundles: readonly QuietBundle[], now: number) {
+      if (bundles.length === 0) return;
+      await noteQuietBundlesScript(quietBundlesKey(prefix, subscriberId), String(now), ...bundles.flatMap((b) => [b.releaseAt, b.bundleId]));
     },
 
     /** Whether any alert waits in the bucket (one ZCARD, for callers that need no more). */
@@ -721,7 +769,7 @@ export function createLedger(redis: RedisClient, prefix: string) {
      * subscriber's tag: deleting a subscriber is rare, and no other index of them is worth keeping.
      */
     async forgetSubscriber(subscriberId: string) {
-      await redis.del(inboxKey(prefix, subscriberId), inboxItemsKey(prefix, subscriberId));
+      await redis.del(inboxKey(prefix, subscriberId), inboxItemsKey(prefix, subscriberId), quietBundlesKey(prefix, subscriberId));
       // Records share the subscriber's slot (one node, one UNLINK per batch); their entries in the export's time
       // index go too, so no trace of the reader is left behind (the index keys live on other slots: the client routes them).
       await scanKeys(redis, `${prefix}:{s:${subscriberId}}:alert:*`, async (found, node) => {

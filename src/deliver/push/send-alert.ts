@@ -309,14 +309,15 @@ async function hold(
   releaseAt: number | null,
   now: number,
 ): Promise<string> {
-  if (bucket === 'bundle' && releaseAt !== null) {
+  const bundle = bucket === 'bundle' && releaseAt !== null ? { bundleId: String(releaseAt), releaseAt } : null;
+  if (bundle) {
     // One bundle job per release time: every alert held for the same window lands in the same job id. Enqueued
     // before the hold: the job is in another Redis slot than the record, and when its add failed after the hold,
     // the retry found the alert held and ended there, held with no bundle to release it. Failing first, the
     // record is still this attempt's claim and the retry holds it again.
-    const bundleId = String(releaseAt);
-    await deps.enqueue('PushBundleSend', { subscriberId: data.subscriberId, bundleId }, { jobId: jobIds.bundle(data.subscriberId, bundleId), delay: Math.max(0, releaseAt - now) });
+    await deps.enqueue('PushBundleSend', { subscriberId: data.subscriberId, bundleId: bundle.bundleId }, { jobId: jobIds.bundle(data.subscriberId, bundle.bundleId), delay: Math.max(0, bundle.releaseAt - now) });
   }
-  await deps.ledger.hold(data.subscriberId, data.storyId, data.topicId, bucket, reason, now);
+  // A quiet-hours bundle is noted with the hold, so that shorter quiet hours can bring it forward (rescheduleBundles).
+  await deps.ledger.hold(data.subscriberId, data.storyId, data.topicId, bucket, reason, now, bundle && reason === 'quiet-hours' ? bundle : undefined);
   return `held for ${bucket}: ${reason}`;
 }
