@@ -108,6 +108,15 @@ redis.call('HSET', KEYS[1], 'status', 'queued', 'lastError', ARGV[3], 'updatedAt
 if ARGV[5] == '1' then redis.call('HINCRBY', KEYS[1], 'reclaims', 1) end
 return 1`;
 
+/**
+ * The attempt that holds the claim (ARGV[1] job, ARGV[2] attempts at its claim) is still at work: the claim's time
+ * moves to ARGV[3], so that other jobs keep leaving it alone (CLAIM). 0 when the record is no longer that claim.
+ */
+const RENEW = `
+if redis.call('HGET', KEYS[1], 'status') ~= 'sending' or redis.call('HGET', KEYS[1], 'jobId') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'updatedAt', ARGV[3])
+return 1`;
+
 /** Opens a record as "queued" when its job is enqueued; a record that exists (a re-classified story) is left as it is. */
 const OPEN = `
 if redis.call('HSETNX', KEYS[1], 'status', 'queued') == 0 then return 0 end
@@ -353,6 +362,7 @@ function toRecord(h: Record<string, string>): DeliveryRecord | null {
 export function createLedger(redis: RedisClient, prefix: string) {
   const claimScript = defineScript(redis, 'heraldLedgerClaim', 1, CLAIM);
   const requeueScript = defineScript(redis, 'heraldLedgerRequeue', 1, REQUEUE);
+  const renewScript = defineScript(redis, 'heraldLedgerRenew', 1, RENEW);
   // Its key count fixed: passed per call, ioredis Cluster's auto-pipelining failed these claims ("All keys in
   // the pipeline should belong to the same slots allocation group", the 3-master cluster test). Like every
   // script, defined here with the store: a command defined later, while an auto-pipeline of this client is
@@ -522,6 +532,14 @@ export function createLedger(redis: RedisClient, prefix: string) {
     async requeue(subscriberId: string, storyId: string, channel: Channel, claim: { jobId: string; attempt: number }, error: string, now: number, outcomeUnknown = false): Promise<boolean> {
       const res = await requeueScript(alertKey(prefix, subscriberId, storyId, channel), claim.jobId, claim.attempt, error.slice(0, 500), String(now), outcomeUnknown ? '1' : '0');
       return res === 1;
+    },
+
+    /**
+     * The attempt that holds `claim` is still sending: the claim counts as taken `now`, so another job leaves it
+     * alone for another `takeoverAfterMs` (see `claim`). False when the record is no longer that claim.
+     */
+    async renewClaim(subscriberId: string, storyId: string, channel: Channel, claim: { jobId: string; attempt: number }, now: number): Promise<boolean> {
+      return (await renewScript(alertKey(prefix, subscriberId, storyId, channel), claim.jobId, claim.attempt, String(now))) === 1;
     },
 
     /**

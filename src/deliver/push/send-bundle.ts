@@ -4,6 +4,7 @@ import { jobIds } from '../../queue/jobs.ts';
 import type { Redelay } from '../../queue/queues.ts';
 import { effectiveZone } from '../../digest/schedule.ts';
 import { quietHoursAt } from '../quiet-hours.ts';
+import { whileRenewing } from '../renewing.ts';
 import { RetryLater } from '../retry.ts';
 import { renderBundlePayload } from './payload.ts';
 import { pushTopic } from './policy.ts';
@@ -34,10 +35,13 @@ export async function sendPushBundle(deps: PushDeliverDeps & { inboxUrl: string 
  */
 async function withBundleLease<T>(deps: PushDeliverDeps, data: JobCatalog['PushBundleSend'], fn: () => Promise<T>): Promise<T> {
   const ledgerId = bundleLedgerId(data.bundleId);
-  const busyMs = await deps.ledger.takeBundleLease(data.subscriberId, ledgerId, deps.jobLockMs);
+  const take = () => deps.ledger.takeBundleLease(data.subscriberId, ledgerId, deps.jobLockMs);
+  const busyMs = await take();
   if (busyMs > 0) throw new RetryLater('another bundle of this reader is being sent', busyMs);
   try {
-    return await fn();
+    // Taken again (its owner's) while the bundle runs: a send can outlast one lease, and the next bundle then pushed
+    // the same held alerts.
+    return await whileRenewing(deps.jobLockMs / 2, take, fn);
   } finally {
     await deps.ledger.dropBundleLease(data.subscriberId, ledgerId);
   }
