@@ -13,7 +13,7 @@ import { explainStory, type StoryLimits, type TopicIndex } from './match.ts';
 
 export interface ClassifyDeps {
   stories: StoryStore;
-  ledger: Pick<Ledger, 'open'>;
+  ledger: Pick<Ledger, 'open' | 'noteFanOut' | 'dropFanOut' | 'finish'>;
   subscribers: SubscriberStore;
   recent: RecentStories;
   enqueue: Enqueue;
@@ -73,6 +73,12 @@ export function planInstantAlerts(
   return [...plans.values()];
 }
 
+/** The (reader, channel) pairs of `earlier` that `planned` leaves out. */
+export function unplanned<E extends { subscriberId: string; channel: Channel }>(earlier: readonly E[], planned: readonly { subscriberId: string; channel: Channel }[]): E[] {
+  const now = new Set(planned.map((p) => `${p.subscriberId} ${p.channel}`));
+  return earlier.filter((e) => !now.has(`${e.subscriberId} ${e.channel}`));
+}
+
 /** Returns what BullMQ keeps as the job's result: the matched topic ids (not their evidence) and the alerts sent. */
 export async function classifyStory(deps: ClassifyDeps, storyId: string): Promise<{ topics: string[]; alerts: number }> {
   const story = await deps.stories.get(storyId).catch((err: unknown) => {
@@ -105,16 +111,24 @@ export async function classifyStory(deps: ClassifyDeps, storyId: string): Promis
   const email = plans.filter((p) => p.channels.includes('email'));
   const data = (p: AlertPlan) => ({ subscriberId: p.subscriberId, storyId, topicId: p.topicId, why: p.why });
   const batches = planPushBatches(storyId, push.map((p) => ({ subscriberId: p.subscriberId, topicId: p.topicId, why: p.why })), deps.pushBatches);
+  const records = [
+    ...batches.flatMap((b) => b.data.alerts.map((a) => ({ subscriberId: a.subscriberId, storyId, channel: 'push' as const, jobId: b.jobId, topicId: a.topicId }))),
+    ...email.map((p) => ({ subscriberId: p.subscriberId, storyId, channel: 'email' as const, jobId: jobIds.alert(p.subscriberId, storyId, 'email'), topicId: p.topicId })),
+  ];
+  const earlier = await deps.ledger.noteFanOut(storyId, records);
   // The ledger opens each record before its job exists: a job is never without its record.
-  await deps.ledger.open(
-    [
-      ...batches.flatMap((b) => b.data.alerts.map((a) => ({ subscriberId: a.subscriberId, storyId, channel: 'push' as const, jobId: b.jobId, topicId: a.topicId }))),
-      ...email.map((p) => ({ subscriberId: p.subscriberId, storyId, channel: 'email' as const, jobId: jobIds.alert(p.subscriberId, storyId, 'email'), topicId: p.topicId })),
-    ],
-    now,
-  );
+  await deps.ledger.open(records, now);
   await deps.enqueue.bulk('AlertSendPushBatch', batches.map((b) => ({ data: b.data, opts: { jobId: b.jobId } })));
   await deps.enqueue.bulk('AlertSendEmail', email.map((p) => ({ data: data(p), opts: { jobId: jobIds.alert(p.subscriberId, storyId, 'email') } })));
+  // An earlier run that died before its enqueues left records queued with no job; those of readers this run no
+  // longer plans (they unfollowed or muted the topic since, or it no longer matches for them) would wait for ever.
+  // They end as skipped 'muted', as a send skips an alert its reader no longer wants, rather than being enqueued
+  // now: a reader who left or muted the topic expects no alert from it. Only while still queued: a record a job of
+  // the earlier run claimed, held or ended is that job's.
+  await Promise.all(
+    unplanned(earlier, records).map((e) => deps.ledger.finish(e.subscriberId, storyId, e.channel, 'skipped', now, { reason: 'muted', from: 'queued' })),
+  );
+  await deps.ledger.dropFanOut(storyId);
   // The preview of readers' own alerts replays these.
   await deps.recent.add(storyId, now);
   await deps.stories.markClassified(storyId, now);

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { Queue, Worker, type ConnectionOptions, type JobsOptions, type WorkerOptions } from 'bullmq';
+import { ErrorCode, Queue, Worker, type ConnectionOptions, type JobsOptions, type WorkerOptions } from 'bullmq';
 import type { Logger } from 'pino';
 import type { RedisClient } from '../store/redis.ts';
 import type { Stats } from '../store/stats.ts';
@@ -40,6 +40,13 @@ export interface Enqueue {
   bulk<N extends JobName>(name: N, items: { data: JobCatalog[N]; opts?: JobsOptions }[]): Promise<void>;
 }
 
+/**
+ * Makes the delayed job `jobId` (of `name`, with `data` for its queue) due in `delayMs`: BullMQ's changeDelay, one
+ * script that moves the job only while it is still delayed, so never one that is running. False when it is not
+ * delayed (gone, waiting, running or done).
+ */
+export type Redelay = <N extends JobName>(name: N, data: JobCatalog[N], jobId: string, delayMs: number) => Promise<boolean>;
+
 const BULK_SLICE = 1000;
 
 /** The subscriber a push job is routed by: its own, or a batch's first (a batch holds one shard's alerts). */
@@ -68,8 +75,7 @@ export function groupBy<T, K>(items: readonly T[], keyOf: (item: T) => K): Map<K
  * subscriber's shard (every push job names its subscriber), so one subscriber's jobs share one queue.
  */
 export function createEnqueue(queues: Queues, pushShards: readonly Queue[] = [queues.push]): Enqueue {
-  const queueFor = (name: JobName, data: unknown): Queue =>
-    QUEUE_OF[name] === 'push' ? pushShards[pushShardOf(pushSubscriberOf(data), pushShards.length)]! : queues[QUEUE_OF[name]];
+  const queueFor = queueRouter(queues, pushShards);
   const fn = (async (name, data, opts) => {
     await queueFor(name, data).add(name, data, { ...DEFAULT_JOB_OPTIONS[name], ...opts });
   }) as Enqueue;
@@ -87,6 +93,26 @@ export function createEnqueue(queues: Queues, pushShards: readonly Queue[] = [qu
     );
   };
   return fn;
+}
+
+/** The queue a job goes to: its name's, or for push jobs its subscriber's shard. */
+const queueRouter = (queues: Queues, pushShards: readonly Queue[]) => (name: JobName, data: unknown): Queue =>
+  QUEUE_OF[name] === 'push' ? pushShards[pushShardOf(pushSubscriberOf(data), pushShards.length)]! : queues[QUEUE_OF[name]];
+
+export function createRedelay(queues: Queues, pushShards: readonly Queue[] = [queues.push]): Redelay {
+  const queueFor = queueRouter(queues, pushShards);
+  return async (name, data, jobId, delayMs) => {
+    const job = await queueFor(name, data).getJob(jobId);
+    if (!job) return false;
+    try {
+      await job.changeDelay(Math.max(0, delayMs));
+      return true;
+    } catch (err) {
+      const code = (err as { code?: number }).code;
+      if (code === ErrorCode.JobNotInState || code === ErrorCode.JobNotExist) return false;
+      throw err;
+    }
+  };
 }
 
 /**

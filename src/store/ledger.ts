@@ -6,7 +6,8 @@ import type { Channel } from '../model.ts';
  * Owns the delivery ledger: one hash per (subscriber, story, channel), each subscriber's inbox, held
  * alerts and daily push count, and the per-topic delivery counters. All keys of one subscriber carry the
  * tag {s:<id>}, so every script here touches one Cluster slot; the per-topic counters ({t:<id>}) are
- * written by a separate command after the record's own transition, never inside the same script.
+ * written by a separate command after the record's own transition, never inside the same script. While a story's
+ * fan-out is under way, the records it opens are noted in the story's slot ({st:<id>}).
  */
 export const alertKey = (prefix: string, subscriberId: string, storyId: string, channel: Channel) =>
   `${prefix}:{s:${subscriberId}}:alert:${storyId}:${channel}`;
@@ -16,6 +17,15 @@ const heldKey = (prefix: string, subscriberId: string, bucket: HeldBucket) => `$
 const pushCountKey = (prefix: string, subscriberId: string, localDate: string) => `${prefix}:{s:${subscriberId}}:pushcount:${localDate}`;
 const lastPushKey = (prefix: string, subscriberId: string) => `${prefix}:{s:${subscriberId}}:lastpush`;
 const bundleLeaseKey = (prefix: string, subscriberId: string) => `${prefix}:{s:${subscriberId}}:bundling`;
+/**
+ * The reader's bundles of pushes held by quiet hours, by release time (member: the bundle id): what a change of their
+ * quiet hours must bring forward. A bundle's job id names the release time it was first given, not its current one.
+ */
+const quietBundlesKey = (prefix: string, subscriberId: string) => `${prefix}:{s:${subscriberId}}:bundles:quiet`;
+/** A story's fan-out under way: `<subscriber> <channel>` of each record its classification opens (see `noteFanOut`). */
+const fanOutKey = (prefix: string, storyId: string) => `${prefix}:{st:${storyId}}:fanout`;
+/** As long as a failed classification is kept: it can be retried from the console until then. */
+const FAN_OUT_KEPT_SECONDS = 7 * 24 * 60 * 60;
 /**
  * Time index of the ledger: per UTC day, sorted sets of `<subscriber> <story> <channel>` by creation time,
  * spread over LEDGER_DAY_SHARDS keys so a busy day is not one hot Cluster slot. Written by a separate
@@ -98,6 +108,15 @@ redis.call('HSET', KEYS[1], 'status', 'queued', 'lastError', ARGV[3], 'updatedAt
 if ARGV[5] == '1' then redis.call('HINCRBY', KEYS[1], 'reclaims', 1) end
 return 1`;
 
+/**
+ * The attempt that holds the claim (ARGV[1] job, ARGV[2] attempts at its claim) is still at work: the claim's time
+ * moves to ARGV[3], so that other jobs keep leaving it alone (CLAIM). 0 when the record is no longer that claim.
+ */
+const RENEW = `
+if redis.call('HGET', KEYS[1], 'status') ~= 'sending' or redis.call('HGET', KEYS[1], 'jobId') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'updatedAt', ARGV[3])
+return 1`;
+
 /** Opens a record as "queued" when its job is enqueued; a record that exists (a re-classified story) is left as it is. */
 const OPEN = `
 if redis.call('HSETNX', KEYS[1], 'status', 'queued') == 0 then return 0 end
@@ -116,8 +135,12 @@ redis.call('HSET', KEYS[1], 'status', ${status}, 'updatedAt', ${at})
 local created = redis.call('HSETNX', KEYS[1], 'createdAt', ${at})
 ${Object.entries(optional).map(([field, arg]) => `if ${arg} ~= '' then redis.call('HSET', KEYS[1], '${field}', ${arg}) end`).join('\n')}`;
 
-/** Moves a record to a final status once; returns 1 only for the transition (2 when it also created the record), so counters count it once. */
+/**
+ * Moves a record to a final status once; returns 1 only for the transition (2 when it also created the record), so
+ * counters count it once. ARGV[7], when not empty: only a record in that status moves.
+ */
 const FINISH = `
+if ARGV[7] ~= '' and redis.call('HGET', KEYS[1], 'status') ~= ARGV[7] then return 0 end
 ${finishStepLua('ARGV[1]', 'ARGV[2]', { reason: 'ARGV[3]', lastError: 'ARGV[4]', via: 'ARGV[5]', topicId: 'ARGV[6]' })}
 if created == 1 then return 2 end
 return 1`;
@@ -153,15 +176,33 @@ ${inboxAddLua({ index: 'KEYS[3]', items: 'KEYS[4]', at: 'ARGV[1]', member: 'ARGV
 if created == 1 then return 2 end
 return 1`;
 
-/** Holds an alert: the record becomes "held" and the story joins the subscriber's held set, atomically (2: the record is new). */
+/**
+ * Notes quiet-hours bundles (`key`, scored by release time) from the (release time, bundle id) pairs of ARGV[first..]:
+ * those released more than a day before `now` are dropped, and the set expires two days after its last note.
+ */
+const noteQuietBundlesLua = (key: string, now: string, first: number) => `
+redis.call('ZADD', ${key}, unpack(ARGV, ${first}))
+redis.call('ZREMRANGEBYSCORE', ${key}, '-inf', '(' .. (tonumber(${now}) - ${DAY_MS}))
+redis.call('PEXPIRE', ${key}, ${2 * DAY_MS})`;
+
+/**
+ * Holds an alert: the record becomes "held" and the story joins the subscriber's held set, atomically (2: the record
+ * is new). ARGV[5], ARGV[6]: the release time and id of the quiet-hours bundle it waits for, noted in KEYS[3].
+ */
 const HOLD = `
 local status = redis.call('HGET', KEYS[1], 'status')
 if status == 'sent' or status == 'failed' or status == 'skipped' then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'held', 'reason', ARGV[1], 'updatedAt', ARGV[2], 'topicId', ARGV[4])
 local created = redis.call('HSETNX', KEYS[1], 'createdAt', ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+if ARGV[5] then
+${noteQuietBundlesLua('KEYS[3]', 'ARGV[2]', 5)}
+end
 if created == 1 then return 2 end
 return 1`;
+
+/** Notes quiet-hours bundles in KEYS[1]: ARGV[1] now, then (release time, bundle id) pairs. */
+const NOTE_QUIET_BUNDLES = noteQuietBundlesLua('KEYS[1]', 'ARGV[1]', 2);
 
 /**
  * Adds an alert to the subscriber's inbox and keeps the newest ARGV[3] entries (the trimmed ones' bodies go
@@ -285,6 +326,12 @@ export interface InboxItem {
   read: boolean;
 }
 
+/** A bundle of pushes held by quiet hours: its id (that of its job) and when it is due. */
+export interface QuietBundle {
+  bundleId: string;
+  releaseAt: number;
+}
+
 export interface HeldAlert {
   storyId: string;
   topicId: string;
@@ -315,6 +362,7 @@ function toRecord(h: Record<string, string>): DeliveryRecord | null {
 export function createLedger(redis: RedisClient, prefix: string) {
   const claimScript = defineScript(redis, 'heraldLedgerClaim', 1, CLAIM);
   const requeueScript = defineScript(redis, 'heraldLedgerRequeue', 1, REQUEUE);
+  const renewScript = defineScript(redis, 'heraldLedgerRenew', 1, RENEW);
   // Its key count fixed: passed per call, ioredis Cluster's auto-pipelining failed these claims ("All keys in
   // the pipeline should belong to the same slots allocation group", the 3-master cluster test). Like every
   // script, defined here with the store: a command defined later, while an auto-pipeline of this client is
@@ -323,7 +371,8 @@ export function createLedger(redis: RedisClient, prefix: string) {
   const finishSentScript = defineScript(redis, 'heraldLedgerFinishSent', 4, FINISH_SENT);
   const openScript = defineScript(redis, 'heraldLedgerOpen', 1, OPEN);
   const finishScript = defineScript(redis, 'heraldLedgerFinish', 1, FINISH);
-  const holdScript = defineScript(redis, 'heraldLedgerHold', 2, HOLD);
+  const holdScript = defineScript(redis, 'heraldLedgerHold', 3, HOLD);
+  const noteQuietBundlesScript = defineScript(redis, 'heraldNoteQuietBundles', 1, NOTE_QUIET_BUNDLES);
   const reservePushScript = defineScript(redis, 'heraldReservePush', 2, RESERVE_PUSH);
   const inboxAddScript = defineScript(redis, 'heraldInboxAdd', 2, INBOX_ADD);
   const statusesScript = defineScript(redis, 'heraldLedgerStatuses', null, STATUSES);
@@ -414,8 +463,8 @@ export function createLedger(redis: RedisClient, prefix: string) {
     },
 
     /**
-     * Ends a record (sent, failed or skipped with a reason). Returns false when it had already ended.
-     * The topic counter moves only with the transition.
+     * Ends a record (sent, failed or skipped with a reason). Returns false when it had already ended, or with
+     * `detail.from` when it was not in that status. The topic counter moves only with the transition.
      */
     async finish(
       subscriberId: string,
@@ -423,11 +472,11 @@ export function createLedger(redis: RedisClient, prefix: string) {
       channel: Channel,
       status: FinalStatus,
       now: number,
-      detail: { reason?: string; error?: string; via?: string; topicId?: string } = {},
+      detail: { reason?: string; error?: string; via?: string; topicId?: string; from?: DeliveryStatus } = {},
     ): Promise<boolean> {
       const key = alertKey(prefix, subscriberId, storyId, channel);
       const moved = (await finishScript(
-        key, status, String(now), detail.reason ?? '', (detail.error ?? '').slice(0, 500), detail.via ?? '', detail.topicId ?? '',
+        key, status, String(now), detail.reason ?? '', (detail.error ?? '').slice(0, 500), detail.via ?? '', detail.topicId ?? '', detail.from ?? '',
       )) as number;
       if (moved === 2) await index(subscriberId, storyId, channel, now);
       if (moved >= 1) {
@@ -452,6 +501,28 @@ export function createLedger(redis: RedisClient, prefix: string) {
     },
 
     /**
+     * Notes the records a story's classification is about to open (`open`), until `dropFanOut` once their jobs are
+     * enqueued, and answers those an earlier run of it noted: a run that died between the two left them, and only a
+     * run of the same story can tell which of them it no longer plans. Kept at most FAN_OUT_KEPT_SECONDS.
+     */
+    async noteFanOut(storyId: string, entries: readonly { subscriberId: string; channel: Channel }[]): Promise<{ subscriberId: string; channel: Channel }[]> {
+      const key = fanOutKey(prefix, storyId);
+      const earlier = await redis.smembers(key);
+      const members = entries.map((e) => `${e.subscriberId} ${e.channel}`);
+      await Promise.all(chunksOf(members, FIELDS_PER_CALL).map((slice) => redis.sadd(key, ...slice)));
+      if (members.length > 0) await redis.expire(key, FAN_OUT_KEPT_SECONDS);
+      return earlier.map((m) => {
+        const [subscriberId, channel] = m.split(' ') as [string, Channel];
+        return { subscriberId, channel };
+      });
+    },
+
+    /** The story's fan-out is enqueued (see `noteFanOut`). */
+    async dropFanOut(storyId: string) {
+      await redis.del(fanOutKey(prefix, storyId));
+    },
+
+    /**
      * A transient failure of the attempt that holds `claim` (its job and its claim's `attempt`): the record
      * waits for the next attempt with the error kept. False, and nothing written, when the record is no longer
      * that claim (ended, or taken over by another attempt): that attempt, not this one, decides what follows.
@@ -461,6 +532,14 @@ export function createLedger(redis: RedisClient, prefix: string) {
     async requeue(subscriberId: string, storyId: string, channel: Channel, claim: { jobId: string; attempt: number }, error: string, now: number, outcomeUnknown = false): Promise<boolean> {
       const res = await requeueScript(alertKey(prefix, subscriberId, storyId, channel), claim.jobId, claim.attempt, error.slice(0, 500), String(now), outcomeUnknown ? '1' : '0');
       return res === 1;
+    },
+
+    /**
+     * The attempt that holds `claim` is still sending: the claim counts as taken `now`, so another job leaves it
+     * alone for another `takeoverAfterMs` (see `claim`). False when the record is no longer that claim.
+     */
+    async renewClaim(subscriberId: string, storyId: string, channel: Channel, claim: { jobId: string; attempt: number }, now: number): Promise<boolean> {
+      return (await renewScript(alertKey(prefix, subscriberId, storyId, channel), claim.jobId, claim.attempt, String(now))) === 1;
     },
 
     /**
@@ -499,10 +578,14 @@ export function createLedger(redis: RedisClient, prefix: string) {
       return out;
     },
 
-    /** Holds an alert for a bundle or the next digest; false when the record had already ended. */
-    async hold(subscriberId: string, storyId: string, topicId: string, bucket: HeldBucket, reason: string, now: number): Promise<boolean> {
+    /**
+     * Holds an alert for a bundle or the next digest; false when the record had already ended. `quietBundle`: the
+     * quiet-hours bundle it waits for, noted for `quietBundlesAfter`.
+     */
+    async hold(subscriberId: string, storyId: string, topicId: string, bucket: HeldBucket, reason: string, now: number, quietBundle?: QuietBundle): Promise<boolean> {
       const res = (await holdScript(
-        alertKey(prefix, subscriberId, storyId, 'push'), heldKey(prefix, subscriberId, bucket), reason, String(now), storyId, topicId,
+        alertKey(prefix, subscriberId, storyId, 'push'), heldKey(prefix, subscriberId, bucket), quietBundlesKey(prefix, subscriberId), reason, String(now), storyId, topicId,
+        ...(quietBundle ? [quietBundle.releaseAt, quietBundle.bundleId] : []),
       )) as number;
       if (res === 2) await index(subscriberId, storyId, 'push', now);
       return res >= 1;
@@ -518,6 +601,20 @@ export function createLedger(redis: RedisClient, prefix: string) {
 
     async dropBundleLease(subscriberId: string, owner: string): Promise<void> {
       await bundleUnleaseScript(bundleLeaseKey(prefix, subscriberId), owner);
+    },
+
+    /** The reader's quiet-hours bundles (noted by `hold` and `noteQuietBundles`) released after `at`. */
+    async quietBundlesAfter(subscriberId: string, at: number): Promise<QuietBundle[]> {
+      const flat = await redis.zrangebyscore(quietBundlesKey(prefix, subscriberId), `(${at}`, '+inf', 'WITHSCORES');
+      const out: QuietBundle[] = [];
+      for (let i = 0; i < flat.length; i += 2) out.push({ bundleId: flat[i]!, releaseAt: Number(flat[i + 1]) });
+      return out;
+    },
+
+    /** Notes quiet-hours bundles (a new one, or one whose release moved) for `quietBundlesAfter`. */
+    async noteQuietBundles(subscriberId: string, bundles: readonly QuietBundle[], now: number) {
+      if (bundles.length === 0) return;
+      await noteQuietBundlesScript(quietBundlesKey(prefix, subscriberId), String(now), ...bundles.flatMap((b) => [b.releaseAt, b.bundleId]));
     },
 
     /** Whether any alert waits in the bucket (one ZCARD, for callers that need no more). */
@@ -690,7 +787,7 @@ export function createLedger(redis: RedisClient, prefix: string) {
      * subscriber's tag: deleting a subscriber is rare, and no other index of them is worth keeping.
      */
     async forgetSubscriber(subscriberId: string) {
-      await redis.del(inboxKey(prefix, subscriberId), inboxItemsKey(prefix, subscriberId));
+      await redis.del(inboxKey(prefix, subscriberId), inboxItemsKey(prefix, subscriberId), quietBundlesKey(prefix, subscriberId));
       // Records share the subscriber's slot (one node, one UNLINK per batch); their entries in the export's time
       // index go too, so no trace of the reader is left behind (the index keys live on other slots: the client routes them).
       await scanKeys(redis, `${prefix}:{s:${subscriberId}}:alert:*`, async (found, node) => {

@@ -32,4 +32,45 @@ describe('fan-out by channel', () => {
     // No device: the push ends there, under Japan.
     expect(await t.herald.stores.ledger.get(id, story.id, 'push')).toMatchObject({ status: 'skipped', topicId: 'japan' });
   });
+
+  it('a classification that opened the ledger and died before its enqueues ends, at its retry, the records of a reader who unfollowed meanwhile', async () => {
+    // Only this case's readers follow Japan: the counts below are theirs.
+    for (const id of await t.herald.stores.subscribers.followers('japan', 'instant')) await t.herald.stores.subscribers.setFollows(id, {});
+    const stays = await addSubscriber(t, clock.now(), { email: 'stays@example.test', topics: { japan: { cadence: 'instant', channels: ['email'] } } });
+    const leaves = await addSubscriber(t, clock.now(), { email: 'leaves@example.test', topics: { japan: { cadence: 'instant', channels: ['push', 'email'] } } });
+    await t.herald.stores.subscribers.addPushSubscription(leaves, world!.sink.newDevice().subscription, clock.now());
+    const story = makeStory(clock.now(), { title: 'Tokyo tightens its building code' });
+    await t.herald.stores.stories.put(story);
+    const before = (await t.herald.stores.ledger.topicStats(['japan'])).japan!;
+    // The first attempt's enqueue fails, as a worker killed between the ledger and the queue leaves it: records
+    // opened, no job. The reader unfollows before BullMQ retries the classification.
+    const push = t.herald.queues.push;
+    const addBulk = push.addBulk.bind(push);
+    push.addBulk = async () => {
+      push.addBulk = addBulk;
+      await t.herald.stores.subscribers.setFollows(leaves, {});
+      throw new Error('Connection is closed.');
+    };
+    await t.herald.enqueue('StoryClassify', { storyId: story.id }, { jobId: jobIds.storyClassify(story.id) });
+    const classify = async () => (await t.herald.queues.classify.getJob(jobIds.storyClassify(story.id)))!;
+    const deadline = Date.now() + 20_000;
+    while ((await (await classify()).getState()) !== 'completed') {
+      if (Date.now() > deadline) throw new Error('the classification was not retried to completion');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    // The failed attempt and its retry.
+    expect((await classify()).attemptsMade).toBe(2);
+    await t.waitIdle();
+
+    expect(smtp.to('stays@example.test')).toHaveLength(1);
+    expect(await t.herald.stores.ledger.get(stays, story.id, 'email')).toMatchObject({ status: 'sent' });
+    // Before: no run planned them again, and both records stayed queued for ever.
+    for (const channel of ['push', 'email'] as const) {
+      expect(await t.herald.stores.ledger.get(leaves, story.id, channel)).toMatchObject({ status: 'skipped', reason: 'muted', topicId: 'japan' });
+    }
+    expect(smtp.to('leaves@example.test')).toEqual([]);
+    expect(world!.sink.received).toEqual([]);
+    const after = (await t.herald.stores.ledger.topicStats(['japan'])).japan!;
+    expect([after.push.skipped - before.push.skipped, after.email.skipped - before.email.skipped, after.email.sent - before.email.sent]).toEqual([1, 1, 1]);
+  });
 });

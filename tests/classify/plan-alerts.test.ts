@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { planInstantAlerts } from '../../src/classify/classify-story.ts';
+import { planInstantAlerts, unplanned } from '../../src/classify/classify-story.ts';
 import type { Cadence, Channel } from '../../src/model.ts';
 
 describe('planInstantAlerts', () => {
@@ -53,5 +53,18 @@ describe('planInstantAlerts', () => {
       ['a', 'japan', ['email']],
       ['a', 'india', ['push']],
     ]);
+  });
+});
+
+describe('unplanned', () => {
+  it.each([
+    ['nothing earlier', [], [['a', 'push']], []],
+    ['the same plan again', [['a', 'push'], ['a', 'email']], [['a', 'email'], ['a', 'push']], []],
+    ['a reader gone from the plan', [['a', 'push'], ['b', 'push']], [['b', 'push']], [['a', 'push']]],
+    ['one channel of a reader gone', [['a', 'push'], ['a', 'email']], [['a', 'push']], [['a', 'email']]],
+    ['a reader new to the plan', [['a', 'push']], [['a', 'push'], ['c', 'email']], []],
+  ] as const)('%s', (_, earlier, planned, left) => {
+    const pair = ([subscriberId, channel]: readonly [string, 'push' | 'email']) => ({ subscriberId, channel });
+    expect(unplanned(earlier.map(pair), planned.map(pair))).toEqual(left.map(pair));
   });
 });

@@ -2,7 +2,7 @@ import pino from 'pino';
 import webpush from 'web-push';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deliverPushAlert } from '../../src/deliver/push/send-alert.ts';
-import { giveUpBundle, sendPushBundle } from '../../src/deliver/push/send-bundle.ts';
+import { giveUpBundle, rescheduleBundles, sendPushBundle } from '../../src/deliver/push/send-bundle.ts';
 import type { Enqueue } from '../../src/queue/queues.ts';
 import { createWebPushSender, type PushSender } from '../../src/deliver/push/web-push-sender.ts';
 import { createLedger, type Ledger } from '../../src/store/ledger.ts';
@@ -141,6 +141,44 @@ describe('push bundle: held alerts end with it', () => {
       expect(await ledger.get(id, story.id, 'push')).toMatchObject({ status: 'held', reason: 'quiet-hours' });
       // Before: the first attempt held the alert, then lost its bundle job; the retry found it held and ended there.
       expect(bundles).toEqual([`PushBundleSend bundle-${id}-${Date.parse('2027-04-02T07:00:00Z')}`]);
+    } finally {
+      clock.set('2027-04-01T07:00:00Z');
+    }
+  });
+
+  it('a bundle moving itself to the end of quiet hours it read just before the reader turned them off is followed by one at once', async () => {
+    clock.set('2027-04-01T23:30:00Z');
+    try {
+      const { id } = await createReader(subscribers, { timeZone: 'UTC' }, clock.now());
+      const device = sink.newDevice();
+      await subscribers.addPushSubscription(id, device.subscription, clock.now());
+      // Held at 23:00 under 22:00-23:30; widened to 07:00 since, so the bundle due at 23:30 finds the reader still quiet.
+      await subscribers.setPrefs(id, { quietHours: { from: '22:00', to: '07:00' } }, clock.now());
+      const story = makeStory(clock.now() - 1_800_000);
+      await stories.put(story);
+      const due = clock.now();
+      await ledger.hold(id, story.id, 'japan', 'bundle', 'quiet-hours', due - 1_800_000, { bundleId: String(due), releaseAt: due });
+      // The queue's side: the bundles added, and changeDelay, which moves no bundle that is not delayed (this one runs).
+      const added: { bundleId: string; delay?: number }[] = [];
+      const queue = (onAdd: () => Promise<void> = async () => {}) => Object.assign(async (_name: string, data: { bundleId: string }, opts?: { delay?: number }) => {
+        added.push({ bundleId: data.bundleId, delay: opts?.delay });
+        await onAdd();
+      }, { bulk: async () => undefined }) as unknown as Enqueue;
+      const settings = { ...deps(), enqueue: queue(), redelay: async () => false };
+      let rescheduled: number | null = null;
+      // The reader saves "no quiet hours" while the running bundle, having read 22:00-07:00, adds its move to 07:00.
+      const running = { ...deps(), enqueue: queue(async () => {
+        await subscribers.setPrefs(id, { quietHours: null }, clock.now());
+        rescheduled = await rescheduleBundles(settings, id);
+      }) };
+      expect(await sendPushBundle(running, { subscriberId: id, bundleId: String(due) }, `bundle-job-${due}`)).toBe('still quiet: moved to the end of the quiet hours');
+      const seven = Date.parse('2027-04-02T07:00:00Z');
+      // Before: the settings found no later bundle to bring forward (the move was not noted yet), and the push waited for 07:00.
+      expect(added).toEqual([{ bundleId: String(seven), delay: seven - clock.now() }, { bundleId: String(clock.now()), delay: 0 }]);
+      expect(rescheduled).toBe(clock.now());
+      expect(await sendPushBundle(deps(), { subscriberId: id, bundleId: String(clock.now()) }, 'bundle-job-now')).toBe('sent');
+      expect(sink.forDevice(device.id).map((p) => p.payload.stories)).toEqual([[story.id]]);
+      expect(await ledger.get(id, story.id, 'push')).toMatchObject({ status: 'sent' });
     } finally {
       clock.set('2027-04-01T07:00:00Z');
     }

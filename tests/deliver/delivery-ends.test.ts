@@ -62,6 +62,86 @@ describe('delivery: every alert ends once', () => {
     expect((await t.herald.stores.ledger.topicStats(['japan'])).japan!.push.sent - before).toBe(1);
   });
 
+  describe('a send longer than the job lock (2 s here)', () => {
+    /** Lets `ms` pass, the test's clock moving with real time. */
+    const pass = async (ms: number) => {
+      for (let t = 0; t < ms; t += 250) {
+        clock.advance(250);
+        await new Promise((res) => setTimeout(res, 250));
+      }
+    };
+
+    it('a push whose service answers after three locks is sent once: the lock is renewed while it waits, the job never stalls', async () => {
+      clock.set('2027-03-01T11:00:00Z');
+      const r = await reader();
+      const story = await newStory();
+      sink.script(r.device, [{ status: 201, delayMs: 6000 }]);
+      await enqueueAlert(t, 'push', r.id, story.id);
+      await ended(r.id, story.id);
+      await t.waitIdle(20_000);
+      expect(sink.requests.filter((q) => q.deviceId === r.device).map((q) => q.status)).toEqual([201]);
+      expect(await record(r.id, story.id)).toMatchObject({ status: 'sent', attempts: 1, reclaims: 0 });
+      const job = (await t.herald.queues.push.getJob(jobIds.alert(r.id, story.id, 'push')))!;
+      expect([job.attemptsStarted, job.stalledCounter]).toEqual([1, 0]);
+    });
+
+    it('an email whose SMTP server answers after three locks is sent once: no stalled re-run of its job either', async () => {
+      clock.set('2027-03-01T11:05:00Z');
+      const address = 'slow-server@example.test';
+      const id = await addSubscriber(t, clock.now(), { email: address, topics: { japan: { cadence: 'instant', channels: ['email'] } } });
+      world!.smtp.script(address, { acceptAfterMs: 6000 });
+      const story = await newStory();
+      await enqueueAlert(t, 'email', id, story.id);
+      await ended(id, story.id, 'email');
+      await t.waitIdle(20_000);
+      expect(world!.smtp.to(address)).toHaveLength(1);
+      expect(world!.smtp.tries(address)).toBe(1);
+      expect(await record(id, story.id, 'email')).toMatchObject({ status: 'sent', attempts: 1, reclaims: 0 });
+      const job = (await t.herald.queues.email.getJob(jobIds.alert(id, story.id, 'email')))!;
+      expect([job.attemptsStarted, job.stalledCounter]).toEqual([1, 0]);
+    });
+
+    it('another job of the same alert, started while the first one sends for longer than the lock, sends nothing', async () => {
+      clock.set('2027-03-01T11:10:00Z');
+      const r = await reader();
+      const story = await newStory();
+      sink.script(r.device, [{ status: 201, delayMs: 6000 }, { status: 201, delayMs: 6000 }]);
+      await enqueueAlert(t, 'push', r.id, story.id);
+      await until(() => sink.requests.some((q) => q.deviceId === r.device));
+      // 3 s later, a second job of the alert runs: the reader in two batches of a classification run again, or a
+      // batch's retry beside the alert's own retry job.
+      await pass(3000);
+      await enqueueAlert(t, 'push', r.id, story.id, 'japan', { jobId: `again-${story.id}` });
+      await ended(r.id, story.id);
+      await t.waitIdle(20_000);
+      // Before: the claim, 3 s old, was taken over, and the alert went out twice.
+      expect(sink.requests.filter((q) => q.deviceId === r.device).map((q) => q.status)).toEqual([201]);
+      expect(await record(r.id, story.id)).toMatchObject({ status: 'sent', attempts: 1, reclaims: 0 });
+      expect((await t.herald.queues.push.getJob(`again-${story.id}`))!.returnvalue).toBe('already sending');
+    });
+
+    it("a reader's second bundle, due while the first is sent for longer than the lock, does not send the held pushes again", async () => {
+      clock.set('2027-03-01T11:20:00Z');
+      const r = await reader();
+      const [a, b] = [await newStory(), await newStory()];
+      for (const s of [a, b]) await t.herald.stores.ledger.hold(r.id, s.id, 'japan', 'bundle', 'burst', clock.now() - 1000);
+      sink.script(r.device, [{ status: 201, delayMs: 6000 }, { status: 201, delayMs: 6000 }]);
+      const bundle = (bundleId: string) =>
+        t.herald.enqueue('PushBundleSend', { subscriberId: r.id, bundleId }, { jobId: jobIds.bundle(r.id, bundleId), backoff: { type: 'delivery', delay: 100 } });
+      await bundle('first');
+      await until(() => sink.requests.some((q) => q.deviceId === r.device));
+      await pass(3000);
+      await bundle('second');
+      await until(async () => (await record(r.id, 'bundle-first'))?.status === 'sent');
+      await t.waitIdle(20_000);
+      // Before: the reader's bundle lease ran out during the first send, and the second bundle pushed the same stories.
+      expect(sink.requests.filter((q) => q.deviceId === r.device).map((q) => q.status)).toEqual([201]);
+      expect(sink.forDevice(r.device).map((p) => p.payload.stories)).toEqual([[a.id, b.id]]);
+      for (const s of [a, b]) expect(await record(r.id, s.id)).toMatchObject({ status: 'sent', via: 'bundle:first' });
+      expect((await t.herald.queues.push.getJob(jobIds.bundle(r.id, 'second')))!.returnvalue).toBe('nothing held');
+    });
+  });
+
   describe("a retry keeps to the reader's rules", () => {
     const quiet = { quietHours: { from: '22:00', to: '07:00' } };
     /** A push answered 429 (Retry-After 2 s) at 21:59 UTC; when that request has arrived, `meanwhile` runs at 23:30. */

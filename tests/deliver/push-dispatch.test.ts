@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { jobIds } from '../../src/queue/jobs.ts';
 import { manualClock } from '../helpers/clock.ts';
 import type { TestHerald } from '../helpers/herald.ts';
 import type { PushSink } from './support/push-sink.ts';
@@ -241,6 +242,40 @@ describe('push dispatch', () => {
       expect(clicked.japan!.push.clicked - after.japan!.push.clicked).toBe(2);
       expect(clicked.india!.push.clicked - after.india!.push.clicked).toBe(1);
       expect((await record(id, breaking.id))!.clickedAt).toBeNull();
+    });
+
+    it('a reader who shortens their quiet hours gets the held pushes at the new end, and at once when they turn them off', async () => {
+      clock.set('2027-01-18T23:00:00Z');
+      const { id, device } = await subscriberWithDevice({ prefs: { quietHours: { from: '22:00', to: '07:00' } } });
+      const token = await t.herald.stores.subscribers.issueToken(id);
+      const saveQuietHours = async (quietHours: { from: string; to: string } | null) => {
+        const res = await fetch(`${t.baseUrl}/api/me`, { method: 'PUT', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ delivery: { quietHours } }) });
+        expect(res.status).toBe(200);
+      };
+      const [s1, s2] = [await newStory(), await newStory()];
+      await enqueueAlert(t, 'push', id, s1.id);
+      await enqueueAlert(t, 'push', id, s2.id);
+      await settle(t);
+      expect(await record(id, s1.id)).toMatchObject({ status: 'held', reason: 'quiet-hours' });
+      const oldEnd = Date.parse('2027-01-19T07:00:00Z');
+      const bundle = async () => (await t.herald.queues.push.getJob(jobIds.bundle(id, String(oldEnd))))!;
+      expect((await bundle()).delay).toBe(oldEnd - clock.now());
+
+      // 22:00-00:00 from 23:30: the pending bundle is due at midnight, not at 07:00 (before, it still waited for 07:00).
+      clock.set('2027-01-18T23:30:00Z');
+      await saveQuietHours({ from: '22:00', to: '00:00' });
+      expect(await (await bundle()).getState()).toBe('delayed');
+      expect((await bundle()).delay).toBe(Date.parse('2027-01-19T00:00:00Z') - clock.now());
+      expect(sink.forDevice(device.id)).toEqual([]);
+
+      // Off: the held pushes go now, as one bundle.
+      await saveQuietHours(null);
+      const deadline = Date.now() + 10_000;
+      while (sink.forDevice(device.id).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      await settle(t);
+      expect(sink.forDevice(device.id).map((p) => p.payload.stories)).toEqual([[s1.id, s2.id]]);
+      for (const s of [s1, s2]) expect(await record(id, s.id)).toMatchObject({ status: 'sent', reason: 'quiet-hours', via: `bundle:${oldEnd}` });
+      expect(await t.herald.stores.ledger.held(id, 'bundle')).toEqual([]);
     });
 
     it('bundles a burst: the first push goes at once, the next matches within the window go as one', async () => {

@@ -9,6 +9,7 @@ import type { DeliveryPrefs, SubscriberStore } from '../../store/subscribers.ts'
 import { effectiveZone, localDate } from '../../digest/schedule.ts';
 import { followWants } from '../follow-wants.ts';
 import { quietHoursAt } from '../quiet-hours.ts';
+import { whileRenewing } from '../renewing.ts';
 import { deliveryBackoffMs, RetryLater } from '../retry.ts';
 import { MAX_PAYLOAD_BYTES, renderPushPayload } from './payload.ts';
 import { isBreaking, pushTopic, pushTtlSeconds, pushUrgency } from './policy.ts';
@@ -153,7 +154,10 @@ export async function deliverPushAlert(
   const claim = await deps.ledger.claimPush(subscriberId, storyId, jobId, topicId, deps.clock.now(), deps.jobLockMs, deps.subscribers.forSendKeys(subscriberId));
   if (!claim.claimed) return { kind: 'ended', summary: `already ${claim.status}` };
   try {
-    return await deliverClaimed(deps, data, jobId, render, claim);
+    // Renewed while the attempt runs: another job of the alert (the reader in two batches of a classification run
+    // again, a batch's retry beside the alert's own) takes over a claim older than the job lock.
+    const renew = () => deps.ledger.renewClaim(subscriberId, storyId, 'push', { jobId, attempt: claim.record.attempts }, deps.clock.now());
+    return await whileRenewing(deps.jobLockMs / 2, renew, () => deliverClaimed(deps, data, jobId, render, claim));
   } catch (err) {
     // An error after the claim (a stored record that does not parse, a connection lost half-way) fails this
     // attempt like a 5xx would: the record goes back to queued under this claim and the caller retries it (the
@@ -309,14 +313,15 @@ async function hold(
   releaseAt: number | null,
   now: number,
 ): Promise<string> {
-  if (bucket === 'bundle' && releaseAt !== null) {
+  const bundle = bucket === 'bundle' && releaseAt !== null ? { bundleId: String(releaseAt), releaseAt } : null;
+  if (bundle) {
     // One bundle job per release time: every alert held for the same window lands in the same job id. Enqueued
     // before the hold: the job is in another Redis slot than the record, and when its add failed after the hold,
     // the retry found the alert held and ended there, held with no bundle to release it. Failing first, the
     // record is still this attempt's claim and the retry holds it again.
-    const bundleId = String(releaseAt);
-    await deps.enqueue('PushBundleSend', { subscriberId: data.subscriberId, bundleId }, { jobId: jobIds.bundle(data.subscriberId, bundleId), delay: Math.max(0, releaseAt - now) });
+    await deps.enqueue('PushBundleSend', { subscriberId: data.subscriberId, bundleId: bundle.bundleId }, { jobId: jobIds.bundle(data.subscriberId, bundle.bundleId), delay: Math.max(0, bundle.releaseAt - now) });
   }
-  await deps.ledger.hold(data.subscriberId, data.storyId, data.topicId, bucket, reason, now);
+  // A quiet-hours bundle is noted with the hold, so that shorter quiet hours can bring it forward (rescheduleBundles).
+  await deps.ledger.hold(data.subscriberId, data.storyId, data.topicId, bucket, reason, now, bundle && reason === 'quiet-hours' ? bundle : undefined);
   return `held for ${bucket}: ${reason}`;
 }

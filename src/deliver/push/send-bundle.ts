@@ -1,7 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import type { JobCatalog } from '../../queue/jobs.ts';
 import { jobIds } from '../../queue/jobs.ts';
+import type { Redelay } from '../../queue/queues.ts';
 import { effectiveZone } from '../../digest/schedule.ts';
 import { quietHoursAt } from '../quiet-hours.ts';
+import { whileRenewing } from '../renewing.ts';
 import { RetryLater } from '../retry.ts';
 import { renderBundlePayload } from './payload.ts';
 import { pushTopic } from './policy.ts';
@@ -32,10 +35,13 @@ export async function sendPushBundle(deps: PushDeliverDeps & { inboxUrl: string 
  */
 async function withBundleLease<T>(deps: PushDeliverDeps, data: JobCatalog['PushBundleSend'], fn: () => Promise<T>): Promise<T> {
   const ledgerId = bundleLedgerId(data.bundleId);
-  const busyMs = await deps.ledger.takeBundleLease(data.subscriberId, ledgerId, deps.jobLockMs);
+  const take = () => deps.ledger.takeBundleLease(data.subscriberId, ledgerId, deps.jobLockMs);
+  const busyMs = await take();
   if (busyMs > 0) throw new RetryLater('another bundle of this reader is being sent', busyMs);
   try {
-    return await fn();
+    // Taken again (its owner's) while the bundle runs: a send can outlast one lease, and the next bundle then pushed
+    // the same held alerts.
+    return await whileRenewing(deps.jobLockMs / 2, take, fn);
   } finally {
     await deps.ledger.dropBundleLease(data.subscriberId, ledgerId);
   }
@@ -62,6 +68,7 @@ async function sendLeasedBundle(deps: PushDeliverDeps & { inboxUrl: string }, da
     // The reader moved or widened their quiet hours since: wait for the new end.
     const next = String(quiet.endsAt);
     await deps.enqueue('PushBundleSend', { subscriberId, bundleId: next }, { jobId: jobIds.bundle(subscriberId, next), delay: Math.max(0, quiet.endsAt - now) });
+    await deps.ledger.noteQuietBundles(subscriberId, [{ bundleId: next, releaseAt: quiet.endsAt }], now);
     return 'still quiet: moved to the end of the quiet hours';
   }
   // No topic on the bundle's own record: the topic counters count the held alerts it carries, once each.
@@ -99,6 +106,50 @@ async function sendLeasedBundle(deps: PushDeliverDeps & { inboxUrl: string }, da
   deps.log.info({ subscriber_id: subscriberId, bundle_id: bundleId, stories: items.length, devices: done }, `push bundle ${outcome}`);
   return outcome;
 }
+
+/**
+ * After the reader saved their settings: pushes held by quiet hours go out when the quiet hours now end, or at once
+ * when they are over or off, not at the end they had when held. Each quiet-hours bundle due later is brought forward.
+ * Quiet hours that end later need nothing: a bundle that finds the reader still quiet moves itself. Returns when the
+ * held pushes now go, or null when nothing was moved.
+ */
+export async function rescheduleBundles(deps: Pick<PushDeliverDeps, 'ledger' | 'subscribers' | 'enqueue' | 'clock'> & { redelay: Redelay }, subscriberId: string): Promise<number | null> {
+  if (!(await deps.ledger.hasHeld(subscriberId, 'bundle'))) return null;
+  const who = await deps.subscribers.forDelivery(subscriberId);
+  if (!who) return null;
+  const now = deps.clock.now();
+  const quiet = quietHoursAt(now, effectiveZone(who.subscriber.timeZone).zone, who.prefs.quietHours);
+  const releaseAt = quiet.active ? quiet.endsAt : now;
+  const bundleAt = async () => {
+    const bundleId = String(releaseAt);
+    await deps.enqueue('PushBundleSend', { subscriberId, bundleId }, { jobId: jobIds.bundle(subscriberId, bundleId), delay: Math.max(0, releaseAt - now) });
+    return { bundleId, releaseAt };
+  };
+  // Under the reader's bundle lease, which a bundle holds from before it reads their hours until it has moved or
+  // sent: one running now may have read the old hours and be moving itself to their end, unseen here. Then a bundle
+  // of its own at the new time, which runs after that one (the lease) and finds the held pushes, or nothing.
+  const owner = `settings-${randomUUID()}`;
+  if ((await deps.ledger.takeBundleLease(subscriberId, owner, RESCHEDULE_LEASE_MS)) > 0) {
+    await deps.ledger.noteQuietBundles(subscriberId, [await bundleAt()], now);
+    return releaseAt;
+  }
+  try {
+    const later = await deps.ledger.quietBundlesAfter(subscriberId, releaseAt);
+    if (later.length === 0) return null;
+    // changeDelay moves a job only while it is still delayed, in one script: never a bundle being sent.
+    const moved = await Promise.all(later.map((b) => deps.redelay('PushBundleSend', { subscriberId, bundleId: b.bundleId }, jobIds.bundle(subscriberId, b.bundleId), releaseAt - now)));
+    const notes = later.filter((_, i) => moved[i]).map((b) => ({ bundleId: b.bundleId, releaseAt }));
+    // Not delayed (due already, or gone): one at the new time, as above.
+    if (moved.some((m) => !m)) notes.push(await bundleAt());
+    await deps.ledger.noteQuietBundles(subscriberId, notes, now);
+    return releaseAt;
+  } finally {
+    await deps.ledger.dropBundleLease(subscriberId, owner);
+  }
+}
+
+/** How long the settings may hold the reader's bundle lease while they move bundles (a few Redis commands). */
+const RESCHEDULE_LEASE_MS = 5_000;
 
 type BundleItem = { story: Story; topicName: string; held: HeldAlert };
 

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import { rescheduleBundles } from '../../deliver/push/send-bundle.ts';
 import { rescheduleDigest } from '../../digest/send-digest.ts';
 import type { Follow } from '../../model.ts';
 import { TOKEN_COOKIE, type WebContext } from '../context.ts';
@@ -106,6 +107,8 @@ export const settingsRoutes = (ctx: WebContext): FastifyPluginAsync => async (ap
     if (body.topics) await deps.subscribers.setFollows(id, mergeFollows(await deps.subscribers.follows(id), body.topics));
     const notice = await applyEmail(req, id, emailPlan);
     await rescheduleDigest(deps, id);
+    // Shorter quiet hours (or a time zone where they are over) release the held pushes sooner.
+    await rescheduleBundles(deps, id);
     return withNotice(await settingsView(ctx, id), notice);
   });
 

@@ -3,8 +3,11 @@ import { simpleParser, type ParsedMail } from 'mailparser';
 import { SMTPServer } from 'smtp-server';
 import { recipients } from '../../helpers/smtp-sink.ts';
 
-/** Per recipient: 4xx for the first n tries, 5xx to RCPT TO, or the message itself refused after DATA (its size or content). */
-export type RecipientScript = { tempFail: number; code?: 421 | 451 } | { reject: 550 | 553 } | { refuseData: 550 | 552 | 554; message: string };
+/**
+ * Per recipient: 4xx for the first n tries, 5xx to RCPT TO, the message itself refused after DATA (its size or
+ * content), or accepted only after `acceptAfterMs` (a slow server).
+ */
+export type RecipientScript = { tempFail: number; code?: 421 | 451 } | { reject: 550 | 553 } | { refuseData: 550 | 552 | 554; message: string } | { acceptAfterMs: number };
 
 /**
  * An SMTP server in this process that each test scripts per recipient: accept, answer 421/451 for the
@@ -59,7 +62,9 @@ export async function startScriptedSmtp(opts: { parse?: boolean; delayMs?: numbe
             // Counted as received once the data is in, before the reply: a sender killed now never hears "250".
             mails.push(mail);
             accepted++;
-            if (opts.delayMs) setTimeout(callback, opts.delayMs);
+            const slow = session.envelope.rcptTo.map((r) => scripts.get(r.address.toLowerCase())).find((x) => x !== undefined && 'acceptAfterMs' in x);
+            const delayMs = slow && 'acceptAfterMs' in slow ? slow.acceptAfterMs : opts.delayMs;
+            if (delayMs) setTimeout(callback, delayMs);
             else callback();
           })
           .catch(callback);
