@@ -181,9 +181,8 @@ return cur`;
  *
  * The items of one call are one feed's, and a story only joins another feed's: so every bucket and signature
  * the call needs is read up front (one HMGET per day for all items, one for all candidates' signatures) and
- * every registration written in one HSET, instead of a few Redis calls per item, which cost more than the
- * decisions themselves (the script alone, on the ingest benchmark's items: 38-41 µs of Redis per item, against
- * 41-49 µs when each item had its own calls).
+ * every registration written in one HSET, instead of a few Redis calls per item (the script alone, on the
+ * ingest benchmark's items: 38-41 µs of Redis per item, against 41-49 µs when each item had its own calls).
  */
 const NEAR = `
 local feed, need, cap, maxc = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[5])
