@@ -135,3 +135,25 @@ export async function classifyStory(deps: ClassifyDeps, storyId: string): Promis
   deps.log.info({ story_id: storyId, topics: matches.map((m) => m.topicId), alerts: push.length + email.length }, 'story classified');
   return { topics: matches.map((m) => m.topicId), alerts: push.length + email.length };
 }
+
+/**
+ * What BullMQ giving up on a classification records: a run that opened its readers' records and then failed for
+ * good (its enqueues refused on every attempt) left them queued with no job, so nothing would ever send or end
+ * them. Each record its runs noted that is still queued and whose job does not exist ends as failed with the
+ * reason; a record whose job was enqueued is that job's to send or give up. Then the note goes.
+ */
+export async function giveUpClassification(
+  deps: { ledger: Pick<Ledger, 'fanOutNoted' | 'get' | 'finish' | 'dropFanOut'>; jobExists: (channel: Channel, jobId: string) => Promise<boolean>; clock: Clock },
+  storyId: string,
+  reason: string,
+): Promise<number> {
+  let ended = 0;
+  for (const { subscriberId, channel } of await deps.ledger.fanOutNoted(storyId)) {
+    const record = await deps.ledger.get(subscriberId, storyId, channel);
+    if (record?.status !== 'queued' || (record.jobId && (await deps.jobExists(channel, record.jobId)))) continue;
+    if (await deps.ledger.finish(subscriberId, storyId, channel, 'failed', deps.clock.now(), { error: reason, from: 'queued' })) ended++;
+  }
+  await deps.ledger.dropFanOut(storyId);
+  return ended;
+}
+

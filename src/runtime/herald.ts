@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { loadFeeds, loadTopics, type FeedConfig, type Topic } from '../config/catalog.ts';
 import { publicBaseUrl } from '../config/load.ts';
 import type { Config } from '../config/options.ts';
-import { classifyStory } from '../classify/classify-story.ts';
+import { classifyStory, giveUpClassification } from '../classify/classify-story.ts';
 import { createAnalysisCache } from '../classify/analysis-cache.ts';
 import { createTopicRegistry } from '../classify/registry.ts';
 import { createMailer } from '../deliver/email/mailer.ts';
@@ -169,12 +169,16 @@ export function createHerald(opts: HeraldOptions) {
   // Readers' previews and the console's backtests replay the same recent stories: analyzed once per process.
   const previewAnalyses = createAnalysisCache({ maxStories: config.previewMaxStories, storyLimits });
 
+  /** Whether a delivery job of that id waits or runs (a push one in any shard: its record does not say which). */
+  const jobExists = async (channel: 'push' | 'email', jobId: string) =>
+    (await Promise.all((channel === 'push' ? pushShards : [queues.email]).map((q) => q.getJob(jobId)))).some((j) => j !== undefined);
   // A delivery BullMQ gives up on ends as failed in the ledger, with the attempts and the last error.
   const giveUp: GiveUpMap = {
     AlertSendPush: (d, job, reason) => giveUpAlert(pushDeps, d, 'push', job.id ?? '', reason),
     AlertSendEmail: (d, job, reason) => giveUpAlert(emailDeps, d, 'email', job.id ?? '', reason),
     PushBundleSend: (d, _job, reason) => giveUpBundle(pushDeps, d, reason),
     AlertSendPushBatch: (d, job, reason) => giveUpBatch(pushDeps, d, job.id ?? '', reason),
+    StoryClassify: (d, _job, reason) => giveUpClassification({ ledger, jobExists, clock }, d.storyId, reason),
   };
   // For the give-ups no process recorded (it died at that moment): one sweep per queue per interval, any dispatcher.
   const giveUpSweep = (queue: Queue) => ({ redis: queueConnection, queue, everyMs: config.giveUpSweepSeconds * 1000 });
@@ -249,6 +253,8 @@ export function createHerald(opts: HeraldOptions) {
               ? startDispatcher(queue, handlers, { ...common, lockSeconds: config.jobLockSeconds, giveUp, giveUpSweep: giveUpSweep(queues[queue]) })
               : startQueueWorker(queue, handlers, {
                   ...common,
+                  // A classification given up on ends the records it opened without their jobs (giveUpClassification).
+                  ...(queue === 'classify' ? { giveUp, giveUpSweep: giveUpSweep(queues.classify) } : {}),
                   // A killed poller or classifier has its fetch or fan-out taken over as soon as a dispatcher's would be.
                   workerOptions: { lockDuration: config.jobLockSeconds * 1000, stalledInterval: Math.max(1000, Math.floor((config.jobLockSeconds * 1000) / 2)) },
                 }),

@@ -26,6 +26,11 @@ const quietBundlesKey = (prefix: string, subscriberId: string) => `${prefix}:{s:
 const fanOutKey = (prefix: string, storyId: string) => `${prefix}:{st:${storyId}}:fanout`;
 /** As long as a failed classification is kept: it can be retried from the console until then. */
 const FAN_OUT_KEPT_SECONDS = 7 * 24 * 60 * 60;
+/** A fan-out note's members (`<subscriber> <channel>`) as records' keys. */
+const fanOutEntries = (members: string[]) => members.map((m) => {
+  const [subscriberId, channel] = m.split(' ') as [string, Channel];
+  return { subscriberId, channel };
+});
 /**
  * Time index of the ledger: per UTC day, sorted sets of `<subscriber> <story> <channel>` by creation time,
  * spread over LEDGER_DAY_SHARDS keys so a busy day is not one hot Cluster slot. Written by a separate
@@ -507,14 +512,16 @@ export function createLedger(redis: RedisClient, prefix: string) {
      */
     async noteFanOut(storyId: string, entries: readonly { subscriberId: string; channel: Channel }[]): Promise<{ subscriberId: string; channel: Channel }[]> {
       const key = fanOutKey(prefix, storyId);
-      const earlier = await redis.smembers(key);
+      const earlier = fanOutEntries(await redis.smembers(key));
       const members = entries.map((e) => `${e.subscriberId} ${e.channel}`);
       await Promise.all(chunksOf(members, FIELDS_PER_CALL).map((slice) => redis.sadd(key, ...slice)));
       if (members.length > 0) await redis.expire(key, FAN_OUT_KEPT_SECONDS);
-      return earlier.map((m) => {
-        const [subscriberId, channel] = m.split(' ') as [string, Channel];
-        return { subscriberId, channel };
-      });
+      return earlier;
+    },
+
+    /** The records an unfinished classification of the story noted (see `noteFanOut`): none once it enqueued them. */
+    async fanOutNoted(storyId: string): Promise<{ subscriberId: string; channel: Channel }[]> {
+      return fanOutEntries(await redis.smembers(fanOutKey(prefix, storyId)));
     },
 
     /** The story's fan-out is enqueued (see `noteFanOut`). */

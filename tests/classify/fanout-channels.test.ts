@@ -73,4 +73,39 @@ describe('fan-out by channel', () => {
     const after = (await t.herald.stores.ledger.topicStats(['japan'])).japan!;
     expect([after.push.skipped - before.push.skipped, after.email.skipped - before.email.skipped, after.email.sent - before.email.sent]).toEqual([1, 1, 1]);
   });
+  it('a classification given up on ends as failed the records it opened without their jobs, and leaves the enqueued ones to their jobs', async () => {
+    for (const id of await t.herald.stores.subscribers.followers('japan', 'instant')) await t.herald.stores.subscribers.setFollows(id, {});
+    const reader = await addSubscriber(t, clock.now(), { email: 'given-up@example.test', topics: { japan: { cadence: 'instant', channels: ['push', 'email'] } } });
+    const device = world!.sink.newDevice();
+    await t.herald.stores.subscribers.addPushSubscription(reader, device.subscription, clock.now());
+    const story = makeStory(clock.now(), { title: 'Tokyo opens a new harbour bridge' });
+    await t.herald.stores.stories.put(story);
+    const before = (await t.herald.stores.ledger.topicStats(['japan'])).japan!;
+    // The push batch is enqueued; the email queue refuses every add, so the classification fails for good (one
+    // attempt here, five by default) with the email's record opened and no job behind it.
+    const email = t.herald.queues.email;
+    const addBulk = email.addBulk.bind(email);
+    email.addBulk = async () => {
+      throw new Error('Connection is closed.');
+    };
+    try {
+      await t.herald.enqueue('StoryClassify', { storyId: story.id }, { jobId: jobIds.storyClassify(story.id), attempts: 1 });
+      const deadline = Date.now() + 20_000;
+      while ((await t.herald.stores.ledger.get(reader, story.id, 'email'))?.status !== 'failed') {
+        if (Date.now() > deadline) throw new Error('the email record was not ended');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    } finally {
+      email.addBulk = addBulk;
+    }
+    await t.waitIdle();
+    // Before: the email's record stayed queued for ever, with no job to send or end it.
+    expect(await t.herald.stores.ledger.get(reader, story.id, 'email')).toMatchObject({ status: 'failed', topicId: 'japan', lastError: expect.stringMatching(/^gave up after 1 attempt: .*Connection is closed/) });
+    // The push had its job: it was sent, not failed with the classification.
+    expect(await t.herald.stores.ledger.get(reader, story.id, 'push')).toMatchObject({ status: 'sent' });
+    expect(world!.sink.received).toHaveLength(1);
+    expect(await t.herald.stores.ledger.fanOutNoted(story.id)).toEqual([]);
+    const after = (await t.herald.stores.ledger.topicStats(['japan'])).japan!;
+    expect([after.email.failed - before.email.failed, after.push.sent - before.push.sent]).toEqual([1, 1]);
+  });
 });
