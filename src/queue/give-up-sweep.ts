@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Job, Queue } from 'bullmq';
 import type { Logger } from 'pino';
 import { defineScript, type RedisClient } from '../store/redis.ts';
+import { whileRenewing } from './renewing.ts';
 import type { GiveUpHandler, GiveUpMap, HeraldJob, JobName } from './jobs.ts';
 
 /** What a give-up step records as the reason: how many attempts the job had and its last error. */
@@ -117,13 +118,9 @@ export function scheduleGiveUpSweeps(redis: RedisClient, queue: Queue, giveUp: G
     // Kept while the sweep runs: a sweep longer than the interval (a backlog, a slow Redis) lost its lock to
     // another process's next tick, which swept the same jobs beside it. At the end it is left to expire, so the
     // next sweep anywhere still waits for the interval.
-    const keep = setInterval(() => void extend(lock, token, opts.everyMs).catch(() => undefined), Math.max(1, Math.floor(opts.everyMs / 3)));
-    try {
-      const res = await sweepGivenUp(redis, queue, giveUp, { now: Date.now(), graceMs: opts.graceMs, lookbackMs: opts.lookbackMs, log: opts.log });
-      if (res.recorded > 0) opts.log.info({ queue: queue.name, ...res }, 'given-up jobs recorded by the sweep');
-    } finally {
-      clearInterval(keep);
-    }
+    const res = await whileRenewing(Math.max(1, Math.floor(opts.everyMs / 3)), () => extend(lock, token, opts.everyMs), () =>
+      sweepGivenUp(redis, queue, giveUp, { now: Date.now(), graceMs: opts.graceMs, lookbackMs: opts.lookbackMs, log: opts.log }));
+    if (res.recorded > 0) opts.log.info({ queue: queue.name, ...res }, 'given-up jobs recorded by the sweep');
   };
   const timer = setInterval(() => {
     // One sweep at a time: a sweep longer than the interval outlives its lock, and a second one started beside it

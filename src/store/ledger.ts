@@ -26,11 +26,7 @@ const quietBundlesKey = (prefix: string, subscriberId: string) => `${prefix}:{s:
 const fanOutKey = (prefix: string, storyId: string) => `${prefix}:{st:${storyId}}:fanout`;
 /** As long as a failed classification is kept: it can be retried from the console until then. */
 const FAN_OUT_KEPT_SECONDS = 7 * 24 * 60 * 60;
-/** A fan-out note's members (`<subscriber> <channel>`) as records' keys. */
-const fanOutEntries = (members: string[]) => members.map((m) => {
-  const [subscriberId, channel] = m.split(' ') as [string, Channel];
-  return { subscriberId, channel };
-});
+
 /**
  * Time index of the ledger: per UTC day, sorted sets of `<subscriber> <story> <channel>` by creation time,
  * spread over LEDGER_DAY_SHARDS keys so a busy day is not one hot Cluster slot. Written by a separate
@@ -108,7 +104,8 @@ const CLAIM_READ = claimLua(
  * then claimed and sent again, and `sent` counted twice).
  */
 const REQUEUE = `
-if redis.call('HGET', KEYS[1], 'status') ~= 'sending' or redis.call('HGET', KEYS[1], 'jobId') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[2] then return 0 end
+local r = redis.call('HMGET', KEYS[1], 'status', 'jobId', 'attempts')
+if r[1] ~= 'sending' or r[2] ~= ARGV[1] or r[3] ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'queued', 'lastError', ARGV[3], 'updatedAt', ARGV[4])
 if ARGV[5] == '1' then redis.call('HINCRBY', KEYS[1], 'reclaims', 1) end
 return 1`;
@@ -418,6 +415,11 @@ export function createLedger(redis: RedisClient, prefix: string) {
   const index = (subscriberId: string, storyId: string, channel: Channel, at: number) =>
     indexTurn({ key: ledgerDayKey(prefix, Math.floor(at / DAY_MS), shardOf(subscriberId)), at, member: `${subscriberId} ${storyId} ${channel}` });
 
+  const fanOutNoted = async (storyId: string): Promise<{ subscriberId: string; channel: Channel }[]> =>
+    (await redis.smembers(fanOutKey(prefix, storyId))).map((m) => {
+      const [subscriberId, channel] = m.split(' ') as [string, Channel];
+      return { subscriberId, channel };
+    });
   return {
     /**
      * `takeoverAfterMs`: how old another job's "sending" claim must be before this one takes it over (the job
@@ -512,7 +514,7 @@ export function createLedger(redis: RedisClient, prefix: string) {
      */
     async noteFanOut(storyId: string, entries: readonly { subscriberId: string; channel: Channel }[]): Promise<{ subscriberId: string; channel: Channel }[]> {
       const key = fanOutKey(prefix, storyId);
-      const earlier = fanOutEntries(await redis.smembers(key));
+      const earlier = await fanOutNoted(storyId);
       const members = entries.map((e) => `${e.subscriberId} ${e.channel}`);
       await Promise.all(chunksOf(members, FIELDS_PER_CALL).map((slice) => redis.sadd(key, ...slice)));
       if (members.length > 0) await redis.expire(key, FAN_OUT_KEPT_SECONDS);
@@ -520,9 +522,7 @@ export function createLedger(redis: RedisClient, prefix: string) {
     },
 
     /** The records an unfinished classification of the story noted (see `noteFanOut`): none once it enqueued them. */
-    async fanOutNoted(storyId: string): Promise<{ subscriberId: string; channel: Channel }[]> {
-      return fanOutEntries(await redis.smembers(fanOutKey(prefix, storyId)));
-    },
+    fanOutNoted,
 
     /** The story's fan-out is enqueued (see `noteFanOut`). */
     async dropFanOut(storyId: string) {

@@ -50,6 +50,8 @@ const MAX_CANDIDATES = 64;
 const NEAR_CHUNK = 25;
 /** In the last minutes of a UTC day the decision also reads tomorrow's hash: pollers' clocks differ. */
 const NEAR_MIDNIGHT_MS = 5 * 60_000;
+/** Whether `now` is in the last NEAR_MIDNIGHT_MS of its generation (`genMs` long): the next one is read too. */
+const nearGenerationEnd = (now: number, genMs: number) => (Math.floor(now / genMs) + 1) * genMs - now <= NEAR_MIDNIGHT_MS;
 
 /** Adds a feed to a story's sources (kept when present) and keeps the sources as long as the story. */
 const addSourceCmds = (prefix: string, storyId: string, feedId: string, sourceJson: string): Cmd[] => [
@@ -439,8 +441,8 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
       if (cands.length === 0) return [];
       const feedId = cands[0]!.feedId;
       const seenGen = Math.floor(opts.now / SEEN_GEN_MS);
-      // As for the near-duplicate day (NEAR_MIDNIGHT_MS): another poller's clock may be past the rollover.
-      const lateInGen = (seenGen + 1) * SEEN_GEN_MS - opts.now <= NEAR_MIDNIGHT_MS;
+      // As for the near-duplicate day: another poller's clock may be past the rollover.
+      const lateInGen = nearGenerationEnd(opts.now, SEEN_GEN_MS);
       // Items with a guid are looked up by guid and text first; their link is parsed only if that finds nothing.
       const fields = cands.map((c) => ({
         guid: c.guid ? `g:${sha(c.guid)}` : null,
@@ -570,7 +572,7 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
       if (near.length > 0) {
         const ndGen = Math.floor(opts.now / ND_GEN_MS);
         // Another poller's clock may already be past midnight: its items went to tomorrow's hash.
-        const lateInDay = (ndGen + 1) * ND_GEN_MS - opts.now <= NEAR_MIDNIGHT_MS;
+        const lateInDay = nearGenerationEnd(opts.now, ND_GEN_MS);
         const prints = near.map((i) => cands[i]!.fingerprint());
         const rows = prints[0]!.signature.length / 8;
         const calls: Cmd[] = [];

@@ -17,6 +17,21 @@ describe('fan-out by channel', () => {
   }, 60_000);
   afterAll(() => world?.close());
 
+  /** Leaves Japan's instant followers to the case that calls it (the counts it compares are its readers'); the counts before. */
+  const japanToThisCase = async () => {
+    for (const id of await t.herald.stores.subscribers.followers('japan', 'instant')) await t.herald.stores.subscribers.setFollows(id, {});
+    return (await t.herald.stores.ledger.topicStats(['japan'])).japan!;
+  };
+  /** The queue's bulk adds throw as a lost connection does while `refuse()` says so; returns the restore. */
+  const refuseAdds = (queue: { addBulk: (...args: never[]) => Promise<unknown> }, refuse: () => Promise<boolean>) => {
+    const addBulk = queue.addBulk.bind(queue);
+    queue.addBulk = async (...args: never[]) => {
+      if (await refuse()) throw new Error('Connection is closed.');
+      return addBulk(...args);
+    };
+    return () => void (queue.addBulk = addBulk);
+  };
+
   it('a story matching two topics a reader follows on different channels reaches each channel once, under the topic that asked for it', async () => {
     // Japan (the stronger match) by push only, India by email only: the email is India's to send.
     const id = await addSubscriber(t, clock.now(), {
@@ -34,23 +49,21 @@ describe('fan-out by channel', () => {
   });
 
   it('a classification that opened the ledger and died before its enqueues ends, at its retry, the records of a reader who unfollowed meanwhile', async () => {
-    // Only this case's readers follow Japan: the counts below are theirs.
-    for (const id of await t.herald.stores.subscribers.followers('japan', 'instant')) await t.herald.stores.subscribers.setFollows(id, {});
+    const before = await japanToThisCase();
     const stays = await addSubscriber(t, clock.now(), { email: 'stays@example.test', topics: { japan: { cadence: 'instant', channels: ['email'] } } });
     const leaves = await addSubscriber(t, clock.now(), { email: 'leaves@example.test', topics: { japan: { cadence: 'instant', channels: ['push', 'email'] } } });
     await t.herald.stores.subscribers.addPushSubscription(leaves, world!.sink.newDevice().subscription, clock.now());
     const story = makeStory(clock.now(), { title: 'Tokyo tightens its building code' });
     await t.herald.stores.stories.put(story);
-    const before = (await t.herald.stores.ledger.topicStats(['japan'])).japan!;
     // The first attempt's enqueue fails, as a worker killed between the ledger and the queue leaves it: records
     // opened, no job. The reader unfollows before BullMQ retries the classification.
-    const push = t.herald.queues.push;
-    const addBulk = push.addBulk.bind(push);
-    push.addBulk = async () => {
-      push.addBulk = addBulk;
+    let first = true;
+    const restore = refuseAdds(t.herald.queues.push, async () => {
+      if (!first) return false;
+      first = false;
       await t.herald.stores.subscribers.setFollows(leaves, {});
-      throw new Error('Connection is closed.');
-    };
+      return true;
+    });
     await t.herald.enqueue('StoryClassify', { storyId: story.id }, { jobId: jobIds.storyClassify(story.id) });
     const classify = async () => (await t.herald.queues.classify.getJob(jobIds.storyClassify(story.id)))!;
     const deadline = Date.now() + 20_000;
@@ -58,6 +71,7 @@ describe('fan-out by channel', () => {
       if (Date.now() > deadline) throw new Error('the classification was not retried to completion');
       await new Promise((r) => setTimeout(r, 50));
     }
+    restore();
     // The failed attempt and its retry.
     expect((await classify()).attemptsMade).toBe(2);
     await t.waitIdle();
@@ -74,20 +88,14 @@ describe('fan-out by channel', () => {
     expect([after.push.skipped - before.push.skipped, after.email.skipped - before.email.skipped, after.email.sent - before.email.sent]).toEqual([1, 1, 1]);
   });
   it('a classification given up on ends as failed the records it opened without their jobs, and leaves the enqueued ones to their jobs', async () => {
-    for (const id of await t.herald.stores.subscribers.followers('japan', 'instant')) await t.herald.stores.subscribers.setFollows(id, {});
+    const before = await japanToThisCase();
     const reader = await addSubscriber(t, clock.now(), { email: 'given-up@example.test', topics: { japan: { cadence: 'instant', channels: ['push', 'email'] } } });
-    const device = world!.sink.newDevice();
-    await t.herald.stores.subscribers.addPushSubscription(reader, device.subscription, clock.now());
+    await t.herald.stores.subscribers.addPushSubscription(reader, world!.sink.newDevice().subscription, clock.now());
     const story = makeStory(clock.now(), { title: 'Tokyo opens a new harbour bridge' });
     await t.herald.stores.stories.put(story);
-    const before = (await t.herald.stores.ledger.topicStats(['japan'])).japan!;
     // The push batch is enqueued; the email queue refuses every add, so the classification fails for good (one
     // attempt here, five by default) with the email's record opened and no job behind it.
-    const email = t.herald.queues.email;
-    const addBulk = email.addBulk.bind(email);
-    email.addBulk = async () => {
-      throw new Error('Connection is closed.');
-    };
+    const restore = refuseAdds(t.herald.queues.email, async () => true);
     try {
       await t.herald.enqueue('StoryClassify', { storyId: story.id }, { jobId: jobIds.storyClassify(story.id), attempts: 1 });
       const deadline = Date.now() + 20_000;
@@ -96,7 +104,7 @@ describe('fan-out by channel', () => {
         await new Promise((r) => setTimeout(r, 50));
       }
     } finally {
-      email.addBulk = addBulk;
+      restore();
     }
     await t.waitIdle();
     // Before: the email's record stayed queued for ever, with no job to send or end it.

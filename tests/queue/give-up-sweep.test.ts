@@ -57,6 +57,31 @@ describe('give-up sweep (real BullMQ and Redis)', () => {
     return { calls, map };
   };
 
+  /**
+   * A give-up step that takes `ms` (for job `only`, else every job), counting the steps run and the most running at
+   * once; `started()` resolves once one has begun (within 5 s).
+   */
+  const slowStep = (ms: number, only?: string) => {
+    const step = {
+      active: 0, most: 0, steps: 0,
+      map: {
+        AlertSendEmail: async (_d, job) => {
+          if (only !== undefined && job.id !== only) return;
+          step.active++;
+          step.steps++;
+          step.most = Math.max(step.most, step.active);
+          await new Promise((r) => setTimeout(r, ms));
+          step.active--;
+        },
+      } as GiveUpMap,
+      started: async () => {
+        const deadline = Date.now() + 5_000;
+        while (step.steps === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      },
+    };
+    return step;
+  };
+
   const sweep = (map: GiveUpMap, graceMs = 0, pageSize?: number, maxJobs?: number) =>
     sweepGivenUp(redis, queues.email, map, { now: Date.now(), graceMs, lookbackMs: 86_400_000, log, ...(pageSize ? { pageSize } : {}), ...(maxJobs ? { maxJobs } : {}) });
 
@@ -155,53 +180,28 @@ describe('give-up sweep (real BullMQ and Redis)', () => {
 
   it('never runs two sweeps of a queue at once in one process, and its stop waits for the one running', async () => {
     await failAtOneScore(['slow-0']);
-    let active = 0;
-    let most = 0;
-    let steps = 0;
-    const map: GiveUpMap = {
-      AlertSendEmail: async () => {
-        active++;
-        steps++;
-        most = Math.max(most, active);
-        await new Promise((r) => setTimeout(r, 300));
-        active--;
-      },
-    };
+    const step = slowStep(300);
     // Sweeps every 40 ms; the step takes 300 ms, so later ticks come while the first sweep is still in its step.
-    const stop = scheduleGiveUpSweeps(redis, queues.email, map, { everyMs: 40, graceMs: 0, lookbackMs: 86_400_000, log });
-    const deadline = Date.now() + 5_000;
-    while (steps === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    const stop = scheduleGiveUpSweeps(redis, queues.email, step.map, { everyMs: 40, graceMs: 0, lookbackMs: 86_400_000, log });
+    await step.started();
     await new Promise((r) => setTimeout(r, 150));
     await stop();
-    expect(active).toBe(0);
-    expect(most).toBe(1);
-    expect(steps).toBe(1);
+    expect(step.active).toBe(0);
+    expect(step.most).toBe(1);
+    expect(step.steps).toBe(1);
   });
   it('runs one sweep at a time across processes, even when a sweep outlasts its interval', async () => {
     await failAtOneScore(['slow-1']);
-    let active = 0;
-    let most = 0;
-    let steps = 0;
-    const map: GiveUpMap = {
-      AlertSendEmail: async (_d, job) => {
-        if (job.id !== 'slow-1') return;
-        active++;
-        steps++;
-        most = Math.max(most, active);
-        await new Promise((r) => setTimeout(r, 1200));
-        active--;
-      },
-    };
+    const step = slowStep(1200, 'slow-1');
     // Two dispatcher processes: each its own connection, each its own scheduler. The step takes 1.2 s, four times
     // the 300 ms interval: the second process must not start a sweep beside the one still running in the first.
     const other = testRedis();
-    const stops = [redis, other].map((conn) => scheduleGiveUpSweeps(conn, queues.email, map, { everyMs: 300, graceMs: 0, lookbackMs: 86_400_000, log }));
-    const deadline = Date.now() + 5_000;
-    while (steps === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    const stops = [redis, other].map((conn) => scheduleGiveUpSweeps(conn, queues.email, step.map, { everyMs: 300, graceMs: 0, lookbackMs: 86_400_000, log }));
+    await step.started();
     await new Promise((r) => setTimeout(r, 1300));
     await Promise.all(stops.map((stop) => stop()));
     await other.quit();
-    expect(most).toBe(1);
-    expect(steps).toBe(1);
+    expect(step.most).toBe(1);
+    expect(step.steps).toBe(1);
   });
 });

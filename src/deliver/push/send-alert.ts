@@ -3,13 +3,13 @@ import type { Logger } from 'pino';
 import type { Clock, PushSubscriptionRecord, Story } from '../../model.ts';
 import { jobIds, type JobCatalog } from '../../queue/jobs.ts';
 import type { Enqueue } from '../../queue/queues.ts';
-import type { HeldBucket, Ledger } from '../../store/ledger.ts';
+import type { HeldBucket, Ledger, QuietBundle } from '../../store/ledger.ts';
 import type { StoryStore } from '../../store/stories.ts';
 import type { DeliveryPrefs, SubscriberStore } from '../../store/subscribers.ts';
 import { effectiveZone, localDate } from '../../digest/schedule.ts';
 import { followWants } from '../follow-wants.ts';
 import { quietHoursAt } from '../quiet-hours.ts';
-import { whileRenewing } from '../renewing.ts';
+import { whileRenewing } from '../../queue/renewing.ts';
 import { deliveryBackoffMs, RetryLater } from '../retry.ts';
 import { MAX_PAYLOAD_BYTES, renderPushPayload } from './payload.ts';
 import { isBreaking, pushTopic, pushTtlSeconds, pushUrgency } from './policy.ts';
@@ -267,6 +267,16 @@ export async function sendPushAlert(deps: PushDeliverDeps, data: JobCatalog['Ale
 export const BATCH_RETRY_BASE_MS = 5000;
 
 /**
+ * Queues the reader's bundle due at `releaseAt`. One job per release time: every alert held for the same window lands
+ * in the same job id, whoever queues it (a hold, a bundle moving itself, the settings bringing one forward).
+ */
+export async function queueBundle(deps: Pick<PushDeliverDeps, 'enqueue'>, subscriberId: string, releaseAt: number, now: number): Promise<QuietBundle> {
+  const bundleId = String(releaseAt);
+  await deps.enqueue('PushBundleSend', { subscriberId, bundleId }, { jobId: jobIds.bundle(subscriberId, bundleId), delay: Math.max(0, releaseAt - now) });
+  return { bundleId, releaseAt };
+}
+
+/**
  * A batch of one story's alerts, delivered side by side: their ledger claims, reads and final writes are
  * issued in the same ticks, so auto-pipelining sends each step of the whole batch as one Redis write, and
  * the batch costs one job's queue overhead instead of one per alert. Each alert still has its own ledger
@@ -313,14 +323,10 @@ async function hold(
   releaseAt: number | null,
   now: number,
 ): Promise<string> {
-  const bundle = bucket === 'bundle' && releaseAt !== null ? { bundleId: String(releaseAt), releaseAt } : null;
-  if (bundle) {
-    // One bundle job per release time: every alert held for the same window lands in the same job id. Enqueued
-    // before the hold: the job is in another Redis slot than the record, and when its add failed after the hold,
-    // the retry found the alert held and ended there, held with no bundle to release it. Failing first, the
-    // record is still this attempt's claim and the retry holds it again.
-    await deps.enqueue('PushBundleSend', { subscriberId: data.subscriberId, bundleId: bundle.bundleId }, { jobId: jobIds.bundle(data.subscriberId, bundle.bundleId), delay: Math.max(0, bundle.releaseAt - now) });
-  }
+  // Enqueued before the hold: the job is in another Redis slot than the record, and when its add failed after the
+  // hold, the retry found the alert held and ended there, held with no bundle to release it. Failing first, the
+  // record is still this attempt's claim and the retry holds it again.
+  const bundle = bucket === 'bundle' && releaseAt !== null ? await queueBundle(deps, data.subscriberId, releaseAt, now) : null;
   // A quiet-hours bundle is noted with the hold, so that shorter quiet hours can bring it forward (rescheduleBundles).
   await deps.ledger.hold(data.subscriberId, data.storyId, data.topicId, bucket, reason, now, bundle && reason === 'quiet-hours' ? bundle : undefined);
   return `held for ${bucket}: ${reason}`;

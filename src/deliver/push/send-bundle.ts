@@ -4,11 +4,11 @@ import { jobIds } from '../../queue/jobs.ts';
 import type { Redelay } from '../../queue/queues.ts';
 import { effectiveZone } from '../../digest/schedule.ts';
 import { quietHoursAt } from '../quiet-hours.ts';
-import { whileRenewing } from '../renewing.ts';
+import { whileRenewing } from '../../queue/renewing.ts';
 import { RetryLater } from '../retry.ts';
 import { renderBundlePayload } from './payload.ts';
 import { pushTopic } from './policy.ts';
-import { sendToDevices, type PushDeliverDeps } from './send-alert.ts';
+import { queueBundle, sendToDevices, type PushDeliverDeps } from './send-alert.ts';
 import type { Story } from '../../model.ts';
 import { FINAL_STATUSES, type HeldAlert } from '../../store/ledger.ts';
 
@@ -66,9 +66,7 @@ async function sendLeasedBundle(deps: PushDeliverDeps & { inboxUrl: string }, da
   }
   if (quiet.active) {
     // The reader moved or widened their quiet hours since: wait for the new end.
-    const next = String(quiet.endsAt);
-    await deps.enqueue('PushBundleSend', { subscriberId, bundleId: next }, { jobId: jobIds.bundle(subscriberId, next), delay: Math.max(0, quiet.endsAt - now) });
-    await deps.ledger.noteQuietBundles(subscriberId, [{ bundleId: next, releaseAt: quiet.endsAt }], now);
+    await deps.ledger.noteQuietBundles(subscriberId, [await queueBundle(deps, subscriberId, quiet.endsAt, now)], now);
     return 'still quiet: moved to the end of the quiet hours';
   }
   // No topic on the bundle's own record: the topic counters count the held alerts it carries, once each.
@@ -120,11 +118,7 @@ export async function rescheduleBundles(deps: Pick<PushDeliverDeps, 'ledger' | '
   const now = deps.clock.now();
   const quiet = quietHoursAt(now, effectiveZone(who.subscriber.timeZone).zone, who.prefs.quietHours);
   const releaseAt = quiet.active ? quiet.endsAt : now;
-  const bundleAt = async () => {
-    const bundleId = String(releaseAt);
-    await deps.enqueue('PushBundleSend', { subscriberId, bundleId }, { jobId: jobIds.bundle(subscriberId, bundleId), delay: Math.max(0, releaseAt - now) });
-    return { bundleId, releaseAt };
-  };
+  const bundleAt = () => queueBundle(deps, subscriberId, releaseAt, now);
   // Under the reader's bundle lease, which a bundle holds from before it reads their hours until it has moved or
   // sent: one running now may have read the old hours and be moving itself to their end, unseen here. Then a bundle
   // of its own at the new time, which runs after that one (the lease) and finds the held pushes, or nothing.

@@ -1,6 +1,6 @@
 /**
- * Runs `fn`, calling `renew` every `everyMs` until it ends: what a ledger claim or a bundle lease needs while the
- * attempt holding it is alive, as BullMQ renews a running job's lock. Both are left to their holder only for a
+ * Runs `fn`, calling `renew` every `everyMs` until it ends: what a ledger claim, a bundle lease or the give-up
+ * sweep's lock needs while the work holding it is alive, as BullMQ renews a running job's lock. Both are left to their holder only for a
  * job lock's time, and a send can take longer (a push service's 429 pauses its origin for up to a minute; a slow
  * one can use its timeouts): another job of the same alert or reader then took over and sent it again. A renewal
  * that fails is left to the next one, not to the attempt: missing them all only lets another job take over, as
