@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { ErrorCode, Queue, Worker, type ConnectionOptions, type JobsOptions, type WorkerOptions } from 'bullmq';
+import { ErrorCode, Queue, Worker, type ConnectionOptions, type JobState, type JobsOptions, type WorkerOptions } from 'bullmq';
 import type { Logger } from 'pino';
 import type { RedisClient } from '../store/redis.ts';
 import type { Stats } from '../store/stats.ts';
@@ -46,6 +46,13 @@ export interface Enqueue {
  * delayed (gone, waiting, running or done).
  */
 export type Redelay = <N extends JobName>(name: N, data: JobCatalog[N], jobId: string, delayMs: number) => Promise<boolean>;
+
+/**
+ * The state of job `jobId` (of `name`, with `data` for its queue): BullMQ's getJobState, one script. 'unknown' when
+ * there is no such job (never added, or removed once its keep time passed): the only state in which an add under
+ * that id adds anything.
+ */
+export type JobStateOf = <N extends JobName>(name: N, data: JobCatalog[N], jobId: string) => Promise<JobState | 'unknown'>;
 
 const BULK_SLICE = 1000;
 
@@ -113,6 +120,11 @@ export function createRedelay(queues: Queues, pushShards: readonly Queue[] = [qu
       throw err;
     }
   };
+}
+
+export function createJobStateOf(queues: Queues, pushShards: readonly Queue[] = [queues.push]): JobStateOf {
+  const queueFor = queueRouter(queues, pushShards);
+  return (name, data, jobId) => queueFor(name, data).getJobState(jobId);
 }
 
 /**

@@ -22,7 +22,7 @@ import { ingestRoutes } from '../ingest/routes.ts';
 import { ingestSettingsFrom } from '../ingest/settings.ts';
 import { systemClock, type Clock } from '../model.ts';
 import type { GiveUpMap, HandlerMap, QueueName } from '../queue/jobs.ts';
-import { allQueues, closeQueues, createEnqueue, createPushShards, createQueues, createRedelay, startQueueWorker } from '../queue/queues.ts';
+import { allQueues, closeQueues, createEnqueue, createPushShards, createJobStateOf, createQueues, createRedelay, startQueueWorker } from '../queue/queues.ts';
 import { consumedShards } from '../queue/shards.ts';
 import { createCustomTopicStore, isCustomTopicId } from '../store/custom-topics.ts';
 import { createDigestStore } from '../store/digests.ts';
@@ -133,8 +133,9 @@ export function createHerald(opts: HeraldOptions) {
     index: () => registry.current(), bestMinScore: config.bestMinScore, storyLimits,
     pushBatches: { shards: config.pushShards, size: config.pushBatchSize },
   };
+  const jobState = createJobStateOf(queues, pushShards);
   const pushDeps = {
-    subscribers, stories: deliveryStories, ledger, sender, enqueue, topicName, clock, log: log.child({ role: 'push' }),
+    subscribers, stories: deliveryStories, ledger, sender, enqueue, jobState, topicName, clock, log: log.child({ role: 'push' }),
     burstWindowMs: config.pushBurstWindowSeconds * 1000, inboxUrl: `${base}/`, jobLockMs: config.jobLockSeconds * 1000,
   };
   const hardBounceLimit = config.emailHardBounceLimit;
@@ -184,7 +185,7 @@ export function createHerald(opts: HeraldOptions) {
   const giveUpSweep = (queue: Queue) => ({ redis: queueConnection, queue, everyMs: config.giveUpSweepSeconds * 1000 });
 
   const web = buildWebApp({
-    redis, subscribers, digests, ledger, topics, clock, log, stories, enqueue, redelay: createRedelay(queues, pushShards),
+    redis, subscribers, digests, ledger, topics, clock, log, stories, enqueue, jobState, redelay: createRedelay(queues, pushShards),
     vapidPublicKey: opts.secrets.vapid.publicKey,
     signingKey: opts.secrets.signingKey,
     secureCookies: base.startsWith('https:'),

@@ -5,7 +5,7 @@ import type { Topic } from '../config/catalog.ts';
 import type { Mailer } from '../deliver/email/mailer.ts';
 import type { PushSender } from '../deliver/push/web-push-sender.ts';
 import type { Clock, Follow } from '../model.ts';
-import type { Enqueue, Redelay } from '../queue/queues.ts';
+import type { Enqueue, JobStateOf, Redelay } from '../queue/queues.ts';
 import type { DigestStore } from '../store/digests.ts';
 import type { Ledger } from '../store/ledger.ts';
 import type { StoryStore } from '../store/stories.ts';
@@ -25,6 +25,7 @@ export interface WebDeps {
   ledger: Ledger;
   /** Add and move the bundle of a reader's held pushes when they change their quiet hours. */
   enqueue: Enqueue;
+  jobState: JobStateOf;
   redelay: Redelay;
   topics: readonly Topic[];
   vapidPublicKey: string;

@@ -30,7 +30,8 @@ describe('push bundle: held alerts end with it', () => {
   let sink: PushSink;
   let sender: PushSender;
   const deps = (l: Ledger = ledger) => ({
-    subscribers, stories, ledger: l, sender, enqueue: noEnqueue, clock, log: pino({ level: 'silent' }),
+    // No queue behind these: no bundle job exists, so a bundle queued goes to `enqueue` under its release time.
+    subscribers, stories, ledger: l, sender, enqueue: noEnqueue, jobState: async () => 'unknown' as const, clock, log: pino({ level: 'silent' }),
     topicName: (id: string) => (id === 'japan' ? 'Japan' : id), burstWindowMs: 0, jobLockMs: 30_000, inboxUrl: 'https://herald.example.test/',
   });
 

@@ -244,14 +244,27 @@ describe('push dispatch', () => {
       expect((await record(id, breaking.id))!.clickedAt).toBeNull();
     });
 
-    it('a reader who shortens their quiet hours gets the held pushes at the new end, and at once when they turn them off', async () => {
-      clock.set('2027-01-18T23:00:00Z');
-      const { id, device } = await subscriberWithDevice({ prefs: { quietHours: { from: '22:00', to: '07:00' } } });
+    /** Saves the reader's quiet hours through the settings API, as their browser does. */
+    const quietHoursSaver = async (id: string) => {
       const token = await t.herald.stores.subscribers.issueToken(id);
-      const saveQuietHours = async (quietHours: { from: string; to: string } | null) => {
+      return async (quietHours: { from: string; to: string } | null) => {
         const res = await fetch(`${t.baseUrl}/api/me`, { method: 'PUT', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ delivery: { quietHours } }) });
         expect(res.status).toBe(200);
       };
+    };
+    /** Waits until the device has `n` pushes (a bundle brought forward runs at once, outside releaseDelayed). */
+    const pushesArrive = async (deviceId: string, n: number) => {
+      const deadline = Date.now() + 10_000;
+      while (sink.forDevice(deviceId).length < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      await settle(t);
+    };
+    /** The bundle's id, from the ledger id its notification names. */
+    const bundleIdOfPush = (p: { payload: Record<string, unknown> }) => String(p.payload.storyId).slice('bundle-'.length);
+
+    it('a reader who shortens their quiet hours gets the held pushes at the new end, and at once when they turn them off', async () => {
+      clock.set('2027-01-18T23:00:00Z');
+      const { id, device } = await subscriberWithDevice({ prefs: { quietHours: { from: '22:00', to: '07:00' } } });
+      const saveQuietHours = await quietHoursSaver(id);
       const [s1, s2] = [await newStory(), await newStory()];
       await enqueueAlert(t, 'push', id, s1.id);
       await enqueueAlert(t, 'push', id, s2.id);
@@ -270,12 +283,77 @@ describe('push dispatch', () => {
 
       // Off: the held pushes go now, as one bundle.
       await saveQuietHours(null);
-      const deadline = Date.now() + 10_000;
-      while (sink.forDevice(device.id).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      await settle(t);
+      await pushesArrive(device.id, 1);
       expect(sink.forDevice(device.id).map((p) => p.payload.stories)).toEqual([[s1.id, s2.id]]);
       for (const s of [s1, s2]) expect(await record(id, s.id)).toMatchObject({ status: 'sent', reason: 'quiet-hours', via: `bundle:${oldEnd}` });
       expect(await t.herald.stores.ledger.held(id, 'bundle')).toEqual([]);
+    });
+
+    it('a reader who turns quiet hours off, then on again with the same end, gets the pushes held since at that end, once', async () => {
+      clock.set('2027-01-20T23:00:00Z');
+      const sentBefore = (await t.herald.stores.ledger.topicStats(['japan'])).japan!.push.sent;
+      const { id, device } = await subscriberWithDevice({ prefs: { quietHours: { from: '22:00', to: '07:00' } } });
+      const saveQuietHours = await quietHoursSaver(id);
+      const s1 = await newStory();
+      await enqueueAlert(t, 'push', id, s1.id);
+      await settle(t);
+      expect(await record(id, s1.id)).toMatchObject({ status: 'held', reason: 'quiet-hours' });
+      const end = Date.parse('2027-01-21T07:00:00Z');
+
+      // Off: the bundle due at 07:00 is brought forward and sent now; its job is done (BullMQ keeps it for days).
+      await saveQuietHours(null);
+      await pushesArrive(device.id, 1);
+      expect(sink.forDevice(device.id).map((p) => p.payload.stories)).toEqual([[s1.id]]);
+      expect(await t.herald.queues.push.getJobState(jobIds.bundle(id, String(end)))).toBe('completed');
+
+      // On again, the same 22:00-07:00: two pushes held side by side, both for 07:00.
+      clock.set('2027-01-20T23:20:00Z');
+      await saveQuietHours({ from: '22:00', to: '07:00' });
+      const [s2, s3] = [await newStory(), await newStory()];
+      await Promise.all([enqueueAlert(t, 'push', id, s2.id), enqueueAlert(t, 'push', id, s3.id)]);
+      await settle(t);
+      for (const s of [s2, s3]) expect(await record(id, s.id)).toMatchObject({ status: 'held', reason: 'quiet-hours' });
+
+      clock.set('2027-01-21T07:01:00Z');
+      await releaseDelayed(t);
+      // Before: their bundle was added under the done job's id, which BullMQ ignored, and they stayed held.
+      const got = sink.forDevice(device.id);
+      expect(got.map((p) => (p.payload.stories as string[]).slice().sort())).toEqual([[s1.id], [s2.id, s3.id].sort()]);
+      for (const s of [s2, s3]) expect(await record(id, s.id)).toMatchObject({ status: 'sent', reason: 'quiet-hours', via: `bundle:${bundleIdOfPush(got[1]!)}` });
+      expect(await t.herald.stores.ledger.get(id, String(got[1]!.payload.storyId), 'push')).toMatchObject({ status: 'sent' });
+      expect(await t.herald.stores.ledger.held(id, 'bundle')).toEqual([]);
+      // Once: no second bundle for the two holds, and each alert counted once.
+      await releaseDelayed(t);
+      expect(sink.forDevice(device.id)).toHaveLength(2);
+      expect((await t.herald.stores.ledger.topicStats(['japan'])).japan!.push.sent - sentBefore).toBe(3);
+    });
+
+    it('a bundle due by the queue while its dispatcher still reads the quiet hours as on waits for their end, and goes then', async () => {
+      clock.set('2027-01-22T23:00:00Z');
+      const sentBefore = (await t.herald.stores.ledger.topicStats(['japan'])).japan!.push.sent;
+      const { id, device } = await subscriberWithDevice({ prefs: { quietHours: { from: '22:00', to: '07:00' } } });
+      const s1 = await newStory();
+      await enqueueAlert(t, 'push', id, s1.id);
+      await settle(t);
+      expect(await record(id, s1.id)).toMatchObject({ status: 'held', reason: 'quiet-hours' });
+
+      // The job comes due by the queue's clock while the dispatcher's still says 06:59:30 (two machines' clocks): it
+      // finds the reader quiet until 07:00, its own release time, and moves itself there.
+      clock.set('2027-01-23T06:59:30Z');
+      await releaseDelayed(t);
+      expect(sink.forDevice(device.id)).toEqual([]);
+      expect(await record(id, s1.id)).toMatchObject({ status: 'held', reason: 'quiet-hours' });
+
+      clock.set('2027-01-23T07:00:30Z');
+      await releaseDelayed(t);
+      // Before: the move re-added the running job's own id, which BullMQ ignored, and the push stayed held.
+      const got = sink.forDevice(device.id);
+      expect(got.map((p) => p.payload.stories)).toEqual([[s1.id]]);
+      expect(await record(id, s1.id)).toMatchObject({ status: 'sent', reason: 'quiet-hours', via: `bundle:${bundleIdOfPush(got[0]!)}` });
+      expect(await t.herald.stores.ledger.held(id, 'bundle')).toEqual([]);
+      await releaseDelayed(t);
+      expect(sink.forDevice(device.id)).toHaveLength(1);
+      expect((await t.herald.stores.ledger.topicStats(['japan'])).japan!.push.sent - sentBefore).toBe(1);
     });
 
     it('bundles a burst: the first push goes at once, the next matches within the window go as one', async () => {

@@ -2,7 +2,7 @@ import { UnrecoverableError } from 'bullmq';
 import type { Logger } from 'pino';
 import type { Clock, PushSubscriptionRecord, Story } from '../../model.ts';
 import { jobIds, type JobCatalog } from '../../queue/jobs.ts';
-import type { Enqueue } from '../../queue/queues.ts';
+import type { Enqueue, JobStateOf } from '../../queue/queues.ts';
 import type { HeldBucket, Ledger, QuietBundle } from '../../store/ledger.ts';
 import type { StoryStore } from '../../store/stories.ts';
 import type { DeliveryPrefs, SubscriberStore } from '../../store/subscribers.ts';
@@ -21,6 +21,8 @@ export interface PushDeliverDeps {
   ledger: Ledger;
   sender: PushSender;
   enqueue: Enqueue;
+  /** Whether a bundle's job id is still free or its job still to run (`queueBundle`). */
+  jobState: JobStateOf;
   topicName: (topicId: string) => string;
   clock: Clock;
   log: Logger;
@@ -266,14 +268,35 @@ export async function sendPushAlert(deps: PushDeliverDeps, data: JobCatalog['Ale
 /** First delay of an alert that leaves its batch to be retried alone (then BullMQ's delivery backoff). */
 export const BATCH_RETRY_BASE_MS = 5000;
 
+/** A bundle's id: its release time, then `-<n>` for the n-th bundle queued for that time after the earlier ones ran. */
+export const bundleIdOf = (releaseAt: number, n: number) => (n === 0 ? String(releaseAt) : `${releaseAt}-${n}`);
+
+/** The release time a bundle id names (NaN for an id of another form). */
+export const releaseOfBundle = (bundleId: string) => Number(bundleId.split('-')[0]);
+
+/** BullMQ states of a job that has not started: an alert held now is read by it. */
+const NOT_STARTED: ReadonlySet<string> = new Set(['waiting', 'delayed', 'prioritized', 'waiting-children']);
+
 /**
- * Queues the reader's bundle due at `releaseAt`. One job per release time: every alert held for the same window lands
- * in the same job id, whoever queues it (a hold, a bundle moving itself, the settings bringing one forward).
+ * Queues the reader's bundle due at `releaseAt`: the job for that time that has not started yet, so every alert held
+ * for the same window lands in one job, whoever queues it (a hold, a bundle moving itself, the settings), and holds
+ * side by side make one bundle. Once that job has started (running, done or failed: BullMQ keeps them for days and
+ * ignores an add under a kept id), the next id for the time: a bundle that has read the held alerts sends none held
+ * after. Named by the time alone, a bundle moving itself to its own release time (run early by its dispatcher's
+ * clock), or pushes held again for a time whose bundle had been brought forward and sent (quiet hours off, then on
+ * with the same end), had no job, and waited for some later bundle.
  */
-export async function queueBundle(deps: Pick<PushDeliverDeps, 'enqueue'>, subscriberId: string, releaseAt: number, now: number): Promise<QuietBundle> {
-  const bundleId = String(releaseAt);
-  await deps.enqueue('PushBundleSend', { subscriberId, bundleId }, { jobId: jobIds.bundle(subscriberId, bundleId), delay: Math.max(0, releaseAt - now) });
-  return { bundleId, releaseAt };
+export async function queueBundle(deps: Pick<PushDeliverDeps, 'enqueue' | 'jobState'>, subscriberId: string, releaseAt: number, now: number): Promise<QuietBundle> {
+  // One lookup per bundle already run for this time: none or one, unless the reader keeps toggling or clocks disagree.
+  for (let n = 0; ; n++) {
+    const bundleId = bundleIdOf(releaseAt, n);
+    const data = { subscriberId, bundleId };
+    const jobId = jobIds.bundle(subscriberId, bundleId);
+    const state = await deps.jobState('PushBundleSend', data, jobId);
+    // Added here, or by a hold beside this one between the lookup and the add (then this add is a no-op).
+    if (state === 'unknown') await deps.enqueue('PushBundleSend', data, { jobId, delay: Math.max(0, releaseAt - now) });
+    if (state === 'unknown' || NOT_STARTED.has(state)) return { bundleId, releaseAt };
+  }
 }
 
 /**

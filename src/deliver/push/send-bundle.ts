@@ -8,7 +8,7 @@ import { whileRenewing } from '../../queue/renewing.ts';
 import { RetryLater } from '../retry.ts';
 import { renderBundlePayload } from './payload.ts';
 import { pushTopic } from './policy.ts';
-import { queueBundle, sendToDevices, type PushDeliverDeps } from './send-alert.ts';
+import { queueBundle, releaseOfBundle, sendToDevices, type PushDeliverDeps } from './send-alert.ts';
 import type { Story } from '../../model.ts';
 import { FINAL_STATUSES, type HeldAlert } from '../../store/ledger.ts';
 
@@ -111,7 +111,7 @@ async function sendLeasedBundle(deps: PushDeliverDeps & { inboxUrl: string }, da
  * Quiet hours that end later need nothing: a bundle that finds the reader still quiet moves itself. Returns when the
  * held pushes now go, or null when nothing was moved.
  */
-export async function rescheduleBundles(deps: Pick<PushDeliverDeps, 'ledger' | 'subscribers' | 'enqueue' | 'clock'> & { redelay: Redelay }, subscriberId: string): Promise<number | null> {
+export async function rescheduleBundles(deps: Pick<PushDeliverDeps, 'ledger' | 'subscribers' | 'enqueue' | 'jobState' | 'clock'> & { redelay: Redelay }, subscriberId: string): Promise<number | null> {
   if (!(await deps.ledger.hasHeld(subscriberId, 'bundle'))) return null;
   const who = await deps.subscribers.forDelivery(subscriberId);
   if (!who) return null;
@@ -177,9 +177,9 @@ async function endBundle(deps: PushDeliverDeps, subscriberId: string, bundleId: 
 
 /**
  * BullMQ gave up on a bundle (its last attempt failed too): it ends as sent if a device got it, else as failed
- * with `reason`, and the held alerts it was for (held by its release time, the bundle id; later ones wait for
- * their own bundle) end with it, so none waits for a bundle that will not come. Nothing to do when the bundle's
- * record has already ended.
+ * with `reason`, and the held alerts it was for (held by its release time, which the bundle id names; later ones
+ * wait for their own bundle) end with it, so none waits for a bundle that will not come. Nothing to do when the
+ * bundle's record has already ended.
  */
 export async function giveUpBundle(deps: PushDeliverDeps, data: JobCatalog['PushBundleSend'], reason: string): Promise<void> {
   // Under the reader's bundle lease too: run beside another bundle that was sending the same held alerts, this
@@ -192,7 +192,8 @@ async function giveUpLeasedBundle(deps: PushDeliverDeps, data: JobCatalog['PushB
   const now = deps.clock.now();
   const record = await deps.ledger.get(subscriberId, bundleLedgerId(bundleId), 'push');
   if (record && FINAL_STATUSES.includes(record.status)) return;
-  const releaseAt = Number(bundleId);
+  // Parsed, not Number(): of a `<release>-<n>` id that is NaN, which would end every held alert, later ones too.
+  const releaseAt = releaseOfBundle(bundleId);
   const held = (await deps.ledger.held(subscriberId, 'bundle')).filter((h) => !Number.isFinite(releaseAt) || h.at <= releaseAt);
   const items = await withStories(deps, subscriberId, held, await deps.stories.getMany(held.map((h) => h.storyId)), now);
   await endBundle(deps, subscriberId, bundleId, items, (record?.devicesDone.length ?? 0) > 0 ? 'sent' : 'failed', now, reason);
