@@ -232,7 +232,9 @@ describe('removing a feed and its host slot', () => {
       expect(await d.feeds.due(clock.now() + 365 * 86_400_000, 1000)).not.toContain(id);
       clock.advance(365 * 86_400_000);
       expect((await runPollTick(d)).enqueued).toBe(0);
-      expect((await keysOfFeed(id)).filter((k) => k.pttl < 0)).toEqual([]);
+      const left = await keysOfFeed(id);
+      expect(left.filter((k) => k.pttl < 0)).toEqual([]);
+      expect(left.map((k) => k.key.slice(k.key.indexOf('}:') + 2)).filter((k) => k !== 'removed' && !k.startsWith('seen:'))).toEqual([]);
       // The same id added again starts clean: not disabled, no failures, no validators of the old fetch.
       await d.feeds.add({ id, url: held.url(`/${id}.xml`) }, clock.now());
       expect(await d.feeds.state(id)).toMatchObject({ etag: null, lastStatus: null, consecutiveFailures: 0, disabledAt: null, lastError: null, nextCheckAt: null });
