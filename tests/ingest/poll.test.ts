@@ -245,6 +245,45 @@ describe('removing a feed and its host slot', () => {
       await held.close();
     }
   });
+
+  it('a feed removed just as its fetch learns of a permanent redirect is not listed again', async () => {
+    // The fetch followed a 301 and reads the feed's registry entry to store the new URL; the operator's remove
+    // lands right after that read. Writing the entry back with the new URL put the removed feed back in the
+    // registry: listed by `herald feeds list` and the console, never polled (it is off the schedule).
+    const sub = `${prefix}:remove`;
+    const plain = createFeedStore(redis, sub);
+    let removeOnNextRead = false;
+    const racing = new Proxy(redis, {
+      get(target, prop) {
+        if (prop === 'hget') {
+          return async (key: string, field: string) => {
+            const entry = await target.hget(key, field);
+            if (removeOnNextRead && key === `${sub}:feeds`) {
+              removeOnNextRead = false;
+              await plain.remove(field);
+            }
+            return entry;
+          };
+        }
+        const v = Reflect.get(target, prop) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const d: PollDeps = { ...own(), feeds: createFeedStore(racing as RedisClient, sub) };
+    site.set('/moved-away.xml', { status: 301, headers: { location: '/moved-here.xml' } });
+    // The fetch has read the feed by the time the new address is asked: the next read of it is the URL update's.
+    site.set('/moved-here.xml', () => ((removeOnNextRead = true), { body: rss(item({ guid: 'moved-1', title: 'Moved and removed' })) }));
+    try {
+      await plain.add({ id: 'moved-away', url: site.url('/moved-away.xml') }, clock.now());
+      await ingestFeed(d, 'moved-away');
+      expect(removeOnNextRead).toBe(false);
+      expect((await plain.list()).map((f) => f.id)).not.toContain('moved-away');
+      expect(await plain.get('moved-away')).toBeNull();
+    } finally {
+      await queues.classify.drain();
+      await plain.remove('moved-away');
+    }
+  });
 });
 
 describe('poll tick fairness', () => {
