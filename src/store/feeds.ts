@@ -122,11 +122,22 @@ redis.call('HSET', KEYS[3], 'lastNewItemAt', ARGV[3])
 redis.call('HDEL', KEYS[2], unpack(ARGV, 4))
 return 1`;
 
+/**
+ * KEYS[1] the registry; ARGV[1] a feed id, ARGV[2] its entry as the caller read it, ARGV[3] the new entry.
+ * Replaces the entry only if it is still the one read (1 if replaced): a feed removed, or edited by a config
+ * sync, since that read is left as it is now.
+ */
+const REPLACE_ENTRY = `
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1`;
+
 export function createFeedStore(redis: RedisClient, prefix: string) {
   const acquireHostScript = defineScript(redis, 'heraldAcquireHost', 1, ACQUIRE_HOST);
   const updateStateScript = defineScript(redis, 'heraldUpdateFeedState', 2, UPDATE_STATE);
   const recordFailureScript = defineScript(redis, 'heraldRecordFeedFailure', 2, RECORD_FAILURE);
   const recordItemsScript = defineScript(redis, 'heraldRecordFeedItems', 3, RECORD_ITEMS);
+  const replaceEntryScript = defineScript(redis, 'heraldReplaceFeedEntry', 1, REPLACE_ENTRY);
   /** Every write to a feed's state goes through here (deleting fields excepted): nothing for a removed feed. */
   const updateState = async (feedId: string, fields: Record<string, string>): Promise<boolean> =>
     (await updateStateScript(removedKey(prefix, feedId), stateKey(prefix, feedId), ...Object.entries(fields).flat())) === 1;
@@ -181,9 +192,10 @@ export function createFeedStore(redis: RedisClient, prefix: string) {
         .map((j) => JSON.parse(j) as FeedConfig)
         .sort((a, b) => a.id.localeCompare(b.id));
     },
+    /** The URL a permanent redirect taught; nothing if the feed was removed (or its entry changed) meanwhile. */
     async updateUrl(feedId: string, url: string) {
-      const feed = await this.get(feedId);
-      if (feed) await redis.hset(registryKey(prefix), feedId, JSON.stringify({ ...feed, url }));
+      const entry = await redis.hget(registryKey(prefix), feedId);
+      if (entry) await replaceEntryScript(registryKey(prefix), feedId, entry, JSON.stringify({ ...(JSON.parse(entry) as FeedConfig), url }));
     },
     /** Ids of feeds due by `now`, earliest first, from `offset` on. */
     async due(now: number, limit: number, offset = 0): Promise<string[]> {
