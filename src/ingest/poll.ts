@@ -287,8 +287,12 @@ async function handleFailure(deps: PollDeps, feed: FeedConfig, err: unknown, log
   const code = err instanceof FetchError || err instanceof ParseError ? err.code : 'error';
   const status = err instanceof FetchError ? err.status : null;
   const message = (err as Error).message;
-  const { failures, failingSince } = await deps.feeds.recordFailure(feed.id, { code, message, status }, now);
+  const run = await deps.feeds.recordFailure(feed.id, { code, message, status }, now);
   const permanent = code === 'gone' || err instanceof ParseError;
+  const failed = permanent ? new UnrecoverableError(`${code}: ${message}`) : (err as Error);
+  // Removed while this fetch ran: nothing to record, back off or disable; the job still shows the error.
+  if (!run) return failed;
+  const { failures, failingSince } = run;
   if (code === 'gone') {
     await deps.feeds.disable(feed.id, `410 Gone: the publisher removed ${feed.url}; remove the feed or set a new URL`, now);
     log.error({ url: feed.url, error_code: code }, `feed ${feed.id} disabled: ${message}`);
@@ -310,5 +314,5 @@ async function handleFailure(deps: PollDeps, feed: FeedConfig, err: unknown, log
     );
     log.warn({ url: feed.url, error_code: code, failures }, `feed ${feed.id} failed: ${message}`);
   }
-  return permanent ? new UnrecoverableError(`${code}: ${message}`) : (err as Error);
+  return failed;
 }

@@ -10,7 +10,21 @@ const hostKey = (prefix: string, host: string) => `${prefix}:hosts:{h:${host}}:i
 const fetchingKey = (prefix: string, feedId: string) => `${prefix}:{f:${feedId}}:fetching`;
 /** New stories per UTC day (field: day number since the epoch), for the console's sparkline. */
 const itemsKey = (prefix: string, feedId: string) => `${prefix}:{f:${feedId}}:items-per-day`;
+/**
+ * Set by `remove`: while it is there, the writes of a fetch (or WebSub delivery or callback) still under way for
+ * the removed feed are refused, or they would recreate its state after `remove` deleted it, with no TTL. It sits
+ * in the feed's own slot because the registry ({prefix}:feeds) does not: on a cluster a script cannot read the
+ * registry and write the state, so the writing scripts check this mark instead, in the same step as their write.
+ * (Left open: the same id added again while the old fetch still runs takes that fetch's outcome, the mark gone.)
+ */
+const removedKey = (prefix: string, feedId: string) => `${prefix}:{f:${feedId}}:removed`;
 const DAY_MS = 86_400_000;
+/**
+ * How long the removal mark outlives the removal: far longer than anything that read the feed before it went
+ * (a fetch is bounded by its lease, the fetch timeout + a minute), so removing leaves no key for ever. The same
+ * id added again deletes the mark at once (`add`, `sync`).
+ */
+const REMOVED_MARK_MS = DAY_MS;
 /** Days of item counts kept per feed: the console shows a week. */
 export const ITEMS_PER_DAY_RETENTION_DAYS = 14;
 export const PAUSED_REASON = 'paused by the operator';
@@ -75,8 +89,58 @@ redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return 1`;
 
+/** KEYS[1] the removal mark, KEYS[2] the state; ARGV field/value pairs. Writes them unless the feed was removed (1 if written). */
+const UPDATE_STATE = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[2], unpack(ARGV))
+return 1`;
+
+/**
+ * KEYS[1] the removal mark, KEYS[2] the state; ARGV[1] now, then field/value pairs. Counts a failure and answers
+ * {failures, failingSince}, or nil for a removed feed. A run of failures starts now unless one is under way: a
+ * success leaves failingSince '' (not absent), so HSETNX alone would keep the ''.
+ */
+const RECORD_FAILURE = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+redis.call('HSET', KEYS[2], unpack(ARGV, 2))
+local failures = redis.call('HINCRBY', KEYS[2], 'consecutiveFailures', 1)
+local since = redis.call('HGET', KEYS[2], 'failingSince')
+if not since or since == '' then
+  since = ARGV[1]
+  redis.call('HSET', KEYS[2], 'failingSince', since)
+end
+return {failures, since}`;
+
+/**
+ * KEYS[1] the removal mark, KEYS[2] the items per day, KEYS[3] the state; ARGV[1] the day, ARGV[2] the count,
+ * ARGV[3] now, then the days past retention to drop. Unless the feed was removed.
+ */
+const RECORD_ITEMS = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HINCRBY', KEYS[2], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[3], 'lastNewItemAt', ARGV[3])
+redis.call('HDEL', KEYS[2], unpack(ARGV, 4))
+return 1`;
+
+/**
+ * KEYS[1] the registry; ARGV[1] a feed id, ARGV[2] its entry as the caller read it, ARGV[3] the new entry.
+ * Replaces the entry only if it is still the one read (1 if replaced): a feed removed, or edited by a config
+ * sync, since that read is left as it is now.
+ */
+const REPLACE_ENTRY = `
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1`;
+
 export function createFeedStore(redis: RedisClient, prefix: string) {
   const acquireHostScript = defineScript(redis, 'heraldAcquireHost', 1, ACQUIRE_HOST);
+  const updateStateScript = defineScript(redis, 'heraldUpdateFeedState', 2, UPDATE_STATE);
+  const recordFailureScript = defineScript(redis, 'heraldRecordFeedFailure', 2, RECORD_FAILURE);
+  const recordItemsScript = defineScript(redis, 'heraldRecordFeedItems', 3, RECORD_ITEMS);
+  const replaceEntryScript = defineScript(redis, 'heraldReplaceFeedEntry', 1, REPLACE_ENTRY);
+  /** Every write to a feed's state goes through here (deleting fields excepted): nothing for a removed feed. */
+  const updateState = async (feedId: string, fields: Record<string, string>): Promise<boolean> =>
+    (await updateStateScript(removedKey(prefix, feedId), stateKey(prefix, feedId), ...Object.entries(fields).flat())) === 1;
   return {
     /**
      * Adds feeds from config. A known feed keeps its schedule and the URL a permanent redirect taught it,
@@ -91,6 +155,8 @@ export function createFeedStore(redis: RedisClient, prefix: string) {
         const known = existing[i] ? (JSON.parse(existing[i]!) as FeedConfig & { configuredUrl?: string }) : null;
         const fromFile = known && known.configuredUrl === f.url ? { ...f, url: known.url } : f;
         cmds.push(['hset', registryKey(prefix), f.id, JSON.stringify({ ...fromFile, configuredUrl: f.url })]);
+        // A feed removed since the last start comes back from the file: its state may be written again.
+        if (!known) cmds.push(['del', removedKey(prefix, f.id)]);
         cmds.push(['zadd', dueKey(prefix), 'NX', now, f.id]);
       });
       await runCommands(redis, cmds);
@@ -98,8 +164,11 @@ export function createFeedStore(redis: RedisClient, prefix: string) {
     /** Adds one feed (CLI); false when the id is taken. */
     async add(feed: FeedConfig, now: number): Promise<boolean> {
       const added = await redis.hsetnx(registryKey(prefix), feed.id, JSON.stringify(feed));
-      if (added === 1) await redis.zadd(dueKey(prefix), now, feed.id);
-      return added === 1;
+      if (added !== 1) return false;
+      // Before it is due: an id removed within the day would otherwise have its first fetch's state refused.
+      await redis.del(removedKey(prefix, feed.id));
+      await redis.zadd(dueKey(prefix), now, feed.id);
+      return true;
     },
     async remove(feedId: string): Promise<boolean> {
       // Read before the feed goes: a fetch marks itself running only after it has read the feed (ingestFeed), so
@@ -107,7 +176,8 @@ export function createFeedStore(redis: RedisClient, prefix: string) {
       const [feed, fetching] = await Promise.all([this.get(feedId), redis.exists(fetchingKey(prefix, feedId))]);
       const removed = await redis.hdel(registryKey(prefix), feedId);
       await redis.zrem(dueKey(prefix), feedId);
-      await redis.del(stateKey(prefix, feedId), itemsKey(prefix, feedId));
+      // Mark and delete in one step: a fetch's write landing between a delete and a later mark would stay for ever.
+      await redis.multi().set(removedKey(prefix, feedId), '1', 'PX', REMOVED_MARK_MS).del(stateKey(prefix, feedId), itemsKey(prefix, feedId)).exec();
       // The slot the poll tick took for a fetch still queued: that fetch will find no feed and free nothing, and the
       // host's other feeds waited out the lease (fetch timeout + a minute). A running fetch frees its slot as it ends.
       if (feed && !fetching) await this.releaseHost(hostOf(feed.url), feedId);
@@ -122,9 +192,10 @@ export function createFeedStore(redis: RedisClient, prefix: string) {
         .map((j) => JSON.parse(j) as FeedConfig)
         .sort((a, b) => a.id.localeCompare(b.id));
     },
+    /** The URL a permanent redirect taught; nothing if the feed was removed (or its entry changed) meanwhile. */
     async updateUrl(feedId: string, url: string) {
-      const feed = await this.get(feedId);
-      if (feed) await redis.hset(registryKey(prefix), feedId, JSON.stringify({ ...feed, url }));
+      const entry = await redis.hget(registryKey(prefix), feedId);
+      if (entry) await replaceEntryScript(registryKey(prefix), feedId, entry, JSON.stringify({ ...(JSON.parse(entry) as FeedConfig), url }));
     },
     /** Ids of feeds due by `now`, earliest first, from `offset` on. */
     async due(now: number, limit: number, offset = 0): Promise<string[]> {
@@ -139,8 +210,9 @@ export function createFeedStore(redis: RedisClient, prefix: string) {
       return out;
     },
     async scheduleNext(feedId: string, at: number) {
+      // XX: a feed removed meanwhile is not put back on the schedule.
       await redis.zadd(dueKey(prefix), 'XX', at, feedId);
-      await redis.hset(stateKey(prefix, feedId), 'nextCheckAt', String(at));
+      await updateState(feedId, { nextCheckAt: String(at) });
     },
     /** Takes the feed off the schedule (a disabled feed re-added by a config sync). */
     async unschedule(feedId: string) {
@@ -205,38 +277,25 @@ export function createFeedStore(redis: RedisClient, prefix: string) {
       if (r.format !== undefined) fields.format = r.format;
       if (r.lastItemAt) fields.lastItemAt = String(r.lastItemAt);
       if (r.cadenceMs) fields.cadenceMs = String(r.cadenceMs);
-      await redis.hset(stateKey(prefix, feedId), fields);
+      await updateState(feedId, fields);
     },
-    /** Counts the failure and returns the feed's failure run (count and start). */
-    async recordFailure(feedId: string, e: { code: string; message: string; status: number | null }, now: number): Promise<{ failures: number; failingSince: number }> {
-      const key = stateKey(prefix, feedId);
-      const res = await redis
-        .multi()
-        .hset(key, { lastError: e.message.slice(0, 500), lastErrorCode: e.code, lastErrorAt: String(now), lastStatus: e.status === null ? '' : String(e.status), lastCheckAt: String(now) })
-        .hincrby(key, 'consecutiveFailures', 1)
-        .hsetnx(key, 'failingSince', String(now))
-        .hget(key, 'failingSince')
-        .exec();
-      const failures = Number(res?.[1]?.[1] ?? 1);
-      const since = Number(res?.[3]?.[1] || now);
-      // hsetnx does not replace the '' a success leaves behind.
-      if (!res?.[3]?.[1]) await redis.hset(key, 'failingSince', String(now));
-      return { failures, failingSince: since };
+    /** Counts the failure and returns the feed's failure run (count and start); null when the feed was removed meanwhile. */
+    async recordFailure(feedId: string, e: { code: string; message: string; status: number | null }, now: number): Promise<{ failures: number; failingSince: number } | null> {
+      const fields = { lastError: e.message.slice(0, 500), lastErrorCode: e.code, lastErrorAt: String(now), lastStatus: e.status === null ? '' : String(e.status), lastCheckAt: String(now) };
+      const res = (await recordFailureScript(removedKey(prefix, feedId), stateKey(prefix, feedId), String(now), ...Object.entries(fields).flat())) as [number, string] | null;
+      return res ? { failures: Number(res[0]), failingSince: Number(res[1]) } : null;
     },
     /** Stops polling the feed; the reason is shown by `herald feeds list` and the API. */
     async disable(feedId: string, reason: string, now: number) {
-      await redis.hset(stateKey(prefix, feedId), { disabledAt: String(now), disabledReason: reason });
+      await updateState(feedId, { disabledAt: String(now), disabledReason: reason });
       await redis.zrem(dueKey(prefix), feedId);
     },
     /** Counts new stories of a fetch on the day they arrived; days past the retention are dropped in the same step. */
     async recordItems(feedId: string, created: number, now: number) {
       const day = Math.floor(now / DAY_MS);
-      const key = itemsKey(prefix, feedId);
-      // One slot ({f:<id>}): the day's count and the feed's last new item in one transaction.
-      const tx = redis.multi().hincrby(key, String(day), created).hset(stateKey(prefix, feedId), 'lastNewItemAt', String(now));
       const stale = Array.from({ length: 7 }, (_, i) => String(day - ITEMS_PER_DAY_RETENTION_DAYS - i));
-      tx.hdel(key, ...stale);
-      await tx.exec();
+      // One slot ({f:<id>}): the day's count and the feed's last new item in one step.
+      await recordItemsScript(removedKey(prefix, feedId), itemsKey(prefix, feedId), stateKey(prefix, feedId), String(day), created, String(now), ...stale);
     },
     /** New stories per UTC day for the last `days` days, oldest first (today last). */
     async itemsPerDay(feedId: string, days: number, now: number): Promise<number[]> {
@@ -253,11 +312,11 @@ export function createFeedStore(redis: RedisClient, prefix: string) {
     /** Puts a paused or disabled feed back on the schedule, due now; its failure count starts again. */
     async resume(feedId: string, now: number) {
       await redis.hdel(stateKey(prefix, feedId), 'disabledAt', 'disabledReason', 'failingSince');
-      await redis.hset(stateKey(prefix, feedId), { consecutiveFailures: '0', nextCheckAt: String(now) });
-      await redis.zadd(dueKey(prefix), now, feedId);
+      // A feed removed meanwhile is not put back on the schedule.
+      if (await updateState(feedId, { consecutiveFailures: '0', nextCheckAt: String(now) })) await redis.zadd(dueKey(prefix), now, feedId);
     },
     async setWebSub(feedId: string, ws: WebSubState | null) {
-      if (ws) await redis.hset(stateKey(prefix, feedId), 'websub', JSON.stringify(ws));
+      if (ws) await updateState(feedId, { websub: JSON.stringify(ws) });
       else await redis.hdel(stateKey(prefix, feedId), 'websub');
     },
   };

@@ -11,7 +11,7 @@ import { ingestBody, ingestFeed, runPollTick, type PollDeps } from '../../src/in
 import type { HandlerMap } from '../../src/queue/jobs.ts';
 import { closeQueues, createEnqueue, createQueues, startQueueWorker, type Queues } from '../../src/queue/queues.ts';
 import { createFeedStore } from '../../src/store/feeds.ts';
-import { createRedis, isClusterTarget } from '../../src/store/redis.ts';
+import { createRedis, isClusterTarget, scanKeys } from '../../src/store/redis.ts';
 import { createStoryStore } from '../../src/store/stories.ts';
 import { manualClock } from '../helpers/clock.ts';
 import { fixture } from '../helpers/http-fixtures.ts';
@@ -168,6 +168,120 @@ describe('removing a feed and its host slot', () => {
       await d.feeds.remove('running');
       slow.closeAllConnections();
       await new Promise((r) => slow.close(r));
+    }
+  });
+
+  /** A site that answers each request only when the test says how: a fetch stays under way until then. */
+  async function startHeldSite() {
+    const waiting: ServerResponse[] = [];
+    const server = createServer((_req, res) => void waiting.push(res));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    return {
+      url: (p: string) => `${base}${p}`,
+      /** The next request that arrived (waiting up to 2 s for it), still unanswered. */
+      async next(): Promise<ServerResponse> {
+        for (let i = 0; i < 100 && waiting.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+        const res = waiting.shift();
+        if (!res) throw new Error('no request reached the held site');
+        return res;
+      },
+      close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))),
+    };
+  }
+  /** Every key of the feed under this file's prefix (the feed store's and the story store's), with its TTL. */
+  const keysOfFeed = async (feedId: string) => {
+    const found: string[] = [];
+    await scanKeys(redis, `${prefix}*{f:${feedId}}*`, async (keys) => void found.push(...keys));
+    return Promise.all(found.sort().map(async (key) => ({ key, pttl: await redis.pttl(key) })));
+  };
+  const answerWith = (a: { status: number; headers?: Record<string, string>; body?: string }) => (res: ServerResponse) =>
+    res.writeHead(a.status, { 'content-type': 'application/rss+xml', ...a.headers }).end(a.body ?? '');
+
+  it.each([
+    { outcome: 'new stories (200)', id: 'removed-ok', before: null, answer: answerWith({ status: 200, headers: { etag: '"r-1"' }, body: rss(item({ guid: 'removed-ok-1', title: 'Published as the feed was removed' })) }) },
+    { outcome: 'not modified (304)', id: 'removed-304', before: answerWith({ status: 200, headers: { etag: '"r-304"' }, body: rss(item({ guid: 'removed-304-1', title: 'Known item' })) }), answer: answerWith({ status: 304 }) },
+    { outcome: 'a server error (500)', id: 'removed-500', before: null, answer: answerWith({ status: 500 }) },
+    { outcome: '410 Gone', id: 'removed-410', before: null, answer: answerWith({ status: 410 }) },
+  ])('a feed removed while its fetch runs leaves no key behind when that fetch ends with $outcome, and is not polled again', async ({ id, before, answer }) => {
+    // `herald feeds remove` deletes the feed's state, but the fetch under way wrote its outcome (validators,
+    // failure count, a 410's "disabled", the day's item count, the next check) into it again afterwards: keys with
+    // no TTL under noeviction, for a feed that no longer exists, and picked up by a feed later added with that id.
+    const held = await startHeldSite();
+    const d = own();
+    const fetchOnce = async (then: (res: ServerResponse) => void, meanwhile: () => Promise<unknown> = async () => undefined) => {
+      const fetching = ingestFeed(d, id).catch((e: unknown) => e);
+      const res = await held.next();
+      await meanwhile();
+      then(res);
+      return fetching;
+    };
+    try {
+      await d.feeds.add({ id, url: held.url(`/${id}.xml`) }, clock.now());
+      if (before) {
+        await fetchOnce(before);
+        clock.advance(3_600_000);
+      }
+      expect((await runPollTick(d)).enqueued).toBe(1);
+      await fetchOnce(answer, async () => expect(await d.feeds.remove(id)).toBe(true));
+
+      // What the operator checks: not listed, not scheduled, and nothing of it left in Redis for ever. (Keys with a
+      // TTL may stay: the seen index of a fetch that brought stories, kept so a re-added feed does not alert on
+      // them again, and the removal's own mark.)
+      expect((await d.feeds.list()).map((f) => f.id)).not.toContain(id);
+      expect(await d.feeds.due(clock.now() + 365 * 86_400_000, 1000)).not.toContain(id);
+      clock.advance(365 * 86_400_000);
+      expect((await runPollTick(d)).enqueued).toBe(0);
+      const left = await keysOfFeed(id);
+      expect(left.filter((k) => k.pttl < 0)).toEqual([]);
+      expect(left.map((k) => k.key.slice(k.key.indexOf('}:') + 2)).filter((k) => k !== 'removed' && !k.startsWith('seen:'))).toEqual([]);
+      // The same id added again starts clean: not disabled, no failures, no validators of the old fetch.
+      await d.feeds.add({ id, url: held.url(`/${id}.xml`) }, clock.now());
+      expect(await d.feeds.state(id)).toMatchObject({ etag: null, lastStatus: null, consecutiveFailures: 0, disabledAt: null, lastError: null, nextCheckAt: null });
+    } finally {
+      await queues.feeds.drain();
+      await queues.classify.drain();
+      await d.feeds.remove(id);
+      await held.close();
+    }
+  });
+
+  it('a feed removed just as its fetch learns of a permanent redirect is not listed again', async () => {
+    // The fetch followed a 301 and reads the feed's registry entry to store the new URL; the operator's remove
+    // lands right after that read. Writing the entry back with the new URL put the removed feed back in the
+    // registry: listed by `herald feeds list` and the console, never polled (it is off the schedule).
+    const sub = `${prefix}:remove`;
+    const plain = createFeedStore(redis, sub);
+    let removeOnNextRead = false;
+    const racing = new Proxy(redis, {
+      get(target, prop) {
+        if (prop === 'hget') {
+          return async (key: string, field: string) => {
+            const entry = await target.hget(key, field);
+            if (removeOnNextRead && key === `${sub}:feeds`) {
+              removeOnNextRead = false;
+              await plain.remove(field);
+            }
+            return entry;
+          };
+        }
+        const v = Reflect.get(target, prop) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const d: PollDeps = { ...own(), feeds: createFeedStore(racing as RedisClient, sub) };
+    site.set('/moved-away.xml', { status: 301, headers: { location: '/moved-here.xml' } });
+    // The fetch has read the feed by the time the new address is asked: the next read of it is the URL update's.
+    site.set('/moved-here.xml', () => ((removeOnNextRead = true), { body: rss(item({ guid: 'moved-1', title: 'Moved and removed' })) }));
+    try {
+      await plain.add({ id: 'moved-away', url: site.url('/moved-away.xml') }, clock.now());
+      await ingestFeed(d, 'moved-away');
+      expect(removeOnNextRead).toBe(false);
+      expect((await plain.list()).map((f) => f.id)).not.toContain('moved-away');
+      expect(await plain.get('moved-away')).toBeNull();
+    } finally {
+      await queues.classify.drain();
+      await plain.remove('moved-away');
     }
   });
 });
