@@ -1,7 +1,8 @@
 import type { Channel, Clock } from '../model.ts';
-import { jobIds, type JobCatalog } from '../queue/jobs.ts';
-import type { Enqueue } from '../queue/queues.ts';
+import type { JobCatalog } from '../queue/jobs.ts';
+import type { Enqueue, JobStateOf } from '../queue/queues.ts';
 import type { Ledger } from '../store/ledger.ts';
+import { queueAlone } from './push/send-alert.ts';
 
 /**
  * BullMQ gave up on an alert's job (AlertSendPush, AlertSendEmail): its ledger record, if it still waits for that
@@ -22,10 +23,10 @@ export async function giveUpAlert(
  * not failed with it: each goes on as its own AlertSendPush, with its own attempts and its own give-up, as an
  * alert a batch sends back for a retry does. A record the batch left claimed ("sending" under its id) is put back
  * first, counted as a reclaim (the attempt broke off where it may have reached the device); a record another job
- * holds, or that ended, is left alone. Adding a single job that exists already is a no-op (one id per alert).
+ * holds, or that ended, is left alone. An alert whose single job waits already is left to it (`queueAlone`).
  */
 export async function giveUpBatch(
-  deps: { ledger: Ledger; enqueue: Enqueue; clock: Clock },
+  deps: { ledger: Ledger; enqueue: Enqueue; jobState: JobStateOf; clock: Clock },
   data: JobCatalog['AlertSendPushBatch'],
   batchJobId: string,
   reason: string,
@@ -40,6 +41,6 @@ export async function giveUpBatch(
     }),
   );
   const alone = data.alerts.filter((_, i) => waiting[i]);
-  await deps.enqueue.bulk('AlertSendPush', alone.map((a) => ({ data: { ...a, storyId }, opts: { jobId: jobIds.alert(a.subscriberId, storyId, 'push') } })));
+  await queueAlone(deps, alone.map((a) => ({ data: { ...a, storyId } })));
   return alone.length;
 }

@@ -55,12 +55,15 @@ export type GiveUpMap = { [N in JobName]?: GiveUpHandler<N> };
 /** BullMQ forbids ':' in custom ids; '-' is safe because every part is base64url or hex without '-'. */
 const safe = (part: string) => part.replace(/[^A-Za-z0-9_]/g, '_');
 
+const alert = (subscriberId: string, storyId: string, channel: 'push' | 'email') => `alert-${safe(subscriberId)}-${safe(storyId)}-${channel}`;
+
 /** Deterministic job ids: adding the same logical job twice is a no-op while the first one is kept. */
 export const jobIds = {
   feedFetch: (feedId: string) => `fetch-${safe(feedId)}`,
   storyClassify: (storyId: string) => `classify-${safe(storyId)}`,
-  alert: (subscriberId: string, storyId: string, channel: 'push' | 'email') =>
-    `alert-${safe(subscriberId)}-${safe(storyId)}-${channel}`,
+  alert,
+  /** A push alert's job of its own out of a batch, the n-th after earlier ones started (`queueAlone`): `alert`, then `-<n>`. */
+  pushAlone: (subscriberId: string, storyId: string, n: number) => (n === 0 ? alert(subscriberId, storyId, 'push') : `${alert(subscriberId, storyId, 'push')}-${n}`),
   /** A story's n-th push batch on one shard. */
   pushBatch: (storyId: string, shard: number, n: number) => `pushbatch-${safe(storyId)}-${shard}-${n}`,
   digest: (subscriberId: string, localDate: string) => `digest-${safe(subscriberId)}-${localDate}`,

@@ -127,6 +127,36 @@ export function createJobStateOf(queues: Queues, pushShards: readonly Queue[] = 
   return (name, data, jobId) => queueFor(name, data).getJobState(jobId);
 }
 
+/** BullMQ states of a job that has not started: it will read, when it runs, what is written before it does. */
+const NOT_STARTED: ReadonlySet<string> = new Set(['waiting', 'delayed', 'prioritized', 'waiting-children']);
+
+/**
+ * Adds jobs of `name`, each under the first of its ids (`at(0)`, `at(1)`, ...) that is free or whose job has not
+ * started: BullMQ ignores an add under any id it still keeps, and a kept job that has started (running, done or
+ * failed) will not do the work asked for now. An id whose job waits is left to that job (it reads the work when it
+ * runs). Answers, per job, the n of the id it got. One state lookup per job, and one more per id already started.
+ */
+export async function addUnlessStarted<N extends JobName>(
+  deps: { enqueue: Enqueue; jobState: JobStateOf },
+  name: N,
+  jobs: readonly { at: (n: number) => { data: JobCatalog[N]; jobId: string }; opts?: JobsOptions }[],
+): Promise<number[]> {
+  const got = jobs.map(() => 0);
+  let left = jobs.map((_, i) => i);
+  for (let n = 0; left.length > 0; n++) {
+    const tries = left.map((i) => ({ i, ...jobs[i]!.at(n) }));
+    const states = await Promise.all(tries.map((t) => deps.jobState(name, t.data, t.jobId)));
+    // Added here, or by another caller between the lookup and the add (then this add is a no-op).
+    await Promise.all(tries.filter((_, k) => states[k] === 'unknown').map((t) => deps.enqueue(name, t.data, { ...jobs[t.i]!.opts, jobId: t.jobId })));
+    left = tries.filter((t, k) => {
+      const free = states[k] === 'unknown' || NOT_STARTED.has(states[k]!);
+      if (free) got[t.i] = n;
+      return !free;
+    }).map((t) => t.i);
+  }
+  return got;
+}
+
 /**
  * One BullMQ worker for one queue, dispatching each job to its handler by name. Handlers throw to
  * retry (transient) or throw UnrecoverableError to stop (permanent); nothing is swallowed here.

@@ -356,5 +356,32 @@ describe('delivery: every alert ends once', () => {
       expect(sink.forDevice(stuck.device)).toHaveLength(1);
       expect(sink.forDevice(ok.device)).toHaveLength(1);
     }, 60_000);
+
+    it("a batch that gives up after its alert's single job ended beside the batch's claim still hands that alert to a job, which delivers it", async () => {
+      const stuck = await reader();
+      const follows = subscriberKeys(t.prefix, stuck.id).follows;
+      await t.herald.redis.del(follows);
+      await t.herald.redis.set(follows, 'not a hash');
+      const story = await newStory();
+      const alerts: PushBatchAlert[] = [{ subscriberId: stuck.id, topicId: 'japan', why: 'Matched: japan' }];
+      const batchId = jobIds.pushBatch(story.id, 1, 1);
+      await t.herald.stores.ledger.open(alerts.map((a) => ({ subscriberId: a.subscriberId, storyId: story.id, channel: 'push' as const, jobId: batchId, topicId: 'japan' })), clock.now());
+      await t.herald.enqueue('AlertSendPushBatch', { storyId: story.id, alerts }, { jobId: batchId, attempts: 2, backoff: { type: 'fixed', delay: 2000 } });
+      await until(async () => (await t.herald.queues.push.getJob(batchId))?.attemptsMade === 1);
+      // Between the batch's two attempts, the alert's single job (left by an earlier batch of the story that was
+      // answered 503) runs, finds the batch's claim and ends: its id is then a done job's.
+      const single = jobIds.alert(stuck.id, story.id, 'push');
+      await enqueueAlert(t, 'push', stuck.id, story.id);
+      await until(async () => (await t.herald.queues.push.getJob(single))?.finishedOn !== undefined);
+      expect((await t.herald.queues.push.getJob(single))!.returnvalue).toBe('already sending');
+      await failedJob('push', batchId);
+      // The give-up has put the alert back (its reason on the record) and handed it on.
+      await until(async () => (await record(stuck.id, story.id))?.lastError?.startsWith('gave up after 2 attempts') === true);
+      await t.herald.redis.del(follows);
+      await t.herald.stores.subscribers.setFollows(stuck.id, { japan: { cadence: 'instant', channels: ['push'] } });
+      // Before: the give-up's add met the done job's id and was dropped; the record waited as queued with no job.
+      await until(async () => (await record(stuck.id, story.id))?.status === 'sent', 15_000);
+      expect(sink.forDevice(stuck.device)).toHaveLength(1);
+    }, 60_000);
   });
 });

@@ -5,7 +5,7 @@ import type { DeliveryRecord } from '../../src/store/ledger.ts';
 import { manualClock } from '../helpers/clock.ts';
 import type { TestHerald } from '../helpers/herald.ts';
 import type { PushSink } from './support/push-sink.ts';
-import { addSubscriber, makeStory, type PushWorld, settle, startPushWorld } from './support/world.ts';
+import { addSubscriber, makeStory, type PushWorld, releaseDelayed, settle, startPushWorld } from './support/world.ts';
 
 /**
  * Push fan-out in batch jobs (AlertSendPushBatch) through the real dispatcher, Redis ledger and a local HTTPS
@@ -182,5 +182,30 @@ describe('push fan-out batches', () => {
       expect(sink.forDevice(r.device).map((p) => p.payload.storyId)).toEqual([story.id]);
       expect(await record(r.id, story.id)).toMatchObject({ status: 'sent' });
     }
+  });
+  it('an alert a second batch sends back for a retry after its single job ended beside that batch\'s claim still gets a job, and arrives', async () => {
+    // A reader in two batches of one story (a classification run again after a reader followed: its batch ids differ
+    // by their members' tag). The first batch's 503 sends the alert off as its single job; the second batch claims
+    // it meanwhile, and its 503 takes 3 s, during which the single job runs, finds the claim and ends.
+    const r = await reader();
+    const story = await newStory();
+    const alerts = [{ subscriberId: r.id, topicId: 'japan', why: 'Matched: japan' }];
+    sink.script(r.device, [{ status: 503 }, { status: 503, delayMs: 3000 }]);
+    const single = jobIds.alert(r.id, story.id, 'push');
+    await t.herald.enqueue('AlertSendPushBatch', { storyId: story.id, alerts }, { jobId: `${jobIds.pushBatch(story.id, 0, 0)}-00000001` });
+    await until(async () => (await (await t.herald.queues.push.getJob(single))?.getState()) === 'delayed');
+    await t.herald.enqueue('AlertSendPushBatch', { storyId: story.id, alerts }, { jobId: `${jobIds.pushBatch(story.id, 0, 0)}-00000002` });
+    await until(() => statuses(r.device).length === 2);
+    await (await job(single)).promote();
+    await until(async () => (await (await job(single)).getState()) === 'completed');
+    expect((await job(single)).returnvalue).toBe('already sending');
+    // The second batch's 503 comes back: the alert is sent off for a retry again, its single job's id taken by a done job.
+    await until(async () => (await record(r.id, story.id))?.status !== 'sending');
+    await settle(t);
+    await releaseDelayed(t);
+
+    expect(sink.forDevice(r.device).map((p) => p.payload.storyId)).toEqual([story.id]);
+    expect(statuses(r.device)).toEqual([503, 503, 201]);
+    expect(await record(r.id, story.id)).toMatchObject({ status: 'sent', attempts: 3 });
   });
 });

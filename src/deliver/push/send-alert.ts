@@ -2,7 +2,7 @@ import { UnrecoverableError } from 'bullmq';
 import type { Logger } from 'pino';
 import type { Clock, PushSubscriptionRecord, Story } from '../../model.ts';
 import { jobIds, type JobCatalog } from '../../queue/jobs.ts';
-import type { Enqueue, JobStateOf } from '../../queue/queues.ts';
+import { addUnlessStarted, type Enqueue, type JobStateOf } from '../../queue/queues.ts';
 import type { HeldBucket, Ledger, QuietBundle } from '../../store/ledger.ts';
 import type { StoryStore } from '../../store/stories.ts';
 import type { DeliveryPrefs, SubscriberStore } from '../../store/subscribers.ts';
@@ -274,9 +274,6 @@ export const bundleIdOf = (releaseAt: number, n: number) => (n === 0 ? String(re
 /** The release time a bundle id names (NaN for an id of another form). */
 export const releaseOfBundle = (bundleId: string) => Number(bundleId.split('-')[0]);
 
-/** BullMQ states of a job that has not started: an alert held now is read by it. */
-const NOT_STARTED: ReadonlySet<string> = new Set(['waiting', 'delayed', 'prioritized', 'waiting-children']);
-
 /**
  * Queues the reader's bundle due at `releaseAt`: the job for that time that has not started yet, so every alert held
  * for the same window lands in one job, whoever queues it (a hold, a bundle moving itself, the settings), and holds
@@ -288,23 +285,33 @@ const NOT_STARTED: ReadonlySet<string> = new Set(['waiting', 'delayed', 'priorit
  */
 export async function queueBundle(deps: Pick<PushDeliverDeps, 'enqueue' | 'jobState'>, subscriberId: string, releaseAt: number, now: number): Promise<QuietBundle> {
   // One lookup per bundle already run for this time: none or one, unless the reader keeps toggling or clocks disagree.
-  for (let n = 0; ; n++) {
-    const bundleId = bundleIdOf(releaseAt, n);
-    const data = { subscriberId, bundleId };
-    const jobId = jobIds.bundle(subscriberId, bundleId);
-    const state = await deps.jobState('PushBundleSend', data, jobId);
-    // Added here, or by a hold beside this one between the lookup and the add (then this add is a no-op).
-    if (state === 'unknown') await deps.enqueue('PushBundleSend', data, { jobId, delay: Math.max(0, releaseAt - now) });
-    if (state === 'unknown' || NOT_STARTED.has(state)) return { bundleId, releaseAt };
-  }
+  const [n] = await addUnlessStarted(deps, 'PushBundleSend', [{
+    at: (n) => ({ data: { subscriberId, bundleId: bundleIdOf(releaseAt, n) }, jobId: jobIds.bundle(subscriberId, bundleIdOf(releaseAt, n)) }),
+    opts: { delay: Math.max(0, releaseAt - now) },
+  }]);
+  return { bundleId: bundleIdOf(releaseAt, n!), releaseAt };
+}
+
+/**
+ * Hands alerts to jobs of their own (AlertSendPush, each after its `delay`): the alert's id, or when BullMQ keeps that
+ * job as started, the next free one (`addUnlessStarted`). A single job can have ended without the alert: it ran while
+ * a batch held the alert's claim ("already sending", or its requeue refused), and is kept for days. Under the alert's
+ * one id, that batch sending the alert off for a retry, or giving up on it, added nothing, and the record waited as
+ * queued with no job.
+ */
+export async function queueAlone(deps: Pick<PushDeliverDeps, 'enqueue' | 'jobState'>, alerts: readonly { data: JobCatalog['AlertSendPush']; delay?: number }[]): Promise<void> {
+  await addUnlessStarted(deps, 'AlertSendPush', alerts.map(({ data, delay }) => ({
+    at: (n: number) => ({ data, jobId: jobIds.pushAlone(data.subscriberId, data.storyId, n) }),
+    opts: delay === undefined ? {} : { delay },
+  })));
 }
 
 /**
  * A batch of one story's alerts, delivered side by side: their ledger claims, reads and final writes are
  * issued in the same ticks, so auto-pipelining sends each step of the whole batch as one Redis write, and
  * the batch costs one job's queue overhead instead of one per alert. Each alert still has its own ledger
- * record and outcome; one that must be retried leaves as an AlertSendPush job of its own (same deterministic
- * id as a single alert's), delayed by Retry-After or the backoff, so a slow device never holds the rest.
+ * record and outcome; one that must be retried leaves as an AlertSendPush job of its own (`queueAlone`), delayed
+ * by Retry-After or the backoff, so a slow device never holds the rest.
  */
 export async function sendPushBatch(
   deps: PushDeliverDeps,
@@ -322,9 +329,9 @@ export async function sendPushBatch(
     const r = settled[i]!;
     if (r.status !== 'fulfilled' || r.value.kind !== 'retry') return [];
     const delay = deliveryBackoffMs(1, BATCH_RETRY_BASE_MS, new RetryLater(r.value.reason, r.value.retryAfterMs), random);
-    return [{ data: a, opts: { jobId: jobIds.alert(a.subscriberId, a.storyId, 'push'), delay } }];
+    return [{ data: a, delay }];
   });
-  await deps.enqueue.bulk('AlertSendPush', retries);
+  await queueAlone(deps, retries);
   // The alerts that threw are left to the batch's own retry: its claims are this job's, taken over at once, and
   // the alerts that ended are no-ops for it.
   const thrown = settled.find((r) => r.status === 'rejected');
