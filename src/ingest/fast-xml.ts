@@ -52,8 +52,13 @@ interface ItemAcc {
   itunesImage: string | null;
   authorName: string | null;
   about: string | null;
+  /** An Atom entry's xml:lang. */
+  lang: string | null;
 }
-const newItem = (about: string | null): ItemAcc => ({ fields: new Map(), categories: new Set(), links: [], media: [], enclosure: null, itunesImage: null, authorName: null, about });
+const newItem = (about: string | null, lang: string | null): ItemAcc => ({ fields: new Map(), categories: new Set(), links: [], media: [], enclosure: null, itunesImage: null, authorName: null, about, lang });
+
+/** An xml:lang value; empty means "no language" (XML 1.0 §2.12). */
+export const xmlLang = (v: string | undefined): string | null => v?.trim() || null;
 
 class GiveUp extends Error {}
 
@@ -68,6 +73,7 @@ export function parseFastXml(doc: string, format: FeedFormat): ParsedFeed | null
   const stack: Node[] = [];
   let roots = 0;
   let itunes = false;
+  let rootLang: string | null = null;
   // Depths (stack length) of the channel (RSS) or the element holding items and feed-level fields.
   let channelDepth = -1;
   const channel = new Map<string, Node>();
@@ -90,6 +96,7 @@ export function parseFastXml(doc: string, format: FeedFormat): ParsedFeed | null
         roots++;
         if (roots > 1) throw new GiveUp();
         if (attrs['xmlns:itunes'] !== undefined) itunes = true;
+        rootLang = xmlLang(attrs['xml:lang']);
         rdf = name === 'rdf:RDF';
         if (!atom && !rdf && name !== 'rss') throw new GiveUp();
         if (atom) channelDepth = 0;
@@ -102,7 +109,7 @@ export function parseFastXml(doc: string, format: FeedFormat): ParsedFeed | null
       if (item === null && depth === itemParent + 1 && name === itemName && (atom || rdf || stack[1]?.name === 'channel')) {
         // Only items of the first channel count, as in rss-parser.
         if (!atom && !rdf && channelDone) return;
-        item = newItem(attrs['rdf:about'] ?? null);
+        item = newItem(attrs['rdf:about'] ?? null, atom ? xmlLang(attrs['xml:lang']) : null);
         itemDepth = depth;
         return;
       }
@@ -182,7 +189,8 @@ export function parseFastXml(doc: string, format: FeedFormat): ParsedFeed | null
   };
 
   try {
-    const language = value(channel.get('language')) ?? value(channel.get('dc:language'));
+    // Atom has no language element: its language is the feed's, or an entry's, xml:lang (RFC 4287 §2).
+    const language = value(channel.get('language')) ?? value(channel.get('dc:language')) ?? (atom ? rootLang : null);
     const ttl = Number(value(channel.get('ttl')));
     const frequency = Number(value(channel.get('sy:updateFrequency')));
     const linkList = channelLinks.filter((l) => l.attrs.href).map((l) => ({ rel: (l.attrs.rel ?? 'alternate').toLowerCase(), href: l.attrs.href! }));
@@ -225,7 +233,7 @@ export function parseFastXml(doc: string, format: FeedFormat): ParsedFeed | null
           published: firstReadableDate([value(f('pubDate')), value(f('pubdate')), value(f('published')), value(f('issued')), value(f('dc:date')), value(f('created'))]),
           updated: firstReadableDate([value(f('updated')), value(f('modified'))]),
           author: atom ? (i.authorName?.trim() ? i.authorName : null) : (value(f('dc:creator')) ?? value(f('author'))),
-          language: (atom ? null : value(f('dc:language'))) ?? language,
+          language: (atom ? i.lang : value(f('dc:language'))) ?? language,
           image: imageOf(i, itunes && !atom && !rdf && format === 'rss2.0'),
         };
       }),

@@ -3,7 +3,7 @@ import { gunzipSync } from 'node:zlib';
 import { Parser as HtmlParser } from 'htmlparser2';
 import Parser from 'rss-parser';
 import { decodeBody } from './decode.ts';
-import { parseFastXml } from './fast-xml.ts';
+import { parseFastXml, xmlLang } from './fast-xml.ts';
 import { parseJsonFeed } from './json-feed.ts';
 import { firstReadableDate } from './normalize.ts';
 import { ParseError } from './parse-error.ts';
@@ -57,7 +57,9 @@ const parser = new Parser<Raw, Raw>({
   // Documents without a version attribute are common in the wild and are RSS 2.0 in practice.
   defaultRSS: 2,
   customFields: {
-    feed: ['sy:updatePeriod', 'sy:updateFrequency', ['atom:link', 'atomLinks', { keepArray: true }], ['link', 'rawLinks', { keepArray: true }], ['dc:language', 'dcLanguage']] as never,
+    feed: ['sy:updatePeriod', 'sy:updateFrequency', ['atom:link', 'atomLinks', { keepArray: true }], ['link', 'rawLinks', { keepArray: true }], ['dc:language', 'dcLanguage'],
+      // The root's attributes (an RSS channel's): an Atom feed's language is its xml:lang.
+      ['$', 'rootAttrs', { keepArray: true }]] as never,
     item: [
       'published', 'updated', 'issued', 'modified', 'created', 'dc:date', 'id', 'pubdate',
       ['media:content', 'mediaContent', { keepArray: true }],
@@ -119,6 +121,7 @@ proto.parseItemAtom = (entry) => {
   if (e.content?.[0] !== undefined) item.content = rssUtils.getContent(e.content[0]);
   if (e.summary?.[0] !== undefined) item.summary = rssUtils.getContent(e.summary[0]);
   if (e.id?.[0] !== undefined) item.id = e.id[0];
+  item.xmlLang = xmlLang(attr(entry, 'xml:lang') ?? undefined);
   return item;
 };
 
@@ -442,7 +445,10 @@ function categoriesOf(i: Raw): string[] {
 
 function toParsedFeed(feed: Raw & { items: Raw[] }, format: FeedFormat): Omit<ParsedFeed, 'encoding'> {
   const links = linksOf(feed);
-  const language = text(feed.language) ?? text(feed.dcLanguage);
+  const atom = format === 'atom0.3' || format === 'atom1.0';
+  // Atom has no language element: its language is the feed's, or an entry's, xml:lang (RFC 4287 §2).
+  const rootLang = atom ? xmlLang(((feed.rootAttrs ?? {}) as Record<string, string>)['xml:lang']) : null;
+  const language = text(feed.language) ?? text(feed.dcLanguage) ?? rootLang;
   const ttl = Number(text(feed.ttl));
   const frequency = Number(text(feed['sy:updateFrequency']));
   return {
@@ -468,7 +474,7 @@ function toParsedFeed(feed: Raw & { items: Raw[] }, format: FeedFormat): Omit<Pa
       published: firstReadableDate([text(i.pubDate), text(i.pubdate), text(i.published), text(i.issued), text(i['dc:date']), text(i.date), text(i.created)]),
       updated: firstReadableDate([text(i.updated), text(i.modified)]),
       author: text(i.creator) ?? text(i.author) ?? text(i['dc:creator']),
-      language: text(i.language) ?? language,
+      language: (atom ? (i.xmlLang as string | null) : text(i.language)) ?? language,
       image: imageOf(i),
     })),
   };

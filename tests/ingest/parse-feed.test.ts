@@ -145,6 +145,14 @@ describe('formats', () => {
     expect(a10.items[0]).toMatchObject({ link: '/rail/strike-off', author: 'Sam Writer', categories: ['Transport'] });
   });
 
+  // Atom has no <language> element: its language is the xml:lang attribute (RFC 4287 §2, XML 1.0 §2.12), on the
+  // feed for all entries, on an entry for that one. Both were ignored, so every Atom story had no language.
+  it.each([false, true])('Atom: the language is the xml:lang of the feed, or of the entry (rss-parser only: %s)', async (rssParserOnly) => {
+    const feed = await parseFeedBody(fixture('feeds/atom/xml-lang.xml'), { rssParserOnly });
+    expect(feed.language).toBe('de-AT');
+    expect(feed.items.map((i) => i.language)).toEqual(['de-AT', 'en']);
+  });
+
   it('an Atom entry with an impossible date does not cost the feed its other entries', async () => {
     const a10 = await parse('formats/atom10.xml');
     expect(a10.items.map((i) => i.title)).toEqual(['Rail strike called off <i>after talks</i>', 'Entry with a broken date']);
