@@ -244,10 +244,17 @@ export function parseFastXml(doc: string, format: FeedFormat): ParsedFeed | null
   }
 }
 
-/** rss-parser's getLink: the first link with that exact rel, else the one at the fallback index. */
+/** rss-parser's getLink (as parse-feed.ts patches it): the first link with that rel, else the one at the fallback index. */
 function atomLink(links: Attrs[], rel: string, fallback: number): string | null {
-  for (const l of links) if (l.rel === rel) return l.href ?? null;
+  // A link without rel is an alternate link (RFC 4287 §4.2.7.2).
+  // A link without any attribute is skipped, as on the rss-parser path (xml2js gives it as a string, no object).
+  for (const l of links) if ((l.rel ?? 'alternate') === rel && hasAttributes(l)) return l.href ?? null;
   return links[fallback]?.href ?? null;
+}
+
+function hasAttributes(attrs: Attrs): boolean {
+  for (const _ in attrs) return true;
+  return false;
 }
 
 function imageOf(i: ItemAcc, itunes: boolean): string | null {

@@ -83,7 +83,12 @@ const rssUtils = createRequire(import.meta.url)('rss-parser/lib/utils.js') as {
 rssUtils.getLink = (links, rel, fallbackIdx) => {
   if (!Array.isArray(links)) return undefined;
   const attrs = (l: unknown) => (l && typeof l === 'object' ? ((l as Raw).$ as Record<string, string> | undefined) : undefined);
-  for (const l of links) if (attrs(l)?.rel === rel) return attrs(l)!.href;
+  // A link without rel is an alternate link (RFC 4287 §4.2.7.2): only an explicit rel="alternate" counted, so an
+  // entry whose article link has none took its first link instead (a comments feed, an edit URL).
+  for (const l of links) {
+    const a = attrs(l);
+    if (a && (a.rel ?? 'alternate') === rel) return a.href;
+  }
   return attrs(links[fallbackIdx])?.href;
 };
 const proto = parser as unknown as {

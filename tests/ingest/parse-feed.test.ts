@@ -153,6 +153,15 @@ describe('formats', () => {
     expect(feed.items.map((i) => i.language)).toEqual(['de-AT', 'en']);
   });
 
+  // RFC 4287 §4.2.7.2: a link without rel is rel="alternate". Only an explicit rel="alternate" counted, so an
+  // entry whose article link has no rel took its first link (here the comments feed), and the feed its self link.
+  it.each([false, true])('Atom: a link without rel is the alternate link, not the first link (rss-parser only: %s)', async (rssParserOnly) => {
+    const feed = await parseFeedBody(fixture('feeds/atom/link-rel.xml'), { rssParserOnly });
+    expect(feed.link).toBe('https://links.example.test/');
+    expect(feed.self).toBe('https://links.example.test/atom.xml');
+    expect(feed.items[0]!.link).toBe('https://links.example.test/tram-extension');
+  });
+
   it('an Atom entry with an impossible date does not cost the feed its other entries', async () => {
     const a10 = await parse('formats/atom10.xml');
     expect(a10.items.map((i) => i.title)).toEqual(['Rail strike called off <i>after talks</i>', 'Entry with a broken date']);
