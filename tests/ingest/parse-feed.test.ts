@@ -162,6 +162,21 @@ describe('formats', () => {
     expect(feed.items[0]!.link).toBe('https://links.example.test/tram-extension');
   });
 
+  // xml:base sets the base URI of the element and its descendants (XML Base, RFC 4287 §2): it was ignored, so
+  // relative links were resolved against the URL the feed was fetched from (often another host: a CDN, a
+  // feed proxy) and the stories linked to pages that do not exist.
+  it.each([false, true])('Atom: relative links and images are resolved against xml:base, nested in the entry (rss-parser only: %s)', async (rssParserOnly) => {
+    const feedUrl = 'https://feeds.example.test/proxy/atom';
+    const feed = await parseFeedBody(fixture('feeds/atom/xml-base.xml'), { rssParserOnly, baseUrl: feedUrl });
+    expect(feed).toMatchObject({ link: 'https://www.base.example.test/news/', self: 'https://www.base.example.test/news/atom.xml' });
+    expect(feed.items.map((i) => [i.link, i.image])).toEqual([
+      ['https://www.base.example.test/news/tram-extension', 'https://www.base.example.test/news/img/tram.jpg'],
+      ['https://www.base.example.test/news/2027/01/ferry?id=7&utm_source=atom', null],
+    ]);
+    const n = normalizeItem(feed.items[1]!, 'base', feedUrl, Date.parse('2027-01-15T00:00:00Z'));
+    expect('story' in n && n.canonicalUrl).toBe('https://www.base.example.test/news/2027/01/ferry?id=7');
+  });
+
   it('an Atom entry with an impossible date does not cost the feed its other entries', async () => {
     const a10 = await parse('formats/atom10.xml');
     expect(a10.items.map((i) => i.title)).toEqual(['Rail strike called off <i>after talks</i>', 'Entry with a broken date']);
