@@ -54,6 +54,24 @@ describe('charset decoding', () => {
     }
   });
 
+  // Microsoft code page names and Python-style spellings, which publishers write and feed readers (Python's
+  // feedparser, with its codec aliases) accept, but TextDecoder does not know: the label was ignored and the
+  // bytes read as windows-1252, mojibake ("“Œ‹ž" for 東京).
+  it.each([
+    ['cp932', '\x93\x8c\x8b\x9e', '東京', 'shift_jis'],
+    ['CP936', '\xb1\xb1\xbe\xa9', '北京', 'gbk'],
+    ['euc-cn', '\xb1\xb1\xbe\xa9', '北京', 'gbk'],
+    ['cp949', '\xbc\xad\xbf\xef', '서울', 'euc-kr'],
+    ['cp950', '\xa5\x78\xa5\x5f', '台北', 'big5'],
+    ['win-1251', '\xcd\xee\xe2\xee\xf1\xf2\xe8', 'Новости', 'windows-1251'],
+    ['latin-2', '\xa3\xf3d\xbc', 'Łódź', 'iso-8859-2'],
+    ['ISO8859_7', '\xc5\xeb\xeb\xe1\xe4\xe1', 'Ελλαδα', 'iso-8859-7'],
+  ])('the label %s, which TextDecoder does not know, is read as its encoding, from the prolog or the HTTP header', (label, bytes, text, encoding) => {
+    const prolog = Buffer.from(`<?xml version="1.0" encoding="${label}"?><a>${bytes}</a>`, 'latin1');
+    expect(decodeBody(prolog)).toMatchObject({ text: `<?xml version="1.0" encoding="${label}"?><a>${text}</a>`, encoding, source: 'prolog' });
+    expect(decodeBody(Buffer.from(`<a>${bytes}</a>`, 'latin1'), `text/xml; charset=${label}`)).toMatchObject({ text: `<a>${text}</a>`, encoding, source: 'http' });
+  });
+
   it('the HTTP charset wins over the prolog (RFC 7303), and a BOM wins over both', () => {
     const cp1251 = Buffer.from('<?xml version="1.0" encoding="iso-8859-1"?><a>\xcd\xee\xe2\xee\xf1\xf2\xe8</a>', 'latin1');
     expect(decodeBody(cp1251, 'application/rss+xml; charset=windows-1251').text).toContain('Новости');
