@@ -17,14 +17,41 @@ export interface Decoded {
   source: CharsetSource;
 }
 
-/** WHATWG name for a label, or null when TextDecoder does not know it. */
+/** WHATWG name for a label (or a legacy alias of one), or null when TextDecoder does not know it. */
 export function encodingFor(label: string | null | undefined): string | null {
   if (!label) return null;
+  const clean = label.trim().replace(/^["']|["']$/g, '');
   try {
-    return new TextDecoder(label.trim().replace(/^["']|["']$/g, '')).encoding;
+    return new TextDecoder(clean).encoding;
   } catch {
-    return null;
+    const alias = legacyAlias(clean);
+    if (alias === null) return null;
+    try {
+      return new TextDecoder(alias).encoding;
+    } catch {
+      return null;
+    }
   }
+}
+
+/** Microsoft code pages TextDecoder knows by another name. */
+const CODE_PAGES: Record<string, string> = { '932': 'shift_jis', '936': 'gbk', '949': 'euc-kr', '950': 'big5', '874': 'windows-874', '866': 'ibm866' };
+
+/**
+ * The WHATWG label for a spelling publishers write and feed readers accept (Python's codec aliases), but the
+ * Encoding standard lacks: "cp932", "CP936", "cp949", "win-1251", "latin-2", "iso8859_7", "euc-cn". Ignored,
+ * the label left the bytes to the windows-1252 fallback: mojibake for every non-Latin feed that used one.
+ */
+function legacyAlias(label: string): string | null {
+  const l = label.toLowerCase().replace(/[_ ]/g, '-');
+  const cp = /^(?:cp|ms|win|windows|x-cp)-?(\d{3,4})$/.exec(l);
+  if (cp) return CODE_PAGES[cp[1]!] ?? `windows-${cp[1]}`;
+  const latin = /^latin-?(\d)$/.exec(l);
+  if (latin) return `latin${latin[1]}`;
+  const iso = /^iso-?8859-?(\d{1,2})$/.exec(l);
+  if (iso) return `iso-8859-${iso[1]}`;
+  if (l === 'euc-cn') return 'gbk';
+  return l === label ? null : l;
 }
 
 export function charsetFromContentType(contentType: string | null | undefined): string | null {

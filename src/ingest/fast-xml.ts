@@ -1,5 +1,6 @@
 import { firstReadableDate } from './normalize.ts';
 import type { FeedFormat, ParsedFeed, ParsedItem } from './parse-feed.ts';
+import { resolveXmlBase } from './xml-base.ts';
 import { MAX_DEPTH, NotPlainXml, scanXml, tooDeep } from './xml-scan.ts';
 
 /**
@@ -52,12 +53,19 @@ interface ItemAcc {
   itunesImage: string | null;
   authorName: string | null;
   about: string | null;
+  /** An Atom entry's xml:lang and xml:base. */
+  lang: string | null;
+  base: string | null;
 }
-const newItem = (about: string | null): ItemAcc => ({ fields: new Map(), categories: new Set(), links: [], media: [], enclosure: null, itunesImage: null, authorName: null, about });
+const newItem = (about: string | null, lang: string | null, base: string | null): ItemAcc => ({ fields: new Map(), categories: new Set(), links: [], media: [], enclosure: null, itunesImage: null, authorName: null, about, lang, base });
+
+/** An xml:lang value; empty means "no language" (XML 1.0 §2.12). */
+export const xmlLang = (v: string | undefined): string | null => v?.trim() || null;
 
 class GiveUp extends Error {}
 
-export function parseFastXml(doc: string, format: FeedFormat): ParsedFeed | null {
+/** `documentUrl`: the URL the document was fetched from, against which a relative xml:base resolves. */
+export function parseFastXml(doc: string, format: FeedFormat, documentUrl?: string): ParsedFeed | null {
   if (format === 'json1.0' || format === 'json1.1') return null;
   if (hasUndefinedEntity(doc)) return null;
   const atom = format === 'atom0.3' || format === 'atom1.0';
@@ -68,6 +76,8 @@ export function parseFastXml(doc: string, format: FeedFormat): ParsedFeed | null
   const stack: Node[] = [];
   let roots = 0;
   let itunes = false;
+  let rootLang: string | null = null;
+  let rootBase: string | null = null;
   // Depths (stack length) of the channel (RSS) or the element holding items and feed-level fields.
   let channelDepth = -1;
   const channel = new Map<string, Node>();
@@ -90,6 +100,8 @@ export function parseFastXml(doc: string, format: FeedFormat): ParsedFeed | null
         roots++;
         if (roots > 1) throw new GiveUp();
         if (attrs['xmlns:itunes'] !== undefined) itunes = true;
+        rootLang = xmlLang(attrs['xml:lang']);
+        rootBase = attrs['xml:base'] ?? null;
         rdf = name === 'rdf:RDF';
         if (!atom && !rdf && name !== 'rss') throw new GiveUp();
         if (atom) channelDepth = 0;
@@ -102,7 +114,7 @@ export function parseFastXml(doc: string, format: FeedFormat): ParsedFeed | null
       if (item === null && depth === itemParent + 1 && name === itemName && (atom || rdf || stack[1]?.name === 'channel')) {
         // Only items of the first channel count, as in rss-parser.
         if (!atom && !rdf && channelDone) return;
-        item = newItem(attrs['rdf:about'] ?? null);
+        item = newItem(attrs['rdf:about'] ?? null, atom ? xmlLang(attrs['xml:lang']) : null, atom ? (attrs['xml:base'] ?? null) : null);
         itemDepth = depth;
         return;
       }
@@ -182,7 +194,8 @@ export function parseFastXml(doc: string, format: FeedFormat): ParsedFeed | null
   };
 
   try {
-    const language = value(channel.get('language')) ?? value(channel.get('dc:language'));
+    // Atom has no language element: its language is the feed's, or an entry's, xml:lang (RFC 4287 §2).
+    const language = value(channel.get('language')) ?? value(channel.get('dc:language')) ?? (atom ? rootLang : null);
     const ttl = Number(value(channel.get('ttl')));
     const frequency = Number(value(channel.get('sy:updateFrequency')));
     const linkList = channelLinks.filter((l) => l.attrs.href).map((l) => ({ rel: (l.attrs.rel ?? 'alternate').toLowerCase(), href: l.attrs.href! }));
@@ -192,8 +205,8 @@ export function parseFastXml(doc: string, format: FeedFormat): ParsedFeed | null
     let feedLink: string | null;
     if (atom) {
       const atomLinks = channelLinks.filter((l) => l.name === 'link');
-      feedLink = atomLink(atomLinks.map((l) => l.attrs), 'alternate', 0);
-      self ??= atomLink(atomLinks.map((l) => l.attrs), 'self', 1);
+      feedLink = resolveXmlBase(atomLink(atomLinks.map((l) => l.attrs), 'alternate', 0), [rootBase], documentUrl);
+      self = resolveXmlBase(self ?? atomLink(atomLinks.map((l) => l.attrs), 'self', 1), [rootBase], documentUrl);
     } else {
       feedLink = value(channel.get('link'));
       self ??= channelLinks.find((l) => l.name === 'atom:link')?.attrs.href ?? null;
@@ -218,15 +231,15 @@ export function parseFastXml(doc: string, format: FeedFormat): ParsedFeed | null
         const categories = [...new Set([...i.categories].map((c) => (c.startsWith('\u0000') ? c.slice(1) : c)))];
         return {
           guid: value(f('guid')) ?? value(f('id')) ?? i.about,
-          link: atom ? atomLink(i.links, 'alternate', 0) : value(f('link')),
+          link: atom ? resolveXmlBase(atomLink(i.links, 'alternate', 0), [rootBase, i.base], documentUrl) : value(f('link')),
           title: (atom ? value(f('title')) : (value(f('title')) ?? value(f('dc:title')))) ?? '',
           summaryHtml: raw(f('summary')) ?? (atom ? raw(f('content')) : raw(f('description'))) ?? raw(f('content:encoded')) ?? '',
           categories,
           published: firstReadableDate([value(f('pubDate')), value(f('pubdate')), value(f('published')), value(f('issued')), value(f('dc:date')), value(f('created'))]),
           updated: firstReadableDate([value(f('updated')), value(f('modified'))]),
           author: atom ? (i.authorName?.trim() ? i.authorName : null) : (value(f('dc:creator')) ?? value(f('author'))),
-          language: (atom ? null : value(f('dc:language'))) ?? language,
-          image: imageOf(i, itunes && !atom && !rdf && format === 'rss2.0'),
+          language: (atom ? i.lang : value(f('dc:language'))) ?? language,
+          image: atom ? resolveXmlBase(imageOf(i, false), [rootBase, i.base], documentUrl) : imageOf(i, itunes && !rdf && format === 'rss2.0'),
         };
       }),
     };
@@ -236,10 +249,17 @@ export function parseFastXml(doc: string, format: FeedFormat): ParsedFeed | null
   }
 }
 
-/** rss-parser's getLink: the first link with that exact rel, else the one at the fallback index. */
+/** rss-parser's getLink (as parse-feed.ts patches it): the first link with that rel, else the one at the fallback index. */
 function atomLink(links: Attrs[], rel: string, fallback: number): string | null {
-  for (const l of links) if (l.rel === rel) return l.href ?? null;
+  // A link without rel is an alternate link (RFC 4287 §4.2.7.2).
+  // A link without any attribute is skipped, as on the rss-parser path (xml2js gives it as a string, no object).
+  for (const l of links) if ((l.rel ?? 'alternate') === rel && hasAttributes(l)) return l.href ?? null;
   return links[fallback]?.href ?? null;
+}
+
+function hasAttributes(attrs: Attrs): boolean {
+  for (const _ in attrs) return true;
+  return false;
 }
 
 function imageOf(i: ItemAcc, itunes: boolean): string | null {

@@ -167,7 +167,7 @@ const MONTHS: Record<string, number> = {};
 ].forEach((names, i) => names.forEach((n) => (MONTHS[n] = i)));
 
 /** RFC 822 style "[Day,] DD Mon YY[YY] HH:MM[:SS] [zone]", with localized names and missing colons forgiven. */
-const RFC822 = /^(?:[\p{L}.]+,?\s+)?(\d{1,2})\s+([\p{L}]+)\.?\s+(\d{2,4})\s+(\d{1,2}):?(\d{2})(?::?(\d{2}))?\s*([+-]\d{2}:?\d{2}|[A-Za-z]{1,5})?$/u;
+const RFC822 = /^(?:[\p{L}.]+,?\s+)?(\d{1,2})\s+([\p{L}]+)\.?\s+(\d{2,4})\s+(\d{1,2}):?(\d{2})(?::?(\d{2}))?\s*([+-]\d{2}(?::?\d{2})?|[A-Za-z]{1,5})?$/u;
 
 /** Epoch ms; null when `s` is not in this format, NaN when it is but names no real moment. */
 function parseRfc822(s: string): number | null {
@@ -183,8 +183,9 @@ function parseRfc822(s: string): number | null {
   let offset = 0;
   const zone = m[7];
   if (zone) {
-    const num = /^([+-])(\d{2}):?(\d{2})$/.exec(zone);
-    if (num) offset = (num[1] === '-' ? -1 : 1) * (Number(num[2]) * 60 + Number(num[3]));
+    // Hours alone ("-03") too: PHP's "T" prints that for zones without an abbreviation (Sao Paulo, Yekaterinburg).
+    const num = /^([+-])(\d{2})(?::?(\d{2}))?$/.exec(zone);
+    if (num) offset = (num[1] === '-' ? -1 : 1) * (Number(num[2]) * 60 + Number(num[3] ?? 0));
     else if (NAMED_ZONES[zone.toUpperCase()] !== undefined) offset = NAMED_ZONES[zone.toUpperCase()]!;
     else return null;
   }
@@ -205,8 +206,11 @@ function isCalendarDate(year: number, month: number, day: number): boolean {
   return days !== undefined && day >= 1 && day <= days;
 }
 
-/** A zone Date.parse understands: a UTC or US abbreviation, or a numeric offset. */
-const HAS_ZONE = /\b(?:UTC?|GMT|Z|[ECMP][SD]T)\b|[+-]\d{2}:?\d{2}\b/i;
+/**
+ * A zone Date.parse understands: a UTC or US abbreviation, or a numeric offset (of hours alone only at the end,
+ * after a space: "10-Jun-03" holds no offset). Missed, " GMT" was appended and overrode it.
+ */
+const HAS_ZONE = /\b(?:UTC?|GMT|Z|[ECMP][SD]T)\b|[+-]\d{2}:?\d{2}\b|\s[+-]\d{2}$/i;
 
 /**
  * Date.parse for the formats only it knows ("June 10, 2003 04:00", "2003/06/10 04:00"), with a date that

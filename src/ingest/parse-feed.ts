@@ -3,10 +3,11 @@ import { gunzipSync } from 'node:zlib';
 import { Parser as HtmlParser } from 'htmlparser2';
 import Parser from 'rss-parser';
 import { decodeBody } from './decode.ts';
-import { parseFastXml } from './fast-xml.ts';
+import { parseFastXml, xmlLang } from './fast-xml.ts';
 import { parseJsonFeed } from './json-feed.ts';
 import { firstReadableDate } from './normalize.ts';
 import { ParseError } from './parse-error.ts';
+import { resolveXmlBase } from './xml-base.ts';
 import { repairXml } from './xml-repair.ts';
 import { MAX_DEPTH, nestedDeeperThan, tooDeep } from './xml-scan.ts';
 
@@ -57,7 +58,9 @@ const parser = new Parser<Raw, Raw>({
   // Documents without a version attribute are common in the wild and are RSS 2.0 in practice.
   defaultRSS: 2,
   customFields: {
-    feed: ['sy:updatePeriod', 'sy:updateFrequency', ['atom:link', 'atomLinks', { keepArray: true }], ['link', 'rawLinks', { keepArray: true }], ['dc:language', 'dcLanguage']] as never,
+    feed: ['sy:updatePeriod', 'sy:updateFrequency', ['atom:link', 'atomLinks', { keepArray: true }], ['link', 'rawLinks', { keepArray: true }], ['dc:language', 'dcLanguage'],
+      // The root's attributes (an RSS channel's): an Atom feed's language is its xml:lang.
+      ['$', 'rootAttrs', { keepArray: true }]] as never,
     item: [
       'published', 'updated', 'issued', 'modified', 'created', 'dc:date', 'id', 'pubdate',
       ['media:content', 'mediaContent', { keepArray: true }],
@@ -81,7 +84,12 @@ const rssUtils = createRequire(import.meta.url)('rss-parser/lib/utils.js') as {
 rssUtils.getLink = (links, rel, fallbackIdx) => {
   if (!Array.isArray(links)) return undefined;
   const attrs = (l: unknown) => (l && typeof l === 'object' ? ((l as Raw).$ as Record<string, string> | undefined) : undefined);
-  for (const l of links) if (attrs(l)?.rel === rel) return attrs(l)!.href;
+  // A link without rel is an alternate link (RFC 4287 §4.2.7.2): only an explicit rel="alternate" counted, so an
+  // entry whose article link has none took its first link instead (a comments feed, an edit URL).
+  for (const l of links) {
+    const a = attrs(l);
+    if (a && (a.rel ?? 'alternate') === rel) return a.href;
+  }
   return attrs(links[fallbackIdx])?.href;
 };
 const proto = parser as unknown as {
@@ -119,6 +127,8 @@ proto.parseItemAtom = (entry) => {
   if (e.content?.[0] !== undefined) item.content = rssUtils.getContent(e.content[0]);
   if (e.summary?.[0] !== undefined) item.summary = rssUtils.getContent(e.summary[0]);
   if (e.id?.[0] !== undefined) item.id = e.id[0];
+  item.xmlLang = xmlLang(attr(entry, 'xml:lang') ?? undefined);
+  item.xmlBase = attr(entry, 'xml:base');
   return item;
 };
 
@@ -293,7 +303,7 @@ export async function parseFeedBody(
   }
 
   const xml = format === 'atom1.0' ? xhtmlAsHtml(doc) : doc;
-  const fast = opts.rssParserOnly ? null : parseFastXml(xml, format);
+  const fast = opts.rssParserOnly ? null : parseFastXml(xml, format, opts.baseUrl);
   if (fast) return { ...fast, encoding: decoded.encoding };
   // The fast path refuses deep nesting as it reads; a document it gave up on is checked before rss-parser.
   if (nestedDeeperThan(xml, MAX_DEPTH)) throw tooDeep();
@@ -311,7 +321,7 @@ export async function parseFeedBody(
       throw new ParseError('malformed-xml', `malformed XML${at ? ` at line ${at.line}, column ${at.column}` : ''}: ${what}`, at);
     }
   }
-  return { ...toParsedFeed(feed, format), encoding: decoded.encoding };
+  return { ...toParsedFeed(feed, format, opts.baseUrl), encoding: decoded.encoding };
 }
 
 const DEFAULT_MAX_BYTES = 5 * 1024 * 1024;
@@ -440,18 +450,25 @@ function categoriesOf(i: Raw): string[] {
   return [...out];
 }
 
-function toParsedFeed(feed: Raw & { items: Raw[] }, format: FeedFormat): Omit<ParsedFeed, 'encoding'> {
+/** `documentUrl`: the URL the document was fetched from, against which a relative xml:base resolves. */
+function toParsedFeed(feed: Raw & { items: Raw[] }, format: FeedFormat, documentUrl?: string): Omit<ParsedFeed, 'encoding'> {
   const links = linksOf(feed);
-  const language = text(feed.language) ?? text(feed.dcLanguage);
+  const atom = format === 'atom0.3' || format === 'atom1.0';
+  // Atom has no language element: its language is the feed's, or an entry's, xml:lang (RFC 4287 §2).
+  const rootAttrs = (feed.rootAttrs ?? {}) as Record<string, string | undefined>;
+  const rootLang = atom ? xmlLang(rootAttrs['xml:lang']) : null;
+  // Atom's relative links resolve against the xml:base in scope (RFC 4287 §2), not the URL the feed came from.
+  const rootBase = atom ? (rootAttrs['xml:base'] ?? null) : null;
+  const language = text(feed.language) ?? text(feed.dcLanguage) ?? rootLang;
   const ttl = Number(text(feed.ttl));
   const frequency = Number(text(feed['sy:updateFrequency']));
   return {
     format,
     title: text(feed.title) ?? '',
-    link: text(feed.link),
+    link: resolveXmlBase(text(feed.link), [rootBase], documentUrl),
     language,
     hub: links.find((l) => l.rel === 'hub')?.href ?? null,
-    self: links.find((l) => l.rel === 'self')?.href ?? (typeof feed.feedUrl === 'string' ? feed.feedUrl : null),
+    self: resolveXmlBase(links.find((l) => l.rel === 'self')?.href ?? (typeof feed.feedUrl === 'string' ? feed.feedUrl : null), [rootBase], documentUrl),
     hints: {
       ttlMinutes: Number.isFinite(ttl) && ttl > 0 ? ttl : null,
       updatePeriod: text(feed['sy:updatePeriod'])?.trim().toLowerCase() ?? null,
@@ -461,15 +478,15 @@ function toParsedFeed(feed: Raw & { items: Raw[] }, format: FeedFormat): Omit<Pa
     },
     items: (feed.items ?? []).map((i) => ({
       guid: text(i.guid) ?? text(i.id) ?? (typeof i['rdf:about'] === 'string' ? (i['rdf:about'] as string) : null),
-      link: text(i.link),
+      link: resolveXmlBase(text(i.link), [rootBase, (i.xmlBase as string | null) ?? null], documentUrl),
       title: text(i.title) ?? '',
       summaryHtml: text(i.summary) ?? text(i.content) ?? text(i['content:encoded']) ?? '',
       categories: categoriesOf(i),
       published: firstReadableDate([text(i.pubDate), text(i.pubdate), text(i.published), text(i.issued), text(i['dc:date']), text(i.date), text(i.created)]),
       updated: firstReadableDate([text(i.updated), text(i.modified)]),
       author: text(i.creator) ?? text(i.author) ?? text(i['dc:creator']),
-      language: text(i.language) ?? language,
-      image: imageOf(i),
+      language: (atom ? (i.xmlLang as string | null) : text(i.language)) ?? language,
+      image: resolveXmlBase(imageOf(i), [rootBase, (i.xmlBase as string | null) ?? null], documentUrl),
     })),
   };
 }

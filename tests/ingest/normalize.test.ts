@@ -86,6 +86,10 @@ describe('parseFeedDate (UTC, with fallbacks)', () => {
     ['Seg, 24 Set 2018 19:42:40 -0300', '2018-09-24T22:42:40.000Z'],
     ['Do, 14 Mär 2019 10:00:00 +0100', '2019-03-14T09:00:00.000Z'],
     ['03 Apr 02 1500 GMT', '2002-04-03T15:00:00.000Z'],
+    // An offset of hours alone: PHP's "T" prints it for zones without an abbreviation (Sao Paulo, Yekaterinburg).
+    // Before, it was dropped and the time read as UTC, hours off.
+    ['Mon, 24 Sep 2018 19:42:40 -03', '2018-09-24T22:42:40.000Z'],
+    ['Thu, 14 Jan 2027 09:15:00 +05', '2027-01-14T04:15:00.000Z'],
     // .NET's DateTime.MinValue, printed by feeds for "no date": the year 1, not 2001.
     ['Mon, 01 Jan 0001 00:00:00 GMT', null],
     ['Sat, 01 Jan 0011 00:00:00 GMT', null],
@@ -124,6 +128,9 @@ describe('parseFeedDate on a server whose local zone is not UTC', () => {
     // A zone the date names still counts.
     ['June 10, 2003 04:00:00 +0200', '2003-06-10T02:00:00.000Z'],
     ['June 10, 2003 04:00:00 PDT', '2003-06-10T11:00:00.000Z'],
+    ['June 10, 2003 04:00:00 +02', '2003-06-10T02:00:00.000Z'],
+    // Not an offset: a two-digit year after a hyphen.
+    ['Tuesday, 10-Jun-03 04:00:00', '2003-06-10T04:00:00.000Z'],
     ['Tue Jun 10 2003 04:00:00 GMT+0200 (CEST)', '2003-06-10T02:00:00.000Z'],
     ['Thu, 14 Jan 2027 09:15:00', '2027-01-14T09:15:00.000Z'],
   ])('%j → %s', (raw, iso) => {

@@ -54,6 +54,24 @@ describe('charset decoding', () => {
     }
   });
 
+  // Microsoft code page names and Python-style spellings, which publishers write and feed readers (Python's
+  // feedparser, with its codec aliases) accept, but TextDecoder does not know: the label was ignored and the
+  // bytes read as windows-1252, mojibake ("“Œ‹ž" for 東京).
+  it.each([
+    ['cp932', '\x93\x8c\x8b\x9e', '東京', 'shift_jis'],
+    ['CP936', '\xb1\xb1\xbe\xa9', '北京', 'gbk'],
+    ['euc-cn', '\xb1\xb1\xbe\xa9', '北京', 'gbk'],
+    ['cp949', '\xbc\xad\xbf\xef', '서울', 'euc-kr'],
+    ['cp950', '\xa5\x78\xa5\x5f', '台北', 'big5'],
+    ['win-1251', '\xcd\xee\xe2\xee\xf1\xf2\xe8', 'Новости', 'windows-1251'],
+    ['latin-2', '\xa3\xf3d\xbc', 'Łódź', 'iso-8859-2'],
+    ['ISO8859_7', '\xc5\xeb\xeb\xe1\xe4\xe1', 'Ελλαδα', 'iso-8859-7'],
+  ])('the label %s, which TextDecoder does not know, is read as its encoding, from the prolog or the HTTP header', (label, bytes, text, encoding) => {
+    const prolog = Buffer.from(`<?xml version="1.0" encoding="${label}"?><a>${bytes}</a>`, 'latin1');
+    expect(decodeBody(prolog)).toMatchObject({ text: `<?xml version="1.0" encoding="${label}"?><a>${text}</a>`, encoding, source: 'prolog' });
+    expect(decodeBody(Buffer.from(`<a>${bytes}</a>`, 'latin1'), `text/xml; charset=${label}`)).toMatchObject({ text: `<a>${text}</a>`, encoding, source: 'http' });
+  });
+
   it('the HTTP charset wins over the prolog (RFC 7303), and a BOM wins over both', () => {
     const cp1251 = Buffer.from('<?xml version="1.0" encoding="iso-8859-1"?><a>\xcd\xee\xe2\xee\xf1\xf2\xe8</a>', 'latin1');
     expect(decodeBody(cp1251, 'application/rss+xml; charset=windows-1251').text).toContain('Новости');
@@ -143,6 +161,38 @@ describe('formats', () => {
     expect(a10.hub).toBe('https://hub.example.test/atom');
     expect(a10.self).toBe('https://atom10.example.test/atom.xml');
     expect(a10.items[0]).toMatchObject({ link: '/rail/strike-off', author: 'Sam Writer', categories: ['Transport'] });
+  });
+
+  // Atom has no <language> element: its language is the xml:lang attribute (RFC 4287 §2, XML 1.0 §2.12), on the
+  // feed for all entries, on an entry for that one. Both were ignored, so every Atom story had no language.
+  it.each([false, true])('Atom: the language is the xml:lang of the feed, or of the entry (rss-parser only: %s)', async (rssParserOnly) => {
+    const feed = await parseFeedBody(fixture('feeds/atom/xml-lang.xml'), { rssParserOnly });
+    expect(feed.language).toBe('de-AT');
+    expect(feed.items.map((i) => i.language)).toEqual(['de-AT', 'en']);
+  });
+
+  // RFC 4287 §4.2.7.2: a link without rel is rel="alternate". Only an explicit rel="alternate" counted, so an
+  // entry whose article link has no rel took its first link (here the comments feed), and the feed its self link.
+  it.each([false, true])('Atom: a link without rel is the alternate link, not the first link (rss-parser only: %s)', async (rssParserOnly) => {
+    const feed = await parseFeedBody(fixture('feeds/atom/link-rel.xml'), { rssParserOnly });
+    expect(feed.link).toBe('https://links.example.test/');
+    expect(feed.self).toBe('https://links.example.test/atom.xml');
+    expect(feed.items[0]!.link).toBe('https://links.example.test/tram-extension');
+  });
+
+  // xml:base sets the base URI of the element and its descendants (XML Base, RFC 4287 §2): it was ignored, so
+  // relative links were resolved against the URL the feed was fetched from (often another host: a CDN, a
+  // feed proxy) and the stories linked to pages that do not exist.
+  it.each([false, true])('Atom: relative links and images are resolved against xml:base, nested in the entry (rss-parser only: %s)', async (rssParserOnly) => {
+    const feedUrl = 'https://feeds.example.test/proxy/atom';
+    const feed = await parseFeedBody(fixture('feeds/atom/xml-base.xml'), { rssParserOnly, baseUrl: feedUrl });
+    expect(feed).toMatchObject({ link: 'https://www.base.example.test/news/', self: 'https://www.base.example.test/news/atom.xml' });
+    expect(feed.items.map((i) => [i.link, i.image])).toEqual([
+      ['https://www.base.example.test/news/tram-extension', 'https://www.base.example.test/news/img/tram.jpg'],
+      ['https://www.base.example.test/news/2027/01/ferry?id=7&utm_source=atom', null],
+    ]);
+    const n = normalizeItem(feed.items[1]!, 'base', feedUrl, Date.parse('2027-01-15T00:00:00Z'));
+    expect('story' in n && n.canonicalUrl).toBe('https://www.base.example.test/news/2027/01/ferry?id=7');
   });
 
   it('an Atom entry with an impossible date does not cost the feed its other entries', async () => {
