@@ -87,7 +87,7 @@ export async function rescheduleDigest(deps: Pick<DigestDeps, 'subscribers' | 'd
  * subscriber moved to their next digest time. After an outage an overdue subscriber gets one job for the
  * date they missed first (the catch-up), and is then scheduled from now as usual.
  */
-export async function runDigestTick(deps: DigestDeps): Promise<number> {
+export async function runDigestTick(deps: Pick<DigestDeps, 'subscribers' | 'digests' | 'enqueue' | 'clock' | 'log'>): Promise<number> {
   const now = deps.clock.now();
   let total = 0;
   for (let batch = 0; batch < TICK_MAX_BATCHES; batch++) {

@@ -30,6 +30,20 @@ describe('nextDigestAt across the 2027 DST changes', () => {
     ['Australia/Lord_Howe', '01:45', '2027-04-03T14:45:00Z', '2027-04-04T15:15:00Z', 'not the second 01:45 (+10:30)'],
     ['Antarctica/Troll', '01:30', '2027-10-30T12:00:00Z', '2027-10-30T23:30:00Z', 'fall back by two hours: first 01:30 (+02)'],
     ['Antarctica/Troll', '01:30', '2027-10-30T23:30:00Z', '2027-11-01T01:30:00Z', 'not the second 01:30 (+00) the same day'],
+    // Nuuk (and Scoresbysund) spring forward at 23:00 -02 -> 00:00 -01: the skipped hour is the end of a day, and its
+    // first valid minute after is midnight of the next date (2028: 25 -> 26 March).
+    ['America/Nuuk', '23:30', '2028-03-25T12:00:00Z', '2028-03-26T01:00:00Z', '23:30 does not exist: first valid minute 00:00 -01 the next day'],
+    ['America/Nuuk', '23:00', '2028-03-25T12:00:00Z', '2028-03-26T01:00:00Z', '23:00 does not exist either'],
+    ['America/Nuuk', '23:30', '2028-03-26T01:00:00Z', '2028-03-27T00:30:00Z', 'the next day: 23:30 -01'],
+    ['America/Nuuk', '22:59', '2028-03-25T12:00:00Z', '2028-03-26T00:59:00Z', '22:59 -02 exists'],
+    // Changes at midnight: Santiago springs forward 00:00 -04 -> 01:00 -03 (5 September) and falls back to 23:00 (3 April);
+    // Havana falls back 01:00 -04 -> 00:00 -05, so the first hour of 7 November occurs twice. Lord Howe springs by 30 min.
+    ['America/Santiago', '00:00', '2027-09-04T12:00:00Z', '2027-09-05T04:00:00Z', 'midnight does not exist: 01:00 -03'],
+    ['America/Santiago', '23:30', '2027-04-03T12:00:00Z', '2027-04-04T02:30:00Z', 'fall back to 23:00: first 23:30 (-03)'],
+    ['America/Santiago', '23:30', '2027-04-04T02:30:00Z', '2027-04-05T03:30:00Z', 'not the second 23:30 (-04)'],
+    ['America/Havana', '00:30', '2027-11-06T12:00:00Z', '2027-11-07T04:30:00Z', 'first 00:30 (-04)'],
+    ['America/Havana', '00:30', '2027-11-07T04:30:00Z', '2027-11-08T05:30:00Z', 'not the second 00:30 (-05)'],
+    ['Australia/Lord_Howe', '02:15', '2027-10-02T12:00:00Z', '2027-10-02T15:30:00Z', 'spring forward by 30 min: 02:30 (+11)'],
     ['Asia/Kolkata', '08:00', '2027-03-14T00:00:00Z', '2027-03-14T02:30:00Z', 'UTC+05:30'],
     ['Asia/Kolkata', '08:00', '2027-03-14T02:30:00Z', '2027-03-15T02:30:00Z', 'strictly after'],
     ['Asia/Kolkata', '02:30', '2027-11-06T20:00:00Z', '2027-11-06T21:00:00Z', '02:30 IST is 21:00 UTC the day before'],
