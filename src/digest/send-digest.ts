@@ -14,7 +14,7 @@ import { renderDigestEmail, type UnsubscribeLinks } from '../deliver/email/rende
 import { noteBounce } from '../deliver/email/send-alert.ts';
 import { RetryLater } from '../deliver/retry.ts';
 import { composeDigest } from './compose.ts';
-import { effectiveDigestClock, localDate, nextDigestAt } from './schedule.ts';
+import { digestDate, effectiveDigestClock, nextDigestAt } from './schedule.ts';
 
 export interface DigestDeps {
   subscribers: SubscriberStore;
@@ -108,7 +108,7 @@ export async function runDigestTick(deps: Pick<DigestDeps, 'subscribers' | 'dige
         await deps.digests.noteProblem(subscriberId, problem);
         deps.log.warn({ subscriber_id: subscriberId }, problem);
       }
-      const date = localDate(dueAt, zone);
+      const date = digestDate(dueAt, zone, time);
       jobs.push({ data: { subscriberId, localDate: date, dueAt }, opts: { jobId: jobIds.digest(subscriberId, date) } });
       next.push({ subscriberId, at: nextDigestAt(Math.max(now, dueAt), zone, time) });
     }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { effectiveDigestTime, effectiveZone, isValidTimeZone, localDate, nextDigestAt } from '../../src/digest/schedule.ts';
+import { digestDate, effectiveDigestTime, effectiveZone, isValidTimeZone, localDate, nextDigestAt } from '../../src/digest/schedule.ts';
 
 /**
  * 2027 changes: America/New_York springs forward on 14 March (02:00 EST -> 03:00 EDT) and falls back on
@@ -59,6 +59,16 @@ describe('nextDigestAt across the 2027 DST changes', () => {
     expect(localDate(Date.parse('2027-03-14T07:00:00Z'), 'America/New_York')).toBe('2027-03-14');
     expect(localDate(Date.parse('2027-10-31T18:30:00Z'), 'Asia/Kolkata')).toBe('2027-11-01');
     expect(localDate(Date.parse('2027-10-31T00:30:00Z'), 'Europe/London')).toBe('2027-10-31');
+  });
+
+  it('names a digest pushed past midnight by a spring-forward gap for the day it is for', () => {
+    expect(digestDate(Date.parse('2028-03-26T01:00:00Z'), 'America/Nuuk', '23:30')).toBe('2028-03-25');
+    expect(digestDate(Date.parse('2028-03-27T00:30:00Z'), 'America/Nuuk', '23:30')).toBe('2028-03-26');
+    // A gap at the start of a day stays on that day: Santiago's 00:00 on 5 September 2027 goes at 01:00 the same date.
+    expect(digestDate(Date.parse('2027-09-05T04:00:00Z'), 'America/Santiago', '00:00')).toBe('2027-09-05');
+    expect(digestDate(Date.parse('2027-11-09T02:30:00Z'), 'Asia/Kolkata', '08:00')).toBe('2027-11-09');
+    // A due time that is not the digest time of either date (settings changed since) goes by its local date.
+    expect(digestDate(Date.parse('2027-11-18T07:59:00Z'), 'UTC', '08:00')).toBe('2027-11-18');
   });
 
   it('rejects a malformed time and an unknown zone with a clear error', () => {
