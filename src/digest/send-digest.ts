@@ -94,7 +94,7 @@ export async function runDigestTick(deps: Pick<DigestDeps, 'subscribers' | 'dige
     const due = await deps.digests.due(now, TICK_BATCH);
     if (due.length === 0) break;
     const jobs = [];
-    const next: { subscriberId: string; at: number }[] = [];
+    const next: { subscriberId: string; from: number; at: number }[] = [];
     // One batch of reads: at 08:00 in a popular zone thousands are due in the same minute.
     const profiles = await Promise.all(due.map((d) => deps.subscribers.forDelivery(d.subscriberId)));
     for (const [i, { subscriberId, dueAt }] of due.entries()) {
@@ -110,11 +110,12 @@ export async function runDigestTick(deps: Pick<DigestDeps, 'subscribers' | 'dige
       }
       const date = digestDate(dueAt, zone, time);
       jobs.push({ data: { subscriberId, localDate: date, dueAt }, opts: { jobId: jobIds.digest(subscriberId, date) } });
-      next.push({ subscriberId, at: nextDigestAt(Math.max(now, dueAt), zone, time) });
+      next.push({ subscriberId, from: dueAt, at: nextDigestAt(Math.max(now, dueAt), zone, time) });
     }
     // Enqueue first: a crash in between re-adds the same job ids next minute, which is a no-op.
     await deps.enqueue.bulk('DigestSend', jobs);
-    await Promise.all(next.map((n) => deps.digests.schedule(n.subscriberId, n.at)));
+    // Moved only while still due at the time read: a settings save meanwhile has the last word (MOVE_DUE).
+    await Promise.all(next.map((n) => deps.digests.moveDue(n.subscriberId, n.from, n.at)));
     total += jobs.length;
   }
   return total;
