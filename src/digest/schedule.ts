@@ -97,6 +97,14 @@ export function digestDate(dueAt: number, zone: string, hhmm: string): string {
 }
 
 /**
+ * The digest time, under these settings, of the local day `at` falls on (a time a gap pushed past midnight
+ * included): where a digest already due moves when its reader saves new settings before the sweep reaches it.
+ */
+export function sameDayDigestAt(at: number, zone: string, hhmm: string): number {
+  return nextDigestAt(DateTime.fromMillis(at, { zone }).startOf('day').toMillis() - 1, zone, hhmm);
+}
+
+/**
  * The zone to compute with: the stored one when Luxon knows it, else UTC with the problem named, so a
  * subscriber whose zone was saved before validation (or dropped from the tz database) still gets mail.
  */

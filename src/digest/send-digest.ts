@@ -14,7 +14,7 @@ import { renderDigestEmail, type UnsubscribeLinks } from '../deliver/email/rende
 import { noteBounce } from '../deliver/email/send-alert.ts';
 import { RetryLater } from '../deliver/retry.ts';
 import { composeDigest } from './compose.ts';
-import { digestDate, effectiveDigestClock, nextDigestAt } from './schedule.ts';
+import { digestDate, effectiveDigestClock, nextDigestAt, sameDayDigestAt } from './schedule.ts';
 
 export interface DigestDeps {
   subscribers: SubscriberStore;
@@ -76,8 +76,14 @@ export async function rescheduleDigest(deps: Pick<DigestDeps, 'subscribers' | 'd
   const now = deps.clock.now();
   const { zone, time, problem } = effectiveDigestClock(who.subscriber);
   await deps.digests.noteProblem(subscriberId, problem);
-  const dueAt = nextDigestAt(now, zone, time);
   await deps.digests.initWindow(subscriberId, now - FIRST_DIGEST_LOOKBACK_MS);
+  // An entry already due is a digest owed before this save that the sweep (once a minute, or back after an outage)
+  // has not reached yet. Scheduled from now, that digest was skipped without a word, on any save, even of an unrelated
+  // setting. It moves to its own day's time under the settings saved now: unchanged, the entry stays as it is and the
+  // sweep sends it; 08:00 moved to 20:00 at 08:00:30 waits for 20:00 that day, moved to 07:00 it stays due. A new
+  // value is one a sweep already under way sees changed and does not overwrite (moveDue).
+  const current = await deps.digests.dueAt(subscriberId);
+  const dueAt = current !== null && current <= now ? sameDayDigestAt(current, zone, time) : nextDigestAt(now, zone, time);
   await deps.digests.schedule(subscriberId, dueAt);
   return dueAt;
 }

@@ -350,6 +350,28 @@ describe('digest sweep', () => {
     expect(mails[1]!.subject).toContain('2027-11-26');
   });
 
+  it('a new digest time saved after the old one passed, before the sweep reached the reader: that day\'s digest at the new time, or at once when it has passed too', async () => {
+    clock.set('2027-11-27T12:00:00Z');
+    const later = await createReader(t.herald.stores.subscribers, { email: 'later-2000@example.test', timeZone: 'UTC', digestTime: '09:00' }, clock.now());
+    const earlier = await createReader(t.herald.stores.subscribers, { email: 'earlier-0700@example.test', timeZone: 'UTC', digestTime: '09:00' }, clock.now());
+    for (const { id } of [later, earlier]) {
+      await t.herald.stores.subscribers.setFollows(id, { japan: { cadence: 'daily', channels: [] } });
+      await rescheduleDigest({ subscribers: t.herald.stores.subscribers, digests: t.herald.stores.digests, ledger: t.herald.stores.ledger, clock }, id);
+    }
+    await logStory('2027-11-28T03:00:00Z');
+    clock.set('2027-11-28T09:00:30Z');
+    const client = webClient(t.baseUrl);
+    expect((await client.api('/api/me', { method: 'PUT', token: later.token, body: { digestTime: '20:00' } })).body.nextDigestAt).toBe('2027-11-28T20:00:00.000Z');
+    expect((await client.api('/api/me', { method: 'PUT', token: earlier.token, body: { digestTime: '07:00' } })).status).toBe(200);
+    await tick('2027-11-28T09:01:00Z');
+    expect(smtp.to('later-2000@example.test')).toHaveLength(0);
+    expect(smtp.to('earlier-0700@example.test').map((m) => m.subject?.includes('2027-11-28'))).toEqual([true]);
+    expect(await dueAt(earlier.id)).toBe('2027-11-29T07:00:00.000Z');
+    await tick('2027-11-28T20:00:00Z');
+    expect(smtp.to('later-2000@example.test').map((m) => m.subject?.includes('2027-11-28'))).toEqual([true]);
+    expect(await dueAt(later.id)).toBe('2027-11-29T20:00:00.000Z');
+  });
+
   it('Nuuk, spring forward at the end of the day: a 23:30 digest goes at 00:00 -01, named for the day it is for, and the next day\'s still goes', async () => {
     // 25 March 2028: 22:59 -02 is followed by 00:00 -01 on the 26th; 23:30 on the 25th never shows on a clock there.
     clock.set('2028-03-25T12:00:00Z');

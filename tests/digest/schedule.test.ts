@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { digestDate, effectiveDigestTime, effectiveZone, isValidTimeZone, localDate, nextDigestAt } from '../../src/digest/schedule.ts';
+import { digestDate, effectiveDigestTime, effectiveZone, isValidTimeZone, localDate, nextDigestAt, sameDayDigestAt } from '../../src/digest/schedule.ts';
 
 /**
  * 2027 changes: America/New_York springs forward on 14 March (02:00 EST -> 03:00 EDT) and falls back on
@@ -69,6 +69,17 @@ describe('nextDigestAt across the 2027 DST changes', () => {
     expect(digestDate(Date.parse('2027-11-09T02:30:00Z'), 'Asia/Kolkata', '08:00')).toBe('2027-11-09');
     // A due time that is not the digest time of either date (settings changed since) goes by its local date.
     expect(digestDate(Date.parse('2027-11-18T07:59:00Z'), 'UTC', '08:00')).toBe('2027-11-18');
+  });
+
+  it('gives the digest time of the day an instant falls on, under other settings (a due digest whose reader saved new ones)', () => {
+    const iso = (ms: number) => new Date(ms).toISOString();
+    expect(iso(sameDayDigestAt(Date.parse('2027-11-22T09:00:00Z'), 'UTC', '09:00'))).toBe('2027-11-22T09:00:00.000Z');
+    expect(iso(sameDayDigestAt(Date.parse('2027-11-22T09:00:00Z'), 'UTC', '20:00'))).toBe('2027-11-22T20:00:00.000Z');
+    expect(iso(sameDayDigestAt(Date.parse('2027-11-22T09:00:00Z'), 'UTC', '07:00'))).toBe('2027-11-22T07:00:00.000Z');
+    expect(iso(sameDayDigestAt(Date.parse('2027-11-22T09:00:00Z'), 'UTC', '00:00'))).toBe('2027-11-22T00:00:00.000Z');
+    // Nuuk's 25 March 23:30, due at 00:00 on the 26th, stays where it is.
+    expect(iso(sameDayDigestAt(Date.parse('2028-03-26T01:00:00Z'), 'America/Nuuk', '23:30'))).toBe('2028-03-26T01:00:00.000Z');
+    expect(iso(sameDayDigestAt(Date.parse('2027-09-05T04:00:00Z'), 'America/Santiago', '00:00'))).toBe('2027-09-05T04:00:00.000Z');
   });
 
   it('rejects a malformed time and an unknown zone with a clear error', () => {
