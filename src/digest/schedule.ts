@@ -56,9 +56,13 @@ function atLocalTime(day: DateTime, hour: number, minute: number): number {
   const date = day.toISODate();
   let at = DateTime.fromObject({ year: day.year, month: day.month, day: day.day, hour, minute }, { zone }).toMillis();
   if (wall(at).minutes !== target) {
-    // In a spring-forward gap Luxon jumps past it by the gap's size; walk back to the gap's end,
-    // the first minute of that day whose wall clock is at or after the wanted time.
-    while (wall(at - 60_000).date === date && wall(at - 60_000).minutes >= target) at -= 60_000;
+    // In a spring-forward gap Luxon jumps past it by the gap's size; walk back to the gap's end, the first minute whose
+    // wall clock (date and time) is at or after the wanted one. Compared with the date: at Nuuk the gap is the day's
+    // last hour (22:59 -02 -> 00:00 -01), its end is on the next date, and a walk kept to the same date stopped at once,
+    // leaving 00:30 for a 23:30 digest instead of 00:00.
+    const wanted = `${date}T${String(hour).padStart(2, '0')}:${String(minute).padStart(2, '0')}`;
+    const wallKey = (ms: number) => DateTime.fromMillis(ms, { zone }).toFormat("yyyy-MM-dd'T'HH:mm");
+    while (wallKey(at - 60_000) >= wanted) at -= 60_000;
     return at;
   }
   // On a fall-back day the wall time may occur twice: take the first. Luxon may have picked the second; the
@@ -76,6 +80,28 @@ function atLocalTime(day: DateTime, hour: number, minute: number): number {
 /** Local calendar date (YYYY-MM-DD) of an instant in a zone: names the digest, one per date. */
 export function localDate(at: number, zone: string): string {
   return DateTime.fromMillis(at, { zone }).toISODate() ?? new Date(at).toISOString().slice(0, 10);
+}
+
+/**
+ * The local date the digest due at `dueAt` is for, which names it (one per date): the date its clock shows then,
+ * except for a time skipped by a spring-forward change at the end of a day. 23:30 at Nuuk on 25 March 2028 goes out
+ * at 00:00 on the 26th and is still the 25th's digest; named by the 26th, it took the id of the 26th's own digest,
+ * which then found the date sent and never went.
+ */
+export function digestDate(dueAt: number, zone: string, hhmm: string): string {
+  const date = localDate(dueAt, zone);
+  const t = parseLocalTime(hhmm);
+  if (!t) return date;
+  const dayBefore = DateTime.fromMillis(dueAt, { zone }).startOf('day').minus({ days: 1 });
+  return atLocalTime(dayBefore, t.hour, t.minute) === dueAt ? (dayBefore.toISODate() ?? date) : date;
+}
+
+/**
+ * The digest time, under these settings, of the local day `at` falls on (a time a gap pushed past midnight
+ * included): where a digest already due moves when its reader saves new settings before the sweep reaches it.
+ */
+export function sameDayDigestAt(at: number, zone: string, hhmm: string): number {
+  return nextDigestAt(DateTime.fromMillis(at, { zone }).startOf('day').toMillis() - 1, zone, hhmm);
 }
 
 /**

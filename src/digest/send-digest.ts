@@ -14,7 +14,7 @@ import { renderDigestEmail, type UnsubscribeLinks } from '../deliver/email/rende
 import { noteBounce } from '../deliver/email/send-alert.ts';
 import { RetryLater } from '../deliver/retry.ts';
 import { composeDigest } from './compose.ts';
-import { effectiveDigestClock, localDate, nextDigestAt } from './schedule.ts';
+import { digestDate, effectiveDigestClock, nextDigestAt, sameDayDigestAt } from './schedule.ts';
 
 export interface DigestDeps {
   subscribers: SubscriberStore;
@@ -76,8 +76,14 @@ export async function rescheduleDigest(deps: Pick<DigestDeps, 'subscribers' | 'd
   const now = deps.clock.now();
   const { zone, time, problem } = effectiveDigestClock(who.subscriber);
   await deps.digests.noteProblem(subscriberId, problem);
-  const dueAt = nextDigestAt(now, zone, time);
   await deps.digests.initWindow(subscriberId, now - FIRST_DIGEST_LOOKBACK_MS);
+  // An entry already due is a digest owed before this save that the sweep (once a minute, or back after an outage)
+  // has not reached yet. Scheduled from now, that digest was skipped without a word, on any save, even of an unrelated
+  // setting. It moves to its own day's time under the settings saved now: unchanged, the entry stays as it is and the
+  // sweep sends it; 08:00 moved to 20:00 at 08:00:30 waits for 20:00 that day, moved to 07:00 it stays due. A new
+  // value is one a sweep already under way sees changed and does not overwrite (moveDue).
+  const current = await deps.digests.dueAt(subscriberId);
+  const dueAt = current !== null && current <= now ? sameDayDigestAt(current, zone, time) : nextDigestAt(now, zone, time);
   await deps.digests.schedule(subscriberId, dueAt);
   return dueAt;
 }
@@ -87,14 +93,14 @@ export async function rescheduleDigest(deps: Pick<DigestDeps, 'subscribers' | 'd
  * subscriber moved to their next digest time. After an outage an overdue subscriber gets one job for the
  * date they missed first (the catch-up), and is then scheduled from now as usual.
  */
-export async function runDigestTick(deps: DigestDeps): Promise<number> {
+export async function runDigestTick(deps: Pick<DigestDeps, 'subscribers' | 'digests' | 'enqueue' | 'clock' | 'log'>): Promise<number> {
   const now = deps.clock.now();
   let total = 0;
   for (let batch = 0; batch < TICK_MAX_BATCHES; batch++) {
     const due = await deps.digests.due(now, TICK_BATCH);
     if (due.length === 0) break;
     const jobs = [];
-    const next: { subscriberId: string; at: number }[] = [];
+    const next: { subscriberId: string; from: number; at: number }[] = [];
     // One batch of reads: at 08:00 in a popular zone thousands are due in the same minute.
     const profiles = await Promise.all(due.map((d) => deps.subscribers.forDelivery(d.subscriberId)));
     for (const [i, { subscriberId, dueAt }] of due.entries()) {
@@ -108,13 +114,14 @@ export async function runDigestTick(deps: DigestDeps): Promise<number> {
         await deps.digests.noteProblem(subscriberId, problem);
         deps.log.warn({ subscriber_id: subscriberId }, problem);
       }
-      const date = localDate(dueAt, zone);
+      const date = digestDate(dueAt, zone, time);
       jobs.push({ data: { subscriberId, localDate: date, dueAt }, opts: { jobId: jobIds.digest(subscriberId, date) } });
-      next.push({ subscriberId, at: nextDigestAt(Math.max(now, dueAt), zone, time) });
+      next.push({ subscriberId, from: dueAt, at: nextDigestAt(Math.max(now, dueAt), zone, time) });
     }
     // Enqueue first: a crash in between re-adds the same job ids next minute, which is a no-op.
     await deps.enqueue.bulk('DigestSend', jobs);
-    await Promise.all(next.map((n) => deps.digests.schedule(n.subscriberId, n.at)));
+    // Moved only while still due at the time read: a settings save meanwhile has the last word (MOVE_DUE).
+    await Promise.all(next.map((n) => deps.digests.moveDue(n.subscriberId, n.from, n.at)));
     total += jobs.length;
   }
   return total;

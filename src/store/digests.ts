@@ -35,12 +35,27 @@ local current = tonumber(redis.call('HGET', KEYS[2], 'windowStart'))
 if not current or tonumber(ARGV[3]) > current then redis.call('HSET', KEYS[2], 'windowStart', ARGV[3]) end
 return 1`;
 
+/**
+ * KEYS[1] the due set; ARGV subscriber, the due time the sweep read, their next. Moves the entry only while it still
+ * holds that due time: a settings save between the sweep's read and this write (digest off, another time) has
+ * already rescheduled or removed it, and the sweep's next, from the settings it read, must not undo that.
+ */
+const MOVE_DUE = `
+local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if s and tonumber(s) == tonumber(ARGV[2]) then redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1]) return 1 end
+return 0`;
+
 export function createDigestStore(redis: RedisClient, prefix: string) {
   const claimDateScript = defineScript(redis, 'heraldClaimDigestDate', 2, CLAIM_DATE);
   const completeScript = defineScript(redis, 'heraldCompleteDigest', 2, COMPLETE);
+  const moveDueScript = defineScript(redis, 'heraldMoveDigestDue', 1, MOVE_DUE);
   return {
     async schedule(subscriberId: string, dueAt: number) {
       await redis.zadd(dueKey(prefix), dueAt, subscriberId);
+    },
+    /** The sweep's move to the next digest time: only if the entry is still due at `from` (see MOVE_DUE). */
+    async moveDue(subscriberId: string, from: number, to: number): Promise<boolean> {
+      return ((await moveDueScript(dueKey(prefix), subscriberId, String(from), String(to))) as number) === 1;
     },
     async unschedule(subscriberId: string) {
       await redis.zrem(dueKey(prefix), subscriberId);

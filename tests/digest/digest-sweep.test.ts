@@ -1,11 +1,14 @@
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { digestViewUrl } from '../../src/deliver/email/signed-links.ts';
-import { LOG_SETTLE_MS, rescheduleDigest } from '../../src/digest/send-digest.ts';
+import { LOG_SETTLE_MS, rescheduleDigest, runDigestTick } from '../../src/digest/send-digest.ts';
+import type { Enqueue } from '../../src/queue/queues.ts';
 import { manualClock } from '../helpers/clock.ts';
 import { SIGNING_KEY, startTestHerald, type TestHerald } from '../helpers/herald.ts';
 import { startScriptedSmtp, type ScriptedSmtp } from '../deliver/support/smtp.ts';
 import { addSubscriber, makeStory, settle, TOPICS } from '../deliver/support/world.ts';
 import { createReader } from '../helpers/readers.ts';
+import { webClient } from '../helpers/web-client.ts';
 
 /**
  * The minute sweep with an injected clock: digests at the reader's local time through the 2027 DST
@@ -273,5 +276,117 @@ describe('digest sweep', () => {
     const gone = await fetch(digestViewUrl(t.baseUrl, SIGNING_KEY, small, '2027-11-20'));
     expect(gone.status).toBe(404);
     expect(await gone.text()).toContain('Digests can be opened here for 8 days after they are sent.');
+  });
+  it('a settings save after the digest time, before the sweep reached the reader, keeps that day\'s digest', async () => {
+    clock.set('2027-11-21T00:00:00Z');
+    const { id, token } = await createReader(t.herald.stores.subscribers, { email: 'save-0800@example.test', timeZone: 'UTC', digestTime: '08:00' }, clock.now());
+    await t.herald.stores.subscribers.setFollows(id, { japan: { cadence: 'daily', channels: [] } });
+    await rescheduleDigest({ subscribers: t.herald.stores.subscribers, digests: t.herald.stores.digests, ledger: t.herald.stores.ledger, clock }, id);
+    const story = await logStory('2027-11-21T03:00:00Z');
+    // 08:00:30: due, but the minute sweep has not run yet. The reader saves an unrelated setting.
+    clock.set('2027-11-21T08:00:30Z');
+    const saved = await webClient(t.baseUrl).api('/api/me', { method: 'PUT', token, body: { quality: 'best' } });
+    expect(saved.status).toBe(200);
+    await tick('2027-11-21T08:01:00Z');
+    const mails = smtp.to('save-0800@example.test');
+    expect(mails).toHaveLength(1);
+    expect(mails[0]!.subject).toContain('2027-11-21');
+    expect(mails[0]!.text).toContain(story.title);
+    expect(await dueAt(id)).toBe('2027-11-22T08:00:00.000Z');
+  });
+
+  /** One sweep at `iso` by the handler the digest role runs, with `during` done between its read of the due set and its writes. */
+  const sweepWith = async (iso: string, during: () => Promise<void>) => {
+    clock.set(iso);
+    const real = t.herald.enqueue;
+    const enqueue = Object.assign((...args: Parameters<Enqueue>) => real(...args), {
+      bulk: async (...args: Parameters<Enqueue['bulk']>) => {
+        await during();
+        await real.bulk(...args);
+      },
+    }) as Enqueue;
+    const deps = { subscribers: t.herald.stores.subscribers, digests: t.herald.stores.digests, enqueue, clock, log: pino({ level: 'silent' }) };
+    await runDigestTick(deps);
+    await settle(t);
+  };
+  const reschedule = (id: string) => rescheduleDigest({ subscribers: t.herald.stores.subscribers, digests: t.herald.stores.digests, ledger: t.herald.stores.ledger, clock }, id);
+
+  it('a reader who turns the digest off while the sweep enqueues theirs stays off', async () => {
+    clock.set('2027-11-22T00:00:00Z');
+    const r = await reader('off-mid-sweep@example.test', 'UTC', '08:00', { digestSendEmpty: true });
+    await logStory('2027-11-22T03:00:00Z');
+    await sweepWith('2027-11-22T08:00:00Z', async () => {
+      // PUT /api/me with Japan off, as the route does it.
+      await t.herald.stores.subscribers.setFollows(r.id, { japan: { cadence: 'off', channels: [] } });
+      await reschedule(r.id);
+    });
+    // That day's digest was due before the change: it goes.
+    expect(smtp.to('off-mid-sweep@example.test')).toHaveLength(1);
+    expect(await t.herald.stores.digests.dueAt(r.id)).toBeNull();
+    await tick('2027-11-23T08:00:00Z');
+    await tick('2027-11-24T08:00:00Z');
+    expect(smtp.to('off-mid-sweep@example.test')).toHaveLength(1);
+  });
+
+  it('a reader who moves the digest from 08:00 to 20:00 while the sweep enqueues the 08:00 one gets the next at 20:00 the next day', async () => {
+    clock.set('2027-11-25T00:00:00Z');
+    const r = await reader('move-mid-sweep@example.test', 'UTC', '08:00');
+    await logStory('2027-11-25T03:00:00Z');
+    await sweepWith('2027-11-25T08:00:00Z', async () => {
+      await t.herald.stores.subscribers.update(r.id, { digestTime: '20:00' }, clock.now());
+      await reschedule(r.id);
+    });
+    expect(smtp.to('move-mid-sweep@example.test')).toHaveLength(1);
+    // Today's went at 08:00; the saved 20:00 holds from tomorrow, and no second digest today.
+    await tick('2027-11-25T20:00:00Z');
+    expect(smtp.to('move-mid-sweep@example.test')).toHaveLength(1);
+    expect(await dueAt(r.id)).toBe('2027-11-26T20:00:00.000Z');
+    await logStory('2027-11-26T03:00:00Z');
+    await tick('2027-11-26T08:00:00Z');
+    expect(smtp.to('move-mid-sweep@example.test')).toHaveLength(1);
+    await tick('2027-11-26T20:00:00Z');
+    const mails = smtp.to('move-mid-sweep@example.test');
+    expect(mails).toHaveLength(2);
+    expect(mails[1]!.subject).toContain('2027-11-26');
+  });
+
+  it('a new digest time saved after the old one passed, before the sweep reached the reader: that day\'s digest at the new time, or at once when it has passed too', async () => {
+    clock.set('2027-11-27T12:00:00Z');
+    const later = await createReader(t.herald.stores.subscribers, { email: 'later-2000@example.test', timeZone: 'UTC', digestTime: '09:00' }, clock.now());
+    const earlier = await createReader(t.herald.stores.subscribers, { email: 'earlier-0700@example.test', timeZone: 'UTC', digestTime: '09:00' }, clock.now());
+    for (const { id } of [later, earlier]) {
+      await t.herald.stores.subscribers.setFollows(id, { japan: { cadence: 'daily', channels: [] } });
+      await rescheduleDigest({ subscribers: t.herald.stores.subscribers, digests: t.herald.stores.digests, ledger: t.herald.stores.ledger, clock }, id);
+    }
+    await logStory('2027-11-28T03:00:00Z');
+    clock.set('2027-11-28T09:00:30Z');
+    const client = webClient(t.baseUrl);
+    expect((await client.api('/api/me', { method: 'PUT', token: later.token, body: { digestTime: '20:00' } })).body.nextDigestAt).toBe('2027-11-28T20:00:00.000Z');
+    expect((await client.api('/api/me', { method: 'PUT', token: earlier.token, body: { digestTime: '07:00' } })).status).toBe(200);
+    await tick('2027-11-28T09:01:00Z');
+    expect(smtp.to('later-2000@example.test')).toHaveLength(0);
+    expect(smtp.to('earlier-0700@example.test').map((m) => m.subject?.includes('2027-11-28'))).toEqual([true]);
+    expect(await dueAt(earlier.id)).toBe('2027-11-29T07:00:00.000Z');
+    await tick('2027-11-28T20:00:00Z');
+    expect(smtp.to('later-2000@example.test').map((m) => m.subject?.includes('2027-11-28'))).toEqual([true]);
+    expect(await dueAt(later.id)).toBe('2027-11-29T20:00:00.000Z');
+  });
+
+  it('Nuuk, spring forward at the end of the day: a 23:30 digest goes at 00:00 -01, named for the day it is for, and the next day\'s still goes', async () => {
+    // 25 March 2028: 22:59 -02 is followed by 00:00 -01 on the 26th; 23:30 on the 25th never shows on a clock there.
+    clock.set('2028-03-25T12:00:00Z');
+    const r = await reader('nuuk@example.test', 'America/Nuuk', '23:30');
+    expect(r.dueAt).toBe('2028-03-26T01:00:00.000Z');
+    const s1 = await logStory('2028-03-25T13:00:00Z');
+    await tick('2028-03-26T00:59:00Z'); // 22:59 -02
+    expect(smtp.to('nuuk@example.test')).toHaveLength(0);
+    await tick('2028-03-26T01:00:00Z'); // 00:00 -01
+    expect(await dueAt(r.id)).toBe('2028-03-27T00:30:00.000Z');
+    const s2 = await logStory('2028-03-26T13:00:00Z');
+    await tick('2028-03-27T00:30:00Z'); // 23:30 -01 on the 26th
+    const mails = smtp.to('nuuk@example.test');
+    expect(mails.map((m) => m.subject)).toEqual(['Your Herald digest for 2028-03-25: 1 story in Japan', 'Your Herald digest for 2028-03-26: 1 story in Japan']);
+    expect(mails[0]!.text).toContain(s1.title);
+    expect(mails[1]!.text).toContain(s2.title);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { effectiveDigestTime, effectiveZone, isValidTimeZone, localDate, nextDigestAt } from '../../src/digest/schedule.ts';
+import { digestDate, effectiveDigestTime, effectiveZone, isValidTimeZone, localDate, nextDigestAt, sameDayDigestAt } from '../../src/digest/schedule.ts';
 
 /**
  * 2027 changes: America/New_York springs forward on 14 March (02:00 EST -> 03:00 EDT) and falls back on
@@ -30,6 +30,20 @@ describe('nextDigestAt across the 2027 DST changes', () => {
     ['Australia/Lord_Howe', '01:45', '2027-04-03T14:45:00Z', '2027-04-04T15:15:00Z', 'not the second 01:45 (+10:30)'],
     ['Antarctica/Troll', '01:30', '2027-10-30T12:00:00Z', '2027-10-30T23:30:00Z', 'fall back by two hours: first 01:30 (+02)'],
     ['Antarctica/Troll', '01:30', '2027-10-30T23:30:00Z', '2027-11-01T01:30:00Z', 'not the second 01:30 (+00) the same day'],
+    // Nuuk (and Scoresbysund) spring forward at 23:00 -02 -> 00:00 -01: the skipped hour is the end of a day, and its
+    // first valid minute after is midnight of the next date (2028: 25 -> 26 March).
+    ['America/Nuuk', '23:30', '2028-03-25T12:00:00Z', '2028-03-26T01:00:00Z', '23:30 does not exist: first valid minute 00:00 -01 the next day'],
+    ['America/Nuuk', '23:00', '2028-03-25T12:00:00Z', '2028-03-26T01:00:00Z', '23:00 does not exist either'],
+    ['America/Nuuk', '23:30', '2028-03-26T01:00:00Z', '2028-03-27T00:30:00Z', 'the next day: 23:30 -01'],
+    ['America/Nuuk', '22:59', '2028-03-25T12:00:00Z', '2028-03-26T00:59:00Z', '22:59 -02 exists'],
+    // Changes at midnight: Santiago springs forward 00:00 -04 -> 01:00 -03 (5 September) and falls back to 23:00 (3 April);
+    // Havana falls back 01:00 -04 -> 00:00 -05, so the first hour of 7 November occurs twice. Lord Howe springs by 30 min.
+    ['America/Santiago', '00:00', '2027-09-04T12:00:00Z', '2027-09-05T04:00:00Z', 'midnight does not exist: 01:00 -03'],
+    ['America/Santiago', '23:30', '2027-04-03T12:00:00Z', '2027-04-04T02:30:00Z', 'fall back to 23:00: first 23:30 (-03)'],
+    ['America/Santiago', '23:30', '2027-04-04T02:30:00Z', '2027-04-05T03:30:00Z', 'not the second 23:30 (-04)'],
+    ['America/Havana', '00:30', '2027-11-06T12:00:00Z', '2027-11-07T04:30:00Z', 'first 00:30 (-04)'],
+    ['America/Havana', '00:30', '2027-11-07T04:30:00Z', '2027-11-08T05:30:00Z', 'not the second 00:30 (-05)'],
+    ['Australia/Lord_Howe', '02:15', '2027-10-02T12:00:00Z', '2027-10-02T15:30:00Z', 'spring forward by 30 min: 02:30 (+11)'],
     ['Asia/Kolkata', '08:00', '2027-03-14T00:00:00Z', '2027-03-14T02:30:00Z', 'UTC+05:30'],
     ['Asia/Kolkata', '08:00', '2027-03-14T02:30:00Z', '2027-03-15T02:30:00Z', 'strictly after'],
     ['Asia/Kolkata', '02:30', '2027-11-06T20:00:00Z', '2027-11-06T21:00:00Z', '02:30 IST is 21:00 UTC the day before'],
@@ -45,6 +59,27 @@ describe('nextDigestAt across the 2027 DST changes', () => {
     expect(localDate(Date.parse('2027-03-14T07:00:00Z'), 'America/New_York')).toBe('2027-03-14');
     expect(localDate(Date.parse('2027-10-31T18:30:00Z'), 'Asia/Kolkata')).toBe('2027-11-01');
     expect(localDate(Date.parse('2027-10-31T00:30:00Z'), 'Europe/London')).toBe('2027-10-31');
+  });
+
+  it('names a digest pushed past midnight by a spring-forward gap for the day it is for', () => {
+    expect(digestDate(Date.parse('2028-03-26T01:00:00Z'), 'America/Nuuk', '23:30')).toBe('2028-03-25');
+    expect(digestDate(Date.parse('2028-03-27T00:30:00Z'), 'America/Nuuk', '23:30')).toBe('2028-03-26');
+    // A gap at the start of a day stays on that day: Santiago's 00:00 on 5 September 2027 goes at 01:00 the same date.
+    expect(digestDate(Date.parse('2027-09-05T04:00:00Z'), 'America/Santiago', '00:00')).toBe('2027-09-05');
+    expect(digestDate(Date.parse('2027-11-09T02:30:00Z'), 'Asia/Kolkata', '08:00')).toBe('2027-11-09');
+    // A due time that is not the digest time of either date (settings changed since) goes by its local date.
+    expect(digestDate(Date.parse('2027-11-18T07:59:00Z'), 'UTC', '08:00')).toBe('2027-11-18');
+  });
+
+  it('gives the digest time of the day an instant falls on, under other settings (a due digest whose reader saved new ones)', () => {
+    const iso = (ms: number) => new Date(ms).toISOString();
+    expect(iso(sameDayDigestAt(Date.parse('2027-11-22T09:00:00Z'), 'UTC', '09:00'))).toBe('2027-11-22T09:00:00.000Z');
+    expect(iso(sameDayDigestAt(Date.parse('2027-11-22T09:00:00Z'), 'UTC', '20:00'))).toBe('2027-11-22T20:00:00.000Z');
+    expect(iso(sameDayDigestAt(Date.parse('2027-11-22T09:00:00Z'), 'UTC', '07:00'))).toBe('2027-11-22T07:00:00.000Z');
+    expect(iso(sameDayDigestAt(Date.parse('2027-11-22T09:00:00Z'), 'UTC', '00:00'))).toBe('2027-11-22T00:00:00.000Z');
+    // Nuuk's 25 March 23:30, due at 00:00 on the 26th, stays where it is.
+    expect(iso(sameDayDigestAt(Date.parse('2028-03-26T01:00:00Z'), 'America/Nuuk', '23:30'))).toBe('2028-03-26T01:00:00.000Z');
+    expect(iso(sameDayDigestAt(Date.parse('2027-09-05T04:00:00Z'), 'America/Santiago', '00:00'))).toBe('2027-09-05T04:00:00.000Z');
   });
 
   it('rejects a malformed time and an unknown zone with a clear error', () => {
