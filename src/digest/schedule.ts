@@ -89,10 +89,13 @@ export function localDate(at: number, zone: string): string {
  * which then found the date sent and never went.
  */
 export function digestDate(dueAt: number, zone: string, hhmm: string): string {
-  const date = localDate(dueAt, zone);
+  const local = DateTime.fromMillis(dueAt, { zone });
+  const date = local.toISODate() ?? new Date(dueAt).toISOString().slice(0, 10);
   const t = parseLocalTime(hhmm);
-  if (!t) return date;
-  const dayBefore = DateTime.fromMillis(dueAt, { zone }).startOf('day').minus({ days: 1 });
+  // Only a clock showing less than the digest time can be the day before's, pushed past midnight: the rest (every
+  // digest but those) skips the day-before computation, which the sweep would pay for each due reader.
+  if (!t || local.hour * 60 + local.minute >= t.hour * 60 + t.minute) return date;
+  const dayBefore = local.startOf('day').minus({ days: 1 });
   return atLocalTime(dayBefore, t.hour, t.minute) === dueAt ? (dayBefore.toISODate() ?? date) : date;
 }
 
