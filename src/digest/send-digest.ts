@@ -214,3 +214,16 @@ export async function sendDigest(deps: DigestDeps, data: JobCatalog['DigestSend'
   log.info({ stories: storyIds.length }, 'digest sent');
   return 'sent';
 }
+
+/**
+ * BullMQ gave up on a digest: every attempt met a transient failure (SMTP down or answering 4xx for hours). Its
+ * date's record, left "sending" by the last attempt's claim, ends as failed with `reason` ("gave up after N
+ * attempts: ..."), as a refused digest's does: the record said "sending" for its 40 days, as if a digest were still
+ * on its way. The window stays where it was, so the stories go out with the next digest. A record another job
+ * claimed since, or that ended, is left alone.
+ */
+export async function giveUpDigest(deps: Pick<DigestDeps, 'digests' | 'clock'>, data: JobCatalog['DigestSend'], jobId: string, reason: string): Promise<void> {
+  const record = await deps.digests.record(data.subscriberId, data.localDate);
+  if (record.status !== 'sending' || record.jobId !== jobId) return;
+  await deps.digests.fail(data.subscriberId, data.localDate, reason, deps.clock.now());
+}

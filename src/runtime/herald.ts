@@ -16,7 +16,7 @@ import { sendPushAlert, sendPushBatch } from '../deliver/push/send-alert.ts';
 import { giveUpBundle, sendPushBundle } from '../deliver/push/send-bundle.ts';
 import { giveUpAlert, giveUpBatch } from '../deliver/give-up.ts';
 import { createWebPushSender } from '../deliver/push/web-push-sender.ts';
-import { runDigestTick, sendDigest } from '../digest/send-digest.ts';
+import { giveUpDigest, runDigestTick, sendDigest } from '../digest/send-digest.ts';
 import { ingestFeed, ingestPushed, runPollTick } from '../ingest/poll.ts';
 import { ingestRoutes } from '../ingest/routes.ts';
 import { ingestSettingsFrom } from '../ingest/settings.ts';
@@ -180,6 +180,7 @@ export function createHerald(opts: HeraldOptions) {
     PushBundleSend: (d, _job, reason) => giveUpBundle(pushDeps, d, reason),
     AlertSendPushBatch: (d, job, reason) => giveUpBatch(pushDeps, d, job.id ?? '', reason),
     StoryClassify: (d, _job, reason) => giveUpClassification({ ledger, jobExists, clock }, d.storyId, reason),
+    DigestSend: (d, job, reason) => giveUpDigest(digestDeps, d, job.id ?? '', reason),
   };
   // For the give-ups no process recorded (it died at that moment): one sweep per queue per interval, any dispatcher.
   const giveUpSweep = (queue: Queue) => ({ redis: queueConnection, queue, everyMs: config.giveUpSweepSeconds * 1000 });

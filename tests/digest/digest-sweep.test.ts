@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { digestViewUrl } from '../../src/deliver/email/signed-links.ts';
 import { LOG_SETTLE_MS, rescheduleDigest, runDigestTick } from '../../src/digest/send-digest.ts';
 import type { Enqueue } from '../../src/queue/queues.ts';
+import { jobIds } from '../../src/queue/jobs.ts';
 import { manualClock } from '../helpers/clock.ts';
 import { SIGNING_KEY, startTestHerald, type TestHerald } from '../helpers/herald.ts';
 import { startScriptedSmtp, type ScriptedSmtp } from '../deliver/support/smtp.ts';
@@ -388,5 +389,37 @@ describe('digest sweep', () => {
     expect(mails.map((m) => m.subject)).toEqual(['Your Herald digest for 2028-03-25: 1 story in Japan', 'Your Herald digest for 2028-03-26: 1 story in Japan']);
     expect(mails[0]!.text).toContain(s1.title);
     expect(mails[1]!.text).toContain(s2.title);
+  });
+
+  it('a digest the SMTP server defers on every attempt ends as failed once BullMQ gives up, and its stories go with the next', async () => {
+    clock.set('2028-04-10T12:00:00Z');
+    smtp.script('deferred@example.test', { tempFail: 1000, code: 451 });
+    const r = await reader('deferred@example.test', 'UTC', '20:00');
+    const before = (await t.herald.stores.digests.state(r.id)).windowStart;
+    const s1 = await logStory('2028-04-10T13:00:00Z');
+    await tick('2028-04-10T20:00:00Z');
+    // Every retry made due at once, until BullMQ has used the digest's attempts (10).
+    const job = () => t.herald.queues.digest.getJob(jobIds.digest(r.id, '2028-04-10'));
+    const deadline = Date.now() + 60_000;
+    while ((await job())?.finishedOn === undefined && Date.now() < deadline) {
+      await t.herald.queues.digest.promoteJobs();
+      await settle(t);
+    }
+    expect((await job())?.attemptsMade).toBe(10);
+    // Before: "sending" for the record's 40 days, as if the digest were still on its way.
+    // The give-up step runs on the worker's 'failed' event, just after the job is marked failed.
+    const ends = Date.now() + 10_000;
+    while ((await t.herald.stores.digests.record(r.id, '2028-04-10')).status === 'sending' && Date.now() < ends) await new Promise((res) => setTimeout(res, 50));
+    expect(await t.herald.stores.digests.record(r.id, '2028-04-10')).toMatchObject({ status: 'failed', reason: expect.stringMatching(/^gave up after 10 attempts: .*451/) });
+    expect((await t.herald.stores.digests.state(r.id)).windowStart).toBe(before);
+    expect(smtp.to('deferred@example.test')).toHaveLength(0);
+    // The server takes mail again: the next digest carries the day that failed too.
+    smtp.script('deferred@example.test', { tempFail: 0 });
+    const s2 = await logStory('2028-04-11T13:00:00Z');
+    await tick('2028-04-11T20:00:00Z');
+    const mails = smtp.to('deferred@example.test');
+    expect(mails).toHaveLength(1);
+    expect(mails[0]!.text).toContain(s1.title);
+    expect(mails[0]!.text).toContain(s2.title);
   });
 });
