@@ -220,14 +220,24 @@ function requestOnce(u: URL, req: FetchRequest, deadline: number, first: boolean
 async function readBody(res: IncomingMessage, u: URL, req: FetchRequest, deadline: number): Promise<Buffer> {
   const declared = Number(res.headers['content-length'] ?? NaN);
   const encoding = (header(res, 'content-encoding') ?? '').trim().toLowerCase();
-  if (declared > req.maxBytes && !encoding) {
+  // RFC 9110 §8.4: a list, in the order the codings were applied ("gzip, br" is br over gzip), possibly over
+  // several header lines (joined by `header`). Compared whole, any list fell through undecoded and the
+  // compressed bytes went to the parser as the feed.
+  const codings = encoding.split(',').map((c) => c.trim()).filter((c) => c !== '' && c !== 'identity');
+  if (declared > req.maxBytes && codings.length === 0) {
     res.destroy();
     throw new FetchError('too-large', `body of ${declared} bytes exceeds the ${req.maxBytes}-byte limit`, res.statusCode ?? null);
   }
-  const decompressor = encoding === 'gzip' || encoding === 'x-gzip' ? createGunzip() : encoding === 'deflate' ? createDeflateDecoder() : encoding === 'br' ? createBrotliDecompress() : null;
+  // Each coding is a decoder with its own buffers: no server applies more than a couple, a hostile list could name thousands.
+  if (codings.length > MAX_CODINGS) {
+    res.destroy();
+    throw new FetchError('decompress', `body declared with ${codings.length} content codings ("${clip(encoding)}"); at most ${MAX_CODINGS} are decoded`, res.statusCode ?? null);
+  }
+  // An unknown coding (a server's "Content-Encoding: utf-8") is left as it is, as before: the body is often plain.
+  const decoders = codings.reverse().map(decoderFor).filter((d): d is Transform => d !== null);
   // pipeline, not pipe: pipe does not pass the response's errors on, so a connection dropped in the middle
   // of a compressed body left the decompressor waiting for the whole-exchange timeout, reported as one.
-  const stream: Readable = decompressor ? pipeline(res, decompressor, () => undefined) : res;
+  const stream: Readable = decoders.length ? (pipeline([res, ...decoders], () => undefined) as unknown as Readable) : res;
   const chunks: Buffer[] = [];
   let size = 0;
   const timer = setTimeout(() => {
@@ -260,6 +270,16 @@ async function readBody(res: IncomingMessage, u: URL, req: FetchRequest, deadlin
     clearTimeout(timer);
   }
   return Buffer.concat(chunks);
+}
+
+const MAX_CODINGS = 3;
+const clip = (s: string) => (s.length > 80 ? `${s.slice(0, 80)}…` : s);
+
+function decoderFor(coding: string): Transform | null {
+  if (coding === 'gzip' || coding === 'x-gzip') return createGunzip();
+  if (coding === 'deflate') return createDeflateDecoder();
+  if (coding === 'br') return createBrotliDecompress();
+  return null;
 }
 
 /**
