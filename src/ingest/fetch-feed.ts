@@ -10,6 +10,11 @@ export interface FetchRequest {
   url: string;
   etag: string | null;
   lastModified: string | null;
+  /**
+   * The URL whose answer gave the validators (the final URL of that fetch); they are sent to the hop with this
+   * URL. Unknown (state written before it was kept): the first hop, as before.
+   */
+  validatorsUrl?: string | null;
   /** Limit for the TCP (and TLS) connection of each hop. */
   connectTimeoutMs: number;
   /** Limit for the whole exchange, redirects and body included: a slow-loris server cannot hold a worker. */
@@ -88,7 +93,10 @@ export async function fetchFeed(req: FetchRequest): Promise<FetchResult> {
     }
     if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new FetchError('bad-url', `only http and https URLs can be polled, not ${u.protocol} (${url})`);
     seen.add(u.toString());
-    const res = await requestOnce(u, req, deadline, hop === 0);
+    // Validators belong to the URL that gave them: behind a temporary redirect that is the target, and sent only
+    // to the first hop (the redirector) they never reached it, so such a feed was downloaded in full every poll.
+    const withValidators = req.validatorsUrl ? u.toString() === req.validatorsUrl : hop === 0;
+    const res = await requestOnce(u, req, deadline, withValidators);
     const status = res.statusCode ?? 0;
     const cache = cacheHeaders(res);
     if (REDIRECTS.has(status)) {
@@ -169,7 +177,7 @@ export function parseLinkHeader(value: string | null): { rel: string; href: stri
   return out;
 }
 
-function requestOnce(u: URL, req: FetchRequest, deadline: number, first: boolean): Promise<IncomingMessage> {
+function requestOnce(u: URL, req: FetchRequest, deadline: number, withValidators: boolean): Promise<IncomingMessage> {
   try {
     checkLiteralHost(u.hostname, req.allowPrivate, req.allowAddress);
   } catch (err) {
@@ -181,9 +189,9 @@ function requestOnce(u: URL, req: FetchRequest, deadline: number, first: boolean
     'accept-encoding': 'gzip, deflate, br',
   };
   // RFC 9110 §13.2.2: a server evaluates If-None-Match first and ignores If-Modified-Since when it is present;
-  // sending both lets servers that only know one of them answer 304. Validators belong to the stored URL only.
-  if (first && req.etag) headers['if-none-match'] = req.etag;
-  if (first && req.lastModified) headers['if-modified-since'] = req.lastModified;
+  // sending both lets servers that only know one of them answer 304.
+  if (withValidators && req.etag) headers['if-none-match'] = req.etag;
+  if (withValidators && req.lastModified) headers['if-modified-since'] = req.lastModified;
   const agents = req.agents ?? defaultAgents;
   const isHttps = u.protocol === 'https:';
   return new Promise((resolve, reject) => {

@@ -648,6 +648,25 @@ describe('ingestFeed', () => {
   });
 });
 
+describe('conditional GET behind a temporary redirect', () => {
+  it('the validators go to the URL that gave them: a feed behind a 302 is answered 304, not sent in full every poll', async () => {
+    site.set('/short-link.xml', { status: 302, headers: { location: '/cdn/current.xml' } });
+    site.set('/cdn/current.xml', (rq) => (rq.headers['if-none-match'] === '"c1"'
+      ? { status: 304, headers: { etag: '"c1"' } }
+      : { headers: { etag: '"c1"' }, body: rss(item({ guid: 'cdn-1', title: 'Behind a temporary redirect' })) }));
+    await deps.feeds.add({ id: 'short-link', url: site.url('/short-link.xml') }, clock.now());
+    expect((await ingestFeed(deps, 'short-link')).status).toBe('ok');
+    clock.advance(600_000);
+    // Before: the ETag went only to /short-link.xml, which redirects, and the URL that gave it got a plain GET.
+    expect((await ingestFeed(deps, 'short-link')).status).toBe('not-modified');
+    expect(site.hits('/cdn/current.xml').at(-1)!.headers['if-none-match']).toBe('"c1"');
+    // The feed's own URL is still the one configured (a 302 teaches nothing) and is not sent the CDN's ETag.
+    expect(site.hits('/short-link.xml').at(-1)!.headers['if-none-match']).toBeUndefined();
+    expect((await deps.feeds.get('short-link'))!.url).toBe(site.url('/short-link.xml'));
+    await queues.classify.drain();
+  });
+});
+
 describe('feed health', () => {
   const failWith = async (feedId: string) => ingestFeed(deps, feedId).then(() => null, (e: Error) => e);
 

@@ -62,7 +62,7 @@ describe('staleness', () => {
 
   it('health status: disabled, failing, stale, ok, new', () => {
     const s: FeedState = {
-      etag: null, lastModified: null, lastStatus: 200, lastError: null, lastErrorCode: null, lastErrorAt: null, lastSuccessAt: NOW - H,
+      etag: null, lastModified: null, validatorsUrl: null, lastStatus: 200, lastError: null, lastErrorCode: null, lastErrorAt: null, lastSuccessAt: NOW - H,
       lastCheckAt: NOW - H, consecutiveFailures: 0, failingSince: null, disabledAt: null, disabledReason: null, nextCheckAt: NOW + H,
       lastItemAt: NOW - 2 * H, cadenceMs: H, lastNewItemAt: NOW - 2 * H, title: 'T', format: 'rss2.0', websub: null,
     };
