@@ -114,6 +114,11 @@ export async function fetchFeed(req: FetchRequest): Promise<FetchResult> {
     const common: Common = { status, finalUrl, permanentUrl: hop > 0 && permanent ? finalUrl : null, cache };
     if (status === 304) {
       discard(res);
+      // RFC 9110 §15.4.5: a 304 answers a conditional request. To a plain GET it says nothing about the feed, and
+      // taken as "unchanged" it recorded a success: a feed never fetched once showed "ok" with no items, for ever.
+      if (!(withValidators && (req.etag || req.lastModified))) {
+        throw new FetchError('http-status', `HTTP 304 Not Modified from ${finalUrl} to a request without validators (ETag or Last-Modified): the server sends no feed`, status, cache);
+      }
       return { ...common, kind: 'not-modified' };
     }
     if (status === 410) {

@@ -136,6 +136,8 @@ beforeAll(async () => {
       pump();
     });
   }
+  // A broken server (or cache in front of it) that answers 304 whatever it is asked.
+  srv.on('/always-304.xml', (_q, res) => void res.writeHead(304).end());
   srv.on('/gone.xml', (_q, res) => void res.writeHead(410).end('gone'));
   srv.on('/busy.xml', (_q, res) => void res.writeHead(503, { 'retry-after': '7200' }).end());
   srv.on('/hub-header.xml', (_q, res) => void res.writeHead(200, { link: '<https://hub.example.test/>; rel="hub", <https://f.example.test/feed>; rel="self"' }).end(feedBody));
@@ -157,6 +159,12 @@ describe('fetchFeed', () => {
     expect((await fetchFeed(req('/conditional.xml', { lastModified: 'Wed, 13 Jan 2027 10:00:00 GMT' }))).kind).toBe('not-modified');
     // A stale ETag with a matching date: If-None-Match takes precedence, so the body is sent again.
     expect((await fetchFeed(req('/conditional.xml', { etag: '"old"', lastModified: 'Wed, 13 Jan 2027 10:00:00 GMT' }))).kind).toBe('ok');
+  });
+
+  it('a 304 to a request that sent no validators is an error, not an unchanged feed', async () => {
+    // Before: "not modified", recorded as a success: a feed never fetched once stayed "ok" with no items, for ever.
+    expect(await failure(req('/always-304.xml'))).toMatchObject({ code: 'http-status', status: 304 });
+    expect((await fetchFeed(req('/always-304.xml', { etag: '"v1"' }))).kind).toBe('not-modified');
   });
 
   it.each(['/gzip.xml', '/deflate.xml', '/raw-deflate.xml', '/br.xml', '/gzip-br.xml', '/gzip-identity.xml'])('%s is decompressed', async (path) => {
