@@ -32,6 +32,7 @@ export interface FetchRequest {
 /** Caching and rate-limit headers the scheduler reads. */
 export interface CacheHeaders {
   cacheControl: string | null;
+  age: string | null;
   expires: string | null;
   retryAfter: string | null;
 }
@@ -167,6 +168,7 @@ const header = (res: IncomingMessage, name: string) => {
 };
 const cacheHeaders = (res: IncomingMessage): CacheHeaders => ({
   cacheControl: header(res, 'cache-control'),
+  age: header(res, 'age'),
   expires: header(res, 'expires'),
   retryAfter: header(res, 'retry-after'),
 });

@@ -199,6 +199,7 @@ async function scheduleAfterSuccess(deps: PollDeps, feedId: string, state: FeedS
       maxIntervalMs: s.maxIntervalSeconds * 1000,
       hints: parsed?.hints,
       cacheControl: cache.cacheControl,
+      age: cache.age,
       expires: cache.expires,
       pushFallbackMs: active ? s.websub.fallbackSeconds * 1000 : null,
     }),

@@ -638,6 +638,15 @@ describe('ingestFeed', () => {
     await queues.classify.drain();
   });
 
+  it('next check from Cache-Control max-age counts the Age of a cached copy (a CDN\'s)', async () => {
+    site.set('/cdn-aged.xml', { headers: { 'cache-control': 'public, max-age=3600', age: '3000' }, body: rss(item({ guid: 'aged-1', title: 'From a CDN edge' })) });
+    await deps.feeds.add({ id: 'cdn-aged', url: site.url('/cdn-aged.xml') }, clock.now());
+    await ingestFeed(deps, 'cdn-aged');
+    // Before: an hour, though the edge's copy goes stale in ten minutes.
+    expect((await deps.feeds.state('cdn-aged')).nextCheckAt).toBe(clock.now() + 10 * 60_000);
+    await queues.classify.drain();
+  });
+
   it('a permanent redirect updates the stored URL', async () => {
     site.set('/old-home.xml', { status: 301, headers: { location: '/new-home.xml' } });
     site.set('/new-home.xml', { body: rss(item({ guid: 'nh', title: 'Moved feed item' })) });
