@@ -10,6 +10,11 @@ export interface FetchRequest {
   url: string;
   etag: string | null;
   lastModified: string | null;
+  /**
+   * The URL whose answer gave the validators (the final URL of that fetch); they are sent to the hop with this
+   * URL. Unknown (state written before it was kept): the first hop, as before.
+   */
+  validatorsUrl?: string | null;
   /** Limit for the TCP (and TLS) connection of each hop. */
   connectTimeoutMs: number;
   /** Limit for the whole exchange, redirects and body included: a slow-loris server cannot hold a worker. */
@@ -27,6 +32,7 @@ export interface FetchRequest {
 /** Caching and rate-limit headers the scheduler reads. */
 export interface CacheHeaders {
   cacheControl: string | null;
+  age: string | null;
   expires: string | null;
   retryAfter: string | null;
 }
@@ -88,7 +94,10 @@ export async function fetchFeed(req: FetchRequest): Promise<FetchResult> {
     }
     if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new FetchError('bad-url', `only http and https URLs can be polled, not ${u.protocol} (${url})`);
     seen.add(u.toString());
-    const res = await requestOnce(u, req, deadline, hop === 0);
+    // Validators belong to the URL that gave them: behind a temporary redirect that is the target, and sent only
+    // to the first hop (the redirector) they never reached it, so such a feed was downloaded in full every poll.
+    const withValidators = req.validatorsUrl ? u.toString() === req.validatorsUrl : hop === 0;
+    const res = await requestOnce(u, req, deadline, withValidators);
     const status = res.statusCode ?? 0;
     const cache = cacheHeaders(res);
     if (REDIRECTS.has(status)) {
@@ -106,6 +115,11 @@ export async function fetchFeed(req: FetchRequest): Promise<FetchResult> {
     const common: Common = { status, finalUrl, permanentUrl: hop > 0 && permanent ? finalUrl : null, cache };
     if (status === 304) {
       discard(res);
+      // RFC 9110 §15.4.5: a 304 answers a conditional request. To a plain GET it says nothing about the feed, and
+      // taken as "unchanged" it recorded a success: a feed never fetched once showed "ok" with no items, for ever.
+      if (!(withValidators && (req.etag || req.lastModified))) {
+        throw new FetchError('http-status', `HTTP 304 Not Modified from ${finalUrl} to a request without validators (ETag or Last-Modified): the server sends no feed`, status, cache);
+      }
       return { ...common, kind: 'not-modified' };
     }
     if (status === 410) {
@@ -154,6 +168,7 @@ const header = (res: IncomingMessage, name: string) => {
 };
 const cacheHeaders = (res: IncomingMessage): CacheHeaders => ({
   cacheControl: header(res, 'cache-control'),
+  age: header(res, 'age'),
   expires: header(res, 'expires'),
   retryAfter: header(res, 'retry-after'),
 });
@@ -169,7 +184,7 @@ export function parseLinkHeader(value: string | null): { rel: string; href: stri
   return out;
 }
 
-function requestOnce(u: URL, req: FetchRequest, deadline: number, first: boolean): Promise<IncomingMessage> {
+function requestOnce(u: URL, req: FetchRequest, deadline: number, withValidators: boolean): Promise<IncomingMessage> {
   try {
     checkLiteralHost(u.hostname, req.allowPrivate, req.allowAddress);
   } catch (err) {
@@ -181,9 +196,9 @@ function requestOnce(u: URL, req: FetchRequest, deadline: number, first: boolean
     'accept-encoding': 'gzip, deflate, br',
   };
   // RFC 9110 §13.2.2: a server evaluates If-None-Match first and ignores If-Modified-Since when it is present;
-  // sending both lets servers that only know one of them answer 304. Validators belong to the stored URL only.
-  if (first && req.etag) headers['if-none-match'] = req.etag;
-  if (first && req.lastModified) headers['if-modified-since'] = req.lastModified;
+  // sending both lets servers that only know one of them answer 304.
+  if (withValidators && req.etag) headers['if-none-match'] = req.etag;
+  if (withValidators && req.lastModified) headers['if-modified-since'] = req.lastModified;
   const agents = req.agents ?? defaultAgents;
   const isHttps = u.protocol === 'https:';
   return new Promise((resolve, reject) => {
@@ -220,14 +235,24 @@ function requestOnce(u: URL, req: FetchRequest, deadline: number, first: boolean
 async function readBody(res: IncomingMessage, u: URL, req: FetchRequest, deadline: number): Promise<Buffer> {
   const declared = Number(res.headers['content-length'] ?? NaN);
   const encoding = (header(res, 'content-encoding') ?? '').trim().toLowerCase();
-  if (declared > req.maxBytes && !encoding) {
+  // RFC 9110 §8.4: a list, in the order the codings were applied ("gzip, br" is br over gzip), possibly over
+  // several header lines (joined by `header`). Compared whole, any list fell through undecoded and the
+  // compressed bytes went to the parser as the feed.
+  const codings = encoding.split(',').map((c) => c.trim()).filter((c) => c !== '' && c !== 'identity');
+  if (declared > req.maxBytes && codings.length === 0) {
     res.destroy();
     throw new FetchError('too-large', `body of ${declared} bytes exceeds the ${req.maxBytes}-byte limit`, res.statusCode ?? null);
   }
-  const decompressor = encoding === 'gzip' || encoding === 'x-gzip' ? createGunzip() : encoding === 'deflate' ? createDeflateDecoder() : encoding === 'br' ? createBrotliDecompress() : null;
+  // Each coding is a decoder with its own buffers: no server applies more than a couple, a hostile list could name thousands.
+  if (codings.length > MAX_CODINGS) {
+    res.destroy();
+    throw new FetchError('decompress', `body declared with ${codings.length} content codings ("${clip(encoding)}"); at most ${MAX_CODINGS} are decoded`, res.statusCode ?? null);
+  }
+  // An unknown coding (a server's "Content-Encoding: utf-8") is left as it is, as before: the body is often plain.
+  const decoders = codings.reverse().map(decoderFor).filter((d): d is Transform => d !== null);
   // pipeline, not pipe: pipe does not pass the response's errors on, so a connection dropped in the middle
   // of a compressed body left the decompressor waiting for the whole-exchange timeout, reported as one.
-  const stream: Readable = decompressor ? pipeline(res, decompressor, () => undefined) : res;
+  const stream: Readable = decoders.length ? (pipeline([res, ...decoders], () => undefined) as unknown as Readable) : res;
   const chunks: Buffer[] = [];
   let size = 0;
   const timer = setTimeout(() => {
@@ -260,6 +285,16 @@ async function readBody(res: IncomingMessage, u: URL, req: FetchRequest, deadlin
     clearTimeout(timer);
   }
   return Buffer.concat(chunks);
+}
+
+const MAX_CODINGS = 3;
+const clip = (s: string) => (s.length > 80 ? `${s.slice(0, 80)}…` : s);
+
+function decoderFor(coding: string): Transform | null {
+  if (coding === 'gzip' || coding === 'x-gzip') return createGunzip();
+  if (coding === 'deflate') return createDeflateDecoder();
+  if (coding === 'br') return createBrotliDecompress();
+  return null;
 }
 
 /**

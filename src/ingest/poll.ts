@@ -127,6 +127,7 @@ async function fetchAndIngest(deps: PollDeps, feed: FeedConfig, state: FeedState
       url: feed.url,
       etag: state.etag,
       lastModified: state.lastModified,
+      validatorsUrl: state.validatorsUrl,
       timeoutMs: s.fetchTimeoutMs,
       connectTimeoutMs: s.connectTimeoutMs,
       maxBytes: s.fetchMaxBytes,
@@ -143,7 +144,7 @@ async function fetchAndIngest(deps: PollDeps, feed: FeedConfig, state: FeedState
     log.info({ from: feed.url, to: result.permanentUrl }, 'feed moved permanently: URL updated');
   }
   if (result.kind === 'not-modified') {
-    await deps.feeds.recordSuccess(feed.id, { status: 304, etag: state.etag, lastModified: state.lastModified }, now);
+    await deps.feeds.recordSuccess(feed.id, { status: 304, etag: state.etag, lastModified: state.lastModified, validatorsUrl: result.finalUrl }, now);
     // An unchanged feed names the hub it named before: the lease is renewed from the state, or a feed that stays
     // unchanged through the renewal window (304 on every fallback poll) would let its subscription lapse.
     const ws = state.websub;
@@ -170,6 +171,7 @@ async function fetchAndIngest(deps: PollDeps, feed: FeedConfig, state: FeedState
       // Validators from this answer replace the old ones; a server that stopped sending them gets none back.
       etag: result.etag,
       lastModified: result.lastModified,
+      validatorsUrl: result.finalUrl,
       title: parsed.title,
       format: parsed.format,
       lastItemAt: dates.length ? Math.min(newest, now) : null,
@@ -197,6 +199,7 @@ async function scheduleAfterSuccess(deps: PollDeps, feedId: string, state: FeedS
       maxIntervalMs: s.maxIntervalSeconds * 1000,
       hints: parsed?.hints,
       cacheControl: cache.cacheControl,
+      age: cache.age,
       expires: cache.expires,
       pushFallbackMs: active ? s.websub.fallbackSeconds * 1000 : null,
     }),

@@ -11,6 +11,8 @@ export interface ScheduleInput {
   hints?: Partial<FeedHints>;
   /** HTTP caching and rate-limit headers of the last answer. */
   cacheControl?: string | null;
+  /** Age of the answer in seconds (a cache's copy): max-age counts from when the origin made it. */
+  age?: string | null;
   expires?: string | null;
   retryAfter?: string | null;
   /** Consecutive failures so far (0 after a success): exponential backoff. */
@@ -75,8 +77,11 @@ export function nextCheckAt(input: ScheduleInput): number {
   const asked: number[] = [minIntervalMs];
   const hinted = hintIntervalMs(input.hints);
   if (hinted) asked.push(hinted);
+  // RFC 9111 §4.2.3: what is left of max-age is max-age minus the copy's Age. Behind a CDN the answer is often
+  // most of max-age old, and counting the whole of it again from now polled up to twice as late as needed.
   const maxAge = maxAgeMs(input.cacheControl);
-  if (maxAge) asked.push(maxAge);
+  const age = /^\s*\d+\s*$/.test(input.age ?? '') ? Number(input.age) * 1000 : 0;
+  if (maxAge) asked.push(maxAge - age);
   if (input.expires) {
     const t = Date.parse(input.expires);
     if (Number.isFinite(t)) asked.push(t - now);

@@ -52,6 +52,8 @@ export interface WebSubState {
 export interface FeedState {
   etag: string | null;
   lastModified: string | null;
+  /** The URL that gave etag and lastModified (the final one, after redirects): where they are sent. */
+  validatorsUrl: string | null;
   lastStatus: number | null;
   lastError: string | null;
   lastErrorCode: string | null;
@@ -238,6 +240,7 @@ export function createFeedStore(redis: RedisClient, prefix: string) {
       return {
         etag: str(h.etag),
         lastModified: str(h.lastModified),
+        validatorsUrl: str(h.validatorsUrl),
         lastStatus: num(h.lastStatus),
         lastError: str(h.lastError),
         lastErrorCode: str(h.lastErrorCode),
@@ -259,12 +262,13 @@ export function createFeedStore(redis: RedisClient, prefix: string) {
     },
     async recordSuccess(
       feedId: string,
-      r: { status: number; etag: string | null; lastModified: string | null; title?: string; format?: string; lastItemAt?: number | null; cadenceMs?: number | null },
+      r: { status: number; etag: string | null; lastModified: string | null; validatorsUrl?: string; title?: string; format?: string; lastItemAt?: number | null; cadenceMs?: number | null },
       now: number,
     ) {
       const fields: Record<string, string> = {
         etag: r.etag ?? '',
         lastModified: r.lastModified ?? '',
+        validatorsUrl: r.validatorsUrl ?? '',
         lastStatus: String(r.status),
         lastSuccessAt: String(now),
         lastCheckAt: String(now),

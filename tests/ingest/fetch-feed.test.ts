@@ -61,6 +61,12 @@ beforeAll(async () => {
   // Raw deflate without the zlib wrapper, as some servers send "deflate".
   srv.on('/raw-deflate.xml', (_q, res) => void res.writeHead(200, { 'content-encoding': 'deflate' }).end(deflateRawSync(feedBody)));
   srv.on('/br.xml', (_q, res) => void res.writeHead(200, { 'content-encoding': 'br' }).end(brotliCompressSync(feedBody)));
+  // RFC 9110 §8.4: codings listed in the order they were applied (gzip first, then br), one header or several.
+  srv.on('/gzip-br.xml', (_q, res) => void res.writeHead(200, { 'content-encoding': 'gzip, br' }).end(brotliCompressSync(gzipSync(feedBody))));
+  srv.on('/gzip-identity.xml', (_q, res) => void res.writeHead(200, [['content-encoding', 'identity'], ['content-encoding', 'GZIP']]).end(gzipSync(feedBody)));
+  // A bomb in two layers: the cap is on what comes out of the last decoder.
+  srv.on('/gzip-gzip-bomb.xml', (_q, res) => void res.writeHead(200, { 'content-encoding': 'gzip, gzip' }).end(gzipSync(gzipSync(Buffer.alloc(50 * 1024 * 1024, 0x20)))));
+  srv.on('/long-chain.xml', (_q, res) => void res.writeHead(200, { 'content-encoding': Array(20).fill('gzip').join(', ') }).end('x'));
   srv.on('/bad-gzip.xml', (_q, res) => void res.writeHead(200, { 'content-encoding': 'gzip' }).end('this is not gzip'));
   // 50 MB announced and streamed: the download must stop at the cap, long before the end.
   srv.on('/huge.xml', (_q, res) => {
@@ -130,6 +136,8 @@ beforeAll(async () => {
       pump();
     });
   }
+  // A broken server (or cache in front of it) that answers 304 whatever it is asked.
+  srv.on('/always-304.xml', (_q, res) => void res.writeHead(304).end());
   srv.on('/gone.xml', (_q, res) => void res.writeHead(410).end('gone'));
   srv.on('/busy.xml', (_q, res) => void res.writeHead(503, { 'retry-after': '7200' }).end());
   srv.on('/hub-header.xml', (_q, res) => void res.writeHead(200, { link: '<https://hub.example.test/>; rel="hub", <https://f.example.test/feed>; rel="self"' }).end(feedBody));
@@ -153,7 +161,13 @@ describe('fetchFeed', () => {
     expect((await fetchFeed(req('/conditional.xml', { etag: '"old"', lastModified: 'Wed, 13 Jan 2027 10:00:00 GMT' }))).kind).toBe('ok');
   });
 
-  it.each(['/gzip.xml', '/deflate.xml', '/raw-deflate.xml', '/br.xml'])('%s is decompressed', async (path) => {
+  it('a 304 to a request that sent no validators is an error, not an unchanged feed', async () => {
+    // Before: "not modified", recorded as a success: a feed never fetched once stayed "ok" with no items, for ever.
+    expect(await failure(req('/always-304.xml'))).toMatchObject({ code: 'http-status', status: 304 });
+    expect((await fetchFeed(req('/always-304.xml', { etag: '"v1"' }))).kind).toBe('not-modified');
+  });
+
+  it.each(['/gzip.xml', '/deflate.xml', '/raw-deflate.xml', '/br.xml', '/gzip-br.xml', '/gzip-identity.xml'])('%s is decompressed', async (path) => {
     const r = await fetchFeed(req(path));
     expect(r.kind === 'ok' && r.body.equals(feedBody)).toBe(true);
   });
@@ -189,6 +203,9 @@ describe('fetchFeed', () => {
 
   it('a gzip bomb is stopped at the cap on the decompressed size', async () => {
     expect((await failure(req('/gzip-bomb.xml', { maxBytes: 1024 * 1024 }))).code).toBe('too-large');
+    expect((await failure(req('/gzip-gzip-bomb.xml', { maxBytes: 1024 * 1024 }))).code).toBe('too-large');
+    // Each coding is a decoder to run: a list longer than any server applies is refused, not built.
+    expect((await failure(req('/long-chain.xml'))).code).toBe('decompress');
   });
 
   it('a server that accepts the connection but never completes the TLS handshake hits the connect timeout', async () => {

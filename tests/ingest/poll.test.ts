@@ -638,12 +638,40 @@ describe('ingestFeed', () => {
     await queues.classify.drain();
   });
 
+  it('next check from Cache-Control max-age counts the Age of a cached copy (a CDN\'s)', async () => {
+    site.set('/cdn-aged.xml', { headers: { 'cache-control': 'public, max-age=3600', age: '3000' }, body: rss(item({ guid: 'aged-1', title: 'From a CDN edge' })) });
+    await deps.feeds.add({ id: 'cdn-aged', url: site.url('/cdn-aged.xml') }, clock.now());
+    await ingestFeed(deps, 'cdn-aged');
+    // Before: an hour, though the edge's copy goes stale in ten minutes.
+    expect((await deps.feeds.state('cdn-aged')).nextCheckAt).toBe(clock.now() + 10 * 60_000);
+    await queues.classify.drain();
+  });
+
   it('a permanent redirect updates the stored URL', async () => {
     site.set('/old-home.xml', { status: 301, headers: { location: '/new-home.xml' } });
     site.set('/new-home.xml', { body: rss(item({ guid: 'nh', title: 'Moved feed item' })) });
     await deps.feeds.add({ id: 'mover', url: site.url('/old-home.xml') }, clock.now());
     await ingestFeed(deps, 'mover');
     expect((await deps.feeds.get('mover'))!.url).toBe(site.url('/new-home.xml'));
+    await queues.classify.drain();
+  });
+});
+
+describe('conditional GET behind a temporary redirect', () => {
+  it('the validators go to the URL that gave them: a feed behind a 302 is answered 304, not sent in full every poll', async () => {
+    site.set('/short-link.xml', { status: 302, headers: { location: '/cdn/current.xml' } });
+    site.set('/cdn/current.xml', (rq) => (rq.headers['if-none-match'] === '"c1"'
+      ? { status: 304, headers: { etag: '"c1"' } }
+      : { headers: { etag: '"c1"' }, body: rss(item({ guid: 'cdn-1', title: 'Behind a temporary redirect' })) }));
+    await deps.feeds.add({ id: 'short-link', url: site.url('/short-link.xml') }, clock.now());
+    expect((await ingestFeed(deps, 'short-link')).status).toBe('ok');
+    clock.advance(600_000);
+    // Before: the ETag went only to /short-link.xml, which redirects, and the URL that gave it got a plain GET.
+    expect((await ingestFeed(deps, 'short-link')).status).toBe('not-modified');
+    expect(site.hits('/cdn/current.xml').at(-1)!.headers['if-none-match']).toBe('"c1"');
+    // The feed's own URL is still the one configured (a 302 teaches nothing) and is not sent the CDN's ETag.
+    expect(site.hits('/short-link.xml').at(-1)!.headers['if-none-match']).toBeUndefined();
+    expect((await deps.feeds.get('short-link'))!.url).toBe(site.url('/short-link.xml'));
     await queues.classify.drain();
   });
 });

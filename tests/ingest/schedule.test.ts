@@ -19,6 +19,10 @@ describe('nextCheckAt: the longest interval any hint asks for, within [min, max]
     ['sy:updateFrequency 8 without a period: daily is the default, 3 hours', { hints: { updatePeriod: null, updateFrequency: 8 } }, 180],
     ['Cache-Control max-age=1800', { cacheControl: 'public, max-age=1800' }, 30],
     ['Cache-Control s-maxage=600', { cacheControl: 's-maxage=600, max-age=60' }, 10],
+    // RFC 9111 §4.2.3: a copy already 50 minutes old (a CDN's) is fresh for 10 more, not for another hour.
+    ['max-age=3600 with Age: 3000', { cacheControl: 'max-age=3600', age: '3000' }, 10],
+    ['max-age=3600 with Age past it: the minimum', { cacheControl: 'max-age=3600', age: '7200' }, 5],
+    ['max-age=3600 with an unreadable Age: max-age', { cacheControl: 'max-age=3600', age: 'old' }, 60],
     ['Expires in 45 minutes', { expires: new Date(NOW + 45 * 60_000).toUTCString() }, 45],
     ['Retry-After: 3600 (seconds)', { retryAfter: '3600' }, 60],
     ['Retry-After as an HTTP date', { retryAfter: new Date(NOW + 90 * 60_000).toUTCString() }, 90],
@@ -62,7 +66,7 @@ describe('staleness', () => {
 
   it('health status: disabled, failing, stale, ok, new', () => {
     const s: FeedState = {
-      etag: null, lastModified: null, lastStatus: 200, lastError: null, lastErrorCode: null, lastErrorAt: null, lastSuccessAt: NOW - H,
+      etag: null, lastModified: null, validatorsUrl: null, lastStatus: 200, lastError: null, lastErrorCode: null, lastErrorAt: null, lastSuccessAt: NOW - H,
       lastCheckAt: NOW - H, consecutiveFailures: 0, failingSince: null, disabledAt: null, disabledReason: null, nextCheckAt: NOW + H,
       lastItemAt: NOW - 2 * H, cadenceMs: H, lastNewItemAt: NOW - 2 * H, title: 'T', format: 'rss2.0', websub: null,
     };
