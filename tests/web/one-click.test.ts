@@ -40,6 +40,20 @@ describe('one-click unsubscribe from a mail provider', () => {
     expect(await stopsEmail(id)).toBe(false);
   });
 
+  it("many readers' one-click POSTs from the provider's one address all take effect, past the per-address write limit", async () => {
+    const ids = [];
+    for (let i = 0; i < 6; i++) ids.push(await reader(`many${i}@example.test`));
+    const statuses = [];
+    for (const [i, id] of ids.entries()) {
+      const res = await fetch(unsubscribeUrl(h.t.baseUrl, SIGNING_KEY, id, 'japan', `many${i}@example.test`), {
+        method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'List-Unsubscribe=One-Click',
+      });
+      statuses.push(res.status);
+    }
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 200]);
+    for (const id of ids) expect(await stopsEmail(id)).toBe(true);
+  });
+
   it('a forged link is still refused, whatever the write limit', async () => {
     const id = await reader('forged@example.test');
     const link = unsubscribeUrl(h.t.baseUrl, SIGNING_KEY, id, 'japan', 'forged@example.test').replace(/sig=[^&]+/, 'sig=AAAA');
