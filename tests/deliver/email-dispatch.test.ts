@@ -185,6 +185,33 @@ describe('email dispatch', () => {
     expect(me.emailStatus).toMatchObject({ disabled: false, hardBounces: 0 });
   });
 
+  it('hard bounces count in a row: a delivered mail between two bounces starts the count again', async () => {
+    const { id, token } = await createReader(t.herald.stores.subscribers, { email: 'flaky@example.test', timeZone: 'UTC', digestTime: '08:00' }, clock.now());
+    await t.herald.stores.subscribers.setFollows(id, { japan: { cadence: 'instant', channels: ['email'] } });
+    for (const s of [{ reject: 550 }, { tempFail: 0 }, { reject: 550 }] as const) {
+      smtp.script('flaky@example.test', s);
+      const story = await newStory();
+      await enqueueAlert(t, 'email', id, story.id);
+      await t.waitIdle();
+    }
+    expect(smtp.to('flaky@example.test')).toHaveLength(1);
+    const me = await fetch(`${t.baseUrl}/api/me`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.json());
+    // The limit here is 2: counted across the delivery, the second bounce would have disabled the address.
+    expect(me.emailStatus).toMatchObject({ disabled: false, hardBounces: 1 });
+  });
+
+  it('a refusal longer than every retry ends the record as failed with the reason; nothing stays queued or sending', async () => {
+    const id = await emailSubscriber('outage@example.test');
+    smtp.script('outage@example.test', { tempFail: 1000, code: 451 });
+    const s = await newStory();
+    await enqueueAlert(t, 'email', id, s.id, 'japan', { attempts: 3 });
+    await t.waitIdle(20_000);
+    expect(smtp.tries('outage@example.test')).toBe(3);
+    const rec = await record(id, s.id);
+    expect(rec).toMatchObject({ status: 'failed' });
+    expect(rec!.lastError).toMatch(/SMTP 451/);
+  });
+
   it('a stop link acts only on the address it was mailed to: after a change of address, an old email stops nothing', async () => {
     const subs = t.herald.stores.subscribers;
     const id = await emailSubscriber('moved-from@example.test');
