@@ -343,7 +343,7 @@ export const OPTIONS = [
     key: 'rateLimitWritesPerMinute',
     schema: positiveInt.max(100000),
     default: '60',
-    description: 'Changes (POST, PUT, PATCH, DELETE) the API accepts per minute from one IP address, and separately from one subscriber.',
+    description: 'Changes (POST, PUT, PATCH, DELETE) the API accepts per minute from one IP address, and separately from one subscriber. One-click unsubscribe POSTs (RFC 8058, sent by mail providers from shared addresses) are not counted.',
     fix: 'set a whole number of requests, for example 60',
   },
   {

@@ -143,6 +143,75 @@ describe('email dispatch', () => {
     expect(await record(id, next.id)).toMatchObject({ status: 'sent' });
   });
 
+  it('a RCPT TO refusal about Herald (its IP blocklisted, relay denied, its sender domain) fails the alert but is no bounce', async () => {
+    const { id, token } = await createReader(t.herald.stores.subscribers, { email: 'policy@example.test', timeZone: 'UTC', digestTime: '08:00' }, clock.now());
+    await t.herald.stores.subscribers.setFollows(id, { japan: { cadence: 'instant', channels: ['email'] } });
+    // Postfix (smtpd_delay_reject=yes, its default) answers client and sender restrictions at RCPT TO.
+    const refusals = [
+      { reject: 554, message: '5.7.1 Service unavailable; Client host [127.0.0.1] blocked using zen.spamhaus.org' },
+      { reject: 554, message: '5.7.1 <policy@example.test>: Relay access denied' },
+      { reject: 553, message: '5.1.8 <herald@127.0.0.1>: Sender address rejected: Domain not found' },
+    ] as const;
+    const stories = [];
+    for (const refusal of refusals) {
+      smtp.script('policy@example.test', refusal);
+      const s = await newStory();
+      stories.push(s);
+      await enqueueAlert(t, 'email', id, s.id);
+      await t.waitIdle();
+    }
+    // The hard-bounce limit here is 2: counted as bounces, these would have disabled a working mailbox.
+    for (const [i, s] of stories.entries()) {
+      const rec = await record(id, s.id);
+      expect(rec).toMatchObject({ status: 'failed', attempts: 1 });
+      expect(rec!.lastError).toContain(`SMTP ${refusals[i]!.reject}`);
+    }
+    const me = await fetch(`${t.baseUrl}/api/me`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.json());
+    expect(me.emailStatus).toMatchObject({ disabled: false, hardBounces: 0 });
+  });
+
+  it('530 authentication required at RCPT TO (an operator\'s config error) is retried and the mail arrives once fixed; no bounce', async () => {
+    const { id, token } = await createReader(t.herald.stores.subscribers, { email: 'noauth@example.test', timeZone: 'UTC', digestTime: '08:00' }, clock.now());
+    await t.herald.stores.subscribers.setFollows(id, { japan: { cadence: 'instant', channels: ['email'] } });
+    smtp.script('noauth@example.test', { reject: 530, message: '5.7.0 Authentication required', times: 2 });
+    const s = await newStory();
+    await enqueueAlert(t, 'email', id, s.id);
+    await t.waitIdle(20_000);
+    expect(smtp.to('noauth@example.test')).toHaveLength(1);
+    const rec = await record(id, s.id);
+    expect(rec).toMatchObject({ status: 'sent', attempts: 3 });
+    expect(rec!.lastError).toContain('SMTP 530');
+    const me = await fetch(`${t.baseUrl}/api/me`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.json());
+    expect(me.emailStatus).toMatchObject({ disabled: false, hardBounces: 0 });
+  });
+
+  it('hard bounces count in a row: a delivered mail between two bounces starts the count again', async () => {
+    const { id, token } = await createReader(t.herald.stores.subscribers, { email: 'flaky@example.test', timeZone: 'UTC', digestTime: '08:00' }, clock.now());
+    await t.herald.stores.subscribers.setFollows(id, { japan: { cadence: 'instant', channels: ['email'] } });
+    for (const s of [{ reject: 550 }, { tempFail: 0 }, { reject: 550 }] as const) {
+      smtp.script('flaky@example.test', s);
+      const story = await newStory();
+      await enqueueAlert(t, 'email', id, story.id);
+      await t.waitIdle();
+    }
+    expect(smtp.to('flaky@example.test')).toHaveLength(1);
+    const me = await fetch(`${t.baseUrl}/api/me`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.json());
+    // The limit here is 2: counted across the delivery, the second bounce would have disabled the address.
+    expect(me.emailStatus).toMatchObject({ disabled: false, hardBounces: 1 });
+  });
+
+  it('a refusal longer than every retry ends the record as failed with the reason; nothing stays queued or sending', async () => {
+    const id = await emailSubscriber('outage@example.test');
+    smtp.script('outage@example.test', { tempFail: 1000, code: 451 });
+    const s = await newStory();
+    await enqueueAlert(t, 'email', id, s.id, 'japan', { attempts: 3 });
+    await t.waitIdle(20_000);
+    expect(smtp.tries('outage@example.test')).toBe(3);
+    const rec = await record(id, s.id);
+    expect(rec).toMatchObject({ status: 'failed' });
+    expect(rec!.lastError).toMatch(/SMTP 451/);
+  });
+
   it('a stop link acts only on the address it was mailed to: after a change of address, an old email stops nothing', async () => {
     const subs = t.herald.stores.subscribers;
     const id = await emailSubscriber('moved-from@example.test');

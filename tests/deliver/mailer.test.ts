@@ -66,7 +66,8 @@ describe('createMailer', () => {
 
     const raw = smtp.raw.find((r) => r.includes('test.reader@example.test'))!;
     const dkim = verifyDkim(raw, keys.publicKey);
-    expect(dkim.signedHeaders).toEqual(expect.arrayContaining(['from', 'to', 'subject', 'date', 'message-id']));
+    // RFC 8058 4: one-click unsubscribe counts only when the signature covers both List-Unsubscribe headers.
+    expect(dkim.signedHeaders).toEqual(expect.arrayContaining(['from', 'to', 'subject', 'date', 'message-id', 'list-unsubscribe', 'list-unsubscribe-post']));
     expect(dkim.bodyHash).toBe(true);
     expect(dkim.signature).toBe(true);
     // The verifier itself must notice a changed body or header.

@@ -216,6 +216,16 @@ describe('email', () => {
     [{ responseCode: 550, code: 'EMESSAGE', command: 'DATA', message: '5.1.7 bad sender mailbox syntax' }, { kind: 'permanent', reason: 'SMTP 550: 5.1.7 bad sender mailbox syntax', hardBounce: false }],
     // A server that checks the mailbox only after DATA.
     [{ responseCode: 550, code: 'EMESSAGE', command: 'DATA', message: '5.1.1 user unknown' }, { kind: 'permanent', reason: 'SMTP 550: 5.1.1 user unknown', hardBounce: true }],
+    // Refused at RCPT TO for a reason about Herald, by its enhanced code (Postfix gives client and sender refusals there).
+    [{ responseCode: 554, code: 'EENVELOPE', command: 'RCPT TO', response: '554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked', message: 'Recipient command failed: 554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked' }, { kind: 'permanent', reason: 'SMTP 554: Recipient command failed: 554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked', hardBounce: false }],
+    [{ responseCode: 553, code: 'EENVELOPE', command: 'RCPT TO', response: '553 5.1.8 <a@h.test>: Sender address rejected', message: 'Recipient command failed: 553 5.1.8 <a@h.test>: Sender address rejected' }, { kind: 'permanent', reason: 'SMTP 553: Recipient command failed: 553 5.1.8 <a@h.test>: Sender address rejected', hardBounce: false }],
+    // ...but the mailbox's own refusal there counts, an IP address in its text read as no enhanced code.
+    [{ responseCode: 550, code: 'EENVELOPE', command: 'RCPT TO', response: '550 no such user here [5.6.7.8]', message: 'Recipient command failed: 550 no such user here [5.6.7.8]' }, { kind: 'permanent', reason: 'SMTP 550: Recipient command failed: 550 no such user here [5.6.7.8]', hardBounce: true }],
+    [{ responseCode: 550, code: 'EENVELOPE', command: 'RCPT TO', response: '550 5.2.1 mailbox disabled', message: 'Recipient command failed: 550 5.2.1 mailbox disabled' }, { kind: 'permanent', reason: 'SMTP 550: Recipient command failed: 550 5.2.1 mailbox disabled', hardBounce: true }],
+    // The DATA command itself refused (nodemailer's EENVELOPE too) after the recipient was accepted: no word on the mailbox.
+    [{ responseCode: 554, code: 'EENVELOPE', command: 'DATA', response: '554 5.7.1 rejected by policy', message: 'Data command failed: 554 5.7.1 rejected by policy' }, { kind: 'permanent', reason: 'SMTP 554: Data command failed: 554 5.7.1 rejected by policy', hardBounce: false }],
+    // 530: authentication required, the operator's fix to make, whichever command it answers: retried.
+    [{ responseCode: 530, code: 'EENVELOPE', command: 'MAIL FROM', response: '530 5.7.0 Authentication required', message: 'Mail command failed: 530 5.7.0 Authentication required' }, { kind: 'retry', reason: 'SMTP 530: Mail command failed: 530 5.7.0 Authentication required' }],
     [{ responseCode: 451, code: 'EENVELOPE', message: 'try later' }, { kind: 'retry', reason: 'SMTP 451: try later' }],
     // The session refused before any envelope (Herald's credentials, a relay turning connections away): retried.
     [{ responseCode: 535, code: 'EAUTH', command: 'AUTH PLAIN', message: 'Invalid login: 535 5.7.8 Authentication credentials invalid' }, { kind: 'retry', reason: 'SMTP 535: Invalid login: 535 5.7.8 Authentication credentials invalid' }],

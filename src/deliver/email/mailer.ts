@@ -35,24 +35,39 @@ export interface DkimOptions {
  * 5.1.x (bad mailbox; not 5.1.7/5.1.8, the sender's address) from a server that checks recipients after DATA. Any other refusal of the message
  * (552 size, 550 5.7.1 content) says nothing about the address, and must not count toward disabling it.
  */
-export function classifyMailError(err: { responseCode?: number; code?: string; command?: string; message: string }): MailOutcome {
+export function classifyMailError(err: { responseCode?: number; code?: string; command?: string; response?: string; message: string }): MailOutcome {
   const code = err.responseCode;
   // A 5xx before any envelope (the greeting, EHLO, AUTH) refuses the session, not this message: a relay turning
   // connections away or credentials the operator has to fix. Every mail of that moment fails alike, and ending
   // them as permanent lost every alert and digest sent until the fix; retried, they go out once it is made.
-  if (code !== undefined && code >= 500 && (err.code === 'EAUTH' || /^(CONN|EHLO|HELO|LHLO|AUTH|STARTTLS)\b/i.test(err.command ?? ''))) {
+  // 530 (RFC 4954: authentication required) is that same fix to make, whichever command a relay answers it to.
+  if (code !== undefined && code >= 500 && (err.code === 'EAUTH' || code === 530 || /^(CONN|EHLO|HELO|LHLO|AUTH|STARTTLS)\b/i.test(err.command ?? ''))) {
     return { kind: 'retry', reason: `SMTP ${code}: ${err.message}` };
   }
   if (code !== undefined && code >= 500) {
     // nodemailer reports MAIL FROM refusals as EENVELOPE too: those are about the sender, whatever their text says
     // (Postfix answers a sender domain it cannot resolve with '553 5.1.8', which is no word on any reader's mailbox).
     if (/MAIL/i.test(err.command ?? '')) return { kind: 'permanent', reason: `SMTP ${code}: ${err.message}`, hardBounce: false };
-    const envelope = err.code === 'EENVELOPE';
     // 5.1.x is the addressing class, but 5.1.7 and 5.1.8 (RFC 3463) name the sender's address, not the recipient's.
-    const recipient = envelope || /RCPT/i.test(err.command ?? '') || /\b5\.1\.(?![78]\b)\d{1,3}\b/.test(err.message);
+    const recipient = /RCPT/i.test(err.command ?? '') ? !aboutSender(err.response ?? err.message) : /\b5\.1\.(?![78]\b)\d{1,3}\b/.test(err.message);
     return { kind: 'permanent', reason: `SMTP ${code}: ${err.message}`, hardBounce: recipient };
   }
   return { kind: 'retry', reason: code ? `SMTP ${code}: ${err.message}` : `${err.code ?? 'error'}: ${err.message}` };
+}
+
+/**
+ * Whether a 5xx answer to RCPT TO says, by its enhanced status code (RFC 3463), that the refusal is about Herald
+ * rather than the reader's mailbox: X.7.x security or policy (Herald's IP on a blocklist, relaying denied), X.3.x
+ * mail system, X.5.x protocol, X.6.x content, X.1.7/X.1.8 the sender's address. Postfix (smtpd_delay_reject=yes,
+ * its default) gives every client and sender refusal at RCPT TO; counted as bounces, one blocklisting of Herald's
+ * IP disabled the address of every reader at that provider. A bare code or another class still counts.
+ */
+function aboutSender(response: string): boolean {
+  // Right after the reply code, so an IP address in the text ('[5.6.7.8]') is not read as one.
+  const m = /(?:^|\s)5\d\d[ -]5\.(\d{1,3})\.(\d{1,3})\b/.exec(response);
+  if (!m) return false;
+  const [subject, detail] = [Number(m[1]), Number(m[2])];
+  return subject === 3 || subject === 5 || subject === 6 || subject === 7 || (subject === 1 && (detail === 7 || detail === 8));
 }
 
 /**

@@ -10,6 +10,9 @@ type StopLink = { subscriberId: string; topic: string; address: string | null };
 
 export const unsubscribeRoutes = (ctx: WebContext): FastifyPluginAsync => async (app) => {
   const { deps } = ctx;
+  // RFC 8058 3.1: a provider's one-click POST may be multipart/form-data, which Fastify refuses (415) without a
+  // parser, so the click did nothing. Scoped to this plugin; the body is never read: the signed link says it all.
+  app.addContentTypeParser('multipart/form-data', { parseAs: 'buffer' }, (_req, _body, done) => done(null, null));
   const checkUnsubscribe = (q: UnsubQuery['Querystring']): StopLink => {
     const { s, t, a, sig } = q;
     if (!s || !t || !sig || !verifyUnsubscribe(deps.signingKey, s, t, a ?? null, sig)) {

@@ -7,7 +7,11 @@ import { recipients } from '../../helpers/smtp-sink.ts';
  * Per recipient: 4xx for the first n tries, 5xx to RCPT TO, the message itself refused after DATA (its size or
  * content), or accepted only after `acceptAfterMs` (a slow server).
  */
-export type RecipientScript = { tempFail: number; code?: 421 | 451 } | { reject: 550 | 553 } | { refuseData: 550 | 552 | 554; message: string } | { acceptAfterMs: number };
+export type RecipientScript =
+  | { tempFail: number; code?: 421 | 451 }
+  /** RCPT TO refused with `message` (default a 5.1.1 unknown mailbox), for the first `times` tries (default: every one). */
+  | { reject: 530 | 550 | 553 | 554; message?: string; times?: number }
+  | { refuseData: 550 | 552 | 554; message: string } | { acceptAfterMs: number };
 
 /**
  * An SMTP server in this process that each test scripts per recipient: accept, answer 421/451 for the
@@ -31,7 +35,7 @@ export async function startScriptedSmtp(opts: { parse?: boolean; delayMs?: numbe
       const n = (tries.get(to) ?? 0) + 1;
       tries.set(to, n);
       const s = scripts.get(to);
-      if (s && 'reject' in s) return callback(Object.assign(new Error(`5.1.1 <${to}>: mailbox unavailable`), { responseCode: s.reject }));
+      if (s && 'reject' in s && n <= (s.times ?? Infinity)) return callback(Object.assign(new Error(s.message ?? `5.1.1 <${to}>: mailbox unavailable`), { responseCode: s.reject }));
       if (s && 'tempFail' in s && n <= s.tempFail) return callback(Object.assign(new Error('4.3.2 try again later'), { responseCode: s.code ?? 451 }));
       callback();
     },
