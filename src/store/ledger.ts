@@ -113,10 +113,11 @@ local function burstLast()
   local mark = redis.call('GET', KEYS[6])
   if mark then
     local sp = string.find(mark, ' ', 1, true)
-    local at = tonumber(string.sub(mark, 1, sp - 1))
-    if string.sub(mark, sp + 1) ~= KEYS[1] and now - at < window then return tostring(at) end
+    local at = string.sub(mark, 1, sp - 1)
+    if string.sub(mark, sp + 1) ~= KEYS[1] and now - tonumber(at) < window then return at end
   end
-  redis.call('SET', KEYS[6], ARGV[3] .. ' ' .. KEYS[1], 'EX', ${DAY_SECONDS})
+  -- Kept for the window only (a mark past it reads as none anyway): no key per reader left for a day.
+  redis.call('SET', KEYS[6], ARGV[3] .. ' ' .. KEYS[1], 'PX', window)
   return last or false
 end`,
 );
