@@ -16,6 +16,8 @@ const inboxItemsKey = (prefix: string, subscriberId: string) => `${prefix}:{s:${
 const heldKey = (prefix: string, subscriberId: string, bucket: HeldBucket) => `${prefix}:{s:${subscriberId}}:held:${bucket}`;
 const pushCountKey = (prefix: string, subscriberId: string, localDate: string) => `${prefix}:{s:${subscriberId}}:pushcount:${localDate}`;
 const lastPushKey = (prefix: string, subscriberId: string) => `${prefix}:{s:${subscriberId}}:lastpush`;
+/** `<time> <alert key>`: the reader's push that a claim is sending now, for the burst rule before it is sent (CLAIM_READ). */
+const pushingKey = (prefix: string, subscriberId: string) => `${prefix}:{s:${subscriberId}}:pushing`;
 const bundleLeaseKey = (prefix: string, subscriberId: string) => `${prefix}:{s:${subscriberId}}:bundling`;
 /**
  * The reader's bundles of pushes held by quiet hours, by release time (member: the bundle id): what a change of their
@@ -72,7 +74,7 @@ const DAY_SECONDS = 24 * 60 * 60;
  * job takes its own claim over at once: BullMQ runs one attempt of a job at a time, so the earlier one ended.
  * The claimed answer carries the new `attempts`, the claim's token for `requeue`.
  */
-const claimLua = (ended: string, claimed: string) => `
+const claimLua = (ended: string, claimed: string, before = '') => `${before}
 local status = redis.call('HGET', KEYS[1], 'status')
 if status == 'sent' or status == 'failed' or status == 'skipped' or status == 'held' then return ${ended} end
 if status == 'sending' then
@@ -91,11 +93,40 @@ const CLAIM = claimLua('{status}', '{res, attempt}');
  * subscriber's last push time, KEYS[3..5] the caller's three hashes in the same slot: the subscriber's
  * profile, devices and follows): one command instead of four per alert at fan-out volume.
  * `false`, not nil, for a missing last push: a nil would end the Lua table there.
+ *
+ * With a burst window (ARGV[5] ms, 0: none), the claim also takes the reader's "pushing" mark (KEYS[6]) when no push
+ * went out within the window: the last push time was written only once a push was sent, so matches claimed side by
+ * side (stories classified together: the burst itself) all read "no push yet" and each went out alone. A mark of
+ * another alert within the window answers as the last push instead, and that claim holds for the burst. The mark
+ * is dropped (`dropPushing`) when its claim ends without sending; a sent one is overtaken by the last push time.
  */
 const CLAIM_READ = claimLua(
   '{status}',
-  "{res, redis.call('HGETALL', KEYS[1]), redis.call('GET', KEYS[2]) or false, redis.call('HGETALL', KEYS[3]), redis.call('HGETALL', KEYS[4]), redis.call('HGETALL', KEYS[5])}",
+  "{res, redis.call('HGETALL', KEYS[1]), burstLast(), redis.call('HGETALL', KEYS[3]), redis.call('HGETALL', KEYS[4]), redis.call('HGETALL', KEYS[5])}",
+  `
+local function burstLast()
+  local last = redis.call('GET', KEYS[2])
+  local window = tonumber(ARGV[5] or '0')
+  if window <= 0 then return last or false end
+  local now = tonumber(ARGV[3])
+  if last and now - tonumber(last) < window then return last end
+  local mark = redis.call('GET', KEYS[6])
+  if mark then
+    local sp = string.find(mark, ' ', 1, true)
+    local at = string.sub(mark, 1, sp - 1)
+    if string.sub(mark, sp + 1) ~= KEYS[1] and now - tonumber(at) < window then return at end
+  end
+  -- Kept for the window only (a mark past it reads as none anyway): no key per reader left for a day.
+  redis.call('SET', KEYS[6], ARGV[3] .. ' ' .. KEYS[1], 'PX', window)
+  return last or false
+end`,
 );
+
+/** Drops the reader's "pushing" mark (KEYS[1]) while it is the alert's (ARGV[1], its record key). */
+const DROP_PUSHING = `
+local mark = redis.call('GET', KEYS[1])
+if mark and string.sub(mark, string.find(mark, ' ', 1, true) + 1) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0`;
 
 /**
  * A transient failure of one attempt: the record waits for the next one, the error kept. Only while the
@@ -369,7 +400,8 @@ export function createLedger(redis: RedisClient, prefix: string) {
   // the pipeline should belong to the same slots allocation group", the 3-master cluster test). Like every
   // script, defined here with the store: a command defined later, while an auto-pipeline of this client is
   // filling, is missing from that pipeline and breaks it.
-  const claimReadScript = defineScript(redis, 'heraldLedgerClaimRead', 5, CLAIM_READ);
+  const claimReadScript = defineScript(redis, 'heraldLedgerClaimRead', 6, CLAIM_READ);
+  const dropPushingScript = defineScript(redis, 'heraldLedgerDropPushing', 1, DROP_PUSHING);
   const finishSentScript = defineScript(redis, 'heraldLedgerFinishSent', 4, FINISH_SENT);
   const openScript = defineScript(redis, 'heraldLedgerOpen', 1, OPEN);
   const finishScript = defineScript(redis, 'heraldLedgerFinish', 1, FINISH);
@@ -442,11 +474,14 @@ export function createLedger(redis: RedisClient, prefix: string) {
      * the subscriber's slot), answered in `reads` in their order (for `subscribers.forSendOf`). The record's
      * `attempts` is the claim's token for `requeue`.
      */
-    async claimPush(subscriberId: string, storyId: string, jobId: string, topicId: string, now: number, takeoverAfterMs: number, sendKeys: readonly [string, string, string]): Promise<
+    async claimPush(
+      subscriberId: string, storyId: string, jobId: string, topicId: string, now: number, takeoverAfterMs: number, sendKeys: readonly [string, string, string], burstWindowMs = 0,
+    ): Promise<
       { claimed: false; status: DeliveryStatus } | { claimed: true; record: DeliveryRecord; lastPushAt: number | null; reads: string[][] }
     > {
       const [res, flat, last, ...reads] = (await claimReadScript(
-        alertKey(prefix, subscriberId, storyId, 'push'), lastPushKey(prefix, subscriberId), ...sendKeys, jobId, topicId, String(now), takeoverAfterMs,
+        alertKey(prefix, subscriberId, storyId, 'push'), lastPushKey(prefix, subscriberId), ...sendKeys, pushingKey(prefix, subscriberId),
+        jobId, topicId, String(now), takeoverAfterMs, burstWindowMs,
       )) as [string, string[]?, (string | false)?, ...string[][]];
       if (res !== 'claimed' && res !== 'created') return { claimed: false, status: res as DeliveryStatus };
       if (res === 'created') await index(subscriberId, storyId, 'push', now);
@@ -558,6 +593,11 @@ export function createLedger(redis: RedisClient, prefix: string) {
       const moved = (await giveUpScript(key, jobId, error.slice(0, 500), String(now))) === 1;
       if (moved) await bump((await redis.hget(key, 'topicId')) ?? '', channel, 'failed');
       return moved;
+    },
+
+    /** The alert's claim (`claimPush` with a burst window) ends without a push: the reader's "pushing" mark goes if it is the alert's. */
+    async dropPushing(subscriberId: string, storyId: string) {
+      await dropPushingScript(pushingKey(prefix, subscriberId), alertKey(prefix, subscriberId, storyId, 'push'));
     },
 
     async markDeviceDone(subscriberId: string, storyId: string, deviceId: string) {
@@ -794,7 +834,7 @@ export function createLedger(redis: RedisClient, prefix: string) {
      * subscriber's tag: deleting a subscriber is rare, and no other index of them is worth keeping.
      */
     async forgetSubscriber(subscriberId: string) {
-      await redis.del(inboxKey(prefix, subscriberId), inboxItemsKey(prefix, subscriberId), quietBundlesKey(prefix, subscriberId));
+      await redis.del(inboxKey(prefix, subscriberId), inboxItemsKey(prefix, subscriberId), quietBundlesKey(prefix, subscriberId), pushingKey(prefix, subscriberId));
       // Records share the subscriber's slot (one node, one UNLINK per batch); their entries in the export's time
       // index go too, so no trace of the reader is left behind (the index keys live on other slots: the client routes them).
       await scanKeys(redis, `${prefix}:{s:${subscriberId}}:alert:*`, async (found, node) => {

@@ -115,6 +115,17 @@ describe('push bundle: held alerts end with it', () => {
     expect(await ledger.get(r.id, 'bundle-b4', 'push')).toMatchObject({ status: 'skipped', reason: 'held stories no longer exist' });
   });
 
+  it("a bundle whose every device is gone (410) removes them and fails the held alerts with that reason, not with none", async () => {
+    const r = await readerWithHeld(2);
+    sink.script(r.device, [{ status: 410 }]);
+    expect(await sendPushBundle(deps(), { subscriberId: r.id, bundleId: 'b-gone' }, 'bundle-job-gone')).toBe('failed');
+    expect(await subscribers.pushSubscriptions(r.id)).toEqual([]);
+    // Before: failed with no lastError at all, where a single alert says why.
+    for (const s of r.held) expect(await ledger.get(r.id, s.id, 'push')).toMatchObject({ status: 'failed', lastError: 'every push subscription was gone' });
+    expect(await ledger.get(r.id, 'bundle-b-gone', 'push')).toMatchObject({ status: 'failed', lastError: 'every push subscription was gone' });
+    expect(await ledger.held(r.id, 'bundle')).toEqual([]);
+  });
+
   it('an alert held by quiet hours whose bundle job could not be enqueued is held again at its retry, with its bundle', async () => {
     clock.set('2027-04-01T23:00:00Z');
     try {

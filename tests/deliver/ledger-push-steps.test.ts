@@ -83,6 +83,21 @@ describe('ledger: push claim with reads, and the one-step sent write', () => {
     for (const key of keys) expect(await redis.ttl(key)).toBeGreaterThan(LEDGER_INDEX_RETENTION_DAYS * 86400 - 60);
   });
 
+  it("with a burst window, a claim beside another alert's claim reads it as the last push, until that one ends unsent", async () => {
+    const w = 120_000;
+    const first = await ledger.claimPush('p', 's1', 'j1', 'japan', 10_000, 30_000, sendKeys('p'), w);
+    expect(first).toMatchObject({ claimed: true, lastPushAt: null });
+    // Claimed side by side: the first claim counts as the push under way.
+    expect(await ledger.claimPush('p', 's2', 'j2', 'japan', 10_500, 30_000, sendKeys('p'), w)).toMatchObject({ claimed: true, lastPushAt: 10_000 });
+    // The first alert's own retry is not a burst of itself.
+    expect(await ledger.claimPush('p', 's1', 'j1', 'japan', 11_000, 30_000, sendKeys('p'), w)).toMatchObject({ claimed: true, lastPushAt: null });
+    // It ended without a push (muted, held, failed): the next match is no burst.
+    await ledger.dropPushing('p', 's1');
+    expect(await ledger.claimPush('p', 's3', 'j3', 'japan', 12_000, 30_000, sendKeys('p'), w)).toMatchObject({ claimed: true, lastPushAt: null });
+    // Past the window, another alert's mark no longer counts.
+    expect(await ledger.claimPush('p', 's4', 'j4', 'japan', 12_000 + w, 30_000, sendKeys('p'), w)).toMatchObject({ claimed: true, lastPushAt: null });
+  });
+
   it('keeps the inbox at its limit, dropping the oldest entry with its body', async () => {
     for (let i = 0; i < 201; i++) {
       await ledger.claimPush('c', `s${i}`, `j${i}`, 'japan', i + 1, 30_000, sendKeys('c'));

@@ -77,6 +77,22 @@ describe('push payload', () => {
     expect(JSON.parse(single)).toMatchObject({ url: story.url, title: story.title });
   });
 
+  it('a URL too long to leave room drops the image before the title, and never leaves the title empty', () => {
+    // The service worker shows nothing for a payload without a title, while the ledger says sent.
+    const image = `https://img.example.test/${'i'.repeat(970)}.jpg`;
+    const longUrl = `https://news.example.test/${'a'.repeat(2750)}`;
+    const full = JSON.parse(renderPushPayload({ ...story, url: longUrl, image }, 'Japan', 'Matched: Japan'));
+    // Before: title, body, topic and why all emptied, then the image dropped, leaving room for all of them.
+    expect(full).toMatchObject({ title: story.title, url: longUrl });
+    expect(full.image).toBeUndefined();
+    // Half the budget (the 413 retry) with a URL that alone nearly fills it: a short title, still, and the URL whole.
+    const halfUrl = `https://news.example.test/${'a'.repeat(1800)}`;
+    const half = JSON.parse(renderPushPayload({ ...story, url: halfUrl, title: 'Tokyo '.repeat(30), image }, 'Japan', 'why', Math.floor(MAX_PAYLOAD_BYTES / 2)));
+    expect(half.url).toBe(halfUrl);
+    expect(half.title.length).toBeGreaterThanOrEqual(20);
+    expect(half.title.startsWith('Tokyo Tokyo')).toBe(true);
+  });
+
   it('drops an image that is not https rather than sending it', () => {
     expect(JSON.parse(renderPushPayload({ ...story, image: 'javascript:alert(1)' }, 'Japan', 'why')).image).toBeUndefined();
   });

@@ -374,6 +374,27 @@ describe('push dispatch', () => {
       expect(sink.forDevice(device.id).map((p) => p.payload.title)).toEqual([a.title, '2 new stories in Japan']);
     });
 
+    it('bundles a burst whose matches are sent side by side (stories classified together): one push, then one bundle', async () => {
+      clock.set('2027-01-16T09:00:00Z');
+      const { id, device } = await subscriberWithDevice();
+      // A push service that takes a moment: the three jobs (concurrency 4) are all past their claim before any ends.
+      sink.script(device.id, [{ status: 201, delayMs: 400 }, { status: 201, delayMs: 400 }, { status: 201, delayMs: 400 }]);
+      const stories = [await newStory(), await newStory(), await newStory()];
+      await Promise.all(stories.map((s) => enqueueAlert(t, 'push', id, s.id)));
+      await settle(t);
+      // Before: each job read "no push yet" at its claim, and the reader got three notifications at once.
+      expect(sink.forDevice(device.id)).toHaveLength(1);
+      const statuses = await Promise.all(stories.map(async (s) => (await record(id, s.id))!.status));
+      expect(statuses.filter((s) => s === 'sent')).toHaveLength(1);
+      expect(statuses.filter((s) => s === 'held')).toHaveLength(2);
+      clock.advance(121_000);
+      await releaseDelayed(t);
+      const got = sink.forDevice(device.id);
+      expect(got).toHaveLength(2);
+      expect(got[1]!.payload.title).toBe('2 new stories in Japan');
+      for (const s of stories) expect((await record(id, s.id))!.status).toBe('sent');
+    });
+
     it('the daily cap holds; what exceeds it goes to the digest, marked in the ledger', async () => {
       clock.set('2027-01-17T03:00:00Z');
       const { id, device } = await subscriberWithDevice({ email: 'cap@example.test', digestTime: '20:00', prefs: { dailyPushCap: 2 } });

@@ -26,22 +26,34 @@ const MAX_IMAGE_URL_CHARS = 1000;
 const byteLength = (s: string) => Buffer.byteLength(s, 'utf8');
 
 /**
- * Shrinks the body (never the URL) until the JSON fits in `maxBytes`; then the why-line, the topic name (a
- * custom topic's name is the reader's own text, of any length) and the title.
+ * A title is never shortened below this: the service worker shows nothing for a payload without one (the browser
+ * then shows its own "updated in the background" line) while the ledger says sent. A URL so long that even this
+ * does not fit makes the push too large, which the push service refuses: a recorded failure, not a blank alert.
+ */
+const MIN_TITLE_CHARS = 40;
+
+/**
+ * Shrinks the body (never the URL) until the JSON fits in `maxBytes`; then the why-line, the topic name (a custom
+ * topic's name is the reader's own text, of any length), the image and, last, the title down to MIN_TITLE_CHARS.
+ * The image goes before the title: it is decoration, and cut after the title, a long URL with an image emptied the
+ * title first and then dropped the image, which left room for the title after all.
  */
 function fit(payload: PushPayload, maxBytes: number): string {
   let json = JSON.stringify(payload);
-  for (const field of ['body', 'why', 'topic', 'title'] as const) {
-    while (byteLength(json) > maxBytes && payload[field].length > 0) {
-      const next = truncate(payload[field], Math.floor(payload[field].length * 0.7));
-      payload[field] = next === '…' || next.length >= payload[field].length ? '' : next;
+  if (byteLength(json) <= maxBytes) return json;
+  const shrink = (field: 'body' | 'why' | 'topic' | 'title', floor: number) => {
+    while (byteLength(json) > maxBytes && payload[field].length > floor) {
+      const next = truncate(payload[field], Math.max(floor, Math.floor(payload[field].length * 0.7)));
+      payload[field] = floor === 0 && (next === '…' || next.length >= payload[field].length) ? '' : next;
       json = JSON.stringify(payload);
     }
-  }
+  };
+  for (const field of ['body', 'why', 'topic'] as const) shrink(field, 0);
   if (byteLength(json) > maxBytes && payload.image) {
     delete payload.image;
     json = JSON.stringify(payload);
   }
+  shrink('title', MIN_TITLE_CHARS);
   return json;
 }
 

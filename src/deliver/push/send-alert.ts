@@ -153,7 +153,9 @@ export async function deliverPushAlert(
 ): Promise<AlertResult> {
   const { subscriberId, storyId, topicId } = data;
   // The subscriber's profile, devices and follows are read by the claim's own script: one command per alert.
-  const claim = await deps.ledger.claimPush(subscriberId, storyId, jobId, topicId, deps.clock.now(), deps.jobLockMs, deps.subscribers.forSendKeys(subscriberId));
+  // The claim marks the reader as being pushed to (when no push went out within the burst window), so that matches
+  // claimed beside it are held for the burst rather than each sent alone (see CLAIM_READ).
+  const claim = await deps.ledger.claimPush(subscriberId, storyId, jobId, topicId, deps.clock.now(), deps.jobLockMs, deps.subscribers.forSendKeys(subscriberId), deps.burstWindowMs);
   if (!claim.claimed) return { kind: 'ended', summary: `already ${claim.status}` };
   try {
     // Renewed while the attempt runs: another job of the alert (the reader in two batches of a classification run
@@ -185,8 +187,12 @@ async function deliverClaimed(
   const { record, lastPushAt } = claim;
   const { who, devices, follows } = deps.subscribers.forSendOf(claim.reads);
   const story = await deps.stories.get(storyId);
+  // An alert that ends here without a push gives up the claim's "pushing" mark: the reader's next match is not a
+  // burst of a push that never went. Only off the common path (a sent push is overtaken by its last push time).
+  const noPush = () => (deps.burstWindowMs > 0 ? deps.ledger.dropPushing(subscriberId, storyId) : undefined);
   const fail = async (reason: string): Promise<AlertResult> => {
     await deps.ledger.finish(subscriberId, storyId, 'push', 'failed', deps.clock.now(), { error: reason });
+    await noPush();
     return { kind: 'failed', reason };
   };
   if (!who) return fail('subscriber no longer exists');
@@ -211,9 +217,14 @@ async function deliverClaimed(
 
   if (decision.kind === 'skip') {
     await deps.ledger.finish(subscriberId, storyId, 'push', 'skipped', now, { reason: decision.reason });
+    await noPush();
     return { kind: 'ended', summary: `skipped: ${decision.reason}` };
   }
-  if (decision.kind === 'hold') return { kind: 'ended', summary: await hold(deps, data, decision.bucket, decision.reason, decision.releaseAt, now) };
+  if (decision.kind === 'hold') {
+    const summary = await hold(deps, data, decision.bucket, decision.reason, decision.releaseAt, now);
+    await noPush();
+    return { kind: 'ended', summary };
+  }
 
   // The cap counts individual pushes on the reader's local date; a retry does not take a second slot (the slot is
   // marked on the record), and one whose earlier attempt broke off before the cap takes its slot now. Never once a
@@ -221,6 +232,7 @@ async function deliverClaimed(
   if (record.devicesDone.length === 0 && who.prefs.dailyPushCap !== null && !breaking) {
     const ok = await deps.ledger.reservePush(subscriberId, storyId, localDate(now, zone), who.prefs.dailyPushCap);
     if (!ok) {
+      await noPush();
       if (who.subscriber.email !== null && who.emailHealth.disabledAt === null) return { kind: 'ended', summary: await hold(deps, data, 'digest', 'cap', null, now) };
       await deps.ledger.finish(subscriberId, storyId, 'push', 'skipped', now, { reason: 'cap' });
       return { kind: 'ended', summary: 'skipped: cap' };

@@ -100,7 +100,10 @@ async function sendLeasedBundle(deps: PushDeliverDeps & { inboxUrl: string }, da
     throw new RetryLater(res.problems.join('; '), res.retryAfterMs);
   }
   const outcome = done > 0 ? 'sent' : 'failed';
-  await endBundle(deps, subscriberId, bundleId, items, outcome, after, res.problems.join('; ') || undefined);
+  // Every device answered 404/410 (removed, no problem noted): the held alerts fail with that reason, as a single
+  // alert does, rather than with none.
+  const error = res.problems.join('; ') || (done === 0 ? 'every push subscription was gone' : undefined);
+  await endBundle(deps, subscriberId, bundleId, items, outcome, after, error);
   deps.log.info({ subscriber_id: subscriberId, bundle_id: bundleId, stories: items.length, devices: done }, `push bundle ${outcome}`);
   return outcome;
 }
