@@ -78,6 +78,24 @@ describe('herald feeds check', () => {
     expect((await run(['frobnicate'])).code).toBe(2);
   });
 
+  it('in a folder, a symlinked file is checked and a dangling symlink is reported, not silently left out', async () => {
+    const { symlinkSync } = await import('node:fs');
+    const dir = mkdtempSync(join(tmpdir(), 'herald-links-'));
+    symlinkSync(`${fixtures}formats/rss20-full.xml`, join(dir, 'a-linked.xml'));
+    symlinkSync(join(dir, 'gone.xml'), join(dir, 'b-dangling.xml'));
+    try {
+      const { code, out } = await run(['check', '--json', dir]);
+      expect(code).toBe(0);
+      const lines = out.trim().split('\n').map((l) => JSON.parse(l) as CheckLine);
+      expect(lines).toMatchObject([
+        { file: join(dir, 'a-linked.xml'), ok: true, format: 'rss2.0', items: 4 },
+        { file: join(dir, 'b-dangling.xml'), ok: false, error: { code: 'unreadable' } },
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a named pipe given as a path is refused as not-a-file, not read (which blocked for ever)', async () => {
     const { execFileSync } = await import('node:child_process');
     const { mkdtempSync } = await import('node:fs');
@@ -148,4 +166,5 @@ describe('the herald command', () => {
     expect(usage.status).toBe(2);
     expect(usage.stderr).toContain('Usage: herald feeds');
   }, 30_000);
+
 });
