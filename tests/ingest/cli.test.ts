@@ -167,4 +167,16 @@ describe('the herald command', () => {
     expect(usage.stderr).toContain('Usage: herald feeds');
   }, 30_000);
 
+  it('stdout closed early (| head -1): stops quietly, exit 0, no EPIPE stack trace', async () => {
+    const { spawn } = await import('node:child_process');
+    const bin = fileURLToPath(new URL('../../src/cli/herald.mjs', import.meta.url));
+    // Enough lines that writes go on after the reader has gone.
+    const child = spawn(process.execPath, [bin, 'feeds', 'check', '--json', fixtures, fixtures, fixtures, fixtures], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => void (stderr += c.toString()));
+    child.stdout.once('data', () => child.stdout.destroy());
+    const code = await new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+    expect(stderr).not.toContain('EPIPE');
+    expect(code).toBe(0);
+  }, 30_000);
 });
