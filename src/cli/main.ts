@@ -22,8 +22,21 @@ const USAGE = `Usage: herald <command>
                         why a reader got (or did not get) a story: matches, alerts, each channel's answer
 `;
 
+/**
+ * A one-shot command piped into a reader that stops early (`herald feeds check --json dir | head -1`): the next write
+ * fails with EPIPE, which, unhandled, crashed the command with a stack trace. The reader has what it wanted, so the
+ * command ends quietly, with 0, as when it ran. Not for the long-running roles: their logs are not the command's output.
+ */
+function endQuietlyWhenStdoutCloses() {
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command !== 'start' && command !== 'worker') endQuietlyWhenStdoutCloses();
   switch (command) {
     case 'start':
       await runRoles(ROLES);

@@ -99,7 +99,10 @@ export async function maybeSubscribe(
   return next;
 }
 
-function postForm(url: string, body: string, s: WebSubSettings): Promise<number> {
+/** Redirects of a subscription request followed before giving up: a hub that moved, not a chain of them. */
+const MAX_HUB_REDIRECTS = 3;
+
+function postForm(url: string, body: string, s: WebSubSettings, hops = 0): Promise<number> {
   const u = new URL(url);
   if (u.protocol !== 'http:' && u.protocol !== 'https:') return Promise.reject(new Error(`hub URL must be http(s): ${url}`));
   checkLiteralHost(u.hostname, s.allowPrivate);
@@ -114,7 +117,21 @@ function postForm(url: string, body: string, s: WebSubSettings): Promise<number>
     req.on('error', reject);
     req.on('response', (res) => {
       res.resume();
-      resolve(res.statusCode ?? 0);
+      const status = res.statusCode ?? 0;
+      // A hub that moved answers 307 or 308, which keep the method and body (RFC 9110 §15.4.8-9); the WebSub test
+      // suite (websub.rocks 203, 204) expects subscribers to follow. Taken as a refusal, the feed waited a day to
+      // ask again, at the same address. Each hop is checked by the address guard as the first one was.
+      const location = res.headers.location;
+      if ((status === 307 || status === 308) && location && hops < MAX_HUB_REDIRECTS) {
+        // In a try: a bad Location or a refused address throws here, in an event handler, not in the caller's await.
+        try {
+          resolve(postForm(new URL(location, u).toString(), body, s, hops + 1));
+        } catch (err) {
+          reject(err as Error);
+        }
+        return;
+      }
+      resolve(status);
     });
     req.end(body);
   });

@@ -78,6 +78,24 @@ describe('herald feeds check', () => {
     expect((await run(['frobnicate'])).code).toBe(2);
   });
 
+  it('in a folder, a symlinked file is checked and a dangling symlink is reported, not silently left out', async () => {
+    const { symlinkSync } = await import('node:fs');
+    const dir = mkdtempSync(join(tmpdir(), 'herald-links-'));
+    symlinkSync(`${fixtures}formats/rss20-full.xml`, join(dir, 'a-linked.xml'));
+    symlinkSync(join(dir, 'gone.xml'), join(dir, 'b-dangling.xml'));
+    try {
+      const { code, out } = await run(['check', '--json', dir]);
+      expect(code).toBe(0);
+      const lines = out.trim().split('\n').map((l) => JSON.parse(l) as CheckLine);
+      expect(lines).toMatchObject([
+        { file: join(dir, 'a-linked.xml'), ok: true, format: 'rss2.0', items: 4 },
+        { file: join(dir, 'b-dangling.xml'), ok: false, error: { code: 'unreadable' } },
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a named pipe given as a path is refused as not-a-file, not read (which blocked for ever)', async () => {
     const { execFileSync } = await import('node:child_process');
     const { mkdtempSync } = await import('node:fs');
@@ -147,5 +165,18 @@ describe('the herald command', () => {
     const usage = spawnSync(process.execPath, [bin, 'feeds', 'check'], { encoding: 'utf8' });
     expect(usage.status).toBe(2);
     expect(usage.stderr).toContain('Usage: herald feeds');
+  }, 30_000);
+
+  it('stdout closed early (| head -1): stops quietly, exit 0, no EPIPE stack trace', async () => {
+    const { spawn } = await import('node:child_process');
+    const bin = fileURLToPath(new URL('../../src/cli/herald.mjs', import.meta.url));
+    // Enough lines that writes go on after the reader has gone.
+    const child = spawn(process.execPath, [bin, 'feeds', 'check', '--json', fixtures, fixtures, fixtures, fixtures], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => void (stderr += c.toString()));
+    child.stdout.once('data', () => child.stdout.destroy());
+    const code = await new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+    expect(stderr).not.toContain('EPIPE');
+    expect(code).toBe(0);
   }, 30_000);
 });

@@ -210,3 +210,37 @@ describe('WebSub pure parts', () => {
     expect(needsSubscription({ ...active, status: 'pending' }, { hub: 'h', topic: 't' }, now + 60_000, 864000)).toBe(false);
   });
 });
+
+describe('WebSub: a hub that redirects the subscription request', () => {
+  const clock = manualClock('2027-01-13T10:00:00Z');
+  let hub: Awaited<ReturnType<typeof startLocalHub>>;
+  let site: FixtureServer;
+  let t: TestHerald;
+
+  beforeAll(async () => {
+    hub = await startLocalHub();
+    site = await startFixtureServer();
+    // The feed names a hub address that has moved: 307 (temporary) for one feed, 308 (permanent) for the other.
+    for (const status of [307, 308]) {
+      site.set(`/hub-${status}`, { status, headers: { location: hub.url }, body: '' });
+      site.set(`/feed-${status}.xml`, { headers: { 'content-type': 'application/atom+xml' }, body: atom(site.url(`/hub-${status}`), site.url(`/feed-${status}.xml`), [{ id: `r${status}`, title: 'Entry' }]) });
+    }
+    t = await startTestHerald({
+      name: 'websub-redirect', clock, smtpUrl: 'smtp://127.0.0.1:1',
+      feeds: [{ id: 'via-307', url: site.url('/feed-307.xml') }, { id: 'via-308', url: site.url('/feed-308.xml') }],
+      env: { HERALD_WEBSUB_FALLBACK_POLL_SECONDS: '7200', HERALD_WEBSUB_LEASE_SECONDS: '86400' },
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await t?.close();
+    await Promise.all([hub?.close(), site?.close()]);
+  });
+
+  it('follows a 307 or 308 to the hub it names (websub.rocks 203, 204) instead of taking it for a refusal', async () => {
+    for (const id of ['via-307', 'via-308']) await t.herald.enqueue('FeedFetch', { feedId: id }, { jobId: `fetch-${id}` });
+    await t.waitIdle();
+    for (let i = 0; i < 100 && !(hub.subscriptions.length === 2 && hub.subscriptions.every((s) => s.verified)); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(hub.subscriptions.map((s) => [s.topic, s.verified]).sort()).toEqual([[site.url('/feed-307.xml'), true], [site.url('/feed-308.xml'), true]]);
+    for (const id of ['via-307', 'via-308']) expect((await t.herald.stores.feeds.state(id)).websub).toMatchObject({ status: 'active' });
+  });
+});
