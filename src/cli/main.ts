@@ -27,7 +27,11 @@ const USAGE = `Usage: herald <command>
  * fails with EPIPE, which, unhandled, crashed the command with a stack trace. The reader has what it wanted, so the
  * command ends quietly, with 0, as when it ran. Not for the long-running roles: their logs are not the command's output.
  */
+let quietOnStdoutClose = false;
 function endQuietlyWhenStdoutCloses() {
+  // Once per process: main runs many times in one process in the tests, and a listener per run piles up.
+  if (quietOnStdoutClose) return;
+  quietOnStdoutClose = true;
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EPIPE') process.exit(0);
     throw err;
