@@ -11,7 +11,7 @@ import { bandKeys, encodeSignature, minhashSignature, NEAR_DUPLICATE_THRESHOLD }
 import { identifyItem, itemDate, normalizeItem } from './normalize.ts';
 import { parseFeedBody, ParseError, type ParsedFeed } from './parse-feed.ts';
 import { medianGapMs, nextCheckAt } from './schedule.ts';
-import { maybeSubscribe, type WebSubSettings } from './websub.ts';
+import { fallbackPollMs, maybeSubscribe, type WebSubSettings } from './websub.ts';
 
 export interface IngestSettings {
   minIntervalSeconds: number;
@@ -191,6 +191,7 @@ async function fetchAndIngest(deps: PollDeps, feed: FeedConfig, state: FeedState
 async function scheduleAfterSuccess(deps: PollDeps, feedId: string, state: FeedState, cache: CacheHeaders, parsed: ParsedFeed | null, now: number) {
   const s = deps.settings;
   const active = state.websub?.status === 'active' && (state.websub.leaseUntil ?? 0) > now;
+  const fallbackMs = active ? fallbackPollMs(s.websub.fallbackSeconds * 1000, s.minIntervalSeconds * 1000, state.websub!.leaseUntil, now) : null;
   await deps.feeds.scheduleNext(
     feedId,
     nextCheckAt({
@@ -201,7 +202,7 @@ async function scheduleAfterSuccess(deps: PollDeps, feedId: string, state: FeedS
       cacheControl: cache.cacheControl,
       age: cache.age,
       expires: cache.expires,
-      pushFallbackMs: active ? s.websub.fallbackSeconds * 1000 : null,
+      pushFallbackMs: fallbackMs,
     }),
   );
 }

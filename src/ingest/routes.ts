@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Clock } from '../model.ts';
 import type { FeedStore } from '../store/feeds.ts';
 import type { IngestReport } from './poll.ts';
-import { atCallbackOf, awaitsVerification, verifySignature } from './websub.ts';
+import { atCallbackOf, awaitsVerification, fallbackPollMs, verifySignature } from './websub.ts';
 
 export interface IngestRouteDeps {
   feeds: FeedStore;
@@ -10,6 +10,8 @@ export interface IngestRouteDeps {
   maxBytes: number;
   /** Poll interval of a feed once its subscription is verified (the fallback). */
   pushFallbackMs: number;
+  /** The minimum poll interval: the soonest a short lease brings the fallback poll forward (fallbackPollMs). */
+  minIntervalMs: number;
   /** Takes a pushed body into the pipeline exactly as a polled one. */
   ingest(feedId: string, body: Buffer, contentType: string | null, baseUrl: string): Promise<IngestReport>;
 }
@@ -46,9 +48,10 @@ export async function ingestRoutes(app: FastifyInstance, deps: IngestRouteDeps) 
     }
     if (mode === 'subscribe' && feed && ws && ours && awaitsVerification(ws, q['hub.topic'], now) && q['hub.challenge']) {
       const lease = Number(q['hub.lease_seconds']);
-      await deps.feeds.setWebSub(feedId, { ...ws, status: 'active', leaseUntil: Number.isFinite(lease) && lease > 0 ? now + lease * 1000 : null });
-      // Updates now arrive by push: polling drops to the fallback interval.
-      await deps.feeds.scheduleNext(feedId, now + deps.pushFallbackMs);
+      const leaseUntil = Number.isFinite(lease) && lease > 0 ? now + lease * 1000 : null;
+      await deps.feeds.setWebSub(feedId, { ...ws, status: 'active', leaseUntil });
+      // Updates now arrive by push: polling drops to the fallback interval, or to the renewal of a shorter lease.
+      await deps.feeds.scheduleNext(feedId, now + fallbackPollMs(deps.pushFallbackMs, deps.minIntervalMs, leaseUntil, now));
       req.log.info({ feed_id: feedId, lease_seconds: lease }, 'websub subscription verified');
       return reply.code(200).type('text/plain').send(q['hub.challenge']);
     }

@@ -43,6 +43,20 @@ const RENEW_SHARE = 0.2;
 /** A hub that never verified is asked again after this long. */
 const PENDING_RETRY_MS = 60 * 60 * 1000;
 
+/** How long before a lease ends the fallback poll that renews it comes: the hub's verification takes a moment. */
+const LEASE_RENEW_AHEAD_MS = 10 * 60_000;
+
+/**
+ * The wait until the next poll of a feed whose updates arrive by push: the fallback interval, but never later than a
+ * little before the lease ends, since that poll is also what renews it (maybeSubscribe). A hub may grant less than
+ * was asked (WebSub §5.3): an hour's lease with two-hourly fallback polls lapsed for an hour, in which the hub pushed
+ * nothing and nothing polled. Never sooner than `minMs` (the minimum poll interval), however short the lease.
+ */
+export function fallbackPollMs(fallbackMs: number, minMs: number, leaseUntil: number | null, now: number): number {
+  if (leaseUntil === null) return fallbackMs;
+  return Math.min(fallbackMs, Math.max(minMs, leaseUntil - now - LEASE_RENEW_AHEAD_MS));
+}
+
 export function needsSubscription(current: WebSubState | null, want: { hub: string; topic: string }, now: number, leaseSeconds: number): boolean {
   if (!current || current.hub !== want.hub || current.topic !== want.topic) return true;
   if (current.status === 'pending') return now - current.requestedAt > PENDING_RETRY_MS;

@@ -14,7 +14,7 @@ export interface HubSubscription {
  * A WebSub hub of our own (W3C WebSub §5-§7): accepts subscription requests with 202, verifies intent with a
  * GET carrying a random challenge, and publishes content to verified subscribers signed with their secret.
  */
-export async function startLocalHub() {
+export async function startLocalHub(opts: { grantLeaseSeconds?: number } = {}) {
   const subscriptions: HubSubscription[] = [];
   let requests = 0;
   const verify = async (sub: HubSubscription) => {
@@ -38,7 +38,8 @@ export async function startLocalHub() {
         topic: form.get('hub.topic') ?? '',
         callback: form.get('hub.callback') ?? '',
         secret: form.get('hub.secret') ?? '',
-        leaseSeconds: Number(form.get('hub.lease_seconds') ?? 86400),
+        // WebSub §5.3: the hub decides the lease; it may grant less than was asked.
+        leaseSeconds: opts.grantLeaseSeconds ?? Number(form.get('hub.lease_seconds') ?? 86400),
         verified: false,
       };
       const i = subscriptions.findIndex((s) => s.callback === sub.callback && s.topic === sub.topic);

@@ -244,3 +244,44 @@ describe('WebSub: a hub that redirects the subscription request', () => {
     for (const id of ['via-307', 'via-308']) expect((await t.herald.stores.feeds.state(id)).websub).toMatchObject({ status: 'active' });
   });
 });
+
+describe('WebSub: a hub that grants a lease shorter than the fallback poll interval', () => {
+  const clock = manualClock('2027-01-14T10:00:00Z');
+  let hub: Awaited<ReturnType<typeof startLocalHub>>;
+  let site: FixtureServer;
+  let t: TestHerald;
+
+  beforeAll(async () => {
+    // Asked for a day, granted an hour; the fallback poll, which renews the lease, every two hours.
+    hub = await startLocalHub({ grantLeaseSeconds: 3600 });
+    site = await startFixtureServer();
+    const feedUrl = site.url('/short.xml');
+    site.set('/short.xml', { headers: { 'content-type': 'application/atom+xml' }, body: atom(hub.url, feedUrl, [{ id: 's1', title: 'Short lease entry' }]) });
+    t = await startTestHerald({
+      name: 'websub-short-lease', clock, smtpUrl: 'smtp://127.0.0.1:1', feeds: [{ id: 'short', url: feedUrl }],
+      env: { HERALD_WEBSUB_FALLBACK_POLL_SECONDS: '7200', HERALD_WEBSUB_LEASE_SECONDS: '86400' },
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await t?.close();
+    await Promise.all([hub?.close(), site?.close()]);
+  });
+
+  it('polls again, and so renews, before the lease ends, not at the fallback interval after it', async () => {
+    const poll = async () => {
+      await t.herald.enqueue('FeedFetch', { feedId: 'short' }, { jobId: `fetch-short-${clock.now()}` });
+      await t.waitIdle();
+    };
+    await poll();
+    for (let i = 0; i < 100 && hub.subscriptions[0]?.verified !== true; i++) await new Promise((r) => setTimeout(r, 50));
+    expect((await t.herald.stores.feeds.state('short')).websub).toMatchObject({ status: 'active', leaseUntil: clock.now() + 3_600_000 });
+    // A poll while the lease is active: the next one before the lease's end, with time to renew.
+    clock.set('2027-01-14T10:05:00Z');
+    await poll();
+    const state = await t.herald.stores.feeds.state('short');
+    const leaseUntil = state.websub!.leaseUntil!;
+    // Before: now + 2 h, an hour after the hub stopped pushing, so updates of that hour waited for the poll.
+    expect(state.nextCheckAt).toBeLessThan(leaseUntil);
+    expect(state.nextCheckAt).toBeGreaterThanOrEqual(clock.now() + 300_000);
+  });
+});
