@@ -85,6 +85,7 @@ export function withPushEvents(sender: PushSender, events: Events): PushSender {
       return outcome;
     },
     stats: () => sender.stats(),
+    stopWaiting: () => sender.stopWaiting?.(),
     close: () => sender.close(),
   };
 }
