@@ -81,7 +81,7 @@ export function withPushEvents(sender: PushSender, events: Events): PushSender {
     ...sender,
     async send(sub, payload, opts) {
       const outcome = await sender.send(sub, payload, opts);
-      events.count('herald_push_responses_total', { status: outcome.status ?? 0 });
+      if (!(outcome.kind === 'retry' && outcome.unsent)) events.count('herald_push_responses_total', { status: outcome.status ?? 0 });
       return outcome;
     },
     stats: () => sender.stats(),
@@ -95,9 +95,10 @@ export function withMailEvents(mailer: Mailer, events: Events): Mailer {
   return {
     async send(mail) {
       const outcome = await mailer.send(mail);
-      if (outcome.kind !== 'sent') events.count('herald_smtp_errors_total', { kind: outcome.kind === 'retry' ? 'transient' : 'permanent' });
+      if (outcome.kind !== 'sent' && !(outcome.kind === 'retry' && outcome.unsent)) events.count('herald_smtp_errors_total', { kind: outcome.kind === 'retry' ? 'transient' : 'permanent' });
       return outcome;
     },
+    stopWaiting: () => mailer.stopWaiting?.(),
     close: () => mailer.close(),
   };
 }
