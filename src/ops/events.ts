@@ -1,4 +1,5 @@
 import type { Mailer } from '../deliver/email/mailer.ts';
+import { viaOfBundleLedgerId } from '../deliver/push/send-bundle.ts';
 import type { PushSender } from '../deliver/push/web-push-sender.ts';
 import type { IngestReport } from '../ingest/poll.ts';
 import type { Channel, Clock } from '../model.ts';
@@ -39,6 +40,9 @@ export function reasonLabel(reason: string | undefined): string {
  */
 export function withLedgerEvents(ledger: Ledger, events: Events, seenAt: (storyId: string) => Promise<number | null>, clock: Clock): Ledger {
   const ended = async (storyId: string, channel: Channel, status: FinalStatus, reason: string | undefined) => {
+    // A bundle's own record is no alert: the held alerts it carried are counted one by one as `release` ends them
+    // (as the topic counters count them). Counted too, every bundle added one more push "sent" (or "failed").
+    if (viaOfBundleLedgerId(storyId) !== null) return;
     events.count('herald_alerts_total', { channel, outcome: status, ...(status === 'sent' ? {} : { reason: reasonLabel(reason) }) });
     if (status === 'sent') {
       const seen = await seenAt(storyId).catch(() => null);
@@ -77,10 +81,11 @@ export function withPushEvents(sender: PushSender, events: Events): PushSender {
     ...sender,
     async send(sub, payload, opts) {
       const outcome = await sender.send(sub, payload, opts);
-      events.count('herald_push_responses_total', { status: outcome.status ?? 0 });
+      if (!(outcome.kind === 'retry' && outcome.unsent)) events.count('herald_push_responses_total', { status: outcome.status ?? 0 });
       return outcome;
     },
     stats: () => sender.stats(),
+    stopWaiting: () => sender.stopWaiting?.(),
     close: () => sender.close(),
   };
 }
@@ -90,9 +95,10 @@ export function withMailEvents(mailer: Mailer, events: Events): Mailer {
   return {
     async send(mail) {
       const outcome = await mailer.send(mail);
-      if (outcome.kind !== 'sent') events.count('herald_smtp_errors_total', { kind: outcome.kind === 'retry' ? 'transient' : 'permanent' });
+      if (outcome.kind !== 'sent' && !(outcome.kind === 'retry' && outcome.unsent)) events.count('herald_smtp_errors_total', { kind: outcome.kind === 'retry' ? 'transient' : 'permanent' });
       return outcome;
     },
+    stopWaiting: () => mailer.stopWaiting?.(),
     close: () => mailer.close(),
   };
 }

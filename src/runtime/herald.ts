@@ -279,6 +279,11 @@ export function createHerald(opts: HeraldOptions) {
 
     /** Finishes in-flight jobs (or hands them back), then closes every connection. */
     async close() {
+      // First, so jobs waiting out a push service's 429 pause (up to a minute) or the SMTP rate limit hand their
+      // alerts back rather than send after SIGTERM, or keep the workers from closing until the shutdown deadline
+      // kills the process with their records "sending".
+      sender.stopWaiting?.();
+      mailer.stopWaiting?.();
       await Promise.all(workers.map((w) => w.close()));
       await web.close();
       await closeQueues(queues, pushShards);

@@ -200,6 +200,8 @@ describe('push dispatch', () => {
     it('holds non-urgent pushes in quiet hours and sends them as one bundle when they end; breaking passes', async () => {
       clock.set('2027-01-15T18:00:00Z'); // 23:30 in Kolkata
       const sentBefore = (await t.herald.stores.ledger.topicStats(['japan', 'india']));
+      const alertsSent = async () => (await t.herald.stores.stats.totals())['herald_alerts_total{channel="push",outcome="sent"}'] ?? 0;
+      const metricSentBefore = await alertsSent();
       const { id, device } = await subscriberWithDevice({
         timeZone: 'Asia/Kolkata',
         topics: { japan: { cadence: 'instant', channels: ['push'] }, india: { cadence: 'instant', channels: ['push'] } },
@@ -230,6 +232,8 @@ describe('push dispatch', () => {
       const after = await t.herald.stores.ledger.topicStats(['japan', 'india']);
       expect(after.japan!.push.sent - sentBefore.japan!.push.sent).toBe(3);
       expect(after.india!.push.sent - sentBefore.india!.push.sent).toBe(1);
+      // /metrics agrees with the API: four alerts sent, not five (the bundle's own record is no alert).
+      expect(await alertsSent() - metricSentBefore).toBe(4);
 
       // A click on the bundle (what the service worker posts) counts the alerts it carried, under their topics, once;
       // a story it did not carry (the breaking one went alone) is not counted by it. Before, no topic counted it.

@@ -166,5 +166,11 @@ describe('push transport', () => {
     expect(slept).toEqual([100]);
     await limiter.take('https://fcm.example.test');
     expect(slept[1]).toBe(30_000);
+    // Shutdown: a take that would wait out a pause answers the wait left instead (nothing sent); a free slot still sends.
+    limiter.pause('https://fcm.example.test', clock.now() + 20_000);
+    limiter.stop();
+    expect(await limiter.take('https://fcm.example.test')).toBe(20_000);
+    expect(await limiter.take('https://push.example.test')).toBe(0);
+    expect(slept).toHaveLength(2);
   });
 });

@@ -62,3 +62,55 @@ describe('stopping an email dispatcher with SIGTERM', () => {
     for (let i = 0; i < N; i++) expect(smtp.to(`reader${i}@example.test`), `reader${i}`).toHaveLength(1);
   }, 60_000);
 });
+
+/**
+ * SIGTERM while a dispatcher's jobs wait for the SMTP server's rate limit (here 1 mail a second, ten claimed): the
+ * waiting mails are not handed over after the signal, the process exits at once and cleanly, none is left "sending".
+ */
+describe('stopping an email dispatcher with SIGTERM while mails wait for the SMTP rate limit', () => {
+  const prefix = uniquePrefix('sigtermrate');
+  const redis = createRedis(TEST_REDIS_URL);
+  const queueRedis = createRedis(TEST_REDIS_URL, { forQueue: true });
+  const queues = createQueues(queueRedis, prefix);
+  const enqueue = createEnqueue(queues);
+  const ledger = createLedger(redis, prefix);
+  let smtp: SmtpSink;
+  const N = 10;
+  const subscriberIds: string[] = [];
+  const storyId = 'story-sigterm-rate-1';
+
+  beforeAll(async () => {
+    smtp = await startSmtpSink({ delayMs: 0 });
+    const deps = { subscribers: createSubscriberStore(redis, prefix), stories: createStoryStore(redis, prefix), enqueue };
+    subscriberIds.push(...(await queueEmailAlerts(deps, N, storyId)));
+  });
+
+  afterAll(async () => {
+    await closeQueues(queues);
+    await deletePrefix(redis, prefix);
+    await Promise.all([redis.quit(), queueRedis.quit(), smtp.close()]);
+  });
+
+  it('sends nothing new after the signal, exits within seconds with code 0, and leaves the rest queued', async () => {
+    const worker = spawnHerald(['worker', 'email'], workerEnv(prefix, {
+      SMTP_URL: smtp.url, HERALD_EMAIL_CONCURRENCY: '10', HERALD_SMTP_RATE_PER_SECOND: '1', HERALD_SHUTDOWN_TIMEOUT_SECONDS: '6',
+    }));
+    const claimed = async () => (await Promise.all(subscriberIds.map((s) => ledger.get(s, storyId, 'email')))).filter((r) => r?.status === 'sending' || r?.status === 'sent').length;
+    const deadline = Date.now() + 20_000;
+    while ((smtp.mails.length < 1 || (await claimed()) < N) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const mailsAtSignal = smtp.mails.length;
+    const stopAt = Date.now();
+    worker.child.kill('SIGTERM');
+    expect(await worker.exited, worker.out.stderr.slice(-1000)).toBe(0);
+    expect(Date.now() - stopAt).toBeLessThan(3_000);
+    // At most the one mail whose slot came up as the signal arrived.
+    expect(smtp.mails.length - mailsAtSignal).toBeLessThanOrEqual(1);
+    const records = await Promise.all(subscriberIds.map((s) => ledger.get(s, storyId, 'email')));
+    expect(records.filter((r) => r?.status === 'sending')).toHaveLength(0);
+    expect(records.filter((r) => r?.status === 'sent')).toHaveLength(smtp.mails.length);
+    const counts = await queues.email.getJobCounts('waiting', 'delayed', 'active', 'failed');
+    expect(counts.active).toBe(0);
+    expect(counts.failed).toBe(0);
+    expect((counts.waiting ?? 0) + (counts.delayed ?? 0)).toBe(N - smtp.mails.length);
+  }, 60_000);
+});

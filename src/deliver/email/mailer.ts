@@ -14,11 +14,16 @@ export interface OutgoingEmail {
   messageId: string;
 }
 
-/** permanent: the server refused this message for good (5xx); `hardBounce` when it refused the recipient. */
-export type MailOutcome = { kind: 'sent' } | { kind: 'retry'; reason: string } | { kind: 'permanent'; reason: string; hardBounce: boolean };
+/**
+ * permanent: the server refused this message for good (5xx); `hardBounce` when it refused the recipient. retry with
+ * `unsent`: never handed to the server (the dispatcher is shutting down), so no SMTP error either.
+ */
+export type MailOutcome = { kind: 'sent' } | { kind: 'retry'; reason: string; unsent?: true } | { kind: 'permanent'; reason: string; hardBounce: boolean };
 
 export interface Mailer {
   send(mail: OutgoingEmail): Promise<MailOutcome>;
+  /** Shutdown begins: mails that would wait for the rate limit answer 'retry' (unsent) at once. */
+  stopWaiting?(): void;
   close(): void;
 }
 
@@ -109,7 +114,8 @@ export function createMailer(opts: { url: string; user?: string; password?: stri
     async send(mail) {
       // Refused like a mailbox that does not exist: a hard bounce, so the address is disabled and the reader told.
       if (!isBareRecipient(mail.to)) return { kind: 'permanent', reason: 'invalid recipient address: not one plain address', hardBounce: true };
-      await limiter?.take(opts.url);
+      // Stopping, a mail that would wait for its slot is not handed over after SIGTERM: its job takes it up later.
+      if (limiter && (await limiter.take(opts.url)) > 0) return { kind: 'retry', reason: 'not sent: the dispatcher is shutting down', unsent: true };
       // Built here, not by nodemailer's MailComposer: see mime.ts for the measured cost that avoids.
       const raw = buildMimeMessage({ ...mail, from: sender, date: new Date(clock.now()), boundary: newBoundary() });
       try {
@@ -121,6 +127,7 @@ export function createMailer(opts: { url: string; user?: string; password?: stri
         return classifyMailError(err as Error & { responseCode?: number; code?: string; command?: string });
       }
     },
+    stopWaiting: () => limiter?.stop(),
     close() {
       transport.close();
     },

@@ -34,7 +34,8 @@ export type PushOutcome =
   | { kind: 'gone'; status: number }
   /** 413: the payload is too large for this service; the caller trims it and tries once more. */
   | { kind: 'too-large'; status: number }
-  | { kind: 'retry'; status: number | null; reason: string; retryAfterMs: number | null }
+  /** `unsent`: no request was made (the dispatcher is shutting down): no answer to count. */
+  | { kind: 'retry'; status: number | null; reason: string; retryAfterMs: number | null; unsent?: true }
   | { kind: 'permanent'; status: number; reason: string };
 
 export interface PushSendOptions {
@@ -47,6 +48,8 @@ export interface PushSender {
   send(sub: PushSubscriptionRecord, payload: string, opts: PushSendOptions): Promise<PushOutcome>;
   /** Counters for operators and the benchmark. */
   stats(): { requests: number; vapidSignatures: number };
+  /** Shutdown begins: sends that would wait for the service (a 429 pause) answer 'retry' at once, unsent. */
+  stopWaiting?(): void;
   close(): void;
 }
 
@@ -227,7 +230,9 @@ export function createWebPushSender(
       } catch (err) {
         return { kind: 'permanent', status: 0, reason: (err as Error).message };
       }
-      await limiter.take(origin);
+      const stoppedFor = await limiter.take(origin);
+      // The dispatcher is stopping and this send would wait (a 429 pause): not sent, the alert goes back to its queue.
+      if (stoppedFor > 0) return { kind: 'retry', status: null, reason: 'not sent: the dispatcher is shutting down', retryAfterMs: stoppedFor, unsent: true };
       requests++;
       try {
         const res = await post(poolFor(origin), url.pathname + url.search, { headers, body });
@@ -244,6 +249,7 @@ export function createWebPushSender(
       }
     },
     stats: () => ({ requests, vapidSignatures: vapidCache.signatures }),
+    stopWaiting: () => limiter.stop(),
     close() {
       for (const p of pools.values()) void p.destroy();
       pools.clear();
