@@ -45,7 +45,8 @@ interface Common {
   cache: CacheHeaders;
 }
 export type FetchResult =
-  | (Common & { kind: 'not-modified' })
+  /** `etag`, `lastModified`: validators the 304 itself names (null when it names none), which replace the stored ones. */
+  | (Common & { kind: 'not-modified'; etag: string | null; lastModified: string | null })
   | (Common & { kind: 'ok'; body: Buffer; contentType: string | null; etag: string | null; lastModified: string | null; hubLinks: { rel: string; href: string }[] });
 
 export type FetchErrorCode =
@@ -120,7 +121,7 @@ export async function fetchFeed(req: FetchRequest): Promise<FetchResult> {
       if (!(withValidators && (req.etag || req.lastModified))) {
         throw new FetchError('http-status', `HTTP 304 Not Modified from ${finalUrl} to a request without validators (ETag or Last-Modified): the server sends no feed`, status, cache);
       }
-      return { ...common, kind: 'not-modified' };
+      return { ...common, kind: 'not-modified', etag: header(res, 'etag'), lastModified: header(res, 'last-modified') };
     }
     if (status === 410) {
       discard(res);

@@ -144,7 +144,9 @@ async function fetchAndIngest(deps: PollDeps, feed: FeedConfig, state: FeedState
     log.info({ from: feed.url, to: result.permanentUrl }, 'feed moved permanently: URL updated');
   }
   if (result.kind === 'not-modified') {
-    await deps.feeds.recordSuccess(feed.id, { status: 304, etag: state.etag, lastModified: state.lastModified, validatorsUrl: result.finalUrl }, now);
+    // RFC 9111 §4.3.4: a 304's own validators update the stored ones (a server that retagged the same bytes then
+    // knows only the new tag); kept, the old one was sent on every poll and every poll was a full download.
+    await deps.feeds.recordSuccess(feed.id, { status: 304, etag: result.etag ?? state.etag, lastModified: result.lastModified ?? state.lastModified, validatorsUrl: result.finalUrl }, now);
     // An unchanged feed names the hub it named before: the lease is renewed from the state, or a feed that stays
     // unchanged through the renewal window (304 on every fallback poll) would let its subscription lapse.
     const ws = state.websub;

@@ -676,6 +676,27 @@ describe('conditional GET behind a temporary redirect', () => {
   });
 });
 
+describe('conditional GET: a 304 that carries new validators', () => {
+  it('keeps the ETag a 304 names, and sends it next time (RFC 9111 §4.3.4)', async () => {
+    // The server's answer to "v1" is a 304 naming "v2" (its representation's tag changed, its bytes did not), and
+    // it honours only the tag it last gave out.
+    site.set('/retagged.xml', (rq) => rq.headers['if-none-match'] === '"v1"'
+      ? { status: 304, headers: { etag: '"v2"' } }
+      : rq.headers['if-none-match'] === '"v2"' ? { status: 304, headers: { etag: '"v2"' } }
+        : { headers: { etag: '"v1"' }, body: rss(item({ guid: 'retag-1', title: 'Same bytes, new tag' })) });
+    await deps.feeds.add({ id: 'retagged', url: site.url('/retagged.xml') }, clock.now());
+    expect((await ingestFeed(deps, 'retagged')).status).toBe('ok');
+    clock.advance(600_000);
+    expect((await ingestFeed(deps, 'retagged')).status).toBe('not-modified');
+    // Before: the stored tag stayed "v1" after the 304, so every later poll sent a tag the server no longer knew.
+    expect((await deps.feeds.state('retagged')).etag).toBe('"v2"');
+    clock.advance(600_000);
+    expect((await ingestFeed(deps, 'retagged')).status).toBe('not-modified');
+    expect(site.hits('/retagged.xml').at(-1)!.headers['if-none-match']).toBe('"v2"');
+    await queues.classify.drain();
+  });
+});
+
 describe('feed health', () => {
   const failWith = async (feedId: string) => ingestFeed(deps, feedId).then(() => null, (e: Error) => e);
 
