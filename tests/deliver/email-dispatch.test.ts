@@ -2,7 +2,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { manualClock } from '../helpers/clock.ts';
 import { startTestHerald, type TestHerald } from '../helpers/herald.ts';
-import { startScriptedSmtp, type ScriptedSmtp } from './support/smtp.ts';
+import { startScriptedSmtp, type RecipientScript, type ScriptedSmtp } from './support/smtp.ts';
 import { addSubscriber, enqueueAlert, makeStory, TOPICS } from './support/world.ts';
 import { createReader } from '../helpers/readers.ts';
 import { confirmationLink, followConfirmation } from '../helpers/web-client.ts';
@@ -112,30 +112,39 @@ describe('email dispatch', () => {
     expect(after.emailStatus).toMatchObject({ disabled: false, hardBounces: 0 });
   });
 
+  /**
+   * A reader following Japan by email whose server answers each of `refusals` to one alert in turn: every alert fails
+   * on its one attempt with its SMTP code kept, and none counts as a hard bounce (the limit here is 2: three would
+   * have disabled the address). Answers the reader.
+   */
+  const refusedWithoutBounce = async (address: string, refusals: readonly Extract<RecipientScript, { refuseData: number } | { reject: number }>[]) => {
+    const reader = await createReader(t.herald.stores.subscribers, { email: address, timeZone: 'UTC', digestTime: '08:00' }, clock.now());
+    await t.herald.stores.subscribers.setFollows(reader.id, { japan: { cadence: 'instant', channels: ['email'] } });
+    const stories = [];
+    for (const refusal of refusals) {
+      smtp.script(address, refusal);
+      const s = await newStory();
+      stories.push(s);
+      await enqueueAlert(t, 'email', reader.id, s.id);
+      await t.waitIdle();
+    }
+    for (const [i, s] of stories.entries()) {
+      const rec = await record(reader.id, s.id);
+      expect(rec).toMatchObject({ status: 'failed', attempts: 1 });
+      const r = refusals[i]!;
+      expect(rec!.lastError).toContain(`SMTP ${'refuseData' in r ? r.refuseData : r.reject}`);
+    }
+    const me = await fetch(`${t.baseUrl}/api/me`, { headers: { authorization: `Bearer ${reader.token}` } }).then((r) => r.json());
+    expect(me.emailStatus).toMatchObject({ disabled: false, hardBounces: 0 });
+    return reader;
+  };
+
   it('a message refused for its size or content fails that alert but is no bounce: the address stays enabled', async () => {
-    const { id, token } = await createReader(t.herald.stores.subscribers, { email: 'picky@example.test', timeZone: 'UTC', digestTime: '08:00' }, clock.now());
-    await t.herald.stores.subscribers.setFollows(id, { japan: { cadence: 'instant', channels: ['email'] } });
-    const refusals = [
+    const { id } = await refusedWithoutBounce('picky@example.test', [
       { refuseData: 552, message: '5.3.4 Message size exceeds fixed maximum message size' },
       { refuseData: 550, message: '5.7.1 Message content rejected' },
       { refuseData: 554, message: '5.7.1 Spam detected' },
-    ] as const;
-    const stories = [];
-    for (const refusal of refusals) {
-      smtp.script('picky@example.test', refusal);
-      const s = await newStory();
-      stories.push(s);
-      await enqueueAlert(t, 'email', id, s.id);
-      await t.waitIdle();
-    }
-    // The hard-bounce limit here is 2: three refusals of messages would have disabled the address.
-    for (const [i, s] of stories.entries()) {
-      const rec = await record(id, s.id);
-      expect(rec).toMatchObject({ status: 'failed', attempts: 1 });
-      expect(rec!.lastError).toContain(`SMTP ${refusals[i]!.refuseData}`);
-    }
-    const me = await fetch(`${t.baseUrl}/api/me`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.json());
-    expect(me.emailStatus).toMatchObject({ disabled: false, hardBounces: 0 });
+    ]);
     smtp.script('picky@example.test', { tempFail: 0 });
     const next = await newStory();
     await enqueueAlert(t, 'email', id, next.id);
@@ -144,30 +153,12 @@ describe('email dispatch', () => {
   });
 
   it('a RCPT TO refusal about Herald (its IP blocklisted, relay denied, its sender domain) fails the alert but is no bounce', async () => {
-    const { id, token } = await createReader(t.herald.stores.subscribers, { email: 'policy@example.test', timeZone: 'UTC', digestTime: '08:00' }, clock.now());
-    await t.herald.stores.subscribers.setFollows(id, { japan: { cadence: 'instant', channels: ['email'] } });
     // Postfix (smtpd_delay_reject=yes, its default) answers client and sender restrictions at RCPT TO.
-    const refusals = [
+    await refusedWithoutBounce('policy@example.test', [
       { reject: 554, message: '5.7.1 Service unavailable; Client host [127.0.0.1] blocked using zen.spamhaus.org' },
       { reject: 554, message: '5.7.1 <policy@example.test>: Relay access denied' },
       { reject: 553, message: '5.1.8 <herald@127.0.0.1>: Sender address rejected: Domain not found' },
-    ] as const;
-    const stories = [];
-    for (const refusal of refusals) {
-      smtp.script('policy@example.test', refusal);
-      const s = await newStory();
-      stories.push(s);
-      await enqueueAlert(t, 'email', id, s.id);
-      await t.waitIdle();
-    }
-    // The hard-bounce limit here is 2: counted as bounces, these would have disabled a working mailbox.
-    for (const [i, s] of stories.entries()) {
-      const rec = await record(id, s.id);
-      expect(rec).toMatchObject({ status: 'failed', attempts: 1 });
-      expect(rec!.lastError).toContain(`SMTP ${refusals[i]!.reject}`);
-    }
-    const me = await fetch(`${t.baseUrl}/api/me`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.json());
-    expect(me.emailStatus).toMatchObject({ disabled: false, hardBounces: 0 });
+    ]);
   });
 
   it('530 authentication required at RCPT TO (an operator\'s config error) is retried and the mail arrives once fixed; no bounce', async () => {

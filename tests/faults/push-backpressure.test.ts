@@ -1,14 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { jobIds } from '../../src/queue/jobs.ts';
-import { closeQueues, createEnqueue, createQueues } from '../../src/queue/queues.ts';
-import { createLedger } from '../../src/store/ledger.ts';
-import { createRedis } from '../../src/store/redis.ts';
-import { createStoryStore } from '../../src/store/stories.ts';
-import { createSubscriberStore } from '../../src/store/subscribers.ts';
-import { startPushSink, type PushSink } from '../deliver/support/push-sink.ts';
-import { waitFor, type HeraldProcess } from '../helpers/processes.ts';
-import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
-import { faultEnv, startRole, stopRole, tally, pushReadersAndStories } from './support.ts';
+import { waitFor } from '../helpers/processes.ts';
+import { faultEnv, pushFaultWorld, startRole, stopRole, tally, pushReadersAndStories } from './support.ts';
 
 const READERS = 40;
 const STORIES = 3;
@@ -22,59 +15,41 @@ const CONCURRENCY = 8;
  * Retry-After has passed; the whole push service (origin) is paused too, beyond what was already on the wire.
  */
 describe('a push service answering 429 with Retry-After, then 503', () => {
-  const prefix = uniquePrefix('faultpush');
-  const redis = createRedis(TEST_REDIS_URL, { name: 'fault-push' });
-  const queueConnection = createRedis(TEST_REDIS_URL, { forQueue: true, name: 'fault-push-q' });
-  const queues = createQueues(queueConnection, prefix);
-  const enqueue = createEnqueue(queues);
-  const stories = createStoryStore(redis, prefix);
-  const subscribers = createSubscriberStore(redis, prefix);
-  const ledger = createLedger(redis, prefix);
-  let sink: PushSink;
-  let worker: HeraldProcess | undefined;
-
-  beforeAll(async () => {
-    sink = await startPushSink({ delayMs: 5 });
-  });
-  afterAll(async () => {
-    if (worker) await stopRole(worker, 'SIGKILL');
-    await closeQueues(queues);
-    await deletePrefix(redis, prefix);
-    await Promise.all([redis.quit(), queueConnection.quit(), sink?.close()]);
-  });
+  const world = pushFaultWorld('faultpush');
+  const { prefix, enqueue, stories, subscribers, ledger } = world;
 
   it('delivers every alert once, honouring Retry-After per device and for the whole service', async () => {
     const now = Date.now();
-    const { storyList, readers } = await pushReadersAndStories({ subscribers, stories }, sink, { readers: READERS, stories: STORIES, title: 'Tokyo backpressure', now });
-    for (const r of readers.slice(0, PUSHED_BACK)) sink.script(r.deviceId, [{ status: 429, headers: { 'Retry-After': String(RETRY_AFTER_S) } }, { status: 503 }]);
+    const { storyList, readers } = await pushReadersAndStories({ subscribers, stories }, world.sink, { readers: READERS, stories: STORIES, title: 'Tokyo backpressure', now });
+    for (const r of readers.slice(0, PUSHED_BACK)) world.sink.script(r.deviceId, [{ status: 429, headers: { 'Retry-After': String(RETRY_AFTER_S) } }, { status: 503 }]);
     await enqueue.bulk('AlertSendPush', readers.flatMap((r) => storyList.map((s) => ({
       data: { subscriberId: r.id, storyId: s.id, topicId: 'japan', why: 'Matched: Tokyo' },
       opts: { jobId: jobIds.alert(r.id, s.id, 'push'), backoff: { type: 'delivery', delay: 200 } },
     }))));
 
-    worker = await startRole('push', faultEnv(prefix, { extra: { HERALD_PUSH_CA_FILE: sink.caFile, HERALD_PUSH_CONCURRENCY: String(CONCURRENCY) } }));
+    const worker = world.worker = await startRole('push', faultEnv(prefix, { extra: { HERALD_PUSH_CA_FILE: world.sink.caFile, HERALD_PUSH_CONCURRENCY: String(CONCURRENCY) } }));
     const records = async () => Promise.all(readers.flatMap((r) => storyList.map((s) => ledger.get(r.id, s.id, 'push'))));
     await waitFor(async () => (await records()).every((r) => r?.status === 'sent' || r?.status === 'failed'), 60_000, 'every alert to end');
     await stopRole(worker, 'SIGTERM');
 
     expect((await records()).map((r) => r?.status)).toEqual(readers.flatMap(() => storyList.map(() => 'sent')));
-    const shown = tally(sink.received.map((p) => `${p.deviceId}/${String(p.payload.storyId)}`));
+    const shown = tally(world.sink.received.map((p) => `${p.deviceId}/${String(p.payload.storyId)}`));
     expect(shown.distinct.size).toBe(READERS * STORIES);
     expect(shown.repeated).toEqual([]);
 
-    const refusals = sink.requests.filter((q) => q.status === 429);
+    const refusals = world.sink.requests.filter((q) => q.status === 429);
     expect(refusals).toHaveLength(PUSHED_BACK);
-    expect(sink.requests.filter((q) => q.status === 503)).toHaveLength(PUSHED_BACK);
+    expect(world.sink.requests.filter((q) => q.status === 503)).toHaveLength(PUSHED_BACK);
     for (const refused of refusals) {
       // The same alert (device and Topic = story) is tried again only once Retry-After has passed since the 429.
-      const again = sink.requests.filter((q) => q.deviceId === refused.deviceId && q.headers.topic === refused.headers.topic && q.at > refused.at);
+      const again = world.sink.requests.filter((q) => q.deviceId === refused.deviceId && q.headers.topic === refused.headers.topic && q.at > refused.at);
       // (The device's scripted 503 may land on this retry or on another of its alerts.)
       expect(again.at(-1)?.status).toBe(201);
       expect(again[0]!.at - refused.at).toBeGreaterThanOrEqual(RETRY_AFTER_S * 1000);
     }
     // The origin pauses for every job of the dispatcher: after the first 429, only what was already on the wire arrives.
     const first429 = Math.min(...refusals.map((q) => q.at));
-    const during = sink.requests.filter((q) => q.at > first429 && q.at < first429 + RETRY_AFTER_S * 1000);
+    const during = world.sink.requests.filter((q) => q.at > first429 && q.at < first429 + RETRY_AFTER_S * 1000);
     expect(during.length).toBeLessThanOrEqual(CONCURRENCY);
   }, 90_000);
 });

@@ -1,14 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { jobIds } from '../../src/queue/jobs.ts';
-import { closeQueues, createEnqueue, createQueues } from '../../src/queue/queues.ts';
-import { createLedger } from '../../src/store/ledger.ts';
-import { createRedis } from '../../src/store/redis.ts';
-import { createStoryStore } from '../../src/store/stories.ts';
-import { createSubscriberStore } from '../../src/store/subscribers.ts';
-import { startPushSink, type PushSink } from '../deliver/support/push-sink.ts';
-import { waitFor, type HeraldProcess } from '../helpers/processes.ts';
-import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
-import { faultEnv, startRole, stopRole, pushReadersAndStories } from './support.ts';
+import { waitFor } from '../helpers/processes.ts';
+import { faultEnv, pushFaultWorld, startRole, stopRole, pushReadersAndStories } from './support.ts';
 
 const READERS = 5;
 
@@ -18,39 +11,21 @@ const READERS = 5;
  * is left "sending"; the waiting alerts are queued for a later attempt.
  */
 describe('SIGTERM during a push service 429 pause', () => {
-  const prefix = uniquePrefix('sigtermpause');
-  const redis = createRedis(TEST_REDIS_URL, { name: 'sigterm-pause' });
-  const queueConnection = createRedis(TEST_REDIS_URL, { forQueue: true, name: 'sigterm-pause-q' });
-  const queues = createQueues(queueConnection, prefix);
-  const enqueue = createEnqueue(queues);
-  const stories = createStoryStore(redis, prefix);
-  const subscribers = createSubscriberStore(redis, prefix);
-  const ledger = createLedger(redis, prefix);
-  let sink: PushSink;
-  let worker: HeraldProcess | undefined;
-
-  beforeAll(async () => {
-    sink = await startPushSink({ delayMs: 5 });
-  });
-  afterAll(async () => {
-    if (worker) await stopRole(worker, 'SIGKILL');
-    await closeQueues(queues);
-    await deletePrefix(redis, prefix);
-    await Promise.all([redis.quit(), queueConnection.quit(), sink?.close()]);
-  });
+  const world = pushFaultWorld('sigtermpause');
+  const { prefix, queues, enqueue, stories, subscribers, ledger } = world;
 
   it('exits within a few seconds with code 0, sends nothing new, and leaves the waiting alerts queued', async () => {
     const now = Date.now();
-    const { storyList, readers } = await pushReadersAndStories({ subscribers, stories }, sink, { readers: READERS, stories: 1, title: 'Tokyo pause', now });
+    const { storyList, readers } = await pushReadersAndStories({ subscribers, stories }, world.sink, { readers: READERS, stories: 1, title: 'Tokyo pause', now });
     const story = storyList[0]!;
-    sink.script(readers[0]!.deviceId, [{ status: 429, headers: { 'Retry-After': '50' } }]);
+    world.sink.script(readers[0]!.deviceId, [{ status: 429, headers: { 'Retry-After': '50' } }]);
     const alert = (r: { id: string }) => ({
       data: { subscriberId: r.id, storyId: story.id, topicId: 'japan', why: 'Matched: Tokyo' },
       opts: { jobId: jobIds.alert(r.id, story.id, 'push'), backoff: { type: 'delivery', delay: 200 } },
     });
-    worker = await startRole('push', faultEnv(prefix, { extra: { HERALD_PUSH_CA_FILE: sink.caFile, HERALD_PUSH_CONCURRENCY: '8', HERALD_SHUTDOWN_TIMEOUT_SECONDS: '20' } }));
+    const worker = world.worker = await startRole('push', faultEnv(prefix, { extra: { HERALD_PUSH_CA_FILE: world.sink.caFile, HERALD_PUSH_CONCURRENCY: '8', HERALD_SHUTDOWN_TIMEOUT_SECONDS: '20' } }));
     await enqueue.bulk('AlertSendPush', [alert(readers[0]!)]);
-    await waitFor(async () => (await ledger.get(readers[0]!.id, story.id, 'push'))?.status === 'queued' && sink.requests.length === 1, 15_000, 'the 429 and its requeue');
+    await waitFor(async () => (await ledger.get(readers[0]!.id, story.id, 'push'))?.status === 'queued' && world.sink.requests.length === 1, 15_000, 'the 429 and its requeue');
     // The others now wait in the dispatcher for the service's pause to end.
     await enqueue.bulk('AlertSendPush', readers.slice(1).map(alert));
     await waitFor(async () => (await Promise.all(readers.slice(1).map((r) => ledger.get(r.id, story.id, 'push')))).every((r) => r?.status === 'sending'), 15_000, 'the other alerts to be claimed');
@@ -61,7 +36,7 @@ describe('SIGTERM during a push service 429 pause', () => {
     const tookMs = Date.now() - stopAt;
     expect(code, worker.out.stderr.slice(-1000)).toBe(0);
     expect(tookMs).toBeLessThan(10_000);
-    expect(sink.requests).toHaveLength(1);
+    expect(world.sink.requests).toHaveLength(1);
     const records = await Promise.all(readers.map((r) => ledger.get(r.id, story.id, 'push')));
     expect(records.map((r) => r?.status)).toEqual(readers.map(() => 'queued'));
     const counts = await queues.push.getJobCounts('waiting', 'delayed', 'active', 'failed');

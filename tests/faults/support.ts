@@ -1,12 +1,18 @@
 import { writeFileSync } from 'node:fs';
+import { afterAll, beforeAll } from 'vitest';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { SMTPServer } from 'smtp-server';
+import { closeQueues, createEnqueue, createQueues } from '../../src/queue/queues.ts';
 import type { Role } from '../../src/runtime/herald.ts';
+import { createLedger } from '../../src/store/ledger.ts';
+import { createRedis } from '../../src/store/redis.ts';
+import { createStoryStore, type StoryStore } from '../../src/store/stories.ts';
+import { createSubscriberStore, type SubscriberStore } from '../../src/store/subscribers.ts';
+import { startPushSink, type PushSink } from '../deliver/support/push-sink.ts';
+import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
 import { spawnHerald, waitFor, type HeraldProcess } from '../helpers/processes.ts';
-import type { StoryStore } from '../../src/store/stories.ts';
-import type { SubscriberStore } from '../../src/store/subscribers.ts';
 import { createReader } from '../helpers/readers.ts';
 import { workerEnv } from '../helpers/worker-env.ts';
 import { makeStory } from '../deliver/support/world.ts';
@@ -165,4 +171,32 @@ export async function startSwitchableSmtp() {
     setDown: (value: boolean) => void (down = value),
     close: () => new Promise<void>((r) => server.close(() => r())),
   };
+}
+
+/**
+ * What a push fault test works with, set up for the file and torn down after it: Redis connections and stores under a
+ * prefix of its own, the queues, a local push service (`sink`, from beforeAll) and the dispatcher the test starts
+ * (`worker`), killed if it still runs.
+ */
+export function pushFaultWorld(name: string) {
+  const prefix = uniquePrefix(name);
+  const redis = createRedis(TEST_REDIS_URL, { name });
+  const queueConnection = createRedis(TEST_REDIS_URL, { forQueue: true, name: `${name}-q` });
+  const queues = createQueues(queueConnection, prefix);
+  const world = {
+    prefix, queues, enqueue: createEnqueue(queues),
+    stories: createStoryStore(redis, prefix), subscribers: createSubscriberStore(redis, prefix), ledger: createLedger(redis, prefix),
+    sink: undefined as unknown as PushSink,
+    worker: undefined as HeraldProcess | undefined,
+  };
+  beforeAll(async () => {
+    world.sink = await startPushSink({ delayMs: 5 });
+  });
+  afterAll(async () => {
+    if (world.worker) await stopRole(world.worker, 'SIGKILL');
+    await closeQueues(queues);
+    await deletePrefix(redis, prefix);
+    await Promise.all([redis.quit(), queueConnection.quit(), world.sink?.close()]);
+  });
+  return world;
 }

@@ -9,37 +9,43 @@ import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.ts';
 import { spawnHerald } from '../helpers/processes.ts';
 import { queueEmailAlerts, workerEnv } from '../helpers/worker-env.ts';
 
-/** SIGTERM while a dispatcher is sending: in-flight sends finish, the rest stay queued, nothing is lost or doubled. */
-describe('stopping an email dispatcher with SIGTERM', () => {
-  const prefix = uniquePrefix('sigterm');
+/**
+ * An email dispatcher's world for one describe: stores and queues under a prefix of its own, a local SMTP sink, and
+ * `n` readers each with a queued email alert of `storyId` (`subscriberIds`); torn down after the describe.
+ */
+function emailAlertsQueued(name: string, n: number, storyId: string, sinkOpts: { delayMs: number }) {
+  const prefix = uniquePrefix(name);
   const redis = createRedis(TEST_REDIS_URL);
   const queueRedis = createRedis(TEST_REDIS_URL, { forQueue: true });
   const queues = createQueues(queueRedis, prefix);
   const enqueue = createEnqueue(queues);
-  const ledger = createLedger(redis, prefix);
-  let smtp: SmtpSink;
-  const N = 20;
-  const subscriberIds: string[] = [];
-  const storyId = 'story-sigterm-1';
-
-  const startWorker = () => spawnHerald(['worker', 'email'], workerEnv(prefix, { SMTP_URL: smtp.url, HERALD_EMAIL_CONCURRENCY: '2' }));
-
+  const world = { prefix, queues, ledger: createLedger(redis, prefix), smtp: undefined as unknown as SmtpSink, subscriberIds: [] as string[] };
   beforeAll(async () => {
-    smtp = await startSmtpSink({ delayMs: 150 });
+    world.smtp = await startSmtpSink(sinkOpts);
     const deps = { subscribers: createSubscriberStore(redis, prefix), stories: createStoryStore(redis, prefix), enqueue };
-    subscriberIds.push(...(await queueEmailAlerts(deps, N, storyId)));
+    world.subscriberIds.push(...(await queueEmailAlerts(deps, n, storyId)));
   });
-
   afterAll(async () => {
     await closeQueues(queues);
     await deletePrefix(redis, prefix);
-    await Promise.all([redis.quit(), queueRedis.quit(), smtp.close()]);
+    await Promise.all([redis.quit(), queueRedis.quit(), world.smtp.close()]);
   });
+  return world;
+}
+
+/** SIGTERM while a dispatcher is sending: in-flight sends finish, the rest stay queued, nothing is lost or doubled. */
+describe('stopping an email dispatcher with SIGTERM', () => {
+  const N = 20;
+  const storyId = 'story-sigterm-1';
+  const world = emailAlertsQueued('sigterm', N, storyId, { delayMs: 150 });
+  const { prefix, queues, ledger, subscriberIds } = world;
+
+  const startWorker = () => spawnHerald(['worker', 'email'], workerEnv(prefix, { SMTP_URL: world.smtp.url, HERALD_EMAIL_CONCURRENCY: '2' }));
 
   it('finishes in-flight sends, leaves the rest queued, and a new worker sends each once', async () => {
     const first = startWorker();
     const deadline = Date.now() + 20_000;
-    while (smtp.mails.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    while (world.smtp.mails.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     first.child.kill('SIGTERM');
     expect(await first.exited, first.out.stderr).toBe(0);
 
@@ -47,7 +53,7 @@ describe('stopping an email dispatcher with SIGTERM', () => {
     const sent = statuses.filter((r) => r?.status === 'sent').length;
     // Nothing was left half-done: every claimed alert was sent before the process exited.
     expect(statuses.filter((r) => r?.status === 'sending')).toHaveLength(0);
-    expect(sent).toBe(smtp.mails.length);
+    expect(sent).toBe(world.smtp.mails.length);
     expect(sent).toBeLessThan(N);
     const counts = await queues.email.getJobCounts('waiting', 'active', 'completed');
     expect(counts.waiting).toBe(N - sent);
@@ -55,11 +61,11 @@ describe('stopping an email dispatcher with SIGTERM', () => {
 
     const second = startWorker();
     const deadline2 = Date.now() + 20_000;
-    while (smtp.mails.length < N && Date.now() < deadline2) await new Promise((r) => setTimeout(r, 20));
+    while (world.smtp.mails.length < N && Date.now() < deadline2) await new Promise((r) => setTimeout(r, 20));
     await new Promise((r) => setTimeout(r, 500));
     second.child.kill('SIGTERM');
     expect(await second.exited).toBe(0);
-    for (let i = 0; i < N; i++) expect(smtp.to(`reader${i}@example.test`), `reader${i}`).toHaveLength(1);
+    for (let i = 0; i < N; i++) expect(world.smtp.to(`reader${i}@example.test`), `reader${i}`).toHaveLength(1);
   }, 60_000);
 });
 
@@ -68,50 +74,32 @@ describe('stopping an email dispatcher with SIGTERM', () => {
  * waiting mails are not handed over after the signal, the process exits at once and cleanly, none is left "sending".
  */
 describe('stopping an email dispatcher with SIGTERM while mails wait for the SMTP rate limit', () => {
-  const prefix = uniquePrefix('sigtermrate');
-  const redis = createRedis(TEST_REDIS_URL);
-  const queueRedis = createRedis(TEST_REDIS_URL, { forQueue: true });
-  const queues = createQueues(queueRedis, prefix);
-  const enqueue = createEnqueue(queues);
-  const ledger = createLedger(redis, prefix);
-  let smtp: SmtpSink;
   const N = 10;
-  const subscriberIds: string[] = [];
   const storyId = 'story-sigterm-rate-1';
-
-  beforeAll(async () => {
-    smtp = await startSmtpSink({ delayMs: 0 });
-    const deps = { subscribers: createSubscriberStore(redis, prefix), stories: createStoryStore(redis, prefix), enqueue };
-    subscriberIds.push(...(await queueEmailAlerts(deps, N, storyId)));
-  });
-
-  afterAll(async () => {
-    await closeQueues(queues);
-    await deletePrefix(redis, prefix);
-    await Promise.all([redis.quit(), queueRedis.quit(), smtp.close()]);
-  });
+  const world = emailAlertsQueued('sigtermrate', N, storyId, { delayMs: 0 });
+  const { prefix, queues, ledger, subscriberIds } = world;
 
   it('sends nothing new after the signal, exits within seconds with code 0, and leaves the rest queued', async () => {
     const worker = spawnHerald(['worker', 'email'], workerEnv(prefix, {
-      SMTP_URL: smtp.url, HERALD_EMAIL_CONCURRENCY: '10', HERALD_SMTP_RATE_PER_SECOND: '1', HERALD_SHUTDOWN_TIMEOUT_SECONDS: '6',
+      SMTP_URL: world.smtp.url, HERALD_EMAIL_CONCURRENCY: '10', HERALD_SMTP_RATE_PER_SECOND: '1', HERALD_SHUTDOWN_TIMEOUT_SECONDS: '6',
     }));
     const claimed = async () => (await Promise.all(subscriberIds.map((s) => ledger.get(s, storyId, 'email')))).filter((r) => r?.status === 'sending' || r?.status === 'sent').length;
     const deadline = Date.now() + 20_000;
-    while ((smtp.mails.length < 1 || (await claimed()) < N) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    const mailsAtSignal = smtp.mails.length;
+    while ((world.smtp.mails.length < 1 || (await claimed()) < N) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const mailsAtSignal = world.smtp.mails.length;
     const stopAt = Date.now();
     worker.child.kill('SIGTERM');
     expect(await worker.exited, worker.out.stderr.slice(-1000)).toBe(0);
     // Before its shutdown timeout (6 s), which would have killed it with exit 1: not held by the waiting mails.
     expect(Date.now() - stopAt).toBeLessThan(6_000);
     // At most the one mail whose slot came up as the signal arrived.
-    expect(smtp.mails.length - mailsAtSignal).toBeLessThanOrEqual(1);
+    expect(world.smtp.mails.length - mailsAtSignal).toBeLessThanOrEqual(1);
     const records = await Promise.all(subscriberIds.map((s) => ledger.get(s, storyId, 'email')));
     expect(records.filter((r) => r?.status === 'sending')).toHaveLength(0);
-    expect(records.filter((r) => r?.status === 'sent')).toHaveLength(smtp.mails.length);
+    expect(records.filter((r) => r?.status === 'sent')).toHaveLength(world.smtp.mails.length);
     const counts = await queues.email.getJobCounts('waiting', 'delayed', 'active', 'failed');
     expect(counts.active).toBe(0);
     expect(counts.failed).toBe(0);
-    expect((counts.waiting ?? 0) + (counts.delayed ?? 0)).toBe(N - smtp.mails.length);
+    expect((counts.waiting ?? 0) + (counts.delayed ?? 0)).toBe(N - world.smtp.mails.length);
   }, 60_000);
 });
