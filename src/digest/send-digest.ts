@@ -100,7 +100,7 @@ export async function runDigestTick(deps: Pick<DigestDeps, 'subscribers' | 'dige
     const due = await deps.digests.due(now, TICK_BATCH);
     if (due.length === 0) break;
     const jobs = [];
-    const next: { subscriberId: string; from: number; at: number }[] = [];
+    const next: { subscriberId: string; from: number; to: number }[] = [];
     // One batch of reads: at 08:00 in a popular zone thousands are due in the same minute.
     const profiles = await Promise.all(due.map((d) => deps.subscribers.forDelivery(d.subscriberId)));
     for (const [i, { subscriberId, dueAt }] of due.entries()) {
@@ -116,12 +116,12 @@ export async function runDigestTick(deps: Pick<DigestDeps, 'subscribers' | 'dige
       }
       const date = digestDate(dueAt, zone, time);
       jobs.push({ data: { subscriberId, localDate: date, dueAt }, opts: { jobId: jobIds.digest(subscriberId, date) } });
-      next.push({ subscriberId, from: dueAt, at: nextDigestAt(Math.max(now, dueAt), zone, time) });
+      next.push({ subscriberId, from: dueAt, to: nextDigestAt(Math.max(now, dueAt), zone, time) });
     }
     // Enqueue first: a crash in between re-adds the same job ids next minute, which is a no-op.
     await deps.enqueue.bulk('DigestSend', jobs);
     // Moved only while still due at the time read: a settings save meanwhile has the last word (MOVE_DUE).
-    await Promise.all(next.map((n) => deps.digests.moveDue(n.subscriberId, n.from, n.at)));
+    await deps.digests.moveDue(next);
     total += jobs.length;
   }
   return total;
@@ -130,13 +130,17 @@ export async function runDigestTick(deps: Pick<DigestDeps, 'subscribers' | 'dige
 export async function sendDigest(deps: DigestDeps, data: JobCatalog['DigestSend'], jobId: string): Promise<string> {
   const { subscriberId, localDate: date } = data;
   const log = deps.log.child({ subscriber_id: subscriberId, job_id: jobId, local_date: date });
-  const { who, follows } = await deps.subscribers.forSend(subscriberId);
-  if (!who) {
+  // The reader's profile, devices and follows are read by the claim's own script: one command, not two.
+  const readKeys = deps.subscribers.forSendKeys(subscriberId);
+  const claim = await deps.digests.claimDate(subscriberId, date, jobId, readKeys);
+  if (!claim.claimed && claim.gone) {
     await deps.digests.unschedule(subscriberId);
     return 'skipped: subscriber gone';
   }
-  const claim = await deps.digests.claimDate(subscriberId, date, jobId);
   if (!claim.claimed) return 'already sent';
+  const { who, follows } = deps.subscribers.forSendOf(claim.reads);
+  // The claim found the profile's id, which is all a reader needs to be read.
+  if (!who) throw new Error(`subscriber ${subscriberId}: a claimed digest without a reader`);
 
   const address = who.subscriber.email;
   const windowStart = claim.windowStart ?? data.dueAt - FIRST_DIGEST_LOOKBACK_MS;
@@ -209,8 +213,8 @@ export async function sendDigest(deps: DigestDeps, data: JobCatalog['DigestSend'
   // Before the date is completed: an attempt that dies in between leaves the date claimable by the retry, which
   // releases the rest; completed first, the retry answered "already sent" and they were held into the next digest.
   await deps.ledger.release(subscriberId, 'digest', held, { status: 'skipped', via: `digest:${date}` }, now);
-  await deps.digests.complete(subscriberId, date, 'sent', windowEnd, now);
-  await deps.subscribers.recordEmailDelivered(subscriberId);
+  // Completing also clears the address's count of consecutive hard bounces (recordEmailDelivered), in one command.
+  await deps.digests.complete(subscriberId, date, 'sent', windowEnd, now, readKeys[0]);
   log.info({ stories: storyIds.length }, 'digest sent');
   return 'sent';
 }

@@ -17,45 +17,76 @@ const SENT_RECORD_TTL_SECONDS = 60 * 60 * 24 * 40;
  * as story ids (about 25 bytes each); the stories themselves are read when the page is opened.
  */
 export const DIGEST_VIEW_TTL_SECONDS = 60 * 60 * 24 * 8;
-/** KEYS[1] the date's record, KEYS[2] the digest state: claims the date and answers the window start with it. */
+/**
+ * KEYS[1] the date's record, KEYS[2] the digest state, then the reader's hashes a send reads (profile first, as
+ * `subscribers.forSendKeys` names them): claims the date and answers the window start and those hashes with it, one
+ * command where a reading and a claim were two. Answers {2} when the reader is gone (no profile id: nothing claimed), {0} when the
+ * date already ended, else {1, window start, the hashes' HGETALLs}.
+ */
 const CLAIM_DATE = `
+if redis.call('HEXISTS', KEYS[3], 'id') == 0 then return {2} end
 local s = redis.call('HGET', KEYS[1], 'status')
 if s == 'sent' or s == 'skipped' then return {0} end
 redis.call('HSET', KEYS[1], 'status', 'sending', 'jobId', ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
-return {1, redis.call('HGET', KEYS[2], 'windowStart')}`;
+local reads = {}
+for i = 3, #KEYS do reads[#reads + 1] = redis.call('HGETALL', KEYS[i]) end
+return {1, redis.call('HGET', KEYS[2], 'windowStart') or '', reads}`;
 /**
- * KEYS[1] the date's record, KEYS[2] the subscriber's digest state; ARGV status, at, window end. The window only
- * moves forward: two digests of one reader can be in flight together (a catch-up still retrying when the day's is
- * due), and the one that read the log first, confirmed last, put the window back over stories already sent.
+ * KEYS[1] the date's record, KEYS[2] the subscriber's digest state, KEYS[3] (given when the digest went out) the
+ * reader's profile, whose count of consecutive hard bounces a delivered mail clears, as
+ * `subscribers.recordEmailDelivered` does (one command less per digest); ARGV status, at, window end. The window
+ * only moves forward: two digests of one reader can be in flight together (a catch-up still retrying when the day's
+ * is due), and the one that read the log first, confirmed last, put the window back over stories already sent.
  */
 const COMPLETE = `
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'at', ARGV[2])
 local current = tonumber(redis.call('HGET', KEYS[2], 'windowStart'))
 if not current or tonumber(ARGV[3]) > current then redis.call('HSET', KEYS[2], 'windowStart', ARGV[3]) end
+if KEYS[3] then redis.call('HDEL', KEYS[3], 'emailBounces') end
 return 1`;
 
 /**
- * KEYS[1] the due set; ARGV subscriber, the due time the sweep read, their next. Moves the entry only while it still
- * holds that due time: a settings save between the sweep's read and this write (digest off, another time) has
- * already rescheduled or removed it, and the sweep's next, from the settings it read, must not undo that.
+ * KEYS[1] the due set; ARGV triples: subscriber, the due time the sweep read, their next. Moves each entry only while
+ * it still holds that due time: a settings save between the sweep's read and this write (digest off, another time)
+ * has already rescheduled or removed it, and the sweep's next, from the settings it read, must not undo that.
+ * Answers 1 or 0 per triple. One call for a sweep's whole batch: the due set is one key, and a call per reader cost
+ * the dispatcher a command's client work per digest.
  */
 const MOVE_DUE = `
-local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if s and tonumber(s) == tonumber(ARGV[2]) then redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1]) return 1 end
-return 0`;
+local out = {}
+for i = 1, #ARGV, 3 do
+  local s = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if s and tonumber(s) == tonumber(ARGV[i + 1]) then
+    redis.call('ZADD', KEYS[1], ARGV[i + 2], ARGV[i])
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+return out`;
+
+/** Triples per MOVE_DUE call: a sweep batch's worth, bounded so one call never holds Redis for long. */
+const MOVES_PER_CALL = 1000;
 
 export function createDigestStore(redis: RedisClient, prefix: string) {
-  const claimDateScript = defineScript(redis, 'heraldClaimDigestDate', 2, CLAIM_DATE);
-  const completeScript = defineScript(redis, 'heraldCompleteDigest', 2, COMPLETE);
+  // Key counts vary (the reader's hashes, the profile on a delivered digest): given per call.
+  const claimDateScript = defineScript(redis, 'heraldClaimDigestDate', null, CLAIM_DATE);
+  const completeScript = defineScript(redis, 'heraldCompleteDigest', null, COMPLETE);
   const moveDueScript = defineScript(redis, 'heraldMoveDigestDue', 1, MOVE_DUE);
   return {
     async schedule(subscriberId: string, dueAt: number) {
       await redis.zadd(dueKey(prefix), dueAt, subscriberId);
     },
-    /** The sweep's move to the next digest time: only if the entry is still due at `from` (see MOVE_DUE). */
-    async moveDue(subscriberId: string, from: number, to: number): Promise<boolean> {
-      return ((await moveDueScript(dueKey(prefix), subscriberId, String(from), String(to))) as number) === 1;
+    /** The sweep's moves to each reader's next digest time: each only if still due at `from` (see MOVE_DUE). */
+    async moveDue(moves: readonly { subscriberId: string; from: number; to: number }[]): Promise<boolean[]> {
+      const out: boolean[] = [];
+      for (let i = 0; i < moves.length; i += MOVES_PER_CALL) {
+        const chunk = moves.slice(i, i + MOVES_PER_CALL);
+        const moved = (await moveDueScript(dueKey(prefix), ...chunk.flatMap((m) => [m.subscriberId, String(m.from), String(m.to)]))) as number[];
+        out.push(...moved.map((m) => m === 1));
+      }
+      return out;
     },
     async unschedule(subscriberId: string) {
       await redis.zrem(dueKey(prefix), subscriberId);
@@ -79,20 +110,24 @@ export function createDigestStore(redis: RedisClient, prefix: string) {
       await redis.hsetnx(stateKey(prefix, subscriberId), 'windowStart', String(start));
     },
     /**
-     * Claims the digest of one local date: `claimed` false when it was already sent or skipped; else the start
-     * of the window it covers (as `windowStart` answers), read in the same command.
+     * Claims the digest of one local date for a reader who exists (`readKeys`: their hashes a send reads, profile
+     * first, from `subscribers.forSendKeys`). `gone` when the profile does not exist (nothing claimed); `claimed`
+     * false when the date was already sent or skipped; else the start of the window it covers (as `windowStart`
+     * answers) and the hashes (for `subscribers.forSendOf`), read in the same command.
      */
-    async claimDate(subscriberId: string, localDate: string, jobId: string): Promise<{ claimed: false } | { claimed: true; windowStart: number | null }> {
-      const [ok, start] = (await claimDateScript(sentKey(prefix, subscriberId, localDate), stateKey(prefix, subscriberId), jobId, SENT_RECORD_TTL_SECONDS)) as [number, string | null | undefined];
-      return ok === 1 ? { claimed: true, windowStart: start ? Number(start) : null } : { claimed: false };
+    async claimDate(subscriberId: string, localDate: string, jobId: string, readKeys: readonly string[]): Promise<{ claimed: false; gone: boolean } | { claimed: true; windowStart: number | null; reads: string[][] }> {
+      const [ok, start, reads] = (await claimDateScript(2 + readKeys.length, sentKey(prefix, subscriberId, localDate), stateKey(prefix, subscriberId), ...readKeys, jobId, SENT_RECORD_TTL_SECONDS)) as [number, string | undefined, string[][] | undefined];
+      return ok === 1 ? { claimed: true, windowStart: start ? Number(start) : null, reads: reads ?? [] } : { claimed: false, gone: ok === 2 };
     },
     /**
      * Records the outcome and moves the window: only after the send is confirmed, so a failed send
      * leaves the stories for the retry. One script over the subscriber's own keys (one slot): atomic like
      * a MULTI, and one command that auto-pipelining batches with other jobs' (a MULTI is a write of its own).
+     * `deliveredProfileKey`: the reader's profile, given when the digest reached their address (see COMPLETE).
      */
-    async complete(subscriberId: string, localDate: string, status: 'sent' | 'skipped', windowEnd: number, now: number) {
-      await completeScript(sentKey(prefix, subscriberId, localDate), stateKey(prefix, subscriberId), status, String(now), String(windowEnd));
+    async complete(subscriberId: string, localDate: string, status: 'sent' | 'skipped', windowEnd: number, now: number, deliveredProfileKey?: string) {
+      const keys = [sentKey(prefix, subscriberId, localDate), stateKey(prefix, subscriberId), ...(deliveredProfileKey ? [deliveredProfileKey] : [])];
+      await completeScript(keys.length, ...keys, status, String(now), String(windowEnd));
     },
     /** Unschedules and deletes the subscriber's digest window and per-date records. */
     async forgetSubscriber(subscriberId: string) {

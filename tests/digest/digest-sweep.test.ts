@@ -391,6 +391,37 @@ describe('digest sweep', () => {
     expect(mails[1]!.text).toContain(s2.title);
   });
 
+  it('a delivered digest clears the count of hard bounces in a row; a refused one keeps it', async () => {
+    const subs = t.herald.stores.subscribers;
+    const r = await reader('bounced-once@example.test', 'UTC', '21:00');
+    await subs.recordHardBounce(r.id, 'bounced-once@example.test', 3, 'SMTP 550: mailbox unavailable', clock.now());
+    expect((await subs.forDelivery(r.id))!.emailHealth.hardBounces).toBe(1);
+    smtp.script('bounced-once@example.test', { tempFail: 0 });
+    await logStory('2028-04-12T13:00:00Z');
+    await tick('2028-04-12T21:00:00Z');
+    expect(smtp.to('bounced-once@example.test')).toHaveLength(1);
+    expect((await subs.forDelivery(r.id))!.emailHealth.hardBounces).toBe(0);
+    // Refused: the digest's record fails and the bounce counts.
+    smtp.script('bounced-once@example.test', { reject: 550 });
+    await logStory('2028-04-13T13:00:00Z');
+    await tick('2028-04-13T21:00:00Z');
+    expect(await t.herald.stores.digests.record(r.id, '2028-04-13')).toMatchObject({ status: 'failed' });
+    expect((await subs.forDelivery(r.id))!.emailHealth.hardBounces).toBe(1);
+  });
+
+  it('a reader deleted after the sweep enqueued their digest gets none, and leaves the schedule', async () => {
+    const r = await reader('deleted-after-sweep@example.test', 'UTC', '22:00');
+    await logStory('2028-04-14T13:00:00Z');
+    clock.set('2028-04-14T22:00:00Z');
+    // The reader's data goes (the schedule entry is left, as between the sweep and the job), then the sweep's job runs.
+    await t.herald.stores.subscribers.delete(r.id);
+    await t.herald.enqueue('DigestSend', { subscriberId: r.id, localDate: '2028-04-14', dueAt: at('2028-04-14T22:00:00Z') });
+    await settle(t);
+    expect(smtp.to('deleted-after-sweep@example.test')).toHaveLength(0);
+    expect(await t.herald.stores.digests.dueAt(r.id)).toBeNull();
+    expect((await t.herald.stores.digests.record(r.id, '2028-04-14')).status).toBeUndefined();
+  });
+
   it('a digest the SMTP server defers on every attempt ends as failed once BullMQ gives up, and its stories go with the next', async () => {
     clock.set('2028-04-10T12:00:00Z');
     smtp.script('deferred@example.test', { tempFail: 1000, code: 451 });
