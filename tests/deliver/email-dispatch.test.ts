@@ -210,6 +210,25 @@ describe('email dispatch', () => {
     expect(await emailStatus(token)).toMatchObject({ disabled: false, hardBounces: 0 });
   });
 
+  it('an alert whose message cannot be built fails at once with the reason, no bounce; the story\'s other alerts go out', async () => {
+    // An address stored before validation, too long for one header line (RFC 5322 2.1.1: 998 octets): the To
+    // header cannot be written, on this attempt or any other.
+    const long = `${'x'.repeat(1000)}@example.test`;
+    const { id, token } = await emailReader(long);
+    const other = await emailSubscriber('beside-unbuilt@example.test');
+    const s = await newStory();
+    await enqueueAlert(t, 'email', id, s.id, 'japan', { attempts: 3 });
+    await enqueueAlert(t, 'email', other, s.id);
+    await t.waitIdle(20_000);
+    const rec = await record(id, s.id);
+    expect(rec).toMatchObject({ status: 'failed', attempts: 1 });
+    expect(rec!.lastError).toMatch(/^message not built: email header To has a word longer than 998 octets/);
+    expect(smtp.tries(long)).toBe(0);
+    expect(await emailStatus(token)).toMatchObject({ disabled: false, hardBounces: 0 });
+    expect(smtp.to('beside-unbuilt@example.test')).toHaveLength(1);
+    expect(await record(other, s.id)).toMatchObject({ status: 'sent' });
+  });
+
   it('hard bounces count in a row: a delivered mail between two bounces starts the count again', async () => {
     const { id, token } = await createReader(t.herald.stores.subscribers, { email: 'flaky@example.test', timeZone: 'UTC', digestTime: '08:00' }, clock.now());
     await t.herald.stores.subscribers.setFollows(id, { japan: { cadence: 'instant', channels: ['email'] } });

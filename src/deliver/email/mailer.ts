@@ -15,7 +15,8 @@ export interface OutgoingEmail {
 }
 
 /**
- * permanent: the server refused this message for good (5xx); `hardBounce` when it refused the recipient. retry with
+ * permanent: the server refused this message for good (5xx), or it could not be built; `hardBounce` when the
+ * recipient was refused. retry with
  * `unsent`: never handed to the server (the dispatcher is shutting down), so no SMTP error either.
  */
 export type MailOutcome = { kind: 'sent' } | { kind: 'retry'; reason: string; unsent?: true } | { kind: 'permanent'; reason: string; hardBounce: boolean };
@@ -128,8 +129,15 @@ export function createMailer(opts: { url: string; user?: string; password?: stri
       if (!isBareRecipient(mail.to)) return { kind: 'permanent', reason: 'invalid recipient address: not one plain address', hardBounce: true };
       // Stopping, a mail that would wait for its slot is not handed over after SIGTERM: its job takes it up later.
       if (limiter && (await limiter.take(opts.url)) > 0) return { kind: 'retry', reason: 'not sent: the dispatcher is shutting down', unsent: true };
-      // Built here, not by nodemailer's MailComposer: see mime.ts for the measured cost that avoids.
-      const raw = buildMimeMessage({ ...mail, from: sender, date: new Date(clock.now()), boundary: newBoundary() });
+      let raw: Buffer;
+      try {
+        // Built here, not by nodemailer's MailComposer: see mime.ts for the measured cost that avoids.
+        raw = buildMimeMessage({ ...mail, from: sender, date: new Date(clock.now()), boundary: newBoundary() });
+      } catch (err) {
+        // The build depends on this mail alone, so every retry would throw the same (8 attempts for nothing). Not
+        // a bounce: no server saw the address.
+        return { kind: 'permanent', reason: `message not built: ${(err as Error).message}`, hardBounce: false };
+      }
       try {
         // With `raw`, nodemailer reads no addresses from the message: the envelope says who gets it.
         // The message id only names the mail in nodemailer's result; given, nodemailer does not generate one.
