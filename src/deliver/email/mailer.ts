@@ -17,14 +17,20 @@ export interface OutgoingEmail {
 /**
  * permanent: the server refused this message for good (5xx), or it could not be built; `hardBounce` when the
  * recipient was refused. retry with
- * `unsent`: never handed to the server (the dispatcher is shutting down), so no SMTP error either.
+ * `unsent`: never handed to the server (the dispatcher is shutting down), so no SMTP error either; with
+ * `outcomeUnknown`: given up while the server had not answered, so it may have the message (a retry may resend it).
  */
-export type MailOutcome = { kind: 'sent' } | { kind: 'retry'; reason: string; unsent?: true } | { kind: 'permanent'; reason: string; hardBounce: boolean };
+export type MailOutcome =
+  | { kind: 'sent' }
+  | { kind: 'retry'; reason: string; unsent?: true; outcomeUnknown?: true }
+  | { kind: 'permanent'; reason: string; hardBounce: boolean };
 
 export interface Mailer {
   send(mail: OutgoingEmail): Promise<MailOutcome>;
   /** Shutdown begins: mails that would wait for the rate limit answer 'retry' (unsent) at once. */
   stopWaiting?(): void;
+  /** The shutdown deadline is near: sends still waiting for the server answer 'retry' (outcome unknown) at once. */
+  abandon?(): void;
   close(): void;
 }
 
@@ -123,6 +129,8 @@ export function createMailer(opts: { url: string; user?: string; password?: stri
   // released: each new connection takes a mail at once, so with a pool larger than the rate the first mails
   // all went together (8 at 2 per second were handed over within 0.9 s).
   const limiter = opts.ratePerSecond ? createOriginLimiter(opts.ratePerSecond, systemClock, realSleep) : null;
+  // nodemailer's pool closes the connection of a send whose signal aborts and fails that send alone.
+  const abandoned = new AbortController();
   return {
     async send(mail) {
       // Refused like a mailbox that does not exist: a hard bounce, so the address is disabled and the reader told.
@@ -141,13 +149,17 @@ export function createMailer(opts: { url: string; user?: string; password?: stri
       try {
         // With `raw`, nodemailer reads no addresses from the message: the envelope says who gets it.
         // The message id only names the mail in nodemailer's result; given, nodemailer does not generate one.
-        await transport.sendMail({ envelope: { from: sender.address, to: [mail.to] }, raw, messageId: mail.messageId });
+        // `signal` is nodemailer's (10.x); @types/nodemailer 8 does not declare it, hence the separate object.
+        const options: Parameters<typeof transport.sendMail>[0] & { signal: AbortSignal } = { envelope: { from: sender.address, to: [mail.to] }, raw, messageId: mail.messageId, signal: abandoned.signal };
+        await transport.sendMail(options);
         return { kind: 'sent' };
       } catch (err) {
+        if (abandoned.signal.aborted) return { kind: 'retry', reason: 'abandoned at shutdown: no answer from the SMTP server in time', outcomeUnknown: true };
         return classifyMailError(err as Error & { responseCode?: number; code?: string; command?: string });
       }
     },
     stopWaiting: () => limiter?.stop(),
+    abandon: () => abandoned.abort(),
     close() {
       transport.close();
     },
