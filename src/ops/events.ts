@@ -99,6 +99,7 @@ export function withMailEvents(mailer: Mailer, events: Events): Mailer {
       return outcome;
     },
     stopWaiting: () => mailer.stopWaiting?.(),
+    abandon: () => mailer.abandon?.(),
     close: () => mailer.close(),
   };
 }

@@ -287,7 +287,16 @@ export function createHerald(opts: HeraldOptions) {
       // kills the process with their records "sending".
       sender.stopWaiting?.();
       mailer.stopWaiting?.();
-      await Promise.all(workers.map((w) => w.close()));
+      // An SMTP server that took a message and never answers holds its send for nodemailer's 10-minute socket
+      // timeout: the workers never closed, and the deadline killed the process (exit 1) with the record "sending".
+      // Given up a little before that deadline, with time left for the rest of the close, the send hands its alert
+      // back to its job's retry.
+      const abandonAt = setTimeout(() => mailer.abandon?.(), abandonSendsAfterMs(config.shutdownTimeoutSeconds * 1000));
+      try {
+        await Promise.all(workers.map((w) => w.close()));
+      } finally {
+        clearTimeout(abandonAt);
+      }
       await web.close();
       await closeQueues(queues, pushShards);
       mailer.close();
@@ -298,3 +307,8 @@ export function createHerald(opts: HeraldOptions) {
   };
 }
 export type Herald = ReturnType<typeof createHerald>;
+
+/** When, after SIGTERM, sends still in flight are given up: before the shutdown deadline, by a quarter of it up to 2 s. */
+export function abandonSendsAfterMs(shutdownTimeoutMs: number): number {
+  return shutdownTimeoutMs - Math.min(2000, shutdownTimeoutMs / 4);
+}

@@ -21,6 +21,13 @@ describe('email dispatch', () => {
     return story;
   };
   const record = (sub: string, story: string) => t.herald.stores.ledger.get(sub, story, 'email');
+  /** A reader following Japan by email, with the token that reads their emailStatus (hard bounces) from the API. */
+  const emailReader = async (address: string) => {
+    const reader = await createReader(t.herald.stores.subscribers, { email: address, timeZone: 'UTC', digestTime: '08:00' }, clock.now());
+    await t.herald.stores.subscribers.setFollows(reader.id, { japan: { cadence: 'instant', channels: ['email'] } });
+    return reader;
+  };
+  const emailStatus = async (token: string) => (await fetch(`${t.baseUrl}/api/me`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.json())).emailStatus;
 
   beforeAll(async () => {
     smtp = await startScriptedSmtp();
@@ -118,8 +125,7 @@ describe('email dispatch', () => {
    * have disabled the address). Answers the reader.
    */
   const refusedWithoutBounce = async (address: string, refusals: readonly Extract<RecipientScript, { refuseData: number } | { reject: number }>[]) => {
-    const reader = await createReader(t.herald.stores.subscribers, { email: address, timeZone: 'UTC', digestTime: '08:00' }, clock.now());
-    await t.herald.stores.subscribers.setFollows(reader.id, { japan: { cadence: 'instant', channels: ['email'] } });
+    const reader = await emailReader(address);
     const stories = [];
     for (const refusal of refusals) {
       smtp.script(address, refusal);
@@ -134,8 +140,7 @@ describe('email dispatch', () => {
       const r = refusals[i]!;
       expect(rec!.lastError).toContain(`SMTP ${'refuseData' in r ? r.refuseData : r.reject}`);
     }
-    const me = await fetch(`${t.baseUrl}/api/me`, { headers: { authorization: `Bearer ${reader.token}` } }).then((r) => r.json());
-    expect(me.emailStatus).toMatchObject({ disabled: false, hardBounces: 0 });
+    expect(await emailStatus(reader.token)).toMatchObject({ disabled: false, hardBounces: 0 });
     return reader;
   };
 
@@ -152,12 +157,11 @@ describe('email dispatch', () => {
     expect(await record(id, next.id)).toMatchObject({ status: 'sent' });
   });
 
-  it('a RCPT TO refusal about Herald (its IP blocklisted, relay denied, its sender domain) fails the alert but is no bounce', async () => {
+  it('a RCPT TO refusal about Herald (its IP blocklisted, relay denied) fails the alert but is no bounce', async () => {
     // Postfix (smtpd_delay_reject=yes, its default) answers client and sender restrictions at RCPT TO.
     await refusedWithoutBounce('policy@example.test', [
       { reject: 554, message: '5.7.1 Service unavailable; Client host [127.0.0.1] blocked using zen.spamhaus.org' },
       { reject: 554, message: '5.7.1 <policy@example.test>: Relay access denied' },
-      { reject: 553, message: '5.1.8 <herald@127.0.0.1>: Sender address rejected: Domain not found' },
     ]);
   });
 
@@ -174,6 +178,55 @@ describe('email dispatch', () => {
     expect(rec!.lastError).toContain('SMTP 530');
     const me = await fetch(`${t.baseUrl}/api/me`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.json());
     expect(me.emailStatus).toMatchObject({ disabled: false, hardBounces: 0 });
+  });
+
+  it('a refusal of Herald\'s sender (at MAIL FROM, or 5.1.8 at RCPT TO as Postfix gives it) is retried and the mail arrives once fixed; no bounce', async () => {
+    const { id, token } = await emailReader('sender-fixed@example.test');
+    smtp.refuseSender([
+      { code: 553, message: '5.1.8 <herald@127.0.0.1>: Sender address rejected: Domain not found' },
+      { code: 550, message: '5.7.1 Sender rejected' },
+    ]);
+    // The third attempt passes MAIL FROM and meets the sender refusal at RCPT TO.
+    smtp.script('sender-fixed@example.test', { reject: 553, message: '5.1.8 <herald@127.0.0.1>: Sender address rejected: Domain not found', times: 1 });
+    const s = await newStory();
+    await enqueueAlert(t, 'email', id, s.id);
+    await t.waitIdle(20_000);
+    expect(smtp.to('sender-fixed@example.test')).toHaveLength(1);
+    const rec = await record(id, s.id);
+    expect(rec).toMatchObject({ status: 'sent', attempts: 4 });
+    expect(rec!.lastError).toContain('SMTP 553');
+    expect(await emailStatus(token)).toMatchObject({ disabled: false, hardBounces: 0 });
+  });
+
+  it('a sender refused on every attempt ends as failed with the reason once the retries run out; no bounce', async () => {
+    const { id, token } = await emailReader('sender-broken@example.test');
+    smtp.refuseSender(Array.from({ length: 3 }, () => ({ code: 553 as const, message: '5.1.8 <herald@127.0.0.1>: Sender address rejected: Domain not found' })));
+    const s = await newStory();
+    await enqueueAlert(t, 'email', id, s.id, 'japan', { attempts: 3 });
+    await t.waitIdle(20_000);
+    const rec = await record(id, s.id);
+    expect(rec).toMatchObject({ status: 'failed', attempts: 3 });
+    expect(rec!.lastError).toMatch(/^gave up after 3 attempts: SMTP 553: .*Domain not found/);
+    expect(await emailStatus(token)).toMatchObject({ disabled: false, hardBounces: 0 });
+  });
+
+  it('an alert whose message cannot be built fails at once with the reason, no bounce; the story\'s other alerts go out', async () => {
+    // An address stored before validation, too long for one header line (RFC 5322 2.1.1: 998 octets): the To
+    // header cannot be written, on this attempt or any other.
+    const long = `${'x'.repeat(1000)}@example.test`;
+    const { id, token } = await emailReader(long);
+    const other = await emailSubscriber('beside-unbuilt@example.test');
+    const s = await newStory();
+    await enqueueAlert(t, 'email', id, s.id, 'japan', { attempts: 3 });
+    await enqueueAlert(t, 'email', other, s.id);
+    await t.waitIdle(20_000);
+    const rec = await record(id, s.id);
+    expect(rec).toMatchObject({ status: 'failed', attempts: 1 });
+    expect(rec!.lastError).toMatch(/^message not built: email header To has a word longer than 998 octets/);
+    expect(smtp.tries(long)).toBe(0);
+    expect(await emailStatus(token)).toMatchObject({ disabled: false, hardBounces: 0 });
+    expect(smtp.to('beside-unbuilt@example.test')).toHaveLength(1);
+    expect(await record(other, s.id)).toMatchObject({ status: 'sent' });
   });
 
   it('hard bounces count in a row: a delivered mail between two bounces starts the count again', async () => {

@@ -109,6 +109,12 @@ describe('createMailer', () => {
     }
   });
 
+  it('a message that cannot be built (a header the builder writes itself) fails for good, no bounce, and nothing reaches the server', async () => {
+    const outcome = await mailer.send({ ...mail('unbuilt@example.test'), headers: { Bcc: 'evil@example.test' } });
+    expect(outcome).toEqual({ kind: 'permanent', reason: 'message not built: refusing email header name "Bcc"', hardBounce: false });
+    expect(smtp.tries('unbuilt@example.test')).toBe(0);
+  });
+
   it('maps a 550 on RCPT TO to a permanent hard bounce, as before', async () => {
     smtp.script('gone@example.test', { reject: 550 });
     const outcome = await mailer.send(mail('gone@example.test'));

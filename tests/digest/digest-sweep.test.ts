@@ -453,4 +453,17 @@ describe('digest sweep', () => {
     expect(mails[0]!.text).toContain(s1.title);
     expect(mails[0]!.text).toContain(s2.title);
   });
+
+  it('a digest whose message cannot be built fails at once with the reason, and its stories wait for the next', async () => {
+    clock.set('2028-05-10T12:00:00Z');
+    // An address stored before validation, too long for one header line (998 octets): no attempt can write its To.
+    const r = await reader(`${'d'.repeat(1000)}@example.test`, 'UTC', '20:00');
+    const before = (await t.herald.stores.digests.state(r.id)).windowStart;
+    await logStory('2028-05-10T13:00:00Z');
+    await tick('2028-05-10T20:00:00Z');
+    const record = await t.herald.stores.digests.record(r.id, '2028-05-10');
+    expect(record).toMatchObject({ status: 'failed', reason: expect.stringMatching(/^message not built: email header To /) });
+    expect((await t.herald.queues.digest.getJob(jobIds.digest(r.id, '2028-05-10')))?.attemptsMade).toBe(1);
+    expect((await t.herald.stores.digests.state(r.id)).windowStart).toBe(before);
+  });
 });

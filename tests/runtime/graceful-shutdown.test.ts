@@ -6,7 +6,7 @@ import { createStoryStore } from '../../src/store/stories.ts';
 import { createSubscriberStore } from '../../src/store/subscribers.ts';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.ts';
-import { spawnHerald } from '../helpers/processes.ts';
+import { spawnHerald, waitFor } from '../helpers/processes.ts';
 import { queueEmailAlerts, workerEnv } from '../helpers/worker-env.ts';
 
 /**
@@ -101,5 +101,51 @@ describe('stopping an email dispatcher with SIGTERM while mails wait for the SMT
     expect(counts.active).toBe(0);
     expect(counts.failed).toBe(0);
     expect((counts.waiting ?? 0) + (counts.delayed ?? 0)).toBe(N - world.smtp.mails.length);
+  }, 60_000);
+});
+
+/**
+ * SIGTERM while sends wait on an SMTP server that took the connection and the message but never answers: at the
+ * shutdown timeout (4 s) the stuck sends are given up, their alerts handed back to their jobs, and the process exits
+ * cleanly; a later worker sends each once.
+ */
+describe('stopping an email dispatcher with SIGTERM while its sends get no answer from the SMTP server', () => {
+  const N = 2;
+  const storyId = 'story-sigterm-stuck-1';
+  // Ten minutes without an answer: as good as never within this test.
+  const world = emailAlertsQueued('sigtermstuck', N, storyId, { delayMs: 600_000 });
+  const { prefix, queues, ledger, subscriberIds } = world;
+
+  it('abandons the stuck sends at the shutdown timeout, exits with code 0, and leaves the alerts to their jobs', async () => {
+    const worker = spawnHerald(['worker', 'email'], workerEnv(prefix, { SMTP_URL: world.smtp.url, HERALD_EMAIL_CONCURRENCY: '2', HERALD_SHUTDOWN_TIMEOUT_SECONDS: '4' }));
+    const records = () => Promise.all(subscriberIds.map((s) => ledger.get(s, storyId, 'email')));
+    await waitFor(async () => (await records()).every((r) => r?.status === 'sending'), 20_000, 'both alerts to be claimed');
+    // Time for both messages to reach the server, which then never answers.
+    await new Promise((r) => setTimeout(r, 1000));
+    const stopAt = Date.now();
+    worker.child.kill('SIGTERM');
+    expect(await worker.exited, worker.out.stderr.slice(-1000)).toBe(0);
+    expect(Date.now() - stopAt).toBeLessThan(4_000);
+    for (const r of await records()) {
+      // Back to queued, counted as a reclaim: the server may have the message, so the retry may be a resend.
+      expect(r).toMatchObject({ status: 'queued', reclaims: 1 });
+      expect(r!.lastError).toMatch(/shutdown/);
+    }
+    const counts = await queues.email.getJobCounts('waiting', 'delayed', 'active', 'failed');
+    expect(counts).toMatchObject({ active: 0, failed: 0 });
+    expect((counts.waiting ?? 0) + (counts.delayed ?? 0)).toBe(N);
+
+    // The jobs' retries, against a server that answers, send each alert once.
+    const working = await startSmtpSink();
+    try {
+      await queues.email.promoteJobs();
+      const next = spawnHerald(['worker', 'email'], workerEnv(prefix, { SMTP_URL: working.url }));
+      await waitFor(async () => (await records()).every((r) => r?.status === 'sent'), 20_000, 'both alerts to be sent');
+      next.child.kill('SIGTERM');
+      expect(await next.exited).toBe(0);
+      for (let i = 0; i < N; i++) expect(working.to(`reader${i}@example.test`), `reader${i}`).toHaveLength(1);
+    } finally {
+      await working.close();
+    }
   }, 60_000);
 });

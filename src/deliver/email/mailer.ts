@@ -15,15 +15,22 @@ export interface OutgoingEmail {
 }
 
 /**
- * permanent: the server refused this message for good (5xx); `hardBounce` when it refused the recipient. retry with
- * `unsent`: never handed to the server (the dispatcher is shutting down), so no SMTP error either.
+ * permanent: the server refused this message for good (5xx), or it could not be built; `hardBounce` when the
+ * recipient was refused. retry with
+ * `unsent`: never handed to the server (the dispatcher is shutting down), so no SMTP error either; with
+ * `outcomeUnknown`: given up while the server had not answered, so it may have the message (a retry may resend it).
  */
-export type MailOutcome = { kind: 'sent' } | { kind: 'retry'; reason: string; unsent?: true } | { kind: 'permanent'; reason: string; hardBounce: boolean };
+export type MailOutcome =
+  | { kind: 'sent' }
+  | { kind: 'retry'; reason: string; unsent?: true; outcomeUnknown?: true }
+  | { kind: 'permanent'; reason: string; hardBounce: boolean };
 
 export interface Mailer {
   send(mail: OutgoingEmail): Promise<MailOutcome>;
   /** Shutdown begins: mails that would wait for the rate limit answer 'retry' (unsent) at once. */
   stopWaiting?(): void;
+  /** The shutdown deadline is near: sends still waiting for the server answer 'retry' (outcome unknown) at once. */
+  abandon?(): void;
   close(): void;
 }
 
@@ -35,7 +42,7 @@ export interface DkimOptions {
 
 /**
  * The one place nodemailer errors are read: SMTP 5xx to the message is permanent, 4xx and connection trouble
- * (a 5xx refusal of the session included) are not.
+ * (a 5xx refusal of the session or of Herald's sender included) are not.
  * A hard bounce of the address is a 5xx answer to RCPT TO (nodemailer's EENVELOPE), or an enhanced status
  * 5.1.x (bad mailbox; not 5.1.7/5.1.8, the sender's address) from a server that checks recipients after DATA. Any other refusal of the message
  * (552 size, 550 5.7.1 content) says nothing about the address, and must not count toward disabling it.
@@ -46,18 +53,30 @@ export function classifyMailError(err: { responseCode?: number; code?: string; c
   // connections away or credentials the operator has to fix. Every mail of that moment fails alike, and ending
   // them as permanent lost every alert and digest sent until the fix; retried, they go out once it is made.
   // 530 (RFC 4954: authentication required) is that same fix to make, whichever command a relay answers it to.
-  if (code !== undefined && code >= 500 && (err.code === 'EAUTH' || code === 530 || /^(CONN|EHLO|HELO|LHLO|AUTH|STARTTLS)\b/i.test(err.command ?? ''))) {
+  if (code !== undefined && code >= 500 && (err.code === 'EAUTH' || code === 530 || /^(CONN|EHLO|HELO|LHLO|AUTH|STARTTLS)\b/i.test(err.command ?? '') || refusesSender(code, err))) {
     return { kind: 'retry', reason: `SMTP ${code}: ${err.message}` };
   }
   if (code !== undefined && code >= 500) {
-    // nodemailer reports MAIL FROM refusals as EENVELOPE too: those are about the sender, whatever their text says
-    // (Postfix answers a sender domain it cannot resolve with '553 5.1.8', which is no word on any reader's mailbox).
-    if (/MAIL/i.test(err.command ?? '')) return { kind: 'permanent', reason: `SMTP ${code}: ${err.message}`, hardBounce: false };
     // 5.1.x is the addressing class, but 5.1.7 and 5.1.8 (RFC 3463) name the sender's address, not the recipient's.
     const recipient = /RCPT/i.test(err.command ?? '') ? !aboutSender(err.response ?? err.message) : /\b5\.1\.(?![78]\b)\d{1,3}\b/.test(err.message);
     return { kind: 'permanent', reason: `SMTP ${code}: ${err.message}`, hardBounce: recipient };
   }
   return { kind: 'retry', reason: code ? `SMTP ${code}: ${err.message}` : `${err.code ?? 'error'}: ${err.message}` };
+}
+
+/**
+ * Whether a 5xx refuses Herald's sender: any answer to MAIL FROM ('553 5.1.8' a sender domain that does not resolve,
+ * '550 5.7.1' a relay refusing it), or an enhanced status 5.1.7/5.1.8 (RFC 3463: the sender's address) to a later
+ * command, where Postfix gives its sender refusals. The same for every mail until the operator fixes MAIL_FROM or the
+ * relay, and no word on any reader's mailbox: ended as permanent, every alert and digest of that time was lost.
+ * BullMQ's give-up records the ones still refused when their attempts run out. A 552 (or 5.3.4) to MAIL FROM is the
+ * declared SIZE refused (RFC 1870): about this message, so it stays permanent.
+ */
+function refusesSender(code: number, err: { command?: string; response?: string; message: string }): boolean {
+  const text = err.response ?? err.message;
+  if (/^MAIL\b/i.test(err.command ?? '')) return code !== 552 && !/\b5\.3\.4\b/.test(text);
+  // A word of its own, so an IP address in the text ('[5.1.8.9]') is not read as one.
+  return /(?:^|\s)(?:5\d\d[ -])?5\.1\.[78](?!\.?\d)/.test(text);
 }
 
 /**
@@ -110,24 +129,37 @@ export function createMailer(opts: { url: string; user?: string; password?: stri
   // released: each new connection takes a mail at once, so with a pool larger than the rate the first mails
   // all went together (8 at 2 per second were handed over within 0.9 s).
   const limiter = opts.ratePerSecond ? createOriginLimiter(opts.ratePerSecond, systemClock, realSleep) : null;
+  // nodemailer's pool closes the connection of a send whose signal aborts and fails that send alone.
+  const abandoned = new AbortController();
   return {
     async send(mail) {
       // Refused like a mailbox that does not exist: a hard bounce, so the address is disabled and the reader told.
       if (!isBareRecipient(mail.to)) return { kind: 'permanent', reason: 'invalid recipient address: not one plain address', hardBounce: true };
       // Stopping, a mail that would wait for its slot is not handed over after SIGTERM: its job takes it up later.
       if (limiter && (await limiter.take(opts.url)) > 0) return { kind: 'retry', reason: 'not sent: the dispatcher is shutting down', unsent: true };
-      // Built here, not by nodemailer's MailComposer: see mime.ts for the measured cost that avoids.
-      const raw = buildMimeMessage({ ...mail, from: sender, date: new Date(clock.now()), boundary: newBoundary() });
+      let raw: Buffer;
+      try {
+        // Built here, not by nodemailer's MailComposer: see mime.ts for the measured cost that avoids.
+        raw = buildMimeMessage({ ...mail, from: sender, date: new Date(clock.now()), boundary: newBoundary() });
+      } catch (err) {
+        // The build depends on this mail alone, so every retry would throw the same (8 attempts for nothing). Not
+        // a bounce: no server saw the address.
+        return { kind: 'permanent', reason: `message not built: ${(err as Error).message}`, hardBounce: false };
+      }
       try {
         // With `raw`, nodemailer reads no addresses from the message: the envelope says who gets it.
         // The message id only names the mail in nodemailer's result; given, nodemailer does not generate one.
-        await transport.sendMail({ envelope: { from: sender.address, to: [mail.to] }, raw, messageId: mail.messageId });
+        // `signal` is nodemailer's (10.x); @types/nodemailer 8 does not declare it, hence the separate object.
+        const options: Parameters<typeof transport.sendMail>[0] & { signal: AbortSignal } = { envelope: { from: sender.address, to: [mail.to] }, raw, messageId: mail.messageId, signal: abandoned.signal };
+        await transport.sendMail(options);
         return { kind: 'sent' };
       } catch (err) {
+        if (abandoned.signal.aborted) return { kind: 'retry', reason: 'abandoned at shutdown: no answer from the SMTP server in time', outcomeUnknown: true };
         return classifyMailError(err as Error & { responseCode?: number; code?: string; command?: string });
       }
     },
     stopWaiting: () => limiter?.stop(),
+    abandon: () => abandoned.abort(),
     close() {
       transport.close();
     },

@@ -77,7 +77,7 @@ export async function sendEmailAlert(deps: EmailDeliverDeps, data: JobCatalog['A
   const now = deps.clock.now();
   if (outcome.kind === 'retry') {
     // Refused when another attempt took the record over meanwhile: that one owns what happens next.
-    if (!(await deps.ledger.requeue(subscriberId, storyId, 'email', { jobId, attempt: claim.attempt }, outcome.reason, now))) return 'taken over by another attempt';
+    if (!(await deps.ledger.requeue(subscriberId, storyId, 'email', { jobId, attempt: claim.attempt }, outcome.reason, now, outcome.outcomeUnknown === true))) return 'taken over by another attempt';
     throw new RetryLater(outcome.reason);
   }
   if (outcome.kind === 'permanent') {

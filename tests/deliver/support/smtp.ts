@@ -25,11 +25,18 @@ export async function startScriptedSmtp(opts: { parse?: boolean; delayMs?: numbe
   let accepted = 0;
   const scripts = new Map<string, RecipientScript>();
   const tries = new Map<string, number>();
+  /** Answers to the next MAIL FROMs, one each, whoever the mail is for: the relay refusing Herald's sender. */
+  let senderRefusals: { code: 550 | 553 | 554; message: string }[] = [];
   const server = new SMTPServer({
     authOptional: true,
     disabledCommands: ['STARTTLS'],
     logger: false,
     size: 10 * 1024 * 1024,
+    onMailFrom(_address, _session, callback) {
+      const refusal = senderRefusals.shift();
+      if (refusal) return callback(Object.assign(new Error(refusal.message), { responseCode: refusal.code }));
+      callback();
+    },
     onRcptTo(address, _session, callback) {
       const to = address.address.toLowerCase();
       const n = (tries.get(to) ?? 0) + 1;
@@ -87,6 +94,7 @@ export async function startScriptedSmtp(opts: { parse?: boolean; delayMs?: numbe
     accepted: () => accepted,
     tries: (address: string) => tries.get(address.toLowerCase()) ?? 0,
     script: (address: string, s: RecipientScript) => void scripts.set(address.toLowerCase(), s),
+    refuseSender: (refusals: { code: 550 | 553 | 554; message: string }[]) => void (senderRefusals = [...refusals]),
     to: (address: string) => mails.filter((m) => recipients(m).includes(address.toLowerCase())),
     close: () => new Promise<void>((r) => server.close(() => r())),
   };
