@@ -8,7 +8,7 @@ import { hostOf, type FeedState, type FeedStore } from '../store/feeds.ts';
 import type { IngestCandidate, StoryStore } from '../store/stories.ts';
 import { fetchFeed, FetchError, type CacheHeaders } from './fetch-feed.ts';
 import { bandKeys, encodeSignature, minhashSignature, NEAR_DUPLICATE_THRESHOLD } from './near-duplicate.ts';
-import { identifyItem, itemDate, normalizeItem } from './normalize.ts';
+import { identifyItem, itemDate, normalizeItem, toPlainText } from './normalize.ts';
 import { parseFeedBody, ParseError, type ParsedFeed } from './parse-feed.ts';
 import { medianGapMs, nextCheckAt } from './schedule.ts';
 import { fallbackPollMs, maybeSubscribe, type WebSubSettings } from './websub.ts';
@@ -174,7 +174,8 @@ async function fetchAndIngest(deps: PollDeps, feed: FeedConfig, state: FeedState
       etag: result.etag,
       lastModified: result.lastModified,
       validatorsUrl: result.finalUrl,
-      title: parsed.title,
+      // A feed's title is HTML as parsed (an Atom text title escaped): stored as the text `feeds check` shows.
+      title: toPlainText(parsed.title, 300),
       format: parsed.format,
       lastItemAt: dates.length ? Math.min(newest, now) : null,
       cadenceMs: medianGapMs(dates),

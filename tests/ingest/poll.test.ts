@@ -327,6 +327,17 @@ describe('ingestFeed', () => {
     await queues.classify.drain();
   });
 
+  it('an Atom feed whose text-typed titles hold "<" and ">" gives stories with those titles, and the feed its title, literally', async () => {
+    site.set('/atom-text.xml', { headers: { 'content-type': 'application/atom+xml' }, body: fixture('feeds/atom/text-constructs.xml') });
+    await deps.feeds.add({ id: 'atom-text', url: site.url('/atom-text.xml') }, clock.now());
+    expect(await ingestFeed(deps, 'atom-text')).toMatchObject({ status: 'ok', created: 3 });
+    const stories = await deps.stories.getMany((await jobsOf('StoryClassify')).map((j) => (j.data as { storyId: string }).storyId));
+    // Before: 'Use for bold' and 'x': the text was read as HTML.
+    expect(stories.map((st) => st.title).sort()).toEqual(['An HTML title', 'Use <b> for bold', 'x < y and y > z']);
+    expect((await deps.feeds.state('atom-text')).title).toBe('Herald test: <code> & text constructs');
+    await queues.classify.drain();
+  });
+
   it('a feed listing its whole archive (6,000 items) becomes 6,000 stories; polled again, one edited item is updated and the rest are known', async () => {
     // One Redis command per lookup would hold tens of thousands of fields: Lua's unpack refused a feed of
     // 5,000 items ("too many results to unpack"), every poll.
