@@ -102,10 +102,12 @@ export async function ingestFeed(deps: PollDeps, feedId: string): Promise<Ingest
   const feed = await deps.feeds.get(feedId);
   // Removed since the tick queued this fetch: `remove` freed the host slot taken for it.
   if (!feed) return emptyReport(feedId, 'skipped', [`feed ${feedId} is no longer configured`]);
+  // Read before the state: a resume between the two moves it, and the unschedule below then leaves the feed be.
+  const scheduledAt = await deps.feeds.scheduledAt(feedId);
   const state = await deps.feeds.state(feedId);
   const host = hostOf(feed.url);
   if (state.disabledAt) {
-    await deps.feeds.unschedule(feedId);
+    await deps.feeds.unschedule(feedId, scheduledAt);
     await deps.feeds.releaseHost(host, feedId);
     return emptyReport(feedId, 'skipped', [`feed ${feedId} is disabled: ${state.disabledReason ?? ''}`]);
   }

@@ -778,6 +778,52 @@ describe('feed health', () => {
     expect(s.disabledReason).toContain('410 Gone');
   });
 
+  /**
+   * The feed store over a connection that runs `between` once, right after the first reply of command `name`:
+   * the operator's resume landing in the few milliseconds between two of the store's own steps, on real Redis.
+   */
+  const racingStore = (name: string, between: () => Promise<unknown>) => {
+    let pending: (() => Promise<unknown>) | null = between;
+    const racing = new Proxy(redis, {
+      get(target, prop, receiver) {
+        const v = Reflect.get(target, prop, receiver) as unknown;
+        if (typeof v !== 'function') return v;
+        if (prop !== name) return v.bind(target);
+        return async (...args: unknown[]) => {
+          const reply = await (v as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+          const run = pending;
+          pending = null;
+          if (run) await run();
+          return reply;
+        };
+      },
+    });
+    return createFeedStore(racing, prefix);
+  };
+  const isDue = async (feedId: string) => (await deps.feeds.due(clock.now() + 365 * 86_400_000, 100_000)).includes(feedId);
+
+  it('a resume landing between a fetch reading the feed as paused and taking it off the schedule wins: the feed stays scheduled', async () => {
+    await deps.feeds.add({ id: 'resumed', url: site.url('/resumed.xml') }, clock.now());
+    await deps.feeds.pause('resumed', clock.now());
+    // A config sync puts the paused feed back on the schedule, due now; a fetch of it reads the state. The resume
+    // comes at the same millisecond, so it leaves the feed due at the very time the fetch saw.
+    await deps.feeds.sync([{ id: 'resumed', url: site.url('/resumed.xml') }], clock.now());
+    const racing = racingStore('hgetall', () => deps.feeds.resume('resumed', clock.now()));
+    expect(await ingestFeed({ ...deps, feeds: racing }, 'resumed')).toMatchObject({ status: 'skipped' });
+    expect((await deps.feeds.state('resumed')).disabledAt).toBeNull();
+    // Before: the fetch's unschedule removed the feed the resume had just put back: resumed, never polled again.
+    expect(await isDue('resumed')).toBe(true);
+  });
+
+  it('a resume landing between a disable\'s state write and its schedule removal wins: the feed stays scheduled', async () => {
+    await deps.feeds.add({ id: 'resumed-2', url: site.url('/resumed-2.xml') }, clock.now());
+    const racing = racingStore('heraldUpdateFeedState', () => deps.feeds.resume('resumed-2', clock.now()));
+    await racing.disable('resumed-2', 'failing for 7 days', clock.now());
+    expect((await deps.feeds.state('resumed-2')).disabledAt).toBeNull();
+    // Before: the disable's ZREM came after the resume's ZADD: resumed, never polled again.
+    expect(await isDue('resumed-2')).toBe(true);
+  });
+
   it('bad bodies leave a specific error on their feed and do not stop the other feeds', async () => {
     site.set('/html.xml', { headers: { 'content-type': 'text/html' }, body: fixture('feeds/hostile/html-with-alternate.html') });
     site.set('/bomb.xml', { body: fixture('feeds/hostile/billion-laughs.xml') });
