@@ -12,6 +12,8 @@ export interface IngestRouteDeps {
   pushFallbackMs: number;
   /** The minimum poll interval: the soonest a short lease brings the fallback poll forward (fallbackPollMs). */
   minIntervalMs: number;
+  /** The lease Herald asks hubs for (HERALD_WEBSUB_LEASE_SECONDS): taken as granted when a hub's verification names none. */
+  leaseSeconds: number;
   /** Takes a pushed body into the pipeline exactly as a polled one. */
   ingest(feedId: string, body: Buffer, contentType: string | null, baseUrl: string): Promise<IngestReport>;
 }
@@ -47,12 +49,16 @@ export async function ingestRoutes(app: FastifyInstance, deps: IngestRouteDeps) 
       return reply.code(200).send('');
     }
     if (mode === 'subscribe' && feed && ws && ours && awaitsVerification(ws, q['hub.topic'], now) && q['hub.challenge']) {
-      const lease = Number(q['hub.lease_seconds']);
-      const leaseUntil = Number.isFinite(lease) && lease > 0 ? now + lease * 1000 : null;
+      // §5.3 requires hub.lease_seconds, but some hubs leave it out. Without a lease, leaseUntil was null, which
+      // needsSubscription reads as a lapsed lease: every poll subscribed again. The lease asked for is the best guess.
+      const given = Number(q['hub.lease_seconds']);
+      const fromHub = q['hub.lease_seconds'] !== undefined && Number.isFinite(given) && given > 0;
+      const lease = fromHub ? given : deps.leaseSeconds;
+      const leaseUntil = now + lease * 1000;
       await deps.feeds.setWebSub(feedId, { ...ws, status: 'active', leaseUntil });
       // Updates now arrive by push: polling drops to the fallback interval, or to the renewal of a shorter lease.
       await deps.feeds.scheduleNext(feedId, now + fallbackPollMs(deps.pushFallbackMs, deps.minIntervalMs, leaseUntil, now));
-      req.log.info({ feed_id: feedId, lease_seconds: lease }, 'websub subscription verified');
+      req.log.info({ feed_id: feedId, lease_seconds: lease, lease_from_hub: fromHub }, 'websub subscription verified');
       return reply.code(200).type('text/plain').send(q['hub.challenge']);
     }
     // We unsubscribe by forgetting: confirm an unsubscription only for a feed we no longer follow by push.

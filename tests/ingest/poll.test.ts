@@ -897,7 +897,7 @@ describe('WebSub with a hub that verifies before it answers', () => {
     // Hubs may verify intent at once, before their 202 reaches us: the request must already be on record then,
     // and the answer must not put the verified subscription back to pending.
     const app = Fastify();
-    await app.register(ingestRoutes, { feeds: deps.feeds, clock, maxBytes: 1_000_000, pushFallbackMs: 7_200_000, minIntervalMs: 300_000, ingest: () => Promise.reject(new Error('no delivery expected')) });
+    await app.register(ingestRoutes, { feeds: deps.feeds, clock, maxBytes: 1_000_000, pushFallbackMs: 7_200_000, minIntervalMs: 300_000, leaseSeconds: 864_000, ingest: () => Promise.reject(new Error('no delivery expected')) });
     const callbackBase = await app.listen({ port: 0, host: '127.0.0.1' });
     const verified: number[] = [];
     const hub = createServer((req, res) => {

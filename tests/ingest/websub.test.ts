@@ -285,3 +285,41 @@ describe('WebSub: a hub that grants a lease shorter than the fallback poll inter
     expect(state.nextCheckAt).toBeGreaterThanOrEqual(clock.now() + 300_000);
   });
 });
+
+describe('WebSub: a hub that verifies without hub.lease_seconds', () => {
+  const clock = manualClock('2027-01-15T10:00:00Z');
+  let hub: Awaited<ReturnType<typeof startLocalHub>>;
+  let site: FixtureServer;
+  let t: TestHerald;
+  let feedUrl: string;
+  const poll = async () => {
+    await t.herald.enqueue('FeedFetch', { feedId: 'lax' }, { jobId: `fetch-lax-${clock.now()}` });
+    await t.waitIdle();
+  };
+
+  beforeAll(async () => {
+    hub = await startLocalHub({ omitLeaseSeconds: true });
+    site = await startFixtureServer();
+    feedUrl = site.url('/lax.xml');
+    site.set('/lax.xml', { headers: { 'content-type': 'application/atom+xml' }, body: atom(hub.url, feedUrl, [{ id: 'l1', title: 'Lax hub entry' }]) });
+    t = await startTestHerald({
+      name: 'websub-lax', clock, smtpUrl: 'smtp://127.0.0.1:1', feeds: [{ id: 'lax', url: feedUrl }],
+      env: { HERALD_WEBSUB_FALLBACK_POLL_SECONDS: '7200', HERALD_WEBSUB_LEASE_SECONDS: '864000' },
+    });
+    await poll();
+    for (let i = 0; i < 100 && hub.subscriptions[0]?.verified !== true; i++) await new Promise((r) => setTimeout(r, 50));
+  }, 60_000);
+  afterAll(async () => {
+    await t?.close();
+    await Promise.all([hub?.close(), site?.close()]);
+  });
+
+  it('takes a verification without hub.lease_seconds as granting the lease asked for: later polls do not subscribe again', async () => {
+    expect(hub.subscriptions[0]).toMatchObject({ verified: true });
+    // Before: no lease meant leaseUntil null, which every poll took for a lapsed lease and subscribed again.
+    expect((await t.herald.stores.feeds.state('lax')).websub).toMatchObject({ status: 'active', leaseUntil: clock.now() + 864_000_000 });
+    clock.advance(2 * 3_600_000);
+    await poll();
+    expect(hub.requests()).toBe(1);
+  });
+});
