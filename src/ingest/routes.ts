@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { Clock } from '../model.ts';
 import type { FeedStore } from '../store/feeds.ts';
 import type { IngestReport } from './poll.ts';
@@ -67,7 +67,36 @@ export async function ingestRoutes(app: FastifyInstance, deps: IngestRouteDeps) 
   });
 
   type Deliver = { Params: { feedId: string }; Body: Buffer };
-  app.post<Deliver>('/websub/:feedId', { bodyLimit: deps.maxBytes }, async (req, reply) => {
+  /**
+   * A delivery larger than the body limit, unread (so unsigned as far as we know). WebSub §7: any answer but 2xx
+   * (or 410) is a failure to the hub, which retries the same body; Fastify's generic 413 did that, and the items
+   * it carried waited for the fallback poll, up to hours. The hub is acknowledged, told why in the body, and the
+   * feed is polled as soon as the minimum interval allows: anyone can send a big body, so it is no sooner.
+   */
+  const tooLargeDelivery = async (feedId: string, log: FastifyBaseLogger) => {
+    const [feed, state] = await Promise.all([deps.feeds.get(feedId), deps.feeds.state(feedId)]);
+    if (!feed || !state.websub) return { code: 410, body: { error: 'not subscribed' } };
+    let nextCheckAt = state.nextCheckAt;
+    if (!state.disabledAt) {
+      const soonest = Math.max(deps.clock.now(), (state.lastCheckAt ?? 0) + deps.minIntervalMs);
+      if (nextCheckAt === null || soonest < nextCheckAt) {
+        nextCheckAt = soonest;
+        await deps.feeds.scheduleNext(feedId, soonest);
+      }
+    }
+    log.warn({ feed_id: feedId, max_bytes: deps.maxBytes, next_check_at: nextCheckAt }, 'websub delivery over the size limit not read: the feed is polled instead');
+    const message = `the delivery is larger than HERALD_FETCH_MAX_BYTES (${deps.maxBytes} bytes) and was not read; Herald polls the feed instead`;
+    return { code: 202, body: { accepted: false, error: 'too-large', message } };
+  };
+  app.post<Deliver>('/websub/:feedId', {
+    bodyLimit: deps.maxBytes,
+    // Every other error goes on to the app's own handler (rethrown).
+    errorHandler: async (err: Error & { code?: string }, req, reply) => {
+      if (err.code !== 'FST_ERR_CTP_BODY_TOO_LARGE') throw err;
+      const answer = await tooLargeDelivery((req.params as Deliver['Params']).feedId, req.log);
+      return reply.code(answer.code).send(answer.body);
+    },
+  }, async (req, reply) => {
     const { feedId } = req.params;
     const [feed, state] = await Promise.all([deps.feeds.get(feedId), deps.feeds.state(feedId)]);
     if (!feed || !state.websub) return reply.code(410).send({ error: 'not subscribed' });
