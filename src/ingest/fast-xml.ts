@@ -1,3 +1,4 @@
+import { atomTextAsHtml } from './atom-text.ts';
 import { firstReadableDate } from './normalize.ts';
 import type { FeedFormat, ParsedFeed, ParsedItem } from './parse-feed.ts';
 import { resolveXmlBase } from './xml-base.ts';
@@ -192,6 +193,8 @@ export function parseFastXml(doc: string, format: FeedFormat, documentUrl?: stri
     if (n.mixed) throw new GiveUp();
     return n.text.trim() === '' ? null : n.text;
   };
+  // An Atom text construct, escaped when text-typed (atom-text.ts); an RSS field as it is.
+  const textConstruct = (n: Node | undefined, read: typeof raw): string | null => (atom && n ? atomTextAsHtml(read(n), n.attrs.type) : read(n));
 
   try {
     // Atom has no language element: its language is the feed's, or an entry's, xml:lang (RFC 4287 §2).
@@ -211,7 +214,7 @@ export function parseFastXml(doc: string, format: FeedFormat, documentUrl?: stri
       feedLink = value(channel.get('link'));
       self ??= channelLinks.find((l) => l.name === 'atom:link')?.attrs.href ?? null;
     }
-    const title = atom ? value(channel.get('title')) : (value(channel.get('title')) ?? value(channel.get('dc:title')));
+    const title = atom ? textConstruct(channel.get('title'), value) : (value(channel.get('title')) ?? value(channel.get('dc:title')));
     return {
       format,
       title: title ?? '',
@@ -232,8 +235,8 @@ export function parseFastXml(doc: string, format: FeedFormat, documentUrl?: stri
         return {
           guid: value(f('guid')) ?? value(f('id')) ?? i.about,
           link: atom ? resolveXmlBase(atomLink(i.links, 'alternate', 0), [rootBase, i.base], documentUrl) : value(f('link')),
-          title: (atom ? value(f('title')) : (value(f('title')) ?? value(f('dc:title')))) ?? '',
-          summaryHtml: raw(f('summary')) ?? (atom ? raw(f('content')) : raw(f('description'))) ?? raw(f('content:encoded')) ?? '',
+          title: (atom ? textConstruct(f('title'), value) : (value(f('title')) ?? value(f('dc:title')))) ?? '',
+          summaryHtml: textConstruct(f('summary'), raw) ?? (atom ? textConstruct(f('content'), raw) : raw(f('description'))) ?? raw(f('content:encoded')) ?? '',
           categories,
           published: firstReadableDate([value(f('pubDate')), value(f('pubdate')), value(f('published')), value(f('issued')), value(f('dc:date')), value(f('created'))]),
           updated: firstReadableDate([value(f('updated')), value(f('modified'))]),

@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import { gunzipSync } from 'node:zlib';
 import { Parser as HtmlParser } from 'htmlparser2';
 import Parser from 'rss-parser';
+import { atomTextAsHtml } from './atom-text.ts';
 import { decodeBody } from './decode.ts';
 import { parseFastXml, xmlLang } from './fast-xml.ts';
 import { parseJsonFeed } from './json-feed.ts';
@@ -39,6 +40,7 @@ export interface FeedHints {
 
 export interface ParsedFeed {
   format: FeedFormat;
+  /** As the feed gave it, read as HTML like item titles (an Atom text-typed title escaped); shown through toPlainText. */
   title: string;
   link: string | null;
   language: string | null;
@@ -60,7 +62,9 @@ const parser = new Parser<Raw, Raw>({
   customFields: {
     feed: ['sy:updatePeriod', 'sy:updateFrequency', ['atom:link', 'atomLinks', { keepArray: true }], ['link', 'rawLinks', { keepArray: true }], ['dc:language', 'dcLanguage'],
       // The root's attributes (an RSS channel's): an Atom feed's language is its xml:lang.
-      ['$', 'rootAttrs', { keepArray: true }]] as never,
+      ['$', 'rootAttrs', { keepArray: true }],
+      // rss-parser keeps an Atom feed title's text only; its type attribute says whether that text is HTML.
+      ['title', 'titleElements', { keepArray: true }]] as never,
     item: [
       'published', 'updated', 'issued', 'modified', 'created', 'dc:date', 'id', 'pubdate',
       ['media:content', 'mediaContent', { keepArray: true }],
@@ -120,17 +124,28 @@ proto.parseItemAtom = (entry) => {
   const item: Raw = {};
   rssUtils.copyFromXML(entry, item, noSnippet(proto.options.customFields.item));
   const e = entry as Record<string, Raw[] | undefined>;
-  if (e.title?.[0] !== undefined) item.title = e.title[0];
+  if (e.title?.[0] !== undefined) item.title = atomText(e.title[0]);
   if (e.link?.length) item.link = rssUtils.getLink(e.link, 'alternate', 0);
   const author = e.author?.[0] as Record<string, unknown[]> | undefined;
   if (author?.name?.length) item.author = author.name[0];
-  if (e.content?.[0] !== undefined) item.content = rssUtils.getContent(e.content[0]);
-  if (e.summary?.[0] !== undefined) item.summary = rssUtils.getContent(e.summary[0]);
+  if (e.content?.[0] !== undefined) item.content = atomText(e.content[0], rssUtils.getContent(e.content[0]));
+  if (e.summary?.[0] !== undefined) item.summary = atomText(e.summary[0], rssUtils.getContent(e.summary[0]));
   if (e.id?.[0] !== undefined) item.id = e.id[0];
   item.xmlLang = xmlLang(attr(entry, 'xml:lang') ?? undefined);
   item.xmlBase = attr(entry, 'xml:base');
   return item;
 };
+
+/**
+ * An Atom text construct as xml2js gives it (a string, or `{ _: text, $: attrs }`), escaped when text-typed
+ * (atom-text.ts). `read` is the value otherwise taken from it; an element holding child elements (no `_`)
+ * is left as read.
+ */
+function atomText(element: unknown, read: unknown = element): unknown {
+  if (typeof element === 'string') return atomTextAsHtml(element, null);
+  const text = element && typeof element === 'object' ? (element as Raw)._ : undefined;
+  return typeof text === 'string' ? atomTextAsHtml(text, attr(element, 'type')) : read;
+}
 
 /**
  * xml2js keeps sax state after an error ("errThrown"), so the next document parsed by the same instance can
@@ -464,7 +479,7 @@ function toParsedFeed(feed: Raw & { items: Raw[] }, format: FeedFormat, document
   const frequency = Number(text(feed['sy:updateFrequency']));
   return {
     format,
-    title: text(feed.title) ?? '',
+    title: (atom && Array.isArray(feed.titleElements) ? text(atomText(feed.titleElements[0])) : text(feed.title)) ?? '',
     link: resolveXmlBase(text(feed.link), [rootBase], documentUrl),
     language,
     hub: links.find((l) => l.rel === 'hub')?.href ?? null,

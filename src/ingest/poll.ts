@@ -8,7 +8,7 @@ import { hostOf, type FeedState, type FeedStore } from '../store/feeds.ts';
 import type { IngestCandidate, StoryStore } from '../store/stories.ts';
 import { fetchFeed, FetchError, type CacheHeaders } from './fetch-feed.ts';
 import { bandKeys, encodeSignature, minhashSignature, NEAR_DUPLICATE_THRESHOLD } from './near-duplicate.ts';
-import { identifyItem, itemDate, normalizeItem } from './normalize.ts';
+import { identifyItem, itemDate, normalizeItem, toPlainText } from './normalize.ts';
 import { parseFeedBody, ParseError, type ParsedFeed } from './parse-feed.ts';
 import { medianGapMs, nextCheckAt } from './schedule.ts';
 import { fallbackPollMs, maybeSubscribe, type WebSubSettings } from './websub.ts';
@@ -102,10 +102,12 @@ export async function ingestFeed(deps: PollDeps, feedId: string): Promise<Ingest
   const feed = await deps.feeds.get(feedId);
   // Removed since the tick queued this fetch: `remove` freed the host slot taken for it.
   if (!feed) return emptyReport(feedId, 'skipped', [`feed ${feedId} is no longer configured`]);
+  // Read before the state: a resume between the two moves it, and the unschedule below then leaves the feed be.
+  const scheduledAt = await deps.feeds.scheduledAt(feedId);
   const state = await deps.feeds.state(feedId);
   const host = hostOf(feed.url);
   if (state.disabledAt) {
-    await deps.feeds.unschedule(feedId);
+    await deps.feeds.unschedule(feedId, scheduledAt);
     await deps.feeds.releaseHost(host, feedId);
     return emptyReport(feedId, 'skipped', [`feed ${feedId} is disabled: ${state.disabledReason ?? ''}`]);
   }
@@ -174,7 +176,8 @@ async function fetchAndIngest(deps: PollDeps, feed: FeedConfig, state: FeedState
       etag: result.etag,
       lastModified: result.lastModified,
       validatorsUrl: result.finalUrl,
-      title: parsed.title,
+      // A feed's title is HTML as parsed (an Atom text title escaped): stored as the text `feeds check` shows.
+      title: toPlainText(parsed.title, 300),
       format: parsed.format,
       lastItemAt: dates.length ? Math.min(newest, now) : null,
       cadenceMs: medianGapMs(dates),

@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { Clock } from '../model.ts';
 import type { FeedStore } from '../store/feeds.ts';
 import type { IngestReport } from './poll.ts';
@@ -12,6 +12,8 @@ export interface IngestRouteDeps {
   pushFallbackMs: number;
   /** The minimum poll interval: the soonest a short lease brings the fallback poll forward (fallbackPollMs). */
   minIntervalMs: number;
+  /** The lease Herald asks hubs for (HERALD_WEBSUB_LEASE_SECONDS): taken as granted when a hub's verification names none. */
+  leaseSeconds: number;
   /** Takes a pushed body into the pipeline exactly as a polled one. */
   ingest(feedId: string, body: Buffer, contentType: string | null, baseUrl: string): Promise<IngestReport>;
 }
@@ -47,12 +49,16 @@ export async function ingestRoutes(app: FastifyInstance, deps: IngestRouteDeps) 
       return reply.code(200).send('');
     }
     if (mode === 'subscribe' && feed && ws && ours && awaitsVerification(ws, q['hub.topic'], now) && q['hub.challenge']) {
-      const lease = Number(q['hub.lease_seconds']);
-      const leaseUntil = Number.isFinite(lease) && lease > 0 ? now + lease * 1000 : null;
+      // §5.3 requires hub.lease_seconds, but some hubs leave it out. Without a lease, leaseUntil was null, which
+      // needsSubscription reads as a lapsed lease: every poll subscribed again. The lease asked for is the best guess.
+      const given = Number(q['hub.lease_seconds']);
+      const fromHub = q['hub.lease_seconds'] !== undefined && Number.isFinite(given) && given > 0;
+      const lease = fromHub ? given : deps.leaseSeconds;
+      const leaseUntil = now + lease * 1000;
       await deps.feeds.setWebSub(feedId, { ...ws, status: 'active', leaseUntil });
       // Updates now arrive by push: polling drops to the fallback interval, or to the renewal of a shorter lease.
       await deps.feeds.scheduleNext(feedId, now + fallbackPollMs(deps.pushFallbackMs, deps.minIntervalMs, leaseUntil, now));
-      req.log.info({ feed_id: feedId, lease_seconds: lease }, 'websub subscription verified');
+      req.log.info({ feed_id: feedId, lease_seconds: lease, lease_from_hub: fromHub }, 'websub subscription verified');
       return reply.code(200).type('text/plain').send(q['hub.challenge']);
     }
     // We unsubscribe by forgetting: confirm an unsubscription only for a feed we no longer follow by push.
@@ -61,7 +67,36 @@ export async function ingestRoutes(app: FastifyInstance, deps: IngestRouteDeps) 
   });
 
   type Deliver = { Params: { feedId: string }; Body: Buffer };
-  app.post<Deliver>('/websub/:feedId', { bodyLimit: deps.maxBytes }, async (req, reply) => {
+  /**
+   * A delivery larger than the body limit, unread (so unsigned as far as we know). WebSub §7: any answer but 2xx
+   * (or 410) is a failure to the hub, which retries the same body; Fastify's generic 413 did that, and the items
+   * it carried waited for the fallback poll, up to hours. The hub is acknowledged, told why in the body, and the
+   * feed is polled as soon as the minimum interval allows: anyone can send a big body, so it is no sooner.
+   */
+  const tooLargeDelivery = async (feedId: string, log: FastifyBaseLogger) => {
+    const [feed, state] = await Promise.all([deps.feeds.get(feedId), deps.feeds.state(feedId)]);
+    if (!feed || !state.websub) return { code: 410, body: { error: 'not subscribed' } };
+    let nextCheckAt = state.nextCheckAt;
+    if (!state.disabledAt) {
+      const soonest = Math.max(deps.clock.now(), (state.lastCheckAt ?? 0) + deps.minIntervalMs);
+      if (nextCheckAt === null || soonest < nextCheckAt) {
+        nextCheckAt = soonest;
+        await deps.feeds.scheduleNext(feedId, soonest);
+      }
+    }
+    log.warn({ feed_id: feedId, max_bytes: deps.maxBytes, next_check_at: nextCheckAt }, 'websub delivery over the size limit not read: the feed is polled instead');
+    const message = `the delivery is larger than HERALD_FETCH_MAX_BYTES (${deps.maxBytes} bytes) and was not read; Herald polls the feed instead`;
+    return { code: 202, body: { accepted: false, error: 'too-large', message } };
+  };
+  app.post<Deliver>('/websub/:feedId', {
+    bodyLimit: deps.maxBytes,
+    // Every other error goes on to the app's own handler (rethrown).
+    errorHandler: async (err: Error & { code?: string }, req, reply) => {
+      if (err.code !== 'FST_ERR_CTP_BODY_TOO_LARGE') throw err;
+      const answer = await tooLargeDelivery((req.params as Deliver['Params']).feedId, req.log);
+      return reply.code(answer.code).send(answer.body);
+    },
+  }, async (req, reply) => {
     const { feedId } = req.params;
     const [feed, state] = await Promise.all([deps.feeds.get(feedId), deps.feeds.state(feedId)]);
     if (!feed || !state.websub) return reply.code(410).send({ error: 'not subscribed' });

@@ -81,8 +81,10 @@ export function nextCheckAt(input: ScheduleInput): number {
   // most of max-age old, and counting the whole of it again from now polled up to twice as late as needed.
   const maxAge = maxAgeMs(input.cacheControl);
   const age = /^\s*\d+\s*$/.test(input.age ?? '') ? Number(input.age) * 1000 : 0;
-  if (maxAge) asked.push(maxAge - age);
-  if (input.expires) {
+  if (maxAge !== null) asked.push(maxAge - age);
+  // RFC 9111 §5.3: when max-age or s-maxage is present, Expires is ignored. A server sending both (a CDN adding
+  // a far Expires to the origin's short max-age) was otherwise polled as late as the Expires date.
+  else if (input.expires) {
     const t = Date.parse(input.expires);
     if (Number.isFinite(t)) asked.push(t - now);
   }

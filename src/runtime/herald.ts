@@ -224,6 +224,7 @@ export function createHerald(opts: HeraldOptions) {
     feeds: feedStore, clock, maxBytes: config.fetchMaxBytes,
     pushFallbackMs: Math.min(config.websubFallbackPollSeconds, config.feedMaxIntervalSeconds) * 1000,
     minIntervalMs: config.feedMinIntervalSeconds * 1000,
+    leaseSeconds: config.websubLeaseSeconds,
     ingest: (feedId: string, body: Buffer, contentType: string | null, baseUrl: string) => ingestPushed(pollDeps, feedId, body, contentType, baseUrl),
   });
 

@@ -134,12 +134,39 @@ if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 return 1`;
 
+/**
+ * KEYS[1] the schedule; ARGV[1] a feed id, ARGV[2] its due time as the caller read it (before it read the feed's
+ * state). Takes the feed off the schedule only if it is still due then (1 if removed). A resume since that read
+ * has moved the due time (RESCHEDULE_NOW), and wins: the caller saw the feed disabled, but it no longer is. The
+ * schedule and the state are in different slots, so the due time stands in for the state here.
+ */
+const UNSCHEDULE_IF_UNCHANGED = `
+local at = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not at or tonumber(at) ~= tonumber(ARGV[2]) then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+return 1`;
+
+/**
+ * KEYS[1] the schedule; ARGV[1] a feed id, ARGV[2] now. Makes the feed due now, always at a time other than the
+ * one it had (a millisecond earlier if it was due at exactly now), so that an UNSCHEDULE_IF_UNCHANGED based on a
+ * read from before this resume can never match.
+ */
+const RESCHEDULE_NOW = `
+local at = tonumber(ARGV[2])
+local was = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if was and tonumber(was) == at then at = at - 1 end
+redis.call('ZADD', KEYS[1], at, ARGV[1])
+return at`;
+
 export function createFeedStore(redis: RedisClient, prefix: string) {
   const acquireHostScript = defineScript(redis, 'heraldAcquireHost', 1, ACQUIRE_HOST);
   const updateStateScript = defineScript(redis, 'heraldUpdateFeedState', 2, UPDATE_STATE);
   const recordFailureScript = defineScript(redis, 'heraldRecordFeedFailure', 2, RECORD_FAILURE);
   const recordItemsScript = defineScript(redis, 'heraldRecordFeedItems', 3, RECORD_ITEMS);
   const replaceEntryScript = defineScript(redis, 'heraldReplaceFeedEntry', 1, REPLACE_ENTRY);
+  const unscheduleIfScript = defineScript(redis, 'heraldUnscheduleFeedIfUnchanged', 1, UNSCHEDULE_IF_UNCHANGED);
+  const rescheduleNowScript = defineScript(redis, 'heraldRescheduleFeedNow', 1, RESCHEDULE_NOW);
+  const scheduledAt = async (feedId: string): Promise<number | null> => num((await redis.zscore(dueKey(prefix), feedId)) ?? undefined);
   /** Every write to a feed's state goes through here (deleting fields excepted): nothing for a removed feed. */
   const updateState = async (feedId: string, fields: Record<string, string>): Promise<boolean> =>
     (await updateStateScript(removedKey(prefix, feedId), stateKey(prefix, feedId), ...Object.entries(fields).flat())) === 1;
@@ -216,9 +243,15 @@ export function createFeedStore(redis: RedisClient, prefix: string) {
       await redis.zadd(dueKey(prefix), 'XX', at, feedId);
       await updateState(feedId, { nextCheckAt: String(at) });
     },
-    /** Takes the feed off the schedule (a disabled feed re-added by a config sync). */
-    async unschedule(feedId: string) {
-      await redis.zrem(dueKey(prefix), feedId);
+    /** When the feed is due (null: not on the schedule). Read it before the state a later `unschedule` acts on. */
+    scheduledAt,
+    /**
+     * Takes the feed off the schedule (a disabled feed re-added by a config sync) if it is still due at
+     * `seenAt`, read before the state that showed it disabled: a resume in between keeps it scheduled.
+     */
+    async unschedule(feedId: string, seenAt: number | null) {
+      // Not scheduled when read: whatever put it back since (a sync, a resume) did so after the state was read.
+      if (seenAt !== null) await unscheduleIfScript(dueKey(prefix), feedId, String(seenAt));
     },
     async acquireHost(host: string, feedId: string, now: number, leaseMs: number, limit: number): Promise<boolean> {
       const ok = await acquireHostScript(hostKey(prefix, host), String(now), String(now + leaseMs), feedId, String(limit), String(leaseMs * 2));
@@ -291,8 +324,11 @@ export function createFeedStore(redis: RedisClient, prefix: string) {
     },
     /** Stops polling the feed; the reason is shown by `herald feeds list` and the API. */
     async disable(feedId: string, reason: string, now: number) {
+      // The due time is read before the state write: a resume after that write moves it, and the removal below
+      // then leaves the resumed feed on the schedule (a plain ZREM took it off for good: enabled, never polled).
+      const seenAt = await scheduledAt(feedId);
       await updateState(feedId, { disabledAt: String(now), disabledReason: reason });
-      await redis.zrem(dueKey(prefix), feedId);
+      await this.unschedule(feedId, seenAt);
     },
     /** Counts new stories of a fetch on the day they arrived; days past the retention are dropped in the same step. */
     async recordItems(feedId: string, created: number, now: number) {
@@ -310,14 +346,15 @@ export function createFeedStore(redis: RedisClient, prefix: string) {
     },
     /** Stops polling on the operator's word; `resume` undoes it. */
     async pause(feedId: string, now: number) {
-      await this.disable(feedId, PAUSED_REASON, now);
+      // Before the disable: a resume right after it writes its own nextCheckAt, which this must not delete.
       await redis.hdel(stateKey(prefix, feedId), 'nextCheckAt');
+      await this.disable(feedId, PAUSED_REASON, now);
     },
     /** Puts a paused or disabled feed back on the schedule, due now; its failure count starts again. */
     async resume(feedId: string, now: number) {
       await redis.hdel(stateKey(prefix, feedId), 'disabledAt', 'disabledReason', 'failingSince');
       // A feed removed meanwhile is not put back on the schedule.
-      if (await updateState(feedId, { consecutiveFailures: '0', nextCheckAt: String(now) })) await redis.zadd(dueKey(prefix), now, feedId);
+      if (await updateState(feedId, { consecutiveFailures: '0', nextCheckAt: String(now) })) await rescheduleNowScript(dueKey(prefix), feedId, String(now));
     },
     async setWebSub(feedId: string, ws: WebSubState | null) {
       if (ws) await updateState(feedId, { websub: JSON.stringify(ws) });

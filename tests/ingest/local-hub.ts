@@ -14,7 +14,7 @@ export interface HubSubscription {
  * A WebSub hub of our own (W3C WebSub §5-§7): accepts subscription requests with 202, verifies intent with a
  * GET carrying a random challenge, and publishes content to verified subscribers signed with their secret.
  */
-export async function startLocalHub(opts: { grantLeaseSeconds?: number } = {}) {
+export async function startLocalHub(opts: { grantLeaseSeconds?: number; /** Verify without hub.lease_seconds, as some hubs do. */ omitLeaseSeconds?: boolean } = {}) {
   const subscriptions: HubSubscription[] = [];
   let requests = 0;
   const verify = async (sub: HubSubscription) => {
@@ -23,7 +23,7 @@ export async function startLocalHub(opts: { grantLeaseSeconds?: number } = {}) {
     u.searchParams.set('hub.mode', 'subscribe');
     u.searchParams.set('hub.topic', sub.topic);
     u.searchParams.set('hub.challenge', challenge);
-    u.searchParams.set('hub.lease_seconds', String(sub.leaseSeconds));
+    if (!opts.omitLeaseSeconds) u.searchParams.set('hub.lease_seconds', String(sub.leaseSeconds));
     const res = await fetch(u);
     sub.verified = res.status >= 200 && res.status < 300 && (await res.text()) === challenge;
   };

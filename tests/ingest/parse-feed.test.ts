@@ -195,6 +195,21 @@ describe('formats', () => {
     expect('story' in n && n.canonicalUrl).toBe('https://www.base.example.test/news/2027/01/ferry?id=7');
   });
 
+  // RFC 4287 §3.1.1: a text construct without type, or type="text", is plain text once XML entities are decoded;
+  // only type="html" is HTML. The normalizer reads titles and summaries as HTML, so "Use &lt;b&gt; for bold"
+  // became "Use for bold" and "x &lt; y and y &gt; z" lost everything after the x.
+  it.each([false, true])('Atom: a text-typed title or summary is kept literally, markup characters and all (rss-parser only: %s)', async (rssParserOnly) => {
+    const feedUrl = 'https://text.example.test/atom.xml';
+    const feed = await parseFeedBody(fixture('feeds/atom/text-constructs.xml'), { rssParserOnly, baseUrl: feedUrl });
+    expect(toPlainText(feed.title)).toBe('Herald test: <code> & text constructs');
+    const stories = feed.items.map((i) => normalizeItem(i, 'text', feedUrl, Date.parse('2027-01-15T00:00:00Z'))).map((n) => ('story' in n ? [n.story.title, n.story.summary] : n.skip));
+    expect(stories).toEqual([
+      ['Use <b> for bold', 'Why x < y and y > z holds'],
+      ['x < y and y > z', 'The <video> element, AT&amp;T and Fish & chips'],
+      ['An HTML title', 'Markup dropped'],
+    ]);
+  });
+
   it('an Atom entry with an impossible date does not cost the feed its other entries', async () => {
     const a10 = await parse('formats/atom10.xml');
     expect(a10.items.map((i) => i.title)).toEqual(['Rail strike called off <i>after talks</i>', 'Entry with a broken date']);
@@ -369,7 +384,9 @@ describe('bad input', () => {
   it('an Atom <link/> without attributes in a feed that needs repair is a link without an href, not a parse failure', async () => {
     const doc = '<feed xmlns="http://www.w3.org/2005/Atom"><title>Q & A</title><link/><entry><title>One</title><link/><link href="https://a.example.test/1"/></entry></feed>';
     const feed = await parseFeedBody(Buffer.from(doc));
-    expect(feed).toMatchObject({ title: 'Q & A', link: null });
+    // The title is read as HTML, like an item's: an Atom text title's "&" comes escaped (RFC 4287 §3.1.1).
+    expect(feed).toMatchObject({ title: 'Q &amp; A', link: null });
+    expect(toPlainText(feed.title)).toBe('Q & A');
     expect(feed.items.map((i) => i.title)).toEqual(['One']);
   });
 

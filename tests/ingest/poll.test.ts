@@ -327,6 +327,17 @@ describe('ingestFeed', () => {
     await queues.classify.drain();
   });
 
+  it('an Atom feed whose text-typed titles hold "<" and ">" gives stories with those titles, and the feed its title, literally', async () => {
+    site.set('/atom-text.xml', { headers: { 'content-type': 'application/atom+xml' }, body: fixture('feeds/atom/text-constructs.xml') });
+    await deps.feeds.add({ id: 'atom-text', url: site.url('/atom-text.xml') }, clock.now());
+    expect(await ingestFeed(deps, 'atom-text')).toMatchObject({ status: 'ok', created: 3 });
+    const stories = await deps.stories.getMany((await jobsOf('StoryClassify')).map((j) => (j.data as { storyId: string }).storyId));
+    // Before: 'Use for bold' and 'x': the text was read as HTML.
+    expect(stories.map((st) => st.title).sort()).toEqual(['An HTML title', 'Use <b> for bold', 'x < y and y > z']);
+    expect((await deps.feeds.state('atom-text')).title).toBe('Herald test: <code> & text constructs');
+    await queues.classify.drain();
+  });
+
   it('a feed listing its whole archive (6,000 items) becomes 6,000 stories; polled again, one edited item is updated and the rest are known', async () => {
     // One Redis command per lookup would hold tens of thousands of fields: Lua's unpack refused a feed of
     // 5,000 items ("too many results to unpack"), every poll.
@@ -767,6 +778,52 @@ describe('feed health', () => {
     expect(s.disabledReason).toContain('410 Gone');
   });
 
+  /**
+   * The feed store over a connection that runs `between` once, right after the first reply of command `name`:
+   * the operator's resume landing in the few milliseconds between two of the store's own steps, on real Redis.
+   */
+  const racingStore = (name: string, between: () => Promise<unknown>) => {
+    let pending: (() => Promise<unknown>) | null = between;
+    const racing = new Proxy(redis, {
+      get(target, prop, receiver) {
+        const v = Reflect.get(target, prop, receiver) as unknown;
+        if (typeof v !== 'function') return v;
+        if (prop !== name) return v.bind(target);
+        return async (...args: unknown[]) => {
+          const reply = await (v as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+          const run = pending;
+          pending = null;
+          if (run) await run();
+          return reply;
+        };
+      },
+    });
+    return createFeedStore(racing, prefix);
+  };
+  const isDue = async (feedId: string) => (await deps.feeds.due(clock.now() + 365 * 86_400_000, 100_000)).includes(feedId);
+
+  it('a resume landing between a fetch reading the feed as paused and taking it off the schedule wins: the feed stays scheduled', async () => {
+    await deps.feeds.add({ id: 'resumed', url: site.url('/resumed.xml') }, clock.now());
+    await deps.feeds.pause('resumed', clock.now());
+    // A config sync puts the paused feed back on the schedule, due now; a fetch of it reads the state. The resume
+    // comes at the same millisecond, so it leaves the feed due at the very time the fetch saw.
+    await deps.feeds.sync([{ id: 'resumed', url: site.url('/resumed.xml') }], clock.now());
+    const racing = racingStore('hgetall', () => deps.feeds.resume('resumed', clock.now()));
+    expect(await ingestFeed({ ...deps, feeds: racing }, 'resumed')).toMatchObject({ status: 'skipped' });
+    expect((await deps.feeds.state('resumed')).disabledAt).toBeNull();
+    // Before: the fetch's unschedule removed the feed the resume had just put back: resumed, never polled again.
+    expect(await isDue('resumed')).toBe(true);
+  });
+
+  it('a resume landing between a disable\'s state write and its schedule removal wins: the feed stays scheduled', async () => {
+    await deps.feeds.add({ id: 'resumed-2', url: site.url('/resumed-2.xml') }, clock.now());
+    const racing = racingStore('heraldUpdateFeedState', () => deps.feeds.resume('resumed-2', clock.now()));
+    await racing.disable('resumed-2', 'failing for 7 days', clock.now());
+    expect((await deps.feeds.state('resumed-2')).disabledAt).toBeNull();
+    // Before: the disable's ZREM came after the resume's ZADD: resumed, never polled again.
+    expect(await isDue('resumed-2')).toBe(true);
+  });
+
   it('bad bodies leave a specific error on their feed and do not stop the other feeds', async () => {
     site.set('/html.xml', { headers: { 'content-type': 'text/html' }, body: fixture('feeds/hostile/html-with-alternate.html') });
     site.set('/bomb.xml', { body: fixture('feeds/hostile/billion-laughs.xml') });
@@ -840,7 +897,7 @@ describe('WebSub with a hub that verifies before it answers', () => {
     // Hubs may verify intent at once, before their 202 reaches us: the request must already be on record then,
     // and the answer must not put the verified subscription back to pending.
     const app = Fastify();
-    await app.register(ingestRoutes, { feeds: deps.feeds, clock, maxBytes: 1_000_000, pushFallbackMs: 7_200_000, minIntervalMs: 300_000, ingest: () => Promise.reject(new Error('no delivery expected')) });
+    await app.register(ingestRoutes, { feeds: deps.feeds, clock, maxBytes: 1_000_000, pushFallbackMs: 7_200_000, minIntervalMs: 300_000, leaseSeconds: 864_000, ingest: () => Promise.reject(new Error('no delivery expected')) });
     const callbackBase = await app.listen({ port: 0, host: '127.0.0.1' });
     const verified: number[] = [];
     const hub = createServer((req, res) => {

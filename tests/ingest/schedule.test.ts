@@ -24,6 +24,11 @@ describe('nextCheckAt: the longest interval any hint asks for, within [min, max]
     ['max-age=3600 with Age past it: the minimum', { cacheControl: 'max-age=3600', age: '7200' }, 5],
     ['max-age=3600 with an unreadable Age: max-age', { cacheControl: 'max-age=3600', age: 'old' }, 60],
     ['Expires in 45 minutes', { expires: new Date(NOW + 45 * 60_000).toUTCString() }, 45],
+    // RFC 9111 §5.3: with max-age (or s-maxage) present, Expires is ignored, even when it is later.
+    ['max-age=600 and Expires in 2 hours: max-age', { cacheControl: 'max-age=600', expires: new Date(NOW + 120 * 60_000).toUTCString() }, 10],
+    ['s-maxage=900 and Expires in 2 hours: s-maxage', { cacheControl: 's-maxage=900', expires: new Date(NOW + 120 * 60_000).toUTCString() }, 15],
+    ['max-age=0 and Expires in 2 hours: the minimum', { cacheControl: 'no-cache, max-age=0', expires: new Date(NOW + 120 * 60_000).toUTCString() }, 5],
+    ['no-cache without max-age: Expires still counts', { cacheControl: 'no-cache', expires: new Date(NOW + 45 * 60_000).toUTCString() }, 45],
     ['Retry-After: 3600 (seconds)', { retryAfter: '3600' }, 60],
     ['Retry-After as an HTTP date', { retryAfter: new Date(NOW + 90 * 60_000).toUTCString() }, 90],
     ['ttl 1 minute: raised to the minimum', { hints: { ttlMinutes: 1 } }, 5],

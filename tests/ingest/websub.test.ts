@@ -285,3 +285,57 @@ describe('WebSub: a hub that grants a lease shorter than the fallback poll inter
     expect(state.nextCheckAt).toBeGreaterThanOrEqual(clock.now() + 300_000);
   });
 });
+
+describe('WebSub: a hub that verifies without hub.lease_seconds, and a delivery over the size limit', () => {
+  const clock = manualClock('2027-01-15T10:00:00Z');
+  let hub: Awaited<ReturnType<typeof startLocalHub>>;
+  let site: FixtureServer;
+  let t: TestHerald;
+  let feedUrl: string;
+  const poll = async () => {
+    await t.herald.enqueue('FeedFetch', { feedId: 'lax' }, { jobId: `fetch-lax-${clock.now()}` });
+    await t.waitIdle();
+  };
+
+  beforeAll(async () => {
+    hub = await startLocalHub({ omitLeaseSeconds: true });
+    site = await startFixtureServer();
+    feedUrl = site.url('/lax.xml');
+    site.set('/lax.xml', { headers: { 'content-type': 'application/atom+xml' }, body: atom(hub.url, feedUrl, [{ id: 'l1', title: 'Lax hub entry' }]) });
+    t = await startTestHerald({
+      name: 'websub-lax', clock, smtpUrl: 'smtp://127.0.0.1:1', feeds: [{ id: 'lax', url: feedUrl }],
+      env: { HERALD_WEBSUB_FALLBACK_POLL_SECONDS: '7200', HERALD_WEBSUB_LEASE_SECONDS: '864000', HERALD_FETCH_MAX_BYTES: '8192' },
+    });
+    await poll();
+    for (let i = 0; i < 100 && hub.subscriptions[0]?.verified !== true; i++) await new Promise((r) => setTimeout(r, 50));
+  }, 60_000);
+  afterAll(async () => {
+    await t?.close();
+    await Promise.all([hub?.close(), site?.close()]);
+  });
+
+  it('takes a verification without hub.lease_seconds as granting the lease asked for: later polls do not subscribe again', async () => {
+    expect(hub.subscriptions[0]).toMatchObject({ verified: true });
+    // Before: no lease meant leaseUntil null, which every poll took for a lapsed lease and subscribed again.
+    expect((await t.herald.stores.feeds.state('lax')).websub).toMatchObject({ status: 'active', leaseUntil: clock.now() + 864_000_000 });
+    clock.advance(2 * 3_600_000);
+    await poll();
+    expect(hub.requests()).toBe(1);
+  });
+
+  it('answers a delivery over the size limit with its own 202 saying so, and brings the next poll forward so nothing is lost', async () => {
+    clock.advance(10 * 60_000);
+    const entries = [{ id: 'l2', title: 'Entry of the too large delivery' }];
+    site.set('/lax.xml', { headers: { 'content-type': 'application/atom+xml' }, body: atom(hub.url, feedUrl, entries) });
+    const big = atom(hub.url, feedUrl, [...entries, { id: 'filler', title: 'x'.repeat(20_000) }]);
+    const r = await hub.publish(hub.subscriptions[0]!, big);
+    // Before: Fastify's generic 413, which the hub takes for a failure and retries with the same body.
+    expect(r).toMatchObject({ status: 202, body: { accepted: false, error: 'too-large' } });
+    expect(String(r.body.message)).toContain('8192');
+    const state = await t.herald.stores.feeds.state('lax');
+    expect(state.nextCheckAt).toBeLessThanOrEqual(clock.now());
+    expect(await t.herald.stores.feeds.due(clock.now(), 100)).toContain('lax');
+    await poll();
+    expect(await t.herald.stores.stories.get(storyIdFor('lax', 'l2'))).toMatchObject({ title: 'Entry of the too large delivery' });
+  });
+});
