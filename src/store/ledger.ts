@@ -792,6 +792,12 @@ export function createLedger(redis: RedisClient, prefix: string) {
       return out;
     },
 
+    /** Deletes the counters of topics that are gone (a reader's own alerts): nothing else would ever remove them. */
+    async forgetTopicStats(topicIds: readonly string[]) {
+      // One key per topic, each in its own slot: one command each.
+      await runCommands(redis, topicIds.map((t) => ['unlink', topicStatsKey(prefix, t)]));
+    },
+
     async addToInbox(subscriberId: string, item: InboxItem) {
       const member = `${item.storyId}:${item.channel}`;
       await inboxAddScript(inboxKey(prefix, subscriberId), inboxItemsKey(prefix, subscriberId), item.at, member, INBOX_LIMIT, JSON.stringify(item));
