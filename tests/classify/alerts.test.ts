@@ -201,11 +201,11 @@ describe('own alerts: API, preview and delivery', () => {
   });
 
   it('shows a reader the delivery counts of their own alerts, and forgets them with the alert and with the account', async () => {
-    // Two more readers with the same own alert, then the story classified again: only they have no record of it yet.
+    // Three more readers with the same own alert, then the story classified again: only they have no record of it yet.
     const storyId = (await t.herald.stores.stories.getMany(await t.herald.stores.recent.between(0, clock.now() + 1, 100)))
       .find((s) => s.title.startsWith('India and Japan foreign ministers'))!.id;
     const readers = [];
-    for (const address of ['d@example.test', 'e@example.test']) {
+    for (const address of ['d@example.test', 'e@example.test', 'f@example.test']) {
       const token = await newReader({ email: address });
       const created = await api('/api/me/alerts', { method: 'POST', token, body: { name: 'Minister watch', query: 'jaishankar', channels: ['email'] } });
       expect(created.status).toBe(201);
@@ -213,7 +213,7 @@ describe('own alerts: API, preview and delivery', () => {
     }
     await t.herald.enqueue('StoryClassify', { storyId }, { jobId: 'classify-again-own-alert-stats' });
     await t.waitIdle();
-    const [d, e] = readers as [(typeof readers)[number], (typeof readers)[number]];
+    const [d, e, f] = readers as [(typeof readers)[number], (typeof readers)[number], (typeof readers)[number]];
     expect((await api('/api/me/clicks', { method: 'POST', token: d.token, body: { storyId, channel: 'email' } })).body).toEqual({ counted: true });
 
     const zero = { sent: 0, failed: 0, skipped: 0, clicked: 0 };
@@ -225,6 +225,10 @@ describe('own alerts: API, preview and delivery', () => {
     expect(await counters(d.alertId)).toBe(1);
     expect((await api(`/api/me/alerts/${d.alertId}`, { method: 'DELETE', token: d.token })).status).toBe(204);
     expect(await counters(d.alertId)).toBe(0);
+    // The email of a deleted alert opened later: the click is the reader's, but it makes no counter nothing would delete.
+    expect((await api(`/api/me/alerts/${f.alertId}`, { method: 'DELETE', token: f.token })).status).toBe(204);
+    expect((await api('/api/me/clicks', { method: 'POST', token: f.token, body: { storyId, channel: 'email' } })).status).toBe(200);
+    expect(await counters(f.alertId)).toBe(0);
     expect(await counters(e.alertId)).toBe(1);
     expect((await api('/api/me', { method: 'DELETE', token: e.token })).status).toBe(204);
     expect(await counters(e.alertId)).toBe(0);
