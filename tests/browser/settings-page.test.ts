@@ -37,6 +37,7 @@ describe.skipIf(!hasChromium)('settings page in a real browser', () => {
   /** The notifications the service worker shows now. */
   const shown = () => page.evaluate(async () =>
     (await (await navigator.serviceWorker.ready).getNotifications()).map((n) => ({ title: n.title, body: n.body, url: (n.data as { url?: string } | null)?.url ?? null })));
+  const closeAll = () => page.evaluate(async () => { for (const n of await (await navigator.serviceWorker.ready).getNotifications()) n.close(); });
   /** Hands `data` to the page's service worker as a push message (DevTools), and waits until a notification shows. */
   const deliverPush = async (data: string) => {
     const cdp = await context.newCDPSession(page);
@@ -240,7 +241,6 @@ describe.skipIf(!hasChromium)('settings page in a real browser', () => {
   });
 
   it('shows a fallback notification for a push without a title or with a payload it cannot read', async () => {
-    const closeAll = () => page.evaluate(async () => { for (const n of await (await navigator.serviceWorker.ready).getNotifications()) n.close(); });
     await closeAll();
     const storyUrl = fixtures.url('/stories/osaka-bullet-train-reopens');
     for (const [data, expected] of [
@@ -251,6 +251,15 @@ describe.skipIf(!hasChromium)('settings page in a real browser', () => {
       expect(await shown()).toEqual([expected]);
       await closeAll();
     }
+  });
+
+  it('keeps the stories a bundle\'s push lists with its notification, for the click to count them', async () => {
+    await closeAll();
+    const bundle = { title: '2 new stories in Japan', body: '• One\n• Two', url: `${t.baseUrl}/#inbox`, storyId: 'bundle-b1', stories: ['story-one', 'story-two'] };
+    await deliverPush(JSON.stringify(bundle));
+    const data = await page.evaluate(async () => (await (await navigator.serviceWorker.ready).getNotifications()).map((n) => n.data as unknown));
+    expect(data).toEqual([{ url: bundle.url, storyId: 'bundle-b1', stories: ['story-one', 'story-two'] }]);
+    await closeAll();
   });
 
   it('has no serious or critical axe violations, fits 360 px and writes screenshots at 1280 and 375 px', async () => {

@@ -27,7 +27,8 @@ function notificationFor(text) {
       body: [str(alert.body), str(alert.why)].filter(Boolean).join('\n'),
       // Same story, same tag: an update replaces the earlier notification instead of stacking.
       ...(storyId ? { tag: storyId } : {}),
-      data: { url, storyId },
+      // A bundle's notification lists the stories it carried: its click counts on their alerts (openAlert).
+      data: { url, storyId, ...(Array.isArray(alert.stories) ? { stories: alert.stories.filter((id) => typeof id === 'string') } : {}) },
     },
   };
 }
