@@ -108,6 +108,18 @@ export function sameDayDigestAt(at: number, zone: string, hhmm: string): number 
 }
 
 /**
+ * The digest time, under these settings, of one local date (`YYYY-MM-DD`): where a digest owed for that date goes when
+ * its reader saves another zone or time. The instant it names is that date's by `digestDate`, a gap included.
+ */
+export function dateDigestAt(date: string, zone: string, hhmm: string): number {
+  const t = parseLocalTime(hhmm);
+  if (!t) throw new Error(`invalid digest time "${hhmm}"`);
+  const day = DateTime.fromISO(date, { zone });
+  if (!day.isValid || !isValidTimeZone(zone)) throw new Error(`unknown time zone "${zone}" or date "${date}"`);
+  return atLocalTime(day.startOf('day'), t.hour, t.minute);
+}
+
+/**
  * The zone to compute with: the stored one when Luxon knows it, else UTC with the problem named, so a
  * subscriber whose zone was saved before validation (or dropped from the tz database) still gets mail.
  */

@@ -14,7 +14,7 @@ import { renderDigestEmail, type UnsubscribeLinks } from '../deliver/email/rende
 import { noteBounce } from '../deliver/email/send-alert.ts';
 import { RetryLater } from '../deliver/retry.ts';
 import { composeDigest } from './compose.ts';
-import { digestDate, effectiveDigestClock, nextDigestAt, sameDayDigestAt } from './schedule.ts';
+import { dateDigestAt, digestDate, effectiveDigestClock, effectiveDigestTime, effectiveZone, nextDigestAt, sameDayDigestAt } from './schedule.ts';
 
 export interface DigestDeps {
   subscribers: SubscriberStore;
@@ -77,14 +77,19 @@ export async function rescheduleDigest(deps: Pick<DigestDeps, 'subscribers' | 'd
   const { zone, time, problem } = effectiveDigestClock(who.subscriber);
   await deps.digests.noteProblem(subscriberId, problem);
   await deps.digests.initWindow(subscriberId, now - FIRST_DIGEST_LOOKBACK_MS);
-  // An entry already due is a digest owed before this save that the sweep (once a minute, or back after an outage)
-  // has not reached yet. Scheduled from now, that digest was skipped without a word, on any save, even of an unrelated
-  // setting. It moves to its own day's time under the settings saved now: unchanged, the entry stays as it is and the
-  // sweep sends it; 08:00 moved to 20:00 at 08:00:30 waits for 20:00 that day, moved to 07:00 it stays due. A new
-  // value is one a sweep already under way sees changed and does not overwrite (moveDue).
-  const current = await deps.digests.dueAt(subscriberId);
-  const dueAt = current !== null && current <= now ? sameDayDigestAt(current, zone, time) : nextDigestAt(now, zone, time);
-  await deps.digests.schedule(subscriberId, dueAt);
+  // The entry is the digest of one local date, owed whether or not its time has come: it moves to that date's time
+  // under the settings saved now, and goes at once when that has passed. The date is read with the zone and time it
+  // was scheduled under: read with the new zone, a save from Tokyo to Los Angeles after Tokyo's 2 May digest named
+  // the entry for 3 May "2 May" (a date already sent: due at a time that sent nothing), and one from Los Angeles to
+  // Tokyo at 07:00 on 11 May named it "12 May", so 11 May never got one. Unchanged settings leave the entry as it is;
+  // 08:00 moved to 20:00 at 08:00:30 waits for 20:00 that day; a new value is one a sweep already under way sees
+  // changed and does not overwrite (moveDue).
+  const [current, scheduledUnder] = await Promise.all([deps.digests.dueAt(subscriberId), deps.digests.scheduledClock(subscriberId)]);
+  const dueAt = current !== null && scheduledUnder !== null
+    ? dateDigestAt(digestDate(current, effectiveZone(scheduledUnder.zone).zone, effectiveDigestTime(scheduledUnder.time).time), zone, time)
+    // An entry scheduled before its clock was kept: the date its instant falls on under the new settings.
+    : current !== null && current <= now ? sameDayDigestAt(current, zone, time) : nextDigestAt(now, zone, time);
+  await deps.digests.schedule(subscriberId, dueAt, { zone, time });
   return dueAt;
 }
 

@@ -193,7 +193,7 @@ export function createHerald(opts: HeraldOptions) {
     mailer, pushSender: sender, baseUrl: base, prefix, pushServices: config.pushServices, maxPushDevices: config.maxPushDevicesPerSubscriber, trustProxy: config.trustProxy,
     limits: { writesPerMinute: config.rateLimitWritesPerMinute, emailsPerHour: config.rateLimitEmailsPerHour, previewsPerMinute: config.rateLimitPreviewsPerMinute },
     alerts: {
-      customs, subscribers, stories, recent, clock, queryLimits, analyses: previewAnalyses,
+      customs, subscribers, stories, recent, ledger, clock, queryLimits, analyses: previewAnalyses,
       bestMinScore: config.bestMinScore,
       maxAlertsPerSubscriber: config.maxAlertsPerSubscriber,
       previewMaxDays: config.previewMaxDays,

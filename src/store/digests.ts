@@ -75,8 +75,20 @@ export function createDigestStore(redis: RedisClient, prefix: string) {
   const completeScript = defineScript(redis, 'heraldCompleteDigest', null, COMPLETE);
   const moveDueScript = defineScript(redis, 'heraldMoveDigestDue', 1, MOVE_DUE);
   return {
-    async schedule(subscriberId: string, dueAt: number) {
+    /**
+     * Due at `dueAt`, computed under `clock` (zone and time), which is kept when given: it names the local date the entry is for
+     * when the reader saves another zone, whose own clock may show another date at that instant (see rescheduleDigest).
+     */
+    async schedule(subscriberId: string, dueAt: number, clock?: { zone: string; time: string }) {
+      // Without one, a clock kept for an earlier entry must not describe this one.
+      if (clock) await redis.hset(stateKey(prefix, subscriberId), { dueZone: clock.zone, dueTime: clock.time });
+      else await redis.hdel(stateKey(prefix, subscriberId), 'dueZone', 'dueTime');
       await redis.zadd(dueKey(prefix), dueAt, subscriberId);
+    },
+    /** The zone and time the due entry was last scheduled under; null for an entry scheduled before they were kept. */
+    async scheduledClock(subscriberId: string): Promise<{ zone: string; time: string } | null> {
+      const [zone, time] = await redis.hmget(stateKey(prefix, subscriberId), 'dueZone', 'dueTime');
+      return zone && time ? { zone, time } : null;
     },
     /** The sweep's moves to each reader's next digest time: each only if still due at `from` (see MOVE_DUE). */
     async moveDue(moves: readonly { subscriberId: string; from: number; to: number }[]): Promise<boolean[]> {

@@ -1,3 +1,4 @@
+import { customTopicsKey, isCustomTopicId } from './custom-topics.ts';
 import { perTurn } from './per-turn.ts';
 import { chunksOf, defineScript, FIELDS_PER_CALL, hashFromFlat, runCommands, scanKeys, type RedisClient } from './redis.ts';
 import type { Channel } from '../model.ts';
@@ -771,7 +772,10 @@ export function createLedger(redis: RedisClient, prefix: string) {
       const [status, carriedBy, topicId] = await redis.hmget(key, 'status', 'via', 'topicId');
       if (status !== 'sent' || (via !== undefined && carriedBy !== via)) return false;
       const first = (await redis.hsetnx(key, 'clickedAt', String(now))) === 1;
-      if (first) await bump(topicId ?? '', channel, 'clicked');
+      // An own alert is followed by its owner only, so the record's reader owns it. Deleted since (its counters with
+      // it), a click on its old notification or email would make counters that nothing ever deletes again.
+      const gone = topicId && isCustomTopicId(topicId) && (await redis.hexists(customTopicsKey(prefix, subscriberId), topicId)) === 0;
+      if (first && !gone) await bump(topicId ?? '', channel, 'clicked');
       return first;
     },
 
@@ -790,6 +794,12 @@ export function createLedger(redis: RedisClient, prefix: string) {
         out[t] = { push: ch('push'), email: ch('email') };
       });
       return out;
+    },
+
+    /** Deletes the counters of topics that are gone (a reader's own alerts): nothing else would ever remove them. */
+    async forgetTopicStats(topicIds: readonly string[]) {
+      // One key per topic, each in its own slot: one command each.
+      await runCommands(redis, topicIds.map((t) => ['unlink', topicStatsKey(prefix, t)]));
     },
 
     async addToInbox(subscriberId: string, item: InboxItem) {

@@ -34,6 +34,31 @@ describe.skipIf(!hasChromium)('settings page in a real browser', () => {
   const address = 'reader@example.test';
 
   const me = () => page.evaluate(async () => (await fetch('/api/me')).json());
+  /** The notifications the service worker shows now. */
+  const shown = () => page.evaluate(async () =>
+    (await (await navigator.serviceWorker.ready).getNotifications()).map((n) => ({ title: n.title, body: n.body, url: (n.data as { url?: string } | null)?.url ?? null })));
+  const closeAll = () => page.evaluate(async () => { for (const n of await (await navigator.serviceWorker.ready).getNotifications()) n.close(); });
+  /** Hands `data` to the page's service worker as a push message (DevTools), and waits until a notification shows. */
+  const deliverPush = async (data: string) => {
+    const cdp = await context.newCDPSession(page);
+    const registrations: { registrationId: string; scopeURL: string; isDeleted: boolean }[] = [];
+    const versions: { registrationId: string; status: string }[] = [];
+    cdp.on('ServiceWorker.workerRegistrationUpdated', (e) => registrations.push(...e.registrations));
+    cdp.on('ServiceWorker.workerVersionUpdated', (e) => versions.push(...e.versions));
+    await cdp.send('ServiceWorker.enable');
+    await page.evaluate(async () => void (await navigator.serviceWorker.ready));
+    await expect.poll(() => registrations.some((r) => r.scopeURL === `${t.baseUrl}/` && !r.isDeleted), slow).toBe(true);
+    const registration = registrations.filter((r) => r.scopeURL === `${t.baseUrl}/` && !r.isDeleted).at(-1)!;
+    // DevTools learns of the activation a moment after the page does; a push delivered earlier is dropped.
+    await expect.poll(() => versions.some((v) => v.registrationId === registration.registrationId && v.status === 'activated'), slow).toBe(true);
+    // On a loaded machine DevTools may still drop the first delivery; the same message again only replaces
+    // the notification (same tag), so a retry cannot fake a second one.
+    for (let attempt = 0; attempt < 3 && (await shown()).length === 0; attempt++) {
+      await cdp.send('ServiceWorker.deliverPushMessage', { origin: t.baseUrl, registrationId: registration.registrationId, data });
+      await expect.poll(async () => (await shown()).length, { timeout: 5_000 }).toBe(1).catch(() => undefined);
+    }
+    await cdp.detach();
+  };
 
   beforeAll(async () => {
     fixtures = await startFixtureServer({
@@ -143,26 +168,8 @@ describe.skipIf(!hasChromium)('settings page in a real browser', () => {
     expect(received).toHaveLength(1);
     expect(received[0]!.payload.title).toBe(storyTitle);
 
-    const cdp = await context.newCDPSession(page);
-    const registrations: { registrationId: string; scopeURL: string; isDeleted: boolean }[] = [];
-    const versions: { registrationId: string; status: string }[] = [];
-    cdp.on('ServiceWorker.workerRegistrationUpdated', (e) => registrations.push(...e.registrations));
-    cdp.on('ServiceWorker.workerVersionUpdated', (e) => versions.push(...e.versions));
-    await cdp.send('ServiceWorker.enable');
-    await page.evaluate(async () => void (await navigator.serviceWorker.ready));
-    await expect.poll(() => registrations.some((r) => r.scopeURL === `${t.baseUrl}/` && !r.isDeleted), slow).toBe(true);
-    const registration = registrations.filter((r) => r.scopeURL === `${t.baseUrl}/` && !r.isDeleted).at(-1)!;
-    // DevTools learns of the activation a moment after the page does; a push delivered earlier is dropped.
-    await expect.poll(() => versions.some((v) => v.registrationId === registration.registrationId && v.status === 'activated'), slow).toBe(true);
-
-    const shown = () => page.evaluate(async () => (await (await navigator.serviceWorker.ready).getNotifications()).map((n) => ({ title: n.title, body: n.body })));
     // The payload the local push service decrypted, delivered to the service worker as the browser would.
-    // On a loaded machine DevTools may still drop the first delivery; the same message again only replaces
-    // the notification (same tag), so a retry cannot fake a second one.
-    for (let attempt = 0; attempt < 3 && (await shown()).length === 0; attempt++) {
-      await cdp.send('ServiceWorker.deliverPushMessage', { origin: t.baseUrl, registrationId: registration.registrationId, data: JSON.stringify(received[0]!.payload) });
-      await expect.poll(async () => (await shown()).length, { timeout: 5_000 }).toBe(1).catch(() => undefined);
-    }
+    await deliverPush(JSON.stringify(received[0]!.payload));
     expect(await shown()).toHaveLength(1);
     const [notification] = await shown();
     expect(notification!.title).toBe(storyTitle);
@@ -231,6 +238,28 @@ describe.skipIf(!hasChromium)('settings page in a real browser', () => {
     expect(await page.textContent('h1')).toBe('Fixture story');
     await page.goto(t.baseUrl);
     await expect.poll(() => page.locator('#inbox li[data-story]').getAttribute('class'), slow).toBe('read');
+  });
+
+  it('shows a fallback notification for a push without a title or with a payload it cannot read', async () => {
+    await closeAll();
+    const storyUrl = fixtures.url('/stories/osaka-bullet-train-reopens');
+    for (const [data, expected] of [
+      [JSON.stringify({ url: storyUrl, body: 'A story without a title' }), { title: 'New alert from Herald', body: 'A story without a title', url: storyUrl }],
+      ['not json {', { title: 'New alert from Herald', body: '', url: null }],
+    ] as const) {
+      await deliverPush(data);
+      expect(await shown()).toEqual([expected]);
+      await closeAll();
+    }
+  });
+
+  it('keeps the stories a bundle\'s push lists with its notification, for the click to count them', async () => {
+    await closeAll();
+    const bundle = { title: '2 new stories in Japan', body: '• One\n• Two', url: `${t.baseUrl}/#inbox`, storyId: 'bundle-b1', stories: ['story-one', 'story-two'] };
+    await deliverPush(JSON.stringify(bundle));
+    const data = await page.evaluate(async () => (await (await navigator.serviceWorker.ready).getNotifications()).map((n) => n.data as unknown));
+    expect(data).toEqual([{ url: bundle.url, storyId: 'bundle-b1', stories: ['story-one', 'story-two'] }]);
+    await closeAll();
   });
 
   it('has no serious or critical axe violations, fits 360 px and writes screenshots at 1280 and 375 px', async () => {

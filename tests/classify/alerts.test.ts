@@ -5,6 +5,8 @@ import { manualClock } from '../helpers/clock.ts';
 import { startFixtureServer, type FixtureServer } from '../helpers/http-fixtures.ts';
 import { startTestHerald, type TestHerald } from '../helpers/herald.ts';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.ts';
+import { testRedis } from '../helpers/redis.ts';
+import { topicStatsKey } from '../../src/store/ledger.ts';
 import { confirmationLink, followConfirmation, isAccountMail, webClient } from '../helpers/web-client.ts';
 
 /** Readers' own alerts through the JSON API of a whole Herald (real Redis, real SMTP), and their fan-out. */
@@ -13,6 +15,7 @@ describe('own alerts: API, preview and delivery', () => {
   let feeds: FixtureServer;
   let smtp: SmtpSink;
   let t: TestHerald;
+  const redis = testRedis();
 
   const api = async (path: string, init: { method?: string; body?: unknown; token?: string } = {}) => {
     const res = await t.herald.web.inject({
@@ -51,6 +54,7 @@ describe('own alerts: API, preview and delivery', () => {
 
   afterAll(async () => {
     await t?.close();
+    await redis.quit();
     await Promise.all([feeds?.close(), smtp?.close()]);
   });
 
@@ -194,5 +198,39 @@ describe('own alerts: API, preview and delivery', () => {
     expect(alertsTo('c@example.test')).toHaveLength(0);
     const inbox = await api('/api/me/inbox', { token: b });
     expect(inbox.body.items).toMatchObject([{ why: 'Matched: Jaishankar in summary' }]);
+  });
+
+  it('shows a reader the delivery counts of their own alerts, and forgets them with the alert and with the account', async () => {
+    // Three more readers with the same own alert, then the story classified again: only they have no record of it yet.
+    const storyId = (await t.herald.stores.stories.getMany(await t.herald.stores.recent.between(0, clock.now() + 1, 100)))
+      .find((s) => s.title.startsWith('India and Japan foreign ministers'))!.id;
+    const readers = [];
+    for (const address of ['d@example.test', 'e@example.test', 'f@example.test']) {
+      const token = await newReader({ email: address });
+      const created = await api('/api/me/alerts', { method: 'POST', token, body: { name: 'Minister watch', query: 'jaishankar', channels: ['email'] } });
+      expect(created.status).toBe(201);
+      readers.push({ token, alertId: created.body.id as string });
+    }
+    await t.herald.enqueue('StoryClassify', { storyId }, { jobId: 'classify-again-own-alert-stats' });
+    await t.waitIdle();
+    const [d, e, f] = readers as [(typeof readers)[number], (typeof readers)[number], (typeof readers)[number]];
+    expect((await api('/api/me/clicks', { method: 'POST', token: d.token, body: { storyId, channel: 'email' } })).body).toEqual({ counted: true });
+
+    const zero = { sent: 0, failed: 0, skipped: 0, clicked: 0 };
+    const listed = await api('/api/me/alerts', { token: d.token });
+    expect(listed.body.alerts).toMatchObject([{ id: d.alertId, stats: { push: zero, email: { ...zero, sent: 1, clicked: 1 } } }]);
+    expect((await api('/api/me/alerts', { token: e.token })).body.alerts).toMatchObject([{ id: e.alertId, stats: { push: zero, email: { ...zero, sent: 1 } } }]);
+
+    const counters = (alertId: string) => redis.exists(topicStatsKey(t.prefix, alertId));
+    expect(await counters(d.alertId)).toBe(1);
+    expect((await api(`/api/me/alerts/${d.alertId}`, { method: 'DELETE', token: d.token })).status).toBe(204);
+    expect(await counters(d.alertId)).toBe(0);
+    // The email of a deleted alert opened later: the click is the reader's, but it makes no counter nothing would delete.
+    expect((await api(`/api/me/alerts/${f.alertId}`, { method: 'DELETE', token: f.token })).status).toBe(204);
+    expect((await api('/api/me/clicks', { method: 'POST', token: f.token, body: { storyId, channel: 'email' } })).status).toBe(200);
+    expect(await counters(f.alertId)).toBe(0);
+    expect(await counters(e.alertId)).toBe(1);
+    expect((await api('/api/me', { method: 'DELETE', token: e.token })).status).toBe(204);
+    expect(await counters(e.alertId)).toBe(0);
   });
 });

@@ -466,4 +466,75 @@ describe('digest sweep', () => {
     expect((await t.herald.queues.digest.getJob(jobIds.digest(r.id, '2028-05-10')))?.attemptsMade).toBe(1);
     expect((await t.herald.stores.digests.state(r.id)).windowStart).toBe(before);
   });
+
+  /**
+   * A reader who changes zone (or time) between digests. Each case: a reader at `from` gets one digest at `first`, saves
+   * `save` at `saveAt`, and the sweep runs at each of `ticks`; `dates` are the local dates of the digests they get, in
+   * order. Every local date gets at most one, none is skipped while its digest was still to come, and the due time the
+   * API shows after the save is one that sends (`shown`, when given), not a date already sent.
+   */
+  const zoneChanges: { name: string; from: string; created: string; first: string; saveAt: string; save: { timeZone?: string; digestTime?: string }; shown?: string; ticks: string[]; dates: string[] }[] = [
+    {
+      // The 2 May digest went at 08:00 Tokyo; in Los Angeles it is still 1 May, and its 2 May 08:00 is a date already sent.
+      name: 'moved west (Tokyo to Los Angeles) after that day\'s digest: the next is the next date, not the one sent again',
+      from: 'Asia/Tokyo', created: '2028-05-01T00:00:00Z', first: '2028-05-01T23:00:00Z',
+      saveAt: '2028-05-02T00:00:00Z', save: { timeZone: 'America/Los_Angeles' }, shown: '2028-05-03T15:00:00.000Z',
+      ticks: ['2028-05-02T15:00:00Z', '2028-05-03T15:00:00Z'], dates: ['2028-05-02', '2028-05-03'],
+    },
+    {
+      // 07:00 on 11 May in Los Angeles is 23:00 in Tokyo: 11 May's 08:00 there has passed, so that day's goes at once.
+      name: 'moved east (Los Angeles to Tokyo) an hour before that day\'s digest: that date still gets one, at once',
+      from: 'America/Los_Angeles', created: '2028-05-10T00:00:00Z', first: '2028-05-10T15:00:00Z',
+      saveAt: '2028-05-11T14:00:00Z', save: { timeZone: 'Asia/Tokyo' },
+      ticks: ['2028-05-11T14:01:00Z', '2028-05-11T23:00:00Z'], dates: ['2028-05-10', '2028-05-11', '2028-05-12'],
+    },
+    {
+      // Already right before the fix: 13:00 in Los Angeles is 05:00 the next day in Tokyo, whose 08:00 is still to come.
+      name: 'moved east (Los Angeles to Tokyo) after that day\'s digest: the next date at 08:00 Tokyo',
+      from: 'America/Los_Angeles', created: '2028-05-14T00:00:00Z', first: '2028-05-14T15:00:00Z',
+      saveAt: '2028-05-14T20:00:00Z', save: { timeZone: 'Asia/Tokyo' }, shown: '2028-05-14T23:00:00.000Z',
+      ticks: ['2028-05-14T23:00:00Z', '2028-05-15T23:00:00Z'], dates: ['2028-05-14', '2028-05-15', '2028-05-16'],
+    },
+    {
+      // Kiritimati (+14) to Pago Pago (-11): 25 hours back, so the date just sent comes round again there.
+      name: 'moved west across the date line after that day\'s digest: no date twice, the next one shown',
+      from: 'Pacific/Kiritimati', created: '2028-05-20T00:00:00Z', first: '2028-05-20T18:00:00Z',
+      saveAt: '2028-05-20T19:00:00Z', save: { timeZone: 'Pacific/Pago_Pago' }, shown: '2028-05-22T19:00:00.000Z',
+      ticks: ['2028-05-21T19:00:00Z', '2028-05-22T19:00:00Z'], dates: ['2028-05-21', '2028-05-22'],
+    },
+    {
+      // Pago Pago at 23:00 on 1 June is 00:00 on 3 June at Kiritimati: 2 June there is over, its digest still owed.
+      name: 'moved east across the date line before that day\'s digest: the date jumped over still gets one',
+      from: 'Pacific/Pago_Pago', created: '2028-06-01T00:00:00Z', first: '2028-06-01T19:00:00Z',
+      saveAt: '2028-06-02T10:00:00Z', save: { timeZone: 'Pacific/Kiritimati' },
+      ticks: ['2028-06-02T10:01:00Z', '2028-06-02T18:00:00Z'], dates: ['2028-06-01', '2028-06-02', '2028-06-03'],
+    },
+    {
+      name: 'digest time moved from 08:00 to 07:00 at 07:30, before that day\'s went: that day\'s goes at once',
+      from: 'UTC', created: '2028-06-10T00:00:00Z', first: '2028-06-10T08:00:00Z',
+      saveAt: '2028-06-11T07:30:00Z', save: { digestTime: '07:00' },
+      ticks: ['2028-06-11T07:31:00Z', '2028-06-12T07:00:00Z'], dates: ['2028-06-10', '2028-06-11', '2028-06-12'],
+    },
+  ];
+
+  it.each(zoneChanges)('$name', async (c) => {
+    clock.set(c.created);
+    const email = `zone-${Date.parse(c.created)}@example.test`;
+    const { id, token } = await createReader(t.herald.stores.subscribers, { email, timeZone: c.from, digestTime: '08:00' }, clock.now());
+    await t.herald.stores.subscribers.setFollows(id, { japan: { cadence: 'daily', channels: [] } });
+    // Every date's digest goes, stories or not: the dates mailed are what the case is about.
+    await t.herald.stores.subscribers.setPrefs(id, { digestSendEmpty: true }, clock.now());
+    await reschedule(id);
+    await tick(c.first);
+    // Logged between the first digest and the save: the next digest carries it, and only that one.
+    const story = await logStory(new Date(Date.parse(c.saveAt) - 60_000).toISOString(), { title: `Story before the save of ${email}` });
+    clock.set(c.saveAt);
+    const saved = await webClient(t.baseUrl).api('/api/me', { method: 'PUT', token, body: c.save });
+    expect(saved.status).toBe(200);
+    if (c.shown) expect(saved.body.nextDigestAt).toBe(c.shown);
+    for (const at of c.ticks) await tick(at);
+    const mails = smtp.to(email);
+    expect(mails.map((m) => /digest for (\d{4}-\d{2}-\d{2})/.exec(m.subject ?? '')?.[1])).toEqual(c.dates);
+    expect(mails.map((m) => m.text?.includes(story.title) ?? false)).toEqual(mails.map((_, i) => i === 1));
+  });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { digestDate, effectiveDigestTime, effectiveZone, isValidTimeZone, localDate, nextDigestAt, sameDayDigestAt } from '../../src/digest/schedule.ts';
+import { dateDigestAt, digestDate, effectiveDigestTime, effectiveZone, isValidTimeZone, localDate, nextDigestAt, sameDayDigestAt } from '../../src/digest/schedule.ts';
 
 /**
  * 2027 changes: America/New_York springs forward on 14 March (02:00 EST -> 03:00 EDT) and falls back on
@@ -80,6 +80,20 @@ describe('nextDigestAt across the 2027 DST changes', () => {
     // Nuuk's 25 March 23:30, due at 00:00 on the 26th, stays where it is.
     expect(iso(sameDayDigestAt(Date.parse('2028-03-26T01:00:00Z'), 'America/Nuuk', '23:30'))).toBe('2028-03-26T01:00:00.000Z');
     expect(iso(sameDayDigestAt(Date.parse('2027-09-05T04:00:00Z'), 'America/Santiago', '00:00'))).toBe('2027-09-05T04:00:00.000Z');
+  });
+
+  it.each([
+    // date, zone, time, expected: the digest of that date under those settings, whether or not it has passed
+    ['2028-05-11', 'Asia/Tokyo', '08:00', '2028-05-10T23:00:00Z'],
+    ['2028-05-11', 'America/Los_Angeles', '08:00', '2028-05-11T15:00:00Z'],
+    ['2028-06-02', 'Pacific/Kiritimati', '08:00', '2028-06-01T18:00:00Z'],
+    ['2028-06-02', 'Pacific/Pago_Pago', '08:00', '2028-06-02T19:00:00Z'],
+    ['2028-03-25', 'America/Nuuk', '23:30', '2028-03-26T01:00:00Z'],
+    ['2027-11-07', 'America/New_York', '01:30', '2027-11-07T05:30:00Z'],
+  ])('the digest of %s in %s at %s is due at %s, and is named for that date', (date, zone, hhmm, expected) => {
+    const at = dateDigestAt(date, zone, hhmm);
+    expect(new Date(at).toISOString()).toBe(new Date(expected).toISOString());
+    expect(digestDate(at, zone, hhmm)).toBe(date);
   });
 
   it('rejects a malformed time and an unknown zone with a clear error', () => {

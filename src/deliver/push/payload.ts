@@ -26,8 +26,8 @@ const MAX_IMAGE_URL_CHARS = 1000;
 const byteLength = (s: string) => Buffer.byteLength(s, 'utf8');
 
 /**
- * A title is never shortened below this: the service worker shows nothing for a payload without one (the browser
- * then shows its own "updated in the background" line) while the ledger says sent. A URL so long that even this
+ * A title is never shortened below this: without one the service worker shows only its generic "New alert from
+ * Herald", which says nothing of the story, while the ledger says sent. A URL so long that even this
  * does not fit makes the push too large, which the push service refuses: a recorded failure, not a blank alert.
  */
 const MIN_TITLE_CHARS = 40;

@@ -2,25 +2,40 @@
 self.addEventListener('install', () => self.skipWaiting());
 self.addEventListener('activate', (event) => event.waitUntil(self.clients.claim()));
 
-self.addEventListener('push', (event) => {
-  let alert;
+/** Shown when a push has no title or cannot be read: the reader still learns that an alert came. */
+const FALLBACK_TITLE = 'New alert from Herald';
+
+/**
+ * The notification for one push's text (null when the push carried none): title and options. Never null, because
+ * every push must show a notification (userVisibleOnly), or Chrome shows its own "site updated in the background"
+ * line and may revoke the subscription after repeated silent pushes.
+ */
+function notificationFor(text) {
+  let alert = null;
   try {
-    alert = event.data ? event.data.json() : null;
+    alert = text ? JSON.parse(text) : null;
   } catch {
     alert = null;
   }
-  if (!alert || !alert.title) return;
-  const body = [alert.body, alert.why].filter(Boolean).join('\n');
-  event.waitUntil(
-    self.registration
-      .showNotification(alert.title, {
-        body,
-        // Same story, same tag: an update replaces the earlier notification instead of stacking.
-        tag: alert.storyId,
-        data: { url: alert.url, storyId: alert.storyId },
-      })
-      .then(() => tellPages({ type: 'inbox-changed' })),
-  );
+  if (!alert || typeof alert !== 'object') alert = {};
+  const str = (v) => (typeof v === 'string' && v.trim() !== '' ? v : undefined);
+  const url = str(alert.url);
+  const storyId = str(alert.storyId);
+  return {
+    title: str(alert.title) ?? FALLBACK_TITLE,
+    options: {
+      body: [str(alert.body), str(alert.why)].filter(Boolean).join('\n'),
+      // Same story, same tag: an update replaces the earlier notification instead of stacking.
+      ...(storyId ? { tag: storyId } : {}),
+      // A bundle's notification lists the stories it carried: its click counts on their alerts (openAlert).
+      data: { url, storyId, ...(Array.isArray(alert.stories) ? { stories: alert.stories.filter((id) => typeof id === 'string') } : {}) },
+    },
+  };
+}
+
+self.addEventListener('push', (event) => {
+  const { title, options } = notificationFor(event.data ? event.data.text() : null);
+  event.waitUntil(self.registration.showNotification(title, options).then(() => tellPages({ type: 'inbox-changed' })));
 });
 
 async function tellPages(message) {

@@ -6,6 +6,7 @@ import { backtestQuery, tooBroad, type PreviewResult } from '../../classify/prev
 import { QueryError, type QueryLimits } from '../../classify/query.ts';
 import type { Clock, Follow } from '../../model.ts';
 import { CustomTopicLimitError, type CustomTopic, type CustomTopicStore } from '../../store/custom-topics.ts';
+import type { Ledger, TopicStats } from '../../store/ledger.ts';
 import type { RecentStories } from '../../store/recent-stories.ts';
 import type { StoryStore } from '../../store/stories.ts';
 import type { SubscriberStore } from '../../store/subscribers.ts';
@@ -22,6 +23,8 @@ export interface AlertRoutesOptions {
   subscribers: SubscriberStore;
   stories: StoryStore;
   recent: RecentStories;
+  /** The delivery counters of each alert (its topic id): the reader sees them, and they go with the alert. */
+  ledger: Pick<Ledger, 'topicStats' | 'forgetTopicStats'>;
   clock: Clock;
   queryLimits: QueryLimits;
   /** The recent stories' analyses, kept across previews. */
@@ -45,7 +48,7 @@ const PreviewBody = z.object({ query: Query, days: z.number().int().positive().o
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
-function alertView(t: CustomTopic, follow: Follow | undefined) {
+function alertView(t: CustomTopic, follow: Follow | undefined, stats?: TopicStats) {
   return {
     id: t.id,
     name: t.name,
@@ -54,6 +57,7 @@ function alertView(t: CustomTopic, follow: Follow | undefined) {
     channels: follow?.channels ?? [],
     createdAt: new Date(t.createdAt).toISOString(),
     updatedAt: new Date(t.updatedAt).toISOString(),
+    ...(stats ? { stats } : {}),
   };
 }
 
@@ -102,7 +106,9 @@ export async function alertRoutes(app: FastifyInstance, opts: AlertRoutesOptions
   app.get('/api/me/alerts', async (req) => {
     const id = await opts.authenticate(req);
     const [alerts, follows] = await Promise.all([opts.customs.list(id), opts.subscribers.follows(id)]);
-    return { alerts: alerts.map((a) => alertView(a, follows[a.id])) };
+    // An own alert is a topic of one reader: its per-topic counters are that reader's own delivery stats.
+    const stats = await opts.ledger.topicStats(alerts.map((a) => a.id));
+    return { alerts: alerts.map((a) => alertView(a, follows[a.id], stats[a.id])) };
   });
 
   app.post('/api/me/alerts', async (req, reply) => {
@@ -153,6 +159,7 @@ export async function alertRoutes(app: FastifyInstance, opts: AlertRoutesOptions
     const id = await opts.authenticate(req);
     if (!(await opts.customs.remove(id, req.params.alertId))) return reply.code(404).send({ error: 'you have no alert with this id' });
     await opts.stories.forgetTopicLog(req.params.alertId);
+    await opts.ledger.forgetTopicStats([req.params.alertId]);
     await setFollow(id, req.params.alertId, { cadence: 'off', channels: [] });
     return reply.code(204).send();
   });

@@ -128,7 +128,10 @@ export const settingsRoutes = (ctx: WebContext): FastifyPluginAsync => async (ap
     await deps.digests.forgetSubscriber(id);
     await deps.ledger.forgetSubscriber(id);
     // Own alerts first: until each is announced gone, every classifier keeps matching it.
-    for (const alertId of await deps.alerts.customs.removeAll(id)) await deps.stories.forgetTopicLog(alertId);
+    const ownAlerts = await deps.alerts.customs.removeAll(id);
+    for (const alertId of ownAlerts) await deps.stories.forgetTopicLog(alertId);
+    // Their delivery counters count this reader's alerts only: reader data, erased with the rest.
+    await deps.ledger.forgetTopicStats(ownAlerts);
     await deps.subscribers.delete(id);
     req.log.info({ subscriber_id: id }, 'subscriber deleted');
     reply.clearCookie(TOKEN_COOKIE, { path: '/' });
