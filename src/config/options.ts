@@ -403,7 +403,7 @@ export const OPTIONS = [
     key: 'emailConcurrency',
     schema: positiveInt.max(100),
     default: '5',
-    description: 'SMTP connections per email or digest dispatcher process: an email dispatcher sends this many emails at once; a digest dispatcher runs twice as many digest jobs, so its connections stay busy while jobs read Redis and render.',
+    description: 'Emails in flight per dispatcher process (also the SMTP pool size).',
     fix: 'set a whole number between 1 and 100',
   },
   {

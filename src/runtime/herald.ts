@@ -229,11 +229,8 @@ export function createHerald(opts: HeraldOptions) {
   });
 
   const workers: Worker[] = [];
-  // A digest job spends most of its time on Redis reads (the reader, the window's topic logs, what was pushed) and
-  // on rendering, during which its SMTP connection would sit idle: twice as many jobs as pooled connections keep
-  // the pool busy (nodemailer queues a mail while every connection is taken).
   const concurrency: Record<WorkerRole, number> = {
-    poller: config.pollConcurrency, classifier: 4, push: config.pushConcurrency, email: config.emailConcurrency, digest: 2 * config.emailConcurrency,
+    poller: config.pollConcurrency, classifier: 4, push: config.pushConcurrency, email: config.emailConcurrency, digest: config.emailConcurrency,
   };
 
   return {
