@@ -1,4 +1,3 @@
-import { customTopicsKey, isCustomTopicId } from './custom-topics.ts';
 import { perTurn } from './per-turn.ts';
 import { chunksOf, defineScript, FIELDS_PER_CALL, hashFromFlat, runCommands, scanKeys, type RedisClient } from './redis.ts';
 import type { Channel } from '../model.ts';
@@ -765,17 +764,19 @@ export function createLedger(redis: RedisClient, prefix: string) {
 
     /**
      * A reader opened the alert: counted once per record. `via` (a bundle's `bundle:<id>`): the alert counts only
-     * if that bundle carried it, so a click on a bundle reports no alert it did not hold.
+     * if that bundle carried it, so a click on a bundle reports no alert it did not hold. `topicLive`: whether the
+     * record's topic still exists; a deleted one (a reader's own alert, its counters deleted with it) is not counted,
+     * or a click on its old notification or email would make counters that nothing ever deletes again.
      */
-    async recordClick(subscriberId: string, storyId: string, channel: Channel, now: number, via?: string): Promise<boolean> {
+    async recordClick(
+      subscriberId: string, storyId: string, channel: Channel, now: number,
+      opts: { via?: string; topicLive?: (topicId: string) => Promise<boolean> } = {},
+    ): Promise<boolean> {
       const key = alertKey(prefix, subscriberId, storyId, channel);
       const [status, carriedBy, topicId] = await redis.hmget(key, 'status', 'via', 'topicId');
-      if (status !== 'sent' || (via !== undefined && carriedBy !== via)) return false;
+      if (status !== 'sent' || (opts.via !== undefined && carriedBy !== opts.via)) return false;
       const first = (await redis.hsetnx(key, 'clickedAt', String(now))) === 1;
-      // An own alert is followed by its owner only, so the record's reader owns it. Deleted since (its counters with
-      // it), a click on its old notification or email would make counters that nothing ever deletes again.
-      const gone = topicId && isCustomTopicId(topicId) && (await redis.hexists(customTopicsKey(prefix, subscriberId), topicId)) === 0;
-      if (first && !gone) await bump(topicId ?? '', channel, 'clicked');
+      if (first && (!topicId || !opts.topicLive || (await opts.topicLive(topicId)))) await bump(topicId ?? '', channel, 'clicked');
       return first;
     },
 

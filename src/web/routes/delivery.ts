@@ -4,6 +4,7 @@ import { viaOfBundleLedgerId } from '../../deliver/push/send-bundle.ts';
 import type { WebContext } from '../context.ts';
 import { parseBody } from '../http-error.ts';
 import { ClickBody } from '../schemas.ts';
+import { isCustomTopicId } from '../../store/custom-topics.ts';
 
 /** The delivery ledger's counters per topic and channel, and the clicks that feed them. */
 export const deliveryRoutes = (ctx: WebContext): FastifyPluginAsync => async (app) => {
@@ -20,12 +21,14 @@ export const deliveryRoutes = (ctx: WebContext): FastifyPluginAsync => async (ap
     const id = await ctx.authenticate(req);
     const body = parseBody(ClickBody, req.body);
     const now = deps.clock.now();
-    if (!body.stories) return { counted: await deps.ledger.recordClick(id, body.storyId, body.channel, now) };
+    // An own alert is followed by its owner only, so the clicking reader owns it: deleted, it counts no more.
+    const topicLive = async (topicId: string) => !isCustomTopicId(topicId) || (await deps.alerts.customs.get(id, topicId)) !== null;
+    if (!body.stories) return { counted: await deps.ledger.recordClick(id, body.storyId, body.channel, now, { topicLive }) };
     // A bundle (its notification names its ledger id): its sends were counted on the alerts it carried, under
     // their topics, so its click is too.
     const via = viaOfBundleLedgerId(body.storyId);
     if (via === null) return { counted: false };
-    const counted = await Promise.all(body.stories.map((s) => deps.ledger.recordClick(id, s, 'push', now, via)));
+    const counted = await Promise.all(body.stories.map((s) => deps.ledger.recordClick(id, s, 'push', now, { via, topicLive })));
     return { counted: counted.some(Boolean) };
   });
 };
