@@ -23,3 +23,9 @@ export function deliveryBackoffMs(attemptsMade: number, baseMs: number, err: unk
   const retryAfter = err instanceof RetryLater && err.retryAfterMs !== null ? Math.min(MAX_DELAY_MS, err.retryAfterMs) : 0;
   return Math.max(jittered, retryAfter);
 }
+
+/**
+ * How long a send handed back at shutdown (unsent, or abandoned with no answer) waits before another dispatcher takes
+ * it up; the attempt does not count (NotAttempted). Short: nothing was wrong with the service.
+ */
+export const HANDED_BACK_DELAY_MS = 5000;

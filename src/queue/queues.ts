@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { ErrorCode, Queue, Worker, type ConnectionOptions, type JobState, type JobsOptions, type WorkerOptions } from 'bullmq';
+import { DelayedError, ErrorCode, Queue, Worker, type ConnectionOptions, type JobState, type JobsOptions, type WorkerOptions } from 'bullmq';
 import type { Logger } from 'pino';
 import type { RedisClient } from '../store/redis.ts';
 import type { Stats } from '../store/stats.ts';
@@ -158,6 +158,18 @@ export async function addUnlessStarted<N extends JobName>(
 }
 
 /**
+ * Thrown by a handler whose attempt was stopped before it could act, by this process shutting down (a send handed back
+ * unsent, or abandoned with no answer): the job runs again after `delayMs` without that attempt counting toward its
+ * attempts. Counted, a job on its last attempt was given up on (its alert recorded as failed) for the process' stop.
+ */
+export class NotAttempted extends Error {
+  override name = 'NotAttempted';
+  constructor(message: string, readonly delayMs: number) {
+    super(message);
+  }
+}
+
+/**
  * One BullMQ worker for one queue, dispatching each job to its handler by name. Handlers throw to
  * retry (transient) or throw UnrecoverableError to stop (permanent); nothing is swallowed here.
  */
@@ -184,11 +196,19 @@ export function startQueueWorker(
   const queueName = queue === 'push' ? pushShardName(opts.shard ?? 0) : queue;
   const worker = new Worker(
     bullQueueName(queueName),
-    async (job) => {
+    async (job, token) => {
       const name = job.name as JobName;
       const handler = handlers[name] as (data: unknown, job: HeraldJob<JobName>) => Promise<unknown>;
       if (!handler || QUEUE_OF[name] !== queue) throw new Error(`No handler for job "${job.name}" on queue ${queue}`);
-      return handler(job.data, job as HeraldJob<JobName>);
+      try {
+        return await handler(job.data, job as HeraldJob<JobName>);
+      } catch (err) {
+        if (!(err instanceof NotAttempted) || token === undefined) throw err;
+        // BullMQ's own way to delay a running job without spending an attempt (skipAttempt), then to let it go.
+        opts.log.info({ queue, job_id: job.id, job_name: job.name, delay_ms: err.delayMs, reason: err.message }, 'job handed back, not counted as an attempt');
+        await job.moveToDelayed(Date.now() + err.delayMs, token);
+        throw new DelayedError();
+      }
     },
     // The name is stored on every job this worker processes: which process handled a job is traceable.
     { ...opts.workerOptions, connection: opts.connection, prefix: opts.prefix, concurrency: opts.concurrency, name: `${hostname()}:${process.pid}:${queueName}` },

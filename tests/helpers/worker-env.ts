@@ -30,7 +30,7 @@ export function workerEnv(prefix: string, extra: Record<string, string> = {}): R
 }
 
 /** N readers with an email each and one story, with one queued email alert per reader. */
-export async function queueEmailAlerts(deps: { subscribers: SubscriberStore; stories: StoryStore; enqueue: Enqueue }, n: number, storyId: string) {
+export async function queueEmailAlerts(deps: { subscribers: SubscriberStore; stories: StoryStore; enqueue: Enqueue }, n: number, storyId: string, jobOpts: { attempts?: number } = {}) {
   await deps.stories.put({
     id: storyId, feedId: 'f', guid: `guid-${storyId}`, url: `https://wire.example.test/${storyId}`, title: 'Tokyo talks',
     summary: 'Japan and India', categories: [], publishedAt: 0, firstSeenAt: 0,
@@ -45,7 +45,7 @@ export async function queueEmailAlerts(deps: { subscribers: SubscriberStore; sto
   for (let i = 0; i < ids.length; i += 500) {
     await deps.enqueue.bulk('AlertSendEmail', ids.slice(i, i + 500).map((subscriberId) => ({
       data: { subscriberId, storyId, topicId: 'japan', why: 'Matched: Tokyo in title' },
-      opts: { jobId: jobIds.alert(subscriberId, storyId, 'email') },
+      opts: { jobId: jobIds.alert(subscriberId, storyId, 'email'), ...jobOpts },
     })));
   }
   return ids;

@@ -13,7 +13,7 @@ import { queueEmailAlerts, workerEnv } from '../helpers/worker-env.ts';
  * An email dispatcher's world for one describe: stores and queues under a prefix of its own, a local SMTP sink, and
  * `n` readers each with a queued email alert of `storyId` (`subscriberIds`); torn down after the describe.
  */
-function emailAlertsQueued(name: string, n: number, storyId: string, sinkOpts: { delayMs: number }) {
+function emailAlertsQueued(name: string, n: number, storyId: string, sinkOpts: { delayMs: number }, jobOpts: { attempts?: number } = {}) {
   const prefix = uniquePrefix(name);
   const redis = createRedis(TEST_REDIS_URL);
   const queueRedis = createRedis(TEST_REDIS_URL, { forQueue: true });
@@ -23,7 +23,7 @@ function emailAlertsQueued(name: string, n: number, storyId: string, sinkOpts: {
   beforeAll(async () => {
     world.smtp = await startSmtpSink(sinkOpts);
     const deps = { subscribers: createSubscriberStore(redis, prefix), stories: createStoryStore(redis, prefix), enqueue };
-    world.subscriberIds.push(...(await queueEmailAlerts(deps, n, storyId)));
+    world.subscriberIds.push(...(await queueEmailAlerts(deps, n, storyId, jobOpts)));
   });
   afterAll(async () => {
     await closeQueues(queues);
@@ -107,13 +107,14 @@ describe('stopping an email dispatcher with SIGTERM while mails wait for the SMT
 /**
  * SIGTERM while sends wait on an SMTP server that took the connection and the message but never answers: at the
  * shutdown timeout (4 s) the stuck sends are given up, their alerts handed back to their jobs, and the process exits
- * cleanly; a later worker sends each once.
+ * cleanly; a later worker sends each once. Each job is on its last attempt (attempts: 1): the stop is no attempt of
+ * its own, or BullMQ would give the alert up as failed.
  */
 describe('stopping an email dispatcher with SIGTERM while its sends get no answer from the SMTP server', () => {
   const N = 2;
   const storyId = 'story-sigterm-stuck-1';
   // Ten minutes without an answer: as good as never within this test.
-  const world = emailAlertsQueued('sigtermstuck', N, storyId, { delayMs: 600_000 });
+  const world = emailAlertsQueued('sigtermstuck', N, storyId, { delayMs: 600_000 }, { attempts: 1 });
   const { prefix, queues, ledger, subscriberIds } = world;
 
   it('abandons the stuck sends at the shutdown timeout, exits with code 0, and leaves the alerts to their jobs', async () => {
