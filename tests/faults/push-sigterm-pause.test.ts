@@ -8,7 +8,8 @@ const READERS = 5;
 /**
  * SIGTERM while the push dispatcher's jobs wait out a push service's 429 pause (Retry-After, up to a minute, longer
  * than the shutdown timeout): nothing new goes to the service, the process exits at once and cleanly, and no record
- * is left "sending"; the waiting alerts are queued for a later attempt.
+ * is left "sending"; the waiting alerts are queued for a later attempt. Their jobs are on their last attempt
+ * (attempts: 1): handed back unsent, they must not be given up on as failed.
  */
 describe('SIGTERM during a push service 429 pause', () => {
   const world = pushFaultWorld('sigtermpause');
@@ -19,15 +20,15 @@ describe('SIGTERM during a push service 429 pause', () => {
     const { storyList, readers } = await pushReadersAndStories({ subscribers, stories }, world.sink, { readers: READERS, stories: 1, title: 'Tokyo pause', now });
     const story = storyList[0]!;
     world.sink.script(readers[0]!.deviceId, [{ status: 429, headers: { 'Retry-After': '50' } }]);
-    const alert = (r: { id: string }) => ({
+    const alert = (r: { id: string }, attempts = 8) => ({
       data: { subscriberId: r.id, storyId: story.id, topicId: 'japan', why: 'Matched: Tokyo' },
-      opts: { jobId: jobIds.alert(r.id, story.id, 'push'), backoff: { type: 'delivery', delay: 200 } },
+      opts: { jobId: jobIds.alert(r.id, story.id, 'push'), backoff: { type: 'delivery', delay: 200 }, attempts },
     });
     const worker = world.worker = await startRole('push', faultEnv(prefix, { extra: { HERALD_PUSH_CA_FILE: world.sink.caFile, HERALD_PUSH_CONCURRENCY: '8', HERALD_SHUTDOWN_TIMEOUT_SECONDS: '20' } }));
     await enqueue.bulk('AlertSendPush', [alert(readers[0]!)]);
     await waitFor(async () => (await ledger.get(readers[0]!.id, story.id, 'push'))?.status === 'queued' && world.sink.requests.length === 1, 15_000, 'the 429 and its requeue');
     // The others now wait in the dispatcher for the service's pause to end.
-    await enqueue.bulk('AlertSendPush', readers.slice(1).map(alert));
+    await enqueue.bulk('AlertSendPush', readers.slice(1).map((r) => alert(r, 1)));
     await waitFor(async () => (await Promise.all(readers.slice(1).map((r) => ledger.get(r.id, story.id, 'push')))).every((r) => r?.status === 'sending'), 15_000, 'the other alerts to be claimed');
 
     const stopAt = Date.now();

@@ -2,7 +2,7 @@ import { UnrecoverableError } from 'bullmq';
 import type { Logger } from 'pino';
 import type { Clock, PushSubscriptionRecord, Story } from '../../model.ts';
 import { jobIds, type JobCatalog } from '../../queue/jobs.ts';
-import { addUnlessStarted, type Enqueue, type JobStateOf } from '../../queue/queues.ts';
+import { addUnlessStarted, NotAttempted, type Enqueue, type JobStateOf } from '../../queue/queues.ts';
 import type { HeldBucket, Ledger, QuietBundle } from '../../store/ledger.ts';
 import type { StoryStore } from '../../store/stories.ts';
 import type { DeliveryPrefs, SubscriberStore } from '../../store/subscribers.ts';
@@ -10,7 +10,7 @@ import { effectiveZone, localDate } from '../../digest/schedule.ts';
 import { followWants } from '../follow-wants.ts';
 import { quietHoursAt } from '../quiet-hours.ts';
 import { whileRenewing } from '../../queue/renewing.ts';
-import { deliveryBackoffMs, RetryLater } from '../retry.ts';
+import { deliveryBackoffMs, HANDED_BACK_DELAY_MS, RetryLater } from '../retry.ts';
 import { MAX_PAYLOAD_BYTES, renderPushPayload } from './payload.ts';
 import { isBreaking, pushTopic, pushTtlSeconds, pushUrgency } from './policy.ts';
 import type { PushSendOptions, PushSender } from './web-push-sender.ts';
@@ -86,9 +86,11 @@ export async function sendToDevices(
   render: (maxBytes: number) => string,
   opts: PushSendOptions,
   finalWriteMarks = false,
-): Promise<{ reached: number; reachedIds: string[]; problems: string[]; retry: boolean; retryAfterMs: number | null }> {
+): Promise<{ reached: number; reachedIds: string[]; problems: string[]; retry: boolean; retryAfterMs: number | null; handedBack: boolean }> {
   const reachedIds: string[] = [];
   let retry = false;
+  // Every retry a send handed back unsent (this dispatcher shutting down): no device was tried and found wanting.
+  let handedBack = true;
   let retryAfterMs: number | null = null;
   const problems: string[] = [];
   const payload = render(MAX_PAYLOAD_BYTES);
@@ -106,20 +108,22 @@ export async function sendToDevices(
       deps.log.info({ subscriber_id: subscriberId, device_id: device.id, status: outcome.status }, 'push subscription gone, removed');
     } else if (outcome.kind === 'retry') {
       retry = true;
+      if (!outcome.unsent) handedBack = false;
       if (outcome.retryAfterMs !== null) retryAfterMs = Math.max(retryAfterMs ?? 0, outcome.retryAfterMs);
       problems.push(`${device.id}: ${outcome.reason}`);
     } else {
       problems.push(`${device.id}: ${outcome.reason}`);
     }
   }
-  return { reached: reachedIds.length, reachedIds, problems, retry, retryAfterMs };
+  return { reached: reachedIds.length, reachedIds, problems, retry, retryAfterMs, handedBack: retry && handedBack };
 }
 
 /** What became of one alert: it ended (sent, skipped, held), failed for good, or waits for another attempt. */
 export type AlertResult =
   | { kind: 'ended'; summary: string }
   | { kind: 'failed'; reason: string }
-  | { kind: 'retry'; reason: string; retryAfterMs: number | null };
+  /** `notAttempted`: every send was handed back unsent at shutdown; the job's attempt does not count (NotAttempted). */
+  | { kind: 'retry'; reason: string; retryAfterMs: number | null; notAttempted?: true };
 
 /** Renders a story's push payload (renderPushPayload, or a memo of it shared by a batch's alerts). */
 export type PayloadRenderer = (story: Story, topicName: string, why: string, maxBytes: number) => string;
@@ -253,7 +257,7 @@ async function deliverClaimed(
     if (!(await deps.ledger.requeue(subscriberId, storyId, 'push', { jobId, attempt: record.attempts }, res.problems.join('; '), after))) {
       return { kind: 'ended', summary: 'taken over by another attempt' };
     }
-    return { kind: 'retry', reason: res.problems.join('; '), retryAfterMs: res.retryAfterMs };
+    return { kind: 'retry', reason: res.problems.join('; '), retryAfterMs: res.retryAfterMs, ...(res.handedBack ? { notAttempted: true as const } : {}) };
   }
   if (done === 0) return fail(res.problems.length > 0 ? res.problems.join('; ') : 'every push subscription was gone');
   await deps.ledger.finishPushSent(subscriberId, storyId, after, {
@@ -272,6 +276,8 @@ async function deliverClaimed(
  */
 export async function sendPushAlert(deps: PushDeliverDeps, data: JobCatalog['AlertSendPush'], jobId: string): Promise<string> {
   const r = await deliverPushAlert(deps, data, jobId);
+  // Handed back at shutdown: the job runs again once the service's pause is over, without this attempt counting.
+  if (r.kind === 'retry' && r.notAttempted) throw new NotAttempted(r.reason, r.retryAfterMs ?? HANDED_BACK_DELAY_MS);
   if (r.kind === 'retry') throw new RetryLater(r.reason, r.retryAfterMs);
   if (r.kind === 'failed') throw new UnrecoverableError(r.reason);
   return r.summary;
