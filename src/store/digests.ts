@@ -50,21 +50,15 @@ return 1`;
  * KEYS[1] the due set; ARGV triples: subscriber, the due time the sweep read, their next. Moves each entry only while
  * it still holds that due time: a settings save between the sweep's read and this write (digest off, another time)
  * has already rescheduled or removed it, and the sweep's next, from the settings it read, must not undo that.
- * Answers 1 or 0 per triple. One call for a sweep's whole batch: the due set is one key, and a call per reader cost
- * the dispatcher a command's client work per digest.
+ * One call for a sweep's whole batch: the due set is one key, and a call per reader cost the dispatcher a command's
+ * client work per digest.
  */
 const MOVE_DUE = `
-local out = {}
 for i = 1, #ARGV, 3 do
   local s = redis.call('ZSCORE', KEYS[1], ARGV[i])
-  if s and tonumber(s) == tonumber(ARGV[i + 1]) then
-    redis.call('ZADD', KEYS[1], ARGV[i + 2], ARGV[i])
-    out[#out + 1] = 1
-  else
-    out[#out + 1] = 0
-  end
+  if s and tonumber(s) == tonumber(ARGV[i + 1]) then redis.call('ZADD', KEYS[1], ARGV[i + 2], ARGV[i]) end
 end
-return out`;
+return 0`;
 
 /** Triples per MOVE_DUE call: a sweep batch's worth, bounded so one call never holds Redis for long. */
 const MOVES_PER_CALL = 1000;
@@ -91,14 +85,10 @@ export function createDigestStore(redis: RedisClient, prefix: string) {
       return zone && time ? { zone, time } : null;
     },
     /** The sweep's moves to each reader's next digest time: each only if still due at `from` (see MOVE_DUE). */
-    async moveDue(moves: readonly { subscriberId: string; from: number; to: number }[]): Promise<boolean[]> {
-      const out: boolean[] = [];
+    async moveDue(moves: readonly { subscriberId: string; from: number; to: number }[]): Promise<void> {
       for (let i = 0; i < moves.length; i += MOVES_PER_CALL) {
-        const chunk = moves.slice(i, i + MOVES_PER_CALL);
-        const moved = (await moveDueScript(dueKey(prefix), ...chunk.flatMap((m) => [m.subscriberId, String(m.from), String(m.to)]))) as number[];
-        out.push(...moved.map((m) => m === 1));
+        await moveDueScript(dueKey(prefix), ...moves.slice(i, i + MOVES_PER_CALL).flatMap((m) => [m.subscriberId, String(m.from), String(m.to)]));
       }
-      return out;
     },
     async unschedule(subscriberId: string) {
       await redis.zrem(dueKey(prefix), subscriberId);

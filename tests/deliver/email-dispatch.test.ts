@@ -166,8 +166,7 @@ describe('email dispatch', () => {
   });
 
   it('530 authentication required at RCPT TO (an operator\'s config error) is retried and the mail arrives once fixed; no bounce', async () => {
-    const { id, token } = await createReader(t.herald.stores.subscribers, { email: 'noauth@example.test', timeZone: 'UTC', digestTime: '08:00' }, clock.now());
-    await t.herald.stores.subscribers.setFollows(id, { japan: { cadence: 'instant', channels: ['email'] } });
+    const { id, token } = await emailReader('noauth@example.test');
     smtp.script('noauth@example.test', { reject: 530, message: '5.7.0 Authentication required', times: 2 });
     const s = await newStory();
     await enqueueAlert(t, 'email', id, s.id);
@@ -176,8 +175,7 @@ describe('email dispatch', () => {
     const rec = await record(id, s.id);
     expect(rec).toMatchObject({ status: 'sent', attempts: 3 });
     expect(rec!.lastError).toContain('SMTP 530');
-    const me = await fetch(`${t.baseUrl}/api/me`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.json());
-    expect(me.emailStatus).toMatchObject({ disabled: false, hardBounces: 0 });
+    expect(await emailStatus(token)).toMatchObject({ disabled: false, hardBounces: 0 });
   });
 
   it('a refusal of Herald\'s sender (at MAIL FROM, or 5.1.8 at RCPT TO as Postfix gives it) is retried and the mail arrives once fixed; no bounce', async () => {
@@ -230,8 +228,7 @@ describe('email dispatch', () => {
   });
 
   it('hard bounces count in a row: a delivered mail between two bounces starts the count again', async () => {
-    const { id, token } = await createReader(t.herald.stores.subscribers, { email: 'flaky@example.test', timeZone: 'UTC', digestTime: '08:00' }, clock.now());
-    await t.herald.stores.subscribers.setFollows(id, { japan: { cadence: 'instant', channels: ['email'] } });
+    const { id, token } = await emailReader('flaky@example.test');
     for (const s of [{ reject: 550 }, { tempFail: 0 }, { reject: 550 }] as const) {
       smtp.script('flaky@example.test', s);
       const story = await newStory();
@@ -239,9 +236,8 @@ describe('email dispatch', () => {
       await t.waitIdle();
     }
     expect(smtp.to('flaky@example.test')).toHaveLength(1);
-    const me = await fetch(`${t.baseUrl}/api/me`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.json());
     // The limit here is 2: counted across the delivery, the second bounce would have disabled the address.
-    expect(me.emailStatus).toMatchObject({ disabled: false, hardBounces: 1 });
+    expect(await emailStatus(token)).toMatchObject({ disabled: false, hardBounces: 1 });
   });
 
   it('a refusal longer than every retry ends the record as failed with the reason; nothing stays queued or sending', async () => {
