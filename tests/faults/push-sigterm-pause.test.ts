@@ -45,4 +45,32 @@ describe('SIGTERM during a push service 429 pause', () => {
     expect(counts.failed).toBe(0);
     expect((counts.waiting ?? 0) + (counts.delayed ?? 0)).toBe(READERS);
   }, 60_000);
+
+  it('hands back a bundle of held alerts waiting out the pause: its job on its last attempt is not given up, the alerts stay held', async () => {
+    const now = Date.now();
+    const { storyList, readers } = await pushReadersAndStories({ subscribers, stories }, world.sink, { readers: 2, stories: 2, title: 'Osaka pause', now });
+    const [first, waiting] = readers as [typeof readers[0], typeof readers[0]];
+    world.sink.script(first.deviceId, [{ status: 429, headers: { 'Retry-After': '50' } }]);
+    const before = world.sink.requests.length;
+    const worker = world.worker = await startRole('push', faultEnv(prefix, { extra: { HERALD_PUSH_CA_FILE: world.sink.caFile, HERALD_SHUTDOWN_TIMEOUT_SECONDS: '20' } }));
+    await enqueue.bulk('AlertSendPush', [{
+      data: { subscriberId: first.id, storyId: storyList[0]!.id, topicId: 'japan', why: 'Matched: Osaka' },
+      opts: { jobId: jobIds.alert(first.id, storyList[0]!.id, 'push'), backoff: { type: 'delivery', delay: 200 }, attempts: 8 },
+    }]);
+    await waitFor(async () => world.sink.requests.length === before + 1 && (await ledger.get(first.id, storyList[0]!.id, 'push'))?.status === 'queued', 15_000, 'the 429 and its requeue');
+    // Two alerts held for the waiting reader's bundle, whose job has one attempt only.
+    for (const s of storyList) await ledger.hold(waiting.id, s.id, 'japan', 'bundle', 'quiet-hours', now);
+    const bundleJobId = jobIds.bundle(waiting.id, 'pause-1');
+    await enqueue.bulk('PushBundleSend', [{ data: { subscriberId: waiting.id, bundleId: 'pause-1' }, opts: { jobId: bundleJobId, attempts: 1 } }]);
+    await waitFor(async () => (await ledger.get(waiting.id, 'bundle-pause-1', 'push'))?.status === 'sending', 15_000, 'the bundle to be claimed');
+
+    worker.child.kill('SIGTERM');
+    expect(await worker.exited, worker.out.stderr.slice(-1000)).toBe(0);
+    expect(world.sink.requests).toHaveLength(before + 1);
+    expect((await ledger.get(waiting.id, 'bundle-pause-1', 'push'))?.status).toBe('queued');
+    expect((await ledger.held(waiting.id, 'bundle')).map((h) => h.storyId).sort()).toEqual(storyList.map((s) => s.id).sort());
+    const job = await queues.push.getJob(bundleJobId);
+    expect(await job?.getState()).toBe('delayed');
+    expect(job?.attemptsMade).toBe(0);
+  }, 60_000);
 });

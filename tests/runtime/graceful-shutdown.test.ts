@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeQueues, createEnqueue, createQueues, type Queues } from '../../src/queue/queues.ts';
+import { jobIds } from '../../src/queue/jobs.ts';
+import { createDigestStore } from '../../src/store/digests.ts';
 import { createLedger } from '../../src/store/ledger.ts';
 import { createRedis, type RedisClient } from '../../src/store/redis.ts';
 import { createStoryStore } from '../../src/store/stories.ts';
@@ -7,6 +9,7 @@ import { createSubscriberStore } from '../../src/store/subscribers.ts';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.ts';
 import { spawnHerald, waitFor } from '../helpers/processes.ts';
+import { createReader } from '../helpers/readers.ts';
 import { queueEmailAlerts, workerEnv } from '../helpers/worker-env.ts';
 
 /**
@@ -154,6 +157,69 @@ describe('stopping an email dispatcher with SIGTERM while its sends get no answe
       next.child.kill('SIGTERM');
       expect(await next.exited).toBe(0);
       for (let i = 0; i < N; i++) expect(working.to(`reader${i}@example.test`), `reader${i}`).toHaveLength(1);
+    } finally {
+      await working.close();
+    }
+  }, 60_000);
+});
+
+/**
+ * The same for a digest: SIGTERM while its send waits on an SMTP server that never answers. Its job is on its last
+ * attempt (attempts: 1): the abandoned send is handed back without counting, the date stays claimable, and a later
+ * worker sends the digest once.
+ */
+describe('stopping a digest dispatcher with SIGTERM while its send gets no answer from the SMTP server', () => {
+  const prefix = uniquePrefix('sigtermdigest');
+  const redis = createRedis(TEST_REDIS_URL);
+  let queueRedis: RedisClient | undefined;
+  let queues: Queues | undefined;
+  let stuck: SmtpSink | undefined;
+  const digests = createDigestStore(redis, prefix);
+  afterAll(async () => {
+    if (queues) await closeQueues(queues);
+    await deletePrefix(redis, prefix);
+    await Promise.all([redis.quit(), queueRedis?.quit(), stuck?.close()]);
+  });
+
+  it('hands the digest back at the shutdown timeout, exits with code 0, and a later worker sends it once', async () => {
+    queueRedis = createRedis(TEST_REDIS_URL, { forQueue: true });
+    queues = createQueues(queueRedis, prefix);
+    stuck = await startSmtpSink({ delayMs: 600_000 });
+    const subscribers = createSubscriberStore(redis, prefix);
+    const stories = createStoryStore(redis, prefix);
+    const now = Date.now();
+    await stories.put({
+      id: 'story-sigterm-digest', feedId: 'f', guid: 'guid-sigterm-digest', url: 'https://wire.example.test/sigterm-digest', title: 'Tokyo digest talks',
+      summary: 'Japan and India', categories: [], publishedAt: now - 3_600_000, firstSeenAt: now - 3_600_000,
+    });
+    await stories.logForTopics('story-sigterm-digest', ['japan'], now - 3_600_000);
+    const { id } = await createReader(subscribers, { email: 'daily@example.test', timeZone: 'UTC', digestTime: '08:00' }, now);
+    await subscribers.setFollows(id, { japan: { cadence: 'daily', channels: [] } });
+    await digests.initWindow(id, now - 86_400_000);
+    const date = new Date(now).toISOString().slice(0, 10);
+    const jobId = jobIds.digest(id, date);
+    await createEnqueue(queues).bulk('DigestSend', [{ data: { subscriberId: id, localDate: date, dueAt: now }, opts: { jobId, attempts: 1 } }]);
+
+    const env = { HERALD_DIGEST_SETTLE_SECONDS: '0' };
+    const worker = spawnHerald(['worker', 'digest'], workerEnv(prefix, { ...env, SMTP_URL: stuck.url, HERALD_SHUTDOWN_TIMEOUT_SECONDS: '4' }));
+    await waitFor(async () => (await digests.record(id, date)).status === 'sending', 20_000, 'the digest to be claimed');
+    // Time for the message to reach the server, which then never answers.
+    await new Promise((r) => setTimeout(r, 1000));
+    worker.child.kill('SIGTERM');
+    expect(await worker.exited, worker.out.stderr.slice(-1000)).toBe(0);
+    const job = await queues.digest.getJob(jobId);
+    expect(await job?.getState()).toBe('delayed');
+    expect(job?.attemptsMade).toBe(0);
+
+    const working = await startSmtpSink();
+    try {
+      await queues.digest.promoteJobs();
+      const next = spawnHerald(['worker', 'digest'], workerEnv(prefix, { ...env, SMTP_URL: working.url }));
+      await waitFor(async () => (await digests.record(id, date)).status === 'sent', 20_000, 'the digest to be sent');
+      next.child.kill('SIGTERM');
+      expect(await next.exited).toBe(0);
+      expect(working.to('daily@example.test')).toHaveLength(1);
+      expect(working.to('daily@example.test')[0]!.subject).toMatch(/digest|Japan/i);
     } finally {
       await working.close();
     }
