@@ -415,6 +415,14 @@ export const OPTIONS = [
     fix: 'set a whole number of requests per second, for example 500',
   },
   {
+    env: 'HERALD_PUSH_NATIVE_ECDH',
+    key: 'pushNativeEcdh',
+    schema: bool,
+    default: 'true',
+    description: "Encrypt pushes with the native P-256 key agreement that npm install builds (about half the cost of Node's ECDH, the largest part of a push); without it, or where it was not built, Node's ECDH. The dispatcher logs which at start.",
+    fix: 'set true or false',
+  },
+  {
     env: 'HERALD_PUSH_CA_FILE',
     key: 'pushCaFile',
     schema: z.string().min(1).optional(),

@@ -16,6 +16,7 @@ import { sendPushAlert, sendPushBatch } from '../deliver/push/send-alert.ts';
 import { giveUpBundle, sendPushBundle } from '../deliver/push/send-bundle.ts';
 import { giveUpAlert, giveUpBatch } from '../deliver/give-up.ts';
 import { createWebPushSender } from '../deliver/push/web-push-sender.ts';
+import { chooseKeyAgreement } from '../deliver/push/key-agreement.ts';
 import { giveUpDigest, runDigestTick, sendDigest } from '../digest/send-digest.ts';
 import { ingestFeed, ingestPushed, runPollTick } from '../ingest/poll.ts';
 import { ingestRoutes } from '../ingest/routes.ts';
@@ -115,8 +116,12 @@ export function createHerald(opts: HeraldOptions) {
     poolSize: config.emailConcurrency, ratePerSecond: config.smtpRatePerSecond, dkim, clock,
   }), events);
   const pushCa = opts.pushCa ?? (config.pushCaFile ? readFileSync(config.pushCaFile) : undefined);
+  const keyAgreement = chooseKeyAgreement(config.pushNativeEcdh);
+  log.info({ native: keyAgreement.native, ...(keyAgreement.reason ? { reason: keyAgreement.reason } : {}) },
+    keyAgreement.native ? 'push encryption: native P-256 key agreement' : "push encryption: Node's ECDH");
   const sender = withPushEvents(createWebPushSender(opts.secrets.vapid, {
     ratePerSecondPerOrigin: config.pushRatePerSecond,
+    keyAgreement: keyAgreement.agreement,
     ...(pushCa ? { ca: pushCa } : {}),
   }), events);
 

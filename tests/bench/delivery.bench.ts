@@ -14,6 +14,7 @@ import { SMTPServer } from 'smtp-server';
 import webpush from 'web-push';
 import { renderDigestEmail } from '../../src/deliver/email/render.ts';
 import { createPushEncryptor } from '../../src/deliver/push/encrypt.ts';
+import { chooseKeyAgreement } from '../../src/deliver/push/key-agreement.ts';
 import { renderPushPayload } from '../../src/deliver/push/payload.ts';
 import { OPTIONS } from '../../src/config/options.ts';
 import { planPushBatches } from '../../src/queue/shards.ts';
@@ -160,7 +161,11 @@ const bench: Benchmark = {
       VAPID_PUBLIC_KEY: vapid.publicKey, VAPID_PRIVATE_KEY: vapid.privateKey, LOG_LEVEL: 'warn', SMTP_URL: smtp.url,
       HERALD_PUSH_CA_FILE: sink.caFile, HERALD_PUSH_BURST_WINDOW_SECONDS: '0', HERALD_PUSH_RATE_PER_SECOND: '100000',
       HERALD_SMTP_RATE_PER_SECOND: '100000',
+      // The native P-256 key agreement, as a dispatcher's default; HERALD_PUSH_NATIVE_ECDH=false measures Node's ECDH.
+      HERALD_PUSH_NATIVE_ECDH: process.env.HERALD_PUSH_NATIVE_ECDH ?? 'true',
     };
+    const agreement = chooseKeyAgreement(baseEnv.HERALD_PUSH_NATIVE_ECDH !== 'false');
+    ctx.log(`push key agreement: ${agreement.native ? 'native (src/deliver/push/native)' : `Node's ECDH (${agreement.reason})`}`);
     // One browser key pair for every device: the service does not decrypt, and the sender's cost is the same.
     const ecdh = createECDH('prime256v1');
     ecdh.generateKeys();
@@ -216,7 +221,7 @@ const bench: Benchmark = {
 
       // Herald's own encryption routine (what the dispatcher runs), same payload and keys: shown beside the
       // goal's baseline so that a reader sees how much of the ratio comes from encrypting faster.
-      const heraldEncrypt = createPushEncryptor();
+      const heraldEncrypt = createPushEncryptor(agreement.agreement);
       const ownEncrypt = syncRate(encDuration, () => heraldEncrypt(keys, payload));
 
       // A fresh VAPID signature per message versus the cached header, on top of encryption.

@@ -3,6 +3,7 @@ import ece from 'http_ece';
 import webpush from 'web-push';
 import { describe, expect, it } from 'vitest';
 import { createPushEncryptor, PushKeyError } from '../../src/deliver/push/encrypt.ts';
+import { AGREEMENT_BYTES, chooseKeyAgreement, loadNativeKeyAgreement, nodeKeyAgreement, type KeyAgreement } from '../../src/deliver/push/key-agreement.ts';
 import { pushRequestHeaders } from '../../src/deliver/push/web-push-sender.ts';
 
 /**
@@ -20,8 +21,57 @@ const browser = () => {
 const decrypt = (b: ReturnType<typeof browser>, body: Buffer) =>
   ece.decrypt(body, { version: 'aes128gcm', privateKey: b.ecdh, authSecret: b.keys.auth }).toString('utf8');
 
-describe('push encryption (RFC 8291 aes128gcm)', () => {
-  const encrypt = createPushEncryptor();
+/**
+ * The native key agreement that npm install builds (native/p256.c). Where it could not be built (no C compiler) its
+ * cases are skipped with the loader's reason, except in CI, which installs a compiler: there they fail.
+ */
+const native = loadNativeKeyAgreement();
+const nativeMissing = native.agreement === null && !process.env.CI;
+
+describe('the P-256 key agreement of a push message', () => {
+  it.skipIf(nativeMissing)('the native one is built and loads', () => {
+    expect(native.reason).toBeNull();
+    expect(chooseKeyAgreement(true).native).toBe(true);
+  });
+
+  it('is Node\'s ECDH when turned off, or when the addon is not there, with the reason', () => {
+    expect(chooseKeyAgreement(false)).toMatchObject({ native: false, reason: expect.stringMatching(/HERALD_PUSH_NATIVE_ECDH=false/) });
+    expect(loadNativeKeyAgreement('/nonexistent/p256.node')).toEqual({ agreement: null, reason: expect.stringMatching(/not built .*p256\.node is missing/) });
+  });
+
+  it.skipIf(nativeMissing)('the native one gives a fresh ephemeral key per call and the secret the browser derives from it', () => {
+    const agree = native.agreement!;
+    const b = browser();
+    const uaPublic = Buffer.from(b.keys.p256dh, 'base64url');
+    const out = Buffer.alloc(AGREEMENT_BYTES);
+    const keys = new Set<string>();
+    for (let i = 0; i < 20; i++) {
+      agree(uaPublic, out);
+      const asPublic = out.subarray(0, 65);
+      expect(asPublic[0]).toBe(4);
+      keys.add(asPublic.toString('hex'));
+      // The browser's side of the agreement (what it does on receipt) finds the same secret.
+      expect(b.ecdh.computeSecret(asPublic).equals(out.subarray(65))).toBe(true);
+    }
+    expect(keys.size).toBe(20);
+  });
+
+  it.skipIf(nativeMissing)('the native one refuses a point off the curve and wrong sizes, as an error and not a crash', () => {
+    const agree = native.agreement!;
+    const point = Buffer.from(browser().keys.p256dh, 'base64url');
+    point[40]! ^= 1;
+    expect(() => agree(point, Buffer.alloc(AGREEMENT_BYTES))).toThrow('the subscription p256dh value is not a point on P-256');
+    expect(() => agree(point.subarray(0, 64), Buffer.alloc(AGREEMENT_BYTES))).toThrow(/65-byte point/);
+    expect(() => agree(Buffer.from(browser().keys.p256dh, 'base64url'), Buffer.alloc(10))).toThrow(/97-byte output/);
+    expect(() => (agree as unknown as (x: string) => void)('not a buffer')).toThrow(/two buffers/);
+  });
+});
+
+// Every case through each agreement the dispatcher may use (the native one where it was built).
+const agreements: [string, KeyAgreement][] = [["Node's ECDH", nodeKeyAgreement()], ...(native.agreement ? [['the native key agreement', native.agreement] as [string, KeyAgreement]] : [])];
+
+describe.each(agreements)('push encryption (RFC 8291 aes128gcm) with %s', (_, agreement) => {
+  const encrypt = createPushEncryptor(agreement);
 
   it('the browser decrypts what it is sent, non-ASCII text included', () => {
     const b = browser();
@@ -78,7 +128,8 @@ describe('push encryption (RFC 8291 aes128gcm)', () => {
     const b = browser();
     const notAPoint = Buffer.alloc(65, 7);
     notAPoint[0] = 4;
-    expect(() => encrypt({ ...b.keys, p256dh: notAPoint.toString('base64url') }, 'x')).toThrow(/public key/i);
+    expect(() => encrypt({ ...b.keys, p256dh: notAPoint.toString('base64url') }, 'x')).toThrow(PushKeyError);
+    expect(() => encrypt({ ...b.keys, p256dh: notAPoint.toString('base64url') }, 'x')).toThrow('the subscription p256dh value is not a point on P-256');
     expect(decrypt(b, encrypt(b.keys, 'after'))).toBe('after');
   });
 });

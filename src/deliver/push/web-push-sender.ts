@@ -1,6 +1,7 @@
 import { Pool, util } from 'undici';
 import webpush from 'web-push';
 import { createPushEncryptor } from './encrypt.ts';
+import type { KeyAgreement } from './key-agreement.ts';
 import { systemClock, type Clock, type PushSubscriptionRecord } from '../../model.ts';
 import { createOriginLimiter, realSleep } from '../rate-limit.ts';
 
@@ -141,7 +142,7 @@ const MAX_REASON_BODY = 2000;
 
 export function createWebPushSender(
   vapid: VapidKeys,
-  opts: { ca?: string | Buffer; timeoutMs?: number; ratePerSecondPerOrigin?: number; wallClock?: Clock } = {},
+  opts: { ca?: string | Buffer; timeoutMs?: number; ratePerSecondPerOrigin?: number; wallClock?: Clock; keyAgreement?: KeyAgreement } = {},
 ): PushSender {
   // The JWT's expiry is checked by the push service against real time (and by web-push against at most
   // 24 h ahead of it), so signing reads the wall clock even when Herald's clock is injected.
@@ -169,7 +170,7 @@ export function createWebPushSender(
     return p;
   };
   let requests = 0;
-  const encrypt = createPushEncryptor();
+  const encrypt = createPushEncryptor(opts.keyAgreement);
 
   // undici's callback interface rather than request(): no body stream or async iterator per push, where a
   // push service's answer to a push is a status line and a few headers.

@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "p256",
+      "sources": ["p256.c"],
+      "cflags": ["-O2"]
+    }
+  ]
+}
