@@ -17,7 +17,12 @@
 #define POINT_BYTES 65
 #define SECRET_BYTES 32
 
-static EC_GROUP *group;
+/* The curve, one per Node environment (a worker thread loading the addon gets its own), freed with it. */
+static void free_group(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  EC_GROUP_free((EC_GROUP *)data);
+}
 
 static napi_value fail(napi_env env, const char *message) {
   ERR_clear_error();
@@ -30,7 +35,8 @@ static napi_value fail(napi_env env, const char *message) {
 static napi_value derive(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 2) return fail(env, "derive takes two buffers");
+  EC_GROUP *group = NULL;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, (void **)&group) != napi_ok || argc != 2) return fail(env, "derive takes two buffers");
   unsigned char *peer_bytes, *out;
   size_t peer_len, out_len;
   if (napi_get_buffer_info(env, argv[0], (void **)&peer_bytes, &peer_len) != napi_ok ||
@@ -54,13 +60,17 @@ static napi_value derive(napi_env env, napi_callback_info info) {
 }
 
 NAPI_MODULE_INIT() {
-  if (group == NULL) group = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
+  EC_GROUP *group = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
   if (group == NULL) {
     napi_throw_error(env, "ERR_PUSH_P256", "P-256 is not available in this OpenSSL");
     return NULL;
   }
+  if (napi_set_instance_data(env, group, free_group, NULL) != napi_ok) {
+    EC_GROUP_free(group);
+    return NULL;
+  }
   napi_value fn;
-  if (napi_create_function(env, "derive", NAPI_AUTO_LENGTH, derive, NULL, &fn) != napi_ok) return NULL;
+  if (napi_create_function(env, "derive", NAPI_AUTO_LENGTH, derive, group, &fn) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "derive", fn) != napi_ok) return NULL;
   return exports;
 }
