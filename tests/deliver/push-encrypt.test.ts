@@ -3,7 +3,7 @@ import ece from 'http_ece';
 import webpush from 'web-push';
 import { describe, expect, it } from 'vitest';
 import { createPushEncryptor, PushKeyError } from '../../src/deliver/push/encrypt.ts';
-import { AGREEMENT_BYTES, chooseKeyAgreement, loadNativeKeyAgreement, nodeKeyAgreement, type KeyAgreement } from '../../src/deliver/push/key-agreement.ts';
+import { AGREEMENT_BYTES, agreementProblem, chooseKeyAgreement, loadNativeKeyAgreement, nodeKeyAgreement, type KeyAgreement } from '../../src/deliver/push/key-agreement.ts';
 import { pushRequestHeaders } from '../../src/deliver/push/web-push-sender.ts';
 
 /**
@@ -32,6 +32,18 @@ describe('the P-256 key agreement of a push message', () => {
   it.skipIf(nativeMissing)('the native one is built and loads', () => {
     expect(native.reason).toBeNull();
     expect(chooseKeyAgreement(true).native).toBe(true);
+  });
+
+  it('is not used when it disagrees with Node\'s ECDH or throws (a build against another OpenSSL, say)', () => {
+    expect(agreementProblem(nodeKeyAgreement())).toBeNull();
+    const wrong: KeyAgreement = (ua, out) => {
+      nodeKeyAgreement()(ua, out);
+      out[96] = out[96]! ^ 1;
+    };
+    expect(agreementProblem(wrong)).toBe('the secrets differ');
+    expect(agreementProblem(() => {
+      throw new Error('symbol lookup error');
+    })).toBe('symbol lookup error');
   });
 
   it('is Node\'s ECDH when turned off, or when the addon is not there, with the reason', () => {

@@ -41,11 +41,26 @@ export function nodeKeyAgreement(): KeyAgreement {
  */
 export function loadNativeKeyAgreement(path = ADDON_PATH): { agreement: KeyAgreement; reason: null } | { agreement: null; reason: string } {
   if (!existsSync(path)) return { agreement: null, reason: `not built (${path} is missing; npm install builds it where a C compiler is found)` };
+  let derive: KeyAgreement;
   try {
-    const addon = createRequire(import.meta.url)(path) as { derive: KeyAgreement };
-    return { agreement: addon.derive, reason: null };
+    derive = (createRequire(import.meta.url)(path) as { derive: KeyAgreement }).derive;
   } catch (err) {
     return { agreement: null, reason: `could not be loaded: ${(err as Error).message}` };
+  }
+  // A wrong secret would not show until browsers failed to decrypt every push: checked once against Node's ECDH.
+  const problem = agreementProblem(derive);
+  return problem === null ? { agreement: derive, reason: null } : { agreement: null, reason: `failed its check against Node's ECDH: ${problem}` };
+}
+
+/** Why `agree` cannot be used, or null: the browser's side (Node's ECDH) must find the secret it gives. */
+export function agreementProblem(agree: KeyAgreement): string | null {
+  const browser = createECDH('prime256v1');
+  const out = Buffer.alloc(AGREEMENT_BYTES);
+  try {
+    agree(browser.generateKeys(), out);
+    return browser.computeSecret(out.subarray(0, 65)).equals(out.subarray(65)) ? null : 'the secrets differ';
+  } catch (err) {
+    return (err as Error).message;
   }
 }
 
