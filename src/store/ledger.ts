@@ -50,6 +50,17 @@ export interface LedgerEntry extends DeliveryRecord {
 }
 
 export const topicStatsKey = (prefix: string, topicId: string) => `${prefix}:{t:${topicId}}:delivery`;
+/**
+ * How long a deleted alert's counters stay as an expiring marker (see forgetTopicStats): longer than any delivery job
+ * of the alert can still be running or retrying (days at most), so no late count outlives it.
+ */
+const FORGOTTEN_STATS_TTL_MS = 14 * 86_400_000;
+/** KEYS[1] a topic's counters; ARGV[1] now, ARGV[2] TTL (ms): the counts go, an expiring marker stays. */
+const FORGET_STATS = `
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'forgottenAt', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
+return 1`;
 
 /**
  * queued: waiting for its first or next attempt; sending: claimed by a worker; held: kept back by quiet
@@ -414,6 +425,7 @@ export function createLedger(redis: RedisClient, prefix: string) {
   const giveUpScript = defineScript(redis, 'heraldLedgerGiveUp', 1, GIVE_UP);
   const bundleLeaseScript = defineScript(redis, 'heraldBundleLease', 1, BUNDLE_LEASE);
   const bundleUnleaseScript = defineScript(redis, 'heraldBundleUnlease', 1, BUNDLE_UNLEASE);
+  const forgetStatsScript = defineScript(redis, 'heraldForgetStats', 1, FORGET_STATS);
   // Counts of one event-loop turn are summed: a batch's finish scripts come back in one pipelined reply, so
   // their counts go out as one HINCRBY per topic and field instead of one per alert.
   const countTurn = perTurn<{ key: string; field: string }>((events) => {
@@ -797,10 +809,15 @@ export function createLedger(redis: RedisClient, prefix: string) {
       return out;
     },
 
-    /** Deletes the counters of topics that are gone (a reader's own alerts): nothing else would ever remove them. */
-    async forgetTopicStats(topicIds: readonly string[]) {
-      // One key per topic, each in its own slot: one command each.
-      await runCommands(redis, topicIds.map((t) => ['unlink', topicStatsKey(prefix, t)]));
+    /**
+     * Deletes the counters of topics that are gone (a reader's own alerts): nothing else would ever remove them. A
+     * send already under way when the alert went finishes later and counts itself: deleted outright, its count made
+     * a new key that nothing would ever remove. The counts are replaced by a marker that expires instead, and a late
+     * count lands in it and goes with it.
+     */
+    async forgetTopicStats(topicIds: readonly string[], now: number) {
+      // One key per topic, each in its own slot: one script each.
+      await Promise.all(topicIds.map((t) => forgetStatsScript(topicStatsKey(prefix, t), String(now), String(FORGOTTEN_STATS_TTL_MS))));
     },
 
     async addToInbox(subscriberId: string, item: InboxItem) {

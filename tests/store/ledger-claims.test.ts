@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createLedger } from '../../src/store/ledger.ts';
+import { createLedger, topicStatsKey } from '../../src/store/ledger.ts';
 import { isolatedRedis } from '../helpers/isolated-redis.ts';
 
 /**
@@ -59,5 +59,21 @@ describe('ledger: overlapping attempts of one alert', () => {
     await ledger.finish('r3', 'st1', 'email', 'failed', 1006, { error: '550' });
     expect(await ledger.requeue('r3', 'st1', 'email', { jobId: 'jobC', attempt: 3 }, 'late', 1007)).toBe(false);
     expect(await ledger.get('r3', 'st1', 'email')).toMatchObject({ status: 'failed', lastError: '550' });
+  });
+  it("a send under way when its own alert is deleted finishes later: its count does not bring the alert's counters back for good", async () => {
+    const alertId = 'alert.late0123ab';
+    const key = topicStatsKey(prefix, alertId);
+    await ledger.open([{ subscriberId: 'r4', storyId: 'st1', channel: 'email', jobId: 'j', topicId: alertId }], 1000);
+    await ledger.finish('r4', 'st1', 'email', 'sent', 1100, { topicId: alertId });
+    expect(await sentCount(alertId)).toBe(1);
+    await ledger.open([{ subscriberId: 'r5', storyId: 'st1', channel: 'email', jobId: 'j', topicId: alertId }], 1000);
+    expect(await ledger.claim('r5', 'st1', 'email', 'j', alertId, 1200, LOCK_MS)).toEqual({ claimed: true, attempt: 1 });
+    // The reader deletes the alert while r5's mail is being sent.
+    await ledger.forgetTopicStats([alertId], 1300);
+    expect(await sentCount(alertId)).toBe(0);
+    await ledger.finish('r5', 'st1', 'email', 'sent', 1400, { topicId: alertId });
+    // The late count lands in a key that expires (before: a new key without expiry, which nothing ever deleted).
+    expect(await redis.pttl(key)).toBeGreaterThan(0);
+    expect(await redis.pttl(key)).toBeLessThanOrEqual(14 * 86_400_000);
   });
 });

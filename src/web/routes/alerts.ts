@@ -159,7 +159,7 @@ export async function alertRoutes(app: FastifyInstance, opts: AlertRoutesOptions
     const id = await opts.authenticate(req);
     if (!(await opts.customs.remove(id, req.params.alertId))) return reply.code(404).send({ error: 'you have no alert with this id' });
     await opts.stories.forgetTopicLog(req.params.alertId);
-    await opts.ledger.forgetTopicStats([req.params.alertId]);
+    await opts.ledger.forgetTopicStats([req.params.alertId], opts.clock.now());
     await setFollow(id, req.params.alertId, { cadence: 'off', channels: [] });
     return reply.code(204).send();
   });

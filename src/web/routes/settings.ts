@@ -131,7 +131,7 @@ export const settingsRoutes = (ctx: WebContext): FastifyPluginAsync => async (ap
     const ownAlerts = await deps.alerts.customs.removeAll(id);
     for (const alertId of ownAlerts) await deps.stories.forgetTopicLog(alertId);
     // Their delivery counters count this reader's alerts only: reader data, erased with the rest.
-    await deps.ledger.forgetTopicStats(ownAlerts);
+    await deps.ledger.forgetTopicStats(ownAlerts, deps.clock.now());
     await deps.subscribers.delete(id);
     req.log.info({ subscriber_id: id }, 'subscriber deleted');
     reply.clearCookie(TOKEN_COOKIE, { path: '/' });
