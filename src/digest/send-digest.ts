@@ -101,6 +101,15 @@ export async function rescheduleDigest(deps: Pick<DigestDeps, 'subscribers' | 'd
 export async function runDigestTick(deps: Pick<DigestDeps, 'subscribers' | 'digests' | 'enqueue' | 'clock' | 'log'>): Promise<number> {
   const now = deps.clock.now();
   let total = 0;
+  // Readers due at the same instant with the same zone and digest time share their local date and next time: each
+  // costs Luxon a zone lookup and a few DateTimes, and at 08:00 in a popular zone thousands of readers share them.
+  const clocks = new Map<string, { date: string; next: number }>();
+  const clockOf = (dueAt: number, zone: string, time: string) => {
+    const key = `${dueAt} ${zone} ${time}`;
+    let c = clocks.get(key);
+    if (!c) clocks.set(key, (c = { date: digestDate(dueAt, zone, time), next: nextDigestAt(Math.max(now, dueAt), zone, time) }));
+    return c;
+  };
   for (let batch = 0; batch < TICK_MAX_BATCHES; batch++) {
     const due = await deps.digests.due(now, TICK_BATCH);
     if (due.length === 0) break;
@@ -119,9 +128,9 @@ export async function runDigestTick(deps: Pick<DigestDeps, 'subscribers' | 'dige
         await deps.digests.noteProblem(subscriberId, problem);
         deps.log.warn({ subscriber_id: subscriberId }, problem);
       }
-      const date = digestDate(dueAt, zone, time);
+      const { date, next: nextAt } = clockOf(dueAt, zone, time);
       jobs.push({ data: { subscriberId, localDate: date, dueAt }, opts: { jobId: jobIds.digest(subscriberId, date) } });
-      next.push({ subscriberId, from: dueAt, to: nextDigestAt(Math.max(now, dueAt), zone, time) });
+      next.push({ subscriberId, from: dueAt, to: nextAt });
     }
     // Enqueue first: a crash in between re-adds the same job ids next minute, which is a no-op.
     await deps.enqueue.bulk('DigestSend', jobs);

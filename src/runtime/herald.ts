@@ -9,7 +9,7 @@ import { createAnalysisCache } from '../classify/analysis-cache.ts';
 import { createTopicRegistry } from '../classify/registry.ts';
 import { createMailer } from '../deliver/email/mailer.ts';
 import { sendEmailAlert } from '../deliver/email/send-alert.ts';
-import { digestViewUrl, unsubscribeUrl } from '../deliver/email/signed-links.ts';
+import { createUnsubscribeLinks, digestViewUrl } from '../deliver/email/signed-links.ts';
 import { startDispatcher } from '../deliver/dispatcher.ts';
 import { cachedStories } from '../deliver/story-cache.ts';
 import { sendPushAlert, sendPushBatch } from '../deliver/push/send-alert.ts';
@@ -73,11 +73,7 @@ export function createHerald(opts: HeraldOptions) {
   const feeds = opts.feeds ?? loadFeeds(config.feedsFile);
   const base = publicBaseUrl(config);
   const messageIdDomain = new URL(base).hostname;
-  const links = (subscriberId: string, topicId: string, address: string) => ({
-    topic: unsubscribeUrl(base, opts.secrets.signingKey, subscriberId, topicId, address),
-    all: unsubscribeUrl(base, opts.secrets.signingKey, subscriberId, 'all', address),
-    manage: `${base}/`,
-  });
+  const links = createUnsubscribeLinks(base, opts.secrets.signingKey);
 
   const redis = createRedis(opts.redisUrl, { name: `${prefix}-state`, autoPipelining: true });
   const queueConnection = createRedis(opts.redisUrl, { forQueue: true, name: `${prefix}-queue` });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createHmac } from 'node:crypto';
-import { addressTag, digestViewUrl, unsubscribeUrl, verifyDigestView, verifyUnsubscribe } from '../../src/deliver/email/signed-links.ts';
+import { addressTag, createUnsubscribeLinks, digestViewUrl, unsubscribeUrl, verifyDigestView, verifyUnsubscribe } from '../../src/deliver/email/signed-links.ts';
 import { followAllows } from '../../src/classify/follow-allows.ts';
 import { planInstantAlerts } from '../../src/classify/classify-story.ts';
 import { renderConfirmEmail, renderManageLinkEmail } from '../../src/web/emails.ts';
@@ -124,6 +124,24 @@ describe('signed links', () => {
     expect(verifyUnsubscribe('k', 'sub1', 'all', addressTag('k', 'new@example.test'), sig)).toBe(false);
     // Neither form's signature passes for the other.
     expect(verifyUnsubscribe('k', 'sub1', 'all', null, sig)).toBe(false);
+  });
+
+  it('the links of one email, signed when read, are each reader\'s and address\'s own, whatever was asked for before', () => {
+    const links = createUnsubscribeLinks('https://h.test', 'k');
+    const asked: [string, string, string][] = [
+      ['sub1', 'japan', 'one@example.test'], ['sub1', 'cricket', 'one@example.test'], ['sub2', 'japan', 'two@example.test'],
+      ['sub1', 'all', 'one@example.test'], ['sub2', 'japan', 'two@example.test'],
+    ];
+    for (const [sub, topic, address] of asked) {
+      const l = links(sub, topic, address);
+      expect(l.topic).toBe(unsubscribeUrl('https://h.test', 'k', sub, topic, address));
+      // Read twice, the same link.
+      expect(l.topic).toBe(l.topic);
+      expect(l.all).toBe(unsubscribeUrl('https://h.test', 'k', sub, 'all', address));
+      expect(l.manage).toBe('https://h.test/');
+      const url = new URL(l.topic);
+      expect(verifyUnsubscribe('k', sub, topic, addressTag('k', address), url.searchParams.get('sig')!)).toBe(true);
+    }
   });
 
   it('a digest link opens that reader\'s digest of that date only, and no unsubscribe signature opens one', () => {

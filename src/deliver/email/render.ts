@@ -1,5 +1,6 @@
 import type { Story } from '../../model.ts';
 import { displayText, sliceWhole, truncate } from '../text.ts';
+import type { UnsubscribeLinks } from './signed-links.ts';
 
 /** Pure email rendering: every value from a feed or a reader is escaped; tested byte for byte. */
 
@@ -24,11 +25,7 @@ const oneLine = (s: string, max = 180) => {
   return flat.length > max ? `${sliceWhole(flat, max - 1)}…` : flat;
 };
 
-export interface UnsubscribeLinks {
-  topic: string;
-  all: string;
-  manage: string;
-}
+export type { UnsubscribeLinks };
 
 /** RFC 8058 one-click unsubscribe: mail clients POST to the URL without showing a page. */
 function listUnsubscribeHeaders(url: string): Record<string, string> {
