@@ -1,3 +1,5 @@
+import { NotAttempted } from '../queue/queues.ts';
+
 /**
  * A transient delivery failure: the job is retried by BullMQ with `deliveryBackoff`, which honours the
  * service's Retry-After when it gave one.
@@ -29,3 +31,13 @@ export function deliveryBackoffMs(attemptsMade: number, baseMs: number, err: unk
  * it up; the attempt does not count (NotAttempted). Short: nothing was wrong with the service.
  */
 export const HANDED_BACK_DELAY_MS = 5000;
+
+/**
+ * What a send that must be tried again throws: NotAttempted when this process handed it back unsent (shutting down,
+ * or abandoning a send with no answer), which BullMQ does not count as an attempt, after the service's pause if it
+ * named one; else RetryLater, a counted attempt retried with the delivery backoff.
+ */
+export function retryError(reason: string, opts: { retryAfterMs?: number | null; handedBack?: boolean } = {}): Error {
+  const retryAfterMs = opts.retryAfterMs ?? null;
+  return opts.handedBack ? new NotAttempted(reason, retryAfterMs ?? HANDED_BACK_DELAY_MS) : new RetryLater(reason, retryAfterMs);
+}

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../model.ts';
 import type { JobCatalog } from '../queue/jobs.ts';
 import { jobIds } from '../queue/jobs.ts';
-import { groupBy, NotAttempted } from '../queue/queues.ts';
+import { groupBy } from '../queue/queues.ts';
 import type { Enqueue } from '../queue/queues.ts';
 import type { DigestStore } from '../store/digests.ts';
 import type { Ledger } from '../store/ledger.ts';
@@ -12,7 +12,7 @@ import type { SubscriberStore } from '../store/subscribers.ts';
 import type { Mailer } from '../deliver/email/mailer.ts';
 import { renderDigestEmail, type UnsubscribeLinks } from '../deliver/email/render.ts';
 import { noteBounce } from '../deliver/email/send-alert.ts';
-import { HANDED_BACK_DELAY_MS, RetryLater } from '../deliver/retry.ts';
+import { RetryLater, retryError } from '../deliver/retry.ts';
 import { composeDigest } from './compose.ts';
 import { dateDigestAt, digestDate, effectiveDigestClock, effectiveDigestTime, effectiveZone, nextDigestAt, sameDayDigestAt } from './schedule.ts';
 
@@ -218,8 +218,7 @@ export async function sendDigest(deps: DigestDeps, data: JobCatalog['DigestSend'
   const outcome = await deps.mailer.send({ ...email, to: address, messageId: digestMessageId(subscriberId, date, deps.messageIdDomain) });
   if (outcome.kind === 'retry') {
     // Stopped by this process' shutdown rather than by the server: the attempt does not count toward the job's attempts.
-    if (outcome.unsent || outcome.outcomeUnknown) throw new NotAttempted(outcome.reason, HANDED_BACK_DELAY_MS);
-    throw new RetryLater(outcome.reason);
+    throw retryError(outcome.reason, { handedBack: outcome.unsent === true || outcome.outcomeUnknown === true });
   }
   if (outcome.kind === 'permanent') {
     // The window stays put: the stories go out with the next digest if the address recovers.

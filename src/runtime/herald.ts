@@ -113,8 +113,6 @@ export function createHerald(opts: HeraldOptions) {
   }), events);
   const pushCa = opts.pushCa ?? (config.pushCaFile ? readFileSync(config.pushCaFile) : undefined);
   const keyAgreement = chooseKeyAgreement(config.pushNativeEcdh);
-  log.info({ native: keyAgreement.native, ...(keyAgreement.reason ? { reason: keyAgreement.reason } : {}) },
-    keyAgreement.native ? 'push encryption: native P-256 key agreement' : "push encryption: Node's ECDH");
   const sender = withPushEvents(createWebPushSender(opts.secrets.vapid, {
     ratePerSecondPerOrigin: config.pushRatePerSecond,
     keyAgreement: keyAgreement.agreement,
@@ -243,6 +241,10 @@ export function createHerald(opts: HeraldOptions) {
 
     /** Starts the workers of the given roles (web is served by the caller, which owns the port). */
     async start(roles: readonly Role[]) {
+      if (roles.includes('push')) {
+        log.info({ native: keyAgreement.native, ...(keyAgreement.reason ? { reason: keyAgreement.reason } : {}) },
+          keyAgreement.native ? 'push encryption: native P-256 key agreement' : "push encryption: Node's ECDH");
+      }
       for (const role of roles) {
         if (role === 'web') continue;
         const queue = QUEUE_OF_ROLE[role];

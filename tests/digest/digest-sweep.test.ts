@@ -537,4 +537,18 @@ describe('digest sweep', () => {
     expect(mails.map((m) => /digest for (\d{4}-\d{2}-\d{2})/.exec(m.subject ?? '')?.[1])).toEqual(c.dates);
     expect(mails.map((m) => m.text?.includes(story.title) ?? false)).toEqual(mails.map((_, i) => i === 1));
   });
+
+  it('readers due at the same instant with the same digest time in different zones each get their own next time', async () => {
+    // 08:00 in London and in Reykjavik are both 08:00 UTC on 24 March 2029; the next day London is on BST, Reykjavik
+    // (no DST) is not.
+    clock.set('2029-03-23T12:00:00Z');
+    const london = await reader('same-instant-ldn@example.test', 'Europe/London', '08:00', { digestSendEmpty: true });
+    const reykjavik = await reader('same-instant-rkv@example.test', 'Atlantic/Reykjavik', '08:00', { digestSendEmpty: true });
+    expect([london.dueAt, reykjavik.dueAt]).toEqual(['2029-03-24T08:00:00.000Z', '2029-03-24T08:00:00.000Z']);
+    await tick('2029-03-24T08:00:00Z');
+    expect(smtp.to('same-instant-ldn@example.test').map((m) => m.subject)).toEqual([expect.stringContaining('2029-03-24')]);
+    expect(smtp.to('same-instant-rkv@example.test').map((m) => m.subject)).toEqual([expect.stringContaining('2029-03-24')]);
+    expect(await dueAt(london.id)).toBe('2029-03-25T07:00:00.000Z');
+    expect(await dueAt(reykjavik.id)).toBe('2029-03-25T08:00:00.000Z');
+  });
 });

@@ -14,21 +14,22 @@ const READERS = 5;
 describe('SIGTERM during a push service 429 pause', () => {
   const world = pushFaultWorld('sigtermpause');
   const { prefix, queues, enqueue, stories, subscribers, ledger } = world;
+  /** A push alert of `storyId` for reader `r`, its job with `attempts` attempts. */
+  const alert = (r: { id: string }, storyId: string, attempts = 8) => ({
+    data: { subscriberId: r.id, storyId, topicId: 'japan', why: 'Matched: Tokyo' },
+    opts: { jobId: jobIds.alert(r.id, storyId, 'push'), backoff: { type: 'delivery', delay: 200 }, attempts },
+  });
 
   it('exits within a few seconds with code 0, sends nothing new, and leaves the waiting alerts queued', async () => {
     const now = Date.now();
     const { storyList, readers } = await pushReadersAndStories({ subscribers, stories }, world.sink, { readers: READERS, stories: 1, title: 'Tokyo pause', now });
     const story = storyList[0]!;
     world.sink.script(readers[0]!.deviceId, [{ status: 429, headers: { 'Retry-After': '50' } }]);
-    const alert = (r: { id: string }, attempts = 8) => ({
-      data: { subscriberId: r.id, storyId: story.id, topicId: 'japan', why: 'Matched: Tokyo' },
-      opts: { jobId: jobIds.alert(r.id, story.id, 'push'), backoff: { type: 'delivery', delay: 200 }, attempts },
-    });
     const worker = world.worker = await startRole('push', faultEnv(prefix, { extra: { HERALD_PUSH_CA_FILE: world.sink.caFile, HERALD_PUSH_CONCURRENCY: '8', HERALD_SHUTDOWN_TIMEOUT_SECONDS: '20' } }));
-    await enqueue.bulk('AlertSendPush', [alert(readers[0]!)]);
+    await enqueue.bulk('AlertSendPush', [alert(readers[0]!, story.id)]);
     await waitFor(async () => (await ledger.get(readers[0]!.id, story.id, 'push'))?.status === 'queued' && world.sink.requests.length === 1, 15_000, 'the 429 and its requeue');
     // The others now wait in the dispatcher for the service's pause to end.
-    await enqueue.bulk('AlertSendPush', readers.slice(1).map((r) => alert(r, 1)));
+    await enqueue.bulk('AlertSendPush', readers.slice(1).map((r) => alert(r, story.id, 1)));
     await waitFor(async () => (await Promise.all(readers.slice(1).map((r) => ledger.get(r.id, story.id, 'push')))).every((r) => r?.status === 'sending'), 15_000, 'the other alerts to be claimed');
 
     const stopAt = Date.now();
@@ -53,10 +54,7 @@ describe('SIGTERM during a push service 429 pause', () => {
     world.sink.script(first.deviceId, [{ status: 429, headers: { 'Retry-After': '50' } }]);
     const before = world.sink.requests.length;
     const worker = world.worker = await startRole('push', faultEnv(prefix, { extra: { HERALD_PUSH_CA_FILE: world.sink.caFile, HERALD_SHUTDOWN_TIMEOUT_SECONDS: '20' } }));
-    await enqueue.bulk('AlertSendPush', [{
-      data: { subscriberId: first.id, storyId: storyList[0]!.id, topicId: 'japan', why: 'Matched: Osaka' },
-      opts: { jobId: jobIds.alert(first.id, storyList[0]!.id, 'push'), backoff: { type: 'delivery', delay: 200 }, attempts: 8 },
-    }]);
+    await enqueue.bulk('AlertSendPush', [alert(first, storyList[0]!.id)]);
     await waitFor(async () => world.sink.requests.length === before + 1 && (await ledger.get(first.id, storyList[0]!.id, 'push'))?.status === 'queued', 15_000, 'the 429 and its requeue');
     // Two alerts held for the waiting reader's bundle, whose job has one attempt only.
     for (const s of storyList) await ledger.hold(waiting.id, s.id, 'japan', 'bundle', 'quiet-hours', now);

@@ -10,6 +10,7 @@ import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts'
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.ts';
 import { spawnHerald, waitFor } from '../helpers/processes.ts';
 import { createReader } from '../helpers/readers.ts';
+import { makeStory } from '../deliver/support/world.ts';
 import { queueEmailAlerts, workerEnv } from '../helpers/worker-env.ts';
 
 /**
@@ -188,11 +189,9 @@ describe('stopping a digest dispatcher with SIGTERM while its send gets no answe
     const subscribers = createSubscriberStore(redis, prefix);
     const stories = createStoryStore(redis, prefix);
     const now = Date.now();
-    await stories.put({
-      id: 'story-sigterm-digest', feedId: 'f', guid: 'guid-sigterm-digest', url: 'https://wire.example.test/sigterm-digest', title: 'Tokyo digest talks',
-      summary: 'Japan and India', categories: [], publishedAt: now - 3_600_000, firstSeenAt: now - 3_600_000,
-    });
-    await stories.logForTopics('story-sigterm-digest', ['japan'], now - 3_600_000);
+    const story = makeStory(now - 3_600_000, { title: 'Tokyo digest talks' });
+    await stories.put(story);
+    await stories.logForTopics(story.id, ['japan'], now - 3_600_000);
     const { id } = await createReader(subscribers, { email: 'daily@example.test', timeZone: 'UTC', digestTime: '08:00' }, now);
     await subscribers.setFollows(id, { japan: { cadence: 'daily', channels: [] } });
     await digests.initWindow(id, now - 86_400_000);

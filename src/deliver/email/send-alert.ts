@@ -6,8 +6,7 @@ import type { Ledger } from '../../store/ledger.ts';
 import type { StoryStore } from '../../store/stories.ts';
 import type { SubscriberStore } from '../../store/subscribers.ts';
 import { followWants } from '../follow-wants.ts';
-import { HANDED_BACK_DELAY_MS, RetryLater } from '../retry.ts';
-import { NotAttempted } from '../../queue/queues.ts';
+import { RetryLater, retryError } from '../retry.ts';
 import type { Mailer, MailOutcome } from './mailer.ts';
 import { renderAlertEmail, type UnsubscribeLinks } from './render.ts';
 
@@ -80,8 +79,7 @@ export async function sendEmailAlert(deps: EmailDeliverDeps, data: JobCatalog['A
     // Refused when another attempt took the record over meanwhile: that one owns what happens next.
     if (!(await deps.ledger.requeue(subscriberId, storyId, 'email', { jobId, attempt: claim.attempt }, outcome.reason, now, outcome.outcomeUnknown === true))) return 'taken over by another attempt';
     // Stopped by this process' shutdown rather than by the server: the attempt does not count toward the job's attempts.
-    if (outcome.unsent || outcome.outcomeUnknown) throw new NotAttempted(outcome.reason, HANDED_BACK_DELAY_MS);
-    throw new RetryLater(outcome.reason);
+    throw retryError(outcome.reason, { handedBack: outcome.unsent === true || outcome.outcomeUnknown === true });
   }
   if (outcome.kind === 'permanent') {
     await deps.ledger.finish(subscriberId, storyId, 'email', 'failed', now, { error: outcome.reason });

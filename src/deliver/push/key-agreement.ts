@@ -37,7 +37,7 @@ export function nodeKeyAgreement(): KeyAgreement {
 
 /**
  * The native key agreement (the same OpenSSL, called without the redundant check: about 40 µs per message
- * instead of 78 µs on the benchmark machine), or null with the reason it is not there. Loaded once per process.
+ * instead of 78 µs on the benchmark machine), or null with the reason it cannot be used.
  */
 export function loadNativeKeyAgreement(path = ADDON_PATH): { agreement: KeyAgreement; reason: null } | { agreement: null; reason: string } {
   if (!existsSync(path)) return { agreement: null, reason: `not built (${path} is missing; npm install builds it where a C compiler is found)` };

@@ -2,7 +2,7 @@ import { UnrecoverableError } from 'bullmq';
 import type { Logger } from 'pino';
 import type { Clock, PushSubscriptionRecord, Story } from '../../model.ts';
 import { jobIds, type JobCatalog } from '../../queue/jobs.ts';
-import { addUnlessStarted, NotAttempted, type Enqueue, type JobStateOf } from '../../queue/queues.ts';
+import { addUnlessStarted, type Enqueue, type JobStateOf } from '../../queue/queues.ts';
 import type { HeldBucket, Ledger, QuietBundle } from '../../store/ledger.ts';
 import type { StoryStore } from '../../store/stories.ts';
 import type { DeliveryPrefs, SubscriberStore } from '../../store/subscribers.ts';
@@ -10,7 +10,7 @@ import { effectiveZone, localDate } from '../../digest/schedule.ts';
 import { followWants } from '../follow-wants.ts';
 import { quietHoursAt } from '../quiet-hours.ts';
 import { whileRenewing } from '../../queue/renewing.ts';
-import { deliveryBackoffMs, HANDED_BACK_DELAY_MS, RetryLater } from '../retry.ts';
+import { deliveryBackoffMs, RetryLater, retryError } from '../retry.ts';
 import { MAX_PAYLOAD_BYTES, renderPushPayload } from './payload.ts';
 import { isBreaking, pushTopic, pushTtlSeconds, pushUrgency } from './policy.ts';
 import type { PushSendOptions, PushSender } from './web-push-sender.ts';
@@ -277,8 +277,7 @@ async function deliverClaimed(
 export async function sendPushAlert(deps: PushDeliverDeps, data: JobCatalog['AlertSendPush'], jobId: string): Promise<string> {
   const r = await deliverPushAlert(deps, data, jobId);
   // Handed back at shutdown: the job runs again once the service's pause is over, without this attempt counting.
-  if (r.kind === 'retry' && r.notAttempted) throw new NotAttempted(r.reason, r.retryAfterMs ?? HANDED_BACK_DELAY_MS);
-  if (r.kind === 'retry') throw new RetryLater(r.reason, r.retryAfterMs);
+  if (r.kind === 'retry') throw retryError(r.reason, { retryAfterMs: r.retryAfterMs, handedBack: r.notAttempted === true });
   if (r.kind === 'failed') throw new UnrecoverableError(r.reason);
   return r.summary;
 }

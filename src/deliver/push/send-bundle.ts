@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { JobCatalog } from '../../queue/jobs.ts';
 import { jobIds } from '../../queue/jobs.ts';
-import { NotAttempted, type Redelay } from '../../queue/queues.ts';
+import type { Redelay } from '../../queue/queues.ts';
 import { effectiveZone } from '../../digest/schedule.ts';
 import { quietHoursAt } from '../quiet-hours.ts';
 import { whileRenewing } from '../../queue/renewing.ts';
-import { HANDED_BACK_DELAY_MS, RetryLater } from '../retry.ts';
+import { RetryLater, retryError } from '../retry.ts';
 import { renderBundlePayload } from './payload.ts';
 import { pushTopic } from './policy.ts';
 import { queueBundle, releaseOfBundle, sendToDevices, type PushDeliverDeps } from './send-alert.ts';
@@ -99,8 +99,7 @@ async function sendLeasedBundle(deps: PushDeliverDeps & { inboxUrl: string }, da
     if (!(await deps.ledger.requeue(subscriberId, ledgerId, 'push', { jobId, attempt: claim.attempt }, res.problems.join('; '), after))) return 'taken over by another attempt';
     // Handed back unsent at shutdown (waiting out a service's pause): the job runs again once the pause is over,
     // without this attempt counting, as a single alert's does (sendPushAlert).
-    if (res.handedBack) throw new NotAttempted(res.problems.join('; '), res.retryAfterMs ?? HANDED_BACK_DELAY_MS);
-    throw new RetryLater(res.problems.join('; '), res.retryAfterMs);
+    throw retryError(res.problems.join('; '), { retryAfterMs: res.retryAfterMs, handedBack: res.handedBack });
   }
   const outcome = done > 0 ? 'sent' : 'failed';
   // Every device answered 404/410 (removed, no problem noted): the held alerts fail with that reason, as a single

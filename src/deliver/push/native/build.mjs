@@ -19,7 +19,8 @@ const built = join(dir, 'build', 'Release', 'p256.node');
 if (res.status === 0 && existsSync(built)) {
   console.log('herald: built the native P-256 key agreement for push encryption');
 } else {
-  const why = res.error ? res.error.message : `${[res.stderr, res.stdout].join('\n').trim().split('\n').filter((l) => /error|not found|ERR!/i.test(l)).slice(0, 3).join(' | ') || `exit ${res.status}`}`;
+  const errors = `${res.stderr ?? ''}\n${res.stdout ?? ''}`.split('\n').filter((l) => /error|not found|ERR!/i.test(l)).slice(0, 3);
+  const why = res.error?.message ?? (errors.join(' | ') || `exit ${res.status}`);
   // A half-built addon is not left behind for the loader to find.
   rmSync(join(dir, 'build'), { recursive: true, force: true });
   console.warn(`herald: the native P-256 key agreement was not built (${why}); push encryption will use Node's ECDH, about half as fast. Install a C compiler, make and python3, then run npm run build:native.`);
