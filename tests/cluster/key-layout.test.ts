@@ -6,7 +6,7 @@ import { consumedShards, pushShardName, pushShardOf } from '../../src/queue/shar
 import { customTopicsKey } from '../../src/store/custom-topics.ts';
 import { alertKey, topicStatsKey } from '../../src/store/ledger.ts';
 import { failingMasters, isClusterTarget, parseClusterTarget, runCommands } from '../../src/store/redis.ts';
-import { storyKey, topicLogKey } from '../../src/store/stories.ts';
+import { PACKED_SCRIPTS, storyKey, topicLogKey } from '../../src/store/stories.ts';
 import { followersKey, subscriberKeys } from '../../src/store/subscribers.ts';
 import { testRedis, uniquePrefix, deletePrefix } from '../helpers/redis.ts';
 import { auditSlots, newSlotAudit } from '../helpers/slot-audit.ts';
@@ -111,6 +111,26 @@ describe('the slot audit', () => {
     expect(audit.violations[0]).toMatch(/^MULTI \[set set\] touches 2 slots/);
     expect(audit.violations[1]).toMatch(/^MGET touches 2 slots/);
     expect(audit.violations[2]).toMatch(/^EVAL touches 2 slots/);
+  });
+
+  it('checks a script packing several entries per call (a single Redis only) entry by entry: entries in different slots pass, an entry across slots is caught', async () => {
+    const client = testRedis();
+    try {
+      const audit = newSlotAudit();
+      auditSlots(client, audit);
+      client.defineCommand('auditedClaimPacked', { lua: PACKED_SCRIPTS.heraldClaim.lua });
+      const claim = (client as unknown as Record<string, (...a: (string | number)[]) => Promise<unknown>>).auditedClaimPacked!.bind(client);
+      const shard = (tag: string) => [`${prefix}:{l:${tag}}:2`, `${prefix}:{l:${tag}}:1`, `${prefix}:{l:${tag}}:2`];
+      // Two shards, two slots, one call: each entry is one slot.
+      expect(await claim(6, ...shard('a'), ...shard('b'), 60_000, 1, 'l:x', 'story-1', 1, 'l:y', 'story-2')).toEqual(['story-1', 'story-2']);
+      expect(audit.violations).toEqual([]);
+      expect(audit.byKind.script).toBeGreaterThanOrEqual(2);
+      await claim(3, `${prefix}:{l:a}:2`, `${prefix}:{l:b}:1`, `${prefix}:{l:a}:2`, 60_000, 1, 'l:z', 'story-3');
+      expect(audit.violations).toHaveLength(1);
+      expect(audit.violations[0]).toMatch(/^EVAL(SHA)? touches 2 slots/);
+    } finally {
+      await client.quit();
+    }
   });
 
   it('finds no cross-slot command in a whole walking-skeleton run (feed to push, email and digest) on a single Redis', async () => {
