@@ -48,6 +48,8 @@ const BUCKET_CAP = 16;
 const MAX_CANDIDATES = 64;
 /** Items decided per call of the near-duplicate script: a call holds Redis about a millisecond (measured on real feeds). */
 const NEAR_CHUNK = 25;
+/** New stories written per call on a single Redis (see packedCalls): twice the near-duplicate chunk, as each is one story's few writes. */
+const CREATE_CHUNK = 2 * NEAR_CHUNK;
 /** In the last minutes of a UTC day the decision also reads tomorrow's hash: pollers' clocks differ. */
 const NEAR_MIDNIGHT_MS = 5 * 60_000;
 /** Whether `now` is in the last NEAR_MIDNIGHT_MS of its generation (`genMs` long): the next one is read too. */
@@ -695,7 +697,7 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
       }
       /** Per new story (in toCreate's order), the index of its call in `writes` and its place in that call's answer. */
       const creates: [number, number][] = [];
-      const createCalls = packedCalls('heraldCreateStories', [feedId], toCreate, 2 * NEAR_CHUNK);
+      const createCalls = packedCalls('heraldCreateStories', [feedId], toCreate, CREATE_CHUNK);
       createCalls.cmds.forEach((cmd, c) => {
         writes.push(cmd);
         createCalls.calls[c]!.forEach((_, k) => creates.push([writes.length - 1, k]));
