@@ -9,8 +9,9 @@ import type { DigestStore } from '../store/digests.ts';
 import type { Ledger } from '../store/ledger.ts';
 import type { StoryStore } from '../store/stories.ts';
 import type { SubscriberStore } from '../store/subscribers.ts';
-import type { Mailer } from '../deliver/email/mailer.ts';
-import { renderDigestEmail, type UnsubscribeLinks } from '../deliver/email/render.ts';
+import { handedBackAtShutdown, type Mailer } from '../deliver/email/mailer.ts';
+import { renderDigestEmail } from '../deliver/email/render.ts';
+import type { UnsubscribeLinks } from '../deliver/email/signed-links.ts';
 import { noteBounce } from '../deliver/email/send-alert.ts';
 import { RetryLater, retryError } from '../deliver/retry.ts';
 import { composeDigest } from './compose.ts';
@@ -217,8 +218,7 @@ export async function sendDigest(deps: DigestDeps, data: JobCatalog['DigestSend'
   });
   const outcome = await deps.mailer.send({ ...email, to: address, messageId: digestMessageId(subscriberId, date, deps.messageIdDomain) });
   if (outcome.kind === 'retry') {
-    // Stopped by this process' shutdown rather than by the server: the attempt does not count toward the job's attempts.
-    throw retryError(outcome.reason, { handedBack: outcome.unsent === true || outcome.outcomeUnknown === true });
+    throw retryError(outcome.reason, { handedBack: handedBackAtShutdown(outcome) });
   }
   if (outcome.kind === 'permanent') {
     // The window stays put: the stories go out with the next digest if the address recovers.

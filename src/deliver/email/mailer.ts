@@ -25,6 +25,12 @@ export type MailOutcome =
   | { kind: 'retry'; reason: string; unsent?: true; outcomeUnknown?: true }
   | { kind: 'permanent'; reason: string; hardBounce: boolean };
 
+/**
+ * Whether a retry was stopped by this process' shutdown rather than by the server (never handed over, or abandoned
+ * with no answer): such an attempt does not count toward the job's attempts (retryError's handedBack).
+ */
+export const handedBackAtShutdown = (outcome: Extract<MailOutcome, { kind: 'retry' }>): boolean => outcome.unsent === true || outcome.outcomeUnknown === true;
+
 export interface Mailer {
   send(mail: OutgoingEmail): Promise<MailOutcome>;
   /** Shutdown begins: mails that would wait for the rate limit answer 'retry' (unsent) at once. */

@@ -7,8 +7,9 @@ import type { StoryStore } from '../../store/stories.ts';
 import type { SubscriberStore } from '../../store/subscribers.ts';
 import { followWants } from '../follow-wants.ts';
 import { RetryLater, retryError } from '../retry.ts';
-import type { Mailer, MailOutcome } from './mailer.ts';
-import { renderAlertEmail, type UnsubscribeLinks } from './render.ts';
+import { handedBackAtShutdown, type Mailer, type MailOutcome } from './mailer.ts';
+import { renderAlertEmail } from './render.ts';
+import type { UnsubscribeLinks } from './signed-links.ts';
 
 export interface EmailDeliverDeps {
   subscribers: SubscriberStore;
@@ -78,8 +79,7 @@ export async function sendEmailAlert(deps: EmailDeliverDeps, data: JobCatalog['A
   if (outcome.kind === 'retry') {
     // Refused when another attempt took the record over meanwhile: that one owns what happens next.
     if (!(await deps.ledger.requeue(subscriberId, storyId, 'email', { jobId, attempt: claim.attempt }, outcome.reason, now, outcome.outcomeUnknown === true))) return 'taken over by another attempt';
-    // Stopped by this process' shutdown rather than by the server: the attempt does not count toward the job's attempts.
-    throw retryError(outcome.reason, { handedBack: outcome.unsent === true || outcome.outcomeUnknown === true });
+    throw retryError(outcome.reason, { handedBack: handedBackAtShutdown(outcome) });
   }
   if (outcome.kind === 'permanent') {
     await deps.ledger.finish(subscriberId, storyId, 'email', 'failed', now, { error: outcome.reason });
