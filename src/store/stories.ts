@@ -1,10 +1,11 @@
 import { hash } from 'node:crypto';
 import { chunksOf, defineScript, FIELDS_PER_CALL, isCluster, runCommands, type RedisClient } from './redis.ts';
 import type { Story, StorySource, ItemIdentity } from '../model.ts';
+import { createNearLog } from './near-log.ts';
 
 /**
  * Owns story records ({st:<id>}) with their sources, each feed's seen-item index ({f:<id>}), the cross-feed
- * link index ({l:<shard>}), the near-duplicate buckets ({b:<band>}), and the per-topic story log used by digests.
+ * link index ({l:<shard>}), the near-duplicate log ({nd}, see near-log.ts), and the per-topic story log used by digests.
  *
  * Indexes are hashes in time generations rather than one key per entry: one ingest of a whole feed costs a
  * few commands per index, not a few per item, and a generation expires as a whole (bounded memory, no sweeps).
@@ -34,23 +35,9 @@ const linkKey = (prefix: string, shard: number, gen: number) => `${prefix}:links
 const linkShard = (link: string) => link.charCodeAt(2) % LINK_SHARDS;
 /** A link shard's current and previous generation keys, the pair every link script takes. */
 const linkKeys = (prefix: string, shard: number, gen: number): [string, string] => [linkKey(prefix, shard, gen), linkKey(prefix, shard, gen - 1)];
-/** Near-duplicates are looked for among stories of today and yesterday (UTC): the same event, not the same topic. */
-const ND_GEN_MS = DAY_MS;
-const ND_GENS = 2;
-/**
- * One hash per day holds every LSH bucket (fields `<band>:<bucket>` from bandKeys, story ids) and every
- * registered story's signature (`s:<id>`). One hash, so one script can decide an item atomically: see NEAR.
- */
-const nearKey = (prefix: string, gen: number) => `${prefix}:neardup:{nd}:${gen}`;
-/** Stories remembered per near-duplicate bucket: plenty for one event, bounded for a common one. */
-const BUCKET_CAP = 16;
-/** Candidates compared per item at most (from all its buckets). */
-const MAX_CANDIDATES = 64;
-/** Items decided per call of the near-duplicate script: a call holds Redis about a millisecond (measured on real feeds). */
-const NEAR_CHUNK = 25;
-/** New stories written per call on a single Redis (see packedCalls): twice the near-duplicate chunk, as each is one story's few writes. */
-const CREATE_CHUNK = 2 * NEAR_CHUNK;
-/** In the last minutes of a UTC day the decision also reads tomorrow's hash: pollers' clocks differ. */
+/** New stories written per call on a single Redis (see packedCalls): a call holds Redis well under a millisecond. */
+const CREATE_CHUNK = 50;
+/** In the last minutes of a generation the claims also read the next one: pollers' clocks differ. */
 const NEAR_MIDNIGHT_MS = 5 * 60_000;
 /** Whether `now` is in the last NEAR_MIDNIGHT_MS of its generation (`genMs` long): the next one is read too. */
 const nearGenerationEnd = (now: number, genMs: number) => (Math.floor(now / genMs) + 1) * genMs - now <= NEAR_MIDNIGHT_MS;
@@ -199,145 +186,6 @@ end
 return cur`;
 
 /**
- * The cross-feed near-duplicate decision for a feed's new items, atomic on one hash per day (KEYS[1] today,
- * KEYS[2] yesterday, KEYS[3] tomorrow in the last minutes of the day, else today again), so that feeds carrying
- * one event and ingested at the same instant make one story: the item decided second sees the first, even when
- * their clocks put them on two sides of midnight. Per item, in order: its buckets' stories in the hashes read are
- * the candidates (at most ARGV[5]); the one with the most equal signature rows, at least ARGV[2] and from another
- * feed than ARGV[1], is the story it merges into. Else the item is registered: its id appended to today's
- * buckets (the newest ARGV[3] kept, each once) and its signature stored as `s:<id>`, "<rows> <feed>". An item
- * registered before (a re-run after a crash between this decision and the story's write) stays created.
- * ARGV[4] the TTL (ms); from ARGV[6], per item: its id, its signature (8 hex characters per row) and its
- * buckets separated by spaces (an argument each cost the client more than the item's other work). Answers one line per item: "c" (created) or "m <story id> <equal rows>".
- *
- * The items of one call are one feed's, and a story only joins another feed's: so every bucket and signature
- * the call needs is read up front (one HMGET per day for all items, one for all candidates' signatures) and
- * every registration written in one HSET, instead of a few Redis calls per item (the script alone, on the
- * ingest benchmark's items: 38-41 µs of Redis per item, against 41-49 µs when each item had its own calls).
- */
-const NEAR = `
-local feed, need, cap, maxc = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[5])
-local reads = {KEYS[1], KEYS[2]}
-if KEYS[3] ~= KEYS[1] then reads[3] = KEYS[3] end
--- The items, and every field they read: their buckets and their own registration, one HMGET per day for all.
-local items, fields = {}, {}
-for a = 6, #ARGV, 3 do
-  local it = {id = ARGV[a], sig = ARGV[a + 1], from = #fields + 1}
-  for b in string.gmatch(ARGV[a + 2], '%S+') do fields[#fields + 1] = b end
-  it.nb = #fields + 1 - it.from
-  fields[#fields + 1] = 's:' .. it.id
-  items[#items + 1] = it
-end
-local got = {}
-for h = 1, #reads do got[h] = redis.call('HMGET', reads[h], unpack(fields)) end
--- Candidates: the stories in each item's buckets (this feed's own items of this call are never one: a story
--- joins another feed's story only), and their signatures, one HMGET per day for all.
-local want, wantAt = {}, {}
-for _, it in ipairs(items) do
-  for h = 1, #reads do
-    if got[h][it.from + it.nb] then it.before = true end
-  end
-  if not it.before then
-    local seen, cands = {}, {}
-    for h = 1, #reads do
-      for f = it.from, it.from + it.nb - 1 do
-        -- Most buckets are empty (false): no pattern matching for them.
-        local v = got[h][f]
-        if v then
-          for c in string.gmatch(v, '%S+') do
-            if c ~= it.id and not seen[c] and #cands < maxc then
-              seen[c] = true
-              cands[#cands + 1] = c
-              if not wantAt[c] then
-                want[#want + 1] = 's:' .. c
-                wantAt[c] = #want
-              end
-            end
-          end
-        end
-      end
-    end
-    it.cands = cands
-  end
-end
-local recs = {}
-if #want > 0 then
-  for h = 1, #reads do recs[h] = redis.call('HMGET', reads[h], unpack(want)) end
-end
-local out, writes, pending = {}, {}, {}
-for _, it in ipairs(items) do
-  local best, bestEq = nil, -1
-  if not it.before and #it.cands > 0 then
-    local sig = it.sig
-    -- The item's rows, and each row's first character: most rows of a candidate differ there, which is told
-    -- without making a string.
-    local mine, first = {}, {}
-    for r = 1, #sig, 8 do
-      mine[r] = string.sub(sig, r, r + 7)
-      first[r] = string.byte(sig, r)
-    end
-    local allowed = #sig / 8 - need
-    for _, c in ipairs(it.cands) do
-      local k = wantAt[c]
-      local rec = recs[1][k] or recs[2][k] or (recs[3] and recs[3][k])
-      if rec and string.sub(rec, #sig + 2) ~= feed and string.byte(rec, #sig + 1) == 32 then
-        -- Rows compared until the threshold is out of reach: most candidates are far below it.
-        local eq, miss = 0, 0
-        for r = 1, #sig, 8 do
-          if string.byte(rec, r) == first[r] and string.sub(rec, r, r + 7) == mine[r] then
-            eq = eq + 1
-          else
-            miss = miss + 1
-            if miss > allowed then break end
-          end
-        end
-        if miss <= allowed and eq > bestEq then best, bestEq = c, eq end
-      end
-    end
-  end
-  if it.before then
-    -- Registered before (a re-run after a crash between this decision and the story's write): stays created.
-    out[#out + 1] = 'c'
-  elseif best then
-    out[#out + 1] = 'm ' .. best .. ' ' .. bestEq
-  else
-    -- Appended to today's buckets (the newest cap kept, each once), as they stand after this call's earlier items.
-    for f = it.from, it.from + it.nb - 1 do
-      local b = fields[f]
-      local v = pending[b]
-      if v == nil then
-        v = got[1][f]
-        writes[#writes + 1] = b
-      end
-      if v then
-        local list = {}
-        for x in string.gmatch(v, '%S+') do
-          if x ~= it.id then list[#list + 1] = x end
-        end
-        list[#list + 1] = it.id
-        pending[b] = table.concat(list, ' ', math.max(1, #list - cap + 1))
-      else
-        pending[b] = it.id
-      end
-    end
-    local s = 's:' .. it.id
-    writes[#writes + 1] = s
-    pending[s] = it.sig .. ' ' .. feed
-    out[#out + 1] = 'c'
-  end
-end
-if #writes > 0 then
-  local args = {}
-  for _, f in ipairs(writes) do
-    args[#args + 1] = f
-    args[#args + 1] = pending[f]
-  end
-  redis.call('HSET', KEYS[1], unpack(args))
-  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]))
-end
-return table.concat(out, '\\n')`;
-
-/**
  * A new guid on a known link is the same item when the publisher changed its guid scheme; a link that other
  * guids of the same document still carry names none of them (a feed linking every item to its home page). Such
  * a link, looked up for an item with a guid, is dropped from the item's keys (not an identity, not claimed, not
@@ -454,7 +302,7 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
   redis.defineCommand('heraldJoinStory', { numberOfKeys: 2, lua: JOIN_STORY });
   redis.defineCommand('heraldRepoint', { numberOfKeys: 2, lua: REPOINT });
   redis.defineCommand('heraldUpdateRecord', { numberOfKeys: 1, lua: UPDATE_RECORD });
-  redis.defineCommand('heraldNear', { numberOfKeys: 3, lua: NEAR });
+  const nearLog = createNearLog(redis, prefix);
   /**
    * Calls of a script that takes entries (PACKED_SCRIPTS): on a single Redis, as many entries per call as `limit`
    * (of their weight) allows, through the script's `<name>Packed` command, whose first argument is the number of
@@ -501,7 +349,7 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
       if (cands.length === 0) return [];
       const feedId = cands[0]!.feedId;
       const seenGen = Math.floor(opts.now / SEEN_GEN_MS);
-      // As for the near-duplicate day: another poller's clock may be past the rollover.
+      // Another poller's clock may be past the generation's rollover.
       const lateInGen = nearGenerationEnd(opts.now, SEEN_GEN_MS);
       // Items with a guid are looked up by guid and text first; their link is parsed only if that finds nothing.
       const fields = cands.map((c) => ({
@@ -632,31 +480,15 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
         }
       });
 
-      // Across feeds, near: an atomic decision per item for those no link claim merged (see NEAR), at most
-      // NEAR_CHUNK items per script call so that a huge first fetch never holds Redis for long.
+      // Across feeds, near: decided in this poller's replay of the near-duplicate log (see near-log.ts), for the
+      // items no link claim merged.
       const near = fresh.filter((i) => !target.has(i));
       if (near.length > 0) {
-        const ndGen = Math.floor(opts.now / ND_GEN_MS);
-        // Another poller's clock may already be past midnight: its items went to tomorrow's hash.
-        const lateInDay = nearGenerationEnd(opts.now, ND_GEN_MS);
-        const prints = near.map((i) => cands[i]!.fingerprint());
-        const rows = prints[0]!.signature.length / 8;
-        const calls: Cmd[] = [];
-        for (let from = 0; from < near.length; from += NEAR_CHUNK) {
-          const call: Cmd = [
-            'heraldNear', nearKey(prefix, ndGen), nearKey(prefix, ndGen - 1), nearKey(prefix, lateInDay ? ndGen + 1 : ndGen),
-            feedId, Math.ceil(opts.threshold * rows), BUCKET_CAP, ND_GENS * ND_GEN_MS, MAX_CANDIDATES,
-          ];
-          for (let k = from; k < Math.min(from + NEAR_CHUNK, near.length); k++) {
-            call.push(cands[near[k]!]!.id, prints[k]!.signature, prints[k]!.bands.join(' '));
-          }
-          calls.push(call);
-        }
-        const decided = ((await batch(calls)) as string[]).flatMap((reply) => reply.split('\n'));
+        const items = near.map((i) => ({ id: cands[i]!.id, ...cands[i]!.fingerprint() }));
+        const rows = items[0]!.signature.length / 8;
+        const decided = await nearLog.decide(feedId, opts.now, Math.ceil(opts.threshold * rows), items);
         decided.forEach((d, k) => {
-          if (!d.startsWith('m ')) return;
-          const [, id, equal] = d.split(' ');
-          target.set(near[k]!, { id: id!, similarity: Number(equal) / rows });
+          if (d.merged) target.set(near[k]!, { id: d.storyId, similarity: d.equalRows / rows });
         });
       }
 
