@@ -29,12 +29,15 @@ const DAY_MS = 86_400_000;
 const KEPT_DAYS = 3;
 /** The log is trimmed to this much of Redis' own time: a poller starting afresh replays it. */
 export const NEAR_LOG_RETENTION_MS = KEPT_DAYS * DAY_MS;
-/** Entries read per call at most: a poller far behind (just started) catches up in calls of bounded size. */
-const READ_LIMIT = 500;
+/**
+ * Entries read per call at most: a poller far behind (just started) catches up in calls of bounded size (an
+ * entry is one fetch's new items, typically a few KB).
+ */
+const READ_LIMIT = 200;
 /** Items per appended entry: one entry per call, as big as a large feed, small enough to copy cheaply. */
 export const ITEMS_PER_ENTRY = 200;
-/** Calls of one decision resent at most (a catch-up before the append, a reply this poller could not use). */
-const MAX_ATTEMPTS = 8;
+/** Rounds of one decision that apply no entry and decide nothing, at most, before it fails. */
+const MAX_STALLS = 4;
 
 export const nearLogKey = (prefix: string) => `${prefix}:neardup:{nd}:log`;
 
@@ -114,8 +117,8 @@ const LINKS = 16;
  * same order give the same decisions in every poller.
  *
  * Typed arrays rather than a Map of bucket names to lists of ids: a million-entry Map cost about 2.5 KB of heap
- * per item and most of an item's decision time in hashing, growing and collecting it; this costs about 450
- * bytes per item kept. Bucket names are kept as 32-bit hashes: two names with one hash share a chain, which
+ * per item and most of an item's decision time in hashing, growing and collecting it; this costs about 700
+ * bytes per item kept (measured over 100,000 items), most of it the bucket table. Bucket names are kept as 32-bit hashes: two names with one hash share a chain, which
  * only adds a candidate to compare (the decision still needs the rows to be equal).
  */
 export class NearIndex {
@@ -385,8 +388,9 @@ export function createNearLog(redis: RedisClient, prefix: string) {
       for (let from = 0; from < items.length; from += ITEMS_PER_ENTRY) {
         parts.push({ entry: { feedId, now, need, items: items.slice(from, from + ITEMS_PER_ENTRY) }, result: null });
       }
-      for (let attempt = 1; parts.some((p) => !p.result); attempt++) {
-        if (attempt > MAX_ATTEMPTS) throw new Error(`near-duplicate log: no decision after ${MAX_ATTEMPTS} attempts`);
+      // A round that only catches up (READ_LIMIT entries and no append) is progress, however many it takes.
+      for (let stalls = 0; parts.some((p) => !p.result); ) {
+        const before = applied;
         const todo = parts.filter((p) => !p.result);
         const sent = todo.map((p) => {
           const owner = `${token} ${++seq}`;
@@ -411,6 +415,9 @@ export function createNearLog(redis: RedisClient, prefix: string) {
           if (applyReply(flat)) s.p.result = s.mine.decisions;
         });
         for (const s of sent) if (!s.mine.decisions) pending.delete(s.owner);
+        if (applied === before && todo.every((p) => !p.result) && ++stalls >= MAX_STALLS) {
+          throw new Error(`near-duplicate log: no decision after ${MAX_STALLS} rounds without progress`);
+        }
       }
       return parts.flatMap((p) => p.result!);
     },
