@@ -140,7 +140,6 @@ export class NearIndex {
   private used = 0;
   /** The decision's bucket slots in the table, found once for its look-up and its registration. */
   private slots = new Int32Array(LINKS);
-  private hashes = new Int32Array(LINKS);
   /** Each item id's first entry in the log: an item appended again (a re-run after a crash) repeats its decision. */
   private first = new Map<string, number>();
   /** Per item, the decision that last looked at it (a candidate compared once per decision). */
@@ -176,8 +175,15 @@ export class NearIndex {
     // Room for this item's buckets first: the slots found below stay valid.
     if (2 * (this.used + LINKS) > this.table.length / 2) this.rehash(this.table.length);
     for (let b = 0; b < bands; b++) {
-      this.hashes[b] = bucketHash(it.bands[b]!);
-      this.slots[b] = this.find(this.hashes[b]!);
+      const h = bucketHash(it.bands[b]!);
+      const at = this.find(h);
+      // Claimed now (an empty chain), not when linked: another of this item's buckets, new too, would otherwise
+      // find the same empty slot and share the first one's chain.
+      if (this.table[at] === 0) {
+        this.table[at] = h;
+        this.used++;
+      }
+      this.slots[b] = at;
     }
     const allowed = ROWS - need;
     const mark = ++this.decisions;
@@ -206,7 +212,7 @@ export class NearIndex {
       this.merged.set(n, { storyId, equalRows: bestEq });
       return { merged: true, storyId, equalRows: bestEq };
     }
-    for (let b = 0; b < bands; b++) this.link(n, b, this.slots[b]!, this.hashes[b]!);
+    for (let b = 0; b < bands; b++) this.link(n, b, this.slots[b]!);
     return { merged: false };
   }
 
@@ -231,12 +237,8 @@ export class NearIndex {
     return 2 * i;
   }
 
-  /** Item n's band into the bucket at table slot `at` (hash h), as its newest item. */
-  private link(n: number, band: number, at: number, h: number) {
-    if (this.table[at] === 0) {
-      this.table[at] = h;
-      this.used++;
-    }
+  /** Item n's band into the bucket at table slot `at` (claimed), as its newest item. */
+  private link(n: number, band: number, at: number) {
     this.next[n * LINKS + band] = this.table[at + 1]! - 1;
     this.table[at + 1] = n * LINKS + band + 1;
   }
@@ -304,7 +306,13 @@ export class NearIndex {
     for (let m = 0; m < live; m++) {
       for (let b = 0; b < LINKS; b++) {
         const h = bandHash.get((m + k) * LINKS + b);
-        if (h !== undefined) this.link(m, b, this.find(h), h);
+        if (h === undefined) continue;
+        const at = this.find(h);
+        if (this.table[at] === 0) {
+          this.table[at] = h;
+          this.used++;
+        }
+        this.link(m, b, at);
       }
     }
   }
