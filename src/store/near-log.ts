@@ -334,6 +334,10 @@ export function createNearLog(redis: RedisClient, prefix: string) {
   let seq = 0;
   /** Counts restarts: a reply to a call sent before one is not applied. */
   let epoch = 0;
+  /** Whether this poller has read the log to its end since it started (or restarted, or fell behind). */
+  let synced = false;
+  /** The catch-up under way: concurrent decisions wait for one reading of the log, not one each. */
+  let catchingUp: Promise<void> | null = null;
   /** This poller's appended entries not yet applied, by owner. */
   const pending = new Map<string, Pending>();
 
@@ -354,6 +358,7 @@ export function createNearLog(redis: RedisClient, prefix: string) {
     applied = '0-0';
     token = randomBytes(6).toString('base64url');
     epoch++;
+    synced = false;
   };
 
   /** Applies a reply's entries in order (those past `applied`); false when one could not be (see restart). */
@@ -385,6 +390,17 @@ export function createNearLog(redis: RedisClient, prefix: string) {
     return true;
   };
 
+  /** Reads the log from `applied` to its end, READ_LIMIT entries per call, applying them. */
+  const catchUp = async () => {
+    for (;;) {
+      const [entries] = (await runCommands(redis, [['xrange', key, `(${applied}`, '+', 'COUNT', READ_LIMIT]])) as [[string, string[]][]];
+      // Fields in the order the script appends them: o (owner), d (items).
+      applyReply(entries.flatMap(([id, f]) => [id, f[1]!, f[3]!]));
+      if (entries.length < READ_LIMIT) break;
+    }
+    synced = true;
+  };
+
   return {
     /**
      * Appends a feed's new items and decides each: registered, or merged into another feed's story. Items of one
@@ -395,8 +411,14 @@ export function createNearLog(redis: RedisClient, prefix: string) {
       for (let from = 0; from < items.length; from += ITEMS_PER_ENTRY) {
         parts.push({ entry: { feedId, now, need, items: items.slice(from, from + ITEMS_PER_ENTRY) }, result: null });
       }
-      // A round that only catches up (READ_LIMIT entries and no append) is progress, however many it takes.
+      // A poller that starts, restarts or falls behind first reads the log to its end (catchUp), once for all
+      // its concurrent decisions; a round that still only catches up is progress, however many it takes.
       for (let stalls = 0; parts.some((p) => !p.result); ) {
+        while (!synced) {
+          await (catchingUp ??= catchUp().finally(() => {
+            catchingUp = null;
+          }));
+        }
         const before = applied;
         const todo = parts.filter((p) => !p.result);
         const sent = todo.map((p) => {
@@ -418,8 +440,10 @@ export function createNearLog(redis: RedisClient, prefix: string) {
         sent.forEach((s, k) => {
           // Sent before a restart: its reply continues a log this poller no longer holds.
           if (s.epoch !== epoch) return;
-          const [, flat] = replies[k] as [string, string[]];
+          const [appended, flat] = replies[k] as [string, string[]];
           if (applyReply(flat)) s.p.result = s.mine.decisions;
+          // More entries were pending than one call reads (this poller was idle while others appended).
+          if (appended === '') synced = false;
         });
         for (const s of sent) if (!s.mine.decisions) pending.delete(s.owner);
         if (applied === before && todo.every((p) => !p.result) && ++stalls >= MAX_STALLS) {

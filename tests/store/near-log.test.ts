@@ -38,14 +38,19 @@ const mergedInto = (storyId: string, equal: number): NearDecision => ({ merged: 
 /** A key prefix of each test's own, under the file's (deleted with it): each test has a log of its own. */
 const sub = (name: string) => `${prefix}:${name}`;
 
-/** Counts the heraldNear calls a client sends (in the pipelines runCommands sends on a single Redis). */
-function countingNearCalls(real: RedisClient): { client: RedisClient; calls: () => number } {
+/**
+ * Counts the calls on the near-duplicate log a client sends (in the pipelines runCommands sends on a single
+ * Redis): appends (heraldNear) and catch-up reads (xrange).
+ */
+function countingNearCalls(real: RedisClient): { client: RedisClient; calls: () => number; reads: () => number } {
   let calls = 0;
+  let reads = 0;
   const client = new Proxy(real, {
     get(target, prop) {
       if (prop === 'pipeline') {
         return (cmds?: unknown[][]) => {
           calls += (cmds ?? []).filter((c) => c[0] === 'heraldNear').length;
+          reads += (cmds ?? []).filter((c) => c[0] === 'xrange').length;
           return target.pipeline(cmds as never);
         };
       }
@@ -53,7 +58,7 @@ function countingNearCalls(real: RedisClient): { client: RedisClient; calls: () 
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
     },
   });
-  return { client, calls: () => calls };
+  return { client, calls: () => calls, reads: () => reads };
 }
 
 /**
@@ -193,7 +198,7 @@ describe('a poller that starts late', () => {
     }
     expect(await redis.xlen(nearLogKey(p))).toBe(1200);
 
-    const { client, calls } = countingNearCalls(otherRedis);
+    const { client, calls, reads } = countingNearCalls(otherRedis);
     const late = createNearLog(client, p);
     const picks = [3, 700, 1190];
     const copies = picks.map((i) => rows(sigs[i]!, 22));
@@ -203,8 +208,9 @@ describe('a poller that starts late', () => {
       item('late-new', fresh, bucketsFor('late-new', 'nothing-else')),
     ]);
     expect(out).toEqual([...picks.map((i) => mergedInto(`item-${i}`, 22)), registered]);
-    // It read the log in several bounded calls and appended once: one entry more in the log, every item indexed.
-    expect(calls()).toBeGreaterThanOrEqual(3);
+    // It read the log in bounded calls (200 entries each, the last one short) and appended once: one entry more
+    // in the log, every item indexed.
+    expect([reads(), calls()]).toEqual([7, 1]);
     expect(await redis.xlen(nearLogKey(p))).toBe(1201);
     expect(late.indexed).toBe(1204);
     // The writer sees the late poller's entry the same way: the new item is registered, the copies merged.
@@ -223,12 +229,27 @@ describe('a poller that starts late', () => {
       await Promise.all(Array.from({ length: Math.min(100, 4100 - i) }, (_, k) => writer.decide('src', T0, NEED, [item(`long-${i + k}`, rows(null), bucketsFor(`long-${i + k}`, 'x'))])));
     }
     expect(await redis.xlen(nearLogKey(p))).toBe(4100);
-    const { client, calls } = countingNearCalls(otherRedis);
+    const { client, calls, reads } = countingNearCalls(otherRedis);
     const late = createNearLog(client, p);
     expect(await late.decide('late', T0, NEED, [item('late-0', first, bucketsFor('late-0', 'long0'))])).toEqual([mergedInto('long-0', 32)]);
-    expect(calls()).toBeGreaterThan(8);
+    expect([reads(), calls()]).toEqual([21, 1]);
     expect(late.indexed).toBe(4101);
   }, 60_000);
+
+  it('sixteen feeds decided at once by a poller that just started read the log once between them, not once each', async () => {
+    const p = sub('shared-catch-up');
+    const writer = createNearLog(redis, p);
+    const sigs = Array.from({ length: 1000 }, () => rows(null));
+    for (let i = 0; i < 1000; i += 100) {
+      await Promise.all(sigs.slice(i, i + 100).map((sig, k) => writer.decide(`w${(i + k) % 5}`, T0, NEED, [item(`w-${i + k}`, sig, bucketsFor(`w-${i + k}`, `w${i + k}`))])));
+    }
+    const { client, calls, reads } = countingNearCalls(otherRedis);
+    const late = createNearLog(client, p);
+    const out = await Promise.all(Array.from({ length: 16 }, (_, f) => late.decide(`late${f}`, T0, NEED, [item(`late-${f}`, sigs[f * 60]!, bucketsFor(`late-${f}`, `w${f * 60}`))])));
+    expect(out).toEqual(Array.from({ length: 16 }, (_, f) => [mergedInto(`w-${f * 60}`, 32)]));
+    // 1,000 entries read in 6 calls (the sixth finds the end), then one append per feed.
+    expect([reads(), calls()]).toEqual([6, 16]);
+  });
 });
 
 describe('a lost reply', () => {
