@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import webpush from 'web-push';
 import type { FeedConfig, Topic } from '../../src/config/catalog.ts';
 import { loadConfig } from '../../src/config/load.ts';
@@ -46,6 +46,8 @@ export async function startTestHerald(opts: {
   /** Origin of the local push service (https://127.0.0.1:<port>), added to the accepted push services. */
   pushOrigin?: string;
   env?: Record<string, string>;
+  /** The logger Herald writes to (tests that read its log lines pass one on an in-memory stream); else silent, or TEST_LOG_LEVEL. */
+  log?: Logger;
 }): Promise<TestHerald> {
   const prefix = uniquePrefix(opts.name);
   const port = await freePort();
@@ -75,7 +77,7 @@ export async function startTestHerald(opts: {
     config,
     redisUrl: TEST_REDIS_URL,
     secrets: { vapid: { publicKey: vapid.publicKey, privateKey: vapid.privateKey, subject: config.vapidSubject }, signingKey: config.signingKey!, adminToken: 'test-admin-token-0123456789abcdef' },
-    log: pino({ level: config.logLevel }),
+    log: opts.log ?? pino({ level: config.logLevel }),
     clock: opts.clock,
     feeds: opts.feeds ?? [],
     ...(opts.topics ? { topics: opts.topics } : {}),
