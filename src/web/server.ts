@@ -22,10 +22,30 @@ export { TOKEN_COOKIE, type WebDeps } from './context.ts';
 export const BODY_LIMIT_BYTES = 16 * 1024;
 const publicDir = fileURLToPath(new URL('./public/', import.meta.url));
 
+/**
+ * Query parameters whose values are credentials: a sign-in link's token (`t`, also an unsubscribe link's topic,
+ * which costs nothing to hide), the signatures and address tags of unsubscribe and digest links, and a WebSub
+ * callback's token. Whoever reads the logs must not be able to sign in as a reader or forge a hub's request.
+ */
+const SECRET_PARAMS = /([?&](?:t|token|sig|a)=)[^&#]*/g;
+
+/** A request URL as the request log shows it: every credential in its query replaced. */
+export const loggedUrl = (url: string): string => url.replace(SECRET_PARAMS, '$1[redacted]');
+
+/** Fastify's own request serializer, with the URL's credentials redacted. */
+const serializeRequest = (req: { method: string; url: string; host?: string; ip?: string; socket?: { remotePort?: number } }) => ({
+  method: req.method,
+  url: loggedUrl(req.url),
+  host: req.host,
+  remoteAddress: req.ip,
+  remotePort: req.socket?.remotePort,
+});
+
 /** The web app: plugins first, then one route plugin per concern (each in src/web/routes/). */
 export function buildWebApp(deps: WebDeps): FastifyInstance {
+  const log = deps.log.child({ role: 'web' }, { serializers: { req: serializeRequest } });
   // Settings bodies are a few KB; 16 KB leaves room for a full topic list and refuses anything abusive with 413.
-  const app = Fastify({ loggerInstance: deps.log.child({ role: 'web' }) as FastifyBaseLogger, bodyLimit: BODY_LIMIT_BYTES, trustProxy: deps.trustProxy });
+  const app = Fastify({ loggerInstance: log as FastifyBaseLogger, bodyLimit: BODY_LIMIT_BYTES, trustProxy: deps.trustProxy });
 
   app.register(fastifyCookie);
   app.register(fastifyFormbody);

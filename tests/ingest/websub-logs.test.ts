@@ -173,4 +173,18 @@ describe('WebSub callback log lines: each situation logs its own line once, at i
     expect(warnings(mark)).toHaveLength(1);
     expect((await t.herald.stores.feeds.state('pushed')).websub).toMatchObject({ status: 'denied', reason: 'publisher revoked it' });
   });
+
+  it('no request line carries a credential: the callback tokens the hubs were given, a sign-in link\'s token, a digest link\'s signature', async () => {
+    const tokens = [hub, laxHub].map((h) => new URL(h.subscriptions[0]!.callback).searchParams.get('token'));
+    expect(tokens.every((x) => typeof x === 'string' && x.length >= 16)).toBe(true);
+    const signIn = 'A'.repeat(21) + 'b'.repeat(22);
+    const mark = lines.length;
+    await fetch(`${t.baseUrl}/confirm-email?t=${signIn}`);
+    await fetch(`${t.baseUrl}/digest?s=reader&d=2027-01-13&sig=digestSignature0123456789`);
+    const logged = lines.map((l) => JSON.stringify(l)).join('\n');
+    for (const secret of [...tokens, signIn, 'digestSignature0123456789']) expect(logged).not.toContain(secret!);
+    // The requests are still logged, with the parameters named.
+    const urls = lines.slice(mark).map((l) => (l.req as { url?: string } | undefined)?.url).filter(Boolean);
+    expect(urls).toEqual(['/confirm-email?t=[redacted]', '/digest?s=reader&d=2027-01-13&sig=[redacted]']);
+  });
 });

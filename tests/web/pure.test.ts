@@ -8,6 +8,21 @@ import { mergeFollows, muteFollow, raiseThreshold, resetTuning } from '../../src
 import { mergeInbox } from '../../src/web/inbox-view.ts';
 import type { Follow } from '../../src/model.ts';
 import { isAllowedPushEndpoint } from '../../src/web/push-endpoint.ts';
+import { loggedUrl } from '../../src/web/server.ts';
+
+describe('loggedUrl: the request log shows no credential of a URL', () => {
+  it.each([
+    ['/confirm-email?t=AAAAAAAAAAAAAAAAAAAAAbbbbbbbbbbbbbbbbbbbbbb', '/confirm-email?t=[redacted]'],
+    ['/unsubscribe?s=sub1&t=japan&a=tag123&sig=abc', '/unsubscribe?s=sub1&t=[redacted]&a=[redacted]&sig=[redacted]'],
+    ['/digest?s=sub1&d=2027-01-13&sig=xyz', '/digest?s=sub1&d=2027-01-13&sig=[redacted]'],
+    ['/websub/feed%201?token=secret&hub.mode=subscribe&hub.challenge=c', '/websub/feed%201?token=[redacted]&hub.mode=subscribe&hub.challenge=c'],
+    ['/api/stories?at=1&st=2&token2=3', '/api/stories?at=1&st=2&token2=3'],
+    ['/manage#t=abc', '/manage#t=abc'],
+    ['/plain', '/plain'],
+  ])('%s', (url, logged) => {
+    expect(loggedUrl(url)).toBe(logged);
+  });
+});
 
 describe('isAllowedPushEndpoint', () => {
   const services = ['https://fcm.googleapis.com', 'https://*.notify.windows.com', 'https://127.0.0.1:4433'];
