@@ -88,7 +88,11 @@ export interface NearEntry {
 /** Per item: registered as a story of its own, or merged into another feed's story with that many equal rows. */
 export type NearDecision = { merged: false } | { merged: true; storyId: string; equalRows: number };
 
-/** Entry text: feed, clock and rows needed on lines of their own, then one line per item: id, signature, buckets. */
+/**
+ * Entry text: feed, clock and rows needed on lines of their own, then one line per item: id, signature, buckets,
+ * separated by spaces. Feed ids (lower-case letters, digits and "-"), story ids (hex) and bucket names hold
+ * neither.
+ */
 export const encodeEntry = (e: NearEntry): string =>
   `${e.feedId}\n${e.now}\n${e.need}${e.items.map((it) => `\n${it.id} ${it.signature}${it.bands.length > 0 ? ` ${it.bands.join(' ')}` : ''}`).join('')}`;
 
