@@ -167,7 +167,10 @@ export class NearIndex {
 
   private decide(it: NearItem, feedId: string, day: number, need: number): NearDecision {
     const known = this.first.get(it.id);
-    if (known !== undefined) return this.merged.get(known) ? { merged: true, ...this.merged.get(known)! } : { merged: false };
+    if (known !== undefined) {
+      const merged = this.merged.get(known);
+      return merged ? { merged: true, ...merged } : { merged: false };
+    }
     const n = this.ids.length;
     this.reserve(n + 1);
     this.ids.push(it.id);

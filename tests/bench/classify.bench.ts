@@ -1,5 +1,6 @@
 import { analyzeStory, compileTopic, explainStory, explainStoryLinear, TopicIndex, type CompiledTopic, type StoryText } from '../../src/classify/match.ts';
 import { ratio, type Benchmark, type BenchResult } from './types.ts';
+import { seededRandom } from '../helpers/random.ts';
 
 /**
  * Classification cost per story against 100 to 100,000 topics: the inverted index beside a linear scan
@@ -11,17 +12,6 @@ import { ratio, type Benchmark, type BenchResult } from './types.ts';
  * Stories are 40 to 70 words: ordinary English plus a few of those names, with the same skew.
  */
 
-/** Deterministic PRNG (mulberry32), so every run measures the same topics and stories. */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SYLLABLES = ['ka', 'ri', 'to', 'man', 'sha', 'de', 'lo', 'vin', 'ta', 'ne', 'ro', 'sun', 'pa', 'mi', 'gor', 'el', 'an', 'zu', 'bek', 'ha', 'ya', 'dor', 'li', 'vo'];
 const ENGLISH = `the a of in on to and for with after over says said will new government minister market shares rise fall talks
@@ -124,7 +114,7 @@ const bench: Benchmark = {
   name: 'classify',
   async run(ctx) {
     const sizes = ctx.quick ? [100, 1_000, 10_000] : [100, 1_000, 10_000, 100_000];
-    const random = rng(20270115);
+    const random = seededRandom(20270115);
     const vocab = buildVocabulary(200_000, random);
     const pick = zipf(vocab.length, ZIPF_S, random);
     const stories = makeStories(ctx.quick ? 200 : 1000, vocab, pick, random);

@@ -2,6 +2,23 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
+/**
+ * An Atom feed that advertises `hub` and its own URL `self`, as a publisher's feed does for WebSub, named by `name`
+ * (its title "<name> feed", id urn:<name> and entry links on <name>.example.test, lower-cased).
+ */
+export const hubAtom = (name: string, hub: string, self: string, entries: { id: string; title: string }[]) => {
+  const slug = name.toLowerCase();
+  return `<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom">
+  <title>${name} feed</title>
+  <link rel="hub" href="${hub}"/>
+  <link rel="self" href="${self}"/>
+  <id>urn:${slug}</id>
+  <updated>2027-01-13T10:00:00Z</updated>
+  ${entries.map((e) => `<entry><id>${e.id}</id><title>${e.title}</title><link href="https://${slug}.example.test/${e.id}"/><updated>2027-01-13T09:00:00Z</updated></entry>`).join('\n')}
+</feed>`;
+};
+
 export interface HubSubscription {
   topic: string;
   callback: string;

@@ -1,10 +1,10 @@
-// The cross-feed near-duplicate decision in Redis, through the story store's own ingest. Candidates are
+// The cross-feed near-duplicate decision, through the story store's own ingest. Candidates are
 // built by hand: each test picks the signature rows and the LSH buckets of every item, so it decides which
 // earlier stories an item can find and how alike they are.
 import { describe, expect, it } from 'vitest';
 import { bandKeys, encodeSignature, estimateSimilarity, minhashSignature, NEAR_DUPLICATE_THRESHOLD } from '../../src/ingest/near-duplicate.ts';
-import type { Story } from '../../src/model.ts';
 import { createStoryStore, type IngestCandidate, type IngestOutcome } from '../../src/store/stories.ts';
+import { handBuiltCandidate } from '../helpers/ingest-candidates.ts';
 import { isolatedRedis } from '../helpers/isolated-redis.ts';
 
 const { redis, prefix } = isolatedRedis('nd-buckets');
@@ -20,18 +20,8 @@ function rows(like: number[] | null, equal = 32): number[] {
 /** 16 buckets: `shared` for the first `sharedBands` bands, buckets of the item's own elsewhere. */
 const bucketsFor = (id: string, shared: string, sharedBands = 1) => Array.from({ length: 16 }, (_, b) => (b < sharedBands ? `${b}:${shared}` : `${b}:own-${id}`));
 
-function candidate(feedId: string, n: string, sig: number[], buckets: (id: string) => string[]): IngestCandidate {
-  const id = `${feedId}-${n}`;
-  const story: Story = {
-    id, feedId, guid: `g-${id}`, url: `https://${feedId}.example.test/${n}`, title: `Story ${id}`, summary: `Text of ${id}`,
-    categories: [], publishedAt: now, firstSeenAt: now,
-  };
-  return {
-    id, feedId, guid: story.guid, url: story.url, canonicalUrl: null, contentHash: `h-${id}`,
-    story: () => story,
-    fingerprint: () => ({ signature: encodeSignature(Uint32Array.from(sig)), bands: buckets(id) }),
-  };
-}
+const candidate = (feedId: string, n: string, sig: number[], buckets: (id: string) => string[]): IngestCandidate =>
+  handBuiltCandidate(feedId, n, sig, buckets(`${feedId}-${n}`), now);
 
 const ingest = async (c: IngestCandidate, at = now): Promise<IngestOutcome> => (await stories.ingestBatch([c], { threshold: 0.5, now: at }))[0]!;
 

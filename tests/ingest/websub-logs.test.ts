@@ -4,7 +4,7 @@ import { storyIdFor } from '../../src/ingest/normalize.ts';
 import { manualClock } from '../helpers/clock.ts';
 import { startFixtureServer, type FixtureServer } from '../helpers/http-fixtures.ts';
 import { startTestHerald, type TestHerald } from '../helpers/herald.ts';
-import { startLocalHub } from './local-hub.ts';
+import { hubAtom, startLocalHub } from './local-hub.ts';
 
 /**
  * The WebSub callback's log lines operators alert on (src/ingest/routes.ts). Every one is written by the request
@@ -25,15 +25,7 @@ const WARN = 40;
 
 type LogLine = { level: number; msg: string; [field: string]: unknown };
 
-const atom = (hub: string, self: string, entries: { id: string; title: string }[]) => `<?xml version="1.0" encoding="utf-8"?>
-<feed xmlns="http://www.w3.org/2005/Atom">
-  <title>Logged feed</title>
-  <link rel="hub" href="${hub}"/>
-  <link rel="self" href="${self}"/>
-  <id>urn:logged</id>
-  <updated>2027-01-13T10:00:00Z</updated>
-  ${entries.map((e) => `<entry><id>${e.id}</id><title>${e.title}</title><link href="https://logged.example.test/${e.id}"/><updated>2027-01-13T09:00:00Z</updated></entry>`).join('\n')}
-</feed>`;
+const atom = (hub: string, self: string, entries: { id: string; title: string }[]) => hubAtom('Logged', hub, self, entries);
 
 describe('WebSub callback log lines: each situation logs its own line once, at its level, with its fields', () => {
   const clock = manualClock('2027-01-13T10:00:00Z');

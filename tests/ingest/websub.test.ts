@@ -5,17 +5,9 @@ import { needsSubscription, verifySignature } from '../../src/ingest/websub.ts';
 import { manualClock } from '../helpers/clock.ts';
 import { startFixtureServer, type FixtureServer } from '../helpers/http-fixtures.ts';
 import { startTestHerald, type TestHerald } from '../helpers/herald.ts';
-import { startLocalHub } from './local-hub.ts';
+import { hubAtom, startLocalHub } from './local-hub.ts';
 
-const atom = (hub: string, self: string, entries: { id: string; title: string }[]) => `<?xml version="1.0" encoding="utf-8"?>
-<feed xmlns="http://www.w3.org/2005/Atom">
-  <title>Pushed feed</title>
-  <link rel="hub" href="${hub}"/>
-  <link rel="self" href="${self}"/>
-  <id>urn:pushed</id>
-  <updated>2027-01-13T10:00:00Z</updated>
-  ${entries.map((e) => `<entry><id>${e.id}</id><title>${e.title}</title><link href="https://pushed.example.test/${e.id}"/><updated>2027-01-13T09:00:00Z</updated></entry>`).join('\n')}
-</feed>`;
+const atom = (hub: string, self: string, entries: { id: string; title: string }[]) => hubAtom('Pushed', hub, self, entries);
 
 describe('WebSub: subscribe, verify intent, take signed pushes, renew the lease', () => {
   const clock = manualClock('2027-01-13T10:00:00Z');

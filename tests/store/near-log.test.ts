@@ -5,11 +5,12 @@
 // days it drops) as a plain model of them says it should.
 import { afterAll, describe, expect, it } from 'vitest';
 import { bandKeys, encodeSignature, minhashSignature } from '../../src/ingest/near-duplicate.ts';
-import type { Story } from '../../src/model.ts';
 import { createNearLog, decodeEntry, encodeEntry, NearIndex, nearLogKey, type NearDecision, type NearEntry, type NearItem } from '../../src/store/near-log.ts';
 import { createRedis, type RedisClient } from '../../src/store/redis.ts';
-import { createStoryStore, type IngestCandidate } from '../../src/store/stories.ts';
+import { createStoryStore } from '../../src/store/stories.ts';
+import { handBuiltCandidate } from '../helpers/ingest-candidates.ts';
 import { isolatedRedis } from '../helpers/isolated-redis.ts';
+import { seededRandom } from '../helpers/random.ts';
 import { TEST_REDIS_URL } from '../helpers/redis.ts';
 
 const { redis, prefix } = isolatedRedis('near-log');
@@ -155,18 +156,7 @@ describe('two pollers on one log', () => {
   it('two story stores (two pollers) ingesting one event from four feeds at once create one story with four sources, every round', async () => {
     const p = sub('two-stores');
     const stores = [createStoryStore(redis, p), createStoryStore(otherRedis, p)];
-    const candidate = (feedId: string, n: string, sig: number[], bands: string[]): IngestCandidate => {
-      const id = `${feedId}-${n}`;
-      const story: Story = {
-        id, feedId, guid: `g-${id}`, url: `https://${feedId}.example.test/${n}`, title: `Story ${id}`, summary: `Text of ${id}`,
-        categories: [], publishedAt: T0, firstSeenAt: T0,
-      };
-      return {
-        id, feedId, guid: story.guid, url: story.url, canonicalUrl: null, contentHash: `h-${id}`,
-        story: () => story,
-        fingerprint: () => ({ signature: encodeSignature(Uint32Array.from(sig)), bands }),
-      };
-    };
+    const candidate = (feedId: string, n: string, sig: number[], bands: string[]) => handBuiltCandidate(feedId, n, sig, bands, T0);
     const feeds = ['wire', 'radio', 'paper', 'portal'];
     for (let r = 0; r < 10; r++) {
       const base = rows(null);
@@ -300,17 +290,6 @@ describe('a lost reply', () => {
   });
 });
 
-/** A seeded random number generator (mulberry32): the randomized entries are the same on every run. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Randomized entries: six feeds, several items per entry, over about two weeks with clocks a day (rarely two)
@@ -319,7 +298,7 @@ function random(seed: number): () => number {
  * signature.
  */
 function randomEntries(seed: number, count: number): NearEntry[] {
-  const rnd = random(seed);
+  const rnd = seededRandom(seed);
   const int = (n: number) => Math.floor(rnd() * n);
   const feeds = ['f0', 'f1', 'f2', 'f3', 'f4', 'f5'];
   let day = Math.floor(T0 / DAY);
