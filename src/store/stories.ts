@@ -145,8 +145,8 @@ for k = 1, #KEYS, 3 do
     local owner = redis.call('HGET', prev, ARGV[i])
     if not owner and nxt ~= cur then owner = redis.call('HGET', nxt, ARGV[i]) end
     if not owner then
-      redis.call('HSETNX', cur, ARGV[i], ARGV[i + 1])
-      owner = redis.call('HGET', cur, ARGV[i])
+      -- A new link (the usual case) is claimed in one call: HSETNX says whether this caller's owner stands.
+      if redis.call('HSETNX', cur, ARGV[i], ARGV[i + 1]) == 1 then owner = ARGV[i + 1] else owner = redis.call('HGET', cur, ARGV[i]) end
     end
     out[#out + 1] = owner
   end

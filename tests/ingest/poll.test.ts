@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { UnrecoverableError } from 'bullmq';
 import Fastify from 'fastify';
 import { ingestRoutes } from '../../src/ingest/routes.ts';
-import type { RedisClient } from '../../src/store/redis.ts';
+import { BATCH_HOOK, type BatchHook, type Command, type RedisClient } from '../../src/store/redis.ts';
 import pino from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { describeFeedHealth } from '../../src/ingest/health.ts';
@@ -520,22 +520,21 @@ describe('ingestFeed', () => {
   });
 
   /** A story store whose batches matching `when` wait, once `held` says so, until `open()` is called. */
-  const gatedStories = (when: (cmds: [string, ...unknown[]][]) => boolean) => {
+  const gatedStories = (when: (cmds: Command[]) => boolean) => {
     let open = () => undefined as void;
     const gate = new Promise<void>((r) => (open = r));
     let onHeld = () => undefined as void;
     const held = new Promise<void>((r) => (onHeld = r));
     const gated = new Proxy(redis, {
       get(target, prop) {
-        if (prop === 'pipeline') {
-          return (cmds: [string, ...unknown[]][]) => {
-            const pipe = target.pipeline(cmds as never);
+        if (prop === BATCH_HOOK) {
+          return (async (cmds, send) => {
             if (when(cmds)) {
-              const exec = pipe.exec.bind(pipe);
-              pipe.exec = (async () => (onHeld(), await gate, exec())) as typeof pipe.exec;
+              onHeld();
+              await gate;
             }
-            return pipe;
-          };
+            return send(cmds);
+          }) satisfies BatchHook;
         }
         const v = Reflect.get(target, prop) as unknown;
         return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
@@ -555,7 +554,7 @@ describe('ingestFeed', () => {
     return (await deps.stories.get(ids[0]!))?.sources?.map((s) => s.feedId).sort();
   };
 
-  // The store's batches are held through ioredis pipelines, which a cluster client does not use.
+  // The store's batches are held through runCommands' batch hook, which a cluster client does not use.
   it.skipIf(onCluster)('an item that joins by link the item of another feed while that one is being merged as a near-duplicate ends on the same story', async () => {
     // The paper's item claims its link, then waits (its near-duplicate decision not yet made) while the
     // aggregator's item, with the same link and no shared text, joins it by that link; then the paper's item is

@@ -6,7 +6,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { bandKeys, encodeSignature, minhashSignature } from '../../src/ingest/near-duplicate.ts';
 import { createNearLog, decodeEntry, encodeEntry, NearIndex, nearLogKey, type NearDecision, type NearEntry, type NearItem } from '../../src/store/near-log.ts';
-import { createRedis, type RedisClient } from '../../src/store/redis.ts';
+import { BATCH_HOOK, createRedis, type BatchHook, type RedisClient } from '../../src/store/redis.ts';
 import { createStoryStore } from '../../src/store/stories.ts';
 import { handBuiltCandidate } from '../helpers/ingest-candidates.ts';
 import { isolatedRedis } from '../helpers/isolated-redis.ts';
@@ -40,7 +40,7 @@ const mergedInto = (storyId: string, equal: number): NearDecision => ({ merged: 
 const sub = (name: string) => `${prefix}:${name}`;
 
 /**
- * Counts the calls on the near-duplicate log a client sends (in the pipelines runCommands sends on a single
+ * Counts the calls on the near-duplicate log a client sends (in the batches runCommands sends on a single
  * Redis): appends (heraldNear) and catch-up reads (xrange).
  */
 function countingNearCalls(real: RedisClient): { client: RedisClient; calls: () => number; reads: () => number } {
@@ -48,12 +48,12 @@ function countingNearCalls(real: RedisClient): { client: RedisClient; calls: () 
   let reads = 0;
   const client = new Proxy(real, {
     get(target, prop) {
-      if (prop === 'pipeline') {
-        return (cmds?: unknown[][]) => {
-          calls += (cmds ?? []).filter((c) => c[0] === 'heraldNear').length;
-          reads += (cmds ?? []).filter((c) => c[0] === 'xrange').length;
-          return target.pipeline(cmds as never);
-        };
+      if (prop === BATCH_HOOK) {
+        return ((cmds, send) => {
+          calls += cmds.filter((c) => c[0] === 'heraldNear').length;
+          reads += cmds.filter((c) => c[0] === 'xrange').length;
+          return send(cmds);
+        }) satisfies BatchHook;
       }
       const v = Reflect.get(target, prop, target) as unknown;
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
@@ -63,8 +63,8 @@ function countingNearCalls(real: RedisClient): { client: RedisClient; calls: () 
 }
 
 /**
- * A client whose first heraldNear call runs in Redis but whose reply never reaches the caller: the pipeline's
- * exec waits for the real reply, then throws (a connection dropped after Redis ran the script). On a cluster
+ * A client whose first heraldNear call runs in Redis but whose reply never reaches the caller: the batch
+ * waits for the real reply, then throws (a connection dropped after Redis ran the script). On a cluster
  * runCommands calls the command itself, so that is wrapped too.
  */
 function losingFirstNearReply(real: RedisClient): { client: RedisClient; lost: () => number } {
@@ -75,17 +75,12 @@ function losingFirstNearReply(real: RedisClient): { client: RedisClient; lost: (
   };
   const client = new Proxy(real, {
     get(target, prop) {
-      if (prop === 'pipeline') {
-        return (cmds?: unknown[][]) => {
-          const pipeline = target.pipeline(cmds as never);
-          if (lost > 0 || !(cmds ?? []).some((c) => c[0] === 'heraldNear')) return pipeline;
-          const exec = pipeline.exec.bind(pipeline);
-          (pipeline as { exec: () => Promise<unknown> }).exec = async () => {
-            await exec();
-            return dropReply();
-          };
-          return pipeline;
-        };
+      if (prop === BATCH_HOOK) {
+        return (async (cmds, send) => {
+          if (lost > 0 || !cmds.some((c) => c[0] === 'heraldNear')) return send(cmds);
+          await send(cmds);
+          return dropReply();
+        }) satisfies BatchHook;
       }
       const v = Reflect.get(target, prop, target) as unknown;
       if (prop === 'heraldNear' && typeof v === 'function') {

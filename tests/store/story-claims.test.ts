@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { encodeSignature } from '../../src/ingest/near-duplicate.ts';
 import type { Story } from '../../src/model.ts';
-import type { RedisClient } from '../../src/store/redis.ts';
+import { BATCH_HOOK, type BatchHook, type RedisClient } from '../../src/store/redis.ts';
 import { createStoryStore, type IngestCandidate, type IngestOutcome } from '../../src/store/stories.ts';
 import { isolatedRedis } from '../helpers/isolated-redis.ts';
 
@@ -36,11 +36,11 @@ const ingestWith = async (store: ReturnType<typeof createStoryStore>, c: IngestC
 function dyingStore() {
   const dying = new Proxy(redis, {
     get(target, p) {
-      if (p === 'pipeline') {
-        return (cmds: [string, ...unknown[]][]) => {
+      if (p === BATCH_HOOK) {
+        return (async (cmds, send) => {
           if (cmds.some(([name]) => name.startsWith('heraldCreateStories'))) throw new Error('poller killed before its stories were written');
-          return target.pipeline(cmds as never);
-        };
+          return send(cmds);
+        }) satisfies BatchHook;
       }
       const v = Reflect.get(target, p, target) as unknown;
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
