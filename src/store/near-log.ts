@@ -11,7 +11,8 @@ import { runCommands, type Command, type RedisClient } from './redis.ts';
  * feeds carrying one event and ingested at the same instant still make one story: the stream orders them, and
  * the later one finds the earlier one whichever poller decides it, and whatever their clocks say.
  *
- * Redis does no per-item work: an append and a range read per call. Deciding in Redis (a script reading every
+ * Redis does no per-item work: per call an append (to the log and to its owners index) and a range read of the
+ * owners, and each other poller's entry read once. Deciding in Redis (a script reading every
  * item's 16 buckets and writing 17 fields) cost Redis about three times what the rest of a new story costs it,
  * and Redis is one core shared by every poller; the replay costs each poller about 10 µs per item (measured
  * with 200,000 items in the index, most of it cache misses in the bucket table).
@@ -40,29 +41,51 @@ export const ITEMS_PER_ENTRY = 200;
 /** Rounds of one decision that apply no entry and decide nothing, at most, before it fails. */
 const MAX_STALLS = 4;
 
-export const nearLogKey = (prefix: string) => `${prefix}:neardup:{nd}:log`;
+/** The log's entries: per entry its owner (`o`) and its items (`d`). */
+export const nearLogKey = (prefix: string) => `${prefix}:neardup:{nd}:items`;
+/**
+ * The same entries (same ids) with their owner only: the script reads this one to find which pending entries
+ * are the caller's own, whose items it does not send back. Read from the log itself, every pending entry's
+ * items were copied into the script and thrown away when they were the caller's: with 16 fetches of one poller
+ * in flight, each call read back the other 15 calls' items (about 20 KB each), about 7 µs of Redis per new item
+ * of a single poller's, more than the append.
+ */
+export const nearOwnersKey = (prefix: string) => `${prefix}:neardup:{nd}:owners`;
 
 /**
- * KEYS[1] the log; ARGV[1] the last entry id the caller has applied, ARGV[2] READ_LIMIT, ARGV[3] the retention
- * (ms), ARGV[4] the caller's token, ARGV[5] this entry's owner ("<token> <sequence>"), ARGV[6] its items.
- * Answers {id appended, {id, owner, items, ...}} with every entry after ARGV[1] up to and including the new
- * one; the caller's own entries (its token) come without their items, which it holds. When more than ARGV[2]
- * entries are pending nothing is appended: it answers {'', the first ARGV[2] + 1 of them}, to apply and retry.
+ * KEYS[1] the log, KEYS[2] its owners (nearOwnersKey); ARGV[1] the last entry id the caller has applied,
+ * ARGV[2] READ_LIMIT, ARGV[3] the retention (ms), ARGV[4] the caller's token, ARGV[5] this entry's owner
+ * ("<token> <sequence>"), ARGV[6] its items. Answers {id appended, {id, owner, items, ...}} with every entry
+ * after ARGV[1] up to and including the new one; the caller's own entries (its token) come without their items,
+ * which it holds, and are not read. An entry whose items were trimmed already (the two streams are trimmed
+ * apart, MINID ~) is left out, as it would be had both been trimmed. When more than ARGV[2] entries are pending
+ * nothing is appended: it answers {'', the first ARGV[2] + 1 of them}, to apply and retry.
  */
 const NEAR_LOG = `
-local pending = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', tonumber(ARGV[2]) + 1)
+local pending = redis.call('XRANGE', KEYS[2], '(' .. ARGV[1], '+', 'COUNT', tonumber(ARGV[2]) + 1)
 local out, mine = {}, ARGV[4] .. ' '
 for i = 1, #pending do
-  local id, f = pending[i][1], pending[i][2]
-  out[#out + 1] = id
-  out[#out + 1] = f[2]
-  if string.sub(f[2], 1, #mine) == mine then out[#out + 1] = '' else out[#out + 1] = f[4] end
+  local id, owner = pending[i][1], pending[i][2][2]
+  if string.sub(owner, 1, #mine) == mine then
+    out[#out + 1] = id
+    out[#out + 1] = owner
+    out[#out + 1] = ''
+  else
+    local e = redis.call('XRANGE', KEYS[1], id, id)
+    if #e > 0 then
+      out[#out + 1] = id
+      out[#out + 1] = owner
+      out[#out + 1] = e[1][2][4]
+    end
+  end
 end
 if #pending > tonumber(ARGV[2]) then return {'', out} end
 local t = redis.call('TIME')
 local floor = tonumber(t[1]) * 1000 - tonumber(ARGV[3])
 local id = redis.call('XADD', KEYS[1], 'MINID', '~', floor, '*', 'o', ARGV[5], 'd', ARGV[6])
+redis.call('XADD', KEYS[2], 'MINID', '~', floor, id, 'o', ARGV[5])
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
+redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[3]))
 out[#out + 1] = id
 out[#out + 1] = ARGV[5]
 out[#out + 1] = ''
@@ -332,8 +355,9 @@ interface Pending {
 
 /** The poller's side of the log: appends, reads back, replays. One per story store. */
 export function createNearLog(redis: RedisClient, prefix: string) {
-  redis.defineCommand('heraldNear', { numberOfKeys: 1, lua: NEAR_LOG });
+  redis.defineCommand('heraldNear', { numberOfKeys: 2, lua: NEAR_LOG });
   const key = nearLogKey(prefix);
+  const owners = nearOwnersKey(prefix);
   let index = new NearIndex();
   /** The last entry applied ('0-0': none; the whole log is replayed). */
   let applied = '0-0';
@@ -432,7 +456,7 @@ export function createNearLog(redis: RedisClient, prefix: string) {
           const owner = `${token} ${++seq}`;
           const mine: Pending = { entry: p.entry, decisions: null };
           pending.set(owner, mine);
-          const cmd: Command = ['heraldNear', key, applied, READ_LIMIT, NEAR_LOG_RETENTION_MS, token, owner, encodeEntry(p.entry)];
+          const cmd: Command = ['heraldNear', key, owners, applied, READ_LIMIT, NEAR_LOG_RETENTION_MS, token, owner, encodeEntry(p.entry)];
           return { p, owner, mine, cmd, epoch };
         });
         let replies: unknown[];

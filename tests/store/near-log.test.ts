@@ -5,7 +5,7 @@
 // days it drops) as a plain model of them says it should.
 import { afterAll, describe, expect, it } from 'vitest';
 import { bandKeys, encodeSignature, minhashSignature } from '../../src/ingest/near-duplicate.ts';
-import { createNearLog, decodeEntry, encodeEntry, NearIndex, nearLogKey, type NearDecision, type NearEntry, type NearItem } from '../../src/store/near-log.ts';
+import { createNearLog, decodeEntry, encodeEntry, NearIndex, nearLogKey, nearOwnersKey, type NearDecision, type NearEntry, type NearItem } from '../../src/store/near-log.ts';
 import { BATCH_HOOK, createRedis, type BatchHook, type RedisClient } from '../../src/store/redis.ts';
 import { createStoryStore } from '../../src/store/stories.ts';
 import { handBuiltCandidate } from '../helpers/ingest-candidates.ts';
@@ -168,6 +168,47 @@ describe('two pollers on one log', () => {
         expect((await store.ingestBatch([candidate(`late${k}`, `e${r}`, rows(base, 24), bucketsFor(`late${k}-e${r}`, `event${r}`, 2))], { threshold: 0.5, now: T0 }))[0]).toMatchObject({ outcome: 'merged', id: storyId });
       }
     }
+  });
+});
+
+describe('the owners index', () => {
+  // The script finds a poller's own pending entries in the owners index and reads only the others' items.
+  it('a poller with many calls in flight gets every other poller\'s entry with its items, and its own without', async () => {
+    const p = sub('owners');
+    const other = createNearLog(otherRedis, p);
+    const base = rows(null);
+    expect(await other.decide('wire', T0, NEED, [item('wire-1', base, bucketsFor('wire-1', 'ev'))])).toEqual([registered]);
+    const { client } = countingNearCalls(redis);
+    const poller = createNearLog(client, p);
+    // Sixteen calls at once, each with a look-alike of the other poller's item: each finds it (its items came
+    // back) and none finds another of these sixteen (same feed).
+    const out = await Promise.all(Array.from({ length: 16 }, (_, k) => poller.decide('paper', T0, NEED, [item(`paper-${k}`, rows(base, 20 + (k % 10)), bucketsFor(`paper-${k}`, 'ev'))])));
+    expect(out).toEqual(Array.from({ length: 16 }, (_, k) => [mergedInto('wire-1', 20 + (k % 10))]));
+    expect(await redis.xlen(nearOwnersKey(p))).toBe(17);
+    expect(await redis.xlen(nearLogKey(p))).toBe(17);
+  });
+
+  it('an entry whose items were trimmed from the log while its owner was not is left out alike by a poller in step and one catching up', async () => {
+    const p = sub('owners-trimmed');
+    const inStep = createNearLog(otherRedis, p);
+    expect(await inStep.decide('paper', T0, NEED, [item('paper-0', rows(null), bucketsFor('paper-0', 'zero'))])).toEqual([registered]);
+    const writer = createNearLog(redis, p);
+    const gone = rows(null);
+    const kept = rows(null);
+    await writer.decide('wire', T0, NEED, [item('wire-gone', gone, bucketsFor('wire-gone', 'gone'))]);
+    await writer.decide('wire', T0, NEED, [item('wire-kept', kept, bucketsFor('wire-kept', 'kept'))]);
+    // The streams are trimmed apart (MINID ~ trims whole nodes): wire-gone's items are gone, its owner not.
+    const entries = (await redis.xrange(nearLogKey(p), '-', '+')) as [string, string[]][];
+    await redis.xdel(nearLogKey(p), entries[1]![0]);
+    expect(await redis.xlen(nearOwnersKey(p))).toBe(3);
+    // The poller in step reads the two entries through the script: the trimmed one is left out.
+    expect(await inStep.decide('paper', T0, NEED, [
+      item('paper-gone', rows(gone, 24), bucketsFor('paper-gone', 'gone')),
+      item('paper-kept', rows(kept, 24), bucketsFor('paper-kept', 'kept')),
+    ])).toEqual([registered, mergedInto('wire-kept', 24)]);
+    // A poller that starts now reads the log itself (catch-up) and sees the same entries.
+    const late = createNearLog(redis, p);
+    expect(await late.decide('radio', T0, NEED, [item('radio-gone', rows(gone, 25), bucketsFor('radio-gone', 'gone'))])).toEqual([mergedInto('paper-gone', 24)]);
   });
 });
 
