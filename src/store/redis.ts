@@ -185,23 +185,6 @@ interface Corkable {
   cork(): void;
   uncork(): void;
 }
-const corked = new WeakSet<Corkable>();
-/**
- * Holds a connection's writes until the current tick ends, then sends them as one: batches that concurrent
- * fetches issue in the same tick (their replies came in one read) reach Redis in one system call. A write to
- * a local socket costs tens of microseconds of kernel time (waking Redis), as much as a feed's items cost to
- * encode.
- */
-function corkUntilNextTick(socket: Corkable | undefined) {
-  if (!socket || typeof socket.cork !== 'function' || corked.has(socket)) return;
-  corked.add(socket);
-  socket.cork();
-  process.nextTick(() => {
-    corked.delete(socket);
-    socket.uncork();
-  });
-}
-
 /**
  * Runs commands as one pipeline on a single Redis; on a cluster, where a pipeline must stay in one slot,
  * as separate commands that auto-pipelining groups per node. Replies come back in order, errors thrown
@@ -250,11 +233,17 @@ async function sendBatch(redis: Redis, cmds: Command[]): Promise<unknown[]> {
   }
   const { buf, ends } = encodeBatch(wire);
   const sent: Promise<unknown>[] = [];
-  corkUntilNextTick(socket as Corkable | undefined);
-  wire.forEach((w, i) => {
-    const cmd = new EncodedCommand(String(w[0]), names[i]!, w.slice(1), buf.subarray(i === 0 ? 0 : ends[i - 1], ends[i]));
-    sent.push(redis.sendCommand(cmd) as Promise<unknown>);
-  });
+  // One system call for the batch: ioredis writes each command on its own.
+  const corkable = socket as Corkable | undefined;
+  corkable?.cork();
+  try {
+    wire.forEach((w, i) => {
+      const cmd = new EncodedCommand(String(w[0]), names[i]!, w.slice(1), buf.subarray(i === 0 ? 0 : ends[i - 1], ends[i]));
+      sent.push(redis.sendCommand(cmd) as Promise<unknown>);
+    });
+  } finally {
+    corkable?.uncork();
+  }
   const settled = await Promise.allSettled(sent);
   const out: unknown[] = [];
   for (let i = loads; i < settled.length; i++) {
