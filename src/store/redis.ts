@@ -152,24 +152,26 @@ const loadedOn = new WeakMap<object, Set<string>>();
  */
 function encodeBatch(cmds: readonly (readonly (string | number | Buffer)[])[]): { buf: Buffer; ends: number[] } {
   let size = 0;
-  const lens: number[] = [];
+  let count = 0;
+  for (const cmd of cmds) count += cmd.length;
+  const lens = new Int32Array(count);
+  let k = 0;
   for (const cmd of cmds) {
     size += 16;
     for (const a of cmd) {
       const n = typeof a === 'string' ? Buffer.byteLength(a) : Buffer.isBuffer(a) ? a.length : Buffer.byteLength(String(a));
-      lens.push(n);
+      lens[k++] = n;
       size += n + 16;
     }
   }
   const buf = Buffer.allocUnsafe(size);
   const ends: number[] = [];
   let at = 0;
-  let k = 0;
+  k = 0;
   for (const cmd of cmds) {
-    at += buf.write(`*${cmd.length}\r\n`, at, 'latin1');
+    at = writeHeader(buf, at, 42 /* '*' */, cmd.length);
     for (const a of cmd) {
-      const n = lens[k++]!;
-      at += buf.write(`$${n}\r\n`, at, 'latin1');
+      at = writeHeader(buf, at, 36 /* '$' */, lens[k++]!);
       if (typeof a === 'string') at += buf.write(a, at);
       else if (Buffer.isBuffer(a)) at += a.copy(buf, at);
       else at += buf.write(String(a), at, 'latin1');
@@ -179,6 +181,18 @@ function encodeBatch(cmds: readonly (readonly (string | number | Buffer)[])[]): 
     ends.push(at);
   }
   return { buf, ends };
+}
+
+/** `*<n>\r\n` or `$<n>\r\n` at `at`, digits written in place (no string per argument); returns the end. */
+function writeHeader(buf: Buffer, at: number, type: number, n: number): number {
+  buf[at++] = type;
+  let digits = 1;
+  for (let v = n; v >= 10; v = Math.floor(v / 10)) digits++;
+  for (let i = digits - 1, v = n; i >= 0; i--, v = Math.floor(v / 10)) buf[at + i] = 48 + (v % 10);
+  at += digits;
+  buf[at++] = 13;
+  buf[at++] = 10;
+  return at;
 }
 
 interface Corkable {
