@@ -83,7 +83,16 @@ if #pending > tonumber(ARGV[2]) then return {'', out} end
 local t = redis.call('TIME')
 local floor = tonumber(t[1]) * 1000 - tonumber(ARGV[3])
 local id = redis.call('XADD', KEYS[1], 'MINID', '~', floor, '*', 'o', ARGV[5], 'd', ARGV[6])
-redis.call('XADD', KEYS[2], 'MINID', '~', floor, id, 'o', ARGV[5])
+if type(redis.pcall('XADD', KEYS[2], 'MINID', '~', floor, id, 'o', ARGV[5])) ~= 'string' then
+  -- The owners index is ahead of the log (the log alone was deleted, and Redis' clock is behind the index's
+  -- newest id): the entry takes the id after the index's newest, in both.
+  redis.call('XDEL', KEYS[1], id)
+  local top = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)[1][1]
+  local dash = string.find(top, '-', 1, true)
+  id = string.sub(top, 1, dash - 1) .. '-' .. (tonumber(string.sub(top, dash + 1)) + 1)
+  redis.call('XADD', KEYS[1], id, 'o', ARGV[5], 'd', ARGV[6])
+  redis.call('XADD', KEYS[2], id, 'o', ARGV[5])
+end
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
 redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[3]))
 out[#out + 1] = id

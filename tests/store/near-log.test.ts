@@ -210,6 +210,21 @@ describe('the owners index', () => {
     const late = createNearLog(redis, p);
     expect(await late.decide('radio', T0, NEED, [item('radio-gone', rows(gone, 25), bucketsFor('radio-gone', 'gone'))])).toEqual([mergedInto('paper-gone', 24)]);
   });
+  it('keeps deciding, with one id for each entry in both streams, when the owners index is ahead of the log (the log alone deleted, a clock behind)', async () => {
+    const p = sub('owners-ahead');
+    const poller = createNearLog(redis, p);
+    const other = createNearLog(otherRedis, p);
+    const first = rows(null);
+    expect(await poller.decide('wire', T0, NEED, [item('wire-a', first, bucketsFor('wire-a', 'a'))])).toEqual([registered]);
+    // An owners entry far in the future: the log's next automatic id is behind it.
+    await redis.xadd(nearOwnersKey(p), '9999999999999-0', 'o', 'elsewhere 1');
+    expect(await poller.decide('wire', T0, NEED, [item('wire-b', rows(null), bucketsFor('wire-b', 'b'))])).toEqual([registered]);
+    expect(await other.decide('paper', T0, NEED, [item('paper-a', rows(first, 26), bucketsFor('paper-a', 'a'))])).toEqual([mergedInto('wire-a', 26)]);
+    const ids = async (key: string) => ((await redis.xrange(key, '-', '+')) as [string, string[]][]).map(([id]) => id);
+    const logIds = await ids(nearLogKey(p));
+    expect(logIds.slice(1)).toEqual(['9999999999999-1', '9999999999999-2']);
+    expect(await ids(nearOwnersKey(p))).toEqual([logIds[0], '9999999999999-0', ...logIds.slice(1)]);
+  });
 });
 
 describe('a poller that starts late', () => {
