@@ -68,9 +68,11 @@ redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]))
 return 1`;
 
 /**
- * KEYS: per story, the story and its sources; ARGV[1] the feed, then per story its id, content hash, JSON and
- * first source's JSON (kept under the feed). Both kept STORY_TTL_MS. Writes a record and its first source only
- * when there is no record, and answers per story 1 if it did, else 0.
+ * KEYS: per story, its record; ARGV[1] the feed, then per story its id, content hash and JSON. Kept
+ * STORY_TTL_MS. Writes a record only when there is none, and answers per story 1 if it did, else 0.
+ * The creating feed's source is the record itself (its feed and link, see parseStory): only feeds merged in later
+ * are written to the story's sources. Writing the first source too cost Redis two more calls and a key per new
+ * story, about a third of this script's work, for a copy of what the record holds.
  * A record that already exists (a poller that crashed after creating it, a WebSub delivery racing a poll, an
  * import of a known story) is left as it is: the racing fetch may carry an older version of the item, and
  * rewriting the record with it put that version back for good (see ingestBatch's seen index).
@@ -79,15 +81,13 @@ return 1`;
  */
 const CREATE_STORIES = `
 local out = {}
-for k = 1, #KEYS, 2 do
-  local a = 2 * k
+for k = 1, #KEYS do
+  local a = 3 * k - 1
   if redis.call('EXISTS', KEYS[k]) == 1 then
     out[#out + 1] = 0
   else
-    redis.call('HSET', KEYS[k + 1], ARGV[1], ARGV[a + 3])
     redis.call('HSET', KEYS[k], 'id', ARGV[a], 'feedId', ARGV[1], 'contentHash', ARGV[a + 1], 'json', ARGV[a + 2])
     redis.call('PEXPIRE', KEYS[k], ${STORY_TTL_MS})
-    redis.call('PEXPIRE', KEYS[k + 1], ${STORY_TTL_MS})
     out[#out + 1] = 1
   end
 end
@@ -160,7 +160,7 @@ return out`;
  * generations): on a single Redis one call carries many entries, whose slots differ (see packedCalls).
  */
 export const PACKED_SCRIPTS = {
-  heraldCreateStories: { lua: CREATE_STORIES, keysPerEntry: 2 },
+  heraldCreateStories: { lua: CREATE_STORIES, keysPerEntry: 1 },
   heraldClaim: { lua: CLAIM, keysPerEntry: 3 },
 } as const;
 
@@ -247,7 +247,8 @@ function parseStory(h: Record<string, string>, sources?: Record<string, string>)
     language: f?.language ?? null,
     author: f?.author ?? null,
     image: f?.image ?? null,
-    sources: srcs.length > 0 ? srcs : [{ feedId: h.feedId ?? '', url }],
+    // The creating feed's source is the record itself (CREATE_STORIES); records from before that list it here too.
+    sources: srcs.some((src) => src.feedId === (h.feedId ?? '')) ? srcs : [{ feedId: h.feedId ?? '', url }, ...srcs],
     updatedAt: f?.updatedAt ?? null,
   };
 }
@@ -507,8 +508,8 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
       for (const [shard, triples] of repoint) {
         for (const part of chunksOf(triples, 3 * (FIELDS_PER_CALL / 2))) writes.push(['heraldRepoint', ...linkKeys(prefix, shard, seenGen), ...part]);
       }
-      /** New stories to write: the item, the story's keys and its arguments (CREATE_STORIES). */
-      const toCreate: { i: number; id: string; keys: [string, string]; args: string[] }[] = [];
+      /** New stories to write: the item, the story's key and its arguments (CREATE_STORIES). */
+      const toCreate: { i: number; id: string; keys: [string]; args: string[] }[] = [];
       /** Merged items and the index of their join (JOIN_STORY): seen only once their story is known to exist. */
       const joins: [number, number][] = [];
       for (const i of fresh) {
@@ -524,7 +525,7 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
         const s = built.get(i)!;
         // The text is recorded as seen once the record is known to hold it (below).
         remember(i, s.id, fields[i]!.content);
-        toCreate.push({ i, id: s.id, keys: [storyKey(prefix, s.id), sourcesKey(prefix, s.id)], args: [s.id, c.contentHash, JSON.stringify(storedOf(s)), JSON.stringify({ url: s.url, at: opts.now })] });
+        toCreate.push({ i, id: s.id, keys: [storyKey(prefix, s.id)], args: [s.id, c.contentHash, JSON.stringify(storedOf(s))] });
         out[i] = { outcome: 'created', id: s.id };
       }
       /** Per new story (in toCreate's order), the index of its call in `writes` and its place in that call's answer. */
@@ -630,13 +631,13 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
      * absent, with its feed and any other `sources` it names, and none of the dedup indexes a poll maintains.
      */
     async put(story: Story): Promise<boolean> {
-      const [created] = (await createStoriesScript(
-        storyKey(prefix, story.id), sourcesKey(prefix, story.id),
-        story.feedId, story.id, '', JSON.stringify(storedOf(story)), JSON.stringify({ url: story.url, at: story.firstSeenAt }),
-      )) as number[];
+      const [created] = (await createStoriesScript(storyKey(prefix, story.id), story.feedId, story.id, '', JSON.stringify(storedOf(story)))) as number[];
       const others = (story.sources ?? []).filter((src) => src.feedId !== story.feedId);
       if (created === 1 && others.length > 0) {
-        await redis.hset(sourcesKey(prefix, story.id), ...others.flatMap((src) => [src.feedId, JSON.stringify({ url: src.url, at: story.firstSeenAt })]));
+        await runCommands(redis, [
+          ['hset', sourcesKey(prefix, story.id), ...others.flatMap((src) => [src.feedId, JSON.stringify({ url: src.url, at: story.firstSeenAt })])],
+          ['pexpire', sourcesKey(prefix, story.id), STORY_TTL_MS],
+        ]);
       }
       return created === 1;
     },
