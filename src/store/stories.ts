@@ -50,8 +50,8 @@ const addSourceCmds = (prefix: string, storyId: string, feedId: string, sourceJs
 
 /**
  * heraldJoinStory's arguments after its keys: the record's id, feed, content hash and JSON (written when the
- * story's own record never was), and the joining feed's source JSON. Field names and the TTL are in the script: every argument costs the client about half a
- * microsecond to encode, as much as a new story's other writes.
+ * story's own record never was), and the joining feed's source JSON. Field names and the TTL are in the script:
+ * every argument costs the client about half a microsecond to encode, as much as a new story's other writes.
  */
 const createArgs = (s: Story, contentHash: string, sourceJson: string): string[] =>
   [s.id, s.feedId, contentHash, JSON.stringify(storedOf(s)), sourceJson];
