@@ -64,19 +64,18 @@ export const nearOwnersKey = (prefix: string) => `${prefix}:neardup:{nd}:owners`
 const NEAR_LOG = `
 local pending = redis.call('XRANGE', KEYS[2], '(' .. ARGV[1], '+', 'COUNT', tonumber(ARGV[2]) + 1)
 local out, mine = {}, ARGV[4] .. ' '
+local function add(id, owner, items)
+  out[#out + 1] = id
+  out[#out + 1] = owner
+  out[#out + 1] = items
+end
 for i = 1, #pending do
   local id, owner = pending[i][1], pending[i][2][2]
   if string.sub(owner, 1, #mine) == mine then
-    out[#out + 1] = id
-    out[#out + 1] = owner
-    out[#out + 1] = ''
+    add(id, owner, '')
   else
     local e = redis.call('XRANGE', KEYS[1], id, id)
-    if #e > 0 then
-      out[#out + 1] = id
-      out[#out + 1] = owner
-      out[#out + 1] = e[1][2][4]
-    end
+    if #e > 0 then add(id, owner, e[1][2][4]) end
   end
 end
 if #pending > tonumber(ARGV[2]) then return {'', out} end
@@ -95,9 +94,7 @@ if type(redis.pcall('XADD', KEYS[2], 'MINID', '~', floor, id, 'o', ARGV[5])) ~= 
 end
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
 redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[3]))
-out[#out + 1] = id
-out[#out + 1] = ARGV[5]
-out[#out + 1] = ''
+add(id, ARGV[5], '')
 return {id, out}`;
 
 export interface NearItem {

@@ -120,10 +120,10 @@ export function defineScript(redis: RedisClient, name: string, numberOfKeys: num
 /**
  * A command whose RESP bytes Herald wrote itself (see encodeBatch): ioredis queues it, resends it after a
  * reconnect and parses its reply as it does any command's. `args` are the caller's, for whoever inspects
- * commands (key lookups, the tests' slot audit); `herald` is the name the caller gave (a script's own name).
+ * commands (key lookups, the tests' slot audit).
  */
-export class EncodedCommand extends RedisCommand {
-  constructor(name: string, readonly herald: string, args: (string | number | Buffer)[], private readonly bytes: Buffer) {
+class EncodedCommand extends RedisCommand {
+  constructor(name: string, args: (string | number | Buffer)[], private readonly bytes: Buffer) {
     super(name, [], { replyEncoding: 'utf8' });
     this.args = args;
   }
@@ -228,24 +228,21 @@ async function sendBatch(redis: Redis, cmds: Command[]): Promise<unknown[]> {
   // write (as an ioredis pipeline does), so that Redis runs every command in the order given.
   const socket = (redis as unknown as { stream?: object }).stream;
   const loaded = socket ? (loadedOn.get(socket) ?? loadedOn.set(socket, new Set()).get(socket)!) : new Set<string>();
-  const wire: (string | number | Buffer)[][] = [];
-  const names: string[] = [];
-  let loads = 0;
+  const loads: (string | number | Buffer)[][] = [];
+  const calls: (string | number | Buffer)[][] = [];
   for (const [name, ...args] of cmds) {
     const script = scriptOf(redis, name);
     if (!script) {
-      wire.push([name, ...args]);
-      names.push(name);
+      calls.push([name, ...args]);
       continue;
     }
     if (!loaded.has(script.sha)) {
-      wire.splice(loads, 0, ['script', 'load', script.lua]);
-      names.splice(loads++, 0, 'script');
+      loads.push(['script', 'load', script.lua]);
       loaded.add(script.sha);
     }
-    wire.push(script.numberOfKeys === null ? ['evalsha', script.sha, ...args] : ['evalsha', script.sha, script.numberOfKeys, ...args]);
-    names.push(name);
+    calls.push(script.numberOfKeys === null ? ['evalsha', script.sha, ...args] : ['evalsha', script.sha, script.numberOfKeys, ...args]);
   }
+  const wire = [...loads, ...calls];
   const { buf, ends } = encodeBatch(wire);
   const sent: Promise<unknown>[] = [];
   // One system call for the batch: ioredis writes each command on its own.
@@ -253,7 +250,7 @@ async function sendBatch(redis: Redis, cmds: Command[]): Promise<unknown[]> {
   corkable?.cork();
   try {
     wire.forEach((w, i) => {
-      const cmd = new EncodedCommand(String(w[0]), names[i]!, w.slice(1), buf.subarray(i === 0 ? 0 : ends[i - 1], ends[i]));
+      const cmd = new EncodedCommand(String(w[0]), w.slice(1), buf.subarray(i === 0 ? 0 : ends[i - 1], ends[i]));
       sent.push(redis.sendCommand(cmd) as Promise<unknown>);
     });
   } finally {
@@ -261,7 +258,7 @@ async function sendBatch(redis: Redis, cmds: Command[]): Promise<unknown[]> {
   }
   const settled = await Promise.allSettled(sent);
   const out: unknown[] = [];
-  for (let i = loads; i < settled.length; i++) {
+  for (let i = loads.length; i < settled.length; i++) {
     const r = settled[i]!;
     if (r.status === 'fulfilled') {
       out.push(r.value);
@@ -272,7 +269,7 @@ async function sendBatch(redis: Redis, cmds: Command[]): Promise<unknown[]> {
     // connection): it did not run; run it again through ioredis, which sends its source.
     if (err.message.includes('NOSCRIPT')) {
       if (socket) loadedOn.get(socket)?.clear();
-      const [name, ...args] = cmds[i - loads]!;
+      const [name, ...args] = cmds[i - loads.length]!;
       out.push(await (redis as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[name]!(...args));
       continue;
     }

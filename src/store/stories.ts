@@ -11,7 +11,7 @@ import { createNearLog } from './near-log.ts';
  * few commands per index, not a few per item, and a generation expires as a whole (bounded memory, no sweeps).
  */
 export const storyKey = (prefix: string, id: string) => `${prefix}:{st:${id}}:story`;
-const sourcesKey = (prefix: string, id: string) => `${prefix}:{st:${id}}:sources`;
+export const sourcesKey = (prefix: string, id: string) => `${prefix}:{st:${id}}:sources`;
 // Index fields, not secrets: 96 bits of SHA-1 keep collisions out of reach at any feed volume, at a fraction of the cost.
 const sha = (value: string) => hash('sha1', value, 'base64url').slice(0, 16);
 export const topicLogKey = (prefix: string, topicId: string) => `${prefix}:{t:${topicId}}:log`;
@@ -634,10 +634,7 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
       const [created] = (await createStoriesScript(storyKey(prefix, story.id), story.feedId, story.id, '', JSON.stringify(storedOf(story)))) as number[];
       const others = (story.sources ?? []).filter((src) => src.feedId !== story.feedId);
       if (created === 1 && others.length > 0) {
-        await runCommands(redis, [
-          ['hset', sourcesKey(prefix, story.id), ...others.flatMap((src) => [src.feedId, JSON.stringify({ url: src.url, at: story.firstSeenAt })])],
-          ['pexpire', sourcesKey(prefix, story.id), STORY_TTL_MS],
-        ]);
+        await runCommands(redis, others.flatMap((src) => addSourceCmds(prefix, story.id, src.feedId, JSON.stringify({ url: src.url, at: story.firstSeenAt }))));
       }
       return created === 1;
     },

@@ -12,7 +12,6 @@ import { seededRandom } from '../helpers/random.ts';
  * Stories are 40 to 70 words: ordinary English plus a few of those names, with the same skew.
  */
 
-
 const SYLLABLES = ['ka', 'ri', 'to', 'man', 'sha', 'de', 'lo', 'vin', 'ta', 'ne', 'ro', 'sun', 'pa', 'mi', 'gor', 'el', 'an', 'zu', 'bek', 'ha', 'ya', 'dor', 'li', 'vo'];
 const ENGLISH = `the a of in on to and for with after over says said will new government minister market shares rise fall talks
   meeting report week year city people police court plan deal price prices workers company state national leaders

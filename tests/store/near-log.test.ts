@@ -173,7 +173,7 @@ describe('two pollers on one log', () => {
 
 describe('the owners index', () => {
   // The script finds a poller's own pending entries in the owners index and reads only the others' items.
-  it('a poller with many calls in flight gets every other poller\'s entry with its items, and its own without', async () => {
+  it('a poller with sixteen calls in flight decides each against another poller\'s entry, and the owners index holds every entry', async () => {
     const p = sub('owners');
     const other = createNearLog(otherRedis, p);
     const base = rows(null);

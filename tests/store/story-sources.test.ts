@@ -1,14 +1,14 @@
 // A story's sources: the feed that created it is the record itself (its feed and link); feeds merged in later are
 // written beside it, each with its own link. What a reader sees is the list of outlets, creator first.
 import { describe, expect, it } from 'vitest';
-import { createStoryStore, storyKey } from '../../src/store/stories.ts';
+import { createStoryStore, sourcesKey, storyKey } from '../../src/store/stories.ts';
 import { handBuiltCandidate } from '../helpers/ingest-candidates.ts';
 import { isolatedRedis } from '../helpers/isolated-redis.ts';
 
 const { redis, prefix } = isolatedRedis('story-sources');
 const stories = createStoryStore(redis, prefix);
 const T0 = Date.UTC(2027, 2, 10, 12);
-const sourcesKeyOf = (id: string) => `${prefix}:{st:${id}}:sources`;
+const sourcesKeyOf = (id: string) => sourcesKey(prefix, id);
 let seq = 0;
 const rows = (like: readonly number[] | null = null, equal = 32) => Array.from({ length: 32 }, (_, r) => (like && r < equal ? like[r]! : 0x20000 + seq++ * 32 + r));
 const buckets = (shared: string) => Array.from({ length: 16 }, (_, b) => (b === 0 ? `0:${shared}` : `${b}:own-${shared}-${seq++}`));

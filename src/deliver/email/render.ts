@@ -25,7 +25,6 @@ const oneLine = (s: string, max = 180) => {
   return flat.length > max ? `${sliceWhole(flat, max - 1)}…` : flat;
 };
 
-
 /** RFC 8058 one-click unsubscribe: mail clients POST to the URL without showing a page. */
 function listUnsubscribeHeaders(url: string): Record<string, string> {
   return {
