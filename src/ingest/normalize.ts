@@ -300,32 +300,42 @@ function hasText(s: string): boolean {
 export function identifyItem(item: ParsedItem, feedId: string, feedUrl: string): ItemIdentity | { skip: string } {
   const guid = item.guid?.trim() || null;
   if (!hasText(item.title) && !hasText(item.summaryHtml)) return { skip: `item ${guid ?? item.link ?? '(no guid, no link)'} has neither title nor summary` };
-  const hashed = contentHash(item.title, item.summaryHtml);
-  let links: { url: string; canonical: string | null } | null = null;
-  const linksOf = () => {
-    if (links) return links;
-    const parsedLink = item.link ? httpUrl(item.link, feedUrl) : null;
+  return new LazyIdentity(item, feedId, feedUrl, guid, contentHash(item.title, item.summaryHtml));
+}
+
+/**
+ * An item's identity whose link and story id are worked out on first use. A class, not an object of getters
+ * closing over the item: closures made per item die with the fetch, and V8 drops their optimized code at the
+ * next full collection, so they were compiled again and again while polling.
+ */
+class LazyIdentity implements ItemIdentity {
+  private links: { url: string; canonical: string | null } | null = null;
+  private storyId: string | null = null;
+
+  constructor(private readonly item: ParsedItem, readonly feedId: string, private readonly feedUrl: string, readonly guid: string | null, readonly contentHash: string) {}
+
+  private linksOf(): { url: string; canonical: string | null } {
+    if (this.links) return this.links;
+    const { item, guid } = this;
+    const parsedLink = item.link ? httpUrl(item.link, this.feedUrl) : null;
     const guidUrl = !parsedLink && guid && /^https?:\/\//i.test(guid) ? httpUrl(guid) : null;
     const chosen = parsedLink ?? guidUrl;
     const url = chosen ? chosen.toString() : '';
-    links = { url, canonical: chosen ? canonicalOf(chosen) : null };
-    return links;
-  };
-  let id: string | null = null;
-  return {
-    feedId,
-    guid,
-    contentHash: hashed,
-    get url() {
-      return linksOf().url;
-    },
-    get canonicalUrl() {
-      return linksOf().canonical;
-    },
-    get id() {
-      return (id ??= storyIdFor(feedId, guid ?? linksOf().canonical ?? `content:${hashed}`));
-    },
-  };
+    this.links = { url, canonical: chosen ? canonicalOf(chosen) : null };
+    return this.links;
+  }
+
+  get url(): string {
+    return this.linksOf().url;
+  }
+
+  get canonicalUrl(): string | null {
+    return this.linksOf().canonical;
+  }
+
+  get id(): string {
+    return (this.storyId ??= storyIdFor(this.feedId, this.guid ?? this.linksOf().canonical ?? `content:${this.contentHash}`));
+  }
 }
 
 /**

@@ -1,7 +1,7 @@
 import { UnrecoverableError } from 'bullmq';
 import type { Logger } from 'pino';
 import type { FeedConfig } from '../config/catalog.ts';
-import type { Clock } from '../model.ts';
+import type { Clock, ItemIdentity, Story } from '../model.ts';
 import { jobIds } from '../queue/jobs.ts';
 import type { Enqueue } from '../queue/queues.ts';
 import { hostOf, type FeedState, type FeedStore } from '../store/feeds.ts';
@@ -9,7 +9,7 @@ import type { IngestCandidate, StoryStore } from '../store/stories.ts';
 import { fetchFeed, FetchError, type CacheHeaders } from './fetch-feed.ts';
 import { bandKeys, encodeSignature, minhashSignature, NEAR_DUPLICATE_THRESHOLD } from './near-duplicate.ts';
 import { identifyItem, itemDate, normalizeItem, toPlainText } from './normalize.ts';
-import { parseFeedBody, ParseError, type ParsedFeed } from './parse-feed.ts';
+import { parseFeedBody, ParseError, type ParsedFeed, type ParsedItem } from './parse-feed.ts';
 import { medianGapMs, nextCheckAt } from './schedule.ts';
 import { fallbackPollMs, maybeSubscribe, type WebSubSettings } from './websub.ts';
 
@@ -213,6 +213,56 @@ async function scheduleAfterSuccess(deps: PollDeps, feedId: string, state: FeedS
 }
 
 /**
+ * An item handed to the story store. Normalizing and fingerprinting wait until the store says the item is new
+ * or changed: most items of a re-polled feed are neither. A class rather than an object of closures per item:
+ * V8 drops the optimized code of closures that died at each full collection, and these were made for every
+ * item of every fetch.
+ */
+class FeedItemCandidate implements IngestCandidate {
+  private built: Story | { skip: string } | null = null;
+
+  constructor(private readonly item: ParsedItem, private readonly ident: ItemIdentity, private readonly baseUrl: string, private readonly now: number) {}
+
+  get feedId(): string {
+    return this.ident.feedId;
+  }
+  get guid(): string | null {
+    return this.ident.guid;
+  }
+  get contentHash(): string {
+    return this.ident.contentHash;
+  }
+  get id(): string {
+    return this.ident.id;
+  }
+  get url(): string {
+    return this.ident.url;
+  }
+  get canonicalUrl(): string | null {
+    return this.ident.canonicalUrl;
+  }
+
+  story(): Story | { skip: string } {
+    if (this.built) return this.built;
+    const n = normalizeItem(this.item, this.ident.feedId, this.baseUrl, this.now, this.ident);
+    return (this.built = 'skip' in n ? n : n.story);
+  }
+
+  fingerprint(): { signature: string; bands: string[] } {
+    const s = this.story();
+    const sig = 'skip' in s ? minhashSignature('', '') : minhashSignature(s.title, s.summary);
+    return { signature: encodeSignature(sig), bands: bandKeys(sig) };
+  }
+}
+
+/** Classification jobs for new stories, one per story (its job id makes a repeat a no-op). */
+function classifyJobs(storyIds: string[]) {
+  const jobs: { data: { storyId: string }; opts: { jobId: string } }[] = [];
+  for (const storyId of storyIds) jobs.push({ data: { storyId }, opts: { jobId: jobIds.storyClassify(storyId) } });
+  return jobs;
+}
+
+/**
  * The part shared by polling and WebSub deliveries: bytes to parsed feed to stories (exact and near-duplicate
  * dedup in one batch), new stories queued for classification.
  */
@@ -232,33 +282,10 @@ export async function ingestBody(
       report.skipped.push(ident.skip);
       continue;
     }
-    // Normalizing and fingerprinting wait until the store says the item is new or changed: most items of a
-    // re-polled feed are neither.
-    let story: ReturnType<IngestCandidate['story']> | null = null;
-    const storyOf = () => (story ??= ((n) => ('skip' in n ? n : n.story))(normalizeItem(item, feedId, opts.baseUrl, now, ident)));
-    cands.push({
-      feedId,
-      guid: ident.guid,
-      contentHash: ident.contentHash,
-      get id() {
-        return ident.id;
-      },
-      get url() {
-        return ident.url;
-      },
-      get canonicalUrl() {
-        return ident.canonicalUrl;
-      },
-      story: storyOf,
-      fingerprint: () => {
-        const s = storyOf();
-        const sig = 'skip' in s ? minhashSignature('', '') : minhashSignature(s.title, s.summary);
-        return { signature: encodeSignature(sig), bands: bandKeys(sig) };
-      },
-    });
+    cands.push(new FeedItemCandidate(item, ident, opts.baseUrl, now));
   }
   // Classification is queued by the store, between writing the stories and recording the items as seen.
-  const handOver = (ids: string[]) => deps.enqueue.bulk('StoryClassify', ids.map((storyId) => ({ data: { storyId }, opts: { jobId: jobIds.storyClassify(storyId) } })));
+  const handOver = (ids: string[]) => deps.enqueue.bulk('StoryClassify', classifyJobs(ids));
   const outcomes = await deps.stories.ingestBatch(cands, { threshold: NEAR_DUPLICATE_THRESHOLD, now, handOver });
   for (const o of outcomes) {
     if (o.outcome === 'created') report.created++;

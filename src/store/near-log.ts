@@ -122,8 +122,11 @@ export type NearDecision = { merged: false } | { merged: true; storyId: string; 
  * separated by spaces. Feed ids (lower-case letters, digits and "-"), story ids (hex) and bucket names hold
  * neither.
  */
-export const encodeEntry = (e: NearEntry): string =>
-  `${e.feedId}\n${e.now}\n${e.need}${e.items.map((it) => `\n${it.id} ${it.signature}${it.bands.length > 0 ? ` ${it.bands.join(' ')}` : ''}`).join('')}`;
+export function encodeEntry(e: NearEntry): string {
+  let text = `${e.feedId}\n${e.now}\n${e.need}`;
+  for (const it of e.items) text += `\n${it.id} ${it.signature}${it.bands.length > 0 ? ` ${it.bands.join(' ')}` : ''}`;
+  return text;
+}
 
 export function decodeEntry(text: string): NearEntry {
   const lines = text.split('\n');
@@ -191,7 +194,9 @@ export class NearIndex {
       this.lastDay = day;
       this.dropBefore(day - KEPT_DAYS + 1);
     }
-    return entry.items.map((it) => this.decide(it, entry.feedId, day, entry.need));
+    const out: NearDecision[] = [];
+    for (const it of entry.items) out.push(this.decide(it, entry.feedId, day, entry.need));
+    return out;
   }
 
   private decide(it: NearItem, feedId: string, day: number, need: number): NearDecision {
@@ -375,6 +380,9 @@ export function createNearLog(redis: RedisClient, prefix: string) {
   let synced = false;
   /** The catch-up under way: concurrent decisions wait for one reading of the log, not one each. */
   let catchingUp: Promise<void> | null = null;
+  const endCatchUp = () => {
+    catchingUp = null;
+  };
   /** This poller's appended entries not yet applied, by owner. */
   const pending = new Map<string, Pending>();
 
@@ -444,50 +452,58 @@ export function createNearLog(redis: RedisClient, prefix: string) {
      * call never merge into each other (one feed's), nor into any story of their own feed.
      */
     async decide(feedId: string, now: number, need: number, items: readonly NearItem[]): Promise<NearDecision[]> {
+      // Loops, not callbacks: closures made per call lose their optimized code at each full collection.
       const parts: { entry: NearEntry; result: NearDecision[] | null }[] = [];
       for (let from = 0; from < items.length; from += ITEMS_PER_ENTRY) {
         parts.push({ entry: { feedId, now, need, items: items.slice(from, from + ITEMS_PER_ENTRY) }, result: null });
       }
       // A poller that starts, restarts or falls behind first reads the log to its end (catchUp), once for all
       // its concurrent decisions; a round that still only catches up is progress, however many it takes.
-      for (let stalls = 0; parts.some((p) => !p.result); ) {
+      for (let stalls = 0; ; ) {
+        const todo: typeof parts = [];
+        for (const p of parts) if (!p.result) todo.push(p);
+        if (todo.length === 0) break;
         while (!synced) {
-          await (catchingUp ??= catchUp().finally(() => {
-            catchingUp = null;
-          }));
+          await (catchingUp ??= catchUp().finally(endCatchUp));
         }
         const before = applied;
-        const todo = parts.filter((p) => !p.result);
-        const sent = todo.map((p) => {
+        const sent: { p: (typeof parts)[number]; owner: string; mine: Pending; epoch: number }[] = [];
+        const cmds: Command[] = [];
+        for (const p of todo) {
           const owner = `${token} ${++seq}`;
           const mine: Pending = { entry: p.entry, decisions: null };
           pending.set(owner, mine);
-          const cmd: Command = ['heraldNear', key, owners, applied, READ_LIMIT, NEAR_LOG_RETENTION_MS, token, owner, encodeEntry(p.entry)];
-          return { p, owner, mine, cmd, epoch };
-        });
+          cmds.push(['heraldNear', key, owners, applied, READ_LIMIT, NEAR_LOG_RETENTION_MS, token, owner, encodeEntry(p.entry)]);
+          sent.push({ p, owner, mine, epoch });
+        }
         let replies: unknown[];
         try {
-          replies = await runCommands(redis, sent.map((s) => s.cmd));
+          replies = await runCommands(redis, cmds);
         } catch (err) {
           // Not waited for: if Redis appended one of them, it comes back without items to a later call, which
           // starts the index again (restart).
           for (const s of sent) pending.delete(s.owner);
           throw err;
         }
-        sent.forEach((s, k) => {
+        for (let k = 0; k < sent.length; k++) {
+          const s = sent[k]!;
           // Sent before a restart: its reply continues a log this poller no longer holds.
-          if (s.epoch !== epoch) return;
+          if (s.epoch !== epoch) continue;
           const [appended, flat] = replies[k] as [string, string[]];
           if (applyReply(flat)) s.p.result = s.mine.decisions;
           // More entries were pending than one call reads (this poller was idle while others appended).
           if (appended === '') synced = false;
-        });
+        }
         for (const s of sent) if (!s.mine.decisions) pending.delete(s.owner);
-        if (applied === before && todo.every((p) => !p.result) && ++stalls >= MAX_STALLS) {
+        let decidedAny = false;
+        for (const p of todo) if (p.result) decidedAny = true;
+        if (applied === before && !decidedAny && ++stalls >= MAX_STALLS) {
           throw new Error(`near-duplicate log: no decision after ${MAX_STALLS} rounds without progress`);
         }
       }
-      return parts.flatMap((p) => p.result!);
+      const out: NearDecision[] = [];
+      for (const p of parts) out.push(...p.result!);
+      return out;
     },
     /** Items in this poller's index (for tests and the memory benchmark). */
     get indexed(): number {

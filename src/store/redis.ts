@@ -249,10 +249,11 @@ async function sendBatch(redis: Redis, cmds: Command[]): Promise<unknown[]> {
   const corkable = socket as Corkable | undefined;
   corkable?.cork();
   try {
-    wire.forEach((w, i) => {
+    for (let i = 0; i < wire.length; i++) {
+      const w = wire[i]!;
       const cmd = new EncodedCommand(String(w[0]), w.slice(1), buf.subarray(i === 0 ? 0 : ends[i - 1], ends[i]));
       sent.push(redis.sendCommand(cmd) as Promise<unknown>);
-    });
+    }
   } finally {
     corkable?.uncork();
   }

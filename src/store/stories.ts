@@ -1,7 +1,7 @@
 import { hash } from 'node:crypto';
 import { chunksOf, defineScript, FIELDS_PER_CALL, isCluster, runCommands, type RedisClient } from './redis.ts';
 import type { Story, StorySource, ItemIdentity } from '../model.ts';
-import { createNearLog } from './near-log.ts';
+import { createNearLog, type NearItem, type NearLog } from './near-log.ts';
 
 /**
  * Owns story records ({st:<id>}) with their sources, each feed's seen-item index ({f:<id>}), the cross-feed
@@ -194,7 +194,11 @@ return cur`;
  * first one, and new items of one fetch for duplicates of each other.
  */
 function dropSharedLinks(fields: { guid: string | null; link: string | null }[], owner: ReadonlyMap<string, string>) {
-  const listed = new Set(fields.map((f) => (f.guid ? owner.get(f.guid) : undefined)).filter((id) => id !== undefined));
+  const listed = new Set<string>();
+  for (const f of fields) {
+    const id = f.guid ? owner.get(f.guid) : undefined;
+    if (id !== undefined) listed.add(id);
+  }
   const guidsOf = new Map<string, Set<string>>();
   for (const f of fields) {
     if (!f.guid || !f.link) continue;
@@ -292,6 +296,437 @@ export interface IngestOptions {
 
 type Cmd = [string, ...(string | number)[]];
 
+/** What one feed's ingest works with: the store's Redis and key prefix, and this poller's near-duplicate log. */
+interface IngestContext {
+  redis: RedisClient;
+  prefix: string;
+  nearLog: NearLog;
+}
+
+/** Script entries weigh one each unless a packed call says otherwise (see packedCalls). */
+const unitWeight = () => 1;
+/** A link claim entry weighs its number of links. */
+const claimWeight = (e: { idx: readonly number[] }) => e.idx.length;
+
+/**
+ * Calls of a script that takes entries (PACKED_SCRIPTS): on a single Redis, as many entries per call as `limit`
+ * (of their weight) allows, through the script's `<name>Packed` command, whose first argument is the number of
+ * keys; on a cluster, where a script's keys must share a slot, one entry per call through `<name>`, whose
+ * first argument is a key (ioredis' cluster auto-pipelining routes a command by its first argument, and sent
+ * the number of keys to a node that did not hold them). Each call is the script's
+ * keys, then `head`, then each entry's arguments. Returns the commands and, per command, its entries.
+ */
+function packedCalls<E extends { keys: readonly string[]; args: readonly (string | number)[] }>(
+  redis: RedisClient, name: keyof typeof PACKED_SCRIPTS, head: readonly (string | number)[], entries: readonly E[], limit: number, weight: (e: E) => number = unitWeight,
+): { cmds: Cmd[]; calls: E[][] } {
+  const cmds: Cmd[] = [];
+  const calls: E[][] = [];
+  if (isCluster(redis)) {
+    for (const e of entries) {
+      cmds.push([name, ...e.keys, ...head, ...e.args]);
+      calls.push([e]);
+    }
+    return { cmds, calls };
+  }
+  let load = limit;
+  for (const e of entries) {
+    if (load + weight(e) > limit) {
+      calls.push([]);
+      load = 0;
+    }
+    calls[calls.length - 1]!.push(e);
+    load += weight(e);
+  }
+  for (const call of calls) {
+    const keys: string[] = [];
+    for (const e of call) keys.push(...e.keys);
+    const cmd: Cmd = [`${name}Packed`, keys.length, ...keys, ...head];
+    for (const e of call) cmd.push(...e.args);
+    cmds.push(cmd);
+  }
+  return { cmds, calls };
+}
+
+/** An item's seen-index fields: its guid's, its link's (when looked up) and its text's. */
+interface ItemFields {
+  guid: string | null;
+  link: string | null;
+  content: string;
+}
+
+/** The fields an item has, in the order guid, link, content. */
+function presentFields(f: ItemFields): string[] {
+  const out: string[] = [];
+  if (f.guid !== null) out.push(f.guid);
+  if (f.link !== null) out.push(f.link);
+  out.push(f.content);
+  return out;
+}
+
+/**
+ * One fetched feed's items through the store (ingestBatch). A class, and loops rather than callbacks: the
+ * closures a function creates on every call die with the call, and V8 drops their optimized code at the next
+ * full collection, so each of them was compiled again about once a second while polling (measured: most of
+ * the compiler threads' time, which shares the cores with Redis).
+ */
+class FeedIngest {
+  private readonly feedId: string;
+  private readonly seenGen: number;
+  private readonly out: (IngestOutcome | null)[];
+  private readonly fields: ItemFields[] = [];
+  /** Each looked-up field's owner (a story id), and the fields found in the current generation. */
+  private readonly owner = new Map<string, string>();
+  private readonly inCurrent = new Set<string>();
+  private present: string[][] = [];
+  /** Seen-index field/owner pairs to write. */
+  private readonly seenWrites: string[] = [];
+  /** Items joined to another story: the story and the similarity. */
+  private readonly target = new Map<number, { id: string; similarity: number }>();
+
+  constructor(private readonly ctx: IngestContext, private readonly cands: readonly IngestCandidate[], private readonly opts: IngestOptions) {
+    this.feedId = cands[0]!.feedId;
+    this.seenGen = Math.floor(opts.now / SEEN_GEN_MS);
+    this.out = new Array<IngestOutcome | null>(cands.length).fill(null);
+    // Items with a guid are looked up by guid and text first; their link is parsed only if that finds nothing.
+    for (const c of cands) {
+      this.fields.push({
+        guid: c.guid ? `g:${sha(c.guid)}` : null,
+        link: !c.guid && c.canonicalUrl ? `l:${sha(c.canonicalUrl)}` : null,
+        content: `c:${c.contentHash}`,
+      });
+    }
+  }
+
+  private batch(cmds: Cmd[]): Promise<unknown[]> {
+    return runCommands(this.ctx.redis, cmds);
+  }
+
+  /** Looks the fields up in this feed's seen index; one command for both generations: the fields travel once. */
+  private async lookUp(list: string[]) {
+    if (list.length === 0) return;
+    const { prefix } = this.ctx;
+    const cmds: Cmd[] = [];
+    for (const c of chunksOf(list, FIELDS_PER_CALL)) cmds.push(['heraldSeen', seenKey(prefix, this.feedId, this.seenGen), seenKey(prefix, this.feedId, this.seenGen - 1), ...c]);
+    const replies = (await this.batch(cmds)) as (string | null)[][];
+    let i = 0;
+    for (const reply of replies) {
+      for (const o of reply) {
+        const f = list[i++]!;
+        if (!o) continue;
+        if (o.startsWith('~')) this.owner.set(f, o.slice(1));
+        else {
+          this.owner.set(f, o);
+          this.inCurrent.add(f);
+        }
+      }
+    }
+  }
+
+  /** Entries found only in the previous generation are carried into the current one. */
+  private remember(i: number, id: string, except?: string) {
+    for (const f of this.present[i]!) if (!this.inCurrent.has(f) && f !== except) this.seenWrites.push(f, id);
+  }
+
+  /** The seen-index writes gathered so far, with the index's TTL. */
+  private seenCmds(): Cmd[] {
+    if (this.seenWrites.length === 0) return [];
+    const key = seenKey(this.ctx.prefix, this.feedId, this.seenGen);
+    const cmds: Cmd[] = [];
+    for (const pairs of chunksOf(this.seenWrites, 2 * FIELDS_PER_CALL)) cmds.push(['hset', key, ...pairs]);
+    cmds.push(['pexpire', key, 2 * SEEN_GEN_MS]);
+    return cmds;
+  }
+
+  async run(): Promise<IngestOutcome[]> {
+    const { cands, fields, owner, opts, out, target, feedId, seenGen } = this;
+    const { prefix } = this.ctx;
+    // Another poller's clock may be past the generation's rollover.
+    const lateInGen = nearGenerationEnd(opts.now, SEEN_GEN_MS);
+    const first = new Set<string>();
+    for (const f of fields) for (const k of presentFields(f)) first.add(k);
+    await this.lookUp([...first]);
+    // A new guid on a known link is the same item (publishers do change guid schemes).
+    const unresolved = new Set<string>();
+    for (let i = 0; i < cands.length; i++) {
+      const c = cands[i]!;
+      const f = fields[i]!;
+      if (f.guid && !owner.has(f.guid) && !owner.has(f.content) && c.canonicalUrl) {
+        f.link = `l:${sha(c.canonicalUrl)}`;
+        unresolved.add(f.link);
+      }
+    }
+    await this.lookUp([...unresolved]);
+    dropSharedLinks(fields, owner);
+    const present: string[][] = (this.present = []);
+    const identity: (string | null)[] = [];
+    for (const f of fields) {
+      present.push(presentFields(f));
+      identity.push((f.guid ? owner.get(f.guid) : undefined) ?? (f.link ? owner.get(f.link) : undefined) ?? null);
+    }
+    // This exact text already seen for the item: unchanged, nothing to read. (A publisher reverting an edit
+    // is taken as unchanged; the story keeps the edit.)
+    const withIdentity: number[] = [];
+    const reads: Cmd[] = [];
+    for (let i = 0; i < cands.length; i++) {
+      const id = identity[i];
+      if (id === null || owner.get(fields[i]!.content) === id) continue;
+      withIdentity.push(i);
+      reads.push(['hmget', storyKey(prefix, id!), 'contentHash', 'feedId', 'json']);
+    }
+    // Only the feed that created a story edits it; a feed merged in as a source does not rewrite its text.
+    const owned = (await this.batch(reads)) as (string | null)[][];
+    const ownHash = new Map<number, string | null>();
+    const ownJson = new Map<number, string | null>();
+    for (let k = 0; k < withIdentity.length; k++) {
+      const i = withIdentity[k]!;
+      ownHash.set(i, owned[k]![1] === feedId ? (owned[k]![0] ?? null) : null);
+      ownJson.set(i, owned[k]![2] ?? null);
+    }
+
+    const writes: Cmd[] = [];
+    /** Edited items and the index of their write. */
+    const updates: [number, number][] = [];
+    for (let i = 0; i < cands.length; i++) {
+      const c = cands[i]!;
+      const id = identity[i];
+      const known = id ?? owner.get(fields[i]!.content) ?? null;
+      if (known === null) continue;
+      const hash = ownHash.get(i);
+      const edited = id && hash && hash !== c.contentHash ? c.story() : null;
+      if (id && hash && edited && !('skip' in edited)) {
+        // The new text is recorded as seen once the record is known to hold it (below).
+        this.remember(i, known, fields[i]!.content);
+        const prevStory = ownJson.get(i) ? (JSON.parse(ownJson.get(i)!) as StoredStory) : storedOf(edited);
+        const next: StoredStory = { ...prevStory, title: edited.title, summary: edited.summary, categories: edited.categories, updatedAt: opts.now };
+        writes.push(['heraldUpdateRecord', storyKey(prefix, id), hash, c.contentHash, JSON.stringify(next), STORY_TTL_MS]);
+        updates.push([i, writes.length - 1]);
+        out[i] = { outcome: 'updated', id };
+      } else {
+        this.remember(i, known);
+        out[i] = { outcome: 'duplicate', id: known };
+      }
+    }
+    // Duplicates inside this one document: the first occurrence wins.
+    const inBatch = new Map<string, string>();
+    const fresh: number[] = [];
+    const built = new Map<number, Story>();
+    for (let i = 0; i < cands.length; i++) {
+      if (out[i]) continue;
+      const c = cands[i]!;
+      let prior: string | undefined;
+      for (const k of present[i]!) if ((prior = inBatch.get(k)) !== undefined) break;
+      if (prior) {
+        out[i] = { outcome: 'duplicate', id: prior };
+        continue;
+      }
+      const story = c.story();
+      if ('skip' in story) {
+        out[i] = { outcome: 'skipped', reason: story.skip };
+        continue;
+      }
+      for (const k of present[i]!) inBatch.set(k, c.id);
+      built.set(i, story);
+      fresh.push(i);
+    }
+
+    // Across feeds, exact: the canonical article URL is claimed by the first story that carries it.
+    const byShard = new Map<number, number[]>();
+    for (const i of fresh) {
+      const link = fields[i]!.link;
+      if (!link) continue;
+      const shard = linkShard(link);
+      const idx = byShard.get(shard);
+      if (idx) idx.push(i);
+      else byShard.set(shard, [i]);
+    }
+    const claimEntries: { idx: number[]; keys: string[]; args: (string | number)[] }[] = [];
+    for (const [shard, all] of byShard) {
+      for (const idx of chunksOf(all, FIELDS_PER_CALL / 2)) {
+        const args: (string | number)[] = [idx.length];
+        for (const i of idx) args.push(fields[i]!.link!, cands[i]!.id);
+        claimEntries.push({ idx, keys: [...linkKeys(prefix, shard, seenGen), linkKey(prefix, shard, lateInGen ? seenGen + 1 : seenGen)], args });
+      }
+    }
+    const claims = packedCalls(this.ctx.redis, 'heraldClaim', [2 * SEEN_GEN_MS], claimEntries, FIELDS_PER_CALL / 2, claimWeight);
+    const linkReplies = (await this.batch(claims.cmds)) as string[][];
+    const ownLink = new Set<number>();
+    const linkMerged: number[] = [];
+    for (let k = 0; k < claims.calls.length; k++) {
+      let j = 0;
+      for (const { idx } of claims.calls[k]!) {
+        for (const i of idx) {
+          const o = linkReplies[k]![j++];
+          if (o && o !== cands[i]!.id) {
+            target.set(i, { id: o, similarity: 1 });
+            linkMerged.push(i);
+          } else if (o) ownLink.add(i);
+        }
+      }
+    }
+
+    // Across feeds, near: decided in this poller's replay of the near-duplicate log (see near-log.ts), for the
+    // items no link claim merged.
+    const near: number[] = [];
+    const nearItems: NearItem[] = [];
+    for (const i of fresh) {
+      if (target.has(i)) continue;
+      const c = cands[i]!;
+      const { signature, bands } = c.fingerprint();
+      near.push(i);
+      nearItems.push({ id: c.id, signature, bands });
+    }
+    if (near.length > 0) {
+      const rows = nearItems[0]!.signature.length / 8;
+      const decided = await this.ctx.nearLog.decide(feedId, opts.now, Math.ceil(opts.threshold * rows), nearItems);
+      for (let k = 0; k < decided.length; k++) {
+        const d = decided[k]!;
+        if (d.merged) target.set(near[k]!, { id: d.storyId, similarity: d.equalRows / rows });
+      }
+    }
+
+    // An item merged as a near-duplicate claimed its link under its own id, a story that is never written:
+    // the claim now names the story it joined, or the next item with that link would join no story at all.
+    const repoint = new Map<number, string[]>();
+    for (const i of ownLink) {
+      const t = target.get(i);
+      if (!t) continue;
+      const link = fields[i]!.link!;
+      const shard = linkShard(link);
+      const triples = repoint.get(shard) ?? [];
+      triples.push(link, cands[i]!.id, t.id);
+      repoint.set(shard, triples);
+    }
+    for (const [shard, triples] of repoint) {
+      for (const part of chunksOf(triples, 3 * (FIELDS_PER_CALL / 2))) writes.push(['heraldRepoint', ...linkKeys(prefix, shard, seenGen), ...part]);
+    }
+    /** New stories to write: the item, the story's key and its arguments (CREATE_STORIES). */
+    const toCreate: { i: number; id: string; keys: [string]; args: string[] }[] = [];
+    /** Merged items and the index of their join (JOIN_STORY): seen only once their story is known to exist. */
+    const joins: [number, number][] = [];
+    for (const i of fresh) {
+      const c = cands[i]!;
+      const t = target.get(i);
+      if (t) {
+        // A merge is a change: the story and its sources stay on.
+        writes.push(['heraldJoinStory', storyKey(prefix, t.id), sourcesKey(prefix, t.id), ...createArgs({ ...built.get(i)!, id: t.id }, c.contentHash, JSON.stringify({ url: c.url, at: opts.now })), opts.now]);
+        joins.push([i, writes.length - 1]);
+        out[i] = { outcome: 'merged', id: t.id, similarity: t.similarity };
+        continue;
+      }
+      const s = built.get(i)!;
+      // The text is recorded as seen once the record is known to hold it (below).
+      this.remember(i, s.id, fields[i]!.content);
+      toCreate.push({ i, id: s.id, keys: [storyKey(prefix, s.id)], args: [s.id, c.contentHash, JSON.stringify(storedOf(s))] });
+      out[i] = { outcome: 'created', id: s.id };
+    }
+    /** Per new story (in toCreate's order), the index of its call in `writes` and its place in that call's answer. */
+    const creates: [number, number][] = [];
+    const createCalls = packedCalls(this.ctx.redis, 'heraldCreateStories', [feedId], toCreate, CREATE_CHUNK);
+    for (let c = 0; c < createCalls.cmds.length; c++) {
+      writes.push(createCalls.cmds[c]!);
+      for (let k = 0; k < createCalls.calls[c]!.length; k++) creates.push([writes.length - 1, k]);
+    }
+    // With stories created or edited, the seen index is written after them (and after the hand-over, see handOver).
+    const creating = creates.length > 0;
+    const later = creating || updates.length > 0 || joins.length > 0;
+    const replies = await this.batch(later ? writes : [...writes, ...this.seenCmds()]);
+    /** Stories written by a join that found none (their first item's poller died before writing them). */
+    const madeByJoin: string[] = [];
+    for (const [i, at] of joins) {
+      const t = target.get(i)!;
+      if (replies[at] === 0) continue;
+      this.remember(i, t.id);
+      if (replies[at] === 2) {
+        madeByJoin.push(t.id);
+        out[i] = { outcome: 'created', id: t.id };
+      }
+    }
+    for (const [i, at] of updates) {
+      const id = identity[i]!;
+      if (replies[at] === 1) this.seenWrites.push(fields[i]!.content, id);
+      // Another fetch wrote the record in between: its text stands, this one is compared again next time.
+      else out[i] = { outcome: 'duplicate', id };
+    }
+    const moved: number[] = [];
+    for (const i of ownLink) if (target.has(i)) moved.push(i);
+    await this.settleLinkRaces(moved, linkMerged);
+    // A story that already existed (a poller that crashed after creating it, a WebSub delivery racing a poll)
+    // is not new; it is handed over again while it is not classified (the job id makes that a no-op while
+    // the first hand-over's job is kept).
+    const toClassify: string[] = [];
+    const existed: string[] = [];
+    for (let n = 0; n < toCreate.length; n++) {
+      const { i, id } = toCreate[n]!;
+      const [at, k] = creates[n]!;
+      if ((replies[at] as number[])[k] === 1) {
+        toClassify.push(id);
+        this.seenWrites.push(fields[i]!.content, id);
+      } else {
+        // Its text is not recorded: the record may hold another version, which the next fetch compares.
+        out[i] = { outcome: 'duplicate', id };
+        existed.push(id);
+      }
+    }
+    if (later) {
+      toClassify.push(...madeByJoin);
+      if (opts.handOver && (creating || madeByJoin.length > 0)) {
+        const checks: Cmd[] = [];
+        for (const id of existed) checks.push(['hexists', storyKey(prefix, id), 'classifiedAt']);
+        const classified = (await this.batch(checks)) as number[];
+        for (let k = 0; k < existed.length; k++) if (classified[k] !== 1) toClassify.push(existed[k]!);
+        if (toClassify.length > 0) await opts.handOver(toClassify);
+      }
+      await this.batch(this.seenCmds());
+    }
+    return out as IngestOutcome[];
+  }
+
+  /**
+   * Another feed's item may join one of ours by its link between our claim and its re-pointing (a feed
+   * ingested at the same instant): its source went to our item's id, which is no story. Each side looks after
+   * its own write, so one of them sees the other: the items merged as near-duplicates (`moved`, re-pointed by
+   * now) bring any source written on their id to the story they joined; the items merged by link (`joined`)
+   * whose story does not exist read the claim again and follow it when it has moved.
+   */
+  private async settleLinkRaces(moved: number[], joined: number[]) {
+    const { cands, target, fields, out, feedId, opts } = this;
+    const { prefix } = this.ctx;
+    const fix: Cmd[] = [];
+    // (A story of that id written by an earlier run keeps its sources.)
+    const strayReads: Cmd[] = [];
+    for (const i of moved) strayReads.push(['exists', storyKey(prefix, cands[i]!.id)], ['hgetall', sourcesKey(prefix, cands[i]!.id)]);
+    const stray = (await this.batch(strayReads)) as unknown[];
+    for (let k = 0; k < moved.length; k++) {
+      const i = moved[k]!;
+      if (stray[2 * k] !== 0) continue;
+      const entries = Object.entries(stray[2 * k + 1] as Record<string, string>);
+      for (const [feed, source] of entries) fix.push(...addSourceCmds(prefix, target.get(i)!.id, feed, source));
+      if (entries.length > 0) fix.push(['unlink', sourcesKey(prefix, cands[i]!.id)]);
+    }
+    const existsReads: Cmd[] = [];
+    for (const i of joined) existsReads.push(['exists', storyKey(prefix, target.get(i)!.id)]);
+    const exists = (await this.batch(existsReads)) as number[];
+    const missing: number[] = [];
+    const claimReads: Cmd[] = [];
+    for (let k = 0; k < joined.length; k++) {
+      if (exists[k] !== 0) continue;
+      const i = joined[k]!;
+      const link = fields[i]!.link!;
+      missing.push(i);
+      claimReads.push(['heraldSeen', ...linkKeys(prefix, linkShard(link), this.seenGen), link]);
+    }
+    const claims = (await this.batch(claimReads)) as (string | null)[][];
+    for (let k = 0; k < missing.length; k++) {
+      const i = missing[k]!;
+      const claimant = claims[k]![0]?.replace(/^~/, '');
+      if (!claimant || claimant === target.get(i)!.id) continue;
+      fix.push(...addSourceCmds(prefix, claimant, feedId, JSON.stringify({ url: cands[i]!.url, at: opts.now })));
+      out[i] = { outcome: 'merged', id: claimant, similarity: 1 };
+    }
+    await this.batch(fix);
+  }
+}
+
 export function createStoryStore(redis: RedisClient, prefix: string) {
   // EVALSHA: the scripts travel once per connection, not with every story.
   for (const [name, { lua, keysPerEntry }] of Object.entries(PACKED_SCRIPTS)) {
@@ -304,39 +739,7 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
   redis.defineCommand('heraldRepoint', { numberOfKeys: 2, lua: REPOINT });
   redis.defineCommand('heraldUpdateRecord', { numberOfKeys: 1, lua: UPDATE_RECORD });
   const nearLog = createNearLog(redis, prefix);
-  /**
-   * Calls of a script that takes entries (PACKED_SCRIPTS): on a single Redis, as many entries per call as `limit`
-   * (of their weight) allows, through the script's `<name>Packed` command, whose first argument is the number of
-   * keys; on a cluster, where a script's keys must share a slot, one entry per call through `<name>`, whose
-   * first argument is a key (ioredis' cluster auto-pipelining routes a command by its first argument, and sent
-   * the number of keys to a node that did not hold them). Each call is the script's
-   * keys, then `head`, then each entry's arguments. Returns the commands and, per command, its entries.
-   */
-  const packedCalls = <E extends { keys: readonly string[]; args: readonly (string | number)[] }>(
-    name: keyof typeof PACKED_SCRIPTS, head: readonly (string | number)[], entries: readonly E[], limit: number, weight: (e: E) => number = () => 1,
-  ): { cmds: Cmd[]; calls: E[][] } => {
-    if (isCluster(redis)) return { cmds: entries.map((e): Cmd => [name, ...e.keys, ...head, ...e.args]), calls: entries.map((e) => [e]) };
-    const calls: E[][] = [];
-    let load = limit;
-    for (const e of entries) {
-      if (load + weight(e) > limit) {
-        calls.push([]);
-        load = 0;
-      }
-      calls[calls.length - 1]!.push(e);
-      load += weight(e);
-    }
-    const cmds = calls.map((call): Cmd => {
-      const keys = call.flatMap((e) => e.keys);
-      return [`${name}Packed`, keys.length, ...keys, ...head, ...call.flatMap((e) => e.args)];
-    });
-    return { cmds, calls };
-  };
-  /** Runs commands in one round trip; returns each reply (errors thrown). */
-  const batch = async (cmds: Cmd[]): Promise<unknown[]> => {
-    // Stories, links and bands live in many slots: per-node batches on a cluster, one pipeline otherwise.
-    return runCommands(redis, cmds);
-  };
+  const ctx: IngestContext = { redis, prefix, nearLog };
 
   const store = {
     /**
@@ -345,285 +748,8 @@ export function createStoryStore(redis: RedisClient, prefix: string) {
      * changed its title or summary); or another feed's story of the same event (same canonical link, else a
      * near-duplicate of title and summary) to which this feed is added as a source.
      */
-    async ingestBatch(cands: readonly IngestCandidate[], opts: IngestOptions): Promise<IngestOutcome[]> {
-      const out: (IngestOutcome | null)[] = cands.map(() => null);
-      if (cands.length === 0) return [];
-      const feedId = cands[0]!.feedId;
-      const seenGen = Math.floor(opts.now / SEEN_GEN_MS);
-      // Another poller's clock may be past the generation's rollover.
-      const lateInGen = nearGenerationEnd(opts.now, SEEN_GEN_MS);
-      // Items with a guid are looked up by guid and text first; their link is parsed only if that finds nothing.
-      const fields = cands.map((c) => ({
-        guid: c.guid ? `g:${sha(c.guid)}` : null,
-        link: !c.guid && c.canonicalUrl ? `l:${sha(c.canonicalUrl)}` : null,
-        content: `c:${c.contentHash}`,
-      }));
-      const owner = new Map<string, string>();
-      const inCurrent = new Set<string>();
-      // One command for both generations: the fields travel once.
-      const lookUp = async (list: string[]) => {
-        if (list.length === 0) return;
-        const chunks = chunksOf(list, FIELDS_PER_CALL);
-        const replies = (await batch(chunks.map((c): Cmd => ['heraldSeen', seenKey(prefix, feedId, seenGen), seenKey(prefix, feedId, seenGen - 1), ...c]))) as (string | null)[][];
-        const seen = replies.flat();
-        list.forEach((f, i) => {
-          const o = seen[i];
-          if (!o) return;
-          if (o.startsWith('~')) owner.set(f, o.slice(1));
-          else {
-            owner.set(f, o);
-            inCurrent.add(f);
-          }
-        });
-      };
-      await lookUp([...new Set(fields.flatMap((f) => [f.guid, f.link, f.content].filter((x): x is string => x !== null)))]);
-      // A new guid on a known link is the same item (publishers do change guid schemes).
-      const unresolved: string[] = [];
-      cands.forEach((c, i) => {
-        const f = fields[i]!;
-        if (f.guid && !owner.has(f.guid) && !owner.has(f.content) && c.canonicalUrl) {
-          f.link = `l:${sha(c.canonicalUrl)}`;
-          unresolved.push(f.link);
-        }
-      });
-      await lookUp([...new Set(unresolved)]);
-      dropSharedLinks(fields, owner);
-      const present = fields.map((f) => [f.guid, f.link, f.content].filter((x): x is string => x !== null));
-
-      const identity = fields.map((f) => (f.guid ? owner.get(f.guid) : undefined) ?? (f.link ? owner.get(f.link) : undefined) ?? null);
-      // This exact text already seen for the item: unchanged, nothing to read. (A publisher reverting an edit
-      // is taken as unchanged; the story keeps the edit.)
-      const withIdentity = identity.map((id, i) => [id, i] as const).filter(([id, i]) => id !== null && owner.get(fields[i]!.content) !== id);
-      // Only the feed that created a story edits it; a feed merged in as a source does not rewrite its text.
-      const owned = (await batch(withIdentity.map(([id]): Cmd => ['hmget', storyKey(prefix, id!), 'contentHash', 'feedId', 'json']))) as (string | null)[][];
-      const ownHash = new Map(withIdentity.map(([, i], k) => [i, owned[k]![1] === feedId ? owned[k]![0] : null]));
-      const ownJson = new Map(withIdentity.map(([, i], k) => [i, owned[k]![2] ?? null]));
-
-      const writes: Cmd[] = [];
-      const seenWrites: string[] = [];
-      /** Edited items and the index of their write. */
-      const updates: [number, number][] = [];
-      // Entries found only in the previous generation are carried into the current one.
-      const remember = (i: number, id: string, except?: string) => {
-        for (const f of present[i]!) if (!inCurrent.has(f) && f !== except) seenWrites.push(f, id);
-      };
-      cands.forEach((c, i) => {
-        const id = identity[i];
-        const known = id ?? owner.get(fields[i]!.content) ?? null;
-        if (known === null) return;
-        const hash = ownHash.get(i);
-        const edited = id && hash && hash !== c.contentHash ? c.story() : null;
-        if (id && hash && edited && !('skip' in edited)) {
-          // The new text is recorded as seen once the record is known to hold it (below).
-          remember(i, known, fields[i]!.content);
-          const prevStory = ownJson.get(i) ? (JSON.parse(ownJson.get(i)!) as StoredStory) : storedOf(edited);
-          const next: StoredStory = { ...prevStory, title: edited.title, summary: edited.summary, categories: edited.categories, updatedAt: opts.now };
-          writes.push(['heraldUpdateRecord', storyKey(prefix, id), hash, c.contentHash, JSON.stringify(next), STORY_TTL_MS]);
-          updates.push([i, writes.length - 1]);
-          out[i] = { outcome: 'updated', id };
-        } else {
-          remember(i, known);
-          out[i] = { outcome: 'duplicate', id: known };
-        }
-      });
-      // Duplicates inside this one document: the first occurrence wins.
-      const inBatch = new Map<string, string>();
-      const fresh: number[] = [];
-      const built = new Map<number, Story>();
-      cands.forEach((c, i) => {
-        if (out[i]) return;
-        const prior = present[i]!.map((k) => inBatch.get(k)).find((x) => x !== undefined);
-        if (prior) {
-          out[i] = { outcome: 'duplicate', id: prior };
-          return;
-        }
-        const story = c.story();
-        if ('skip' in story) {
-          out[i] = { outcome: 'skipped', reason: story.skip };
-          return;
-        }
-        for (const k of present[i]!) inBatch.set(k, c.id);
-        built.set(i, story);
-        fresh.push(i);
-      });
-
-      // Across feeds, exact: the canonical article URL is claimed by the first story that carries it.
-      const target = new Map<number, { id: string; similarity: number }>();
-      const byShard = new Map<number, number[]>();
-      for (const i of fresh) {
-        const link = fields[i]!.link;
-        if (!link) continue;
-        const shard = linkShard(link);
-        const idx = byShard.get(shard);
-        if (idx) idx.push(i);
-        else byShard.set(shard, [i]);
-      }
-      const shards = [...byShard.entries()].flatMap(([shard, idx]) => chunksOf(idx, FIELDS_PER_CALL / 2).map((part) => [shard, part] as const));
-      const claims = packedCalls('heraldClaim', [2 * SEEN_GEN_MS], shards.map(([shard, idx]) => ({
-        idx,
-        keys: [...linkKeys(prefix, shard, seenGen), linkKey(prefix, shard, lateInGen ? seenGen + 1 : seenGen)],
-        args: [idx.length, ...idx.flatMap((i) => [fields[i]!.link!, cands[i]!.id])],
-      })), FIELDS_PER_CALL / 2, (e) => e.idx.length);
-
-      const linkReplies = (await batch(claims.cmds)) as string[][];
-      const ownLink = new Set<number>();
-      const linkMerged: number[] = [];
-      claims.calls.forEach((call, k) => {
-        let j = 0;
-        for (const { idx } of call) {
-          for (const i of idx) {
-            const o = linkReplies[k]![j++];
-            if (o && o !== cands[i]!.id) {
-              target.set(i, { id: o, similarity: 1 });
-              linkMerged.push(i);
-            } else if (o) ownLink.add(i);
-          }
-        }
-      });
-
-      // Across feeds, near: decided in this poller's replay of the near-duplicate log (see near-log.ts), for the
-      // items no link claim merged.
-      const near = fresh.filter((i) => !target.has(i));
-      if (near.length > 0) {
-        const items = near.map((i) => ({ id: cands[i]!.id, ...cands[i]!.fingerprint() }));
-        const rows = items[0]!.signature.length / 8;
-        const decided = await nearLog.decide(feedId, opts.now, Math.ceil(opts.threshold * rows), items);
-        decided.forEach((d, k) => {
-          if (d.merged) target.set(near[k]!, { id: d.storyId, similarity: d.equalRows / rows });
-        });
-      }
-
-      // An item merged as a near-duplicate claimed its link under its own id, a story that is never written:
-      // the claim now names the story it joined, or the next item with that link would join no story at all.
-      const repoint = new Map<number, string[]>();
-      for (const i of ownLink) {
-        const t = target.get(i);
-        if (!t) continue;
-        const link = fields[i]!.link!;
-        const shard = linkShard(link);
-        const triples = repoint.get(shard) ?? [];
-        triples.push(link, cands[i]!.id, t.id);
-        repoint.set(shard, triples);
-      }
-      for (const [shard, triples] of repoint) {
-        for (const part of chunksOf(triples, 3 * (FIELDS_PER_CALL / 2))) writes.push(['heraldRepoint', ...linkKeys(prefix, shard, seenGen), ...part]);
-      }
-      /** New stories to write: the item, the story's key and its arguments (CREATE_STORIES). */
-      const toCreate: { i: number; id: string; keys: [string]; args: string[] }[] = [];
-      /** Merged items and the index of their join (JOIN_STORY): seen only once their story is known to exist. */
-      const joins: [number, number][] = [];
-      for (const i of fresh) {
-        const c = cands[i]!;
-        const t = target.get(i);
-        if (t) {
-          // A merge is a change: the story and its sources stay on.
-          writes.push(['heraldJoinStory', storyKey(prefix, t.id), sourcesKey(prefix, t.id), ...createArgs({ ...built.get(i)!, id: t.id }, c.contentHash, JSON.stringify({ url: c.url, at: opts.now })), opts.now]);
-          joins.push([i, writes.length - 1]);
-          out[i] = { outcome: 'merged', id: t.id, similarity: t.similarity };
-          continue;
-        }
-        const s = built.get(i)!;
-        // The text is recorded as seen once the record is known to hold it (below).
-        remember(i, s.id, fields[i]!.content);
-        toCreate.push({ i, id: s.id, keys: [storyKey(prefix, s.id)], args: [s.id, c.contentHash, JSON.stringify(storedOf(s))] });
-        out[i] = { outcome: 'created', id: s.id };
-      }
-      /** Per new story (in toCreate's order), the index of its call in `writes` and its place in that call's answer. */
-      const creates: [number, number][] = [];
-      const createCalls = packedCalls('heraldCreateStories', [feedId], toCreate, CREATE_CHUNK);
-      createCalls.cmds.forEach((cmd, c) => {
-        writes.push(cmd);
-        createCalls.calls[c]!.forEach((_, k) => creates.push([writes.length - 1, k]));
-      });
-      const seen = (): Cmd[] => {
-        if (seenWrites.length === 0) return [];
-        const cmds = chunksOf(seenWrites, 2 * FIELDS_PER_CALL).map((pairs): Cmd => ['hset', seenKey(prefix, feedId, seenGen), ...pairs]);
-        return [...cmds, ['pexpire', seenKey(prefix, feedId, seenGen), 2 * SEEN_GEN_MS]];
-      };
-      // With stories created or edited, the seen index is written after them (and after the hand-over, see handOver).
-      const creating = creates.length > 0;
-      const later = creating || updates.length > 0 || joins.length > 0;
-      const replies = await batch(later ? writes : [...writes, ...seen()]);
-      /** Stories written by a join that found none (their first item's poller died before writing them). */
-      const madeByJoin: string[] = [];
-      for (const [i, at] of joins) {
-        const t = target.get(i)!;
-        if (replies[at] === 0) continue;
-        remember(i, t.id);
-        if (replies[at] === 2) {
-          madeByJoin.push(t.id);
-          out[i] = { outcome: 'created', id: t.id };
-        }
-      }
-      for (const [i, at] of updates) {
-        const id = identity[i]!;
-        if (replies[at] === 1) seenWrites.push(fields[i]!.content, id);
-        // Another fetch wrote the record in between: its text stands, this one is compared again next time.
-        else out[i] = { outcome: 'duplicate', id };
-      }
-      await settleLinkRaces([...ownLink].filter((i) => target.has(i)), linkMerged);
-      // A story that already existed (a poller that crashed after creating it, a WebSub delivery racing a poll)
-      // is not new; it is handed over again while it is not classified (the job id makes that a no-op while
-      // the first hand-over's job is kept).
-      const toClassify: string[] = [];
-      const existed: string[] = [];
-      toCreate.forEach(({ i, id }, n) => {
-        const [at, k] = creates[n]!;
-        if ((replies[at] as number[])[k] === 1) {
-          toClassify.push(id);
-          seenWrites.push(fields[i]!.content, id);
-        } else {
-          // Its text is not recorded: the record may hold another version, which the next fetch compares.
-          out[i] = { outcome: 'duplicate', id };
-          existed.push(id);
-        }
-      });
-      if (later) {
-        toClassify.push(...madeByJoin);
-        if (opts.handOver && (creating || madeByJoin.length > 0)) {
-          const classified = (await batch(existed.map((id): Cmd => ['hexists', storyKey(prefix, id), 'classifiedAt']))) as number[];
-          existed.forEach((id, k) => {
-            if (classified[k] !== 1) toClassify.push(id);
-          });
-          if (toClassify.length > 0) await opts.handOver(toClassify);
-        }
-        await batch(seen());
-      }
-      return out as IngestOutcome[];
-
-      /**
-       * Another feed's item may join one of ours by its link between our claim and its re-pointing (a feed
-       * ingested at the same instant): its source went to our item's id, which is no story. Each side looks after
-       * its own write, so one of them sees the other: the items merged as near-duplicates (`moved`, re-pointed by
-       * now) bring any source written on their id to the story they joined; the items merged by link (`joined`)
-       * whose story does not exist read the claim again and follow it when it has moved.
-       */
-      async function settleLinkRaces(moved: number[], joined: number[]) {
-        const fix: Cmd[] = [];
-        const add = (storyId: string, feed: string, source: string) => fix.push(...addSourceCmds(prefix, storyId, feed, source));
-        // (A story of that id written by an earlier run keeps its sources.)
-        const stray = (await batch(moved.flatMap((i): Cmd[] => [['exists', storyKey(prefix, cands[i]!.id)], ['hgetall', sourcesKey(prefix, cands[i]!.id)]]))) as unknown[];
-        moved.forEach((i, k) => {
-          if (stray[2 * k] !== 0) return;
-          const entries = Object.entries(stray[2 * k + 1] as Record<string, string>);
-          for (const [feed, source] of entries) add(target.get(i)!.id, feed, source);
-          if (entries.length > 0) fix.push(['unlink', sourcesKey(prefix, cands[i]!.id)]);
-        });
-        const exists = (await batch(joined.map((i): Cmd => ['exists', storyKey(prefix, target.get(i)!.id)]))) as number[];
-        const missing = joined.filter((_, k) => exists[k] === 0);
-        const claims = (await batch(missing.map((i): Cmd => {
-          const link = fields[i]!.link!;
-          const shard = linkShard(link);
-          return ['heraldSeen', ...linkKeys(prefix, shard, seenGen), link];
-        }))) as (string | null)[][];
-        missing.forEach((i, k) => {
-          const claimant = claims[k]![0]?.replace(/^~/, '');
-          if (!claimant || claimant === target.get(i)!.id) return;
-          add(claimant, feedId, JSON.stringify({ url: cands[i]!.url, at: opts.now }));
-          out[i] = { outcome: 'merged', id: claimant, similarity: 1 };
-        });
-        await batch(fix);
-      }
+    ingestBatch(cands: readonly IngestCandidate[], opts: IngestOptions): Promise<IngestOutcome[]> {
+      return cands.length === 0 ? Promise.resolve([]) : new FeedIngest(ctx, cands, opts).run();
     },
 
     /**
