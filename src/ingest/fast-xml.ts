@@ -2,7 +2,7 @@ import { atomTextAsHtml } from './atom-text.ts';
 import { firstReadableDate } from './normalize.ts';
 import type { FeedFormat, ParsedFeed, ParsedItem } from './parse-feed.ts';
 import { resolveXmlBase } from './xml-base.ts';
-import { MAX_DEPTH, NotPlainXml, scanXml, tooDeep } from './xml-scan.ts';
+import { MAX_DEPTH, NotPlainXml, scanXml, tooDeep, type XmlEvents } from './xml-scan.ts';
 
 /**
  * The fast path for well-formed RSS, RDF and Atom: one pass of Herald's XML tokenizer (xml-scan.ts), mapping
@@ -70,135 +70,148 @@ export function parseFastXml(doc: string, format: FeedFormat, documentUrl?: stri
   if (format === 'json1.0' || format === 'json1.1') return null;
   if (hasUndefinedEntity(doc)) return null;
   const atom = format === 'atom0.3' || format === 'atom1.0';
-  // rss-parser reads RDF documents only under the exact root name rdf:RDF.
-  let rdf = false;
-  let channelDone = false;
-
-  const stack: Node[] = [];
-  let roots = 0;
-  let itunes = false;
-  let rootLang: string | null = null;
-  let rootBase: string | null = null;
-  // Depths (stack length) of the channel (RSS) or the element holding items and feed-level fields.
-  let channelDepth = -1;
-  const channel = new Map<string, Node>();
-  const channelLinks: { name: string; attrs: Attrs }[] = [];
-  const skipHours: string[] = [];
-  const skipDays: string[] = [];
-  const items: ItemAcc[] = [];
-  let item: ItemAcc | null = null;
-  let itemDepth = -1;
-  let inMediaGroup = false;
-  let inAuthor = false;
-
-  const events = {
-    open(name: string, attrs: Attrs) {
-      const depth = stack.length; // depth of the new element (root = 0)
-      if (depth >= MAX_DEPTH) throw tooDeep();
-      const parent = stack[depth - 1];
-      if (parent) parent.mixed = true;
-      if (depth === 0) {
-        roots++;
-        if (roots > 1) throw new GiveUp();
-        if (attrs['xmlns:itunes'] !== undefined) itunes = true;
-        rootLang = xmlLang(attrs['xml:lang']);
-        rootBase = attrs['xml:base'] ?? null;
-        rdf = name === 'rdf:RDF';
-        if (!atom && !rdf && name !== 'rss') throw new GiveUp();
-        if (atom) channelDepth = 0;
-      }
-      stack.push({ name, attrs, text: '', mixed: false });
-      if (!atom && !rdf && depth === 1 && name === 'channel' && channelDepth < 0) channelDepth = 1;
-      if (rdf && depth === 1 && name === 'channel' && channelDepth < 0) channelDepth = 1;
-      const itemParent = atom ? 0 : rdf ? 0 : channelDepth === 1 ? 1 : -2;
-      const itemName = atom ? 'entry' : 'item';
-      if (item === null && depth === itemParent + 1 && name === itemName && (atom || rdf || stack[1]?.name === 'channel')) {
-        // Only items of the first channel count, as in rss-parser.
-        if (!atom && !rdf && channelDone) return;
-        item = newItem(attrs['rdf:about'] ?? null, atom ? xmlLang(attrs['xml:lang']) : null, atom ? (attrs['xml:base'] ?? null) : null);
-        itemDepth = depth;
-        return;
-      }
-      if (item && depth === itemDepth + 1) {
-        if (name === 'link') item.links.push(attrs);
-        else if (name === 'enclosure' && !item.enclosure) item.enclosure = attrs;
-        else if (name === 'media:content' || name === 'media:thumbnail') item.media.push({ ...attrs, __kind: name });
-        else if (name === 'media:group') inMediaGroup = true;
-        else if (name === 'itunes:image' && !item.itunesImage && attrs.href) item.itunesImage = attrs.href;
-        else if (name === 'author' && atom) inAuthor = true;
-        if (name === 'category' && atom) {
-          const v = attrs.label ?? attrs.term;
-          if (v && !item.categories.has(v)) item.categories.add(`\u0000${v}`);
-        }
-      } else if (item && inMediaGroup && depth === itemDepth + 2 && (name === 'media:content' || name === 'media:thumbnail')) {
-        item.media.push({ ...attrs, __kind: `group:${name}` });
-      }
-      if (!item && channelDepth >= 0 && depth === channelDepth + 1 && (name === 'link' || name === 'atom:link')) channelLinks.push({ name, attrs });
-    },
-    text(text: string) {
-      const top = stack[stack.length - 1];
-      if (top) top.text += text;
-    },
-    close(name: string) {
-      const node = stack.pop();
-      if (!node || node.name !== name) throw new GiveUp();
-      const depth = stack.length;
-      if (item) {
-        if (depth === itemDepth) {
-          items.push(item);
-          item = null;
-          return;
-        }
-        if (depth === itemDepth + 1) {
-          if (name === 'media:group') inMediaGroup = false;
-          if (name === 'author') inAuthor = false;
-          if (!item.fields.has(name)) item.fields.set(name, node);
-          if (name === 'category' && !atom) {
-            if (node.mixed) throw new GiveUp();
-            const v = node.text;
-            if (v.trim()) item.categories.add(v);
-          }
-        } else if (atom && inAuthor && depth === itemDepth + 2 && name === 'name' && item.authorName === null) {
-          item.authorName = node.text;
-        }
-        return;
-      }
-      if (channelDepth >= 0 && depth === channelDepth + 1 && !channel.has(name)) channel.set(name, node);
-      if (channelDepth >= 0 && depth === channelDepth + 2) {
-        const parent = stack[stack.length - 1]!;
-        if (parent.name === 'skipHours' && name === 'hour') skipHours.push(node.text);
-        if (parent.name === 'skipDays' && name === 'day') skipDays.push(node.text);
-      }
-      if (!atom && !rdf && depth === channelDepth && name === 'channel') channelDone = true;
-    },
-  };
+  const reader = new FeedReader(atom);
   try {
-    scanXml(doc, events);
+    scanXml(doc, reader);
   } catch (err) {
     if (err instanceof GiveUp || err instanceof NotPlainXml) return null;
     throw err;
   }
-  if (stack.length > 0 || roots !== 1) return null;
-
-  // A value as xml2js would give it: element text, or for an element with attributes and no text, its href.
-  const value = (n: Node | undefined): string | null => {
-    if (!n) return null;
-    if (n.mixed) throw new GiveUp();
-    if (n.text.trim() !== '') return n.text;
-    const hasAttrs = Object.keys(n.attrs).length > 0;
-    return hasAttrs && n.attrs.href ? n.attrs.href : null;
-  };
-  const raw = (n: Node | undefined): string | null => {
-    if (!n) return null;
-    if (n.mixed) throw new GiveUp();
-    return n.text.trim() === '' ? null : n.text;
-  };
-  // An Atom text construct, escaped when text-typed (atom-text.ts); an RSS field as it is.
-  const textConstruct = (n: Node | undefined, read: typeof raw): string | null => (atom && n ? atomTextAsHtml(read(n), n.attrs.type) : read(n));
-
+  if (reader.stack.length > 0 || reader.roots !== 1) return null;
   try {
+    return reader.feed(format, documentUrl);
+  } catch (err) {
+    if (err instanceof GiveUp) return null;
+    throw err;
+  }
+}
+
+/**
+ * The tokenizer's events for one document, gathered into the channel's fields and the items'. A class, not an
+ * object of closures made per document: V8 drops the optimized code of closures that died at each full
+ * collection, so a poller compiled these handlers again and again.
+ */
+class FeedReader implements XmlEvents {
+  /** rss-parser reads RDF documents only under the exact root name rdf:RDF. */
+  private rdf = false;
+  private channelDone = false;
+  readonly stack: Node[] = [];
+  roots = 0;
+  private itunes = false;
+  private rootLang: string | null = null;
+  private rootBase: string | null = null;
+  /** Depth (stack length) of the channel (RSS) or the element holding items and feed-level fields. */
+  private channelDepth = -1;
+  private readonly channel = new Map<string, Node>();
+  private readonly channelLinks: { name: string; attrs: Attrs }[] = [];
+  private readonly skipHours: string[] = [];
+  private readonly skipDays: string[] = [];
+  private readonly items: ItemAcc[] = [];
+  private item: ItemAcc | null = null;
+  private itemDepth = -1;
+  private inMediaGroup = false;
+  private inAuthor = false;
+
+  constructor(private readonly atom: boolean) {}
+
+  open(name: string, attrs: Attrs) {
+    const { stack, atom } = this;
+    const depth = stack.length; // depth of the new element (root = 0)
+    if (depth >= MAX_DEPTH) throw tooDeep();
+    const parent = stack[depth - 1];
+    if (parent) parent.mixed = true;
+    if (depth === 0) {
+      this.roots++;
+      if (this.roots > 1) throw new GiveUp();
+      if (attrs['xmlns:itunes'] !== undefined) this.itunes = true;
+      this.rootLang = xmlLang(attrs['xml:lang']);
+      this.rootBase = attrs['xml:base'] ?? null;
+      this.rdf = name === 'rdf:RDF';
+      if (!atom && !this.rdf && name !== 'rss') throw new GiveUp();
+      if (atom) this.channelDepth = 0;
+    }
+    stack.push({ name, attrs, text: '', mixed: false });
+    const rdf = this.rdf;
+    if (!atom && !rdf && depth === 1 && name === 'channel' && this.channelDepth < 0) this.channelDepth = 1;
+    if (rdf && depth === 1 && name === 'channel' && this.channelDepth < 0) this.channelDepth = 1;
+    const itemParent = atom ? 0 : rdf ? 0 : this.channelDepth === 1 ? 1 : -2;
+    const itemName = atom ? 'entry' : 'item';
+    const item = this.item;
+    if (item === null && depth === itemParent + 1 && name === itemName && (atom || rdf || stack[1]?.name === 'channel')) {
+      // Only items of the first channel count, as in rss-parser.
+      if (!atom && !rdf && this.channelDone) return;
+      this.item = newItem(attrs['rdf:about'] ?? null, atom ? xmlLang(attrs['xml:lang']) : null, atom ? (attrs['xml:base'] ?? null) : null);
+      this.itemDepth = depth;
+      return;
+    }
+    if (item && depth === this.itemDepth + 1) {
+      if (name === 'link') item.links.push(attrs);
+      else if (name === 'enclosure' && !item.enclosure) item.enclosure = attrs;
+      else if (name === 'media:content' || name === 'media:thumbnail') item.media.push({ ...attrs, __kind: name });
+      else if (name === 'media:group') this.inMediaGroup = true;
+      else if (name === 'itunes:image' && !item.itunesImage && attrs.href) item.itunesImage = attrs.href;
+      else if (name === 'author' && atom) this.inAuthor = true;
+      if (name === 'category' && atom) {
+        const v = attrs.label ?? attrs.term;
+        if (v && !item.categories.has(v)) item.categories.add(`\u0000${v}`);
+      }
+    } else if (item && this.inMediaGroup && depth === this.itemDepth + 2 && (name === 'media:content' || name === 'media:thumbnail')) {
+      item.media.push({ ...attrs, __kind: `group:${name}` });
+    }
+    if (!item && this.channelDepth >= 0 && depth === this.channelDepth + 1 && (name === 'link' || name === 'atom:link')) this.channelLinks.push({ name, attrs });
+  }
+
+  text(text: string) {
+    const top = this.stack[this.stack.length - 1];
+    if (top) top.text += text;
+  }
+
+  close(name: string) {
+    const { stack, atom } = this;
+    const node = stack.pop();
+    if (!node || node.name !== name) throw new GiveUp();
+    const depth = stack.length;
+    const item = this.item;
+    if (item) {
+      if (depth === this.itemDepth) {
+        this.items.push(item);
+        this.item = null;
+        return;
+      }
+      if (depth === this.itemDepth + 1) {
+        if (name === 'media:group') this.inMediaGroup = false;
+        if (name === 'author') this.inAuthor = false;
+        if (!item.fields.has(name)) item.fields.set(name, node);
+        if (name === 'category' && !atom) {
+          if (node.mixed) throw new GiveUp();
+          const v = node.text;
+          if (v.trim()) item.categories.add(v);
+        }
+      } else if (atom && this.inAuthor && depth === this.itemDepth + 2 && name === 'name' && item.authorName === null) {
+        item.authorName = node.text;
+      }
+      return;
+    }
+    const channelDepth = this.channelDepth;
+    if (channelDepth >= 0 && depth === channelDepth + 1 && !this.channel.has(name)) this.channel.set(name, node);
+    if (channelDepth >= 0 && depth === channelDepth + 2) {
+      const parent = stack[stack.length - 1]!;
+      if (parent.name === 'skipHours' && name === 'hour') this.skipHours.push(node.text);
+      if (parent.name === 'skipDays' && name === 'day') this.skipDays.push(node.text);
+    }
+    if (!atom && !this.rdf && depth === channelDepth && name === 'channel') this.channelDone = true;
+  }
+
+  /** An Atom text construct, escaped when text-typed (atom-text.ts); an RSS field as it is. */
+  private textConstruct(n: Node | undefined, read: (n: Node | undefined) => string | null): string | null {
+    return this.atom && n ? atomTextAsHtml(read(n), n.attrs.type) : read(n);
+  }
+
+  /** The feed read: throws GiveUp where a field holds markup. */
+  feed(format: FeedFormat, documentUrl: string | undefined): ParsedFeed {
+    const { atom, rdf, channel, channelLinks, rootBase, itunes } = this;
     // Atom has no language element: its language is the feed's, or an entry's, xml:lang (RFC 4287 §2).
-    const language = value(channel.get('language')) ?? value(channel.get('dc:language')) ?? (atom ? rootLang : null);
+    const language = value(channel.get('language')) ?? value(channel.get('dc:language')) ?? (atom ? this.rootLang : null);
     const ttl = Number(value(channel.get('ttl')));
     const frequency = Number(value(channel.get('sy:updateFrequency')));
     const linkList = channelLinks.filter((l) => l.attrs.href).map((l) => ({ rel: (l.attrs.rel ?? 'alternate').toLowerCase(), href: l.attrs.href! }));
@@ -214,7 +227,32 @@ export function parseFastXml(doc: string, format: FeedFormat, documentUrl?: stri
       feedLink = value(channel.get('link'));
       self ??= channelLinks.find((l) => l.name === 'atom:link')?.attrs.href ?? null;
     }
-    const title = atom ? textConstruct(channel.get('title'), value) : (value(channel.get('title')) ?? value(channel.get('dc:title')));
+    const title = atom ? this.textConstruct(channel.get('title'), value) : (value(channel.get('title')) ?? value(channel.get('dc:title')));
+    const items: ParsedItem[] = [];
+    for (const i of this.items) {
+      const f = i.fields;
+      const categories: string[] = [];
+      const seen = new Set<string>();
+      for (const c of i.categories) {
+        const v = c.startsWith('\u0000') ? c.slice(1) : c;
+        if (!seen.has(v)) {
+          seen.add(v);
+          categories.push(v);
+        }
+      }
+      items.push({
+        guid: value(f.get('guid')) ?? value(f.get('id')) ?? i.about,
+        link: atom ? resolveXmlBase(atomLink(i.links, 'alternate', 0), [rootBase, i.base], documentUrl) : value(f.get('link')),
+        title: (atom ? this.textConstruct(f.get('title'), value) : (value(f.get('title')) ?? value(f.get('dc:title')))) ?? '',
+        summaryHtml: this.textConstruct(f.get('summary'), raw) ?? (atom ? this.textConstruct(f.get('content'), raw) : raw(f.get('description'))) ?? raw(f.get('content:encoded')) ?? '',
+        categories,
+        published: firstReadableDate([value(f.get('pubDate')), value(f.get('pubdate')), value(f.get('published')), value(f.get('issued')), value(f.get('dc:date')), value(f.get('created'))]),
+        updated: firstReadableDate([value(f.get('updated')), value(f.get('modified'))]),
+        author: atom ? (i.authorName?.trim() ? i.authorName : null) : (value(f.get('dc:creator')) ?? value(f.get('author'))),
+        language: (atom ? i.lang : value(f.get('dc:language'))) ?? language,
+        image: atom ? resolveXmlBase(imageOf(i, false), [rootBase, i.base], documentUrl) : imageOf(i, itunes && !rdf && format === 'rss2.0'),
+      });
+    }
     return {
       format,
       title: title ?? '',
@@ -226,30 +264,28 @@ export function parseFastXml(doc: string, format: FeedFormat, documentUrl?: stri
         ttlMinutes: Number.isFinite(ttl) && ttl > 0 ? ttl : null,
         updatePeriod: value(channel.get('sy:updatePeriod'))?.trim().toLowerCase() ?? null,
         updateFrequency: Number.isFinite(frequency) && frequency > 0 ? frequency : null,
-        skipHours: skipHours.map(Number).filter((h) => Number.isInteger(h) && h >= 0 && h <= 24),
-        skipDays: skipDays.map((d) => d.trim().toLowerCase()),
+        skipHours: this.skipHours.map(Number).filter((h) => Number.isInteger(h) && h >= 0 && h <= 24),
+        skipDays: this.skipDays.map((d) => d.trim().toLowerCase()),
       },
-      items: items.map((i): ParsedItem => {
-        const f = (n: string) => i.fields.get(n);
-        const categories = [...new Set([...i.categories].map((c) => (c.startsWith('\u0000') ? c.slice(1) : c)))];
-        return {
-          guid: value(f('guid')) ?? value(f('id')) ?? i.about,
-          link: atom ? resolveXmlBase(atomLink(i.links, 'alternate', 0), [rootBase, i.base], documentUrl) : value(f('link')),
-          title: (atom ? textConstruct(f('title'), value) : (value(f('title')) ?? value(f('dc:title')))) ?? '',
-          summaryHtml: textConstruct(f('summary'), raw) ?? (atom ? textConstruct(f('content'), raw) : raw(f('description'))) ?? raw(f('content:encoded')) ?? '',
-          categories,
-          published: firstReadableDate([value(f('pubDate')), value(f('pubdate')), value(f('published')), value(f('issued')), value(f('dc:date')), value(f('created'))]),
-          updated: firstReadableDate([value(f('updated')), value(f('modified'))]),
-          author: atom ? (i.authorName?.trim() ? i.authorName : null) : (value(f('dc:creator')) ?? value(f('author'))),
-          language: (atom ? i.lang : value(f('dc:language'))) ?? language,
-          image: atom ? resolveXmlBase(imageOf(i, false), [rootBase, i.base], documentUrl) : imageOf(i, itunes && !rdf && format === 'rss2.0'),
-        };
-      }),
+      items,
     };
-  } catch (err) {
-    if (err instanceof GiveUp) return null;
-    throw err;
   }
+}
+
+/** A value as xml2js would give it: element text, or for an element with attributes and no text, its href. */
+function value(n: Node | undefined): string | null {
+  if (!n) return null;
+  if (n.mixed) throw new GiveUp();
+  if (n.text.trim() !== '') return n.text;
+  const hasAttrs = Object.keys(n.attrs).length > 0;
+  return hasAttrs && n.attrs.href ? n.attrs.href : null;
+}
+
+/** An element's text, markup refused (GiveUp), blank as none. */
+function raw(n: Node | undefined): string | null {
+  if (!n) return null;
+  if (n.mixed) throw new GiveUp();
+  return n.text.trim() === '' ? null : n.text;
 }
 
 /** rss-parser's getLink (as parse-feed.ts patches it): the first link with that rel, else the one at the fallback index. */
