@@ -114,7 +114,7 @@ export function decodeBody(bytes: Uint8Array, contentType?: string | null): Deco
     source = 'prolog';
   }
   if (chosen === null || chosen === 'utf-8') {
-    if (validUtf8(bytes)) return { text: demoronize(utf8(bytes)), encoding: 'utf-8', source: chosen ? source : 'default' };
+    if (validUtf8(bytes)) return { text: utf8HoldsC1(bytes) ? demoronize(utf8(bytes)) : utf8(bytes), encoding: 'utf-8', source: chosen ? source : 'default' };
     // The reverse misconfiguration: a server-wide "charset=utf-8" over a feed whose bytes are not UTF-8 and
     // whose prolog names their encoding (windows-1251, ISO-8859-2...). The header is proven wrong; the
     // prolog is the publisher's own word, where windows-1252 would be a guess.
@@ -154,6 +154,17 @@ function guessMultiByte(bytes: Uint8Array): string | null {
  * "windows-1252" with its Latin-1 fast path, which turns smart quotes into C1 control characters.
  */
 const CP1252_C1 = '\u20ac\u0081\u201a\u0192\u201e\u2026\u2020\u2021\u02c6\u2030\u0160\u2039\u0152\u008d\u017d\u008f\u0090\u2018\u2019\u201c\u201d\u2022\u2013\u2014\u02dc\u2122\u0161\u203a\u0153\u009d\u017e\u0178';
+
+/**
+ * Whether valid UTF-8 bytes encode a C1 control (U+0080-U+009F: bytes C2 80 to C2 9F). A byte search, where
+ * looking for them in the decoded text was a regular expression over every character of every document.
+ */
+function utf8HoldsC1(bytes: Uint8Array): boolean {
+  for (let at = bytes.indexOf(0xc2); at >= 0 && at + 1 < bytes.length; at = bytes.indexOf(0xc2, at + 1)) {
+    if (bytes[at + 1]! <= 0x9f) return true;
+  }
+  return false;
+}
 
 /** C1 controls never appear in real text: they are windows-1252 punctuation (mis-decoded or double-encoded). */
 export function demoronize(text: string): string {

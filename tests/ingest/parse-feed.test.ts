@@ -112,6 +112,14 @@ describe('charset decoding', () => {
   it('windows-1252 punctuation hidden as C1 controls in a UTF-8 document is repaired', () => {
     expect(decodeBody(Buffer.from('<a>don\u0092t</a>')).text).toBe('<a>don’t</a>');
   });
+
+  it.each([
+    ['after other two-byte characters of the same lead byte', '<a>©\u00a0«quoted»\u0093x\u0094</a>', '<a>©\u00a0«quoted»“x”</a>'],
+    ['at the very end of the document', '<a>x</a>\u0085', '<a>x</a>…'],
+    ['none: Latin-1 supplement characters stay as they are', '<a>©\u00a0° ± ¿</a>', '<a>©\u00a0° ± ¿</a>'],
+  ])('C1 controls in UTF-8 are found by their bytes %s', (_, text, expected) => {
+    expect(decodeBody(Buffer.from(text)).text).toBe(expected);
+  });
 });
 
 describe('formats', () => {
