@@ -348,7 +348,8 @@ export async function parseFeedBody(
  * of copies in its place). The copies cost about 1 µs per item.
  */
 function ownStrings<T>(value: T): T {
-  if (typeof value === 'string') return (' ' + value).slice(1) as T;
+  // Shorter strings are copies already (V8 shares memory only from SlicedString's and ConsString's 13 characters).
+  if (typeof value === 'string') return (value.length < 13 ? value : (' ' + value).slice(1)) as T;
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) value[i] = ownStrings(value[i]);
   } else if (value !== null && typeof value === 'object') {

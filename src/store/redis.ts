@@ -229,20 +229,23 @@ async function sendBatch(redis: Redis, cmds: Command[]): Promise<unknown[]> {
   const socket = (redis as unknown as { stream?: object }).stream;
   const loaded = socket ? (loadedOn.get(socket) ?? loadedOn.set(socket, new Set()).get(socket)!) : new Set<string>();
   const loads: (string | number | Buffer)[][] = [];
-  const calls: (string | number | Buffer)[][] = [];
-  for (const [name, ...args] of cmds) {
-    const script = scriptOf(redis, name);
+  const calls: (readonly (string | number | Buffer)[])[] = [];
+  for (const cmd of cmds) {
+    const script = scriptOf(redis, cmd[0]);
+    // A plain command goes as the caller wrote it; a script's arguments are copied once, behind EVALSHA.
     if (!script) {
-      calls.push([name, ...args]);
+      calls.push(cmd);
       continue;
     }
     if (!loaded.has(script.sha)) {
       loads.push(['script', 'load', script.lua]);
       loaded.add(script.sha);
     }
-    calls.push(script.numberOfKeys === null ? ['evalsha', script.sha, ...args] : ['evalsha', script.sha, script.numberOfKeys, ...args]);
+    const call: (string | number | Buffer)[] = script.numberOfKeys === null ? ['evalsha', script.sha] : ['evalsha', script.sha, script.numberOfKeys];
+    for (let i = 1; i < cmd.length; i++) call.push(cmd[i]!);
+    calls.push(call);
   }
-  const wire = [...loads, ...calls];
+  const wire = loads.length === 0 ? calls : [...loads, ...calls];
   const { buf, ends } = encodeBatch(wire);
   const sent: Promise<unknown>[] = [];
   // One system call for the batch: ioredis writes each command on its own.
