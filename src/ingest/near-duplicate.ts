@@ -206,6 +206,45 @@ function base36(n: number): string {
   return s;
 }
 
+/** A bucket name's 32-bit hash (FNV-1a of its characters), never 0 (the near-duplicate index's empty slot). */
+export function bucketNameHash(name: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
+  return h | 0 || 1;
+}
+
+/** A band's base-36 digits, least significant first (bandBucketHashes is synchronous, one suffices). */
+const digits = new Uint8Array(8);
+
+/**
+ * Per band, `bucketNameHash(bandKeys(sig)[b])`, computed from the signature's rows without making the names:
+ * sixteen strings per item, then hashing them again, cost more than the item's whole MinHash signature. Reads
+ * the signature at `rows[at]..rows[at + 31]`, writes the hashes to `out` and answers how many there are (0 for
+ * text without a word, as bandKeys).
+ */
+export function bandBucketHashes(rows: Uint32Array, at: number, out: Int32Array): number {
+  if (rows[at] === EMPTY) return 0;
+  for (let b = 0; b < BANDS; b++) {
+    let v = 0x811c9dc5;
+    for (let r = 0; r < ROWS; r++) v = Math.imul(v ^ rows[at + b * ROWS + r]!, 0x01000193);
+    v >>>= 0;
+    // The name `${b}:${base36(v)}`, hashed character by character.
+    let h = 0x811c9dc5;
+    if (b >= 10) h = Math.imul(h ^ 49, 0x01000193);
+    h = Math.imul(h ^ (48 + (b % 10)), 0x01000193);
+    h = Math.imul(h ^ 58, 0x01000193);
+    let n = 0;
+    do {
+      const q = Math.floor(v / 36);
+      digits[n++] = DIGITS36.charCodeAt(v - q * 36);
+      v = q;
+    } while (v > 0);
+    while (n > 0) h = Math.imul(h ^ digits[--n]!, 0x01000193);
+    out[b] = h | 0 || 1;
+  }
+  return BANDS;
+}
+
 /**
  * A signature as stored: 8 hex characters per row (each row's 4 bytes, little-endian), so the store's Lua
  * decision compares rows as substrings (equal rows of two encodings are equal rows of the signatures).

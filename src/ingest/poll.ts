@@ -7,7 +7,7 @@ import type { Enqueue } from '../queue/queues.ts';
 import { hostOf, type FeedState, type FeedStore } from '../store/feeds.ts';
 import type { IngestCandidate, StoryStore } from '../store/stories.ts';
 import { fetchFeed, FetchError, type CacheHeaders } from './fetch-feed.ts';
-import { bandKeys, encodeSignature, minhashSignature, NEAR_DUPLICATE_THRESHOLD } from './near-duplicate.ts';
+import { encodeSignature, minhashSignature, NEAR_DUPLICATE_THRESHOLD } from './near-duplicate.ts';
 import { identifyItem, itemDate, normalizeItem, toPlainText } from './normalize.ts';
 import { parseFeedBody, ParseError, type ParsedFeed, type ParsedItem } from './parse-feed.ts';
 import { medianGapMs, nextCheckAt } from './schedule.ts';
@@ -248,10 +248,10 @@ class FeedItemCandidate implements IngestCandidate {
     return (this.built = 'skip' in n ? n : n.story);
   }
 
-  fingerprint(): { signature: string; bands: string[] } {
+  fingerprint(): { signature: string } {
     const s = this.story();
-    const sig = 'skip' in s ? minhashSignature('', '') : minhashSignature(s.title, s.summary);
-    return { signature: encodeSignature(sig), bands: bandKeys(sig) };
+    // No bucket names: the near-duplicate index derives the bands from the signature (bandBucketHashes).
+    return { signature: encodeSignature('skip' in s ? minhashSignature('', '') : minhashSignature(s.title, s.summary)) };
   }
 }
 

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { bandBucketHashes, bucketNameHash } from '../ingest/near-duplicate.ts';
 import { runCommands, type Command, type RedisClient } from './redis.ts';
 
 /**
@@ -101,7 +102,12 @@ export interface NearItem {
   id: string;
   /** encodeSignature: 8 hex characters per row. */
   signature: string;
-  bands: readonly string[];
+  /**
+   * Its bucket names. Herald leaves them out: they are the signature's bands (bandKeys), and the index
+   * derives their hashes from the signature's rows (bandBucketHashes), the same as hashing these names. Entries
+   * appended before that list them; so do tests that choose an item's buckets.
+   */
+  bands?: readonly string[];
 }
 
 /** One appended entry: a feed's items, decided against everything appended before it. */
@@ -118,30 +124,24 @@ export interface NearEntry {
 export type NearDecision = { merged: false } | { merged: true; storyId: string; equalRows: number };
 
 /**
- * Entry text: feed, clock and rows needed on lines of their own, then one line per item: id, signature, buckets,
- * separated by spaces. Feed ids (lower-case letters, digits and "-"), story ids (hex) and bucket names hold
- * neither.
+ * Entry text: feed, clock and rows needed on lines of their own, then one line per item: id, signature and
+ * the buckets when the item names them, separated by spaces. Feed ids (lower-case letters, digits and "-"),
+ * story ids (hex) and bucket names hold neither. An item without named buckets is decided on its signature's
+ * bands; one whose signature has no word has none either way (bandKeys gives none for it).
  */
 export function encodeEntry(e: NearEntry): string {
   let text = `${e.feedId}\n${e.now}\n${e.need}`;
-  for (const it of e.items) text += `\n${it.id} ${it.signature}${it.bands.length > 0 ? ` ${it.bands.join(' ')}` : ''}`;
+  for (const it of e.items) text += `\n${it.id} ${it.signature}${it.bands && it.bands.length > 0 ? ` ${it.bands.join(' ')}` : ''}`;
   return text;
 }
 
 export function decodeEntry(text: string): NearEntry {
   const lines = text.split('\n');
-  const items = lines.slice(3).map((line) => {
+  const items = lines.slice(3).map((line): NearItem => {
     const [id, signature, ...bands] = line.split(' ');
-    return { id: id!, signature: signature ?? '', bands };
+    return bands.length > 0 ? { id: id!, signature: signature ?? '', bands } : { id: id!, signature: signature ?? '' };
   });
   return { feedId: lines[0]!, now: Number(lines[1]), need: Number(lines[2]), items };
-}
-
-/** A bucket name's 32-bit hash (FNV-1a), never 0 (an empty table slot). */
-function bucketHash(name: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
-  return h | 0 || 1;
 }
 
 const ROWS = 32;
@@ -177,6 +177,8 @@ export class NearIndex {
   private used = 0;
   /** The decision's bucket slots in the table, found once for its look-up and its registration. */
   private slots = new Int32Array(LINKS);
+  /** The decision's bucket hashes. */
+  private hashes = new Int32Array(LINKS);
   /** Each item id's first entry in the log: an item appended again (a re-run after a crash) repeats its decision. */
   private first = new Map<string, number>();
   /** Per item, the decision that last looked at it (a candidate compared once per decision). */
@@ -213,13 +215,18 @@ export class NearIndex {
     this.first.set(it.id, n);
     // A signature that is not 32 rows of hex (none is, from Herald) is registered without buckets: found by nothing.
     const sigOk = it.signature.length === ROWS * 8 && this.sigBytes.write(it.signature, n * ROWS * 4, ROWS * 4, 'hex') === ROWS * 4;
-    const bands = sigOk ? Math.min(it.bands.length, LINKS) : 0;
+    let bands = 0;
+    if (sigOk && it.bands === undefined) bands = bandBucketHashes(this.sigs, n * ROWS, this.hashes);
+    else if (sigOk) {
+      bands = Math.min(it.bands!.length, LINKS);
+      for (let b = 0; b < bands; b++) this.hashes[b] = bucketNameHash(it.bands![b]!);
+    }
     // Room for this item's buckets first: the slots found below stay valid.
     if (2 * (this.used + LINKS) > this.table.length / 2) this.rehash(this.table.length);
     for (let b = 0; b < bands; b++) {
       // Claimed now (an empty chain), not when linked: another of this item's buckets, new too, would otherwise
       // find the same empty slot and share the first one's chain.
-      this.slots[b] = this.claim(bucketHash(it.bands[b]!));
+      this.slots[b] = this.claim(this.hashes[b]!);
     }
     const allowed = ROWS - need;
     const mark = ++this.decisions;
@@ -292,13 +299,19 @@ export class NearIndex {
   /** The table at `size` (twice the slots): every bucket moved with its chain. */
   private rehash(size: number) {
     const old = this.table;
-    this.table = new Int32Array(size * 2);
+    // find's probe, on locals: a move is a few instructions, and the table grows by millions of them.
+    const table = new Int32Array(size * 2);
+    const mask = size - 1;
+    const shift = Math.clz32(mask);
     for (let i = 0; i < old.length; i += 2) {
-      if (old[i] === 0) continue;
-      const j = this.find(old[i]!);
-      this.table[j] = old[i]!;
-      this.table[j + 1] = old[i + 1]!;
+      const h = old[i]!;
+      if (h === 0) continue;
+      let j = Math.imul(h, 0x9e3779b1) >>> shift;
+      while (table[2 * j] !== 0) j = (j + 1) & mask;
+      table[2 * j] = h;
+      table[2 * j + 1] = old[i + 1]!;
     }
+    this.table = table;
   }
 
   private reserve(items: number) {

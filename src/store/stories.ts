@@ -266,8 +266,11 @@ const storedOf = (s: Story): StoredStory => ({
 export interface IngestCandidate extends ItemIdentity {
   /** The normalized story, built only for items that are new or changed, or why there is none. */
   story(): Story | { skip: string };
-  /** MinHash signature (encodeSignature: 8 hex characters per row) and its LSH band buckets, computed only for new items. */
-  fingerprint(): { signature: string; bands: string[] };
+  /**
+   * MinHash signature (encodeSignature: 8 hex characters per row), computed only for new items, and the names of
+   * its LSH buckets when they are not the signature's own bands (see NearItem).
+   */
+  fingerprint(): { signature: string; bands?: string[] };
 }
 
 export type IngestOutcome =

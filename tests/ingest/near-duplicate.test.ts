@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bandKeys, encodeSignature, estimateSimilarity, jaccard, minhashSignature, NEAR_DUPLICATE_THRESHOLD } from '../../src/ingest/near-duplicate.ts';
+import { bandBucketHashes, bandKeys, bucketNameHash, encodeSignature, estimateSimilarity, jaccard, minhashSignature, NEAR_DUPLICATE_THRESHOLD } from '../../src/ingest/near-duplicate.ts';
 
 type Text = { title: string; summary: string };
 const wire: Text = {
@@ -56,6 +56,24 @@ describe('cross-outlet near-duplicates (MinHash over character 5-grams)', () => 
     expect(bandKeys(minhashSignature('📷', ''))).toEqual([]);
     expect(bandKeys(minhashSignature('🎥 ▶', '—'))).toEqual([]);
     expect(bandKeys(minhashSignature('Photo', ''))).toHaveLength(16);
+  });
+
+  it('bandBucketHashes gives each band\'s bucket name hash without making the names', () => {
+    const sigs = [
+      ...Array.from({ length: 300 }, (_, i) => minhashSignature(`${wire.title} ${i}`, `story ${i * 7919} ${wire.summary}`)),
+      // Rows of every size, 0 and 2^32 - 1 included: base-36 names of one to seven digits.
+      Uint32Array.from({ length: 32 }, (_, r) => (r % 4 === 0 ? 0 : r % 4 === 1 ? 0xfffffffe : r * 37)),
+      minhashSignature('📷', ''),
+    ];
+    const out = new Int32Array(16);
+    for (const sig of sigs) {
+      // At an offset, as the index reads its signatures out of one table.
+      const table = new Uint32Array(96);
+      table.set(sig, 32);
+      const n = bandBucketHashes(table, 32, out);
+      expect([...out.subarray(0, n)]).toEqual(bandKeys(sig).map(bucketNameHash));
+    }
+    expect(bandBucketHashes(minhashSignature('📷', ''), 0, out)).toBe(0);
   });
 
   it('works for scripts without spaces between words', () => {

@@ -33,6 +33,8 @@ function rows(like: readonly number[] | null, equal = 32): number[] {
 const equalRows = (a: readonly number[], b: readonly number[]) => a.filter((v, r) => v === b[r]).length;
 /** 16 buckets: `${b}:${shared}` for the first `sharedBands` bands, buckets of the item's own elsewhere. */
 const bucketsFor = (id: string, shared: string, sharedBands = 1) => Array.from({ length: 16 }, (_, b) => (b < sharedBands ? `${b}:${shared}` : `${b}:own-${id}`));
+/** The rows of a signature as encodeSignature wrote them. */
+const decodeSignature = (hex: string) => new Uint32Array(Uint8Array.from(Buffer.from(hex, 'hex')).buffer);
 const item = (id: string, r: readonly number[], bands: readonly string[]): NearItem => ({ id, signature: encodeSignature(Uint32Array.from(r)), bands });
 const registered: NearDecision = { merged: false };
 const mergedInto = (storyId: string, equal: number): NearDecision => ({ merged: true, storyId, equalRows: equal });
@@ -379,12 +381,12 @@ function randomEntries(seed: number, count: number): NearEntry[] {
         // registered and 16 rows are enough).
         const [s1, s2] = [recent[int(recent.length)]!, recent[int(recent.length)]!];
         r = [...s1.rows.slice(0, 16), ...s2.rows.slice(16)];
-        bands = [...s1.item.bands.slice(0, 8), ...s2.item.bands.slice(8, 16)];
+        bands = [...s1.item.bands!.slice(0, 8), ...s2.item.bands!.slice(8, 16)];
       } else if (p < 0.55 && recent.length > 0) {
         const src = recent[int(recent.length)]!;
         const change = rnd() * 0.6;
         r = src.rows.map((v) => (rnd() < change ? rows(null)[0]! : v));
-        bands = src.item.bands.map((b, i) => (rnd() < 0.5 ? b : `${i}:own${own++}`));
+        bands = src.item.bands!.map((b, i) => (rnd() < 0.5 ? b : `${i}:own${own++}`));
       } else {
         r = rows(null);
         const busy = rnd() < 0.3 ? 0.7 : 0.1;
@@ -445,7 +447,7 @@ class ModelIndex {
       }
       const valid = /^[0-9a-f]{256}$/i.test(it.signature);
       if (!valid) this.stats.noSignature++;
-      const bands = valid ? it.bands.slice(0, 16) : [];
+      const bands = valid ? (it.bands ?? bandKeys(decodeSignature(it.signature))).slice(0, 16) : [];
       const seen = new Set<object>();
       let compared = 0;
       let best: ModelItem | null = null;
@@ -618,6 +620,35 @@ describe('NearIndex (pure, no Redis)', () => {
       }
     });
     expect(missed).toEqual([]);
+  });
+
+  // Herald appends items without bucket names (sixteen strings per item cost more than its MinHash): the index
+  // derives the buckets from the signature. Both ways must find the same items, or pollers replaying entries
+  // appended before the change would decide differently from those deciding new ones.
+  it('an item appended without bucket names is found through each of its signature\'s 16 bands, named or not', () => {
+    const index = new NearIndex();
+    const sigs = Array.from({ length: 500 }, (_, i) => minhashSignature(Array.from({ length: 30 }, (_, w) => `word${w}story${i}`).join(' '), ''));
+    index.apply({ feedId: 'origin', now: T0, need: NEED, items: sigs.map((s, i) => ({ id: `origin-${i}`, signature: encodeSignature(s) })) });
+    const missed: string[] = [];
+    sigs.forEach((s, i) => {
+      for (const band of bandKeys(s)) {
+        const [d] = index.apply({ feedId: 'probe', now: T0, need: NEED, items: [{ id: `probe-${i}-${band}`, signature: encodeSignature(s), bands: [band] }] });
+        if (!(d?.merged && d.storyId === `origin-${i}`)) missed.push(`origin-${i} via ${band}`);
+      }
+      const [d] = decodeEntry(encodeEntry({ feedId: 'probe', now: T0, need: NEED, items: [{ id: `probe-${i}`, signature: encodeSignature(s) }] })).items.map((it) => index.apply({ feedId: 'probe', now: T0, need: NEED, items: [it] })[0]);
+      if (!(d?.merged && d.storyId === `origin-${i}`)) missed.push(`origin-${i} via its unnamed bands, decoded from the log`);
+    });
+    expect(missed).toEqual([]);
+    // A different story shares no band: found through nothing.
+    const other = minhashSignature('an unrelated story about a harbour strike in another town', '');
+    expect(index.apply({ feedId: 'probe', now: T0, need: NEED, items: [{ id: 'other', signature: encodeSignature(other) }] })).toEqual([registered]);
+  });
+
+  it('text without a word appended without bucket names is in no bucket: two such items never merge', () => {
+    const index = new NearIndex();
+    const empty = encodeSignature(minhashSignature('📷', ''));
+    expect(index.apply({ feedId: 'a', now: T0, need: NEED, items: [{ id: 'a-photo', signature: empty }] })).toEqual([registered]);
+    expect(index.apply({ feedId: 'b', now: T0, need: NEED, items: [{ id: 'b-photo', signature: empty }] })).toEqual([registered]);
   });
 
   // The same bug makes pollers disagree: whether two buckets collide depends on what the table held before, so
