@@ -206,15 +206,28 @@ function base36(n: number): string {
   return s;
 }
 
-/** A bucket name's 32-bit hash (FNV-1a of its characters), never 0 (the near-duplicate index's empty slot). */
+/** Band b's bucket holding value v (the FNV-1a of its rows, as bandKeys names it): one 32-bit hash, never 0. */
+function bandHash(b: number, v: number): number {
+  return fmix32(v ^ Math.imul(b + 1, 0x9e3779b1)) | 0 || 1;
+}
+
+const BAND_NAME = /^(\d{1,2}):([0-9a-z]{1,7})$/;
+/**
+ * A bucket name's 32-bit hash (never 0, the near-duplicate index's empty slot): for a band's name as bandKeys
+ * makes it, the hash of that band and value (bandBucketHashes); for any other name, FNV-1a of its characters.
+ */
 export function bucketNameHash(name: string): number {
+  const m = BAND_NAME.exec(name);
+  if (m) {
+    const b = Number(m[1]);
+    const v = parseInt(m[2]!, 36);
+    // Only the name bandKeys would give (no leading zero, a band that exists, a 32-bit value) is that band's.
+    if (b < BANDS && String(b) === m[1] && v <= 0xffffffff && base36(v) === m[2]) return bandHash(b, v);
+  }
   let h = 0x811c9dc5;
   for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
   return h | 0 || 1;
 }
-
-/** A band's base-36 digits, least significant first (bandBucketHashes is synchronous, one suffices). */
-const digits = new Uint8Array(8);
 
 /**
  * Per band, `bucketNameHash(bandKeys(sig)[b])`, computed from the signature's rows without making the names:
@@ -227,20 +240,7 @@ export function bandBucketHashes(rows: Uint32Array, at: number, out: Int32Array)
   for (let b = 0; b < BANDS; b++) {
     let v = 0x811c9dc5;
     for (let r = 0; r < ROWS; r++) v = Math.imul(v ^ rows[at + b * ROWS + r]!, 0x01000193);
-    v >>>= 0;
-    // The name `${b}:${base36(v)}`, hashed character by character.
-    let h = 0x811c9dc5;
-    if (b >= 10) h = Math.imul(h ^ 49, 0x01000193);
-    h = Math.imul(h ^ (48 + (b % 10)), 0x01000193);
-    h = Math.imul(h ^ 58, 0x01000193);
-    let n = 0;
-    do {
-      const q = Math.floor(v / 36);
-      digits[n++] = DIGITS36.charCodeAt(v - q * 36);
-      v = q;
-    } while (v > 0);
-    while (n > 0) h = Math.imul(h ^ digits[--n]!, 0x01000193);
-    out[b] = h | 0 || 1;
+    out[b] = bandHash(b, v >>> 0);
   }
   return BANDS;
 }

@@ -76,6 +76,20 @@ describe('cross-outlet near-duplicates (MinHash over character 5-grams)', () => 
     expect(bandBucketHashes(minhashSignature('📷', ''), 0, out)).toBe(0);
   });
 
+  it('a bucket name is a band\'s only as bandKeys makes it; every other name is a bucket of its own', () => {
+    const names = new Set<string>();
+    for (let i = 0; i < 300; i++) for (const name of bandKeys(minhashSignature(`${wire.title} ${i}`, wire.summary))) names.add(name);
+    for (const name of [...names].slice(0, 50)) {
+      const [b, v] = name.split(':');
+      // A leading zero, a band that does not exist, another separator: not that band's name.
+      names.add(`${b}:0${v}`).add(`1${b}:${v}`).add(`${b}-${v}`).add(`${b}:${v}x`);
+    }
+    names.add('0:own-abc').add('3:busy1').add('');
+    const hashes = new Set([...names].map(bucketNameHash));
+    expect(hashes.size).toBe(names.size);
+    expect(hashes.has(0)).toBe(false);
+  });
+
   it('works for scripts without spaces between words', () => {
     const a = { title: '北海道沖でマグニチュード6.1の地震、津波の心配なし', summary: '気象庁によると、北海道沖で地震があった。' };
     const b = { title: '北海道沖でM6.1の地震 津波の心配なし', summary: '気象庁によると、北海道沖で地震があった。' };
