@@ -8,10 +8,10 @@ import { runCommands, type Command, type RedisClient } from './redis.ts';
  * Every poller appends its feed's new items (id and MinHash signature; the LSH buckets are the signature's
  * bands) to one stream and reads back, in the same call, every entry appended since it last read. Each poller
  * replays the log in stream order through the same pure decision (NearIndex.apply), so all of them reach the
- * same decisions: an item merges into
- * the first registered story of another feed that it is alike enough to, among those appended before it. Two
- * feeds carrying one event and ingested at the same instant still make one story: the stream orders them, and
- * the later one finds the earlier one whichever poller decides it, and whatever their clocks say.
+ * same decisions: an item merges into the first registered story of another feed that it is alike enough to,
+ * among those appended before it. Two feeds carrying one event and ingested at the same instant still make one
+ * story: the stream orders them, and the later one finds the earlier one whichever poller decides it, and
+ * whatever their clocks say.
  *
  * Redis does no per-item work: per call an append (to the log and to its owners index) and a range read of the
  * owners, and each other poller's entry read once. Deciding in Redis (a script reading every
