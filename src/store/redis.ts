@@ -117,13 +117,20 @@ export function defineScript(redis: RedisClient, name: string, numberOfKeys: num
   return (...args) => fns[name]!.apply(redis, args);
 }
 
+type Arg = string | number | Buffer;
+/** A command as sent: its name, and its arguments apart (what EncodedCommand keeps, without another copy). */
+interface WireCommand {
+  name: string;
+  args: Arg[];
+}
+
 /**
  * A command whose RESP bytes Herald wrote itself (see encodeBatch): ioredis queues it, resends it after a
  * reconnect and parses its reply as it does any command's. `args` are the caller's, for whoever inspects
  * commands (key lookups, the tests' slot audit).
  */
 class EncodedCommand extends RedisCommand {
-  constructor(name: string, args: (string | number | Buffer)[], private readonly bytes: Buffer) {
+  constructor(name: string, args: Arg[], private readonly bytes: Buffer) {
     super(name, [], { replyEncoding: 'utf8' });
     this.args = args;
   }
@@ -151,15 +158,18 @@ const loadedOn = new WeakMap<object, Set<string>>();
  * it: for a feed's new stories (about 2 KB and 20 arguments per item) the poller allocated about 42 KB per new
  * item with pipelines and allocates about 32 KB this way.
  */
-function encodeBatch(cmds: readonly (readonly (string | number | Buffer)[])[]): { buf: Buffer; ends: number[] } {
+function encodeBatch(cmds: readonly WireCommand[]): { buf: Buffer; ends: number[] } {
   let size = 0;
   let count = 0;
-  for (const cmd of cmds) count += cmd.length;
+  for (const cmd of cmds) count += cmd.args.length + 1;
   const lens = new Int32Array(count);
   let k = 0;
   for (const cmd of cmds) {
     size += 16;
-    for (const a of cmd) {
+    const nameBytes = Buffer.byteLength(cmd.name);
+    lens[k++] = nameBytes;
+    size += nameBytes + 16;
+    for (const a of cmd.args) {
       const n = typeof a === 'string' ? Buffer.byteLength(a) : Buffer.isBuffer(a) ? a.length : Buffer.byteLength(String(a));
       lens[k++] = n;
       size += n + 16;
@@ -170,8 +180,12 @@ function encodeBatch(cmds: readonly (readonly (string | number | Buffer)[])[]): 
   let at = 0;
   k = 0;
   for (const cmd of cmds) {
-    at = writeHeader(buf, at, 42 /* '*' */, cmd.length);
-    for (const a of cmd) {
+    at = writeHeader(buf, at, 42 /* '*' */, cmd.args.length + 1);
+    at = writeHeader(buf, at, 36 /* '$' */, lens[k++]!);
+    at += buf.write(cmd.name, at);
+    buf[at++] = 13;
+    buf[at++] = 10;
+    for (const a of cmd.args) {
       at = writeHeader(buf, at, 36 /* '$' */, lens[k++]!);
       if (typeof a === 'string') at += buf.write(a, at);
       else if (Buffer.isBuffer(a)) at += a.copy(buf, at);
@@ -228,22 +242,22 @@ async function sendBatch(redis: Redis, cmds: Command[]): Promise<unknown[]> {
   // write (as an ioredis pipeline does), so that Redis runs every command in the order given.
   const socket = (redis as unknown as { stream?: object }).stream;
   const loaded = socket ? (loadedOn.get(socket) ?? loadedOn.set(socket, new Set()).get(socket)!) : new Set<string>();
-  const loads: (string | number | Buffer)[][] = [];
-  const calls: (readonly (string | number | Buffer)[])[] = [];
+  const loads: WireCommand[] = [];
+  const calls: WireCommand[] = [];
   for (const cmd of cmds) {
     const script = scriptOf(redis, cmd[0]);
-    // A plain command goes as the caller wrote it; a script's arguments are copied once, behind EVALSHA.
+    // Each command's arguments are copied once, into the list the command keeps (a script's behind EVALSHA).
     if (!script) {
-      calls.push(cmd);
+      calls.push({ name: cmd[0], args: cmd.slice(1) });
       continue;
     }
     if (!loaded.has(script.sha)) {
-      loads.push(['script', 'load', script.lua]);
+      loads.push({ name: 'script', args: ['load', script.lua] });
       loaded.add(script.sha);
     }
-    const call: (string | number | Buffer)[] = script.numberOfKeys === null ? ['evalsha', script.sha] : ['evalsha', script.sha, script.numberOfKeys];
-    for (let i = 1; i < cmd.length; i++) call.push(cmd[i]!);
-    calls.push(call);
+    const args: Arg[] = script.numberOfKeys === null ? [script.sha] : [script.sha, script.numberOfKeys];
+    for (let i = 1; i < cmd.length; i++) args.push(cmd[i]!);
+    calls.push({ name: 'evalsha', args });
   }
   const wire = loads.length === 0 ? calls : [...loads, ...calls];
   const { buf, ends } = encodeBatch(wire);
@@ -254,7 +268,7 @@ async function sendBatch(redis: Redis, cmds: Command[]): Promise<unknown[]> {
   try {
     for (let i = 0; i < wire.length; i++) {
       const w = wire[i]!;
-      const cmd = new EncodedCommand(String(w[0]), w.slice(1), buf.subarray(i === 0 ? 0 : ends[i - 1], ends[i]));
+      const cmd = new EncodedCommand(w.name, w.args, buf.subarray(i === 0 ? 0 : ends[i - 1], ends[i]));
       sent.push(redis.sendCommand(cmd) as Promise<unknown>);
     }
   } finally {
